@@ -1,0 +1,1 @@
+"""Plain Python over bytes and plain data; nothing below here imports gdb."""
