@@ -41,3 +41,217 @@ class Mapping:
 
     def contains(self, address: int) -> bool:
         return self.start <= address < self.end
+
+
+def parse_proc_maps(text: str) -> "list[Mapping]":
+    """Lines of /proc/PID/maps; paths may hold spaces and end in ' (deleted)'."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split(None, 5)
+        if len(parts) < 5 or "-" not in parts[0]:
+            continue
+        try:
+            lo, hi = (int(x, 16) for x in parts[0].split("-", 1))
+            offset = int(parts[2], 16)
+            inode = int(parts[4])
+        except ValueError:
+            continue
+        path = parts[5].strip() if len(parts) > 5 else ""
+        out.append(Mapping(lo, hi, parts[1][:4], offset, path, inode))
+    return out
+
+
+def parse_smaps_rss(text: str) -> "dict[int, int]":
+    """Start address -> resident bytes, from /proc/PID/smaps."""
+    rss, current = {}, None
+    for line in text.splitlines():
+        head = line.split(None, 1)[0] if line else ""
+        if "-" in head and not head.endswith(":"):
+            try:
+                current = int(head.split("-", 1)[0], 16)
+            except ValueError:
+                current = None
+        elif head == "Rss:" and current is not None:
+            try:
+                rss[current] = int(line.split()[1]) * 1024
+            except (IndexError, ValueError):
+                pass
+    return rss
+
+
+KINDS = ("code", "rodata", "data", "bss", "heap", "arena-heap", "arena-reserved", "mmap-chunk",
+         "stack", "thread-stack", "guard", "anon", "file", "vdso", "vvar", "vsyscall")
+
+CLASS_OF = {
+    "code": "static", "rodata": "static", "data": "static", "bss": "static",
+    "stack": "automatic", "thread-stack": "automatic",
+    "heap": "dynamic", "arena-heap": "dynamic", "mmap-chunk": "dynamic", "anon": "dynamic",
+    "guard": "reserved", "arena-reserved": "reserved",
+    "vdso": "kernel", "vvar": "kernel", "vsyscall": "kernel",
+    "file": "file",
+}
+CLASSES = ("static", "automatic", "dynamic", "reserved", "kernel", "file")
+
+
+@dataclass
+class Region:
+    """A mapping, or the part of one, with the one kind a programmer would give it."""
+
+    start: int
+    end: int
+    mapping: Mapping
+    kind: str
+    label: str = ""  # what to show in place of, or beside, the path
+    thread: Optional[int] = None
+    tid: Optional[int] = None
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    @property
+    def cls(self) -> str:
+        return CLASS_OF[self.kind]
+
+    @property
+    def perms(self) -> str:
+        return self.mapping.perms
+
+    @property
+    def path(self) -> str:
+        return self.mapping.path
+
+    @property
+    def offset(self) -> int:
+        return self.mapping.offset + (self.start - self.mapping.start)
+
+    def contains(self, address: int) -> bool:
+        return self.start <= address < self.end
+
+    def describe(self) -> str:
+        """'thread-stack of thread 3', 'data of /usr/lib/libc.so.6'."""
+        if self.thread is not None:
+            return f"{self.kind} of thread {self.thread}"
+        if self.mapping.path and not self.mapping.path.startswith("["):
+            return f"{self.kind} of {self.mapping.path}"
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A fact found elsewhere (a stack, an arena heap, a segment) naming a range of memory."""
+
+    start: int
+    end: int
+    kind: str
+    label: str = ""
+    thread: Optional[int] = None
+    tid: Optional[int] = None
+
+
+@dataclass
+class Facts:
+    """What the target found out; each list holds Claims, strongest first."""
+
+    claims: list = field(default_factory=list)  # stacks, guards, arena heaps, mmapped chunks
+    objects: list = field(default_factory=list)  # elf.LoadedObject per loaded file
+    brk: Optional[tuple] = None  # (start_brk, brk) of the main heap, when known
+    main_thread: Optional[int] = None  # gdb number of the thread that owns [stack]
+    main_tid: Optional[int] = None
+
+
+_SPECIAL = {"[heap]": "heap", "[stack]": "stack", "[vdso]": "vdso", "[vsyscall]": "vsyscall"}
+
+
+def _default_kind(m: Mapping, object_paths: set) -> str:
+    path = m.path
+    if path in _SPECIAL:
+        return _SPECIAL[path]
+    if path.startswith("[vvar"):
+        return "vvar"
+    if path.startswith("[stack"):
+        return "stack"
+    if m.anonymous or path.startswith("["):
+        return "anon"
+    if path in object_paths or m.executable:
+        # An ELF object whose headers could not be read: judge by permissions.
+        if m.executable:
+            return "code"
+        if m.writable:
+            return "data"
+        return "rodata"
+    return "file"
+
+
+def classify(mappings, facts: Optional[Facts] = None) -> "list[Region]":
+    """Every mapping cut into regions by the claims that cover it; the rest by its own look."""
+    from .elf import pieces
+
+    facts = facts or Facts()
+    mappings = sorted(mappings, key=lambda m: m.start)
+    by_path = {}
+    for obj in facts.objects:
+        by_path.setdefault(obj.path, []).extend(Claim(s, e, k, lbl) for s, e, k, lbl in pieces(obj))
+    object_paths = {m.path for m in mappings if m.executable and not m.anonymous}
+    object_paths.update(by_path)
+    # bss past a segment's last page is anonymous: let the object's claims reach it too.
+    anon_claims = [Claim(c.start, c.end, c.kind, path) for path, cs in by_path.items()
+                   for c in cs if c.kind == "bss"]
+    claims = sorted(facts.claims, key=lambda c: c.start)
+    if facts.brk and facts.brk[1] > facts.brk[0]:
+        claims.append(Claim(facts.brk[0], (facts.brk[1] + 0xFFF) & ~0xFFF, "heap"))
+
+    regions = []
+    for m in mappings:
+        default = _default_kind(m, object_paths)
+        own = []
+        if m.path in _SPECIAL or m.path.startswith("[v"):
+            own = []
+        elif m.anonymous:
+            own = [c for c in claims if c.start < m.end and c.end > m.start]
+            own += [c for c in anon_claims if c.start < m.end and c.end > m.start]
+        else:
+            own = [c for c in claims if c.kind in ("guard",) and c.start < m.end and c.end > m.start]
+            own += [c for c in by_path.get(m.path, ()) if c.start < m.end and c.end > m.start]
+        regions.extend(_cut(m, own, default, facts))
+    return regions
+
+
+def _cut(m: Mapping, claims, default: str, facts: Facts):
+    """Split one mapping at its claims; earlier claims win where claims overlap."""
+    pos, out = m.start, []
+    thread = tid = None
+    if default == "stack":
+        thread, tid = facts.main_thread, facts.main_tid
+    edges = sorted({m.start, m.end} | {max(m.start, min(m.end, x)) for c in claims for x in (c.start, c.end)})
+    for lo, hi in zip(edges, edges[1:]):
+        if lo >= hi:
+            continue
+        c = next((c for c in claims if c.start <= lo and hi <= c.end), None)
+        if c is None:
+            piece = Region(lo, hi, m, default, "", thread, tid)
+        else:
+            piece = Region(lo, hi, m, c.kind, c.label, c.thread, c.tid)
+        prev = out[-1] if out else None
+        if prev and (prev.kind, prev.label, prev.thread) == (piece.kind, piece.label, piece.thread):
+            prev.end = hi  # a claim cut by another edge stays one region
+        else:
+            out.append(piece)
+    return out
+
+
+def region_at(regions, address: int) -> Optional[Region]:
+    from bisect import bisect_right
+
+    starts = [r.start for r in regions]
+    i = bisect_right(starts, address) - 1
+    if i >= 0 and regions[i].contains(address):
+        return regions[i]
+    return None
+
+
+def neighbours(regions, address: int):
+    """The regions just below and just above an address that none holds."""
+    below = max((r for r in regions if r.end <= address), key=lambda r: r.end, default=None)
+    above = min((r for r in regions if r.start > address), key=lambda r: r.start, default=None)
+    return below, above

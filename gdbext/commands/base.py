@@ -1,0 +1,134 @@
+"""What every gdbext command shares: argument parsing, errors as one sentence, output."""
+
+import argparse
+import os
+import sys
+
+import gdb
+
+from ..render import style
+from ..target.errors import UserError
+
+
+class _ArgError(Exception):
+    pass
+
+
+class _HelpShown(Exception):
+    pass
+
+
+class ArgParser(argparse.ArgumentParser):
+    """argparse that reports instead of exiting: gdb must survive a bad option."""
+
+    def error(self, message):
+        raise _ArgError(message)
+
+    def exit(self, status=0, message=None):
+        if message:
+            gdb.write(message)
+        raise _HelpShown()
+
+    def print_help(self, file=None):
+        gdb.write(self.format_help())
+
+    def print_usage(self, file=None):
+        gdb.write(self.format_usage())
+
+
+def setting(name: str, default=None):
+    try:
+        return gdb.parameter(f"gdbext {name}")
+    except (gdb.error, RuntimeError):
+        return default
+
+
+def colour_enabled() -> bool:
+    try:
+        enabled = gdb.parameter("style enabled")
+    except (gdb.error, RuntimeError):
+        enabled = False
+    mode = setting("color", "auto")
+    if mode == "off":
+        return False
+    if mode == "on":
+        return not os.environ.get("NO_COLOR")
+    try:
+        tty = os.isatty(sys.__stdout__.fileno())
+    except (AttributeError, ValueError, OSError):
+        tty = False
+    return style.colour_wanted(enabled, tty)
+
+
+class Output:
+    """Collects styled lines; written through gdb.write so the pager and Ctrl-C work."""
+
+    def __init__(self):
+        self.colour = colour_enabled()
+        self.style_name = setting("style", "monokai") or "monokai"
+
+    def line(self, pieces=()):
+        if isinstance(pieces, str):
+            pieces = [(pieces, None)]
+        gdb.write(style.paint(list(pieces), self.colour, self.style_name) + "\n")
+
+    def table(self, table):
+        for pieces in table.lines():
+            self.line(pieces)
+
+    def json(self, text: str):
+        gdb.write(text + "\n")
+
+
+class GdbextCommand(gdb.Command):
+    """Subclasses set `name`, `summary`, build `parser`, and implement run(args, out)."""
+
+    name = ""
+    summary = ""
+    details = ""
+
+    def __init__(self, name=None):
+        self.parser = self.make_parser()
+        self.__doc__ = self._help_text()
+        super().__init__(name or self.name, gdb.COMMAND_DATA)
+
+    def _help_text(self) -> str:
+        usage = self.parser.format_help().strip()
+        return f"{self.summary}\n\n{usage}" + (f"\n\n{self.details}" if self.details else "")
+
+    def make_parser(self) -> ArgParser:
+        p = ArgParser(prog=self.name, description=None, add_help=True, allow_abbrev=False)
+        self.add_arguments(p)
+        return p
+
+    def add_arguments(self, parser: ArgParser):
+        pass
+
+    def invoke(self, arg, from_tty):
+        self.dont_repeat()
+        try:
+            args = self.parser.parse_args(gdb.string_to_argv(arg))
+        except _HelpShown:
+            return
+        except _ArgError as e:
+            raise gdb.GdbError(f"{self.name}: {e}; see 'help {self.name}'") from None
+        try:
+            self.run(args, Output())
+        except UserError as e:
+            raise gdb.GdbError(f"{self.name}: {e}") from None
+        except KeyboardInterrupt:
+            gdb.write(f"{self.name}: interrupted\n")
+        except gdb.GdbError:
+            raise
+        except gdb.error as e:
+            raise gdb.GdbError(f"{self.name}: {e}") from None
+        except Exception as e:  # never a traceback at the user; one line that can be reported
+            raise gdb.GdbError(f"{self.name}: internal error ({type(e).__name__}: {e}); "
+                               f"'set gdbext debug on' shows the traceback") from None if not _debug() else e
+
+    def run(self, args, out: Output):
+        raise NotImplementedError
+
+
+def _debug() -> bool:
+    return bool(setting("debug", False))

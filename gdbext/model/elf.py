@@ -1,0 +1,86 @@
+"""Just enough ELF to tell code, rodata, relro, data and bss apart in a loaded object.
+
+Parsed from the bytes of the object's first mapping (ELF header + program headers), which are in
+memory for a live process and in the usual core dump too, so no file on disk is needed.
+"""
+
+import struct
+from dataclasses import dataclass
+from typing import List, Optional
+
+PT_LOAD = 1
+PT_GNU_RELRO = 0x6474E552
+PF_X, PF_W, PF_R = 1, 2, 4
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A PT_LOAD segment at its run-time address (load bias applied)."""
+
+    start: int
+    file_end: int  # start + p_filesz: beyond it, up to end, lies bss
+    end: int  # start + p_memsz
+    flags: int
+
+
+@dataclass(frozen=True)
+class LoadedObject:
+    path: str
+    bias: int
+    segments: tuple
+    relro: Optional[tuple]  # (start, end) made read-only after relocation
+
+
+def parse_program_headers(header: bytes, mapping_start: int, path: str = "") -> Optional[LoadedObject]:
+    """`header` holds the first bytes of the object's offset-0 mapping at `mapping_start`."""
+    if len(header) < 64 or header[:4] != b"\x7fELF":
+        return None
+    if header[4] != 2 or header[5] != 1:  # 64-bit little-endian only
+        return None
+    try:
+        e_phoff, = struct.unpack_from("<Q", header, 0x20)
+        e_phentsize, e_phnum = struct.unpack_from("<HH", header, 0x36)
+    except struct.error:
+        return None
+    if e_phentsize < 56 or e_phnum == 0 or e_phnum > 256:
+        return None
+    phdrs = []
+    for i in range(e_phnum):
+        off = e_phoff + i * e_phentsize
+        if off + 56 > len(header):
+            return None
+        p_type, p_flags, p_offset, p_vaddr, _, p_filesz, p_memsz, _ = struct.unpack_from("<IIQQQQQQ", header, off)
+        phdrs.append((p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz))
+    loads = [p for p in phdrs if p[0] == PT_LOAD]
+    if not loads:
+        return None
+    first = min(loads, key=lambda p: p[3])
+    # The offset-0 mapping starts at the page holding the first PT_LOAD's file offset 0.
+    bias = mapping_start - ((first[3] - first[2]) & ~0xFFF)
+    segs = tuple(Segment(bias + v, bias + v + fs, bias + v + ms, fl) for _, fl, _, v, fs, ms in loads)
+    relro = next(((bias + v, bias + v + ms) for t, _, _, v, _, ms in phdrs if t == PT_GNU_RELRO), None)
+    return LoadedObject(path, bias, segs, relro)
+
+
+def pieces(obj: LoadedObject) -> List[tuple]:
+    """(start, end, kind, label) claims for an object's segments, bss and relro told apart."""
+    out = []
+    page = 0x1000
+    for s in obj.segments:
+        start = s.start & ~(page - 1)  # the kernel maps whole pages: claim from the page start
+        if s.flags & PF_X:
+            out.append((start, s.end, "code", ""))
+        elif s.flags & PF_W:
+            lo = start
+            if obj.relro and obj.relro[0] <= s.start < obj.relro[1]:
+                out.append((lo, obj.relro[1], "data", "relro"))
+                lo = obj.relro[1]
+            if lo < s.file_end:
+                out.append((lo, s.file_end, "data", ""))
+            # bss: the rest of the segment, to the end of its last page (the kernel maps whole pages)
+            end = (s.end + page - 1) & ~(page - 1)
+            if s.file_end < end:
+                out.append((max(lo, s.file_end), end, "bss", ""))
+        else:
+            out.append((start, s.end, "rodata", ""))
+    return out

@@ -1,0 +1,54 @@
+"""Thread stack bounds, guard and use, from whatever the target could find."""
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+from .regions import Claim, Mapping
+
+
+@dataclass
+class StackBounds:
+    thread: int
+    tid: int
+    low: int  # lowest usable address (above the guard)
+    high: int  # one past the highest address
+    guard_low: Optional[int]
+    guard_high: Optional[int]
+    main: bool
+    source: str  # "pthread", "mapping", "[stack]"
+
+    def claims(self) -> List[Claim]:
+        kind = "stack" if self.main else "thread-stack"
+        out = [Claim(self.low, self.high, kind, "", self.thread, self.tid)]
+        if self.guard_low is not None and self.guard_high and self.guard_high > self.guard_low:
+            out.append(Claim(self.guard_low, self.guard_high, "guard", "", self.thread, self.tid))
+        return out
+
+
+def _mapping_at(mappings, address: int) -> Optional[Mapping]:
+    for m in mappings:
+        if m.start <= address < m.end:
+            return m
+    return None
+
+
+def bounds_from_mappings(thread: int, tid: int, sp: int, mappings, main: bool,
+                         pthread_block=None) -> Optional[StackBounds]:
+    """Bounds of one thread's stack.
+
+    `pthread_block` is (stackblock, stackblock_size, guardsize) from struct pthread when the
+    target could read it; otherwise the mapping holding SP and the no-access mapping below it.
+    """
+    if pthread_block and pthread_block[0] and pthread_block[1]:
+        block, size, guard = pthread_block
+        return StackBounds(thread, tid, block + guard, block + size,
+                           block if guard else None, block + guard if guard else None, main, "pthread")
+    m = _mapping_at(mappings, sp)
+    if m is None or not (m.anonymous or m.path.startswith("[stack")):
+        return None  # SP is not on a stack-like mapping (heap, file): the caller warns
+    if main or m.path == "[stack]":
+        return StackBounds(thread, tid, m.start, m.end, None, None, True, "[stack]")
+    below = _mapping_at(mappings, m.start - 1)
+    if below is not None and below.no_access and below.anonymous:
+        return StackBounds(thread, tid, m.start, m.end, below.start, below.end, main, "mapping")
+    return StackBounds(thread, tid, m.start, m.end, None, None, main, "mapping")

@@ -1,0 +1,1 @@
+"""Turning model data into one table or one JSON document."""

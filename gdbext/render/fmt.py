@@ -1,0 +1,53 @@
+"""Addresses and sizes, the same way in every command."""
+
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def address(value, width: int = 16) -> str:
+    if value is None:
+        return "-"
+    return f"0x{value:0{width}x}"
+
+
+def human(n: int) -> str:
+    """1536 -> '1.5 KiB'; exact figures stay short ('132 KiB', not '132.0 KiB')."""
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in _UNITS:
+        if abs(value) < 1024 or unit == _UNITS[-1]:
+            if unit == "B":
+                return f"{int(value)} B"
+            text = f"{value:.1f}".rstrip("0").rstrip(".")
+            return f"{text} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def size(n: int) -> str:
+    """'0x21000 (132 KiB)'."""
+    if n is None:
+        return "-"
+    return f"{n:#x} ({human(n)})"
+
+
+def parse_size(text: str) -> int:
+    """Accepts 4096, 0x1000, 4k, 4KiB, 1.5M."""
+    t = text.strip().lower().replace("ib", "").rstrip("b")
+    mult = 1
+    for suffix, m in (("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30)):
+        if t.endswith(suffix):
+            t, mult = t[:-1], m
+            break
+    try:
+        if t.startswith("0x"):
+            return int(t, 16) * mult
+        return int(float(t) * mult)
+    except ValueError:
+        raise ValueError(f"not a size: {text!r}") from None
+
+
+def percent(part, whole) -> str:
+    if part is None or not whole:
+        return "-"
+    return f"{100.0 * part / whole:.1f}%"

@@ -1,0 +1,50 @@
+"""Plain-text tables whose cells carry a style token, coloured only at the very end."""
+
+from typing import List, Optional, Sequence, Tuple
+
+Cell = Tuple[str, Optional[str]]  # (text, token name or None)
+
+
+class Table:
+    def __init__(self, headers: Sequence[str], align: Optional[str] = None):
+        self.headers = list(headers)
+        self.align = align or "l" * len(headers)  # one of l/r per column
+        self.rows: List[List[Cell]] = []
+
+    def add(self, *cells, token: Optional[str] = None) -> None:
+        row = []
+        for c in cells:
+            if isinstance(c, tuple):
+                row.append((str(c[0]), c[1]))
+            else:
+                row.append((str(c), token))
+        self.rows.append(row)
+
+    def lines(self) -> List[List[Cell]]:
+        """Each output line as a list of (text, token) pieces, widths already applied."""
+        widths = [len(h) for h in self.headers]
+        for row in self.rows:
+            for i, (text, _) in enumerate(row):
+                if i < len(widths):
+                    widths[i] = max(widths[i], len(text))
+        out = []
+        header = []
+        for i, h in enumerate(self.headers):
+            last = i == len(widths) - 1
+            header.append((h if last and self.align[i] == "l" else self._pad(h, widths[i], i), "header"))
+            if not last:
+                header.append(("  ", None))
+        out.append(header)
+        for row in self.rows:
+            line = []
+            for i, (text, token) in enumerate(row):
+                last = i == len(row) - 1
+                padded = text if (last and self.align[i] == "l") else self._pad(text, widths[i], i)
+                line.append((padded, token))
+                if not last:
+                    line.append(("  ", None))
+            out.append(line)
+        return out
+
+    def _pad(self, text: str, width: int, col: int) -> str:
+        return text.rjust(width) if self.align[col] == "r" else text.ljust(width)

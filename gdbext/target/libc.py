@@ -1,0 +1,56 @@
+"""Which libc the inferior runs and whether its debug types are loaded."""
+
+from typing import Optional, Tuple
+
+import gdb
+
+from ..model.libcversion import looks_like_libc, version_from_bytes
+from ..model.memory import MemoryReadError
+from .mappings import mappings
+from .process import Target, cached
+
+
+def libc_mappings(target: Target):
+    return [m for m in mappings(target) if looks_like_libc(m.path)]
+
+
+def glibc_version(target: Target) -> Optional[Tuple[int, int]]:
+    return cached("glibc_version", lambda: _glibc_version(target))
+
+
+def _glibc_version(target: Target):
+    maps = libc_mappings(target)
+    if not maps:
+        # A static binary carries glibc inside the executable: look in its read-only segments.
+        exe = next((m.path for m in mappings(target) if m.offset == 0 and not m.anonymous
+                    and not m.path.startswith("[")), None)
+        maps = [m for m in mappings(target) if m.path == exe]
+    for m in maps:
+        if m.perms[:3] != "r--":
+            continue
+        try:
+            data = target.memory.read(m.start, m.size)
+        except MemoryReadError:
+            continue
+        v = version_from_bytes(data)
+        if v:
+            return v
+    return None
+
+
+def version_text(v) -> Optional[str]:
+    return f"{v[0]}.{v[1]}" if v else None
+
+
+def has_libc_debug_types() -> bool:
+    def check():
+        try:
+            gdb.lookup_type("struct malloc_state")
+            return True
+        except gdb.error:
+            return False
+    return cached("libc_types", check)
+
+
+def target_json(target: Target) -> dict:
+    return target.info(version_text(glibc_version(target)), has_libc_debug_types())

@@ -1,0 +1,70 @@
+"""gdb-backed Memory: reads in large aligned blocks and keeps them until the inferior moves."""
+
+import gdb
+
+from ..model.memory import MemoryReadError
+
+BLOCK = 1 << 16
+_generation = 0
+_cache = {}  # (inferior num, block address) -> bytes, or None for unreadable
+
+
+def _invalidate(*_args) -> None:
+    global _generation
+    _generation += 1
+    _cache.clear()
+
+
+def install_invalidation() -> None:
+    for name in ("cont", "stop", "memory_changed", "new_objfile", "exited", "inferior_call",
+                 "register_changed", "new_inferior", "clear_objfiles"):
+        registry = getattr(gdb.events, name, None)
+        if registry is not None:
+            registry.connect(_invalidate)
+
+
+def generation() -> int:
+    """Changes whenever cached facts about the inferior may be stale."""
+    return _generation
+
+
+class GdbMemory:
+    def __init__(self, inferior=None, pointer_size: int = 8):
+        self.inferior = inferior or gdb.selected_inferior()
+        self.pointer_size = pointer_size
+
+    def _raw(self, address: int, size: int) -> bytes:
+        try:
+            return bytes(self.inferior.read_memory(address, size))
+        except (gdb.MemoryError, gdb.error, OverflowError, ValueError) as e:
+            raise MemoryReadError(address, size, str(e)) from None
+
+    def read(self, address: int, size: int) -> bytes:
+        if size <= 0:
+            return b""
+        if address < 0 or address + size > (1 << (8 * self.pointer_size)):
+            raise MemoryReadError(address, size, "outside the address space")
+        if size >= BLOCK:
+            return self._raw(address, size)  # bulk reads go straight through
+        first = address & ~(BLOCK - 1)
+        last = (address + size - 1) & ~(BLOCK - 1)
+        parts = []
+        for block in range(first, last + BLOCK, BLOCK):
+            data = self._block(block)
+            if data is None:
+                return self._raw(address, size)  # partially readable block: exact read
+            parts.append(data)
+        joined = parts[0] if len(parts) == 1 else b"".join(parts)
+        off = address - first
+        return joined[off:off + size]
+
+    def _block(self, block: int):
+        key = (self.inferior.num, block)
+        if key in _cache:
+            return _cache[key]
+        try:
+            data = self._raw(block, BLOCK)
+        except MemoryReadError:
+            data = None
+        _cache[key] = data
+        return data

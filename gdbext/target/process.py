@@ -1,0 +1,93 @@
+"""What kind of target the user has selected, and the facts every command needs about it."""
+
+import os
+import re
+from typing import Optional
+
+import gdb
+
+from .errors import UserError
+from .memory import GdbMemory, generation
+
+_facts_cache = {}  # (generation, inferior num, key) -> value
+
+
+def cached(key, compute):
+    """Memoise a fact about the inferior until it runs again."""
+    inf = gdb.selected_inferior()
+    k = (generation(), inf.num, key)
+    if k not in _facts_cache:
+        if len(_facts_cache) > 256:
+            _facts_cache.clear()
+        _facts_cache[k] = compute()
+    return _facts_cache[k]
+
+
+def _connection_type(inf) -> Optional[str]:
+    conn = getattr(inf, "connection", None)
+    if conn is not None:
+        return conn.type
+    # gdb before 11 has no connection object: ask gdb in words.
+    try:
+        text = gdb.execute("info target", to_string=True)
+    except gdb.error:
+        return None
+    if "core file" in text.lower():
+        return "core"
+    if "remote" in text.lower():
+        return "remote"
+    return "native"
+
+
+class Target:
+    """The selected inferior, checked to be something gdbext can read."""
+
+    def __init__(self, inferior=None):
+        self.inferior = inferior or gdb.selected_inferior()
+        ctype = _connection_type(self.inferior)
+        if self.inferior.pid == 0 or ctype is None:
+            raise UserError("the program is not running; start it or load a core file")
+        self.kind = {"core": "core", "remote": "remote", "extended-remote": "remote"}.get(ctype, "live")
+        self.pid = self.inferior.pid
+        self.pointer_size = gdb.lookup_type("void").pointer().sizeof
+        self.memory = GdbMemory(self.inferior, self.pointer_size)
+
+    @property
+    def local_proc(self) -> Optional[str]:
+        """/proc/PID of a live local process, when it is readable."""
+        if self.kind != "live":
+            return None
+        path = f"/proc/{self.pid}"
+        return path if os.path.isdir(path) else None
+
+    def symbol_address(self, name: str) -> Optional[int]:
+        return symbol_address(name)
+
+    def info(self, glibc: Optional[str] = None, symbols: bool = False) -> dict:
+        return {"pid": self.pid, "kind": self.kind, "glibc": glibc, "symbols": symbols}
+
+
+def symbol_address(name: str) -> Optional[int]:
+    """Address of a global (full or minimal symbol), or None: absence is normal."""
+    try:
+        sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
+        if sym is not None and sym.is_variable:
+            return int(sym.value().address)
+    except (gdb.error, AttributeError, RuntimeError):
+        pass
+    try:
+        return int(gdb.parse_and_eval(f"(unsigned long)&'{name}'"))
+    except gdb.error:
+        return None
+
+
+def evaluate_address(expression: str) -> int:
+    """A gdb expression as an address, or a UserError naming the expression."""
+    try:
+        value = gdb.parse_and_eval(expression)
+        if value.type.strip_typedefs().code == gdb.TYPE_CODE_ARRAY:
+            value = value.address
+        return int(value.cast(gdb.lookup_type("unsigned long"))) if value.type.sizeof <= 8 else int(value)
+    except gdb.error as e:
+        raise UserError(f"cannot evaluate {expression!r}: {e}") from None
+

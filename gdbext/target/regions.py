@@ -1,0 +1,103 @@
+"""Gathers what the classifier needs from the target and returns classified regions.
+
+One place computes regions so that vmmap, threadstacks and the heap commands agree.
+"""
+
+import os
+from typing import List, Optional
+
+import gdb
+
+from ..model import elf
+from ..model.malloc_regions import malloc_claims
+from ..model.memory import MemoryReadError
+from ..model.regions import Facts, Region, classify
+from ..model.stacks import StackBounds, bounds_from_mappings
+from .mappings import mappings
+from .process import Target, cached, symbol_address
+from .threads import list_threads
+
+
+def loaded_objects(target: Target, maps) -> list:
+    objs, seen = [], set()
+    for m in maps:
+        if m.anonymous or m.path.startswith("[") or m.offset != 0 or m.path in seen:
+            continue
+        seen.add(m.path)
+        try:
+            header = target.memory.read(m.start, min(m.size, 0x1000))
+        except MemoryReadError:
+            continue
+        obj = elf.parse_program_headers(header, m.start, m.path)
+        if obj is not None:
+            objs.append(obj)
+    return objs
+
+
+def program_break(target: Target, maps) -> Optional[tuple]:
+    """(start_brk, brk): from /proc stat and libc's __curbrk when they can be read."""
+    start = None
+    proc = target.local_proc
+    if proc:
+        try:
+            with open(f"{proc}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            start = int(fields[47 - 3])  # field 47 (start_brk), counted after "pid (comm)"
+        except (OSError, IndexError, ValueError):
+            start = None
+    cur = None
+    addr = symbol_address("__curbrk")
+    if addr:
+        try:
+            cur = int.from_bytes(target.memory.read(addr, target.pointer_size), "little")
+        except MemoryReadError:
+            cur = None
+    if start is None:
+        heap = next((m for m in maps if m.path == "[heap]"), None)
+        start = heap.start if heap else None
+    if start is None or cur is None or cur < start:
+        return None
+    return (start, cur)
+
+
+def pthread_block(fs_base: Optional[int]):
+    """(stackblock, stackblock_size, guardsize) through libc's debug type of struct pthread."""
+    if not fs_base:
+        return None
+    try:
+        t = gdb.lookup_type("struct pthread")
+        pd = gdb.Value(fs_base).cast(t.pointer()).dereference()
+        return (int(pd["stackblock"]), int(pd["stackblock_size"]), int(pd["guardsize"]))
+    except (gdb.error, RuntimeError):
+        return None
+
+
+def thread_stacks(target: Target, maps, threads=None) -> List[StackBounds]:
+    def compute():
+        out = []
+        for t in (threads if threads is not None else list_threads()):
+            if t.sp is None:
+                continue
+            block = None if t.is_main else pthread_block(t.fs_base)
+            b = bounds_from_mappings(t.num, t.tid, t.sp, maps, t.is_main, block)
+            if b is not None:
+                out.append(b)
+        return out
+    return compute() if threads is not None else cached("stacks", compute)
+
+
+def regions(target: Target) -> List[Region]:
+    return cached("regions", lambda: _regions(target))
+
+
+def _regions(target: Target) -> List[Region]:
+    maps = mappings(target)
+    facts = Facts()
+    facts.objects = loaded_objects(target, maps)
+    facts.brk = program_break(target, maps)
+    for s in thread_stacks(target, maps):
+        facts.claims.extend(s.claims())
+        if s.main:
+            facts.main_thread, facts.main_tid = s.thread, s.tid
+    facts.claims.extend(malloc_claims(target.memory, maps))
+    return classify(maps, facts)

@@ -1,0 +1,87 @@
+"""Threads of the inferior as plain records: number, TID, name, registers of the newest frame."""
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+import gdb
+
+
+@dataclass
+class ThreadInfo:
+    num: int
+    global_num: int
+    tid: int
+    name: str
+    sp: Optional[int]
+    pc: Optional[int]
+    fs_base: Optional[int]
+    function: Optional[str] = None
+    frames: Optional[int] = None
+    is_main: bool = False
+
+
+def _register(frame, name: str) -> Optional[int]:
+    try:
+        return int(frame.read_register(name)) & 0xFFFFFFFFFFFFFFFF
+    except (gdb.error, ValueError):
+        return None
+
+
+def _frame_count(frame, limit: int = 100000) -> int:
+    n = 0
+    try:
+        while frame is not None and n < limit:
+            n += 1
+            frame = frame.older()
+    except gdb.error:
+        pass
+    return n
+
+
+def list_threads(with_frames: bool = False) -> List[ThreadInfo]:
+    """Visits each thread to read its registers, then puts the user's selection back."""
+    inf = gdb.selected_inferior()
+    try:
+        old_thread = gdb.selected_thread()
+        old_frame = gdb.selected_frame() if old_thread else None
+    except gdb.error:
+        old_thread, old_frame = None, None
+    out = []
+    pid = inf.pid
+    try:
+        for t in sorted(inf.threads(), key=lambda t: t.num):
+            if not t.is_valid() or t.is_exited():
+                continue
+            tid = t.ptid[1] or t.ptid[2] or pid
+            info = ThreadInfo(t.num, t.global_num, tid, t.name or "", None, None, None, is_main=(tid == pid))
+            try:
+                t.switch()
+                frame = gdb.newest_frame()
+                info.sp = _register(frame, "sp")
+                info.pc = _register(frame, "pc")
+                info.fs_base = _register(frame, "fs_base")
+                if with_frames:
+                    info.function = _function_name(frame)
+                    info.frames = _frame_count(frame)
+            except gdb.error:
+                pass
+            out.append(info)
+    finally:
+        try:
+            if old_thread is not None and old_thread.is_valid():
+                old_thread.switch()
+                if old_frame is not None and old_frame.is_valid():
+                    old_frame.select()
+        except gdb.error:
+            pass
+    return out
+
+
+def _function_name(frame) -> Optional[str]:
+    try:
+        name = frame.name()
+        if name:
+            return name
+        return None
+    except gdb.error:
+        return None
