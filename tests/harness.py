@@ -1,0 +1,126 @@
+"""Drive a real gdb through pexpect: start a demo, stop at gdbext_stop, run commands, read facts."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pexpect
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOADER = os.path.join(ROOT, "gdbext", "gdbinit.py")
+BUILD = os.path.join(ROOT, "demo_c", "build")
+PROMPT = "GDBEXT-TEST> "
+FACT = re.compile(r"GDBEXT_FACT ([\w.]+)=(\S+)")
+TIMEOUT = float(os.environ.get("GDBEXT_TEST_TIMEOUT", "60"))
+
+
+def build_demos():
+    subprocess.run(["make", "-s", "-C", os.path.join(ROOT, "demo_c")], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def demo(name: str) -> str:
+    return os.path.join(BUILD, name)
+
+
+def parse_value(text: str):
+    """'0x10' -> 16, '42' -> 42, '0x10:24' -> (16, 24), anything else stays text."""
+    if ":" in text:
+        parts = text.split(":")
+        try:
+            return tuple(int(p, 0) for p in parts)
+        except ValueError:
+            return text
+    try:
+        return int(text, 0)
+    except ValueError:
+        return text
+
+
+class Gdb:
+    """One gdb session. Every expect has a timeout, so a hang fails fast."""
+
+    def __init__(self, program=None, args=(), load=True, extra_init=(), timeout=TIMEOUT, env=None):
+        self.timeout = timeout
+        self.facts = {}
+        self.transcript = []
+        argv = ["-nx", "-q", "-iex", f"set prompt {PROMPT}", "-iex", "set pagination off",
+                "-iex", "set width 0", "-iex", "set height 0", "-iex", "set confirm off",
+                "-iex", "set style enabled off"]
+        for cmd in extra_init:
+            argv += ["-iex", cmd]
+        if load:
+            argv += ["-ex", f"source {LOADER}"]
+        if program:
+            argv += ["--args", program, *map(str, args)]
+        e = dict(os.environ, TERM="dumb", **(env or {}))
+        self.child = pexpect.spawn(shutil.which("gdb") or "gdb", argv, encoding="utf-8",
+                                   codec_errors="replace", timeout=timeout, env=e,
+                                   dimensions=(500, 1000), echo=False)
+        self._expect_prompt(timeout)
+
+    def _expect_prompt(self, timeout=None) -> str:
+        self.child.expect_exact(PROMPT, timeout=timeout or self.timeout)
+        text = self.child.before.replace("\r\n", "\n")
+        self.transcript.append(text)
+        for name, value in FACT.findall(text):
+            self.facts[name] = parse_value(value)
+        return text
+
+    def cmd(self, command: str, timeout=None) -> str:
+        self.child.sendline(command)
+        return self._expect_prompt(timeout).strip("\n")
+
+    def json(self, command: str, timeout=None):
+        text = self.cmd(command, timeout)
+        start = text.find("{")
+        if start < 0:
+            raise AssertionError(f"{command!r} printed no JSON:\n{text}")
+        return json.loads(text[start:text.rfind("}") + 1])
+
+    def run_to(self, label: str, timeout=None) -> str:
+        """Run (or continue) until the program announces and reaches stop `label`."""
+        out = ""
+        if not any("Breakpoint" in t and "gdbext_stop" in t for t in self.transcript):
+            self.cmd("break gdbext_stop")
+        verb = "run" if self.pid is None else "continue"
+        for _ in range(50):
+            text = self.cmd(verb, timeout)
+            out += text
+            verb = "continue"
+            if f"GDBEXT_STOP {label}" in text:
+                return out
+            if "exited" in text or "received signal" in text and "SIGSEGV" not in text:
+                break
+        raise AssertionError(f"never reached stop {label!r}:\n{out[-3000:]}")
+
+    @property
+    def pid(self):
+        text = self.cmd("info inferiors")
+        m = re.search(r"process (\d+)", text)
+        return int(m.group(1)) if m else None
+
+    def close(self):
+        try:
+            self.child.sendline("kill")
+            self.child.sendline("quit")
+            self.child.expect(pexpect.EOF, timeout=10)
+        except (pexpect.TIMEOUT, pexpect.EOF, OSError):
+            pass
+        self.child.close(force=True)
+
+
+def proc_maps(pid: int):
+    from gdbext.model.regions import parse_proc_maps
+
+    with open(f"/proc/{pid}/maps") as f:
+        return parse_proc_maps(f.read())
+
+
+def assert_clean(text: str):
+    """No traceback, no Python error text, ever."""
+    assert "Traceback" not in text, text
+    assert "Python Exception" not in text, text
+    assert "internal error" not in text, text
