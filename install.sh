@@ -92,7 +92,7 @@ fi
 stamp="$venv/.gdbext-installed"
 if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
   say "installing gdbext and its dependencies into $venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test]"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test]" 2> >(grep -v "^WARNING: Location" >&2)
   touch "$stamp"
 fi
 if ! gdb -nx -batch -ex "source $loader" -ex 'python import pygments, gdbext.commands' >/dev/null 2>&1; then

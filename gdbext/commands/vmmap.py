@@ -86,12 +86,14 @@ class Vmmap(GdbextCommand):
             regs = [r for r in regs if match(r.path) or match(r.label) or match(r.describe())]
         if args.kind:
             regs = [r for r in regs if r.kind in args.kind]
+        target_doc = target_json(target) if args.json else None
+        # Resident sizes last: every read of the inferior before this may fault pages in.
         summary = _summary(regs, resident_bytes(target)) if args.summary else None
         if args.json:
             body = {"regions": [region_json(r) for r in regs]}
             if summary is not None:
                 body["summary"] = summary
-            out.json(jsonout.document("vmmap", target_json(target), **body))
+            out.json(jsonout.document("vmmap", target_doc, **body))
             return
         if not regs:
             raise UserError(f"no region matches {args.what!r}" if args.what else "no regions match")

@@ -1,5 +1,6 @@
 """Which libc the inferior runs and whether its debug types are loaded."""
 
+import os
 from typing import Optional, Tuple
 
 import gdb
@@ -25,6 +26,9 @@ def _glibc_version(target: Target):
         exe = next((m.path for m in mappings(target) if m.offset == 0 and not m.anonymous
                     and not m.path.startswith("[")), None)
         maps = [m for m in mappings(target) if m.path == exe]
+    v = _version_from_file(target, maps)
+    if v:
+        return v
     for m in maps:
         if m.perms[:3] != "r--":
             continue
@@ -36,6 +40,20 @@ def _glibc_version(target: Target):
         if v:
             return v
     return None
+
+
+def _version_from_file(target: Target, maps):
+    """For a local process, the file on disk: reading the inferior would fault its pages in."""
+    if target.kind != "live" or not maps:
+        return None
+    path = maps[0].path
+    try:
+        if os.stat(path).st_ino != maps[0].inode:
+            return None  # replaced since it was loaded
+        with open(path, "rb") as f:
+            return version_from_bytes(f.read(64 << 20))
+    except OSError:
+        return None
 
 
 def version_text(v) -> Optional[str]:
