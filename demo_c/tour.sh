@@ -13,7 +13,7 @@ step() {  # step TITLE PROGRAM ARGS... -- GDB-COMMANDS...
   for c in "$@"; do cmds+=(-ex "echo \\n(gdb) $c\\n" -ex "$c"); done
   echo
   echo "== $title"
-  gdb -nx -batch -iex 'set pagination off' -iex 'set width 0' -ex "source $loader" \
+  gdb -nx -batch -iex 'set confirm off' -iex 'set pagination off' -iex 'set width 0' -ex "source $loader" \
       -ex 'break gdbext_stop' -ex 'run >/dev/null' "${cmds[@]}" -ex kill --args "${prog[@]}" 2>&1 \
     | grep -vE '^(Breakpoint 1|\[Thread debugging|Using host libthread_db|\[New Thread|\[Inferior|#1 )' || true
 }

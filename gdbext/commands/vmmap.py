@@ -145,8 +145,8 @@ class Vmmap(GdbextCommand):
             return
         if r:
             self._print_table([r], out)
-            out.line(f"{fmt.address(address)} is {address - r.start:#x} bytes into the {r.describe()}"
-                     f" ({fmt.size(r.size)}, {address - r.start} of {r.size} bytes)")
+            out.line(f"{fmt.address(address)} is {address - r.start:#x} ({address - r.start}) bytes into "
+                     f"the {r.describe()}")
             return
         out.line(f"{fmt.address(address)} is not mapped.")
         if below:

@@ -44,7 +44,9 @@ def mmapped_chunks_in(mem: Memory, m: Mapping, limit: int = 4096) -> List[tuple]
     return out
 
 
-def malloc_claims(mem: Memory, mappings: Iterable[Mapping], heap_info_size: int = 0x30) -> List[Claim]:
+def malloc_claims(mem: Memory, mappings: Iterable[Mapping], heap_info_size: int = 0x30,
+                  loose_perms: bool = False) -> List[Claim]:
+    """`loose_perms`: a core written by gcore shows no-access memory as read-only."""
     ms = sorted(mappings, key=lambda m: m.start)
     claims = []
     for i, m in enumerate(ms):
@@ -62,7 +64,7 @@ def malloc_claims(mem: Memory, mappings: Iterable[Mapping], heap_info_size: int 
                 for n in ms[i + 1:]:
                     if n.start >= reserve_end:
                         break
-                    if n.no_access and n.anonymous:
+                    if n.anonymous and (n.no_access or loose_perms and n.perms[:2] == "r-"):
                         claims.append(Claim(n.start, min(n.end, reserve_end), "arena-reserved",
                                             "arena %#x" % ar_ptr))
                 continue

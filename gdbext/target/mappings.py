@@ -6,6 +6,8 @@ from typing import Dict, List, Optional
 
 import gdb
 
+from ..model import elf
+from ..model.coremaps import core_mappings
 from ..model.regions import Mapping, parse_proc_maps, parse_smaps_rss
 from .errors import UserError
 from .process import Target, cached
@@ -70,13 +72,86 @@ def _mappings(target: Target) -> List[Mapping]:
         if text:
             return parse_proc_maps(text)
         raise UserError(f"cannot read {proc}/maps; is the process still alive?")
+    if target.kind == "core":
+        maps = _core_file_mappings(target)
+        if maps:
+            return maps
+    if target.kind == "remote":
+        text = remote_file(f"/proc/{target.pid}/maps")
+        if text:
+            return parse_proc_maps(text)
     return _gdb_mappings()
 
 
-def resident_bytes(target: Target) -> Optional[Dict[int, int]]:
-    """Resident bytes per mapping start, for a local live process only."""
-    proc = target.local_proc
-    if not proc:
+def core_file_path() -> Optional[str]:
+    try:
+        text = gdb.execute("info target", to_string=True)
+    except gdb.error:
         return None
-    text = _proc_maps_text(proc, "smaps")
+    m = re.search(r"core dump file:\s*`([^']+)'", text)
+    return m.group(1) if m else None
+
+
+def _core_file_mappings(target: Target) -> Optional[List[Mapping]]:
+    path = core_file_path()
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            def read(offset, size):
+                f.seek(offset)
+                return f.read(size)
+            maps = core_mappings(read)
+    except OSError:
+        return None
+    return _perms_from_objects(target, maps) if maps else None
+
+
+def _perms_from_objects(target: Target, maps: List[Mapping]) -> List[Mapping]:
+    """gcore leaves read-only file pages out of the core: take their permissions from the ELF."""
+    dumped = {(m.start, m.end) for m in maps}
+    out = []
+    objects = {}
+    for m in maps:
+        if m.path and m.offset == 0 and m.path not in objects:
+            try:
+                objects[m.path] = elf.parse_program_headers(target.memory.read(m.start, 0x1000), m.start, m.path)
+            except Exception:  # unreadable header: keep the guess
+                objects[m.path] = None
+    for m in maps:
+        obj = objects.get(m.path)
+        if obj is not None and m.perms == "r--p":
+            seg = next((s for s in obj.segments if (s.start & ~0xFFF) <= m.start < s.end), None)
+            if seg is not None:
+                perms = ("r" if seg.flags & elf.PF_R else "-") + ("w" if seg.flags & elf.PF_W else "-") + \
+                        ("x" if seg.flags & elf.PF_X else "-") + "p"
+                if not (seg.flags & elf.PF_W and (m.start, m.end) in dumped):
+                    m = Mapping(m.start, m.end, perms, m.offset, m.path, m.inode)
+        out.append(m)
+    return out
+
+
+def remote_file(path: str) -> Optional[str]:
+    """A file of the remote system, fetched through gdb's `remote get` (gdbserver's vFile)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        local = os.path.join(d, "f")
+        try:
+            gdb.execute(f"remote get {path} {local}", to_string=True)
+            with open(local, "r", errors="replace") as f:
+                return f.read()
+        except (gdb.error, OSError):
+            return None
+
+
+def resident_bytes(target: Target) -> Optional[Dict[int, int]]:
+    """Resident bytes per mapping start, for a live process (local, or remote through gdbserver)."""
+    proc = target.local_proc
+    if proc:
+        text = _proc_maps_text(proc, "smaps")
+    elif target.kind == "remote":
+        text = remote_file(f"/proc/{target.pid}/smaps")
+    else:
+        return None
     return parse_smaps_rss(text) if text else None

@@ -3,7 +3,7 @@
 One place computes regions so that vmmap, threadstacks and the heap commands agree.
 """
 
-import os
+import re
 from typing import List, Optional
 
 import gdb
@@ -11,7 +11,7 @@ import gdb
 from ..model import elf
 from ..model.malloc_regions import malloc_claims
 from ..model.memory import MemoryReadError
-from ..model.regions import Facts, Region, classify
+from ..model.regions import Claim, Facts, Region, classify
 from ..model.stacks import StackBounds, bounds_from_mappings
 from .mappings import mappings
 from .process import Target, cached, symbol_address
@@ -54,6 +54,9 @@ def program_break(target: Target, maps) -> Optional[tuple]:
             cur = None
     if start is None:
         heap = next((m for m in maps if m.path == "[heap]"), None)
+        if heap is None and cur:
+            # No [heap] label (a core file): the anonymous mapping that ends at the break.
+            heap = next((m for m in maps if m.start < cur <= m.end and m.anonymous and m.writable), None)
         start = heap.start if heap else None
     if start is None or cur is None or cur < start:
         return None
@@ -99,5 +102,28 @@ def _regions(target: Target) -> List[Region]:
         facts.claims.extend(s.claims())
         if s.main:
             facts.main_thread, facts.main_tid = s.thread, s.tid
-    facts.claims.extend(malloc_claims(target.memory, maps))
+    facts.claims.extend(malloc_claims(target.memory, maps, loose_perms=target.kind == "core"))
+    facts.claims.extend(kernel_claims(maps))
     return classify(maps, facts)
+
+
+VSYSCALL = 0xFFFFFFFFFF600000
+
+
+def kernel_claims(maps) -> list:
+    """The vDSO (from the auxiliary vector) and vsyscall page, which a core file leaves unnamed."""
+    if any(m.path == "[vdso]" for m in maps):
+        return []
+    out = []
+    try:
+        text = gdb.execute("info auxv", to_string=True)
+        m = re.search(r"AT_SYSINFO_EHDR\s.*?(0x[0-9a-f]+)\s*$", text, re.M)
+        vdso = int(m.group(1), 16) if m else None
+    except gdb.error:
+        vdso = None
+    for mp in maps:
+        if vdso is not None and mp.start == vdso:
+            out.append(Claim(mp.start, mp.end, "vdso"))
+        elif mp.start == VSYSCALL:
+            out.append(Claim(mp.start, mp.end, "vsyscall"))
+    return out
