@@ -134,6 +134,8 @@ class Region:
             return f"{self.kind} of thread {self.thread}"
         if self.mapping.path and not self.mapping.path.startswith("["):
             return f"{self.kind} of {self.mapping.path}"
+        if self.label.startswith("/"):
+            return f"{self.kind} of {self.label}"  # an object's bss past its file-backed pages
         return self.kind
 
 
