@@ -1,1 +1,43 @@
-"""A model of glibc malloc (ptmalloc2) over a Memory: arenas, heaps, chunks, bins."""
+"""A model of glibc malloc (ptmalloc2) over a Memory: arenas, heaps, chunks, bins.
+
+Plain Python over bytes; gdb is never imported here.  The edge provides a Memory, addresses
+(main_arena, mp_, each thread's tcache) and candidate mappings; the model reads and judges.
+
+    layout = Layout.for_version((2, 36))            # or Layout.from_types(struct_info, version)
+    state = analyze(mem, layout, main_arena, mp=mp_address,
+                    tcaches={1: tcache_of_thread_1}, mmap_candidates=anon_rw_mappings)
+    state.arenas        # [ArenaState]: address, main, flags, top, top_size, system_mem, heaps,
+                        #   fastbins, unsorted, smallbins, largebins, totals()
+    state.arenas[0].heaps[0]   # HeapSegment: start, end, heap_info, chunks(), index_at(addr)
+    state.tcache        # {thread label: Tcache}: bins [BinList], counts, inactive
+    state.mmapped       # [MmappedChunk]: address, size, user_address(layout), mapping_start
+    state.mp            # malloc_par fields by name, or None
+    state.problems      # [Problem(address, message)]: every inconsistency found
+    state.chunk_at(addr), state.neighbours(chunk)      # for `chunk ADDRESS`
+    state.mallinfo2(), state.malloc_info().to_xml()    # what glibc would report
+
+Each chunk has one state (chunks.STATES): used, tcache, fastbin, unsorted, smallbin, largebin,
+top, mmapped, corrupt, fencepost; free states come from bin membership, not from PREV_INUSE.
+analyze() raises only PtmallocError (when main_arena is unreadable); all else is a Problem.
+locate.find_main_arena / find_mp / find_tcache find the structures without symbols.
+"""
+
+from .analysis import ArenaState, HeapState, analyze
+from .arena import ArenaHeader, HeapInfo, read_arena, read_heap_info, read_mp
+from .bins import BinList, Tcache
+from .chunks import (FREE_STATES, IS_MMAPPED, NON_MAIN_ARENA, PREV_INUSE, STATES, Chunk, Problem,
+                     PtmallocError, bin_index, fastbin_index, largebin_index, protect_ptr,
+                     reveal_ptr, smallbin_index, tcache_index)
+from .heap import HeapSegment
+from .layout import Layout, Struct
+from .mmapped import MmappedChunk, chunks_in_mapping
+from .summary import MallocInfo, Mallinfo2
+
+__all__ = [
+    "analyze", "HeapState", "ArenaState", "HeapSegment", "Chunk", "BinList", "Tcache",
+    "MmappedChunk", "Problem", "PtmallocError", "Layout", "Struct", "Mallinfo2", "MallocInfo",
+    "ArenaHeader", "HeapInfo", "read_arena", "read_heap_info", "read_mp", "chunks_in_mapping",
+    "STATES", "FREE_STATES", "PREV_INUSE", "IS_MMAPPED", "NON_MAIN_ARENA", "protect_ptr",
+    "reveal_ptr", "fastbin_index", "smallbin_index", "largebin_index", "bin_index",
+    "tcache_index",
+]

@@ -1,0 +1,503 @@
+"""analyze(): arenas, their heaps and chunks, every free list, mmapped chunks, and the summaries
+glibc itself would print (mallinfo2, malloc_info), as one HeapState."""
+
+from bisect import bisect_right
+from typing import Dict, Iterable, List, Optional, Tuple, Union
+
+from ..memory import Memory, MemoryReadError
+from ..regions import Mapping
+from .arena import (ArenaHeader, HeapInfo, arena_chain, heap_max_size, read_heap_info, read_mp,
+                    MAX_HEAPS_PER_ARENA)
+from .bins import BinList, Steps, Tcache, walk_arena_bins, walk_tcache
+from .chunks import (CORRUPT, FASTBIN, FENCEPOST, IS_MMAPPED, LARGEBIN, MMAPPED, PREV_INUSE,
+                     SIZE_BITS, SMALLBIN, STATES, TCACHE, TOP, UNSORTED, USED, Chunk, Problem,
+                     PtmallocError)
+from .heap import Budget, HeapSegment, first_chunk_at, walk
+from .layout import Layout
+from .mmapped import MmappedChunk, find_mmapped
+from .reader import Reader
+from .summary import MallocInfo, Mallinfo2, compute_mallinfo2, compute_malloc_info
+
+STATE_OF_KIND = {"tcache": TCACHE, "fastbin": FASTBIN, "unsorted": UNSORTED, "smallbin": SMALLBIN,
+                 "largebin": LARGEBIN}
+MAX_TOP_SEARCH_PAGES = 256
+
+
+class ArenaState:
+    """One arena: its malloc_state fields, heaps (with their chunks) and free lists."""
+
+    def __init__(self, header: ArenaHeader, main: bool):
+        self.header = header
+        self.address = header.address
+        self.main = main
+        self.heaps: List[HeapSegment] = []
+        self.fastbins: List[BinList] = []
+        self.unsorted: Optional[BinList] = None
+        self.smallbins: Dict[int, BinList] = {}
+        self.largebins: Dict[int, BinList] = {}
+        self.top_size = 0  # chunksize(av->top)
+        self._totals = None
+
+    # malloc_state fields
+    flags = property(lambda self: self.header.flags)
+    contiguous = property(lambda self: self.header.contiguous)
+    have_fastchunks = property(lambda self: self.header.have_fastchunks)
+    top = property(lambda self: self.header.top)
+    last_remainder = property(lambda self: self.header.last_remainder)
+    next = property(lambda self: self.header.next)
+    next_free = property(lambda self: self.header.next_free)
+    attached_threads = property(lambda self: self.header.attached_threads)
+    system_mem = property(lambda self: self.header.system_mem)
+    max_system_mem = property(lambda self: self.header.max_system_mem)
+
+    def bin_lists(self) -> List[BinList]:
+        out = list(self.fastbins)
+        if self.unsorted is not None:
+            out.append(self.unsorted)
+        out.extend(self.smallbins[i] for i in sorted(self.smallbins))
+        out.extend(self.largebins[i] for i in sorted(self.largebins))
+        return out
+
+    def totals(self) -> Dict[str, Dict[str, int]]:
+        """{state name: {"count": chunks, "bytes": bytes}} over every chunk of every heap."""
+        if self._totals is None:
+            counts = [0] * len(STATES)
+            sizes = [0] * len(STATES)
+            for seg in self.heaps:
+                n = len(seg.addrs)
+                for i, (st, raw) in enumerate(zip(seg.states, seg.raws)):
+                    counts[st] += 1
+                    if st == CORRUPT or st == FENCEPOST:
+                        sizes[st] += seg.chunk_end(i) - seg.addrs[i]
+                    else:
+                        sizes[st] += raw & ~7
+            self._totals = {STATES[s]: {"count": counts[s], "bytes": sizes[s]}
+                            for s in range(len(STATES)) if counts[s]}
+        return self._totals
+
+    @property
+    def chunk_count(self) -> int:
+        return sum(len(s) for s in self.heaps)
+
+    @property
+    def bytes_in_use(self) -> int:
+        t = self.totals()
+        return sum(t.get(k, {}).get("bytes", 0) for k in ("used", "tcache", "fastbin"))
+
+    @property
+    def bytes_free(self) -> int:
+        t = self.totals()
+        return sum(t.get(k, {}).get("bytes", 0) for k in ("unsorted", "smallbin", "largebin", "top"))
+
+    def as_dict(self, chunks: bool = False) -> dict:
+        d = {"address": self.address, "main": self.main, "flags": self.flags,
+             "contiguous": self.contiguous, "have_fastchunks": self.have_fastchunks,
+             "top": self.top, "top_size": self.top_size, "last_remainder": self.last_remainder,
+             "next": self.next, "next_free": self.next_free,
+             "attached_threads": self.attached_threads, "system_mem": self.system_mem,
+             "max_system_mem": self.max_system_mem,
+             "heaps": [s.as_dict() for s in self.heaps],
+             "bins": [b.as_dict() for b in self.bin_lists() if len(b)],
+             "totals": self.totals(), "chunk_count": self.chunk_count}
+        if chunks:
+            d["chunks"] = [_chunk_dict(c) for s in self.heaps for c in s.chunks()]
+        return d
+
+
+def _chunk_dict(c: Chunk) -> dict:
+    return {"address": c.address, "size": c.size, "flags": c.flags, "state": c.state_name,
+            "bin": c.bin, "end": c.end}
+
+
+class HeapState:
+    """Everything analyze() found.  Lists are in address or list order; nothing is lazy but
+    totals.  `problems` holds every inconsistency as Problem(address, message)."""
+
+    def __init__(self, layout: Layout):
+        self.layout = layout
+        self.arenas: List[ArenaState] = []
+        self.tcache: Dict[object, Tcache] = {}
+        self.mmapped: List[MmappedChunk] = []
+        self.mp: Optional[Dict[str, int]] = None
+        self.mp_address: Optional[int] = None
+        self.problems: List[Problem] = []
+        self._segs: List[Tuple[int, HeapSegment]] = []
+
+    # ---- lookups ----
+    def segments(self) -> List[HeapSegment]:
+        return [s for a in self.arenas for s in a.heaps]
+
+    def _index(self) -> None:
+        self._segs = sorted(((s.start, s) for s in self.segments()), key=lambda t: t[0])
+        self._seg_starts = [t[0] for t in self._segs]
+
+    def segment_at(self, address: int) -> Optional[HeapSegment]:
+        i = bisect_right(self._seg_starts, address) - 1
+        while i >= 0:
+            seg = self._segs[i][1]
+            if seg.start <= address < seg.end:
+                return seg
+            if address - seg.start > 1 << 40:
+                break
+            i -= 1
+        return None
+
+    def in_heap(self, address: int) -> bool:
+        return self.segment_at(address) is not None
+
+    def chunk_at(self, address: int) -> Optional[Chunk]:
+        """The chunk whose header or user memory holds `address` (heap or mmapped), or None."""
+        seg = self.segment_at(address)
+        if seg is not None:
+            i = seg.index_at(address)
+            return seg.chunk(i) if i >= 0 else None
+        for m in self.mmapped:
+            if m.mapping_start <= address < m.end:
+                return Chunk(m.address, m.prev_size, m.size_field, MMAPPED, None, m.end, None)
+        return None
+
+    def neighbours(self, chunk: Chunk) -> Tuple[Optional[Chunk], Optional[Chunk]]:
+        """The chunks just below and just above `chunk` in its heap (None at either end)."""
+        seg = self.segment_at(chunk.address)
+        if seg is None:
+            return None, None
+        i = seg.index_of(chunk.address)
+        if i < 0:
+            return None, None
+        prev = seg.chunk(i - 1) if i > 0 else None
+        nxt = seg.chunk(i + 1) if i + 1 < len(seg) else None
+        return prev, nxt
+
+    def arena_of(self, address: int) -> Optional[ArenaState]:
+        for a in self.arenas:
+            if a.address == address:
+                return a
+        return None
+
+    def chunks(self):
+        """Every heap chunk of every arena, arena by arena, in address order within a heap."""
+        for a in self.arenas:
+            for s in a.heaps:
+                yield from s.chunks()
+
+    # ---- glibc's own summaries ----
+    def mallinfo2(self) -> Mallinfo2:
+        return compute_mallinfo2(self)
+
+    def malloc_info(self) -> MallocInfo:
+        return compute_malloc_info(self)
+
+    def as_dict(self, chunks: bool = False) -> dict:
+        L = self.layout
+        return {"layout": {"version": list(L.version) if L.version else None, "source": L.source,
+                           "pointer_size": L.pointer_size},
+                "arenas": [a.as_dict(chunks) for a in self.arenas],
+                "tcache": [t.as_dict() for t in self.tcache.values()],
+                "mmapped": [m.as_dict(L) for m in self.mmapped],
+                "mp": self.mp, "mp_address": self.mp_address,
+                "mallinfo2": self.mallinfo2()._asdict(),
+                "problems": [{"address": p.address, "message": p.message} for p in self.problems]}
+
+
+def analyze(mem: Memory, layout: Layout, main_arena: int,
+            mp: Union[int, Dict[str, int], None] = None,
+            tcaches: Optional[Dict[object, int]] = None,
+            mmap_candidates: Optional[Iterable[Mapping]] = None,
+            pagesize: int = 4096, max_chunks: int = 20_000_000, max_list: int = 1_000_000,
+            heap_start: Optional[int] = None, mappings: Optional[Iterable[Mapping]] = None,
+            ) -> HeapState:
+    """Model glibc malloc's state in `mem`.
+
+    main_arena: address of main_arena.  mp: address of mp_ (or its fields, already read).
+    tcaches: {thread label: address of that thread's tcache_perthread_struct} (NULL ones left
+    out).  mmap_candidates: anonymous rw mappings that may hold mmapped chunks (or pieces of a
+    non-contiguous main heap).  heap_start: where the main heap starts when mp_ is not known
+    (the start of [heap]).  mappings: every mapping, to find the main heap's pieces when it is
+    not contiguous.  max_chunks / max_list bound the work.
+
+    Raises PtmallocError when main_arena cannot be read; anything else that is wrong is a Problem.
+    """
+    try:
+        return _analyze(mem, layout, main_arena, mp, tcaches, mmap_candidates, pagesize,
+                        max_chunks, max_list, heap_start, mappings)
+    except PtmallocError:
+        raise
+    except MemoryReadError as e:
+        raise PtmallocError("cannot read malloc's state: %s" % e) from e
+    except Exception as e:  # a bug; still only our exception type leaves the model
+        raise PtmallocError("internal error while modelling the heap: %s: %s"
+                            % (type(e).__name__, e)) from e
+
+
+def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chunks, max_list,
+             heap_start, mappings) -> HeapState:
+    state = HeapState(L)
+    problems = state.problems
+    reader = Reader(mem, L.pointer_size)
+    candidates = list(mmap_candidates or ())
+    all_maps = list(mappings or ())
+
+    if isinstance(mp, dict):
+        state.mp = dict(mp)
+    elif mp:
+        state.mp_address = mp
+        try:
+            state.mp = read_mp(reader, L, mp)
+        except MemoryReadError:
+            problems.append(Problem(mp, "mp_ (malloc_par) is unreadable"))
+
+    try:
+        headers = arena_chain(reader, L, main_arena, problems)
+    except MemoryReadError:
+        raise PtmallocError("main_arena at %#x is unreadable" % main_arena)
+
+    budget = Budget(max_chunks, max_list)
+    for n, h in enumerate(headers):
+        a = ArenaState(h, n == 0)
+        state.arenas.append(a)
+        a.top_size = _top_size(reader, L, h)
+        if a.main:
+            _main_heaps(mem, reader, L, a, state.mp, heap_start, candidates + all_maps, pagesize,
+                        problems, budget)
+        else:
+            _arena_heaps(mem, reader, L, a, state.mp, problems, budget)
+    state._index()
+
+    steps = Steps(max(max_list, 1) * 16, max_list)
+    for a in state.arenas:
+        got = walk_arena_bins(reader, L, a.header, state.in_heap, steps, problems)
+        a.fastbins, a.unsorted = got["fastbins"], got["unsorted"]
+        a.smallbins, a.largebins = got["smallbins"], got["largebins"]
+    if L.has_tcache:
+        fill = (state.mp or {}).get("tcache_count")
+        for label, addr in (tcaches or {}).items():
+            if addr:
+                state.tcache[label] = walk_tcache(reader, L, label, addr, state.in_heap, steps,
+                                                  problems, fill)
+
+    main_ranges = [(s.start, s.end) for a in state.arenas if a.main for s in a.heaps]
+    state.mmapped = find_mmapped(reader, L, candidates, state.mp, problems, pagesize,
+                                 exclude=main_ranges, mp_address=state.mp_address or 0)
+    _assign_states(state, problems)
+    return state
+
+
+def _top_size(reader: Reader, L: Layout, h: ArenaHeader) -> int:
+    if h.top == 0:
+        return 0
+    try:
+        return reader.uint(h.top + L.size_sz, L.size_sz) & ~SIZE_BITS
+    except MemoryReadError:
+        return 0
+
+
+def _main_heaps(mem, reader, L, a: ArenaState, mp, heap_start, maps, pagesize, problems, budget):
+    h = a.header
+    top = h.top
+    if top == 0 or top == h.bin_address(L, 1):
+        return  # malloc has not set the main heap up yet
+    start = (mp or {}).get("sbrk_base") or heap_start
+    if not start:
+        m = _mapping_holding(maps, top)
+        start = m.start if m else None
+    if not start:
+        problems.append(Problem(a.address, "the main heap's start is unknown (no mp_.sbrk_base "
+                                           "nor heap start given); its chunks are not listed"))
+        return
+    first = first_chunk_at(L, start)
+    top_end = top + a.top_size
+    expected_end = start + h.system_mem if h.contiguous else None
+    if h.contiguous and first <= top < expected_end:
+        end = top_end
+        if top_end > expected_end:
+            end = max(expected_end, top + L.minsize)
+        seg = HeapSegment(L, start, end, first, a.address, True)
+        walk(mem, reader, seg, top, problems, budget)
+        if top_end > expected_end and seg.addrs and seg.addrs[-1] == top:
+            problems.append(Problem(top, "top chunk size %#x runs past the main heap's end %#x "
+                                         "(sbrk_base + system_mem)" % (a.top_size, expected_end)))
+        a.heaps.append(seg)
+        if seg.addrs and seg.states[-1] == FENCEPOST and seg.addrs[-1] < top:
+            # A foreign sbrk left a gap: the chunks go on below top, from somewhere above.
+            seg.end = seg.addrs[-1] + L.chunk_hdr_sz
+            _add_top_segment(mem, reader, L, a, seg.end, top, top_end, maps, pagesize, problems, budget)
+        return
+    # Not contiguous (mmap stood in for sbrk), or top is elsewhere: walk from sbrk_base to its
+    # fenceposts, then find the piece that holds top, then any other pieces.
+    m = _mapping_holding(maps, start)
+    bound = m.end if m else start + max(h.system_mem, pagesize)
+    seg = HeapSegment(L, start, bound, first, a.address, True)
+    if first <= top < bound:
+        seg.end = min(bound, top_end)
+        walk(mem, reader, seg, top, problems, budget)
+        a.heaps.append(seg)
+        return
+    walk(mem, reader, seg, None, problems, budget)
+    if seg.addrs:
+        last = len(seg.addrs) - 1
+        seg.end = min(seg.end, seg.addrs[last] + max(L.chunk_hdr_sz, seg.raws[last] & ~7))
+    a.heaps.append(seg)
+    _add_top_segment(mem, reader, L, a, None, top, top_end, maps, pagesize, problems, budget)
+    covered = [(s.start, s.end) for s in a.heaps]
+    for m in sorted(maps, key=lambda m: m.start):
+        if any(s < m.end and m.start < e for s, e in covered) or m.perms[:2] != "rw":
+            continue
+        piece = _main_piece(mem, reader, L, a, m, problems, budget)
+        if piece is not None:
+            a.heaps.append(piece)
+            covered.append((piece.start, piece.end))
+    a.heaps.sort(key=lambda s: s.start)
+
+
+def _mapping_holding(maps, address) -> Optional[Mapping]:
+    for m in maps:
+        if m.start <= address < m.end:
+            return m
+    return None
+
+
+def _add_top_segment(mem, reader, L, a, lo, top, top_end, maps, pagesize, problems, budget):
+    """Find where the chunks that lead up to `top` start, and walk them."""
+    m = _mapping_holding(maps, top)
+    base = lo if lo is not None else (m.start if m else (top & ~(pagesize - 1)))
+    starts = [base]
+    page = (base + pagesize - 1) & ~(pagesize - 1)
+    while page <= top and len(starts) < MAX_TOP_SEARCH_PAGES:
+        if page != base:
+            starts.append(page)
+        page += pagesize
+    if lo is None and not m:
+        # No mapping to go by: try page starts below top, nearest first.
+        starts = [(top & ~(pagesize - 1)) - k * pagesize for k in range(MAX_TOP_SEARCH_PAGES)]
+    for s in starts:
+        first = first_chunk_at(L, s)
+        if first > top:
+            continue
+        trial = HeapSegment(L, s, top_end, first, a.address, True)
+        scratch: List[Problem] = []
+        trial_budget = Budget(budget.chunks, budget.steps)
+        walk(mem, reader, trial, top, scratch, trial_budget)
+        if not scratch and trial.addrs and trial.addrs[-1] == top:
+            budget.chunks = trial_budget.chunks
+            a.heaps.append(trial)
+            return
+    problems.append(Problem(top, "could not find where the main heap piece holding the top "
+                                 "chunk starts; its chunks are not listed"))
+    seg = HeapSegment(L, top, top_end, top, a.address, True)
+    walk(mem, reader, seg, top, problems, budget)
+    a.heaps.append(seg)
+
+
+def _main_piece(mem, reader, L, a, m: Mapping, problems, budget) -> Optional[HeapSegment]:
+    """A piece of a non-contiguous main heap in mapping `m`: chunks from its start to fenceposts."""
+    first = first_chunk_at(L, m.start)
+    try:
+        raw = reader.uint(first + L.size_sz, L.size_sz)
+    except MemoryReadError:
+        return None
+    if not raw & PREV_INUSE or raw & IS_MMAPPED or (raw & ~7) < L.minsize:
+        return None
+    trial = HeapSegment(L, m.start, m.end, first, a.address, True)
+    scratch: List[Problem] = []
+    walk(mem, reader, trial, None, scratch, Budget(budget.chunks, budget.steps))
+    if scratch or not trial.addrs or trial.states[-1] != FENCEPOST:
+        return None
+    trial.end = trial.addrs[-1] + L.chunk_hdr_sz
+    budget.chunks -= len(trial)
+    return trial
+
+
+def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
+    h = a.header
+    hmax = heap_max_size(L, mp)
+    top = h.top
+    if top == 0:
+        problems.append(Problem(a.address, "arena has no top chunk"))
+        return
+    chain: List[HeapInfo] = []
+    seen = set()
+    addr = top & ~(hmax - 1)
+    while addr:
+        if addr in seen:
+            problems.append(Problem(addr, "heap_info prev list of arena %#x loops" % a.address))
+            break
+        if len(chain) >= MAX_HEAPS_PER_ARENA:
+            problems.append(Problem(addr, "arena %#x has too many heaps; stopped" % a.address))
+            break
+        if addr & (hmax - 1):
+            problems.append(Problem(chain[-1].address if chain else a.address,
+                                    "heap_info prev %#x is not aligned to the heap size %#x"
+                                    % (addr, hmax)))
+            break
+        try:
+            hi = read_heap_info(reader, L, addr)
+        except MemoryReadError:
+            problems.append(Problem(addr, "heap_info of arena %#x is unreadable" % a.address))
+            break
+        if hi.ar_ptr != a.address:
+            problems.append(Problem(addr, "heap_info says its arena is %#x, not %#x"
+                                    % (hi.ar_ptr, a.address)))
+            break
+        seen.add(addr)
+        chain.append(hi)
+        addr = hi.prev
+    for hi in reversed(chain):
+        size = hi.size
+        if size > hmax or size < L.heap_info.sizeof:
+            problems.append(Problem(hi.address, "heap_info size %#x is impossible (max %#x)"
+                                    % (size, hmax)))
+            size = min(max(size, L.heap_info.sizeof), hmax)
+        after = hi.address + L.heap_info.sizeof
+        if a.address == after:
+            after += L.malloc_state.sizeof
+        seg = HeapSegment(L, hi.address, hi.address + size, first_chunk_at(L, after), a.address,
+                          False, hi)
+        walk(mem, reader, seg, top, problems, budget)
+        a.heaps.append(seg)
+
+
+def _assign_states(state: HeapState, problems: List[Problem]) -> None:
+    lists: List[BinList] = []
+    for t in state.tcache.values():
+        lists.extend(t.bins)
+    for a in state.arenas:
+        lists.extend(a.bin_lists())
+    for b in lists:
+        code = STATE_OF_KIND[b.kind]
+        for addr in b.chunks:
+            seg = state.segment_at(addr)
+            i = seg.index_of(addr) if seg is not None else -1
+            if i < 0:
+                problems.append(Problem(addr, "%s holds %#x, which is not the start of any chunk "
+                                              "the heap walk found" % (b.label, addr)))
+                continue
+            old = seg.states[i]
+            if old == USED:
+                seg.states[i] = code
+                seg.bins[i] = b.label
+            elif old == TOP:
+                problems.append(Problem(addr, "%s holds the top chunk" % b.label))
+            elif old in (CORRUPT, FENCEPOST):
+                problems.append(Problem(addr, "%s holds a %s chunk" % (b.label, STATES[old])))
+            else:
+                problems.append(Problem(addr, "chunk is in both %s and %s (double free?)"
+                                        % (seg.bins.get(i), b.label)))
+    # A chunk in a doubly linked bin is free: the next chunk must say so, and vice versa.
+    for seg in state.segments():
+        states, raws, prevs, addrs = seg.states, seg.raws, seg.prevs, seg.addrs
+        for i in range(len(addrs) - 1):
+            st = states[i]
+            nxt_free_bit = not raws[i + 1] & PREV_INUSE
+            if states[i + 1] == CORRUPT or st in (CORRUPT, FENCEPOST):
+                continue
+            if st in (UNSORTED, SMALLBIN, LARGEBIN):
+                if not nxt_free_bit:
+                    problems.append(Problem(addrs[i], "chunk is in %s but the next chunk's "
+                                                      "PREV_INUSE bit is set" % seg.bins.get(i)))
+                elif prevs[i + 1] != raws[i] & ~7:
+                    problems.append(Problem(addrs[i + 1], "prev_size %#x does not match the free "
+                                                          "chunk before it (size %#x)"
+                                            % (prevs[i + 1], raws[i] & ~7)))
+            elif nxt_free_bit and st != TOP:
+                problems.append(Problem(addrs[i], "chunk looks free (the next chunk's PREV_INUSE "
+                                                  "is clear) but is in no bin"))

@@ -1,0 +1,286 @@
+"""The free lists: tcache, fastbins, and the unsorted, small and large bins of an arena.
+
+Every walk is bounded, detects cycles, and stops at a pointer it cannot follow; whatever is
+wrong becomes a Problem at the address holding the bad link (a chunk, a bin slot in the arena,
+or a tcache_perthread_struct entry).
+"""
+
+from typing import Callable, Dict, List, Optional
+
+from ..memory import MemoryReadError
+from .arena import ArenaHeader
+from .chunks import (Problem, bin_index, fastbin_index, largebin_index, reveal_ptr, smallbin_index,
+                     tcache_index)
+from .layout import Layout
+from .reader import Reader
+
+
+class BinList:
+    """One free list as walked: chunk addresses in list order and their raw size fields."""
+
+    __slots__ = ("kind", "index", "label", "head", "chunks", "sizes", "raw_links", "count",
+                 "complete")
+
+    def __init__(self, kind: str, index: int, label: str, head: int):
+        self.kind = kind  # "tcache", "fastbin", "unsorted", "smallbin", "largebin"
+        self.index = index
+        self.label = label  # e.g. "fastbin[3]", "tcache[thread 2][5]"
+        self.head = head  # the first chunk's address (tcache: the chunk, not the entry)
+        self.chunks: List[int] = []
+        self.sizes: List[int] = []  # size fields with flag bits, as chunksize_nomask
+        self.raw_links: List[int] = []  # tcache/fastbin: next pointers as stored (mangled)
+        self.count: Optional[int] = None  # tcache: the count the tcache struct claims
+        self.complete = True
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    @property
+    def total(self) -> int:
+        return sum(s & ~7 for s in self.sizes)
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "index": self.index, "label": self.label,
+                "chunks": list(self.chunks), "sizes": [s & ~7 for s in self.sizes],
+                "count": self.count, "length": len(self.chunks), "complete": self.complete}
+
+
+class Steps:
+    """A step bound shared by all list walks of one analysis."""
+
+    __slots__ = ("left", "per_list")
+
+    def __init__(self, total: int, per_list: int):
+        self.left = total
+        self.per_list = per_list
+
+
+InHeap = Callable[[int], bool]
+
+
+def _check_ptr(L: Layout, p: int, holder: int, what: str, in_heap: InHeap,
+               problems: List[Problem], user: bool = False) -> bool:
+    mem_addr = p if user else p + L.chunk_hdr_sz
+    if mem_addr & L.align_mask:
+        problems.append(Problem(holder, "%s: pointer %#x is misaligned" % (what, p)))
+        return False
+    if not in_heap(p):
+        problems.append(Problem(holder, "%s: pointer %#x points outside every heap" % (what, p)))
+        return False
+    return True
+
+
+def walk_fastbin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InHeap,
+                 steps: Steps, problems: List[Problem]) -> BinList:
+    slot = arena.address + L.malloc_state.offset("fastbinsY") + i * L.pointer_size
+    head = arena.fastbins[i] or 0
+    b = BinList("fastbin", i, "fastbin[%d]" % i, head)
+    ssz, hdr = L.size_sz, L.chunk_hdr_sz
+    p, holder, seen, n = head, slot, set(), 0
+    while p:
+        what = "%s of arena %#x" % (b.label, arena.address)
+        if p in seen:
+            problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, p)))
+            b.complete = False
+            break
+        if n >= steps.per_list or steps.left <= 0:
+            problems.append(Problem(holder, "%s: longer than the walk bound; stopped" % what))
+            b.complete = False
+            break
+        if not _check_ptr(L, p, holder, what, in_heap, problems):
+            b.complete = False
+            break
+        try:
+            data = reader.read(p + ssz, 2 * ssz)
+        except MemoryReadError:
+            problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
+            b.complete = False
+            break
+        raw = int.from_bytes(data[:ssz], "little")
+        stored = int.from_bytes(data[ssz:], "little")
+        if fastbin_index(L, raw & ~7) != i:
+            problems.append(Problem(p, "%s: chunk size %#x does not belong in this fastbin"
+                                    % (what, raw & ~7)))
+        seen.add(p)
+        b.chunks.append(p)
+        b.sizes.append(raw)
+        b.raw_links.append(stored)
+        n += 1
+        steps.left -= 1
+        holder = p
+        p = reveal_ptr(p + hdr, stored) if L.safe_linking else stored
+    return b
+
+
+class Tcache:
+    """One thread's tcache_perthread_struct and its lists."""
+
+    __slots__ = ("label", "address", "counts", "bins", "inactive", "readable")
+
+    def __init__(self, label, address: int):
+        self.label = label
+        self.address = address
+        self.counts: List[int] = []  # chunks held per bin (num_slots converted in 2.42+)
+        self.bins: List[BinList] = []
+        self.inactive = False  # 2.43+: the all-zero dummy a thread points at before its tcache
+        self.readable = True
+
+    @property
+    def chunk_count(self) -> int:
+        return sum(len(b) for b in self.bins)
+
+    def as_dict(self) -> dict:
+        return {"thread": self.label, "address": self.address, "inactive": self.inactive,
+                "readable": self.readable,
+                "bins": [b.as_dict() for b in self.bins if len(b) or b.count]}
+
+
+def walk_tcache(reader: Reader, L: Layout, label, address: int, in_heap: InHeap, steps: Steps,
+                problems: List[Problem], fill_count: Optional[int] = None) -> Tcache:
+    tc = Tcache(label, address)
+    st = L.tcache_perthread
+    try:
+        data = reader.read(address, st.sizeof)
+    except MemoryReadError:
+        problems.append(Problem(address, "tcache of thread %s is unreadable" % label))
+        tc.readable = False
+        return tc
+    nb = L.tcache_max_bins
+    cw, p, ssz = L.tcache_count_width, L.pointer_size, L.size_sz
+    c_off = st.offset(L.tcache_counts_field) if st.has(L.tcache_counts_field) else 0
+    e_off = st.offset("entries")
+    raw_counts = [int.from_bytes(data[c_off + i * cw:c_off + (i + 1) * cw], "little") for i in range(nb)]
+    entries = [int.from_bytes(data[e_off + i * p:e_off + (i + 1) * p], "little") for i in range(nb)]
+    if L.tcache_counts_down:
+        if not any(entries) and not any(raw_counts):
+            tc.inactive = True  # the dummy tcache (2.43), or one being torn down
+            tc.counts = [0] * nb
+            tc.bins = [BinList("tcache", i, "tcache[%s][%d]" % (label, i), 0) for i in range(nb)]
+            return tc
+        fill = fill_count if fill_count is not None else L.tcache_fill_count
+        counts = [fill - c for c in raw_counts]
+    else:
+        counts = raw_counts
+    tc.counts = counts
+    for i in range(nb):
+        b = BinList("tcache", i, "tcache[%s][%d]" % (label, i), entries[i] - L.chunk_hdr_sz if entries[i] else 0)
+        b.count = counts[i]
+        holder = address + e_off + i * p
+        e, seen, n = entries[i], set(), 0
+        what = "tcache of thread %s, bin %d" % (label, i)
+        while e:
+            chunk = e - L.chunk_hdr_sz
+            if e in seen:
+                problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, chunk)))
+                b.complete = False
+                break
+            if n >= steps.per_list or steps.left <= 0 or n > 0xFFFF:
+                problems.append(Problem(holder, "%s: longer than the walk bound; stopped" % what))
+                b.complete = False
+                break
+            if not _check_ptr(L, e, holder, what, in_heap, problems, user=True):
+                b.complete = False
+                break
+            try:
+                d = reader.read(e - ssz, ssz + 2 * p)
+            except MemoryReadError:
+                problems.append(Problem(holder, "%s: entry %#x is unreadable" % (what, e)))
+                b.complete = False
+                break
+            raw = int.from_bytes(d[:ssz], "little")
+            stored = int.from_bytes(d[ssz:ssz + p], "little")
+            key = int.from_bytes(d[ssz + p:ssz + 2 * p], "little")
+            if tcache_index(L, raw & ~7) != i:
+                problems.append(Problem(chunk, "%s: chunk size %#x does not belong in this bin"
+                                        % (what, raw & ~7)))
+            if L.tcache_key == "pointer" and key != address:
+                problems.append(Problem(chunk, "%s: key %#x is not this tcache (%#x)"
+                                        % (what, key, address)))
+            seen.add(e)
+            b.chunks.append(chunk)
+            b.sizes.append(raw)
+            b.raw_links.append(stored)
+            n += 1
+            steps.left -= 1
+            holder = chunk
+            e = reveal_ptr(e, stored) if L.safe_linking else stored
+        if b.complete and counts[i] != len(b.chunks):
+            problems.append(Problem(address + c_off + i * cw,
+                                    "%s: the tcache counts %d chunk(s) but its list holds %d"
+                                    % (what, counts[i], len(b.chunks))))
+        tc.bins.append(b)
+    return tc
+
+
+def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InHeap,
+             steps: Steps, problems: List[Problem]) -> BinList:
+    """Bin i of an arena: 1 is the unsorted bin, 2..63 small bins, 64..126 large bins."""
+    if i == 1:
+        kind, label = "unsorted", "unsorted"
+    elif i < 64:
+        kind, label = "smallbin", "smallbin[%d]" % i
+    else:
+        kind, label = "largebin", "largebin[%d]" % i
+    bin_addr = arena.bin_address(L, i)
+    fd, bk = arena.bin_fd_bk(i)
+    b = BinList(kind, i, label, fd if fd != bin_addr else 0)
+    if fd == bin_addr or (fd == 0 and bk == 0):
+        if fd == bin_addr and bk != bin_addr:
+            problems.append(Problem(bin_addr + 3 * L.size_sz,
+                                    "%s of arena %#x: fd says empty but bk is %#x"
+                                    % (label, arena.address, bk)))
+        return b
+    ssz = L.size_sz
+    what = "%s of arena %#x" % (label, arena.address)
+    holder, prev, p, seen, n = bin_addr + 2 * ssz, bin_addr, fd, set(), 0
+    while p != bin_addr:
+        if p in seen:
+            problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, p)))
+            b.complete = False
+            break
+        if n >= steps.per_list or steps.left <= 0:
+            problems.append(Problem(holder, "%s: longer than the walk bound; stopped" % what))
+            b.complete = False
+            break
+        if not _check_ptr(L, p, holder, what, in_heap, problems):
+            b.complete = False
+            break
+        try:
+            d = reader.read(p + ssz, 3 * ssz)
+        except MemoryReadError:
+            problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
+            b.complete = False
+            break
+        raw = int.from_bytes(d[:ssz], "little")
+        pfd = int.from_bytes(d[ssz:2 * ssz], "little")
+        pbk = int.from_bytes(d[2 * ssz:], "little")
+        size = raw & ~7
+        if pbk != prev:
+            problems.append(Problem(p, "%s: bk is %#x but the previous chunk in the list is %#x"
+                                    % (what, pbk, prev)))
+        if i >= 2 and bin_index(L, size) != i:
+            problems.append(Problem(p, "%s: chunk size %#x belongs in bin %d" % (what, size, bin_index(L, size))))
+        seen.add(p)
+        b.chunks.append(p)
+        b.sizes.append(raw)
+        n += 1
+        steps.left -= 1
+        holder, prev, p = p, p, pfd
+    else:
+        if bk != prev:
+            problems.append(Problem(bin_addr + 3 * ssz, "%s: bin's bk is %#x but its last chunk "
+                                                        "is %#x" % (what, bk, prev)))
+    return b
+
+
+def walk_arena_bins(reader: Reader, L: Layout, arena: ArenaHeader, in_heap: InHeap, steps: Steps,
+                    problems: List[Problem]) -> Dict[str, object]:
+    fast = [walk_fastbin(reader, L, arena, i, in_heap, steps, problems) for i in range(L.nfastbins)]
+    unsorted = walk_bin(reader, L, arena, 1, in_heap, steps, problems)
+    small = {i: walk_bin(reader, L, arena, i, in_heap, steps, problems) for i in range(2, 64)}
+    large = {i: walk_bin(reader, L, arena, i, in_heap, steps, problems) for i in range(64, L.nbins)}
+    return {"fastbins": fast, "unsorted": unsorted, "smallbins": small, "largebins": large}
+
+
+__all__ = ["BinList", "Tcache", "Steps", "walk_fastbin", "walk_tcache", "walk_bin",
+           "walk_arena_bins", "smallbin_index", "largebin_index"]

@@ -1,0 +1,300 @@
+"""Walking the chunks of a heap segment: a few large reads, then parsing in memory.
+
+A segment is a run of memory whose chunks follow one another by their size fields: the main
+arena's sbrk heap (or one piece of it when it is not contiguous), or one heap of a non-main
+arena.  The walk keeps chunks in parallel arrays (no per-chunk objects), detects corrupted size
+fields, reports each as a Problem, and tries to pick the chain up again further on.
+"""
+
+from array import array
+from bisect import bisect_right
+from typing import Dict, Iterator, List, Optional
+
+from ..memory import MemoryReadError
+from .arena import HeapInfo
+from .chunks import (CORRUPT, FENCEPOST, SIZE_BITS, TOP, USED, Chunk, Problem)
+from .layout import Layout
+from .reader import Reader
+
+BIG_READ = 16 << 20  # bytes per bulk read of a heap
+RESYNC_WINDOW = 1 << 20  # how far past a corrupted header to look for the chain again
+RESYNC_STEPS = 24  # chained valid headers that make a resumption point believable
+
+
+class Budget:
+    """A shared bound on the work of one analysis (chunks recorded, list steps)."""
+
+    __slots__ = ("chunks", "steps")
+
+    def __init__(self, chunks: int, steps: int):
+        self.chunks = chunks
+        self.steps = steps
+
+
+class HeapSegment:
+    """The chunks of one contiguous run of heap memory, in address order.
+
+    `start`..`end` is the memory the segment spans (for a non-main heap, from its heap_info to
+    heap_info.size); `first_chunk` where its chunks begin.  Chunk i is at addrs[i], with size
+    field raws[i], prev_size field prevs[i], state code states[i] (chunks.STATES) and, when it is
+    in a bin, bins[i] naming the bin.  `complete` is False when the walk could not reach the end.
+    """
+
+    __slots__ = ("start", "end", "first_chunk", "heap_info", "arena", "main", "addrs", "raws",
+                 "prevs", "states", "bins", "complete", "layout")
+
+    def __init__(self, layout: Layout, start: int, end: int, first_chunk: int, arena: int,
+                 main: bool, heap_info: Optional[HeapInfo] = None):
+        self.layout = layout
+        self.start = start
+        self.end = end
+        self.first_chunk = first_chunk
+        self.heap_info = heap_info
+        self.arena = arena
+        self.main = main
+        code = "Q" if layout.size_sz == 8 else "I"
+        self.addrs = array("Q")
+        self.raws = array(code)
+        self.prevs = array(code)
+        self.states = bytearray()
+        self.bins: Dict[int, str] = {}
+        self.complete = True
+
+    def __len__(self) -> int:
+        return len(self.addrs)
+
+    def chunk_end(self, i: int) -> int:
+        if i + 1 < len(self.addrs):
+            return self.addrs[i + 1]
+        last = self.addrs[i] + (self.raws[i] & ~SIZE_BITS)
+        if self.states[i] in (CORRUPT, FENCEPOST):
+            return max(self.end, last)
+        return last
+
+    def chunk(self, i: int) -> Chunk:
+        return Chunk(self.addrs[i], self.prevs[i], self.raws[i], self.states[i], self.bins.get(i),
+                     self.chunk_end(i), self.arena)
+
+    def chunks(self) -> Iterator[Chunk]:
+        for i in range(len(self.addrs)):
+            yield self.chunk(i)
+
+    def index_at(self, address: int) -> int:
+        """Index of the chunk whose header or body holds `address`, or -1."""
+        i = bisect_right(self.addrs, address) - 1
+        if i < 0 or address >= self.chunk_end(i):
+            return -1
+        return i
+
+    def index_of(self, chunk_address: int) -> int:
+        """Index of the chunk that starts exactly at `chunk_address`, or -1."""
+        i = bisect_right(self.addrs, chunk_address) - 1
+        if i >= 0 and self.addrs[i] == chunk_address:
+            return i
+        return -1
+
+    def _add(self, addr: int, prev: int, raw: int, state: int) -> None:
+        self.addrs.append(addr)
+        self.prevs.append(prev)
+        self.raws.append(raw)
+        self.states.append(state)
+
+    def as_dict(self) -> dict:
+        return {"start": self.start, "end": self.end, "first_chunk": self.first_chunk,
+                "chunks": len(self.addrs), "complete": self.complete,
+                "heap_info": self.heap_info.as_dict() if self.heap_info else None}
+
+
+def first_chunk_at(layout: Layout, address: int) -> int:
+    """The first address at or after `address` where a chunk's user memory is aligned."""
+    return address + ((-(address + layout.chunk_hdr_sz)) & layout.align_mask)
+
+
+def walk(mem, reader: Reader, seg: HeapSegment, top: Optional[int], problems: List[Problem],
+         budget: Budget) -> Optional[int]:
+    """Walk `seg` from its first chunk to the top chunk (when `top` lies in it) or its end.
+
+    Returns the top chunk's size field when the walk reached the top chunk, else None.  The
+    top chunk itself is recorded with state TOP.  Stops at fenceposts (the end of a heap that
+    an arena outgrew), at the end of readable memory, and when the budget runs out.
+    """
+    L = seg.layout
+    ssz = L.size_sz
+    hdr = 2 * ssz
+    minsize = L.minsize
+    mask = L.align_mask | (ssz - 1)
+    shift = 3 if ssz == 8 else 2
+    code = "Q" if ssz == 8 else "I"
+    end = seg.end
+    limit = top if top is not None and seg.first_chunk <= top < end else end
+    pos = seg.first_chunk
+    addrs_append, prevs_append = seg.addrs.append, seg.prevs.append
+    raws_append, states = seg.raws.append, seg.states
+    blk_base = blk_end = 0
+    words = None
+    remaining = budget.chunks
+    top_raw = None
+
+    while pos < limit:
+        if pos + hdr > blk_end:
+            got = _read_block(mem, pos, max(limit, pos + hdr), code, ssz)
+            if got is None:
+                problems.append(Problem(pos, "heap memory at %#x is unreadable; the walk of the "
+                                             "heap stops here" % pos))
+                seg.complete = False
+                break
+            blk_base, words = got
+            blk_end = blk_base + (len(words) << shift)
+        idx = (pos - blk_base) >> shift
+        raw = words[idx + 1]
+        size = raw & ~7
+        nxt = pos + size
+        if size < minsize or size & mask or nxt > limit:
+            resume = _odd_chunk(reader, seg, pos, words[idx], raw, limit, top, problems)
+            if resume is None:
+                break
+            pos = resume
+            continue
+        if remaining <= 0:
+            problems.append(Problem(pos, "chunk budget exhausted; the walk stops here"))
+            seg.complete = False
+            break
+        remaining -= 1
+        addrs_append(pos)
+        prevs_append(words[idx])
+        raws_append(raw)
+        states.append(USED)
+        pos = nxt
+
+    budget.chunks = remaining
+    if top is not None and pos == top and seg.first_chunk <= top < end:
+        try:
+            prev, top_raw = _header(reader, top, L)
+        except MemoryReadError:
+            problems.append(Problem(top, "top chunk header is unreadable"))
+            return None
+        seg._add(top, prev, top_raw, TOP)
+        top_size = top_raw & ~7
+        if top + top_size > end:
+            problems.append(Problem(top, "top chunk size %#x runs past the heap end %#x by %#x"
+                                    % (top_size, end, top + top_size - end)))
+        elif top + top_size < end and not seg.main:
+            problems.append(Problem(top, "top chunk ends at %#x, before the heap end %#x"
+                                    % (top + top_size, end)))
+    return top_raw
+
+
+def _read_block(mem, pos: int, limit: int, code: str, ssz: int):
+    """(base, words) covering at least the header at `pos`; None if unreadable."""
+    n = min(BIG_READ, limit - pos)
+    n = max(n, 2 * ssz)
+    n = (n + ssz - 1) & ~(ssz - 1)
+    while True:
+        try:
+            data = mem.read(pos, n)
+            if len(data) != n:
+                raise MemoryReadError(pos, n, "short read")
+            return pos, memoryview(data).cast(code)
+        except MemoryReadError:
+            if n <= 2 * ssz:
+                return None
+            # Shrink to the page holding pos, then to the header alone.
+            page_rest = 0x1000 - (pos & 0xFFF)
+            n = page_rest if n > page_rest and page_rest >= 2 * ssz else 2 * ssz
+
+
+def _header(reader: Reader, addr: int, L: Layout):
+    data = reader.read(addr, 2 * L.size_sz)
+    s = L.size_sz
+    return int.from_bytes(data[:s], "little"), int.from_bytes(data[s:], "little")
+
+
+def _odd_chunk(reader: Reader, seg: HeapSegment, pos: int, prev: int, raw: int, limit: int,
+               top: Optional[int], problems: List[Problem]) -> Optional[int]:
+    """A header the fast path rejected: a fencepost, the end of the heap, or corruption.
+
+    Records what it is and returns where the walk goes on, or None to stop the walk.
+    """
+    L = seg.layout
+    hdr = L.chunk_hdr_sz
+    size = raw & ~7
+    if size == 0 and raw & 1 and not seg.main:
+        # The fence header that ends a non-main heap an arena has outgrown.
+        seg._add(pos, prev, raw, FENCEPOST)
+        seg.end = max(seg.end, pos + hdr)
+        return None
+    if size == hdr:
+        try:
+            nprev, nraw = _header(reader, pos + hdr, L)
+        except MemoryReadError:
+            nraw = None
+        if nraw is not None and (nraw & ~7) == 0 and nraw & 1:
+            seg._add(pos, prev, raw, FENCEPOST)  # non-main: fencepost chunk, then fence header
+            seg._add(pos + hdr, nprev, nraw, FENCEPOST)
+            return None
+        if nraw is not None and (nraw & ~7) == hdr:
+            seg._add(pos, prev, raw, FENCEPOST)  # main arena: the double fencepost
+            seg._add(pos + hdr, nprev, nraw, FENCEPOST)
+            return None
+    # Corruption.
+    if size == 0:
+        why = "size field is zero"
+    elif size < L.minsize:
+        why = "size %#x is below MINSIZE %#x" % (size, L.minsize)
+    elif size & L.align_mask:
+        why = "size %#x is not a multiple of MALLOC_ALIGNMENT %#x" % (size, L.malloc_alignment)
+    elif top is not None and pos < top < pos + size:
+        why = "size %#x runs over the top chunk at %#x" % (size, top)
+    else:
+        why = "size %#x runs past the heap end %#x" % (size, limit)
+    resume = _resync(reader, L, pos, limit, top)
+    seg._add(pos, prev, raw, CORRUPT)
+    if resume is None:
+        problems.append(Problem(pos, "corrupt chunk: %s; could not find the chunk chain again, "
+                                     "the rest of this heap is not listed" % why))
+        seg.complete = False
+        return None
+    problems.append(Problem(pos, "corrupt chunk: %s; the walk resumes at %#x" % (why, resume)))
+    return resume
+
+
+def _resync(reader: Reader, L: Layout, pos: int, limit: int, top: Optional[int]) -> Optional[int]:
+    """The first aligned address after `pos` from which valid sizes chain to the limit/top."""
+    step = L.malloc_alignment
+    hdr = L.chunk_hdr_sz
+    bad = set()
+    q = pos + step
+    stop = min(limit, pos + RESYNC_WINDOW)
+    while q < stop:
+        if q not in bad:
+            path = []
+            p = q
+            ok = False
+            for _ in range(RESYNC_STEPS):
+                if p == limit or (top is not None and p == top):
+                    ok = True
+                    break
+                if p in bad or p > limit:
+                    break
+                path.append(p)
+                try:
+                    s = _header(reader, p, L)[1] & ~7
+                except MemoryReadError:
+                    break
+                if s == hdr:  # a fencepost pair ends a segment
+                    try:
+                        ns = _header(reader, p + hdr, L)[1] & ~7
+                    except MemoryReadError:
+                        break
+                    ok = ns in (0, hdr)
+                    break
+                if s < L.minsize or s & L.align_mask:
+                    break
+                p += s
+            else:
+                ok = True
+            if ok:
+                return q
+            bad.update(path)
+        q += step
+    return None

@@ -1,0 +1,62 @@
+"""Small reads served from a bounded cache of aligned blocks, so list walks cost few reads."""
+
+from collections import OrderedDict
+from typing import Optional
+
+from ..memory import Memory, MemoryReadError
+
+BLOCK = 0x10000
+
+
+class Reader:
+    """Reads words through an LRU cache of BLOCK-sized aligned blocks of a Memory.
+
+    A block that cannot be read whole (the end of a mapping) is not cached: the exact range is
+    read instead.  Every failure is a MemoryReadError.
+    """
+
+    def __init__(self, mem: Memory, pointer_size: int, max_blocks: int = 256):
+        self.mem = mem
+        self.pointer_size = pointer_size
+        self._blocks: "OrderedDict[int, Optional[bytes]]" = OrderedDict()
+        self._max = max_blocks
+        self.reads = 0
+
+    def read(self, address: int, size: int) -> bytes:
+        if address < 0 or size < 0 or address + size > 1 << (8 * self.pointer_size):
+            raise MemoryReadError(address, size, "outside the address space")
+        base = address & ~(BLOCK - 1)
+        if address + size <= base + BLOCK:
+            block = self._block(base)
+            if block is not None:
+                off = address - base
+                return block[off:off + size]
+        self.reads += 1
+        return self.mem.read(address, size)
+
+    def _block(self, base: int) -> Optional[bytes]:
+        if base in self._blocks:
+            self._blocks.move_to_end(base)
+            return self._blocks[base]
+        try:
+            self.reads += 1
+            data = self.mem.read(base, BLOCK)
+        except MemoryReadError:
+            data = None
+        except Exception as e:  # a Memory must raise MemoryReadError; be safe anyway
+            raise MemoryReadError(base, BLOCK, str(e))
+        self._blocks[base] = data
+        if len(self._blocks) > self._max:
+            self._blocks.popitem(last=False)
+        return data
+
+    def uint(self, address: int, size: int) -> int:
+        return int.from_bytes(self.read(address, size), "little")
+
+    def ptr(self, address: int) -> int:
+        return int.from_bytes(self.read(address, self.pointer_size), "little")
+
+    def ptrs(self, address: int, count: int):
+        data = self.read(address, count * self.pointer_size)
+        p = self.pointer_size
+        return [int.from_bytes(data[i:i + p], "little") for i in range(0, len(data), p)]
