@@ -249,10 +249,16 @@ class HeapBuilder:
         return old_top
 
     # ---- mmapped chunks ----
-    def mmap_chunk(self, total, lead=0):
-        """An mmapped chunk in a mapping of `total` bytes; `lead` > 0 as memalign leaves it."""
+    def mmap_chunk(self, total, align=0):
+        """An mmapped chunk in a mapping of `total` bytes; with `align`, as memalign leaves it
+        (the chunk moved up so its user memory is aligned, a stale header at the start)."""
         L = self.L
         base = MMAP_AREA - sum(t for _, t in self.mmapped) - total
+        lead = 0
+        if align:
+            lead = ((base + self.hdr + align - 1) & ~(align - 1)) - self.hdr - base
+            if lead < L.minsize:
+                lead += align
         self.img.region(base, total)
         extra = self.hdr if L.mmap_size_excludes_header else 0
         self.img.w(base, 0, self.ssz)
