@@ -313,9 +313,6 @@ def _main_heaps(mem, reader, L, a: ArenaState, mp, heap_start, maps, pagesize, p
             end = max(expected_end, top + L.minsize)
         seg = HeapSegment(L, start, end, first, a.address, True)
         walk(mem, reader, seg, top, problems, budget)
-        if top_end > expected_end and seg.addrs and seg.addrs[-1] == top:
-            problems.append(Problem(top, "top chunk size %#x runs past the main heap's end %#x "
-                                         "(sbrk_base + system_mem)" % (a.top_size, expected_end)))
         a.heaps.append(seg)
         if seg.addrs and seg.states[-1] == FENCEPOST and seg.addrs[-1] < top:
             # A foreign sbrk left a gap: the chunks go on below top, from somewhere above.

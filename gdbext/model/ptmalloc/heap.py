@@ -259,12 +259,27 @@ def _odd_chunk(reader: Reader, seg: HeapSegment, pos: int, prev: int, raw: int, 
 
 
 def _resync(reader: Reader, L: Layout, pos: int, limit: int, top: Optional[int]) -> Optional[int]:
-    """The first aligned address after `pos` from which valid sizes chain to the limit/top."""
-    step = L.malloc_alignment
-    hdr = L.chunk_hdr_sz
+    """The first aligned address after `pos` from which valid sizes chain to the limit/top.
+
+    Reads the window after `pos` once; a chain that leaves the window must land on the limit
+    or top exactly.  Every position is judged at most once (failed chains are remembered).
+    """
+    ssz = L.size_sz
+    step, hdr = L.malloc_alignment, L.chunk_hdr_sz
+    stop = min(limit, pos + RESYNC_WINDOW)
+    got = _read_block(reader.mem, pos, stop + hdr, "Q" if ssz == 8 else "I", ssz)
+    if got is None:
+        return None
+    base, words = got
+    shift = 3 if ssz == 8 else 2
+    wend = base + (len(words) << shift)
+    stop = min(stop, wend - hdr)
+
+    def size_at(a):
+        return words[((a - base) >> shift) + 1] & ~7
+
     bad = set()
     q = pos + step
-    stop = min(limit, pos + RESYNC_WINDOW)
     while q < stop:
         if q not in bad:
             path = []
@@ -274,19 +289,12 @@ def _resync(reader: Reader, L: Layout, pos: int, limit: int, top: Optional[int])
                 if p == limit or (top is not None and p == top):
                     ok = True
                     break
-                if p in bad or p > limit:
+                if p in bad or p > limit or p + hdr > wend:
                     break
                 path.append(p)
-                try:
-                    s = _header(reader, p, L)[1] & ~7
-                except MemoryReadError:
-                    break
+                s = size_at(p)
                 if s == hdr:  # a fencepost pair ends a segment
-                    try:
-                        ns = _header(reader, p + hdr, L)[1] & ~7
-                    except MemoryReadError:
-                        break
-                    ok = ns in (0, hdr)
+                    ok = p + 2 * hdr <= wend and size_at(p + hdr) in (0, hdr)
                     break
                 if s < L.minsize or s & L.align_mask:
                     break
