@@ -482,19 +482,24 @@ def _assign_states(state: HeapState, problems: List[Problem]) -> None:
     # A chunk in a doubly linked bin is free: the next chunk must say so, and vice versa.
     for seg in state.segments():
         states, raws, prevs, addrs = seg.states, seg.raws, seg.prevs, seg.addrs
-        for i in range(len(addrs) - 1):
-            st = states[i]
-            nxt_free_bit = not raws[i + 1] & PREV_INUSE
-            if states[i + 1] == CORRUPT or st in (CORRUPT, FENCEPOST):
+        n = len(addrs)
+        marked = set(j - 1 for j in seg.prev_free if j > 0)  # chunks the next one calls free
+        binned = set(i for i, st in seg.bins.items() if states[i] in (UNSORTED, SMALLBIN, LARGEBIN))
+        for i in sorted(marked | binned):
+            if i + 1 >= n or states[i + 1] == CORRUPT or states[i] in (CORRUPT, FENCEPOST, TOP):
                 continue
-            if st in (UNSORTED, SMALLBIN, LARGEBIN):
-                if not nxt_free_bit:
+            if i in binned:
+                if i not in marked:
                     problems.append(Problem(addrs[i], "chunk is in %s but the next chunk's "
                                                       "PREV_INUSE bit is set" % seg.bins.get(i)))
                 elif prevs[i + 1] != raws[i] & ~7:
                     problems.append(Problem(addrs[i + 1], "prev_size %#x does not match the free "
                                                           "chunk before it (size %#x)"
                                             % (prevs[i + 1], raws[i] & ~7)))
-            elif nxt_free_bit and st != TOP:
+            elif i in seg.bins:
+                problems.append(Problem(addrs[i], "chunk is in %s, where chunks stay marked in "
+                                                  "use, but the next chunk's PREV_INUSE is clear"
+                                        % seg.bins[i]))
+            else:
                 problems.append(Problem(addrs[i], "chunk looks free (the next chunk's PREV_INUSE "
                                                   "is clear) but is in no bin"))

@@ -41,7 +41,7 @@ class HeapSegment:
     """
 
     __slots__ = ("start", "end", "first_chunk", "heap_info", "arena", "main", "addrs", "raws",
-                 "prevs", "states", "bins", "complete", "layout")
+                 "prevs", "states", "bins", "complete", "layout", "prev_free")
 
     def __init__(self, layout: Layout, start: int, end: int, first_chunk: int, arena: int,
                  main: bool, heap_info: Optional[HeapInfo] = None):
@@ -59,6 +59,7 @@ class HeapSegment:
         self.states = bytearray()
         self.bins: Dict[int, str] = {}
         self.complete = True
+        self.prev_free = array("Q")  # indices i whose PREV_INUSE is clear (chunk i-1 is free)
 
     def __len__(self) -> int:
         return len(self.addrs)
@@ -94,6 +95,8 @@ class HeapSegment:
         return -1
 
     def _add(self, addr: int, prev: int, raw: int, state: int) -> None:
+        if not raw & 1 and self.addrs:
+            self.prev_free.append(len(self.addrs))
         self.addrs.append(addr)
         self.prevs.append(prev)
         self.raws.append(raw)
@@ -130,6 +133,7 @@ def walk(mem, reader: Reader, seg: HeapSegment, top: Optional[int], problems: Li
     pos = seg.first_chunk
     addrs_append, prevs_append = seg.addrs.append, seg.prevs.append
     raws_append, states = seg.raws.append, seg.states
+    prev_free_append = seg.prev_free.append
     blk_base = blk_end = 0
     words = None
     remaining = budget.chunks
@@ -160,6 +164,8 @@ def walk(mem, reader: Reader, seg: HeapSegment, top: Optional[int], problems: Li
             seg.complete = False
             break
         remaining -= 1
+        if not raw & 1:
+            prev_free_append(len(states))
         addrs_append(pos)
         prevs_append(words[idx])
         raws_append(raw)
