@@ -1,0 +1,54 @@
+"""Finding main_arena, mp_ and the tcache without symbols, in the recorded 2.36 process and in
+synthetic images."""
+
+from gdbext.model.ptmalloc import Layout
+from gdbext.model.ptmalloc.locate import (find_main_arena, find_mp, find_tcache,
+                                          libc_data_mappings)
+from gdbext.model.regions import Mapping
+
+from test_ptmalloc_builder import HEAP, LIBC_DATA, MAIN_ARENA, MP, standard_heap
+from test_ptmalloc_real import load
+
+L236 = Layout.for_version((2, 36))
+
+
+def _libc(maps):
+    path = next(m.path for m in maps if m.path.endswith("libc.so.6"))
+    return libc_data_mappings(maps, path)
+
+
+def test_real_process_main_arena_mp_and_tcache():
+    doc, mem, maps = load()
+    heap = next(m for m in maps if m.path == "[heap]")
+    arena_heap = (0x7FFFF0000000, 0x7FFFF0000000 + 0x21000)
+    libc = _libc(maps)
+    got = find_main_arena(mem, L236, libc, heaps=[(heap.start, heap.end), arena_heap])
+    assert got is not None and got.address == doc["main_arena"], got
+    assert "next list returns" in got.how
+    unbounded = find_main_arena(mem, L236, libc)
+    assert unbounded is not None and unbounded.address == doc["main_arena"]
+    mp = find_mp(mem, L236, libc, heap.start)
+    assert mp is not None and mp.address == doc["mp"]
+    tc = find_tcache(mem, L236, heap.start, (heap.start, heap.end))
+    assert tc is not None and tc.address == doc["tcache"]["1"]
+
+
+def test_synthetic_versions():
+    for v in ((2, 31), (2, 41), (2, 42)):
+        b, _ = standard_heap(v)
+        b.new_arena()
+        mem = b.finish()
+        libc = [Mapping(LIBC_DATA, LIBC_DATA + 0x4000, "rw-p", path="/lib/libc.so.6")]
+        heaps = [(HEAP, HEAP + 0x21000), (0x7FFFF0000000, 0x7FFFF0000000 + 0x21000)]
+        assert find_main_arena(mem, b.L, libc, heaps).address == MAIN_ARENA
+        assert find_mp(mem, b.L, libc, HEAP).address == MP
+        assert find_tcache(mem, b.L, HEAP, heaps[0]).address == b.tcaches[1]
+
+
+def test_nothing_found_in_unrelated_memory():
+    b, _ = standard_heap((2, 36))
+    mem = b.finish()
+    heap_map = [Mapping(HEAP, HEAP + 0x21000, "rw-p", path="[heap]")]
+    assert find_main_arena(mem, b.L, heap_map, [(HEAP, HEAP + 0x21000)]) is None
+    assert find_mp(mem, b.L, heap_map, 0x1234000) is None
+    assert find_tcache(mem, b.L, HEAP + 0x290, (HEAP, HEAP + 0x21000)) is None
