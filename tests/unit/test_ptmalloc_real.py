@@ -1,9 +1,11 @@
-"""The model against a real glibc 2.36 process: malloc_info and mallinfo2 must match exactly.
+"""The model against real glibc processes: malloc_info and mallinfo2 must match exactly.
 
-The fixture holds the memory of the program below (its heap, the thread arena's heap, libc's
-data with main_arena and mp_, and the first 64 KiB of each anonymous mapping), stopped at its
-raise(SIGTRAP) under gdb, with the addresses gdb gave for main_arena, mp_ and each thread's
-tcache, /proc/PID/maps, and what the program printed from malloc_info(0, stdout) and mallinfo2().
+Each fixture holds the memory of the program below (its heap, the thread arena's heap, libc's
+data with main_arena and mp_, and the anonymous mappings, big ones cut to 64 KiB), stopped at
+its raise(SIGTRAP) under gdb, with /proc/PID/maps and what the program printed from
+malloc_info(0, stdout) and mallinfo2().  For 2.36 (this machine's glibc, with libc6-dbg) gdb
+gave the addresses of main_arena, mp_ and each thread's tcache; the 2.41 and 2.43 runs used
+Debian's libc6 through its own ld.so, without symbols, and ptmalloc.locate found them.
 """
 
 import base64
@@ -15,7 +17,11 @@ from gdbext.model.memory import BytesMemory
 from gdbext.model.ptmalloc import Layout, analyze
 from gdbext.model.regions import parse_proc_maps
 
-FIXTURE = os.path.join(os.path.dirname(__file__), "test_ptmalloc_glibc236.json.gz")
+import pytest
+
+HERE = os.path.dirname(__file__)
+FIXTURE = os.path.join(HERE, "test_ptmalloc_glibc236.json.gz")
+OTHERS = {(2, 41): "test_ptmalloc_glibc241.json.gz", (2, 43): "test_ptmalloc_glibc243.json.gz"}
 
 PROGRAM = r"""
 #include <malloc.h>
@@ -59,16 +65,16 @@ int main(void) {
 """
 
 
-def load():
-    with gzip.open(FIXTURE) as f:
+def load(path=FIXTURE):
+    with gzip.open(path) as f:
         doc = json.load(f)
     mem = BytesMemory([(lo, base64.b64decode(d)) for lo, d in doc["segments"]])
     maps = parse_proc_maps(doc["maps"])
     return doc, mem, maps
 
 
-def run(layout):
-    doc, mem, maps = load()
+def run(layout, path=FIXTURE):
+    doc, mem, maps = load(path)
     candidates = [m for m in maps if m.anonymous and m.perms.startswith("rw") and not m.path]
     tcaches = {int(k): v for k, v in doc["tcache"].items() if v}
     st = analyze(mem, layout, doc["main_arena"], mp=doc["mp"], tcaches=tcaches,
@@ -105,3 +111,21 @@ def test_debug_type_layout_gives_the_same_answer():
     from test_ptmalloc_layout import DEBUG_236
     doc, st = run(Layout.from_types(DEBUG_236.get, (2, 36)))
     assert st.malloc_info().to_xml() == doc["malloc_info"]
+
+
+@pytest.mark.parametrize("version", sorted(OTHERS))
+def test_other_glibc_versions_found_without_symbols(version):
+    from gdbext.model.ptmalloc import find_main_arena, find_mp, libc_data_mappings
+    path = os.path.join(HERE, OTHERS[version])
+    doc, st = run(Layout.for_version(version), path)
+    assert st.problems == []
+    assert st.malloc_info().to_xml() == doc["malloc_info"]
+    assert list(st.mallinfo2()) == doc["mallinfo2"]
+    assert len(st.mmapped) == 3 and len(st.arenas) == 2
+    _, mem, maps = load(path)
+    libc = libc_data_mappings(maps, next(m.path for m in maps if m.path.endswith("libc.so.6")))
+    heap = next(m for m in maps if m.path == "[heap]")
+    assert find_main_arena(mem, st.layout, libc).address == doc["main_arena"]
+    assert find_mp(mem, st.layout, libc, heap.start).address == doc["mp"]
+    if version >= (2, 43):
+        assert "fast" not in doc["malloc_info"] and not st.layout.has_fastbins
