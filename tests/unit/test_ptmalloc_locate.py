@@ -52,3 +52,31 @@ def test_nothing_found_in_unrelated_memory():
     assert find_main_arena(mem, b.L, heap_map, [(HEAP, HEAP + 0x21000)]) is None
     assert find_mp(mem, b.L, heap_map, 0x1234000) is None
     assert find_tcache(mem, b.L, HEAP + 0x290, (HEAP, HEAP + 0x21000)) is None
+
+
+def test_tcache_chunks_found_in_a_walked_heap():
+    from gdbext.model.ptmalloc import find_tcache_chunks
+    b, c = standard_heap((2, 36))
+    ar = b.new_arena()
+    t2 = b.tcache_for(2, ar)
+    x = b.alloc(0x40, ar)
+    b.alloc(0x20, ar)
+    b.tcache_put(2, x)
+    st = b.analyze(tcaches={})
+    got = [f.address for f in find_tcache_chunks(st)]
+    assert got == [b.tcaches[1], t2]
+
+
+def test_tcache_chunks_in_the_recorded_2_43_process():
+    import os
+    from gdbext.model.ptmalloc import analyze, find_tcache_chunks
+    from test_ptmalloc_real import HERE, OTHERS
+    doc, mem, maps = load(os.path.join(HERE, OTHERS[(2, 43)]))
+    L = Layout.for_version((2, 43))
+    st = analyze(mem, L, doc["main_arena"], mp=doc["mp"])
+    found = find_tcache_chunks(st)
+    assert len(found) == 2  # the main thread's and the worker's, lazily allocated
+    anon = [m for m in maps if m.anonymous and m.perms.startswith("rw") and not m.path]
+    st2 = analyze(mem, L, doc["main_arena"], mp=doc["mp"], mmap_candidates=anon,
+                  tcaches={i: f.address for i, f in enumerate(found)})
+    assert st2.problems == [] and sum(t.chunk_count for t in st2.tcache.values()) > 0

@@ -30,7 +30,8 @@ from .chunks import (FREE_STATES, IS_MMAPPED, NON_MAIN_ARENA, PREV_INUSE, STATES
                      reveal_ptr, smallbin_index, tcache_index)
 from .heap import HeapSegment
 from .layout import Layout, Struct
-from .locate import Found, find_main_arena, find_mp, find_tcache, libc_data_mappings
+from .locate import (Found, find_main_arena, find_mp, find_tcache, find_tcache_chunks,
+                     libc_data_mappings)
 from .mmapped import MmappedChunk, chunks_in_mapping
 from .summary import MallocInfo, Mallinfo2
 
@@ -40,5 +41,6 @@ __all__ = [
     "ArenaHeader", "HeapInfo", "read_arena", "read_heap_info", "read_mp", "chunks_in_mapping",
     "STATES", "FREE_STATES", "PREV_INUSE", "IS_MMAPPED", "NON_MAIN_ARENA", "protect_ptr",
     "reveal_ptr", "fastbin_index", "smallbin_index", "largebin_index", "bin_index",
-    "tcache_index", "Found", "find_main_arena", "find_mp", "find_tcache", "libc_data_mappings",
+    "tcache_index", "Found", "find_main_arena", "find_mp", "find_tcache", "find_tcache_chunks",
+    "libc_data_mappings",
 ]

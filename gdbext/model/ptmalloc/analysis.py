@@ -121,6 +121,7 @@ class HeapState:
         self.mp: Optional[Dict[str, int]] = None
         self.mp_address: Optional[int] = None
         self.problems: List[Problem] = []
+        self.memory = None  # the Memory analyzed, for follow-up reads (chunk contents)
         self._segs: List[Tuple[int, HeapSegment]] = []
 
     # ---- lookups ----
@@ -234,6 +235,7 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
     state = HeapState(L)
     problems = state.problems
     reader = Reader(mem, L.pointer_size)
+    state.memory = reader
     candidates = list(mmap_candidates or ())
     all_maps = list(mappings or ())
 

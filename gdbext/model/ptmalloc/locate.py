@@ -189,3 +189,61 @@ def libc_data_mappings(mappings: Iterable[Mapping], libc_path: str) -> List[Mapp
             if i + 1 < len(ms) and ms[i + 1].anonymous and ms[i + 1].start == m.end and ms[i + 1].writable:
                 out.append(ms[i + 1])
     return out
+
+
+def find_tcache_chunks(state, limit: int = 1024) -> List[Found]:
+    """Chunks of a HeapState that look like tcache_perthread_structs, for when the threads'
+    `tcache` pointers cannot be read (no symbols; 2.43 allocates a tcache on first use, so it
+    need not be the first chunk).  An in-use chunk of the struct's size qualifies when its
+    counts agree with its entries (a bin holds chunks exactly when its entry is not NULL),
+    some bin is used, and every entry points to an aligned address in a heap.  A tcache with
+    every bin empty (before 2.42: all zero) cannot be told from zeroed memory and is missed."""
+    L = state.layout
+    st = L.tcache_perthread
+    if st is None:
+        return []
+    want = request2size(L, st.sizeof)
+    e_off, p = st.offset("entries"), L.pointer_size
+    cw = L.tcache_count_width
+    c_off = st.offset(L.tcache_counts_field) if st.has(L.tcache_counts_field) else 0
+    fill = (state.mp or {}).get("tcache_count") or L.tcache_fill_count
+    out = []
+    from .chunks import USED  # local: chunks imports nothing from here, but keep it explicit
+    for seg in state.segments():
+        for i, raw in enumerate(seg.raws):
+            if raw & ~7 != want or seg.states[i] != USED:
+                continue
+            addr = seg.addrs[i] + L.chunk_hdr_sz
+            data = state_read(state, addr, st.sizeof)
+            if data is None:
+                continue
+            entries = [int.from_bytes(data[e_off + k * p:e_off + (k + 1) * p], "little")
+                       for k in range(L.tcache_max_bins)]
+            counts = [int.from_bytes(data[c_off + k * cw:c_off + (k + 1) * cw], "little")
+                      for k in range(L.tcache_max_bins)]
+            if L.tcache_counts_down:
+                held = [fill - c for c in counts]
+                if any(c > fill for c in counts) or not any(counts):
+                    continue
+            else:
+                held = counts
+                if not any(counts):
+                    continue  # all zero: a fresh tcache, or any zeroed memory
+            if any((e != 0) != (h > 0) for e, h in zip(entries, held)):
+                continue
+            if all(e == 0 or (not e & L.align_mask and state.in_heap(e)) for e in entries):
+                out.append(Found(addr, "in-use chunk of tcache_perthread_struct's size whose "
+                                       "entries point into the heap"))
+                if len(out) >= limit:
+                    return out
+    return out
+
+
+def state_read(state, address: int, size: int) -> Optional[bytes]:
+    mem = getattr(state, "memory", None)
+    if mem is None:
+        return None
+    try:
+        return mem.read(address, size)
+    except MemoryReadError:
+        return None
