@@ -272,3 +272,31 @@ def test_as_dict_is_plain_data():
     d = st.as_dict(chunks=True)
     json.dumps(d)
     assert d["arenas"][0]["chunks"][-1]["state"] == "top"
+
+
+def test_32_bit_i386_heap():
+    L = Layout.for_version((2, 36), pointer_size=4)
+    b = HeapBuilder(L, libc_data=0xF7F00000, heap=0x0804C000,
+                    arena_heaps=(0xB7000000, 0xB6F00000, 0xB6E00000), mmap_area=0xB7E00000)
+    b.tcache_for(1)
+    x = [b.alloc(0x20) for _ in range(4)]
+    s = b.alloc(0x50)
+    b.alloc(0x10)
+    b.tcache_put(1, x[0])
+    b.fastbin_put(x[2])
+    b.bin_put(s, 1)
+    ar = b.new_arena()
+    y = b.alloc(0x30, ar)
+    b.alloc(0x20, ar)
+    b.tcache_for(2, ar)
+    m = b.mmap_chunk(0x3000)
+    st = b.analyze()
+    assert st.problems == []
+    seg = st.arenas[0].heaps[0]
+    assert seg.first_chunk == 0x0804C008  # chunk2mem aligned to 16 with 4-byte headers
+    got = dict((c.address, c.state_name) for c in seg.chunks())
+    assert got[x[0]] == "tcache" and got[x[2]] == "fastbin" and got[s] == "unsorted"
+    assert st.arenas[1].heaps[0].heap_info.ar_ptr == ar.address
+    assert st.chunk_at(y).size == 0x30 and st.chunk_at(y).non_main_arena
+    assert [c.address for c in st.mmapped] == [m] and m % 0x1000 == 8  # front_misalign fixed
+    assert st.mallinfo2().arena == 2 * 0x21000

@@ -61,18 +61,21 @@ class Arena:
 class HeapBuilder:
     """Lay chunks out in order; free them into lists; `finish()` gives (memory, facts)."""
 
-    def __init__(self, layout: Layout, heap_size=0x21000):
+    def __init__(self, layout: Layout, heap_size=0x21000, libc_data=LIBC_DATA, heap=HEAP,
+                 arena_heaps=ARENA_HEAPS, mmap_area=MMAP_AREA):
         self.L = L = layout
+        self.libc_data, self.heap, self.arena_heaps, self.mmap_area = libc_data, heap, arena_heaps, mmap_area
+        self.main_arena, self.mp_addr = libc_data + 0x100, libc_data + 0x1000
         self.p = L.pointer_size
         self.ssz = L.size_sz
         self.hdr = 2 * self.ssz
         self.img = Image(self.p)
-        self.img.region(LIBC_DATA, 0x4000)
-        self.img.region(HEAP, heap_size)
-        self.main = Arena(MAIN_ARENA, True)
-        self.main.heap_start = HEAP
-        self.main.heap_end = HEAP + heap_size
-        self.main.cursor = HEAP + ((-(HEAP + self.hdr)) & L.align_mask)
+        self.img.region(libc_data, 0x4000)
+        self.img.region(heap, heap_size)
+        self.main = Arena(self.main_arena, True)
+        self.main.heap_start = heap
+        self.main.heap_end = heap + heap_size
+        self.main.cursor = heap + ((-(heap + self.hdr)) & L.align_mask)
         self.arenas = [self.main]
         self.tcaches = {}
         self.mmapped = []
@@ -94,7 +97,7 @@ class HeapBuilder:
             self.img.w(b + 2 * self.ssz, b)
             self.img.w(b + 3 * self.ssz, b)
         self.img.w(a.address + st.offset("flags"), flags, 4)
-        self.img.w(a.address + st.offset("next"), MAIN_ARENA)
+        self.img.w(a.address + st.offset("next"), self.main_arena)
         self.img.w(a.address + st.offset("attached_threads"), 1, self.ssz)
 
     def bin_at(self, a, i):
@@ -102,12 +105,12 @@ class HeapBuilder:
 
     def _mp_init(self):
         mp = self.L.malloc_par
-        self.img.w(MP + mp.offset("trim_threshold"), 128 * 1024)
-        self.img.w(MP + mp.offset("mmap_threshold"), 128 * 1024, self.ssz)
-        self.img.w(MP + mp.offset("n_mmaps_max"), 65536, 4)
-        self.img.w(MP + mp.offset("sbrk_base"), HEAP)
-        self.img.w(MP + mp.offset("tcache_count"), self.L.tcache_fill_count)
-        self.img.w(MP + mp.offset("tcache_max_bytes"), 1032)
+        self.img.w(self.mp_addr + mp.offset("trim_threshold"), 128 * 1024)
+        self.img.w(self.mp_addr + mp.offset("mmap_threshold"), 128 * 1024, self.ssz)
+        self.img.w(self.mp_addr + mp.offset("n_mmaps_max"), 65536, 4)
+        self.img.w(self.mp_addr + mp.offset("sbrk_base"), self.heap)
+        self.img.w(self.mp_addr + mp.offset("tcache_count"), self.L.tcache_fill_count)
+        self.img.w(self.mp_addr + mp.offset("tcache_max_bytes"), 1032)
 
     def _write_top(self, a):
         size = a.heap_end - a.cursor
@@ -199,7 +202,7 @@ class HeapBuilder:
     # ---- arenas ----
     def new_arena(self, heap_size=0x21000):
         L = self.L
-        h = ARENA_HEAPS[len(self.arenas) - 1]
+        h = self.arena_heaps[len(self.arenas) - 1]
         self.img.region(h, heap_size)
         a = Arena(h + L.heap_info.sizeof, False)
         a.heap_start, a.heap_end, a.heaps = h, h + heap_size, [h]
@@ -209,7 +212,7 @@ class HeapBuilder:
         a.cursor = ptr + ((-(ptr + self.hdr)) & L.align_mask)
         prev = self.arenas[-1]
         self.img.w(prev.address + L.malloc_state.offset("next"), a.address)
-        self.img.w(a.address + L.malloc_state.offset("next"), MAIN_ARENA)
+        self.img.w(a.address + L.malloc_state.offset("next"), self.main_arena)
         self.img.w(a.address + L.malloc_state.offset("system_mem"), heap_size, self.ssz)
         self.img.w(a.address + L.malloc_state.offset("max_system_mem"), heap_size, self.ssz)
         self.arenas.append(a)
@@ -229,7 +232,7 @@ class HeapBuilder:
         """A new heap for arena a: the old top gets fenceposts and goes to the unsorted bin."""
         L = self.L
         n = len(self.arenas) - 1 + len(a.heaps) + 1
-        h = ARENA_HEAPS[n]
+        h = self.arena_heaps[n]
         self.img.region(h, heap_size)
         self._heap_info(h, a.address, a.heaps[-1], heap_size)
         old_top = a.cursor
@@ -253,12 +256,14 @@ class HeapBuilder:
         """An mmapped chunk in a mapping of `total` bytes; with `align`, as memalign leaves it
         (the chunk moved up so its user memory is aligned, a stale header at the start)."""
         L = self.L
-        base = MMAP_AREA - sum(t for _, t in self.mmapped) - total
+        base = self.mmap_area - sum(t for _, t in self.mmapped) - total
         lead = 0
         if align:
             lead = ((base + self.hdr + align - 1) & ~(align - 1)) - self.hdr - base
             if lead < L.minsize:
                 lead += align
+        elif (base + self.hdr) & L.align_mask:  # i386: sysmalloc_mmap's front_misalign correction
+            lead = L.malloc_alignment - ((base + self.hdr) & L.align_mask)
         self.img.region(base, total)
         extra = self.hdr if L.mmap_size_excludes_header else 0
         self.img.w(base, 0, self.ssz)
@@ -277,19 +282,19 @@ class HeapBuilder:
     def finish(self):
         L, mp = self.L, self.L.malloc_par
         st = L.malloc_state
-        self.img.w(MAIN_ARENA + st.offset("system_mem"), self.main_system_mem, self.ssz)
-        self.img.w(MAIN_ARENA + st.offset("max_system_mem"), self.main_system_mem, self.ssz)
-        self.img.w(MP + mp.offset("n_mmaps"), self.n_mmaps, 4)
-        self.img.w(MP + mp.offset("max_n_mmaps"), self.n_mmaps, 4)
-        self.img.w(MP + mp.offset("mmapped_mem"), self.mmapped_mem, self.ssz)
-        self.img.w(MP + mp.offset("max_mmapped_mem"), self.mmapped_mem, self.ssz)
+        self.img.w(self.main_arena + st.offset("system_mem"), self.main_system_mem, self.ssz)
+        self.img.w(self.main_arena + st.offset("max_system_mem"), self.main_system_mem, self.ssz)
+        self.img.w(self.mp_addr + mp.offset("n_mmaps"), self.n_mmaps, 4)
+        self.img.w(self.mp_addr + mp.offset("max_n_mmaps"), self.n_mmaps, 4)
+        self.img.w(self.mp_addr + mp.offset("mmapped_mem"), self.mmapped_mem, self.ssz)
+        self.img.w(self.mp_addr + mp.offset("max_mmapped_mem"), self.mmapped_mem, self.ssz)
         return self.img.memory()
 
     def mappings(self):
         """The anonymous rw mappings a caller would pass as mmap candidates."""
         out = []
         for start, data in self.img.regions.items():
-            if start in (LIBC_DATA, HEAP) or start in ARENA_HEAPS:
+            if start in (self.libc_data, self.heap) or start in self.arena_heaps:
                 continue
             out.append(Mapping(start, start + len(data), "rw-p"))
         return out
@@ -297,10 +302,10 @@ class HeapBuilder:
     def analyze(self, **kw):
         from gdbext.model.ptmalloc import analyze
         mem = self.finish()
-        kw.setdefault("mp", MP)
+        kw.setdefault("mp", self.mp_addr)
         kw.setdefault("tcaches", dict(self.tcaches))
         kw.setdefault("mmap_candidates", self.mappings())
-        return analyze(mem, self.L, MAIN_ARENA, **kw)
+        return analyze(mem, self.L, self.main_arena, **kw)
 
 
 def standard_heap(version, pointer_size=8):

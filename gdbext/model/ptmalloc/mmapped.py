@@ -73,7 +73,7 @@ def _valid_at(mem, L: Layout, base: int, k: int, limit: int, pagesize: int):
     size = raw & ~7
     if not raw & IS_MMAPPED or raw & PREV_INUSE or offset != k or size == 0:
         return None
-    if size & L.align_mask or (base + k + L.chunk_hdr_sz) & L.align_mask:
+    if size % L.size_sz or (base + k + L.chunk_hdr_sz) & L.align_mask:
         return None
     total = _total(L, offset, size)
     if total % pagesize or base + total > limit:
