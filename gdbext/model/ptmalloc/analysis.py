@@ -298,6 +298,10 @@ def _main_heaps(mem, reader, L, a: ArenaState, mp, heap_start, maps, pagesize, p
     top = h.top
     if top == 0 or top == h.bin_address(L, 1):
         return  # malloc has not set the main heap up yet
+    if (top + L.chunk_hdr_sz) & L.align_mask:
+        problems.append(Problem(a.address, "main arena's top %#x is misaligned; its heap is not "
+                                           "walked" % top))
+        return
     start = (mp or {}).get("sbrk_base") or heap_start
     if not start:
         m = _mapping_holding(maps, top)
@@ -369,6 +373,8 @@ def _add_top_segment(mem, reader, L, a, lo, top, top_end, maps, pagesize, proble
         # No mapping to go by: try page starts below top, nearest first.
         starts = [(top & ~(pagesize - 1)) - k * pagesize for k in range(MAX_TOP_SEARCH_PAGES)]
     for s in starts:
+        if s <= 0:
+            continue
         first = first_chunk_at(L, s)
         if first > top:
             continue
@@ -410,8 +416,9 @@ def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
     h = a.header
     hmax = heap_max_size(L, mp)
     top = h.top
-    if top == 0:
-        problems.append(Problem(a.address, "arena has no top chunk"))
+    if top == 0 or (top + L.chunk_hdr_sz) & L.align_mask:
+        problems.append(Problem(a.address, "arena's top %#x is not a chunk address; its heaps "
+                                           "are not walked" % top))
         return
     chain: List[HeapInfo] = []
     seen = set()

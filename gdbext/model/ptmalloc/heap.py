@@ -138,6 +138,10 @@ def walk(mem, reader: Reader, seg: HeapSegment, top: Optional[int], problems: Li
     words = None
     remaining = budget.chunks
     top_raw = None
+    if pos < 0 or limit > 1 << (8 * L.pointer_size):
+        problems.append(Problem(max(pos, 0), "heap bounds %#x..%#x are impossible" % (max(pos, 0), limit)))
+        seg.complete = False
+        return None
 
     while pos < limit:
         if pos + hdr > blk_end:
