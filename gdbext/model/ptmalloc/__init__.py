@@ -6,20 +6,28 @@ Plain Python over bytes; gdb is never imported here.  The edge provides a Memory
     layout = Layout.for_version((2, 36))            # or Layout.from_types(struct_info, version)
     state = analyze(mem, layout, main_arena, mp=mp_address,
                     tcaches={1: tcache_of_thread_1}, mmap_candidates=anon_rw_mappings)
-    state.arenas        # [ArenaState]: address, main, flags, top, top_size, system_mem, heaps,
-                        #   fastbins, unsorted, smallbins, largebins, totals()
-    state.arenas[0].heaps[0]   # HeapSegment: start, end, heap_info, chunks(), index_at(addr)
-    state.tcache        # {thread label: Tcache}: bins [BinList], counts, inactive
-    state.mmapped       # [MmappedChunk]: address, size, user_address(layout), mapping_start
+    state.arenas        # [ArenaState]: address, main, flags, contiguous, top, top_size,
+                        #   last_remainder, next, next_free, attached_threads, system_mem,
+                        #   max_system_mem, heaps, fastbins, unsorted, smallbins, largebins,
+                        #   totals() -> {state: {"count", "bytes"}}, chunk_count
+    state.arenas[0].heaps[0]   # HeapSegment: start, end, first_chunk, heap_info, complete,
+                               #   chunks(), chunk(i), index_at(addr); arrays addrs/raws/states
+    state.tcache        # {thread label: Tcache}: address, bins [BinList], counts, inactive
+    state.mmapped       # [MmappedChunk]: address, size, user_address(layout), mapping_start/size
     state.mp            # malloc_par fields by name, or None
     state.problems      # [Problem(address, message)]: every inconsistency found
     state.chunk_at(addr), state.neighbours(chunk)      # for `chunk ADDRESS`
-    state.mallinfo2(), state.malloc_info().to_xml()    # what glibc would report
+    state.mallinfo2(), state.malloc_info().to_xml()    # what glibc would report, exactly
+    state.as_dict(chunks=False)                        # plain data for JSON
 
 Each chunk has one state (chunks.STATES): used, tcache, fastbin, unsorted, smallbin, largebin,
-top, mmapped, corrupt, fencepost; free states come from bin membership, not from PREV_INUSE.
-analyze() raises only PtmallocError (when main_arena is unreadable); all else is a Problem.
-locate.find_main_arena / find_mp / find_tcache find the structures without symbols.
+top, mmapped, corrupt, fencepost (the markers that end a heap an arena outgrew, or a piece of a
+non-contiguous main heap).  Free states come from bin membership, not from PREV_INUSE;
+Chunk.bin names the list: "tcache[<thread>][<i>]", "fastbin[i]", "unsorted", "smallbin[i]",
+"largebin[i]".  analyze() raises only PtmallocError (main_arena unreadable); everything else
+that is wrong is a Problem at the address holding the bad value, and the walk goes on past it.
+Without symbols, locate.find_main_arena / find_mp / find_tcache / find_tcache_chunks find the
+structures by their shape and say how (Found(address, how)).
 """
 
 from .analysis import ArenaState, HeapState, analyze

@@ -204,7 +204,7 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
             mp: Union[int, Dict[str, int], None] = None,
             tcaches: Optional[Dict[object, int]] = None,
             mmap_candidates: Optional[Iterable[Mapping]] = None,
-            pagesize: int = 4096, max_chunks: int = 20_000_000, max_list: int = 1_000_000,
+            pagesize: int = 4096, max_chunks: int = 5_000_000, max_list: int = 1_000_000,
             heap_start: Optional[int] = None, mappings: Optional[Iterable[Mapping]] = None,
             ) -> HeapState:
     """Model glibc malloc's state in `mem`.
