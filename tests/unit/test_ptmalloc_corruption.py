@@ -254,3 +254,14 @@ def test_word_corruptions_never_break_the_model(version, where, value, region):
         state.malloc_info().to_xml()
         for ch in state.chunks():
             assert state.chunk_at(ch.address) is not None or ch.end <= ch.address
+
+
+def test_bin_holding_another_arenas_chunk():
+    b, c = standard_heap((2, 36))
+    ar = b.new_arena()
+    x = b.alloc(0x90, ar)
+    b.alloc(0x20, ar)
+    b.bin_put(x, 9)  # into the main arena's smallbin[9], which already holds c["small"]
+    st = b.analyze()
+    assert [p.address for p in st.problems] == [x]
+    assert "holds a chunk of arena %#x" % ar.address in st.problems[0].message

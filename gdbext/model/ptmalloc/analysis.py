@@ -463,12 +463,12 @@ def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
 
 
 def _assign_states(state: HeapState, problems: List[Problem]) -> None:
-    lists: List[BinList] = []
+    lists: List[Tuple[BinList, Optional[int]]] = []
     for t in state.tcache.values():
-        lists.extend(t.bins)
+        lists.extend((b, None) for b in t.bins)  # a thread may cache any arena's chunks
     for a in state.arenas:
-        lists.extend(a.bin_lists())
-    for b in lists:
+        lists.extend((b, a.address) for b in a.bin_lists())
+    for b, owner in lists:
         code = STATE_OF_KIND[b.kind]
         for addr in b.chunks:
             seg = state.segment_at(addr)
@@ -477,6 +477,9 @@ def _assign_states(state: HeapState, problems: List[Problem]) -> None:
                 problems.append(Problem(addr, "%s holds %#x, which is not the start of any chunk "
                                               "the heap walk found" % (b.label, addr)))
                 continue
+            if owner is not None and seg.arena != owner:
+                problems.append(Problem(addr, "%s of arena %#x holds a chunk of arena %#x's heap"
+                                        % (b.label, owner, seg.arena)))
             old = seg.states[i]
             if old == USED:
                 seg.states[i] = code
