@@ -33,17 +33,28 @@ def _mapping_at(mappings, address: int) -> Optional[Mapping]:
 
 
 def bounds_from_mappings(thread: int, tid: int, sp: int, mappings, main: bool,
-                         pthread_block=None) -> Optional[StackBounds]:
+                         pthread_block=None, tp: Optional[int] = None) -> Optional[StackBounds]:
     """Bounds of one thread's stack.
 
     `pthread_block` is (stackblock, stackblock_size, guardsize) from struct pthread when the
     target could read it; otherwise the mapping holding SP and the no-access mapping below it.
+    `tp`, the thread pointer (fs_base) of a thread glibc created, points at its struct pthread
+    at the top of its stack block: when SP is elsewhere (a signal stack), that mapping wins.
     """
     if pthread_block and pthread_block[0] and pthread_block[1]:
         block, size, guard = pthread_block
         return StackBounds(thread, tid, block + guard, block + size,
                            block if guard else None, block + guard if guard else None, main, "pthread")
     m = _mapping_at(mappings, sp)
+    if not main and tp:
+        t = _mapping_at(mappings, tp)
+        if t is not None and t is not m and t.anonymous and t.writable:
+            below = _mapping_at(mappings, t.start - 1)
+            if below is not None and below.no_access and below.anonymous:
+                return StackBounds(thread, tid, t.start, t.end, below.start, below.end, main, "mapping")
+            return StackBounds(thread, tid, t.start, t.end, None, None, main, "mapping")
+    if m is not None and m.no_access:
+        return bounds_in_guard(thread, tid, sp, mappings, main)  # no stack is no-access: overflow
     if m is None or not (m.anonymous or m.path.startswith("[stack")):
         return None  # SP is not on a stack-like mapping (heap, file): the caller warns
     if main or m.path == "[stack]":
@@ -52,3 +63,25 @@ def bounds_from_mappings(thread: int, tid: int, sp: int, mappings, main: bool,
     if below is not None and below.no_access and below.anonymous:
         return StackBounds(thread, tid, m.start, m.end, below.start, below.end, main, "mapping")
     return StackBounds(thread, tid, m.start, m.end, None, None, main, "mapping")
+
+
+def _stack_above_guard(mappings, m: Mapping) -> Optional[Mapping]:
+    """The stack a no-access mapping guards: the anonymous writable mapping right above it."""
+    if not (m.no_access and m.anonymous):
+        return None
+    above = _mapping_at(mappings, m.end)
+    if above is not None and above.anonymous and above.writable:
+        return above
+    return None
+
+
+def bounds_in_guard(thread: int, tid: int, sp: int, mappings, main: bool) -> Optional[StackBounds]:
+    """A thread whose SP is in a guard (a stack overflow) and no struct pthread to say so:
+    its stack is the writable mapping just above that guard."""
+    g = _mapping_at(mappings, sp)
+    if g is None:
+        return None
+    above = _stack_above_guard(mappings, g)
+    if above is None:
+        return None
+    return StackBounds(thread, tid, above.start, above.end, g.start, g.end, main, "mapping")

@@ -82,7 +82,7 @@ def thread_stacks(target: Target, maps, threads=None) -> List[StackBounds]:
             if t.sp is None:
                 continue
             block = None if t.is_main else pthread_block(t.fs_base)
-            b = bounds_from_mappings(t.num, t.tid, t.sp, maps, t.is_main, block)
+            b = bounds_from_mappings(t.num, t.tid, t.sp, maps, t.is_main, block, t.fs_base)
             if b is not None:
                 out.append(b)
         return out
