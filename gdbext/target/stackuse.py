@@ -1,0 +1,85 @@
+"""What threadstacks needs from the target: threads, their stack bounds (the same ones vmmap
+uses), the main thread's RLIMIT_STACK and the page map that tells how deep each stack went."""
+
+from typing import Dict, List, Optional
+
+from ..model.regions import region_at
+from ..model.stacks import StackBounds
+from ..model.stackuse import (StackRow, lowest_used_page, main_stack_extent, pagemap_range,
+                              parse_stack_rlimit, stack_row)
+from .mappings import mappings, remote_file
+from .process import Target
+from .regions import regions, thread_stacks
+from .threads import list_threads
+
+
+def stack_rlimit(target: Target) -> Optional[int]:
+    """The inferior's own soft RLIMIT_STACK (not gdb's): /proc/PID/limits, local or remote."""
+    proc = target.local_proc
+    text = None
+    if proc:
+        try:
+            with open(f"{proc}/limits") as f:
+                text = f.read()
+        except OSError:
+            text = None
+    elif target.kind == "remote":
+        text = remote_file(f"/proc/{target.pid}/limits")
+    return parse_stack_rlimit(text) if text else None
+
+
+def read_pagemap(target: Target, low: int, high: int) -> Optional[bytes]:
+    proc = target.local_proc
+    if not proc or high <= low:
+        return None
+    offset, size = pagemap_range(low, high)
+    try:
+        with open(f"{proc}/pagemap", "rb") as f:
+            f.seek(offset)
+            data = f.read(size)
+    except (OSError, ValueError, OverflowError):
+        return None
+    return data if len(data) == size else None
+
+
+def stack_rows(target: Target, wanted=None) -> List[StackRow]:
+    """One row per thread (gdb number order), restricted to `wanted` numbers when given."""
+    threads = list_threads(with_frames=True)
+    if wanted:
+        threads = [t for t in threads if t.num in wanted]
+    maps = mappings(target)
+    bounds: Dict[int, StackBounds] = {b.thread: b for b in thread_stacks(target, maps, threads)}
+    rlimit = None
+    extents = {}
+    for b in bounds.values():
+        if b.main:
+            stack = next((m for m in maps if m.start <= b.low < m.end), None)
+            if stack is not None:
+                if rlimit is None:
+                    rlimit = stack_rlimit(target)
+                extents[b.thread] = main_stack_extent(stack, maps, rlimit)
+    # The page map before any other read: reading a page through ptrace maps the zero page.
+    lowest = {}
+    peak_known = {}
+    for num, b in bounds.items():
+        lo = extents[num].mapped_low if num in extents else b.low
+        data = read_pagemap(target, lo, b.high)
+        peak_known[num] = data is not None
+        lowest[num] = lowest_used_page(data, lo) if data is not None else None
+
+    def describe(sp: int) -> Optional[str]:
+        r = region_at(regions(target), sp)
+        if r is None:
+            return None
+        text = r.describe()
+        if r.thread is None and not (r.path and not r.path.startswith("[")):
+            text += f" [{r.start:#x}, {r.end:#x})"
+        return text
+
+    rows = []
+    for t in threads:
+        b = bounds.get(t.num)
+        rows.append(stack_row(t.num, t.tid, t.name, t.sp, b, t.frames, t.function,
+                              extents.get(t.num), lowest.get(t.num), peak_known.get(t.num, False),
+                              describe))
+    return rows
