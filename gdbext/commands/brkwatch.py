@@ -1,0 +1,179 @@
+"""brkwatch: record every change of the program break (and anonymous mappings) as it runs."""
+
+from ..model import brklog as M
+from ..render import fmt, jsonout
+from ..render.table import Table
+from ..target.brkwatch import METHODS, WATCHER, Options, delta_text, what_text
+from ..target.errors import UserError
+from .base import GdbextCommand
+
+
+def _target_doc():
+    """The usual "target" object; the log outlives the process, so it may have none."""
+    try:
+        from ..target.libc import target_json
+        from ..target.process import Target
+
+        return target_json(Target())
+    except Exception:  # not running: the log is still worth showing
+        return {"pid": WATCHER.log.pid, "kind": None, "glibc": None, "symbols": False}
+
+
+def _caller_text(e: M.BrkEvent) -> str:
+    c = e.caller
+    text = "?"
+    if c:
+        text = c.get("function") or (f"{c['pc']:#x}" if c.get("pc") is not None else "?")
+        if c.get("file"):
+            text += f" ({c['file']}:{c['line']})" if c.get("line") else f" ({c['file']})"
+    alloc = M.describe_alloc(e.alloc)
+    if alloc:
+        text += f" via {alloc}"
+    elif e.via and e.source == "syscall()":
+        text += " via syscall()"
+    return text
+
+
+def _threshold_text(t) -> str:
+    return fmt.human(t) if t is not None else "?"
+
+
+def _status_lines(st) -> list:
+    opts = Options(**st["options"])
+    lines = [f"brkwatch is {'on' if st['on'] else 'off'}; options: {opts.text()}"]
+    if st["method"]:
+        lines.append(f"  watching with: {st['hooks']}")
+    elif st["on"] and st["waiting"]:
+        lines.append(f"  not armed: {st['waiting']}")
+    for why in st["not_used"]:
+        lines.append(f"  not used: {why}")
+    pid = f"process {st['pid']}" if st["pid"] else "no process yet"
+    kept = "" if st["kept"] == st["events"] else f" ({st['kept']} kept)"
+    lines.append(f"  {st['events']} event(s){kept}, {pid}; the log is cleared at a new run")
+    if st["threshold_source"]:
+        lines.append(f"  mmap_threshold read from {st['threshold_source']}")
+    for n in st["notes"]:
+        lines.append(f"  note: {n}")
+    if st["errors"]:
+        lines.append(f"  {st['errors']} event(s) could not be read; last: {st['last_error']}")
+    return lines
+
+
+def summary_text(log: M.BrkLog) -> str:
+    s = log.summary
+    if not s.events:
+        return "no events"
+    kinds = ", ".join(f"{k} {n}" for k, n in M.counts_by_kind(log.events).items())
+    net = s.brk_growth + s.mmapped_growth
+    text = (f"{s.events} event(s) ({kinds}); net growth {delta_text(net)} ({fmt.human(abs(net))}"
+            f"{' less' if net < 0 else ''}: break {delta_text(s.brk_growth)}, "
+            f"mmapped {delta_text(s.mmapped_growth)})")
+    if s.largest:
+        text += f"; largest step #{s.largest[0]} {delta_text(s.largest[1])} ({fmt.human(abs(s.largest[1]))})"
+    if s.failures:
+        text += f"; {s.failures} failed"
+    return text
+
+
+class BrkWatch(GdbextCommand):
+    name = "brkwatch"
+    summary = "Record every change of the program break (and anonymous mmaps) while the program runs."
+    details = ("brkwatch on [--mmap] [--stop] [--bt N] [--method auto|watch|break|syscall]\n"
+               "brkwatch off | status [--json] | log [--json] [--last N] [--kind KIND] | clear\n\n"
+               "While on, each change of the break (malloc growing or trimming the heap, sbrk/brk,\n"
+               "a raw syscall(SYS_brk, ...)), including a refused one, is recorded without stopping\n"
+               "the program; --mmap adds anonymous mmap/munmap/mremap (malloc's large chunks and\n"
+               "arena heaps). Each event keeps the thread, the user code that caused it, the\n"
+               "malloc call and its size when readable, and mp_.mmap_threshold. --stop stops at\n"
+               "each event; --bt N keeps N frames. The log survives stops and 'continue' and is\n"
+               "cleared at a new run. Each event costs the program a stop in gdb: --method picks\n"
+               "how (auto: a hardware watchpoint on libc's __curbrk, else a breakpoint in __brk,\n"
+               "else a syscall catchpoint).")
+
+    def add_arguments(self, p):
+        sub = p.add_subparsers(dest="action", metavar="on|off|status|log|clear")
+        on = sub.add_parser("on", help="start recording", add_help=True)
+        on.add_argument("--mmap", action="store_true", help="also anonymous mmap/munmap/mremap")
+        on.add_argument("--stop", action="store_true", help="stop the program at each event")
+        on.add_argument("--bt", type=int, default=0, metavar="N", help="keep N frames per event")
+        on.add_argument("--method", choices=METHODS, default="auto",
+                        help="how to be told of a change (default: the cheapest that works)")
+        sub.add_parser("off", help="stop recording (the log is kept)")
+        st = sub.add_parser("status", help="on/off, options, event count")
+        st.add_argument("--json", action="store_true", help="one JSON document")
+        lg = sub.add_parser("log", help="the events, with running totals and a summary")
+        lg.add_argument("--json", action="store_true", help="one JSON document")
+        lg.add_argument("--last", type=int, metavar="N", help="only the last N events")
+        lg.add_argument("--kind", action="append", choices=M.KINDS, metavar="KIND",
+                        help="only events of this kind (repeatable)")
+        sub.add_parser("clear", help="forget the events recorded so far")
+
+    def run(self, args, out):
+        action = args.action or "status"
+        if action == "on":
+            if args.bt < 0 or args.bt > 256:
+                raise UserError("--bt takes a number of frames from 0 to 256")
+            text = WATCHER.turn_on(Options(args.mmap, args.stop, args.bt, args.method))
+            out.line(f"brkwatch: {text}")
+            for why in WATCHER.why_not:
+                out.line(f"brkwatch: not used: {why}")
+        elif action == "off":
+            out.line(f"brkwatch: {WATCHER.turn_off()}")
+        elif action == "clear":
+            n = WATCHER.log.summary.events
+            WATCHER.log.clear(None, WATCHER.log.pid)
+            out.line(f"brkwatch: {n} event(s) cleared")
+        elif action == "status":
+            st = WATCHER.status()
+            if getattr(args, "json", False):
+                out.json(jsonout.document("brkwatch", _target_doc(), status=st,
+                                          summary=WATCHER.log.summary.to_json()))
+                return
+            for line in _status_lines(st):
+                out.line(line)
+        elif action == "log":
+            self._log(args, out)
+
+    def _log(self, args, out):
+        log = WATCHER.log
+        if args.last is not None and args.last < 1:
+            raise UserError("--last takes a positive number of events")
+        events = log.selected(args.kind, args.last)
+        if args.json:
+            out.json(jsonout.document(
+                "brkwatch", _target_doc(), events=[e.to_json() for e in events],
+                summary=log.summary.to_json(), start_brk=log.start_brk, notes=list(log.notes),
+                dropped=log.dropped, status=WATCHER.status(),
+                threshold_changes=[{"seq": s, "old": a, "new": b}
+                                   for s, a, b in M.threshold_changes(log.events)]))
+            return
+        for n in log.notes:
+            out.line([("note: ", "muted"), (n, None)])
+        if not events:
+            state = "on" if WATCHER.on else "off ('brkwatch on' starts recording)"
+            out.line(f"brkwatch: no events recorded; brkwatch is {state}")
+            return
+        t = Table(["#", "thread", "kind", "change", "delta", "result", "heap", "mmapped",
+                   "threshold", "caller"], "rllllrrrrl")
+        for e in events:
+            tok = "warning" if not e.ok else ("dynamic" if (e.delta or 0) >= 0 else "free")
+            t.add(e.seq, f"{e.thread} ({e.tid})", (e.kind, tok), (what_text(e), "address"),
+                  (delta_text(e.delta), tok), (e.result, None if e.ok else "warning"),
+                  fmt.human(e.heap_total) if e.heap_total is not None else "?",
+                  fmt.human(e.mmapped_total), _threshold_text(e.mmap_threshold), _caller_text(e))
+        lines = t.lines()
+        out.line(lines[0])
+        for e, line in zip(events, lines[1:]):
+            out.line(line)
+            for i, fr in enumerate(e.backtrace):
+                where = f" at {fr['file']}:{fr['line']}" if fr.get("file") else ""
+                out.line(f"      #{i} {fr.get('function') or '??'}{where} ({fr['pc']:#x})")
+        out.line([("summary: ", "title"), (summary_text(log), None)])
+        for seq, a, b in M.threshold_changes(log.events):
+            out.line(f"mmap_threshold changed from {fmt.human(a)} to {fmt.human(b)} "
+                     f"(seen at event #{seq})")
+        if log.dropped:
+            out.line(f"({log.dropped} older event(s) not kept)")
+
+
+COMMANDS = (BrkWatch,)
