@@ -22,6 +22,10 @@ def _target_doc():
 def _caller_text(e: M.BrkEvent) -> str:
     c = e.caller
     text = "?"
+    if not c and e.via:  # no frame of the program's own: name what in libc asked
+        names = [M.alloc_name(v) for v in e.via]
+        i = next((k for k, n in enumerate(names) if n), None)
+        text = f"(libc: {e.via[i + 1] if i is not None and i + 1 < len(e.via) else e.via[-1]})"
     if c:
         text = c.get("function") or (f"{c['pc']:#x}" if c.get("pc") is not None else "?")
         if c.get("file"):

@@ -35,7 +35,7 @@ ARGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")  # x86-64 system call arguments
 NR = {"brk": 12, "mmap": 9, "munmap": 11, "mremap": 25}
 ENOSYS_RAX = (1 << 64) - 38  # rax at a syscall-entry stop on x86-64
 LIBC_FUNCS = ("__brk", "brk", "__curbrk", "syscall", "__mmap", "mmap", "__munmap", "munmap",
-              "__mremap", "mremap")
+              "__mremap", "mremap", "mp_")  # mp_: in .symtab when not stripped (static programs)
 MAX_LIBC_FRAMES = 64
 THRESHOLD_RETRY = 32  # events between attempts to find mp_ without symbols
 
@@ -470,33 +470,45 @@ class Watcher:
             self._error(e)
 
     def _on_free_objfile(self, event):
-        name = getattr(getattr(event, "objfile", None), "filename", "") or ""
-        if self.method in ("watch", "break") and looks_like_libc(name):
-            self.disarm()
-            self.waiting = "libc was unloaded"
+        try:
+            name = getattr(getattr(event, "objfile", None), "filename", "") or ""
+            if self.method in ("watch", "break") and looks_like_libc(name):
+                self.disarm()
+                self.waiting = "libc was unloaded"
+        except Exception as e:
+            self._error(e)
 
     def _on_clear_objfiles(self, event):
-        if self.method in ("watch", "break"):
-            self.disarm()
+        try:
+            if self.method in ("watch", "break"):
+                self.disarm()
+        except Exception as e:
+            self._error(e)
 
     def _on_exited(self, event):
-        code = getattr(event, "exit_code", None)
-        if self.log.pid is not None:
-            self.log.notes.append(f"process {self.log.pid} exited"
-                                  + (f" with code {code}" if code is not None else ""))
-        if self.method in ("watch", "break"):
-            self.disarm()
-            self.waiting = "waiting for the program to start"
-        elif self.method == "syscall":
-            self.armed_pid = None  # the catchpoint carries over to the next run
+        try:
+            code = getattr(event, "exit_code", None)
+            if self.log.pid is not None and self.on:
+                self.log.notes.append(f"process {self.log.pid} exited"
+                                      + (f" with code {code}" if code is not None else ""))
+            if self.method in ("watch", "break"):
+                self.disarm()
+                self.waiting = "waiting for the program to start"
+            elif self.method == "syscall":
+                self.armed_pid = None  # the catchpoint carries over to the next run
+        except Exception as e:
+            self._error(e)
 
     def _on_breakpoint_deleted(self, bp):
-        if self.catchpoint is not None and bp.number == self.catchpoint.number:
-            self.catchpoint = None
-            self.method = None
-            self.method_text = ""
-            self.armed_pid = None
-            self.waiting = "the syscall catchpoint was deleted; 'brkwatch on' sets it again"
+        try:
+            if self.catchpoint is not None and bp.number == self.catchpoint.number:
+                self.catchpoint = None
+                self.method = None
+                self.method_text = ""
+                self.armed_pid = None
+                self.waiting = "the syscall catchpoint was deleted; 'brkwatch on' sets it again"
+        except Exception as e:
+            self._error(e)
 
     # ---- one event ----------------------------------------------------------------------
     def dispatch(self, handler, source) -> bool:
@@ -699,6 +711,22 @@ class Watcher:
             if off is not None and any(lo <= addr < hi for lo, hi in libc.ranges):
                 self.threshold_addr, self.threshold_how = addr + off, "mp_ from libc's debug info"
                 return
+        if "mp_" in libc.syms:  # a symbol table without debug types: offsets from glibc's version
+            try:
+                from ..model.ptmalloc.layout import Layout
+                from .libc import glibc_version
+                from .process import Target
+
+                target = Target()
+                version = glibc_version(target)  # unknown in a static program without the banner;
+                # mmap_threshold has been malloc_par's third word in every glibc with a tcache
+                layout = Layout.for_version(version, target.pointer_size)
+                self.threshold_addr = libc.syms["mp_"][0] + layout.malloc_par.offset("mmap_threshold")
+                self.threshold_how = (f"mp_ from the symbol table of {libc.path}, laid out as "
+                                      + (f"glibc {version[0]}.{version[1]}" if version
+                                         else "every glibc since 2.26"))
+            except (ImportError, KeyError, UserError, gdb.error):
+                pass
 
     def _find_threshold_without_symbols(self):
         """mp_ found by its shape (the ptmalloc model) once the main heap exists."""
@@ -721,7 +749,15 @@ class Watcher:
         cands = [m for m in _proc_maps(target.pid)
                  if m.writable and (m.path == lib.path or (m.anonymous and any(
                      m.start == hi for _, hi in lib.ranges)))]
-        found = find_mp(_UncachedMemory(), layout, cands, self.log.start_brk)
+        found = None
+        # mp_.sbrk_base: the kernel's start of the heap, or the break malloc found when it first
+        # grew the heap (a static program's start-up may have moved the break before that)
+        starts = [self.log.start_brk] + [e.old_brk for e in list(self.log.events)[:8]
+                                         if e.kind == "brk" and e.old_brk and e.alloc]
+        for start in dict.fromkeys(starts):
+            found = find_mp(_UncachedMemory(), layout, cands, start)
+            if found is not None:
+                break
         if found is not None:
             self.threshold_addr = found.address + layout.malloc_par.offset("mmap_threshold")
             self.threshold_how = "mp_ found without symbols (" + found.how + ")"

@@ -295,3 +295,38 @@ def test_errors_are_one_line(gdb_session):
         assert_clean(text)
         assert text.startswith(start) and len(text.strip().splitlines()) == 1, text
     assert "brkwatch is off" in g.cmd("brkwatch")
+
+
+def test_falls_back_to_a_breakpoint_without_hardware_watchpoints(gdb_session):
+    g = gdb_session(demo("sbrk_grow"), "grow", extra_init=["set can-use-hw-watchpoints 0"])
+    g.cmd("brkwatch on")
+    g.run_to("shrunk")
+    st = g.json("brkwatch status --json")["status"]
+    assert st["method"] == "break"
+    assert any(w.startswith("watch: gdb can only make a software watchpoint") for w in st["not_used"])
+    evs = brk_events(log(g))
+    assert [e["new_brk"] for e in evs] == facts_in_order(g.facts, "brk.event.")
+
+
+def test_static_program(gdb_session):
+    import os
+
+    if not os.path.exists(demo("malloc_sizes_static")):
+        pytest.skip("no static build of malloc_sizes (no libc.a)")
+    g = gdb_session(demo("malloc_sizes_static"), "threshold")
+    g.cmd("brkwatch on --mmap")
+    g.run_to("first")
+    f = g.facts
+    addr, req = f["threshold.first"]
+    first = [e for e in log(g)["events"] if e["kind"] == "mmap"][-1]
+    assert first["address"] == addr - 16 and first["length"] == f["threshold.first.chunk_size"]
+    assert first["caller"]["function"] == "mode_threshold" and first["alloc"]["function"] == "malloc"
+    assert first["mmap_threshold"] == 128 * 1024
+    g.run_to("freed")
+    unmap = [e for e in log(g)["events"] if e["kind"] == "munmap"][-1]
+    assert unmap["address"] == first["address"]
+    assert unmap["mmap_threshold"] == g.facts["threshold.new_threshold"]
+    doc = log(g)
+    assert doc["status"]["method"] == "watch"
+    assert "symbol table" in doc["status"]["threshold_source"]
+    assert brk_events(doc)[-1]["new_brk"] == facts_in_order(g.facts, "brk.")[-1]
