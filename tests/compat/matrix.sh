@@ -274,7 +274,7 @@ main() {
   case "$mirror" in
     */debian|*/debian/) ;;
     "") die "found no Debian mirror in this host's apt sources; set GDBEXT_COMPAT_MIRROR to one (its URI ends in /debian)" ;;
-    *) die "this host's apt mirror $mirror is not a Debian archive; set GDBEXT_COMPAT_MIRROR to a Debian mirror URI" ;;
+    *) die "the mirror $mirror does not look like a Debian archive (its URI ends in /debian); set GDBEXT_COMPAT_MIRROR to one" ;;
   esac
   local tool
   for tool in debootstrap unshare chroot findmnt flock timeout; do
