@@ -260,7 +260,14 @@ class Watcher:
         pid = _live_pid()
         if pid is None:
             self.waiting = "waiting for the program to start"
-            return "on; the hooks are set when the program starts"
+            core = ""
+            try:
+                conn = getattr(gdb.selected_inferior(), "connection", None)
+                if conn is not None and conn.type == "core":
+                    core = " (a core file does not run: 'run' starts the program)"
+            except (gdb.error, RuntimeError):
+                pass
+            return "on; the hooks are set when the program starts" + core
         self.arm()
         what = "options changed; " if changed else ""
         if self.method is None:

@@ -43,7 +43,8 @@ def check_thread_stacks(g):
     # pthread_getattr_np's main-thread range: RLIMIT_STACK below the top of [stack]
     assert main["low"] == f["main.stack_addr"]
     assert main["high"] >= f["main.stack_addr"] + f["main.stack_size"]
-    assert main["high"] - main["low"] == main["size"] == main["limit"]
+    assert main["high"] - main["low"] == main["size"]
+    assert main["limit"] == -1 or main["size"] <= main["limit"]  # -1: unlimited
     assert main["sp"] <= f["main.local"] < main["high"]
     assert main["guard_low"] is None and main["mapped_low"] <= main["sp"]
     assert doc["warnings"] == []
@@ -87,7 +88,7 @@ def test_table_and_thread_selection(threads):
     assert head[:3] == ["#", "tid", "name"] and "peak" in head and "function" in head
     for n in (1, 2, 3):
         assert str(f[f"thread.{n}.tid"]) in text
-    assert "RLIMIT_STACK 8 MiB" in text
+    assert "thread 1 is the main thread: [stack] is mapped from" in text and "RLIMIT_STACK" in text
     doc = threads.json("threadstacks 2 3-4 --json")
     assert [t["num"] for t in doc["threads"]] == [2, 3, 4]
     err = threads.cmd("threadstacks 9")
@@ -196,3 +197,70 @@ def test_not_running(gdb_session):
     text = g.cmd("threadstacks")
     assert_clean(text)
     assert text.strip() == "threadstacks: the program is not running; start it or load a core file"
+
+
+def test_core_file_rows_match_the_live_ones(gdb_session, tmp_path):
+    import os
+
+    live = gdb_session(demo("thread_stacks"))
+    live.run_to("threads")
+    live_rows = by_tid(live.json("threadstacks --json"))
+    core = str(tmp_path / "ts.core")
+    live.cmd(f"gcore {core}", timeout=120)
+    assert os.path.exists(core)
+    g = gdb_session(demo("thread_stacks"))
+    g.cmd(f"core-file {core}", timeout=120)
+    doc = g.json("threadstacks --json")
+    assert doc["target"]["kind"] == "core"
+    rows = by_tid(doc)
+    assert set(rows) == set(live_rows)
+    for tid, r in rows.items():
+        lv = live_rows[tid]
+        assert r["num"] == lv["num"] and r["sp"] == lv["sp"] and r["used"] == lv["used"]
+        assert r["peak_used"] is None  # no page map in a core
+        if not r["main"]:
+            for k in ("low", "high", "guard_low", "guard_high"):
+                assert r[k] == lv[k], (tid, k)
+        else:  # no RLIMIT_STACK in a core: the [stack] mapping as it was
+            assert r["limit"] is None and (r["low"], r["high"]) == (lv["mapped_low"], lv["high"])
+    text = g.cmd("threadstacks")
+    assert_clean(text)
+    assert "RLIMIT_STACK unknown" in text
+
+
+def test_gdbserver_rows_match_pthread_getattr_np(gdb_session):
+    import re
+    import resource
+    import shutil
+    import subprocess
+
+    if shutil.which("gdbserver") is None:
+        pytest.skip("gdbserver is not installed")
+    server = subprocess.Popen(["gdbserver", "--once", "127.0.0.1:0", demo("thread_stacks")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        port = None
+        for _ in range(50):
+            m = re.search(r"Listening on port (\d+)", server.stdout.readline())
+            if m:
+                port = int(m.group(1))
+                break
+        assert port, "gdbserver did not listen"
+        g = gdb_session(demo("thread_stacks"))
+        g.cmd(f"target remote 127.0.0.1:{port}", timeout=60)
+        g.cmd("break gdbext_stop")
+        g.cmd("continue", timeout=60)
+        doc = g.json("threadstacks --json")
+        assert doc["target"]["kind"] == "remote"
+        main = [t for t in doc["threads"] if t["main"]]
+        soft = resource.getrlimit(resource.RLIMIT_STACK)[0]  # gdbserver's, and so the program's
+        expected = -1 if soft == resource.RLIM_INFINITY else soft
+        assert len(main) == 1 and main[0]["limit"] == expected  # /proc/PID/limits via gdbserver
+        others = [t for t in doc["threads"] if not t["main"]]
+        assert len(others) == 3
+        assert {t["guard_size"] for t in others} == {4096, 64 * 1024}
+        assert all(t["sp"] and t["low"] <= t["sp"] < t["high"] and t["peak_used"] is None
+                   for t in others)
+    finally:
+        server.kill()
+        server.wait()
