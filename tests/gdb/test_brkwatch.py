@@ -330,3 +330,19 @@ def test_static_program(gdb_session):
     assert doc["status"]["method"] == "watch"
     assert "symbol table" in doc["status"]["threshold_source"]
     assert brk_events(doc)[-1]["new_brk"] == facts_in_order(g.facts, "brk.")[-1]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_turned_on_in_a_stopped_program(gdb_session, method):
+    g = gdb_session(demo("sbrk_grow"), "grow")
+    g.run_to("before")
+    out = g.cmd(f"brkwatch on --method {method}")
+    assert out.startswith("brkwatch: on (") and "not used" not in out, out
+    g.run_to("after")
+    evs = brk_events(log(g))
+    # the break before the first event comes from libc's __curbrk, read when turned on
+    assert len(evs) == 1 and evs[0]["old_brk"] == g.facts["brk.before"]
+    assert evs[0]["new_brk"] == g.facts["brk.after"] and evs[0]["heap_total"] == 100 * MiB
+    help_text = g.cmd("help brkwatch")
+    assert_clean(help_text)
+    assert "brkwatch on [--mmap] [--stop] [--bt N]" in help_text
