@@ -95,6 +95,8 @@ class BrkWatch(GdbextCommand):
                "else a syscall catchpoint).")
 
     def add_arguments(self, p):
+        p.add_argument("--json", dest="top_json", action="store_true",
+                       help="one JSON document (status, or the log with 'log')")
         sub = p.add_subparsers(dest="action", metavar="on|off|status|log|clear")
         on = sub.add_parser("on", help="start recording", add_help=True)
         on.add_argument("--mmap", action="store_true", help="also anonymous mmap/munmap/mremap")
@@ -102,7 +104,9 @@ class BrkWatch(GdbextCommand):
         on.add_argument("--bt", type=int, default=0, metavar="N", help="keep N frames per event")
         on.add_argument("--method", choices=METHODS, default="auto",
                         help="how to be told of a change (default: the cheapest that works)")
-        sub.add_parser("off", help="stop recording (the log is kept)")
+        on.add_argument("--json", action="store_true", help="the status afterwards, as JSON")
+        off = sub.add_parser("off", help="stop recording (the log is kept)")
+        off.add_argument("--json", action="store_true", help="the status afterwards, as JSON")
         st = sub.add_parser("status", help="on/off, options, event count")
         st.add_argument("--json", action="store_true", help="one JSON document")
         lg = sub.add_parser("log", help="the events, with running totals and a summary")
@@ -110,30 +114,33 @@ class BrkWatch(GdbextCommand):
         lg.add_argument("--last", type=int, metavar="N", help="only the last N events")
         lg.add_argument("--kind", action="append", choices=M.KINDS, metavar="KIND",
                         help="only events of this kind (repeatable)")
-        sub.add_parser("clear", help="forget the events recorded so far")
+        clear = sub.add_parser("clear", help="forget the events recorded so far")
+        clear.add_argument("--json", action="store_true", help="the status afterwards, as JSON")
 
     def run(self, args, out):
         action = args.action or "status"
+        if args.top_json:
+            args.json = True
+        want_json = getattr(args, "json", False)
+        lines = []
         if action == "on":
             if args.bt < 0 or args.bt > 256:
                 raise UserError("--bt takes a number of frames from 0 to 256")
             text = WATCHER.turn_on(Options(args.mmap, args.stop, args.bt, args.method))
-            out.line(f"brkwatch: {text}")
-            for why in WATCHER.why_not:
-                out.line(f"brkwatch: not used: {why}")
+            lines = [f"brkwatch: {text}"] + [f"brkwatch: not used: {w}" for w in WATCHER.why_not]
         elif action == "off":
-            out.line(f"brkwatch: {WATCHER.turn_off()}")
+            lines = [f"brkwatch: {WATCHER.turn_off()}"]
         elif action == "clear":
             n = WATCHER.log.summary.events
             WATCHER.log.clear(None, WATCHER.log.pid)
-            out.line(f"brkwatch: {n} event(s) cleared")
-        elif action == "status":
+            lines = [f"brkwatch: {n} event(s) cleared"]
+        if action in ("on", "off", "clear", "status"):
             st = WATCHER.status()
-            if getattr(args, "json", False):
+            if want_json:
                 out.json(jsonout.document("brkwatch", _target_doc(), status=st,
                                           summary=WATCHER.log.summary.to_json()))
                 return
-            for line in _status_lines(st):
+            for line in lines or _status_lines(st):
                 out.line(line)
         elif action == "log":
             self._log(args, out)
