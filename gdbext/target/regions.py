@@ -102,7 +102,11 @@ def _regions(target: Target) -> List[Region]:
         facts.claims.extend(s.claims())
         if s.main:
             facts.main_thread, facts.main_tid = s.thread, s.tid
-    facts.claims.extend(malloc_claims(target.memory, maps, loose_perms=target.kind == "core"))
+    from .heap import malloc_claims_from_model  # heap uses thread_stacks from here
+    claims = malloc_claims_from_model(target)
+    if claims is None:  # no glibc heap model: the quick check of each mapping's start
+        claims = malloc_claims(target.memory, maps, loose_perms=target.kind == "core")
+    facts.claims.extend(claims)
     facts.claims.extend(kernel_claims(maps))
     return classify(maps, facts)
 

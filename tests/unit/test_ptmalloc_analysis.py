@@ -35,7 +35,7 @@ def test_every_state_from_bin_membership(version):
     assert last.state_name == "top" and last.address == a.top and last.end == HEAP + 0x21000
     assert st.chunk_at(c["small"] + 0x40).bin == "smallbin[9]"
     assert st.chunk_at(c["large"]).bin == "largebin[68]"
-    assert st.chunk_at(c["tcache"][0]).bin == "tcache[1][0]"
+    assert st.chunk_at(c["tcache"][0]).bin == "tcache[thread 1][0]"
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -196,7 +196,7 @@ def test_large_tcache_bins_2_42():
     st = b.analyze()
     assert st.problems == []
     assert st.tcache[1].bins[64].chunks == [big]
-    assert st.chunk_at(big).bin == "tcache[1][64]"
+    assert st.chunk_at(big).bin == "tcache[thread 1][64]"
 
 
 def test_tcache_key_pointer_versions():

@@ -206,7 +206,7 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
             mmap_candidates: Optional[Iterable[Mapping]] = None,
             pagesize: int = 4096, max_chunks: int = 5_000_000, max_list: int = 1_000_000,
             heap_start: Optional[int] = None, mappings: Optional[Iterable[Mapping]] = None,
-            ) -> HeapState:
+            chunks: bool = True) -> HeapState:
     """Model glibc malloc's state in `mem`.
 
     main_arena: address of main_arena.  mp: address of mp_ (or its fields, already read).
@@ -214,13 +214,15 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
     out).  mmap_candidates: anonymous rw mappings that may hold mmapped chunks (or pieces of a
     non-contiguous main heap).  heap_start: where the main heap starts when mp_ is not known
     (the start of [heap]).  mappings: every mapping, to find the main heap's pieces when it is
-    not contiguous.  max_chunks / max_list bound the work.
+    not contiguous.  max_chunks / max_list bound the work.  chunks=False finds only the
+    arenas, their heaps' bounds and the mmapped chunks (what a memory map needs): no chunk
+    walk, no free lists, no chunk states.
 
     Raises PtmallocError when main_arena cannot be read; anything else that is wrong is a Problem.
     """
     try:
         return _analyze(mem, layout, main_arena, mp, tcaches, mmap_candidates, pagesize,
-                        max_chunks, max_list, heap_start, mappings)
+                        max_chunks, max_list, heap_start, mappings, chunks)
     except PtmallocError:
         raise
     except MemoryReadError as e:
@@ -231,7 +233,7 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
 
 
 def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chunks, max_list,
-             heap_start, mappings) -> HeapState:
+             heap_start, mappings, chunks=True) -> HeapState:
     state = HeapState(L)
     problems = state.problems
     reader = Reader(mem, L.pointer_size)
@@ -258,12 +260,19 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
         a = ArenaState(h, n == 0)
         state.arenas.append(a)
         a.top_size = _top_size(reader, L, h)
-        if a.main:
+        if not chunks:
+            _heap_bounds(reader, L, a, state.mp, heap_start, problems)
+        elif a.main:
             _main_heaps(mem, reader, L, a, state.mp, heap_start, candidates + all_maps, pagesize,
                         problems, budget)
         else:
             _arena_heaps(mem, reader, L, a, state.mp, problems, budget)
     state._index()
+    main_ranges = [(s.start, s.end) for a in state.arenas if a.main for s in a.heaps]
+    if not chunks:
+        state.mmapped = find_mmapped(reader, L, candidates, state.mp, problems, pagesize,
+                                     exclude=main_ranges, mp_address=state.mp_address or 0)
+        return state
 
     steps = Steps(max(max_list, 1) * 16, max_list)
     for a in state.arenas:
@@ -277,11 +286,25 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
                 state.tcache[label] = walk_tcache(reader, L, label, addr, state.in_heap, steps,
                                                   problems, fill)
 
-    main_ranges = [(s.start, s.end) for a in state.arenas if a.main for s in a.heaps]
     state.mmapped = find_mmapped(reader, L, candidates, state.mp, problems, pagesize,
                                  exclude=main_ranges, mp_address=state.mp_address or 0)
     _assign_states(state, problems)
     return state
+
+
+def _heap_bounds(reader, L, a: ArenaState, mp, heap_start, problems) -> None:
+    """Heaps without their chunks: the main heap from sbrk_base to the end of top, an arena's
+    heaps from its heap_info chain."""
+    h = a.header
+    if h.top == 0 or h.top == h.bin_address(L, 1):
+        return
+    if a.main:
+        start = (mp or {}).get("sbrk_base") or heap_start
+        end = h.top + a.top_size
+        if start and start <= h.top:
+            a.heaps.append(HeapSegment(L, start, end, first_chunk_at(L, start), a.address, True))
+        return
+    _arena_heaps(None, reader, L, a, mp, problems, None)
 
 
 def _top_size(reader: Reader, L: Layout, h: ArenaHeader) -> int:
@@ -458,7 +481,8 @@ def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
             after += L.malloc_state.sizeof
         seg = HeapSegment(L, hi.address, hi.address + size, first_chunk_at(L, after), a.address,
                           False, hi)
-        walk(mem, reader, seg, top, problems, budget)
+        if budget is not None:
+            walk(mem, reader, seg, top, problems, budget)
         a.heaps.append(seg)
 
 

@@ -135,6 +135,11 @@ class Tcache:
                 "bins": [b.as_dict() for b in self.bins if len(b) or b.count]}
 
 
+def _tcache_label(owner, i: int) -> str:
+    """'tcache[thread 2][5]' for a thread number; other owners as given."""
+    return "tcache[%s][%d]" % ("thread %d" % owner if isinstance(owner, int) else owner, i)
+
+
 def walk_tcache(reader: Reader, L: Layout, label, address: int, in_heap: InHeap, steps: Steps,
                 problems: List[Problem], fill_count: Optional[int] = None) -> Tcache:
     tc = Tcache(label, address)
@@ -155,7 +160,7 @@ def walk_tcache(reader: Reader, L: Layout, label, address: int, in_heap: InHeap,
         if not any(entries) and not any(raw_counts):
             tc.inactive = True  # the dummy tcache (2.43), or one being torn down
             tc.counts = [0] * nb
-            tc.bins = [BinList("tcache", i, "tcache[%s][%d]" % (label, i), 0) for i in range(nb)]
+            tc.bins = [BinList("tcache", i, _tcache_label(label, i), 0) for i in range(nb)]
             return tc
         fill = fill_count if fill_count is not None else L.tcache_fill_count
         counts = [fill - c for c in raw_counts]
@@ -163,7 +168,7 @@ def walk_tcache(reader: Reader, L: Layout, label, address: int, in_heap: InHeap,
         counts = raw_counts
     tc.counts = counts
     for i in range(nb):
-        b = BinList("tcache", i, "tcache[%s][%d]" % (label, i), entries[i] - L.chunk_hdr_sz if entries[i] else 0)
+        b = BinList("tcache", i, _tcache_label(label, i), entries[i] - L.chunk_hdr_sz if entries[i] else 0)
         b.count = counts[i]
         holder = address + e_off + i * p
         e, seen, n = entries[i], set(), 0

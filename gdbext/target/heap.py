@@ -1,0 +1,279 @@
+"""glibc malloc's state in the selected inferior: the model fed with what gdb can tell.
+
+Everything the heap commands and vmmap know about malloc comes from heap_view(), computed
+once per stop: the Layout (debug types, else the version table), main_arena, mp_ and each
+thread's tcache and arena (symbols and TLS variables, else found by their shape), and the
+model's HeapState.  `found` says how each was found, for the output header.
+"""
+
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import gdb
+
+from ..model.libcversion import looks_like_libc
+from ..model.memory import MemoryReadError
+from ..model.ptmalloc import (HeapState, Layout, PtmallocError, analyze, find_main_arena, find_mp,
+                              find_tcache, find_tcache_chunks, libc_data_mappings)
+from ..model.ptmalloc.tls import find_tls_slot, slot_values
+from ..model.regions import Claim, Mapping
+from .errors import UserError
+from .libc import glibc_version, has_libc_debug_types, version_text
+from .malloc import libc_symbol, per_thread_pointers, struct_info
+from .mappings import mappings
+from .process import Target, cached
+from .threads import list_threads
+
+TLS_SPAN = 0x2000  # how far below a thread pointer libc's TLS variables are looked for
+OTHER_ALLOCATORS = (("libjemalloc", "jemalloc"), ("libtcmalloc", "tcmalloc"),
+                    ("libmimalloc", "mimalloc"), ("ld-musl", "musl"), ("libc.musl", "musl"))
+
+
+@dataclass
+class HeapView:
+    """What the heap commands show: the model's state and how its anchors were found."""
+
+    target: Target
+    state: HeapState
+    layout: Layout
+    version: Optional[Tuple[int, int]]
+    symbols: bool
+    found: Dict[str, str]  # "main_arena", "mp_", "tcache", "thread_arena", "layout" -> how
+    thread_arena: Dict[int, int] = field(default_factory=dict)  # gdb thread -> arena address
+    notes: List[str] = field(default_factory=list)
+
+    def arena_number(self, address: int) -> Optional[int]:
+        for i, a in enumerate(self.state.arenas):
+            if a.address == address:
+                return i
+        return None
+
+    def threads_of(self, arena_address: int) -> List[int]:
+        return sorted(t for t, a in self.thread_arena.items() if a == arena_address)
+
+    def header(self) -> dict:
+        return {"glibc": version_text(self.version), "symbols": self.symbols,
+                "found": dict(self.found)}
+
+
+def other_allocator(maps: List[Mapping]) -> Optional[str]:
+    """'jemalloc (/usr/lib/.../libjemalloc.so.2)' when a non-glibc allocator is loaded."""
+    for m in maps:
+        base = os.path.basename(m.path)
+        for prefix, name in OTHER_ALLOCATORS:
+            if base.startswith(prefix):
+                return f"{name} ({m.path})"
+    return None
+
+
+def _libc_path(maps: List[Mapping]) -> Optional[str]:
+    libc = next((m.path for m in maps if looks_like_libc(m.path)), None)
+    if libc:
+        return libc
+    # A static program carries malloc in the executable: its first file mapping.
+    return next((m.path for m in maps if m.offset == 0 and not m.anonymous
+                 and not m.path.startswith("[")), None)
+
+
+def heap_view(target: Target) -> HeapView:
+    """The full model (every chunk, bin and tcache), once per stop."""
+    return cached("heap_view", lambda: _heap_view(target, chunks=True))
+
+
+def heap_bounds(target: Target) -> HeapView:
+    """Arenas, heap bounds and mmapped chunks only: what a memory map needs, cheaply."""
+    return cached("heap_bounds", lambda: _heap_view(target, chunks=False))
+
+
+def _heap_view(target: Target, chunks: bool) -> HeapView:
+    maps = mappings(target)
+    other = other_allocator(maps)
+    if other:
+        raise UserError(f"the program uses {other}; the heap commands read glibc malloc only")
+    libc_path = _libc_path(maps)
+    version = glibc_version(target)
+    symbols = has_libc_debug_types()
+    if version is None and not symbols:
+        raise UserError("no glibc found in the process (no libc.so.6 and no glibc version "
+                        "string); the heap commands read glibc malloc only")
+    if symbols:
+        layout = Layout.from_types(struct_info, version, target.pointer_size)
+    else:
+        layout = Layout.for_version(version, target.pointer_size)
+    found = {"layout": layout.source}
+
+    heap_range = _main_heap_range(target, maps)
+    main_arena = libc_symbol("main_arena")
+    if main_arena:
+        found["main_arena"] = "symbol"
+    else:
+        data = libc_data_mappings(maps, libc_path) if libc_path else []
+        got = find_main_arena(target.memory, layout, data, [heap_range] if heap_range else ())
+        if got is None:
+            if heap_range is None:
+                raise UserError("malloc has not set up its heap yet (no [heap] and no main_arena "
+                                "symbol); nothing to show")
+            raise UserError("cannot find main_arena: no symbol, and no malloc_state in libc's "
+                            "data has the shape it must have")
+        main_arena, found["main_arena"] = got.address, "heuristic: " + got.how
+    mp = libc_symbol("mp_")
+    if mp:
+        found["mp_"] = "symbol"
+    elif heap_range:
+        data = libc_data_mappings(maps, libc_path) if libc_path else []
+        got = find_mp(target.memory, layout, data, heap_range[0])
+        if got is not None:
+            mp, found["mp_"] = got.address, "heuristic: " + got.how
+    if not mp:
+        found["mp_"] = "not found (mmapped chunks are not cross-checked)"
+
+    candidates = _mmap_candidates(target, maps)
+    heap_start = heap_range[0] if heap_range else None
+    try:
+        state = analyze(target.memory, layout, main_arena, mp=mp or None, tcaches=None,
+                        mmap_candidates=candidates, heap_start=heap_start, mappings=maps,
+                        chunks=False)
+    except PtmallocError as e:
+        raise UserError(str(e)) from None
+    view = HeapView(target, state, layout, version, symbols, found)
+    per_thread = _per_thread(target, view, maps)
+    view.thread_arena = {t: v["thread_arena"] for t, v in per_thread.items() if v.get("thread_arena")}
+    if not chunks:
+        return view
+    tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
+    try:
+        view.state = analyze(target.memory, layout, main_arena, mp=mp or None, tcaches=tcaches,
+                             mmap_candidates=candidates, heap_start=heap_start, mappings=maps)
+    except PtmallocError as e:
+        raise UserError(str(e)) from None
+    if layout.has_tcache and not tcaches:
+        # Neither symbols nor TLS: tcaches by their shape, owner unknown.
+        orphans = find_tcache_chunks(view.state)
+        if orphans:
+            labels = {f"unknown ({f.address:#x})": f.address for f in orphans}
+            view.state = analyze(target.memory, layout, main_arena, mp=mp or None,
+                                 tcaches=labels, mmap_candidates=candidates,
+                                 heap_start=heap_start, mappings=maps)
+            found["tcache"] = "heuristic: " + orphans[0].how + "; owning threads unknown"
+    return view
+
+
+def _main_heap_range(target: Target, maps) -> Optional[Tuple[int, int]]:
+    from .regions import program_break  # regions imports this module for vmmap
+    brk = program_break(target, maps)
+    if brk and brk[1] > brk[0]:
+        return brk
+    heap = next((m for m in maps if m.path == "[heap]"), None)
+    return (heap.start, heap.end) if heap else None
+
+
+def _mmap_candidates(target: Target, maps) -> List[Mapping]:
+    """Anonymous read-write mappings that are not the brk heap or a thread's stack."""
+    from .regions import thread_stacks
+    stacks = [(s.low, s.high) for s in thread_stacks(target, maps)]
+    out = []
+    for m in maps:
+        if not m.anonymous or m.perms[:2] != "rw" or m.path in ("[heap]", "[stack]"):
+            continue
+        if any(lo < m.end and m.start < hi for lo, hi in stacks):
+            continue
+        out.append(m)
+    return out
+
+
+def _per_thread(target: Target, view: HeapView, maps) -> Dict[int, Dict[str, Optional[int]]]:
+    """Each thread's tcache and thread_arena: libc's TLS variables, else a TLS slot search."""
+    layout, state, found = view.layout, view.state, view.found
+    names = ("tcache", "thread_arena") if layout.has_tcache else ("thread_arena",)
+    out: Dict[int, Dict[str, Optional[int]]] = {}
+    if view.symbols:
+        out = {t: dict(v) for t, v in per_thread_pointers(names).items()}
+    for name in names:
+        if out and all(v.get(name) is not None for v in out.values()):
+            found[name] = f"TLS variable {name}"
+    missing = [n for n in names if n not in found]
+    if not missing:
+        return out
+    threads = [t for t in list_threads() if t.fs_base]
+    blocks = _tls_blocks(target, maps, threads)
+    if not blocks:
+        for n in missing:
+            found[n] = "not found (no thread pointer to read TLS from)"
+        return out
+    arenas = {a.address for a in state.arenas}
+    if "thread_arena" in missing:
+        slot = find_tls_slot(blocks, arenas.__contains__, layout.pointer_size)
+        if slot is not None:
+            for t, v in slot_values(blocks, slot, layout.pointer_size).items():
+                out.setdefault(t, {})["thread_arena"] = v if v in arenas else None
+            found["thread_arena"] = (f"heuristic: the TLS word {slot:#x} below each thread "
+                                     f"pointer that holds an arena or NULL in every thread")
+        else:
+            found["thread_arena"] = "not found"
+    if "tcache" in missing:
+        known = set()
+        for a in state.arenas:
+            if a.heaps:
+                seg = a.heaps[0]
+                got = find_tcache(target.memory, layout, seg.first_chunk, (seg.start, seg.end))
+                if got is not None:
+                    known.add(got.address)
+        ranges = [(s.start, s.end) for s in state.segments()]
+        slot = find_tls_slot(blocks, known.__contains__, layout.pointer_size) if known else None
+        if slot is not None:
+            for t, v in slot_values(blocks, slot, layout.pointer_size).items():
+                ok = v and not v & layout.align_mask and any(lo <= v < hi for lo, hi in ranges)
+                out.setdefault(t, {})["tcache"] = v if ok else None
+            found["tcache"] = (f"heuristic: the TLS word {slot:#x} below each thread pointer "
+                               f"that points to a tcache found as an arena's first chunk")
+        else:
+            found["tcache"] = "not found by TLS"
+    return out
+
+
+def _tls_blocks(target: Target, maps, threads) -> Dict[int, bytes]:
+    """Per thread, up to TLS_SPAN bytes just below its thread pointer (within its mapping)."""
+    out = {}
+    for t in threads:
+        m = next((m for m in maps if m.start < t.fs_base <= m.end), None)
+        if m is None:
+            continue
+        lo = max(m.start, t.fs_base - TLS_SPAN)
+        try:
+            out[t.num] = target.memory.read(lo, t.fs_base - lo)
+        except MemoryReadError:
+            continue
+    return out
+
+
+def malloc_claims_from_model(target: Target) -> Optional[List[Claim]]:
+    """vmmap's arena-heap, arena-reserved and mmap-chunk regions, from the heap model;
+    None when there is no glibc heap to model (vmmap then uses its quick check)."""
+    try:
+        view = heap_bounds(target)
+    except (UserError, gdb.error, MemoryReadError):
+        return None
+    maps = sorted(mappings(target), key=lambda m: m.start)
+    L, state = view.layout, view.state
+    hmax = L.heap_max_size
+    claims = []
+    for a in state.arenas:
+        if a.main:
+            continue
+        label = "arena %#x" % a.address
+        for seg in a.heaps:
+            hi = seg.heap_info
+            rw = max(hi.size, hi.mprotect_size) if hi else seg.end - seg.start
+            rw_end = min(seg.start + rw, seg.start + hmax)
+            claims.append(Claim(seg.start, rw_end, "arena-heap", label))
+            for m in maps:
+                if m.end <= rw_end or m.start >= seg.start + hmax:
+                    continue
+                loose = target.kind == "core" and m.perms[:2] == "r-"
+                if m.anonymous and (m.no_access or loose):
+                    claims.append(Claim(max(m.start, rw_end), min(m.end, seg.start + hmax),
+                                        "arena-reserved", label))
+    for c in state.mmapped:
+        claims.append(Claim(c.mapping_start, c.end, "mmap-chunk", "chunk %#x" % c.address))
+    return claims
