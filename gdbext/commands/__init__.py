@@ -5,7 +5,7 @@ import importlib
 import gdb
 
 # module name -> command classes; imported on registration, which stays cheap (no pygments).
-COMMAND_MODULES = ("vmmap", "threadstacks", "brkwatch")
+COMMAND_MODULES = ("vmmap", "heapchunks", "arenas", "bins", "chunk", "threadstacks", "brkwatch")
 
 
 class GdbextPrefix(gdb.Command):

@@ -1,0 +1,211 @@
+"""heapchunks: every chunk of every arena, heap by heap, then the mmapped chunks."""
+
+import json
+
+from ..model.ptmalloc import STATES
+from ..render import fmt, jsonout
+from ..render.table import Table
+from ..target.errors import UserError
+from ..target.heap import heap_view
+from ..target.libc import target_json
+from ..target.process import Target
+from .base import GdbextCommand
+from .heapcommon import (STATE_TOKENS, arena_name, flag_letters, preview, print_header,
+                         read_or_none, select_arenas)
+
+PREVIEW = 16
+
+
+class Filter:
+    def __init__(self, args):
+        self.states = set(args.state) if args.state else None
+        self.codes = {STATES.index(s) for s in self.states} if self.states else None
+        try:
+            self.min = fmt.parse_size(args.min) if args.min else None
+            self.max = fmt.parse_size(args.max) if args.max else None
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        self.limit = args.limit
+
+    def keep(self, state_code: int, size: int) -> bool:
+        if self.codes is not None and state_code not in self.codes:
+            return False
+        if self.min is not None and size < self.min:
+            return False
+        return self.max is None or size <= self.max
+
+
+def _state_list(text):
+    out = []
+    for part in text.split(","):
+        if part not in STATES:
+            raise ValueError(part)
+        out.append(part)
+    return out
+
+
+class HeapChunks(GdbextCommand):
+    name = "heapchunks"
+    summary = "List every malloc chunk of every arena and every mmapped chunk, with its state."
+    details = ("States come from the free lists, not from PREV_INUSE: " + ", ".join(STATES) + ".\n"
+               "Flags: P = PREV_INUSE, M = IS_MMAPPED, A = NON_MAIN_ARENA.\n"
+               "--arena takes 'main', an arena number as 'arenas' lists them, or an address.\n"
+               "SIZE accepts 4096, 0x1000, 4k, 1.5M. A footer per arena gives its totals;\n"
+               "glibc's own counts (mallinfo2) close the listing.")
+
+    def add_arguments(self, p):
+        p.add_argument("--arena", metavar="ADDRESS|main|N", help="only this arena")
+        p.add_argument("--state", action="append", type=_state_list, metavar="STATE",
+                       help="only chunks in this state (repeatable, or comma-separated)")
+        p.add_argument("--min", metavar="SIZE", help="only chunks of at least SIZE bytes")
+        p.add_argument("--max", metavar="SIZE", help="only chunks of at most SIZE bytes")
+        p.add_argument("--limit", type=int, metavar="N", help="show at most N chunks")
+        p.add_argument("--json", action="store_true", help="one JSON document")
+
+    def run(self, args, out):
+        if args.state:
+            args.state = [s for group in args.state for s in group]
+        if args.limit is not None and args.limit < 0:
+            raise UserError("--limit must be 0 or more")
+        flt = Filter(args)
+        target = Target()
+        view = heap_view(target)
+        arenas = select_arenas(view, args.arena)
+        if args.json:
+            self._json(view, target, arenas, flt, args.arena is None, out)
+        else:
+            self._table(view, arenas, flt, args.arena is None, out)
+
+    # ---- JSON: built from the model's arrays directly, for a million chunks ----
+    def _json(self, view, target, arenas, flt, with_mmapped, out):
+        hdr = view.layout.chunk_hdr_sz
+        names = [json.dumps(s) for s in STATES]
+        left = flt.limit if flt.limit is not None else -1
+        parts = []
+        for a in arenas:
+            rows = []
+            for seg in a.heaps:
+                bins = seg.bins
+                for i, (addr, raw, st) in enumerate(zip(seg.addrs, seg.raws, seg.states)):
+                    size = raw & ~7
+                    if not flt.keep(st, size):
+                        continue
+                    if left == 0:
+                        break
+                    left -= 1
+                    b = bins.get(i)
+                    rows.append('{"address":%d,"size":%d,"state":%s,"user_address":%d,'
+                                '"prev_inuse":%s,"mmapped":%s,"non_main_arena":%s,"bin":%s}'
+                                % (addr, size, names[st], addr + hdr,
+                                   "true" if raw & 1 else "false", "true" if raw & 2 else "false",
+                                   "true" if raw & 4 else "false",
+                                   json.dumps(b) if b is not None else "null"))
+            info = {"address": a.address, "number": view.arena_number(a.address), "main": a.main,
+                    "system_mem": a.system_mem, "max_system_mem": a.max_system_mem, "top": a.top,
+                    "top_size": a.top_size,
+                    "heaps": [{"start": s.start, "end": s.end, "complete": s.complete}
+                              for s in a.heaps],
+                    "totals": a.totals(), "threads": view.threads_of(a.address)}
+            text = json.dumps(info, separators=(",", ":"))
+            parts.append(text[:-1] + ',"chunks":[' + ",".join(rows) + "]}")
+        mm = []
+        if with_mmapped:
+            for c in view.state.mmapped:
+                if not flt.keep(STATES.index("mmapped"), c.size) or left == 0:
+                    continue
+                left -= 1
+                mm.append(c.as_dict(view.layout))
+        head = jsonout.document("heapchunks", target_json(target), heap=view.header(),
+                                mmapped=mm,
+                                problems=[{"address": p.address, "message": p.message}
+                                          for p in view.state.problems],
+                                mallinfo2=view.state.mallinfo2()._asdict())
+        out.json(head[:-1] + ',"arenas":[' + ",".join(parts) + "]}")
+
+    # ---- table ----
+    def _table(self, view, arenas, flt, with_mmapped, out):
+        print_header(view, out)
+        state = view.state
+        if not any(a.heaps for a in state.arenas) and not state.mmapped:
+            out.line("malloc has not allocated anything yet: no heap and no mmapped chunk")
+        hdr = view.layout.chunk_hdr_sz
+        left = flt.limit if flt.limit is not None else -1
+        hidden = 0
+        for a in arenas:
+            out.line([(arena_name(view, a), "title")])
+            for seg in a.heaps:
+                out.line([(f"heap {fmt.address(seg.start)}-{fmt.address(seg.end)} "
+                           f"({fmt.human(seg.end - seg.start)}), {len(seg)} chunks"
+                           + ("" if seg.complete else ", walk stopped early"), "muted")])
+                t = Table(["address", "size", "flags", "state", "user address", "data", ""],
+                          "lrlllll")
+                for i, (addr, raw, st) in enumerate(zip(seg.addrs, seg.raws, seg.states)):
+                    size = raw & ~7
+                    if not flt.keep(st, size):
+                        continue
+                    if left == 0:
+                        hidden += 1
+                        continue
+                    left -= 1
+                    name = STATES[st]
+                    where = seg.bins.get(i)
+                    hexpart, text = preview(read_or_none(view, addr + hdr, PREVIEW)) \
+                        if st not in (7, 8, 9) else ("", "")
+                    t.add((fmt.address(addr), "address"), f"{size:#x}", flag_letters(raw),
+                          (name + (f" {where}" if where else ""), STATE_TOKENS.get(name)),
+                          (fmt.address(addr + hdr), "address"), hexpart, text)
+                if t.rows:
+                    out.table(t)
+            self._footer(view, a, out)
+        if with_mmapped and state.mmapped:
+            out.line([("mmapped chunks", "title")])
+            t = Table(["address", "size", "flags", "state", "user address", "mapping", "data", ""],
+                      "lrllllll")
+            for c in state.mmapped:
+                if not flt.keep(STATES.index("mmapped"), c.size):
+                    continue
+                if left == 0:
+                    hidden += 1
+                    continue
+                left -= 1
+                user = c.user_address(view.layout)
+                hexpart, text = preview(read_or_none(view, user, PREVIEW))
+                t.add((fmt.address(c.address), "address"), f"{c.size:#x}",
+                      flag_letters(c.size_field), ("mmapped", "used"), (fmt.address(user), "address"),
+                      f"{fmt.address(c.mapping_start)}+{fmt.human(c.mapping_size)}", hexpart, text)
+            if t.rows:
+                out.table(t)
+            total = sum(c.mapping_size for c in state.mmapped)
+            out.line([(f"  {len(state.mmapped)} mmapped chunks, {fmt.size(total)} mapped", "muted")])
+        if hidden:
+            out.line(f"... {hidden} more chunks not shown (--limit {flt.limit})")
+        mi = state.mallinfo2()
+        out.line([(f"mallinfo2: arena={mi.arena} ordblks={mi.ordblks} smblks={mi.smblks} "
+                   f"hblks={mi.hblks} hblkhd={mi.hblkhd} uordblks={mi.uordblks} "
+                   f"fordblks={mi.fordblks} keepcost={mi.keepcost}", "muted")])
+        problems(view, out)
+
+    def _footer(self, view, a, out):
+        tot = a.totals()
+        free = ", ".join(f"{k} {tot[k]['count']} ({fmt.human(tot[k]['bytes'])})"
+                         for k in ("tcache", "fastbin", "unsorted", "smallbin", "largebin")
+                         if k in tot)
+        used = tot.get("used", {"count": 0, "bytes": 0})
+        out.line([(f"  {a.chunk_count} chunks; in use {used['count']} ({fmt.human(used['bytes'])})"
+                   f"; free: {free or 'none'}; top {fmt.size(a.top_size)}; system_mem "
+                   f"{fmt.size(a.system_mem)}", "muted")])
+        if any(k in tot for k in ("corrupt", "fencepost")):
+            extra = ", ".join(f"{k} {tot[k]['count']}" for k in ("corrupt", "fencepost") if k in tot)
+            out.line([(f"  also: {extra}", "muted")])
+
+
+def problems(view, out, within=None):
+    """Every problem the model found (or those in [lo, hi)), one line each."""
+    shown = [p for p in view.state.problems
+             if within is None or within[0] <= p.address < within[1]]
+    for p in shown:
+        out.line([("problem: ", "warning"), (f"{fmt.address(p.address)}: {p.message}", None)])
+    return shown
+
+
+COMMANDS = (HeapChunks,)
