@@ -20,3 +20,18 @@ step() {  # step TITLE PROGRAM ARGS... -- GDB-COMMANDS...
 
 step "1. vmmap: the memory map of a program with three threads" "$build/thread_stacks" -- \
   "vmmap" "vmmap --summary" "vmmap &data_global"
+
+step "2. arenas: every malloc arena, its heaps and threads, and malloc_par" "$build/malloc_sizes" basic -- \
+  "arenas"
+
+step "3. heapchunks: the chunks of each arena, heap by heap (first 12), and the mmapped chunks" \
+  "$build/malloc_sizes" basic -- "heapchunks --limit 12" "heapchunks --arena 1 --state tcache,fastbin,unsorted"
+
+step "4. bins: each thread's tcache and each arena's free lists" "$build/malloc_sizes" basic -- "bins"
+
+step "5. chunk: one chunk explained" "$build/malloc_sizes" basic -- "chunk recs[3].p" "chunk recs[3].p + 5"
+
+step "6. threadstacks: every thread's stack, guard, SP and use" "$build/thread_stacks" -- "threadstacks"
+
+step "7. brkwatch: the program break moving under sbrk, recorded without stopping" "$build/sbrk_grow" -- \
+  "brkwatch on --mmap" "continue" "continue" "brkwatch log"

@@ -95,13 +95,13 @@ class Bins(GdbextCommand):
                 lists = [b for b in t.bins if len(b) or b.count]
                 owner = f"thread {t.label}" if isinstance(t.label, int) else str(t.label)
                 out.line([(f"tcache of {owner} at {fmt.address(t.address)}: "
-                           f"{sum(len(b) for b in lists)} chunks", "title")])
+                           f"{fmt.plural(sum(len(b) for b in lists), 'chunk')}", "title")])
                 shown += self._print_lists(view, lists, out)
         for a in arenas:
             lists = [b for k in kinds if k != "tcache" for b in _lists(a, k) if len(b)]
             if not lists and not any(k != "tcache" for k in kinds):
                 continue
-            out.line([(f"{arena_name(view, a)}: {sum(len(b) for b in lists)} free chunks in bins",
+            out.line([(f"{arena_name(view, a)}: {fmt.plural(sum(len(b) for b in lists), 'free chunk')} in bins",
                        "title")])
             shown += self._print_lists(view, lists, out)
         if not shown:
@@ -119,7 +119,7 @@ class Bins(GdbextCommand):
             chain = " -> ".join(fmt.address(c) for c in b.chunks[:SHOWN_PER_BIN])
             more = f" -> ... ({len(b.chunks) - SHOWN_PER_BIN} more)" if len(b.chunks) > SHOWN_PER_BIN else ""
             end = "" if b.complete else "  [walk stopped: see problems]"
-            out.line([(f"  {label}", "free"), (f"{what}: {count}{len(b.chunks)} chunks: ", None),
+            out.line([(f"  {label}", "free"), (f"{what}: {count}{fmt.plural(len(b.chunks), 'chunk')}: ", None),
                       (chain + more, "address"), (end, "warning")])
         return len(lists)
 

@@ -88,8 +88,13 @@ class ChunkCommand(GdbextCommand):
         user = c.address + L.chunk_hdr_sz
         off = address - c.address
         token = "warning" if c.state_name == "corrupt" else ("used" if c.state_name in ("used", "mmapped") else "free")
-        out.line([(f"chunk {fmt.address(c.address)}", "title"),
-                  (f"  ({off:+#x} to {expression})" if off else "", None)])
+        if address == user:
+            where = f"  ({expression} is its user address)"
+        elif off:
+            where = f"  ({expression} is {off:#x} bytes into it)"
+        else:
+            where = ""
+        out.line([(f"chunk {fmt.address(c.address)}", "title"), (where, None)])
         out.line(f"  prev_size   {c.prev_size:#x}")
         out.line(f"  size        {c.size_field:#x}: size {fmt.size(c.size)}, flags "
                  f"{flag_letters(c.size_field)} ({c.flag_names() or 'none'})")

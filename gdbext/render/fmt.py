@@ -51,3 +51,8 @@ def percent(part, whole) -> str:
     if part is None or not whole:
         return "-"
     return f"{100.0 * part / whole:.1f}%"
+
+
+def plural(n: int, noun: str) -> str:
+    """'1 chunk', '3 chunks'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
