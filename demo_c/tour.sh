@@ -14,8 +14,8 @@ step() {  # step TITLE PROGRAM ARGS... -- GDB-COMMANDS...
   echo
   echo "== $title"
   gdb -nx -batch -iex 'set confirm off' -iex 'set pagination off' -iex 'set width 0' -ex "source $loader" \
-      -ex 'break gdbext_stop' -ex 'run >/dev/null' "${cmds[@]}" -ex kill --args "${prog[@]}" 2>&1 \
-    | grep -vE '^(Breakpoint 1|\[Thread debugging|Using host libthread_db|\[New Thread|\[Inferior|#1 )' || true
+      -ex 'break gdbext_stop' -ex "run ${prog[*]:1} >/dev/null" "${cmds[@]}" -ex kill "${prog[0]}" 2>&1 \
+    | grep -vE '^(Breakpoint 1 at|\[Thread debugging|Using host libthread_db|\[New Thread|\[Inferior|#1 )' || true
 }
 
 step "1. vmmap: the memory map of a program with three threads" "$build/thread_stacks" -- \
@@ -35,3 +35,6 @@ step "6. threadstacks: every thread's stack, guard, SP and use" "$build/thread_s
 
 step "7. brkwatch: the program break moving under sbrk, recorded without stopping" "$build/sbrk_grow" -- \
   "brkwatch on --mmap" "continue" "continue" "brkwatch log"
+
+step "8. brkwatch --mmap: large requests arrive through mmap, and freeing one raises the threshold" \
+  "$build/malloc_sizes" threshold -- "brkwatch on --mmap" "continue" "continue" "continue" "brkwatch log"
