@@ -1,5 +1,6 @@
 """heapchunks: every chunk of every arena, heap by heap, then the mmapped chunks."""
 
+import argparse
 import json
 
 from ..model.ptmalloc import STATES
@@ -39,7 +40,7 @@ def _state_list(text):
     out = []
     for part in text.split(","):
         if part not in STATES:
-            raise ValueError(part)
+            raise argparse.ArgumentTypeError(f"unknown state {part!r} (states: {', '.join(STATES)})")
         out.append(part)
     return out
 

@@ -95,6 +95,10 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
     version = glibc_version(target)
     symbols = has_libc_debug_types()
     if version is None and not symbols:
+        if not any(looks_like_libc(m.path) for m in maps) and \
+                any(os.path.basename(m.path).startswith("ld-") for m in maps):
+            raise UserError("libc is not loaded yet (the program stopped before the dynamic "
+                            "loader mapped it); continue to main first")
         raise UserError("no glibc found in the process (no libc.so.6 and no glibc version "
                         "string); the heap commands read glibc malloc only")
     if symbols:
