@@ -300,3 +300,24 @@ def test_32_bit_i386_heap():
     assert st.chunk_at(y).size == 0x30 and st.chunk_at(y).non_main_arena
     assert [c.address for c in st.mmapped] == [m] and m % 0x1000 == 8  # front_misalign fixed
     assert st.mallinfo2().arena == 2 * 0x21000
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_bounds_only_analysis_agrees_with_the_full_one(version):
+    """chunks=False (what vmmap uses) finds the same arenas, heap bounds and mmapped chunks."""
+    b, _ = standard_heap(version)
+    ar = b.new_arena()
+    b.tcache_for(2, ar)
+    b.alloc(0x40, ar)
+    b.grow_arena(ar)
+    b.mmap_chunk(0x21000)
+    full = b.analyze()
+    quick = b.analyze(chunks=False)
+    assert [a.address for a in quick.arenas] == [a.address for a in full.arenas]
+    for qa, fa in zip(quick.arenas, full.arenas):
+        assert [s.start for s in qa.heaps] == [s.start for s in fa.heaps]
+        assert qa.chunk_count == 0 and not qa.bin_lists()
+    assert [h.heap_info.address for h in quick.arenas[1].heaps] == \
+        [h.heap_info.address for h in full.arenas[1].heaps]
+    assert [m.address for m in quick.mmapped] == [m.address for m in full.mmapped]
+    assert quick.problems == [] and quick.tcache == {}
