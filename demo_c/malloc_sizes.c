@@ -50,6 +50,35 @@ static int is_mmapped(const void *p)
     return (((const size_t *)p)[-1] & 2) != 0;
 }
 
+/* ---- which arena each thread allocates from ---------------------------- */
+
+/* glibc's own rule (arena_for_chunk): a chunk without NON_MAIN_ARENA is
+ * main_arena's; otherwise its heap_info sits at the start of the
+ * HEAP_MAX_SIZE-aligned heap holding it, and its first field is ar_ptr.
+ * Only pointers are read: nothing is allocated. */
+#define HEAP_MAX_SIZE (2UL * 4 * 1024 * 1024 * sizeof(long))
+
+static uintptr_t arena_seen[MAXTHREADS]; /* 0 unknown, 1 main, else ar_ptr */
+
+static void note_arena(int t, const void *p)
+{
+    size_t field = ((const size_t *)p)[-1];
+    if (arena_seen[t] != 0 || (field & 2)) /* known, or mmapped: no arena */
+        return;
+    arena_seen[t] = !(field & 4) ? 1 :
+        *(const uintptr_t *)((uintptr_t)p & ~(HEAP_MAX_SIZE - 1));
+}
+
+/* arena.tN=main or =0x... (the malloc_state address); nothing if thread
+ * t only got mmapped chunks. */
+static void print_arena(int t)
+{
+    if (arena_seen[t] == 1)
+        fact("arena.t%d=main", t);
+    else if (arena_seen[t] != 0)
+        fact("arena.t%d=0x%lx", t, (unsigned long)arena_seen[t]);
+}
+
 /* ---- the reported allocations (basic mode) ---------------------------- */
 
 struct rec {
@@ -69,6 +98,7 @@ static int track(int t, void *p, size_t req)
 {
     demo_check(p != NULL, "allocation failed");
     demo_check(nrec < (int)(sizeof recs / sizeof recs[0]), "too many recs");
+    note_arena(t, p);
     recs[nrec] = (struct rec){ .p = p, .req = req, .t = t };
     return nrec++;
 }
@@ -192,6 +222,7 @@ static void *worker_main(void *p)
     struct worker *w = p;
     fact("thread.t%d.tid=%d", w->t, (int)demo_gettid());
     w->work(w->t, w->arg);
+    print_arena(w->t);
     sem_post(&w->done);
     while (sem_wait(&release_sem) != 0)
         ;
@@ -366,6 +397,7 @@ static void mode_basic(void)
     free_guarded(fb50, 10);
 
     print_recs();
+    print_arena(0);
     fact("realloc_remainder.t0=0x%lx", (unsigned long)remainder.p);
     fact("realloc_remainder.t0.size=%zu", remainder.csize);
     fact("realloc_remainder.t0.bin=%s", remainder.bin);
@@ -409,7 +441,6 @@ static size_t rnd_size(uint64_t *s)
 
 static void random_work(int t, void *arg)
 {
-    (void)t;
     struct rnd_job *j = arg;
     uint64_t *s = &j->state;
 
@@ -421,11 +452,13 @@ static void random_work(int t, void *arg)
             size_t sz = rnd_size(s);
             void *p = malloc(sz);
             demo_check(p != NULL, "malloc");
+            note_arena(t, p);
             j->live[j->nlive++] = (struct live){ p, sz };
         } else if (op < 50) {
             size_t nm = 1 + xorshift(s) % 16, sz = rnd_size(s) / nm + 1;
             void *p = calloc(nm, sz);
             demo_check(p != NULL, "calloc");
+            note_arena(t, p);
             j->live[j->nlive++] = (struct live){ p, nm * sz };
         } else if (op < 80) {
             long k = (long)(xorshift(s) % (uint64_t)j->nlive);
@@ -436,6 +469,7 @@ static void random_work(int t, void *arg)
             size_t sz = rnd_size(s);
             void *p = realloc(j->live[k].p, sz);
             demo_check(p != NULL, "realloc");
+            note_arena(t, p);
             j->live[k] = (struct live){ p, sz };
         }
     }
@@ -475,6 +509,7 @@ static void mode_random(uint64_t seed, long count, int threads)
     for (int t = 1; t < threads; t++)
         start_worker(&w[t - 1], t, random_work, &jobs[t]);
     random_work(0, &jobs[0]);
+    print_arena(0);
 
     for (int t = 0; t < threads; t++) {
         fact("count.t%d=%ld", t, jobs[t].nlive);
