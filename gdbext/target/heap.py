@@ -141,10 +141,10 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
     except PtmallocError as e:
         raise UserError(str(e)) from None
     view = HeapView(target, state, layout, version, symbols, found)
+    if not chunks:
+        return view  # a memory map needs no per-thread pointers
     per_thread = _per_thread(target, view, maps)
     view.thread_arena = {t: v["thread_arena"] for t, v in per_thread.items() if v.get("thread_arena")}
-    if not chunks:
-        return view
     tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
     try:
         view.state = analyze(target.memory, layout, main_arena, mp=mp or None, tcaches=tcaches,
