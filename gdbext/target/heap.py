@@ -64,6 +64,9 @@ def other_allocator(maps: List[Mapping]) -> Optional[str]:
         for prefix, name in OTHER_ALLOCATORS:
             if base.startswith(prefix):
                 return f"{name} ({m.path})"
+        # musl's ld.so is its libc: the kernel names the file, /usr/lib/<triplet>-musl/libc.so.
+        if looks_like_libc(m.path) and "musl" in os.path.basename(os.path.dirname(m.path)):
+            return f"musl ({m.path})"
     return None
 
 

@@ -1,6 +1,7 @@
 """Which libc the inferior runs and whether its debug types are loaded."""
 
 import os
+import re
 from typing import Optional, Tuple
 
 import gdb
@@ -8,7 +9,7 @@ import gdb
 from ..model.libcversion import looks_like_libc, version_from_bytes
 from ..model.memory import MemoryReadError
 from .mappings import mappings
-from .process import Target, cached
+from .process import Target, cached, symbol_address
 
 
 def libc_mappings(target: Target):
@@ -39,6 +40,26 @@ def _glibc_version(target: Target):
         v = version_from_bytes(data)
         if v:
             return v
+    return _version_from_symbol(target)
+
+
+# A static program has no banner (nothing references it), but libthread_db's version check
+# needs libc's own VERSION string under this name, so it is linked in with pthread_create.
+VERSION_SYMBOLS = ("__nptl_version", "__libc_version")
+
+
+def _version_from_symbol(target: Target):
+    for name in VERSION_SYMBOLS:
+        address = symbol_address(name)
+        if not address:
+            continue
+        try:
+            text = target.memory.read(address, 16).split(b"\0", 1)[0]
+        except MemoryReadError:
+            continue
+        m = re.fullmatch(rb"(\d+)\.(\d+)(?:\.\d+)?", text)
+        if m:
+            return int(m.group(1)), int(m.group(2))
     return None
 
 
