@@ -16,6 +16,7 @@ from ..model.libcversion import looks_like_libc
 from ..model.memory import MemoryReadError
 from ..model.ptmalloc import (HeapState, Layout, PtmallocError, analyze, find_main_arena, find_mp,
                               find_tcache, find_tcache_chunks, libc_data_mappings)
+from ..model.ptmalloc.locate import looks_like_tcache
 from ..model.ptmalloc.tls import find_tls_slot, slot_values
 from ..model.regions import Claim, Mapping
 from .errors import UserError
@@ -227,13 +228,27 @@ def _per_thread(target: Target, view: HeapView, maps) -> Dict[int, Dict[str, Opt
                 if got is not None:
                     known.add(got.address)
         ranges = [(s.start, s.end) for s in state.segments()]
-        slot = find_tls_slot(blocks, known.__contains__, layout.pointer_size) if known else None
+        # Threads that share an arena (past the arena limit, or after a thread exited) have
+        # their tcache elsewhere in it: in the slot, a first-chunk tcache or a tcache's shape.
+        shaped: Dict[int, bool] = {}
+
+        def tcache_like(v):
+            if v in known:
+                return True
+            if v not in shaped:
+                shaped[v] = looks_like_tcache(target.memory, layout, v, ranges)
+            return shaped[v]
+
+        slot = find_tls_slot(blocks, tcache_like, layout.pointer_size) if known else None
+        values = slot_values(blocks, slot, layout.pointer_size) if slot is not None else {}
+        if not known.intersection(values.values()):
+            slot = None  # the shape alone is too weak: some thread must hold a first-chunk tcache
         if slot is not None:
-            for t, v in slot_values(blocks, slot, layout.pointer_size).items():
-                ok = v and not v & layout.align_mask and any(lo <= v < hi for lo, hi in ranges)
-                out.setdefault(t, {})["tcache"] = v if ok else None
+            for t, v in values.items():
+                out.setdefault(t, {})["tcache"] = v if v and tcache_like(v) else None
             found["tcache"] = (f"heuristic: the TLS word {slot:#x} below each thread pointer "
-                               f"that points to a tcache found as an arena's first chunk")
+                               f"that points to a tcache (an arena's first chunk, or a chunk "
+                               f"of a tcache's size and shape)")
         else:
             found["tcache"] = "not found by TLS"
     return out

@@ -179,6 +179,32 @@ def find_tcache(mem, layout: Layout, first_chunk: int, heap: Range) -> Optional[
                  "and its entries point into the heap" % heap[0])
 
 
+def looks_like_tcache(mem, layout: Layout, address: int, heaps: Sequence[Range]) -> bool:
+    """Whether a pointer (a TLS word, say) may be a thread's tcache_perthread_struct: aligned,
+    in a heap, the user address of an in-use chunk of the struct's size whose non-NULL entries
+    are aligned addresses in the heaps.  Weaker than find_tcache (any chunk, not the first), so
+    only for values already known to sit where a tcache pointer sits."""
+    L = layout
+    st = L.tcache_perthread
+    if st is None or not address or address & L.align_mask or not _in(heaps, address):
+        return False
+    try:
+        raw = int.from_bytes(mem.read(address - L.size_sz, L.size_sz), "little")
+        data = mem.read(address, st.sizeof)
+        after = address - L.chunk_hdr_sz + (raw & ~7)
+        next_raw = int.from_bytes(mem.read(after + L.size_sz, L.size_sz), "little")
+    except MemoryReadError:
+        return False
+    if raw & ~7 != request2size(L, st.sizeof) or raw & 2 or not next_raw & 1:
+        return False
+    e_off, p = st.offset("entries"), L.pointer_size
+    for i in range(L.tcache_max_bins):
+        e = int.from_bytes(data[e_off + i * p:e_off + (i + 1) * p], "little")
+        if e and (e & L.align_mask or not _in(heaps, e)):
+            return False
+    return True
+
+
 def libc_data_mappings(mappings: Iterable[Mapping], libc_path: str) -> List[Mapping]:
     """libc's writable mappings and the anonymous one right after them (its .bss tail)."""
     ms = sorted(mappings, key=lambda m: m.start)
