@@ -12,6 +12,13 @@
  *                                        T threads (default 3, incl. main)
  *   malloc_sizes threshold               the dynamic mmap threshold
  *   malloc_sizes many N                  N mixed allocations (benchmark)
+ *   malloc_sizes threads N [EXITED [ARENA_MAX]]
+ *                                        N threads that keep their arenas,
+ *                                        the first EXITED of them exited
+ *                                        (then one late thread), at most
+ *                                        ARENA_MAX arenas (mallopt)
+ *   malloc_sizes big [MIB]               MIB MiB (default 300) of blocks in
+ *                                        main_arena and one thread's arena
  *
  * The bin a free()d chunk went to (bin.tN.K) is not guessed: it is read
  * off the public mallinfo2() counters around each free() (fastbin chunks
@@ -27,12 +34,14 @@
 
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #define KiB 1024UL
@@ -606,6 +615,151 @@ static void mode_many(long n)
     demo_stop("heap");
 }
 
+/* ---- threads mode: many threads, exited threads, the arena limit ------- */
+
+#define MAXMANY 1024
+
+struct many {
+    pthread_t th;
+    int t;
+    sem_t done, release;
+};
+
+static struct many many[MAXMANY + 1];
+
+/* A little of everything in the thread's arena: a size class of its own
+ * freed nine times (tcache, then fastbin for the small classes), a chunk
+ * for the unsorted bin behind a live guard, and two live blocks. */
+static void many_work(int t)
+{
+    size_t size = 16 + (size_t)(t % 13) * 16;
+    void *same[9];
+    for (int i = 0; i < 9; i++) {
+        same[i] = malloc(size);
+        demo_check(same[i] != NULL, "malloc");
+    }
+    demo_check(malloc(1000 + (size_t)t) != NULL, "malloc");
+    void *u = malloc(0x500);
+    demo_check(u != NULL && malloc(5000) != NULL, "malloc");
+    for (int i = 0; i < 9; i++)
+        free(same[i]);
+    free(u);
+}
+
+static void *many_main(void *p)
+{
+    struct many *w = p;
+    fact("thread.t%d.tid=%d", w->t, (int)demo_gettid());
+    many_work(w->t);
+    sem_post(&w->done);
+    while (sem_wait(&w->release) != 0)
+        ;
+    return NULL;
+}
+
+static void many_start(int t, size_t stack)
+{
+    struct many *w = &many[t];
+    pthread_attr_t attr;
+    w->t = t;
+    sem_init(&w->done, 0, 0);
+    sem_init(&w->release, 0, 0);
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, stack);
+    demo_check(pthread_create(&w->th, &attr, many_main, w) == 0, "pthread_create");
+    pthread_attr_destroy(&attr);
+    while (sem_wait(&w->done) != 0)
+        ;
+}
+
+static void many_finish(int t)
+{
+    sem_post(&many[t].release);
+    pthread_join(many[t].th, NULL);
+}
+
+/* N threads, started one after another (each keeps its arena while it
+ * lives, so arenas are created until the limit: ARENA_MAX when given,
+ * else 8 per CPU); then the first EXITED of them exit and are joined,
+ * and, when some did, one late thread starts (it takes an arena the
+ * exited ones left on the free list).  Facts: thread.tN.tid of every
+ * thread, exited.tN=1 of those that exited, the CPU counts glibc may use
+ * for its limit. */
+static void mode_threads(int n, int exited, int arena_max)
+{
+    cpu_set_t cpus;
+    demo_check(n >= 0 && n < MAXMANY && exited >= 0 && exited <= n, "thread counts");
+    if (arena_max > 0)
+        demo_check(mallopt(M_ARENA_MAX, arena_max) == 1, "mallopt(M_ARENA_MAX)");
+    demo_check(sched_getaffinity(0, sizeof cpus, &cpus) == 0, "sched_getaffinity");
+    fact("ncpu.sched=%d", CPU_COUNT(&cpus));
+    fact("ncpu.online=%d", get_nprocs());
+    fact("arena_max=%d", arena_max);
+    many_work(0);
+    for (int t = 1; t <= n; t++)
+        many_start(t, 256 * KiB);
+    for (int t = 1; t <= exited; t++) {
+        fact("exited.t%d=1", t);
+        many_finish(t);
+    }
+    int last = n;
+    if (exited > 0)
+        many_start(++last, 256 * KiB);
+    fact("threads.alive=%d", last - exited);
+    many_work(0);
+    report(1);
+    demo_stop("heap");
+    for (int t = exited + 1; t <= last; t++)
+        many_finish(t);
+    demo_stop("joined");
+}
+
+/* ---- big mode: a heap of several hundred MiB --------------------------- */
+
+struct big_job {
+    size_t bytes;
+    long count;
+    void **ptr;
+};
+
+/* Blocks of 8 to 120 KiB (below the mmap threshold) with a small one every
+ * eighth, until `bytes` are allocated; then every fourth block is freed. */
+static void big_work(int t, void *arg)
+{
+    (void)t;
+    struct big_job *j = arg;
+    uint64_t s = 0x9e3779b97f4a7c15ULL ^ j->bytes;
+    size_t got = 0;
+    long cap = (long)(j->bytes / (8 * KiB)) + 16;
+    j->ptr = map_array((size_t)cap * sizeof(void *));
+    for (j->count = 0; got < j->bytes && j->count < cap; j->count++) {
+        size_t sz = j->count % 8 == 7 ? 24 + xorshift(&s) % 200
+                                      : 8 * KiB + xorshift(&s) % (112 * KiB);
+        j->ptr[j->count] = malloc(sz);
+        demo_check(j->ptr[j->count] != NULL, "malloc");
+        got += sz;
+    }
+    for (long i = 0; i < j->count; i += 4)
+        free(j->ptr[i]);
+}
+
+/* MIB MiB in all: two thirds in main_arena's brk heap, a third in one
+ * thread's arena (whose 64 MiB heaps then chain). */
+static void mode_big(long mib)
+{
+    struct worker w;
+    struct big_job main_job = { .bytes = (size_t)mib * MiB / 3 * 2 };
+    struct big_job thread_job = { .bytes = (size_t)mib * MiB / 3 };
+    demo_check(mib > 0, "size");
+    start_worker(&w, 1, big_work, &thread_job);
+    big_work(0, &main_job);
+    fact("big.blocks.t0=%ld", main_job.count);
+    fact("big.blocks.t1=%ld", thread_job.count);
+    report(1);
+    demo_stop("heap");
+    release_and_join(&w, 1);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0); /* before any allocation */
@@ -627,8 +781,15 @@ int main(int argc, char **argv)
         mode_threshold();
     } else if (strcmp(mode, "many") == 0) {
         mode_many(demo_arg_long(argc > 2 ? argv[2] : NULL, 100000));
+    } else if (strcmp(mode, "threads") == 0) {
+        demo_check(argc >= 3, "usage: malloc_sizes threads N [EXITED [ARENA_MAX]]");
+        mode_threads((int)demo_arg_long(argv[2], 0),
+                     (int)demo_arg_long(argc > 3 ? argv[3] : NULL, 0),
+                     (int)demo_arg_long(argc > 4 ? argv[4] : NULL, 0));
+    } else if (strcmp(mode, "big") == 0) {
+        mode_big(demo_arg_long(argc > 2 ? argv[2] : NULL, 300));
     } else {
-        demo_check(0, "usage: malloc_sizes [basic|random|threshold|many]");
+        demo_check(0, "usage: malloc_sizes [basic|random|threshold|many|threads|big]");
     }
     demo_done();
     return 0;
