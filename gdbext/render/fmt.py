@@ -40,11 +40,12 @@ def parse_size(text: str) -> int:
             t, mult = t[:-1], m
             break
     try:
-        if t.startswith("0x"):
-            return int(t, 16) * mult
-        return int(float(t) * mult)
-    except ValueError:
+        n = int(t, 16) * mult if t.startswith("0x") else int(float(t) * mult)
+    except (ValueError, OverflowError):  # OverflowError: 'inf'
         raise ValueError(f"not a size: {text!r}") from None
+    if n < 0:
+        raise ValueError(f"not a size: {text!r} (sizes are 0 or more)")
+    return n
 
 
 def percent(part, whole) -> str:
