@@ -52,7 +52,10 @@ def compute_mallinfo2(state) -> Mallinfo2:
         hblks, hblkhd = mp["n_mmaps"], mp.get("mmapped_mem", 0)
     else:  # without mp_, count what the mapping scan found
         hblks, hblkhd = len(state.mmapped), sum(c.mapping_size for c in state.mmapped)
-    return Mallinfo2(arena, ordblks, smblks, hblks, hblkhd, 0, fsmblks, uordblks, fordblks, keepcost)
+    # glibc adds these up in size_t: a corrupt top size wraps them around, never below zero
+    wrap = (1 << (8 * state.layout.pointer_size)) - 1
+    return Mallinfo2(*(v & wrap for v in (arena, ordblks, smblks, hblks, hblkhd, 0, fsmblks,
+                                          uordblks, fordblks, keepcost)))
 
 
 class SizeGroup(NamedTuple):
