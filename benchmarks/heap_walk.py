@@ -1,0 +1,248 @@
+"""heapchunks, bins and arenas on big heaps, against the floor of one bulk read and a size walk.
+
+    .venv/bin/python benchmarks/heap_walk.py [--sizes 10k,100k,1M] [--runs 3] [--json]
+
+The demo `malloc_sizes many N` (demo_c, built by `make -C demo_c`) leaves N chunks of mixed
+sizes (16..1024 bytes requested) with every third one freed, so tcache, fastbins, the unsorted,
+small and large bins all fill, and stops at gdbext_stop.  Every figure is a whole
+`gdb -nx -batch` run (start gdb, load gdbext, run the demo to gdbext_stop, run one command with
+its output to a file, exit) minus the median of the same run without the command, so gdb's
+start-up and the demo's own run time cancel out.  Medians of --runs runs, the configurations
+taken in turn so that a slow moment of a shared machine spreads over all of them.
+
+The floor, measured the same way: one read_memory of each arena heap (its bounds from an earlier
+`arenas --json` run; gdb turns ASLR off, so they stay put) and a memoryview walk over the size
+fields to the top chunk, nothing else.  Its chunk count is checked against `arenas --json`.
+
+Peak memory: "gdb MiB" is gdb's own VmHWM, read from /proc at the end of the run; "time MiB"
+is /usr/bin/time -v's maximum RSS, which is the larger of gdb's and the demo's (gdb reaps the
+demo, and wait4 reports the peak of a process and its reaped children), so at 1M chunks it is
+mostly the demo's half a gigabyte of heap.  Targets (issue 3) are judged on gdb's own peak.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOADER = os.path.join(ROOT, "gdbext", "gdbinit.py")
+DEMO = os.path.join(ROOT, "demo_c", "build", "malloc_sizes")
+GNU_TIME = "/usr/bin/time"
+
+COMMANDS = [  # (name, gdb command, text that shows it worked)
+    ("heapchunks --json", "heapchunks --json", '"command":"heapchunks"'),
+    ("heapchunks", "heapchunks", "mallinfo2: arena="),
+    ("bins --json", "bins --json", '"command":"bins"'),
+    ("arenas", "arenas", "mp_ (malloc_par)"),
+]
+TARGETS = {  # (command, N) -> (seconds, ratio to the floor, gdb's peak MiB); None: no target
+    ("heapchunks --json", 100_000): (0.5, 3.0, None),
+    ("heapchunks --json", 1_000_000): (3.0, 3.0, 500),
+    ("heapchunks --json", 10_000): (None, 3.0, None),
+    ("bins --json", 100_000): (0.2, None, None),
+}
+
+# Runs inside gdb: read each heap once, walk the size fields, count the chunks.
+FLOOR = r'''
+import gdb
+def _floor(heaps):
+    inf = gdb.selected_inferior()
+    n = 0
+    for start, end, first, top in heaps:
+        words = memoryview(inf.read_memory(start, end - start)).cast("Q")
+        pos, stop = (first - start) >> 3, (top - start) >> 3
+        while pos < stop:
+            size = words[pos + 1] & ~7
+            if not size:
+                break
+            pos += size >> 3
+            n += 1
+        n += pos == stop  # the top chunk
+    open(%(out)r, "w").write("%%d\n" %% n)
+_floor(%(heaps)r)
+'''
+
+
+def parse_count(text: str) -> int:
+    t = text.strip().lower()
+    mult = {"k": 1_000, "m": 1_000_000}.get(t[-1:], 1)
+    return int(float(t[:-1] if mult > 1 else t) * mult)
+
+
+def label(n: int) -> str:
+    return f"{n // 1_000_000}M" if n >= 1_000_000 and n % 1_000_000 == 0 else \
+        f"{n // 1000}k" if n % 1000 == 0 else str(n)
+
+
+def gdb_argv(n: int, command, hwm_file: str):
+    argv = ["gdb", "-nx", "-batch", "-ex", "set pagination off", "-ex", "set confirm off",
+            "-ex", "set width 0", "-ex", "set style enabled off",
+            "-ex", "set disable-randomization on", "-ex", f"source {LOADER}",
+            "-ex", "break gdbext_stop", "-ex", f"run many {n} > /dev/null"]
+    if command:
+        argv += ["-ex", command]
+    argv += ["-ex", "python import re; open(%r, 'w').write(re.search(r'VmHWM:\\s*(\\d+)', "
+             "open('/proc/self/status').read()).group(1))" % hwm_file, DEMO]
+    return argv
+
+
+class Runner:
+    def __init__(self, tmp: str, use_time: bool):
+        self.tmp = tmp
+        self.use_time = use_time
+
+    def run(self, n: int, command, expect=None):
+        """(seconds, gdb's peak KiB, time -v's peak KiB or None, stdout path) of one batch run."""
+        out = os.path.join(self.tmp, "out.txt")
+        hwm = os.path.join(self.tmp, "hwm.txt")
+        tv = os.path.join(self.tmp, "time.txt")
+        argv = gdb_argv(n, command, hwm)
+        if self.use_time:
+            argv = [GNU_TIME, "-v", "-o", tv] + argv
+        for f in (hwm, tv):
+            if os.path.exists(f):
+                os.unlink(f)
+        with open(out, "w") as fo, open(os.path.join(self.tmp, "err.txt"), "w") as fe:
+            t = time.perf_counter()
+            subprocess.run(argv, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, cwd=self.tmp)
+            took = time.perf_counter() - t
+        with open(out, errors="replace") as f:
+            text = f.read()
+        with open(os.path.join(self.tmp, "err.txt"), errors="replace") as f:
+            err = f.read()
+        if "Breakpoint 1, gdbext_stop" not in text or (expect and expect not in text):
+            raise SystemExit(f"run failed: {' '.join(argv)}\nstdout ends:\n{text[-1500:]}\n"
+                             f"stderr:\n{err[-1500:]}")
+        with open(hwm) as f:
+            gdb_peak = int(f.read())
+        peak = None
+        if self.use_time:
+            with open(tv) as f:
+                m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", f.read())
+            peak = int(m.group(1)) if m else None
+        return took, gdb_peak, peak, text
+
+
+def heap_ranges(runner: Runner, n: int):
+    """[(start, end, first chunk, top)] per arena heap, and the chunk count, from arenas --json."""
+    _, _, _, text = runner.run(n, "arenas --json", '"command":"arenas"')
+    doc = json.loads(text[text.index('{"command"'):].splitlines()[0])
+    heaps, chunks = [], 0
+    for a in doc["arenas"]:
+        chunks += a["chunks"]
+        for h in a["heaps"]:
+            start, end = h["start"], h["end"]
+            if h["heap_info"] is None:  # the main heap: chunks from its (aligned) start
+                first = start + (-(start + 16) & 15)
+            else:  # after heap_info, and the arena itself in an arena's first heap
+                after = start + 0x20 + (0x898 if a["address"] == start + 0x20 else 0)
+                first = after + (-(after + 16) & 15)
+            top = a["top"] if start <= a["top"] < end else end
+            heaps.append((start, max(end, top + 16), first, top))
+    return heaps, chunks
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="10k,100k,1M", help="chunk counts N (default 10k,100k,1M)")
+    p.add_argument("--runs", type=int, default=3, help="runs per configuration (default 3)")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON document")
+    args = p.parse_args()
+    if args.runs < 1:
+        p.error("--runs must be at least 1")
+    sizes = [parse_count(s) for s in args.sizes.split(",") if s.strip()]
+    if shutil.which("gdb") is None:
+        raise SystemExit("gdb is not installed (apt-get install gdb)")
+    use_time = os.access(GNU_TIME, os.X_OK)
+    if not use_time:
+        print(f"note: {GNU_TIME} is missing, so the time -v peak column is empty; install it "
+              f"with `apt-get install time` (as root)", file=sys.stderr)
+    subprocess.run(["make", "-s", "-C", os.path.join(ROOT, "demo_c")], check=True,
+                   stdout=subprocess.DEVNULL)
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="gdbext-heap-walk-") as tmp:
+        runner = Runner(tmp, use_time)
+        for n in sizes:
+            heaps, chunks = heap_ranges(runner, n)
+            floor_py = os.path.join(tmp, "floor.py")
+            floor_out = os.path.join(tmp, "floor.txt")
+            with open(floor_py, "w") as f:
+                f.write(FLOOR % {"out": floor_out, "heaps": heaps})
+            configs = [("(no command)", None, None), ("floor", f"source {floor_py}", None)]
+            configs += COMMANDS
+            got = {name: [] for name, _, _ in configs}
+            for _ in range(args.runs):
+                for name, command, expect in configs:
+                    got[name].append(runner.run(n, command, expect)[:3])
+                    if name == "floor":
+                        with open(floor_out) as f:
+                            walked = int(f.read())
+                        if walked != chunks:
+                            raise SystemExit(f"floor walked {walked} chunks, arenas --json "
+                                             f"counts {chunks}")
+            base = statistics.median(t for t, _, _ in got["(no command)"])
+            floor = statistics.median(t for t, _, _ in got["floor"]) - base
+            for name, _, _ in configs:
+                times = [t for t, _, _ in got[name]]
+                med = statistics.median(times)
+                net = med if name == "(no command)" else med - base
+                peaks = [p for _, _, p in got[name] if p is not None]
+                rows.append({
+                    "n": n, "chunks": chunks, "command": name, "seconds": round(net, 4),
+                    "ratio_to_floor": None if name in ("(no command)", "floor") or floor <= 0
+                    else round(net / floor, 2),
+                    "gdb_peak_mib": round(max(g for _, g, _ in got[name]) / 1024, 1),
+                    "time_peak_mib": round(max(peaks) / 1024, 1) if peaks else None,
+                    "runs": [round(t, 4) for t in times]})
+                if not args.json:
+                    print_row(rows[-1], first=len(rows) == 1)
+    if args.json:
+        print(json.dumps({"runs": args.runs, "results": rows, "targets": verdicts(rows)}, indent=1))
+    else:
+        print()
+        for line in verdicts(rows):
+            print(f"{'met   ' if line['met'] else 'MISSED'} {line['what']}: {line['got']}")
+
+
+def print_row(r, first=False):
+    if first:
+        print(f"seconds: median whole-run time minus the run without a command "
+              f"(that row: the whole run)")
+        print(f"{'N':>5} {'chunks':>8}  {'command':<18} {'seconds':>8} {'x floor':>8} "
+              f"{'gdb MiB':>8} {'time MiB':>9}")
+    ratio = "" if r["ratio_to_floor"] is None else f"{r['ratio_to_floor']:.2f}"
+    tp = "-" if r["time_peak_mib"] is None else f"{r['time_peak_mib']:.0f}"
+    print(f"{label(r['n']):>5} {r['chunks']:>8}  {r['command']:<18} {r['seconds']:8.3f} "
+          f"{ratio:>8} {r['gdb_peak_mib']:8.0f} {tp:>9}", flush=True)
+
+
+def verdicts(rows):
+    out = []
+    for r in rows:
+        t = TARGETS.get((r["command"], r["n"]))
+        if not t:
+            continue
+        secs, ratio, mib = t
+        what = f"{r['command']} at {label(r['n'])}"
+        if secs is not None:
+            out.append({"what": f"{what} under {secs} s", "got": f"{r['seconds']:.3f} s",
+                        "met": r["seconds"] < secs})
+        if ratio is not None and r["ratio_to_floor"] is not None:
+            out.append({"what": f"{what} within {ratio:g}x the floor",
+                        "got": f"{r['ratio_to_floor']:.2f}x", "met": r["ratio_to_floor"] <= ratio})
+        if mib is not None:
+            out.append({"what": f"{what}: gdb's peak under {mib} MiB",
+                        "got": f"{r['gdb_peak_mib']:.0f} MiB", "met": r["gdb_peak_mib"] < mib})
+    return out
+
+
+if __name__ == "__main__":
+    main()
