@@ -20,7 +20,7 @@ from ..model.ptmalloc.locate import looks_like_tcache
 from ..model.ptmalloc.tls import find_tls_slot, slot_values
 from ..model.regions import Claim, Mapping
 from .errors import UserError
-from .libc import glibc_version, has_libc_debug_types, version_text
+from .libc import glibc_version_found, has_libc_debug_types, version_text
 from .malloc import libc_symbol, per_thread_pointers, struct_info
 from .mappings import mappings
 from .process import Target, cached
@@ -96,7 +96,7 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
     if other:
         raise UserError(f"the program uses {other}; the heap commands read glibc malloc only")
     libc_path = _libc_path(maps)
-    version = glibc_version(target)
+    version, version_how = glibc_version_found(target)
     symbols = has_libc_debug_types()
     if version is None and not symbols:
         if not any(looks_like_libc(m.path) for m in maps) and \
@@ -110,14 +110,18 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
     else:
         layout = Layout.for_version(version, target.pointer_size)
     found = {"layout": layout.source}
+    if version_how != "banner":
+        found["glibc"] = version_how
 
-    heap_range = _main_heap_range(target, maps)
+    heap_range, exact = _main_heap_range(target, maps)
+    # Without the exact break, the brk heap starts somewhere in the brk area.
+    area = heap_range if exact else (_brk_area(target, maps) or heap_range)
     main_arena = libc_symbol("main_arena")
     if main_arena:
         found["main_arena"] = "symbol"
     else:
         data = libc_data_mappings(maps, libc_path) if libc_path else []
-        got = find_main_arena(target.memory, layout, data, [heap_range] if heap_range else ())
+        got = find_main_arena(target.memory, layout, data, [area] if area else ())
         if got is None:
             if heap_range is None:
                 raise UserError("malloc has not set up its heap yet (no [heap] and no main_arena "
@@ -130,7 +134,7 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
         found["mp_"] = "symbol"
     elif heap_range:
         data = libc_data_mappings(maps, libc_path) if libc_path else []
-        got = find_mp(target.memory, layout, data, heap_range[0])
+        got = find_mp(target.memory, layout, data, heap_range[0] if exact else area)
         if got is not None:
             mp, found["mp_"] = got.address, "heuristic: " + got.how
     if not mp:
@@ -167,13 +171,30 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
     return view
 
 
-def _main_heap_range(target: Target, maps) -> Optional[Tuple[int, int]]:
+def _main_heap_range(target: Target, maps) -> Tuple[Optional[Tuple[int, int]], bool]:
+    """((start, end) of the brk heap or None, whether that is the exact program break)."""
     from .regions import program_break  # regions imports this module for vmmap
     brk = program_break(target, maps)
     if brk and brk[1] > brk[0]:
-        return brk
+        return brk, True
     heap = next((m for m in maps if m.path == "[heap]"), None)
-    return (heap.start, heap.end) if heap else None
+    return ((heap.start, heap.end) if heap else None), False
+
+
+def _brk_area(target: Target, maps) -> Optional[Tuple[int, int]]:
+    """Where the brk heap may start, when the break is not known exactly (no __curbrk: a
+    stripped static program): [heap] and the anonymous mappings that run up to it without a
+    gap, since such a program sbrk()s its TLS block before malloc does, and the kernel may
+    label only the later part [heap]."""
+    ms = sorted(maps, key=lambda m: m.start)
+    i = next((i for i, m in enumerate(ms) if m.path == "[heap]"), None)
+    if i is None:
+        return None
+    lo = ms[i].start
+    while i > 0 and ms[i - 1].anonymous and ms[i - 1].writable and ms[i - 1].end == lo:
+        i -= 1
+        lo = ms[i].start
+    return lo, next(m.end for m in ms if m.path == "[heap]")
 
 
 def _mmap_candidates(target: Target, maps) -> List[Mapping]:

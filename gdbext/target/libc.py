@@ -6,7 +6,7 @@ from typing import Optional, Tuple
 
 import gdb
 
-from ..model.libcversion import looks_like_libc, version_from_bytes
+from ..model.libcversion import looks_like_libc, version_from_bare_string, version_from_bytes
 from ..model.memory import MemoryReadError
 from .mappings import mappings
 from .process import Target, cached, symbol_address
@@ -17,6 +17,11 @@ def libc_mappings(target: Target):
 
 
 def glibc_version(target: Target) -> Optional[Tuple[int, int]]:
+    return glibc_version_found(target)[0]
+
+
+def glibc_version_found(target: Target) -> Tuple[Optional[Tuple[int, int]], str]:
+    """(version, how it was found): from the banner, a symbol, or a heuristic."""
     return cached("glibc_version", lambda: _glibc_version(target))
 
 
@@ -27,9 +32,10 @@ def _glibc_version(target: Target):
         exe = next((m.path for m in mappings(target) if m.offset == 0 and not m.anonymous
                     and not m.path.startswith("[")), None)
         maps = [m for m in mappings(target) if m.path == exe]
-    v = _version_from_file(target, maps)
+    v = _version_from_file(target, maps, version_from_bytes)
     if v:
-        return v
+        return v, "banner"
+    readonly = []
     for m in maps:
         if m.perms[:3] != "r--":
             continue
@@ -37,10 +43,19 @@ def _glibc_version(target: Target):
             data = target.memory.read(m.start, m.size)
         except MemoryReadError:
             continue
+        readonly.append(data)
         v = version_from_bytes(data)
         if v:
-            return v
-    return _version_from_symbol(target)
+            return v, "banner"
+    v = _version_from_symbol(target)
+    if v:
+        return v, "symbol"
+    v = _version_from_file(target, maps, version_from_bare_string) or \
+        version_from_bare_string(b"\0".join(readonly))
+    if v:
+        return v, ("heuristic: the one bare version string in a program holding glibc "
+                   "malloc's tunables")
+    return None, "not found"
 
 
 # A static program has no banner (nothing references it), but libthread_db's version check
@@ -63,7 +78,7 @@ def _version_from_symbol(target: Target):
     return None
 
 
-def _version_from_file(target: Target, maps):
+def _version_from_file(target: Target, maps, parse):
     """For a local process, the file on disk: reading the inferior would fault its pages in."""
     if target.kind != "live" or not maps:
         return None
@@ -72,7 +87,7 @@ def _version_from_file(target: Target, maps):
         if os.stat(path).st_ino != maps[0].inode:
             return None  # replaced since it was loaded
         with open(path, "rb") as f:
-            return version_from_bytes(f.read(64 << 20))
+            return parse(f.read(64 << 20))
     except OSError:
         return None
 

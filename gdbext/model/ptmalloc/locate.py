@@ -4,7 +4,7 @@ Each finder returns Found(address, how) or None; `how` says in a few words what 
 the user to judge.  Scans read each candidate mapping once.
 """
 
-from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ..memory import MemoryReadError
 from ..regions import Mapping
@@ -68,7 +68,8 @@ def find_main_arena(mem, layout: Layout, candidates: Iterable[Mapping],
                 continue
             if heaps and not _in(heaps, top):
                 continue
-            if words[w + w_sys] % 0x1000:
+            # Page-aligned unless the break was not (a static program sbrk()s its TLS first).
+            if words[w + w_sys] % L.size_sz:
                 continue
             empty = 0
             ok = True
@@ -110,19 +111,24 @@ def _chain_returns(mem, L: Layout, start: int, nxt: int, limit: int = 64) -> boo
     return False
 
 
-def find_mp(mem, layout: Layout, candidates: Iterable[Mapping], heap_start: int) -> Optional[Found]:
-    """mp_ in libc's writable data: sbrk_base equal to the main heap's start, sane tunables."""
+def find_mp(mem, layout: Layout, candidates: Iterable[Mapping],
+            heap_start: Union[int, Range]) -> Optional[Found]:
+    """mp_ in libc's writable data: sbrk_base equal to the main heap's start, sane tunables.
+
+    heap_start may be a range [lo, hi) when only the brk area is known, not where malloc's
+    heap starts in it (a stripped static program sbrk()s its TLS block first)."""
     L = layout
     mp = L.malloc_par
     p = L.pointer_size
     off_sbrk = mp.offset("sbrk_base")
+    lo, hi = heap_start if isinstance(heap_start, tuple) else (heap_start, heap_start + 1)
     for m in candidates:
         data = _read_mapping(mem, m)
         if data is None:
             continue
         words = _words(data, p)
         for w in range(off_sbrk // p, len(words) - (mp.sizeof - off_sbrk) // p):
-            if words[w] != heap_start:
+            if not lo <= words[w] < hi:
                 continue
             a = m.start + w * p - off_sbrk
             if a < m.start or a + mp.sizeof > m.end:
@@ -130,9 +136,10 @@ def find_mp(mem, layout: Layout, candidates: Iterable[Mapping], heap_start: int)
             rec = data[a - m.start:a - m.start + mp.sizeof]
             f = {k: int.from_bytes(rec[o:o + s], "little") for k, (o, s) in mp.fields.items()}
             if _plausible_mp(L, f):
-                return Found(a, "malloc_par in %s at offset %#x: sbrk_base is the heap start, "
-                                "thresholds and counters plausible" % (m.path or "anonymous memory",
-                                                                       a - m.start))
+                return Found(a, "malloc_par in %s at offset %#x: sbrk_base %s, thresholds and "
+                                "counters plausible" % (m.path or "anonymous memory", a - m.start,
+                                                        "is the heap start" if hi == lo + 1 else
+                                                        "lies in the brk area"))
     return None
 
 
