@@ -1,0 +1,219 @@
+"""The heap commands on a damaged heap: the heap_corrupt demo breaks one thing per mode and
+says where (corrupt.chunk, corrupt.user, corrupt.value, live.K). Every command must answer
+quickly, without a traceback, name the damage at that address, still list what lies before it,
+and go on past it where the structure allows."""
+
+import re
+
+import pytest
+
+from tests import heaporacle as H
+from tests.harness import Gdb, assert_clean, demo
+
+MODES = ["size", "tcache_next", "fastbin_loop", "unsorted_bk", "top_size"]
+# the state `chunk` and heapchunks give the damaged chunk
+STATE = {"size": "corrupt", "tcache_next": "tcache", "fastbin_loop": "fastbin",
+         "unsorted_bk": "unsorted", "top_size": "top"}
+QUICK = 20  # seconds: a walk that loops would hit this, not the harness's general timeout
+WORD = (1 << 64) - 1
+
+
+@pytest.fixture(scope="module", params=[(m, s) for m in MODES for s in (True, False)],
+                ids=lambda p: p[0] + ("" if p[1] else "-nosymbols"))
+def corrupt(request, demos):
+    mode, symbols = request.param
+    g = Gdb(demo("heap_corrupt"), (mode,),
+            extra_init=() if symbols else ("set debug-file-directory /nonexistent",))
+    try:
+        g.run_to("corrupt")
+        g.mode = mode
+        assert g.facts["corrupt.chunk"] == g.facts["corrupt.user"] - 2 * H.SIZE_SZ
+        yield g
+    finally:
+        g.close()
+
+
+def run(g, command):
+    text = g.cmd(command, timeout=QUICK)
+    assert_clean(text)
+    return text
+
+
+def doc(g, command):
+    text = run(g, command + " --json")
+    assert text.startswith("{"), text
+    return g.json(command + " --json", timeout=QUICK)
+
+
+def live_users(f):
+    return [v for k, v in sorted(f.items()) if re.fullmatch(r"live\.\d+", k)]
+
+
+def the_problem(d, f):
+    """The one problem at the damaged chunk (others may follow from it)."""
+    hits = [p for p in d["problems"] if p["address"] == f["corrupt.chunk"]]
+    assert hits, f"no problem at {f['corrupt.chunk']:#x}: {d['problems']}"
+    assert all(p["message"] for p in hits)
+    return hits[0]
+
+
+def test_heapchunks(corrupt):
+    g, f = corrupt, corrupt.facts
+    d = doc(g, "heapchunks")
+    p = the_problem(d, f)
+    (main,) = d["arenas"]
+    chunks = main["chunks"]
+    by_addr = {c["address"]: c for c in chunks}
+    bad = by_addr[f["corrupt.chunk"]]
+    assert bad["state"] == STATE[g.mode]
+    # every chunk the demo still holds is listed in use, before and after the damage
+    for user in live_users(f):
+        (c,) = [c for c in chunks if c["user_address"] == user]
+        assert c["state"] == "used", c
+    assert [c["address"] for c in chunks] == sorted(by_addr)
+    assert chunks[0]["address"] == main["heaps"][0]["start"]
+    if g.mode == "size":
+        assert "0x4141414141414140" in p["message"]
+        after = [c for c in chunks if c["address"] > bad["address"]]
+        assert after and after[-1]["state"] == "top", "the walk did not resume after the chunk"
+        # it resumed exactly at the next chunk the demo allocated
+        assert after[0]["user_address"] == min(u for u in live_users(f) if u > f["corrupt.user"])
+    if g.mode == "top_size":
+        assert bad is chunks[-1] and bad["address"] == main["top"]
+        assert bad["size"] == f["corrupt.value"] & ~7 and main["heaps"][0]["end"] == f["sbrk0"]
+    elif g.mode == "size":
+        # below and above the damaged chunk, the chunks still tile the heap
+        i = chunks.index(bad)
+        for x, y in zip(chunks[:i] + chunks[i + 1:-1], chunks[1:i] + chunks[i + 1:]):
+            if y is not chunks[i + 1]:
+                assert x["address"] + x["size"] == y["address"], (x, y)
+        assert chunks[i - 1]["address"] + chunks[i - 1]["size"] == bad["address"]
+        assert chunks[-1]["address"] + chunks[-1]["size"] == main["heaps"][0]["end"]
+    else:
+        H.check_tiling(d)
+    # glibc's arithmetic in size_t: never negative, even with a top size of 2^64 - 256
+    mi = d["mallinfo2"]
+    assert all(0 <= v <= WORD for v in mi.values()), mi
+    assert mi["uordblks"] == (mi["arena"] - mi["fordblks"]) & WORD
+    text = run(g, "heapchunks")
+    assert f"problem: 0x{f['corrupt.chunk']:016x}: " in text
+    assert f"0x{f['corrupt.chunk']:016x}" in text.split("problem:")[0], "damaged chunk not listed"
+
+
+def test_bins(corrupt):
+    g, f = corrupt, corrupt.facts
+    d = doc(g, "bins")
+    the_problem(d, f)
+    tc = {c: b for t in d["tcache"] for b in t["bins"] for c in b["chunks"]}
+    fast = {c: b for b in d["fastbins"] for c in b["chunks"]}
+    bad = f["corrupt.chunk"]
+    if g.mode == "tcache_next":
+        # the list is shown up to the damage, marked incomplete; glibc's count is kept
+        b = tc[bad]
+        assert b["chunks"][0] == bad and not b["complete"] and b["count"] == 2
+        assert f["freed.1"] - 2 * H.SIZE_SZ == bad
+    elif g.mode == "fastbin_loop":
+        (b,) = d["fastbins"]
+        a_, b_ = f["fast.a"], f["fast.b"]
+        assert b["chunks"] == [a_, b_] and not b["complete"]
+        assert len(set(b["chunks"])) == len(b["chunks"])
+        (t,) = [x for x in d["tcache"] if x["bins"]]
+        assert [len(x["chunks"]) for x in t["bins"]] == [7]  # the tcache it filled is intact
+        assert bad in fast
+    elif g.mode == "unsorted_bk":
+        (b,) = d["unsorted"]
+        assert b["chunks"] == [bad]
+    text = run(g, "bins")
+    assert f"problem: 0x{bad:016x}: " in text
+
+
+def test_chunk_on_the_damage(corrupt):
+    g, f = corrupt, corrupt.facts
+    for address in (f["corrupt.user"], f["corrupt.chunk"], f["corrupt.user"] + 8):
+        d = doc(g, f"chunk {address:#x}")["chunk"]
+        assert d["address"] == f["corrupt.chunk"] and d["state"] == STATE[g.mode]
+        assert [p["address"] for p in d["problems"]] == [f["corrupt.chunk"]]
+        text = run(g, f"chunk {address:#x}")
+        assert text.count("problem: ") == 1 and f"0x{f['corrupt.chunk']:016x}" in text
+    links = d["links"]
+    if g.mode in ("tcache_next", "fastbin_loop"):
+        assert links["next"] == f["corrupt.target"]
+        assert links["next_raw"] == f["corrupt.value"]
+    if g.mode == "unsorted_bk":
+        assert links["bk"] == f["corrupt.value"]
+    if g.mode in ("size", "top_size"):
+        assert d["size_field"] == f["corrupt.value"]
+    if g.mode == "tcache_next":  # the pointer it follows leads nowhere: one line, no traceback
+        text = run(g, f"chunk {f['corrupt.target']:#x}")
+        assert len(text.splitlines()) == 1 and text.startswith("chunk: ")
+    # the chunks the demo holds are explained without a problem
+    for user in live_users(f):
+        d = doc(g, f"chunk {user:#x}")["chunk"]
+        assert d["state"] == "used" and d["user_address"] == user and d["problems"] == []
+
+
+def test_arenas(corrupt):
+    g, f = corrupt, corrupt.facts
+    d = doc(g, "arenas")
+    the_problem(d, f)
+    (a,) = d["arenas"]
+    assert a["main"] and a["threads"] == [1]
+    assert a["heaps"][0]["start"] == d["mp"]["sbrk_base"]
+    text = run(g, "arenas")
+    assert f"problem: 0x{f['corrupt.chunk']:016x}: " in text and "mp_ (malloc_par)" in text
+
+
+def test_every_filter_and_option_survives(corrupt):
+    g = corrupt
+    for command in ("heapchunks --state corrupt", "heapchunks --min 0x100", "heapchunks --limit 3",
+                    "heapchunks --arena main --json", "bins --tcache", "bins --fast --json",
+                    "bins --unsorted", "bins --small", "bins --large", "bins --thread 1",
+                    "vmmap --kind heap"):
+        run(g, command)
+
+
+# ---- random single-word damage to a real heap ------------------------------------------------
+
+FUZZ_SEEDS = [1, 2, 3]
+FUZZ_WRITES = 6
+
+
+@pytest.mark.parametrize("seed", FUZZ_SEEDS)
+def test_random_damage_to_a_real_heap(gdb_session, seed):
+    """Overwrite one word at a time (a chunk header or list pointer, a field of an arena or of
+    a tcache) with a value that is likely to mislead a walker, run every command, put it back.
+    Each answers with a document or one line, never a traceback, and never hangs."""
+    import random
+
+    g = gdb_session(demo("malloc_sizes"), "basic")
+    g.run_to("heap")
+    d = g.json("heapchunks --json")
+    b = g.json("bins --json")
+    rng = random.Random(seed)
+    chunks = [c for a in d["arenas"] for c in a["chunks"]] + d["mmapped"]
+    arenas = [a["address"] for a in d["arenas"]]
+    tcaches = [t["address"] for t in b["tcache"]]
+    for _ in range(FUZZ_WRITES):
+        kind = rng.choice(["chunk", "chunk", "arena", "tcache"])
+        if kind == "chunk":
+            address = rng.choice(chunks)["address"] + 8 * rng.randrange(4)
+        elif kind == "arena":
+            address = rng.choice(arenas) + 8 * rng.randrange(0x898 // 8)
+        else:
+            address = rng.choice(tcaches) + 8 * rng.randrange(0x280 // 8)
+        old = int(g.cmd(f"output/x *(unsigned long *){address:#x}"), 16)
+        new = rng.choice([0, 1, 0x4141414141414141, old ^ (1 << rng.randrange(64)),
+                          old + 16, old - 16, address, address - 16, rng.getrandbits(64)])
+        g.cmd(f"set var *(unsigned long *){address:#x} = {new:#x}")
+        what = f"{kind} word {address:#x}: {old:#x} -> {new:#x}"
+        for command in ("heapchunks --json", "bins --json", "arenas --json",
+                        f"chunk {address:#x} --json", "heapchunks --limit 20", f"chunk {address:#x}"):
+            text = g.cmd(command, timeout=QUICK)
+            assert_clean(text)
+            name = command.split()[0]
+            if command.endswith("--json"):
+                assert text.startswith("{") or (text.startswith(f"{name}: ") and
+                                                len(text.splitlines()) == 1), (what, command, text)
+        g.cmd(f"set var *(unsigned long *){address:#x} = {old:#x}")
+    # put back, the heap reads as before
+    assert g.json("heapchunks --json")["arenas"] == d["arenas"]

@@ -1,0 +1,269 @@
+"""glibc's own heap accounting, and the same figures recomputed from gdbext's JSON.
+
+The oracle side parses what the malloc_sizes demo printed: malloc_info() XML and mallinfo2().
+Our side is derived from the chunks, bins and mmapped list of `heapchunks --json` (not from its
+"mallinfo2" key), with glibc's bin-index rules written out here again, for x86-64 (SIZE_SZ 8,
+MALLOC_ALIGNMENT 16), so that a wrong state, bin or chunk boundary in the walk shows up as a
+disagreement with glibc. Nothing here imports gdbext.
+"""
+
+import re
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+
+SIZE_SZ = 8
+ALIGN = 16
+MINSIZE = 32
+PAGE = 4096
+MIN_LARGE_SIZE = 64 * ALIGN
+FREE_IN_BINS = ("fastbin", "unsorted", "smallbin", "largebin")  # tcache counts as in use
+
+# ---- glibc's size rules (malloc.c), 64-bit ---------------------------------------------------
+
+
+def request2size(req: int) -> int:
+    return max(MINSIZE, (req + SIZE_SZ + ALIGN - 1) & ~(ALIGN - 1))
+
+
+def mmapped_size(req: int) -> int:
+    """sysmalloc's mmapped chunk size for a request: ALIGN_UP(nb + SIZE_SZ, pagesize)."""
+    return (request2size(req) + SIZE_SZ + PAGE - 1) & ~(PAGE - 1)
+
+
+def fastbin_index(size: int) -> int:
+    return (size >> 4) - 2
+
+
+def tcache_index(size: int) -> int:
+    return (size - MINSIZE + ALIGN - 1) // ALIGN
+
+
+def smallbin_index(size: int) -> int:
+    return size >> 4
+
+
+def largebin_index(size: int) -> int:
+    for shift, limit, base in ((6, 48, 48), (9, 20, 91), (12, 10, 110), (15, 4, 119), (18, 2, 124)):
+        if size >> shift <= limit:
+            return base + (size >> shift)
+    return 126
+
+
+def bin_index(size: int) -> int:
+    return smallbin_index(size) if size < MIN_LARGE_SIZE else largebin_index(size)
+
+
+def expected_bin_label(state: str, size: int) -> str:
+    """The list glibc keeps a free chunk of this size on, as gdbext labels it (tcache aside)."""
+    if state == "fastbin":
+        return f"fastbin[{fastbin_index(size)}]"
+    if state in ("smallbin", "largebin"):
+        assert (state == "smallbin") == (size < MIN_LARGE_SIZE), (state, size)
+        return f"{state}[{bin_index(size)}]"
+    if state == "unsorted":
+        return "unsorted"
+    raise ValueError(state)
+
+
+def raw_size(c: dict) -> int:
+    """The size field with its flag bits, rebuilt from the JSON (malloc_info sums these)."""
+    return c["size"] | (1 if c["prev_inuse"] else 0) | (2 if c["mmapped"] else 0) | \
+        (4 if c["non_main_arena"] else 0)
+
+
+# ---- the oracle: what the demo printed ---------------------------------------------------------
+
+def malloc_info_text(transcript: str) -> str:
+    """The last malloc_info block the demo printed."""
+    blocks = re.findall(r"GDBEXT_MALLOC_INFO_BEGIN\n(.*?)GDBEXT_MALLOC_INFO_END", transcript, re.S)
+    assert blocks, "the demo printed no malloc_info block"
+    # gdb writes its thread notices to the same terminal, in pieces that can land anywhere
+    # in the program's output: run gdb with "set print thread-events off"
+    assert "Thread 0x" not in blocks[-1], "a gdb thread notice is mixed into the XML"
+    return "\n".join(line for line in blocks[-1].splitlines() if line.strip().startswith("<"))
+
+
+def _group(e) -> tuple:
+    return tuple(int(e.get(k)) for k in ("from", "to", "total", "count"))
+
+
+def _total(node, kind):
+    e = node.find(f"total[@type='{kind}']")
+    return (int(e.get("count")), int(e.get("size")))
+
+
+def parse_malloc_info(xml_text: str) -> dict:
+    """{"heaps": [per arena, in malloc_info's order: sizes, unsorted, fast, rest, system],
+    "fast", "rest", "mmap", "system"} from malloc_info(0, fp)'s XML."""
+    root = ET.fromstring(xml_text)
+    heaps = []
+    for h in root.findall("heap"):
+        sizes = h.find("sizes")
+        unsorted = sizes.find("unsorted")
+        heaps.append({
+            "nr": int(h.get("nr")),
+            "sizes": [_group(e) for e in sizes.findall("size")],
+            "unsorted": _group(unsorted) if unsorted is not None else None,
+            "fast": _total(h, "fast"), "rest": _total(h, "rest"),
+            "system": int(h.find("system[@type='current']").get("size")),
+            "system_max": int(h.find("system[@type='max']").get("size")),
+        })
+    return {"heaps": heaps, "fast": _total(root, "fast"), "rest": _total(root, "rest"),
+            "mmap": _total(root, "mmap"),
+            "system": int(root.find("system[@type='current']").get("size"))}
+
+
+MALLINFO2 = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "fsmblks", "uordblks", "fordblks",
+             "keepcost")
+
+
+def mallinfo2_facts(facts: dict) -> dict:
+    return {k: facts[f"mallinfo2.{k}"] for k in MALLINFO2}
+
+
+# ---- our side: the same figures from heapchunks --json -----------------------------------------
+
+def chunks_of(arena: dict, state: str):
+    return [c for c in arena["chunks"] if c["state"] == state]
+
+
+def arena_system_bytes(arena: dict) -> int:
+    """What the arena got from the system, from the heaps the walk covered."""
+    return sum(h["end"] - h["start"] for h in arena["heaps"])
+
+
+def top_chunk(arena: dict) -> dict:
+    tops = chunks_of(arena, "top")
+    assert len(tops) == 1, f"arena {arena['address']:#x}: {len(tops)} top chunks"
+    return tops[0]
+
+
+def malloc_info_from_json(doc: dict) -> dict:
+    """malloc_info's figures, recomputed from heapchunks --json as glibc's __malloc_info does."""
+    heaps = []
+    for nr, a in enumerate(doc["arenas"]):
+        fast = defaultdict(list)
+        regular = defaultdict(list)
+        for c in chunks_of(a, "fastbin"):
+            fast[fastbin_index(c["size"])].append(c)
+        for state in ("smallbin", "largebin"):
+            for c in chunks_of(a, state):
+                regular[bin_index(c["size"])].append(c)
+        sizes = []
+        for i in sorted(fast):  # every chunk of a fastbin is taken to have the first's size
+            size, n = fast[i][0]["size"], len(fast[i])
+            sizes.append((size - (ALIGN - 1), size, n * size, n))
+        for i in sorted(regular):
+            raws = [raw_size(c) for c in regular[i]]
+            sizes.append((min(raws), max(raws), sum(raws), len(raws)))
+        uns = [raw_size(c) for c in chunks_of(a, "unsorted")]
+        nfast = sum(len(v) for v in fast.values())
+        fast_bytes = sum(c["size"] for v in fast.values() for c in v)
+        rest_raw = [raw_size(c) for v in regular.values() for c in v] + uns
+        top = top_chunk(a)["size"]
+        heaps.append({
+            "nr": nr, "sizes": sizes,
+            "unsorted": (min(uns), max(uns), sum(uns), len(uns)) if uns else None,
+            "fast": (nfast, fast_bytes), "rest": (1 + len(rest_raw), top + sum(rest_raw)),
+            "system": arena_system_bytes(a),
+        })
+    mm = doc["mmapped"]
+    return {"heaps": heaps,
+            "fast": (sum(h["fast"][0] for h in heaps), sum(h["fast"][1] for h in heaps)),
+            "rest": (sum(h["rest"][0] for h in heaps), sum(h["rest"][1] for h in heaps)),
+            "mmap": (len(mm), sum(mapping_bytes(m) for m in mm)),
+            "system": sum(h["system"] for h in heaps)}
+
+
+def mapping_bytes(m: dict) -> int:
+    """What munmap would release for an mmapped chunk: prev_size (its offset) + size."""
+    return m["address"] - m["mapping_start"] + m["size"]
+
+
+def mallinfo2_from_json(doc: dict) -> dict:
+    """mallinfo2() recomputed from heapchunks --json as glibc's int_mallinfo does."""
+    out = dict.fromkeys(MALLINFO2, 0)
+    for a in doc["arenas"]:
+        fast = chunks_of(a, "fastbin")
+        regular = [c for s in ("unsorted", "smallbin", "largebin") for c in chunks_of(a, s)]
+        fast_bytes = sum(c["size"] for c in fast)
+        avail = top_chunk(a)["size"] + fast_bytes + sum(c["size"] for c in regular)
+        system = arena_system_bytes(a)
+        out["arena"] += system
+        out["ordblks"] += 1 + len(regular)
+        out["smblks"] += len(fast)
+        out["fsmblks"] += fast_bytes
+        out["fordblks"] += avail
+        out["uordblks"] += system - avail
+        if a["main"]:
+            out["keepcost"] = top_chunk(a)["size"]
+    out["hblks"] = len(doc["mmapped"])
+    out["hblkhd"] = sum(mapping_bytes(m) for m in doc["mmapped"])
+    return out
+
+
+# ---- structural checks of the walk ---------------------------------------------------------------
+
+def check_tiling(doc: dict) -> None:
+    """Each heap's chunks follow one another with no gap or overlap, from the first chunk to the
+    heap's end, and the arena's top chunk is the last one of its newest heap."""
+    for a in doc["arenas"]:
+        assert a["chunks"], f"arena {a['address']:#x} lists no chunk"
+        by_heap = defaultdict(list)
+        for c in a["chunks"]:
+            owner = [h for h in a["heaps"] if h["start"] <= c["address"] < h["end"]]
+            assert len(owner) == 1, f"chunk {c['address']:#x} is in {len(owner)} heaps"
+            by_heap[owner[0]["start"]].append(c)
+        for h in a["heaps"]:
+            cs = by_heap[h["start"]]
+            for prev, nxt in zip(cs, cs[1:]):
+                assert prev["address"] + prev["size"] == nxt["address"], (prev, nxt)
+            # An older heap of an arena ends in sysmalloc's fenceposts, the last of size 0:
+            # its header is the heap's last bytes.
+            last = cs[-1]
+            span = last["size"] or (2 * SIZE_SZ if last["state"] == "fencepost" else 0)
+            assert last["address"] + span == h["end"], (h, last)
+            for c in cs:
+                assert c["user_address"] == c["address"] + 2 * SIZE_SZ
+                assert c["address"] % ALIGN == 0 and c["size"] % ALIGN == 0 and \
+                    (c["size"] >= MINSIZE or c["state"] == "fencepost"), c
+                # NON_MAIN_ARENA: never in main_arena; on every chunk another arena handed out
+                if a["main"] or c["state"] == "used":
+                    assert c["non_main_arena"] == (not a["main"]), c
+        top = top_chunk(a)
+        assert top["address"] == a["top"] and top["size"] == a["top_size"]
+        assert any(by_heap[h["start"]][-1] is top for h in a["heaps"]), "top is not last"
+
+
+def check_bins_agree(doc: dict, bins: dict) -> None:
+    """The free lists of `bins --json` hold exactly the chunks `heapchunks --json` gives a free
+    state, each on the list glibc's size rules pick."""
+    for a, b in zip(doc["arenas"], bins["arenas"]):
+        assert a["address"] == b["address"]
+        for state, key in (("fastbin", "fastbins"), ("unsorted", "unsorted"),
+                           ("smallbin", "smallbins"), ("largebin", "largebins")):
+            listed = {c: bl["label"] for bl in b[key] for c in bl["chunks"]}
+            walked = {c["address"]: c for c in chunks_of(a, state)}
+            assert set(listed) == set(walked), (hex(a["address"]), state)
+            for addr, c in walked.items():
+                assert c["bin"] == listed[addr] == expected_bin_label(state, c["size"]), c
+            for bl in b[key]:
+                assert bl["complete"] and bl["count"] == len(bl["chunks"]), bl
+    in_tcache = {}
+    for t in bins["tcache"]:
+        for bl in t["bins"]:
+            assert bl["complete"] and bl["count"] == len(bl["chunks"]), bl
+            for c in bl["chunks"]:
+                assert c not in in_tcache, f"{c:#x} in two tcache lists"
+                in_tcache[c] = (t["thread"], bl["index"])
+    walked = {c["address"]: c for a in doc["arenas"] for c in chunks_of(a, "tcache")}
+    assert set(in_tcache) == set(walked)
+    for addr, (thread, index) in in_tcache.items():
+        assert tcache_index(walked[addr]["size"]) == index
+        assert walked[addr]["bin"] == f"tcache[thread {thread}][{index}]"
+
+
+def thread_tids(info_threads: str) -> dict:
+    """gdb thread number -> LWP id, from `info threads`."""
+    return {int(n): int(lwp) for n, lwp in
+            re.findall(r"^\*?\s*(\d+)\s+Thread 0x[0-9a-f]+ \(LWP (\d+)\)", info_threads, re.M)}
