@@ -387,11 +387,16 @@ def test_random_sequence_agrees_with_glibc(take, seed, count, threads):
     assert len(live) == sum(f[f"count.t{t}"] for t in range(threads))
     for t, k, (user, req) in live:
         check_allocation(s, t, user, req, mmapped=f"mmap.t{t}.{k}" in f)
-    # every chunk in use is one the demo holds, or one of glibc's own (the tcache structs,
-    # thread start-up): no more than a few per thread
+    # every other chunk in use is glibc's own: each thread's tcache, and what pthread_create
+    # allocated (in the main arena) for each helper thread
     users = {u for _, _, (u, _) in live}
-    used = [c for a in s.chunks["arenas"] for c in H.chunks_of(a, "used")]
-    assert len([c for c in used if c["user_address"] not in users]) <= 4 * threads
+    others = [(a, c) for a in s.chunks["arenas"] for c in H.chunks_of(a, "used")
+              if c["user_address"] not in users]
+    tcaches = {t["address"] for t in s.bins["tcache"]}
+    assert len(tcaches) == threads
+    assert tcaches <= {c["user_address"] for _, c in others}
+    startup = [(a, c) for a, c in others if c["user_address"] not in tcaches]
+    assert len(startup) == threads - 1 and all(a["main"] for a, _ in startup), startup
     assert {m["user_address"] for m in s.chunks["mmapped"]} <= users
     check_arenas(s, threads)
 
