@@ -1,0 +1,617 @@
+"""The heap commands where users are: glibc 2.31, 2.36 and 2.41 with and without libc debug
+symbols, a static program, core files, gdbserver, other allocators, and scale (exited threads,
+200 threads, the arena limit, a heap of hundreds of MiB).
+
+Every stop is checked against glibc's own accounting (the malloc_sizes demo prints malloc_info
+XML and mallinfo, tests/heaporacle.py recomputes both from our JSON), and the targets against
+each other: without symbols, from a core file and through gdbserver the JSON of heapchunks, bins,
+arenas and chunk is the same as with symbols on the live local process, apart from the keys that
+say how the answer was found.
+"""
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from tests import glibcs as G
+from tests import heaporacle as H
+from tests.harness import BUILD, Gdb, assert_clean, demo
+
+pytestmark = pytest.mark.gdb
+
+HEAP_COMMANDS = ("heapchunks", "bins", "arenas")
+VERSIONS = G.VERSIONS
+HOST = G.host_version()
+BASIC = ("basic",)
+RANDOM = ("random", "11", "2500", "4")
+EXITED = ("threads", "6", "3")           # six threads keep arenas, three exit, one comes late
+MANY = ("threads", "200")                # past the default limit of 8 arenas per CPU
+ARENA_MAX = ("threads", "12", "0", "4")  # mallopt(M_ARENA_MAX, 4)
+BIG = ("big", "300")                     # 300 MiB: 200 in the brk heap, 100 in chained heaps
+SCENARIOS = {"basic": BASIC, "random": RANDOM, "exited": EXITED}
+# Generous: a regression to per-chunk gdb calls or a quadratic walk fails, a busy machine not.
+SECONDS = {"small": 10, "many": 20, "big": 30}
+
+
+def mode_id(symbols: bool) -> str:
+    return "symbols" if symbols else "nosymbols"
+
+
+@dataclass
+class Stop:
+    """One stop at "heap": the demo's facts, what it printed, our documents and their cost."""
+
+    facts: dict
+    transcript: str
+    docs: dict                                   # command -> JSON document
+    seconds: dict                                # command -> seconds it took
+    core: str = None                             # a gcore of this stop, when asked for
+    extra: dict = field(default_factory=dict)    # "tids": gdb thread number -> LWP
+
+
+def chunk_samples(doc: dict) -> list:
+    """Addresses for `chunk`: the first chunk of each state, and an address inside the first
+    mmapped chunk."""
+    first = {}
+    for a in doc["arenas"]:
+        for c in a["chunks"]:
+            first.setdefault(c["state"], c["address"])
+    out = sorted(first.values())
+    if doc["mmapped"]:
+        out.append(doc["mmapped"][0]["user_address"] + 100)
+    return out
+
+
+def heap_docs(g: Gdb, timeout=None, chunks=True):
+    """{command: document} for heapchunks, bins, arenas and `chunk ADDRESS` of a few samples,
+    and the seconds each took."""
+    docs, seconds = {}, {}
+    for name in HEAP_COMMANDS:
+        t0 = time.monotonic()
+        docs[name] = g.json(f"{name} --json", timeout=timeout)
+        seconds[name] = time.monotonic() - t0
+        assert docs[name]["command"] == name and docs[name]["schema"] == 1, docs[name]
+    for address in chunk_samples(docs["heapchunks"]) if chunks else ():
+        doc = g.json(f"chunk {address:#x} --json", timeout=timeout)
+        assert doc["command"] == "chunk" and doc["chunk"]["problems"] == [], doc
+        c = doc["chunk"]
+        assert c["address"] <= address < c["address"] + max(c["size"], 16), (hex(address), c)
+        docs[f"chunk {address:#x}"] = doc
+    return docs, seconds
+
+
+def comparable(docs: dict, drop_kind=False) -> dict:
+    """The documents without what may differ between two ways of finding the same heap."""
+    out = copy.deepcopy(docs)
+    for doc in out.values():
+        doc["target"].pop("pid", None)
+        doc["target"].pop("symbols", None)
+        if drop_kind:
+            doc["target"].pop("kind", None)
+        doc["heap"].pop("symbols", None)
+        doc["heap"].pop("found", None)
+        # tcache_key is random per process (glibc 2.34 on)
+        ((doc.get("chunk") or {}).get("links") or {}).pop("key", None)
+    return out
+
+
+def by_tid(docs: dict, tids: dict) -> dict:
+    """The documents with gdb's thread numbers replaced by the threads' LWPs, for targets that
+    number the same threads differently (a kernel core lists the crashing thread first)."""
+    def walk(v, key=None):
+        if isinstance(v, dict):
+            out = {k: walk(x, k) for k, x in v.items()}
+            for k, x in out.items():  # lists of per-thread records, in thread order
+                if isinstance(x, list) and x and all(isinstance(e, dict) and "thread" in e
+                                                     for e in x):
+                    out[k] = sorted(x, key=lambda e: e["thread"])
+            return out
+        if isinstance(v, list):
+            if key == "threads":
+                return sorted(tids[n] for n in v)
+            return [walk(x) for x in v]
+        if isinstance(v, str):
+            return re.sub(r"thread (\d+)", lambda m: f"lwp {tids[int(m.group(1))]}", v)
+        if key in ("thread", "tcache_thread") and isinstance(v, int):
+            return tids[v]
+        return v
+    return walk(docs)
+
+
+def first_difference(a, b, path="$"):
+    """Where two JSON values first differ, for a readable assertion message."""
+    if type(a) is not type(b):
+        return f"{path}: {a!r:.200} != {b!r:.200}"
+    if isinstance(a, dict):
+        for k in sorted(set(a) | set(b)):
+            if k not in a or k not in b:
+                return f"{path}.{k}: only in {'second' if k not in a else 'first'}"
+            d = first_difference(a[k], b[k], f"{path}.{k}")
+            if d:
+                return d
+    elif isinstance(a, list):
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = first_difference(x, y, f"{path}[{i}]")
+            if d:
+                return d
+        if len(a) != len(b):
+            return f"{path}: {len(a)} items != {len(b)}"
+    elif a != b:
+        return f"{path}: {a!r:.200} != {b!r:.200}"
+    return None
+
+
+def assert_same(a: dict, b: dict, what: str):
+    diff = first_difference(a, b)
+    assert diff is None, f"{what}: {diff}"
+
+
+# ---- the oracle -------------------------------------------------------------------------------
+
+def check_oracle(stop: Stop):
+    """Our heapchunks/bins/arenas agree with the malloc_info XML and mallinfo the demo printed
+    at this stop, and with each other."""
+    f, docs = stop.facts, stop.docs
+    chunks, bins, arenas = docs["heapchunks"], docs["bins"], docs["arenas"]
+    assert f["malloc_info.allocated"] == 0, "the report changed the heap it describes"
+    for name in HEAP_COMMANDS:
+        assert docs[name]["problems"] == [], docs[name]["problems"][:5]
+    glibc = H.parse_malloc_info(H.malloc_info_text(stop.transcript))
+    ours = H.malloc_info_from_json(chunks)
+    assert len(glibc["heaps"]) == len(ours["heaps"]) == len(chunks["arenas"])
+    for g, o, a in zip(glibc["heaps"], ours["heaps"], chunks["arenas"]):
+        where = f"arena {o['nr']} ({a['address']:#x})"
+        assert g["system"] == o["system"] == a["system_mem"], where
+        assert g["system_max"] == a["max_system_mem"], where
+        for key in ("sizes", "unsorted", "fast", "rest"):
+            assert g[key] == o[key], (where, key)
+    for key in ("fast", "rest", "mmap", "system"):
+        assert glibc[key] == ours[key], key
+    assert H.mallinfo2_from_json(chunks) == H.mallinfo2_facts(f)
+    H.check_tiling(chunks)
+    H.check_bins_agree(chunks, bins)
+    # arenas agrees with heapchunks, and mp_ with glibc's mmapped figures
+    assert [a["address"] for a in arenas["arenas"]] == [a["address"] for a in chunks["arenas"]]
+    for a, c in zip(arenas["arenas"], chunks["arenas"]):
+        assert (a["system_mem"], a["top"], a["chunks"]) == \
+            (c["system_mem"], c["top"], len(c["chunks"]))
+    assert arenas["mp"]["n_mmaps"] == f["mallinfo2.hblks"] == len(chunks["mmapped"])
+    assert arenas["mp"]["mmapped_mem"] == f["mallinfo2.hblkhd"]
+
+
+def thread_tids(g: Gdb) -> dict:
+    """gdb thread number -> LWP, from `info threads` (local: "Thread 0x... (LWP n)", remote:
+    "Thread pid.lwp")."""
+    return {int(n): int(lwp or rlwp) for n, lwp, rlwp in re.findall(
+        r"^\*?\s*(\d+)\s+Thread (?:0x[0-9a-f]+ \(LWP (\d+)\)|\d+\.(\d+))",
+        g.cmd("info threads"), re.M)}
+
+
+def check_threads(stop: Stop, tids: dict, main_pid: int):
+    """Every living thread (and only those) has its tcache and its arena; each arena's thread
+    list is as long as glibc's own attached_threads count."""
+    bins, arenas = stop.docs["bins"], stop.docs["arenas"]
+    live = set(tids)
+    assert {t["thread"] for t in bins["tcache"]} == live
+    assert {e["thread"] for e in arenas["thread_arena"]} == live
+    for a in arenas["arenas"]:
+        assert len(a["threads"]) == a["attached_threads"], (hex(a["address"]), a["threads"])
+    assert sum(a["attached_threads"] for a in arenas["arenas"]) == len(live)
+    exited = {stop.facts[f"thread.t{t}.tid"] for t in range(1, 1024)
+              if f"exited.t{t}" in stop.facts}
+    assert not exited & set(tids.values()), "an exited thread is still listed"
+    assert main_pid in tids.values()
+
+
+def check_header(docs: dict, version: str, symbols: bool):
+    for doc in docs.values():
+        assert doc["target"]["glibc"] == version and doc["target"]["symbols"] is symbols
+        found = doc["heap"]["found"]
+        if symbols:
+            assert found["layout"] == "debug types" and found["main_arena"] == "symbol"
+            assert found["mp_"] == "symbol" and found["tcache"].startswith("TLS variable")
+        else:
+            assert found["layout"] == "version table"
+            for key in ("main_arena", "mp_", "tcache", "thread_arena"):
+                assert found[key].startswith("heuristic: "), (key, found[key])
+
+
+# ---- sessions ---------------------------------------------------------------------------------
+
+class Runs:
+    """Stops of malloc_sizes under each glibc and symbol mode, each taken once per session."""
+
+    def __init__(self, glibcs, tmpdir):
+        self.glibcs, self.tmpdir, self.cache = glibcs, tmpdir, {}
+
+    def glibc(self, version, symbols):
+        g = self.glibcs[version]
+        if symbols and not g.has_symbols:
+            pytest.skip(f"no debug symbols for glibc {version} ({g.libc}); install libc6-dbg")
+        return g
+
+    def gdb(self, version, symbols, args=(), program="malloc_sizes", timeout=None):
+        g = self.glibc(version, symbols)
+        kw = {"timeout": timeout} if timeout else {}
+        return Gdb(g.demo(program) if program else None, args, extra_init=g.gdb_init(symbols),
+                   env=g.gdb_env, **kw)
+
+    def get(self, version, symbols, args, core=False, timeout=None) -> Stop:
+        key = (version, symbols, tuple(args))
+        stop = self.cache.get(key)
+        if stop is not None and (stop.core or not core):
+            return stop
+        g = self.gdb(version, symbols, args, timeout=timeout)
+        try:
+            g.run_to("heap", timeout=timeout)
+            docs, seconds = heap_docs(g, timeout=timeout)
+            stop = Stop(dict(g.facts), "".join(g.transcript), docs, seconds)
+            stop.extra["tids"] = thread_tids(g)
+            if core:
+                path = os.path.join(self.tmpdir, f"{version}-{mode_id(symbols)}-"
+                                    f"{'_'.join(args)}.core")
+                g.cmd(f"gcore {path}", timeout=120)
+                assert os.path.exists(path), "gcore wrote no core file"
+                stop.core = path
+        finally:
+            g.close()
+        self.cache[key] = stop
+        return stop
+
+
+@pytest.fixture(scope="module")
+def runs(glibcs, tmp_path_factory):
+    return Runs(glibcs, str(tmp_path_factory.mktemp("heap_targets")))
+
+
+MATRIX = [(v, s, name) for v in VERSIONS for s in (True, False) for name in SCENARIOS]
+
+
+# ---- 1. every glibc, with and without symbols -------------------------------------------------
+
+@pytest.mark.parametrize("version,symbols,scenario", MATRIX,
+                         ids=[f"{v}-{mode_id(s)}-{n}" for v, s, n in MATRIX])
+def test_glibc_agrees_with_malloc_info(runs, version, symbols, scenario):
+    stop = runs.get(version, symbols, SCENARIOS[scenario], core=scenario == "basic")
+    check_oracle(stop)
+    check_header(stop.docs, version, symbols)
+    check_threads(stop, stop.extra["tids"], stop.facts["pid"])
+    assert max(stop.seconds.values()) < SECONDS["small"], stop.seconds
+
+
+@pytest.mark.parametrize("version,scenario", [(v, n) for v in VERSIONS for n in SCENARIOS],
+                         ids=[f"{v}-{n}" for v in VERSIONS for n in SCENARIOS])
+def test_same_answers_without_symbols(runs, version, scenario):
+    with_symbols = runs.get(version, True, SCENARIOS[scenario])
+    without = runs.get(version, False, SCENARIOS[scenario])
+    assert_same(comparable(with_symbols.docs), comparable(without.docs),
+                f"glibc {version} {scenario}: with vs without symbols")
+
+
+def test_known_layout_differences_are_exercised(runs):
+    """The versions differ where layout.py says they do, and each was read right: 2.31 has no
+    safe-linking (raw links equal the chunks they lead to), later ones mangle them."""
+    for version in VERSIONS:
+        bins = runs.get(version, False, BASIC).docs["bins"]
+        lists = [b for t in bins["tcache"] for b in t["bins"] if len(b["chunks"]) > 1]
+        assert lists, version
+        for b in lists:
+            links = b["raw_links"][:-1]
+            plain = links == [c + 2 * H.SIZE_SZ for c in b["chunks"][1:]]  # user addresses
+            assert plain == (version == "2.31"), (version, b["label"])
+        arenas = runs.get(version, False, BASIC).docs["arenas"]
+        non_main = [a for a in arenas["arenas"] if not a["main"]]
+        # the malloc_state follows heap_info: 0x20 bytes before 2.35, 0x30 from then on
+        offset = 0x20 if version == "2.31" else 0x30
+        assert all(a["address"] - a["heaps"][0]["start"] == offset for a in non_main), version
+        assert ("hp_pagesize" in arenas["mp"]) == (version != "2.31")
+
+
+# ---- 2. a static program ----------------------------------------------------------------------
+
+def static_stop(path: str, break_at: int = None) -> Stop:
+    g = Gdb(path, BASIC, env=G.GDB_ENV)
+    try:
+        if break_at is not None:  # stripped: gdbext_stop by the address it has unstripped
+            g.cmd(f"break *{break_at:#x}")
+        g.run_to("heap")
+        docs, seconds = heap_docs(g)
+        stop = Stop(dict(g.facts), "".join(g.transcript), docs, seconds)
+        stop.extra["tids"] = thread_tids(g)
+    finally:
+        g.close()
+    return stop
+
+
+@pytest.fixture(scope="module")
+def static_stops(demos, tmp_path_factory):
+    """(unstripped, stripped): malloc_sizes_static at "heap" from two paths of the same length
+    (argv[0] is on the heap)."""
+    built = demo("malloc_sizes_static")
+    if not os.path.exists(built):
+        pytest.skip("malloc_sizes_static did not build (no static libc: libc6-dev's libc.a)")
+    if shutil.which("strip") is None or shutil.which("nm") is None:
+        pytest.skip("binutils (strip, nm) is not installed")
+    base = tmp_path_factory.mktemp("static")
+    full, stripped = str(base / "a" / "malloc_sizes_static"), str(base / "b" / "malloc_sizes_static")
+    os.makedirs(os.path.dirname(full))
+    os.makedirs(os.path.dirname(stripped))
+    shutil.copy(built, full)
+    subprocess.run(["strip", "-o", stripped, built], check=True)
+    nm = subprocess.run(["nm", built], stdout=subprocess.PIPE, text=True, check=True).stdout
+    stop_at = int(re.search(r"^([0-9a-f]+) T gdbext_stop$", nm, re.M).group(1), 16)
+    return static_stop(full), static_stop(stripped, stop_at)
+
+
+def test_static_program(static_stops):
+    """gcc -static: malloc's symbols are in .symtab without types; the version comes from the
+    program itself, the layout from the table; the answers agree with glibc's."""
+    stop = static_stops[0]
+    check_oracle(stop)
+    check_threads(stop, stop.extra["tids"], stop.facts["pid"])
+    for doc in stop.docs.values():
+        assert doc["target"]["glibc"] == HOST and doc["target"]["symbols"] is False
+        found = doc["heap"]["found"]
+        assert found["layout"] == "version table" and found["glibc"] == "symbol"
+        assert found["main_arena"] == found["mp_"] == "symbol", found
+    main = stop.docs["heapchunks"]["arenas"][0]
+    assert main["main"] and main["heaps"][0]["start"] < 0x1000000, "a static program's brk heap"
+
+
+def test_stripped_static_program_same_answers(static_stops):
+    """Stripped as well: no symbol at all, so the version, main_arena, mp_, tcache and
+    thread_arena are all found by their shape, and every answer stays the same."""
+    full, stripped = static_stops
+    check_oracle(stripped)
+    assert_same(comparable(full.docs), comparable(stripped.docs), "static: unstripped vs stripped")
+    for doc in stripped.docs.values():
+        assert doc["target"]["glibc"] == HOST
+        found = doc["heap"]["found"]
+        for key in ("glibc", "main_arena", "mp_", "tcache", "thread_arena"):
+            assert found[key].startswith("heuristic: "), (key, found[key])
+
+
+# ---- 3. core files and gdbserver --------------------------------------------------------------
+
+CORE_CASES = [(v, s) for v in VERSIONS for s in (True, False)]
+
+
+@pytest.mark.parametrize("version,symbols", CORE_CASES,
+                         ids=[f"{v}-{mode_id(s)}" for v, s in CORE_CASES])
+def test_core_file_equals_live_process(runs, version, symbols):
+    """gcore at the stop, then `gdb prog core`: the same documents as the live process gave just
+    before the dump."""
+    live = runs.get(version, symbols, BASIC, core=True)
+    g = runs.gdb(version, symbols)
+    try:
+        g.cmd(f"core-file {live.core}", timeout=120)
+        docs, _ = heap_docs(g)
+        tids = thread_tids(g)
+    finally:
+        g.close()
+    for doc in docs.values():
+        assert doc["target"]["kind"] == "core" and doc["target"]["pid"] == live.facts["pid"]
+    assert_same(comparable(live.docs, drop_kind=True), comparable(docs, drop_kind=True),
+                f"glibc {version} {mode_id(symbols)}: live vs core")
+    assert tids == live.extra["tids"]
+    check_header(docs, version, symbols)
+
+
+def test_core_from_a_crash(runs, tmp_path):
+    """A core the kernel wrote when the program died of SIGSEGV (not gcore): the same documents
+    as the live process just before."""
+    import resource
+    with open("/proc/sys/kernel/core_pattern") as f:
+        pattern = f.read().strip()
+    if pattern.startswith("|") or "/" in pattern:
+        pytest.skip(f"core dumps go elsewhere (kernel.core_pattern = {pattern!r})")
+    if resource.getrlimit(resource.RLIMIT_CORE)[1] == 0:
+        pytest.skip("core dumps are disabled (hard RLIMIT_CORE is 0)")
+    g = runs.gdb(HOST, False, BASIC)
+    try:
+        g.cmd(f"set cwd {tmp_path}")
+        g.cmd("set exec-wrapper sh -c 'ulimit -c unlimited && exec \"$0\" \"$@\"'")
+        g.run_to("heap")
+        live, _ = heap_docs(g)
+        tids = thread_tids(g)
+        text = g.cmd("signal SIGSEGV", timeout=120)
+        assert "terminated with signal SIGSEGV" in text, text
+    finally:
+        g.close()
+    cores = [p for p in os.listdir(tmp_path) if p == "core" or p.startswith("core.")]
+    assert len(cores) == 1, (pattern, os.listdir(tmp_path))
+    g = runs.gdb(HOST, False)
+    try:
+        text = g.cmd(f"core-file {tmp_path / cores[0]}", timeout=120)
+        assert "SIGSEGV" in text, text
+        docs, _ = heap_docs(g)
+        core_tids = thread_tids(g)
+    finally:
+        g.close()
+    assert sorted(core_tids.values()) == sorted(tids.values())
+    assert all(doc["target"]["kind"] == "core" for doc in docs.values())
+    assert_same(by_tid(comparable(live, drop_kind=True), tids),
+                by_tid(comparable(docs, drop_kind=True), core_tids), "live vs the kernel's core")
+
+
+def gdbserver_start(argv, env=None):
+    """(server process, port): gdbserver on 127.0.0.1, an ephemeral port."""
+    server = subprocess.Popen(["gdbserver", "--once", "127.0.0.1:0", *argv],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=dict(os.environ, **(env or {})))
+    seen = []
+    for _ in range(100):
+        line = server.stdout.readline()
+        seen.append(line)
+        m = re.search(r"Listening on port (\d+)", line)
+        if m:
+            return server, int(m.group(1))
+        if not line:
+            break
+    server.kill()
+    raise AssertionError("gdbserver did not listen:\n" + "".join(seen))
+
+
+def remote_run_to(g: Gdb, label: str):
+    """Continue until gdbext_stop(label): the program's own output goes to gdbserver, so the
+    label is read from the breakpoint's frame line."""
+    g.cmd("break gdbext_stop")
+    for _ in range(20):
+        text = g.cmd("continue", timeout=120)
+        m = re.search(r'gdbext_stop \(label=0x[0-9a-f]+ "([^"]*)"\)', text)
+        if m and m.group(1) == label:
+            return
+        assert m, f"never reached stop {label!r}:\n{text[-2000:]}"
+    raise AssertionError(f"never reached stop {label!r}")
+
+
+GDBSERVER_CASES = [(v, s) for v in VERSIONS for s in (True, False)]
+
+
+@pytest.mark.skipif(shutil.which("gdbserver") is None, reason="gdbserver is not installed "
+                    "(package gdbserver)")
+@pytest.mark.parametrize("version,symbols", GDBSERVER_CASES,
+                         ids=[f"{v}-{mode_id(s)}" for v, s in GDBSERVER_CASES])
+def test_gdbserver_equals_local(runs, version, symbols):
+    """target remote 127.0.0.1:PORT: the same documents as a local run of the same program."""
+    local = runs.get(version, symbols, BASIC)
+    prog = runs.glibc(version, symbols).demo("malloc_sizes")
+    server, port = gdbserver_start([prog, *BASIC])
+    try:
+        g = runs.gdb(version, symbols)
+        try:
+            g.cmd(f"target remote 127.0.0.1:{port}", timeout=60)
+            glibc = runs.glibc(version, symbols)
+            if not glibc.host:
+                # gdbserver reads thread-local variables through its own libthread_db, which
+                # must be that glibc's, as gdb's must be locally.
+                g.cmd(f"monitor set libthread-db-search-path {glibc.libdir}")
+            remote_run_to(g, "heap")
+            docs, _ = heap_docs(g, timeout=120)
+            tids = thread_tids(g)
+        finally:
+            g.close()
+    finally:
+        server.kill()
+        server.wait()
+    for doc in docs.values():
+        assert doc["target"]["kind"] == "remote"
+    assert_same(comparable(local.docs, drop_kind=True), comparable(docs, drop_kind=True),
+                f"glibc {version} {mode_id(symbols)}: local vs gdbserver")
+    assert list(tids) == list(local.extra["tids"])
+    check_header(docs, version, symbols)
+
+
+# ---- 4. other allocators ----------------------------------------------------------------------
+
+OTHERS = {
+    "musl": (os.path.join(BUILD, "musl", "thread_stacks"), None,
+             "musl-gcc is missing (package musl-tools)"),
+    "jemalloc": (os.path.join(BUILD, "thread_stacks"), os.path.join(BUILD, "libjemalloc.so.2"),
+                 "libjemalloc.so.2 is missing (package libjemalloc2)"),
+}
+
+
+@pytest.mark.parametrize("allocator", sorted(OTHERS))
+def test_other_allocator_is_named_not_walked(demos, gdb_session, allocator):
+    program, preload, missing = OTHERS[allocator]
+    if not os.path.exists(program) or (preload and not os.path.exists(preload)):
+        pytest.skip(missing)
+    init = [f"set exec-wrapper env LD_PRELOAD={os.path.realpath(preload)}"] if preload else []
+    g = gdb_session(program, extra_init=init)
+    g.run_to("threads")
+    f = g.facts
+    for command in ("heapchunks", "bins", "arenas", f"chunk {f['malloc_block']:#x}"):
+        for suffix in ("", " --json"):
+            text = g.cmd(command + suffix)
+            assert_clean(text)
+            name = command.split()[0]
+            assert len(text.splitlines()) == 1, text
+            assert text.startswith(f"{name}: the program uses {allocator} ("), text
+            assert text.endswith("the heap commands read glibc malloc only"), text
+    # vmmap and threadstacks do not need malloc
+    tids = {f[f"thread.{n}.tid"] for n in (1, 2, 3)}
+    doc = g.json("vmmap --json")
+    assert tids <= {r.get("tid") for r in doc["regions"] if r["kind"] == "thread-stack"}
+    assert any(r["kind"] == "stack" for r in doc["regions"])
+    lib = "libc.so" if allocator == "musl" else "libjemalloc.so.2"
+    assert any(r["path"] and r["path"].endswith(lib) for r in doc["regions"])
+    doc = g.json("threadstacks --json")
+    rows = {t["tid"]: t for t in doc["threads"]}
+    assert set(rows) == tids | {f["main.tid"]}
+    for n in (1, 2, 3):
+        r = rows[f[f"thread.{n}.tid"]]
+        assert r["low"] <= r["sp"] <= f[f"thread.{n}.local"] < r["high"], (n, r)
+        assert r["low"] <= f[f"thread.{n}.stack_addr"] < r["high"], (n, r)
+    main = rows[f["main.tid"]]
+    assert main["main"] and main["sp"] <= f["main.local"] < main["high"]
+
+
+# ---- 5. exited threads, 200 threads, the arena limit, hundreds of MiB ---------------------------
+
+def scale_check(stop: Stop, seconds: int):
+    check_oracle(stop)
+    check_threads(stop, stop.extra["tids"], stop.facts["pid"])
+    assert max(stop.seconds.values()) < seconds, stop.seconds
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_exited_threads(runs, version):
+    """Three of six threads exited: their arenas wait on the free list with no thread attached
+    (one was taken again by a late thread), their tcaches went back to the arenas."""
+    stop = runs.get(version, False, EXITED)
+    scale_check(stop, SECONDS["small"])
+    arenas = stop.docs["arenas"]["arenas"]
+    assert len(arenas) == 1 + 6
+    idle = [a for a in arenas if a["attached_threads"] == 0]
+    assert len(idle) == 3 - 1 and all(a["threads"] == [] for a in idle)
+    assert stop.facts["threads.alive"] == 4 and len(stop.extra["tids"]) == 1 + 4
+
+
+def arena_limit(stop: Stop, threads: int) -> set:
+    """The arena counts glibc may reach: main plus one per thread, at most 8 per CPU (counted
+    from the affinity mask or the online CPUs, depending on the version) or ARENA_MAX."""
+    if stop.facts["arena_max"]:
+        return {min(threads + 1, stop.facts["arena_max"])}
+    return {min(threads + 1, 8 * stop.facts[f"ncpu.{k}"]) for k in ("sched", "online")}
+
+
+SCALE_CASES = [(v, s) for v in VERSIONS for s in (True, False)]
+SCALE_IDS = [f"{v}-{mode_id(s)}" for v, s in SCALE_CASES]
+
+
+@pytest.mark.parametrize("version,symbols", SCALE_CASES, ids=SCALE_IDS)
+def test_200_threads(runs, version, symbols):
+    stop = runs.get(version, symbols, MANY)
+    scale_check(stop, SECONDS["many"])
+    assert len(stop.extra["tids"]) == 201
+    assert len(stop.docs["arenas"]["arenas"]) in arena_limit(stop, 200)
+    if not symbols:
+        assert_same(comparable(runs.get(version, True, MANY).docs), comparable(stop.docs),
+                    f"glibc {version}, 200 threads: with vs without symbols")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_arena_max(runs, version):
+    stop = runs.get(version, False, ARENA_MAX)
+    scale_check(stop, SECONDS["small"])
+    assert len(stop.docs["arenas"]["arenas"]) in arena_limit(stop, 12) == {4}
+    assert stop.docs["arenas"]["mp"]["arena_max"] == 4
+
+
+@pytest.mark.parametrize("version,symbols", SCALE_CASES, ids=SCALE_IDS)
+def test_heap_of_hundreds_of_mib(runs, version, symbols):
+    stop = runs.get(version, symbols, BIG, timeout=300)
+    scale_check(stop, SECONDS["big"])
+    main, thread = stop.docs["arenas"]["arenas"]
+    assert main["system_mem"] >= 200 << 20 and thread["system_mem"] >= 100 << 20
+    assert len(thread["heaps"]) >= 2  # 64 MiB each, chained through heap_info.prev
+    if not symbols:
+        assert_same(comparable(runs.get(version, True, BIG, timeout=300).docs),
+                    comparable(stop.docs), f"glibc {version}, 300 MiB: with vs without symbols")
