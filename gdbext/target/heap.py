@@ -115,7 +115,8 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
 
     heap_range, exact = _main_heap_range(target, maps)
     # Without the exact break, the brk heap starts somewhere in the brk area.
-    area = heap_range if exact else (_brk_area(target, maps) or heap_range)
+    heap = next((m for m in maps if m.path == "[heap]"), None)
+    area = heap_range if exact else (_brk_area(maps, heap.start) if heap else None)
     main_arena = libc_symbol("main_arena")
     if main_arena:
         found["main_arena"] = "symbol"
@@ -129,10 +130,13 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
             raise UserError("cannot find main_arena: no symbol, and no malloc_state in libc's "
                             "data has the shape it must have")
         main_arena, found["main_arena"] = got.address, "heuristic: " + got.how
+    if not exact:
+        # The brk area is where main_arena's top chunk is (a core has no [heap] label).
+        area = _brk_area(maps, _top_of(target, layout, main_arena)) or area
     mp = libc_symbol("mp_")
     if mp:
         found["mp_"] = "symbol"
-    elif heap_range:
+    elif area:
         data = libc_data_mappings(maps, libc_path) if libc_path else []
         got = find_mp(target.memory, layout, data, heap_range[0] if exact else area)
         if got is not None:
@@ -141,7 +145,7 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
         found["mp_"] = "not found (mmapped chunks are not cross-checked)"
 
     candidates = _mmap_candidates(target, maps)
-    heap_start = heap_range[0] if heap_range else None
+    heap_start = heap_range[0] if heap_range else (area[0] if area else None)
     try:
         state = analyze(target.memory, layout, main_arena, mp=mp or None, tcaches=None,
                         mmap_candidates=candidates, heap_start=heap_start, mappings=maps,
@@ -181,20 +185,28 @@ def _main_heap_range(target: Target, maps) -> Tuple[Optional[Tuple[int, int]], b
     return ((heap.start, heap.end) if heap else None), False
 
 
-def _brk_area(target: Target, maps) -> Optional[Tuple[int, int]]:
+def _brk_area(maps, address: Optional[int]) -> Optional[Tuple[int, int]]:
     """Where the brk heap may start, when the break is not known exactly (no __curbrk: a
-    stripped static program): [heap] and the anonymous mappings that run up to it without a
-    gap, since such a program sbrk()s its TLS block before malloc does, and the kernel may
-    label only the later part [heap]."""
+    stripped static program): the writable anonymous mapping holding `address` ([heap], or
+    main_arena's top) and those that run up to it without a gap, since such a program sbrk()s
+    its TLS block before malloc does, and the kernel may label only the later part [heap]."""
     ms = sorted(maps, key=lambda m: m.start)
-    i = next((i for i, m in enumerate(ms) if m.path == "[heap]"), None)
+    i = next((i for i, m in enumerate(ms) if address is not None and m.start <= address < m.end
+              and (m.anonymous or m.path == "[heap]") and m.writable), None)
     if i is None:
         return None
-    lo = ms[i].start
-    while i > 0 and ms[i - 1].anonymous and ms[i - 1].writable and ms[i - 1].end == lo:
+    hi = ms[i].end
+    while i > 0 and ms[i - 1].anonymous and ms[i - 1].writable and ms[i - 1].end == ms[i].start:
         i -= 1
-        lo = ms[i].start
-    return lo, next(m.end for m in ms if m.path == "[heap]")
+    return ms[i].start, hi
+
+
+def _top_of(target: Target, layout: Layout, arena: int) -> Optional[int]:
+    try:
+        off = layout.malloc_state.offset("top")
+        return int.from_bytes(target.memory.read(arena + off, layout.pointer_size), "little")
+    except MemoryReadError:
+        return None
 
 
 def _mmap_candidates(target: Target, maps) -> List[Mapping]:

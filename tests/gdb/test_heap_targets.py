@@ -316,6 +316,7 @@ def test_known_layout_differences_are_exercised(runs):
 # ---- 2. a static program ----------------------------------------------------------------------
 
 def static_stop(path: str, break_at: int = None) -> Stop:
+    """The static demo at "heap", and a gcore of it next to the program."""
     g = Gdb(path, BASIC, env=G.GDB_ENV)
     try:
         if break_at is not None:  # stripped: gdbext_stop by the address it has unstripped
@@ -324,6 +325,9 @@ def static_stop(path: str, break_at: int = None) -> Stop:
         docs, seconds = heap_docs(g)
         stop = Stop(dict(g.facts), "".join(g.transcript), docs, seconds)
         stop.extra["tids"] = thread_tids(g)
+        stop.core = path + ".core"
+        g.cmd(f"gcore {stop.core}", timeout=120)
+        stop.extra["program"] = path
     finally:
         g.close()
     return stop
@@ -375,6 +379,23 @@ def test_stripped_static_program_same_answers(static_stops):
         found = doc["heap"]["found"]
         for key in ("glibc", "main_arena", "mp_", "tcache", "thread_arena"):
             assert found[key].startswith("heuristic: "), (key, found[key])
+
+
+@pytest.mark.parametrize("which", (0, 1), ids=("unstripped", "stripped"))
+def test_static_core_equals_live(static_stops, which):
+    """A core file of a static program holds no [heap] label and no /proc to read the break
+    from; stripped, not even __curbrk: the brk area is found from main_arena's top."""
+    live = static_stops[which]
+    g = Gdb(live.extra["program"], env=G.GDB_ENV)
+    try:
+        g.cmd(f"core-file {live.core}", timeout=120)
+        docs, _ = heap_docs(g)
+        tids = thread_tids(g)
+    finally:
+        g.close()
+    assert tids == live.extra["tids"]
+    assert_same(comparable(live.docs, drop_kind=True), comparable(docs, drop_kind=True),
+                "static: live vs core")
 
 
 # ---- 3. core files and gdbserver --------------------------------------------------------------
