@@ -350,7 +350,9 @@ def static_stops(demos, tmp_path_factory):
     subprocess.run(["strip", "-o", stripped, built], check=True)
     nm = subprocess.run(["nm", built], stdout=subprocess.PIPE, text=True, check=True).stdout
     stop_at = int(re.search(r"^([0-9a-f]+) T gdbext_stop$", nm, re.M).group(1), 16)
-    return static_stop(full), static_stop(stripped, stop_at)
+    stops = static_stop(full), static_stop(stripped, stop_at)
+    stops[1].extra["break_at"] = stop_at
+    return stops
 
 
 def test_static_program(static_stops):
@@ -479,13 +481,16 @@ def gdbserver_start(argv, env=None):
     raise AssertionError("gdbserver did not listen:\n" + "".join(seen))
 
 
-def remote_run_to(g: Gdb, label: str):
+def remote_run_to(g: Gdb, label: str, break_at: int = None):
     """Continue until gdbext_stop(label): the program's own output goes to gdbserver, so the
-    label is read from the breakpoint's frame line."""
-    g.cmd("break gdbext_stop")
+    label is read from the breakpoint's frame line, or, in a stripped program (break_at: the
+    address of gdbext_stop), from its first argument register."""
+    g.cmd(f"break *{break_at:#x}" if break_at is not None else "break gdbext_stop")
     for _ in range(20):
         text = g.cmd("continue", timeout=120)
         m = re.search(r'gdbext_stop \(label=0x[0-9a-f]+ "([^"]*)"\)', text)
+        if m is None and break_at is not None and "Breakpoint" in text:
+            m = re.search(r':\s+"([^"]*)"', g.cmd("x/s $rdi"))
         if m and m.group(1) == label:
             return
         assert m, f"never reached stop {label!r}:\n{text[-2000:]}"
@@ -527,6 +532,28 @@ def test_gdbserver_equals_local(runs, version, symbols):
                 f"glibc {version} {mode_id(symbols)}: local vs gdbserver")
     assert list(tids) == list(local.extra["tids"])
     check_header(docs, version, symbols)
+
+
+@pytest.mark.skipif(shutil.which("gdbserver") is None, reason="gdbserver is not installed "
+                    "(package gdbserver)")
+@pytest.mark.parametrize("which", (0, 1), ids=("unstripped", "stripped"))
+def test_static_gdbserver_equals_local(static_stops, which):
+    local = static_stops[which]
+    server, port = gdbserver_start([local.extra["program"], *BASIC])
+    try:
+        g = Gdb(local.extra["program"], env=G.GDB_ENV)
+        try:
+            g.cmd(f"target remote 127.0.0.1:{port}", timeout=60)
+            remote_run_to(g, "heap", local.extra.get("break_at"))
+            docs, _ = heap_docs(g, timeout=120)
+        finally:
+            g.close()
+    finally:
+        server.kill()
+        server.wait()
+    assert all(doc["target"]["kind"] == "remote" for doc in docs.values())
+    assert_same(comparable(local.docs, drop_kind=True), comparable(docs, drop_kind=True),
+                "static: local vs gdbserver")
 
 
 # ---- 4. other allocators ----------------------------------------------------------------------
