@@ -1,7 +1,9 @@
 /*
- * portable.h - force-included (gcc -include) by `make portable`, which
- * compiles the demos against an older glibc (a sysroot) so that one binary
- * runs under that glibc and every newer one.
+ * portable.h - force-included (gcc -include) into every build of the demos
+ * (the Makefile's PORTABLE_H): so that they build on a system whose glibc is
+ * older than 2.33 (Debian bullseye's 2.31), and so that `make portable`,
+ * which compiles them against an older glibc (a sysroot), makes one binary
+ * that runs under that glibc and every newer one.
  *
  * It defines _GNU_SOURCE (empty, exactly as the demos do, so their own
  * #define is a harmless identical redefinition) because it is read before
@@ -26,7 +28,8 @@
 #include <malloc.h>
 #include <stddef.h>
 
-#if defined(__GLIBC__) && !__GLIBC_PREREQ(2, 33)
+/* Not __GLIBC_PREREQ: it is glibc's, and another libc's preprocessor (musl's) would stop at it. */
+#if defined(__GLIBC__) && (__GLIBC__ < 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ < 33))
 struct mallinfo2 {
     size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks,
            uordblks, fordblks, keepcost;
