@@ -22,8 +22,11 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Writing into freed chunks is the whole point here. */
+/* Writing into freed chunks is the whole point here.  (gcc 12 has the warning; older ones
+ * would warn about the unknown option instead.) */
+#if defined(__GNUC__) && __GNUC__ >= 12
 #pragma GCC diagnostic ignored "-Wuse-after-free"
+#endif
 
 /* glibc >= 2.32 safe-linking: a list pointer stored at address pos */
 #define PROTECT_PTR(pos, ptr) \
