@@ -3,6 +3,7 @@
 One place computes regions so that vmmap, threadstacks and the heap commands agree.
 """
 
+import os
 import re
 from typing import List, Optional
 
@@ -39,12 +40,21 @@ def program_break(target: Target, maps) -> Optional[tuple]:
     start = None
     proc = target.local_proc
     if proc:
+        # The process's stat shows 0 once the main thread has exited (a zombie leader has no
+        # mm): then a living thread's.
         try:
-            with open(f"{proc}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            start = int(fields[47 - 3])  # field 47 (start_brk), counted after "pid (comm)"
-        except (OSError, IndexError, ValueError):
-            start = None
+            tasks = sorted(os.listdir(f"{proc}/task"), key=lambda t: t != str(target.pid))
+        except OSError:
+            tasks = []
+        for stat in [f"{proc}/stat"] + [f"{proc}/task/{t}/stat" for t in tasks]:
+            try:
+                with open(stat) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                start = int(fields[47 - 3]) or None  # field 47 (start_brk), after "pid (comm)"
+            except (OSError, IndexError, ValueError):
+                start = None
+            if start:
+                break
     cur = None
     addr = symbol_address("__curbrk")
     if addr:

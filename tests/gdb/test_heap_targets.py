@@ -622,6 +622,45 @@ def test_exited_threads(runs, version):
     assert stop.facts["threads.alive"] == 4 and len(stop.extra["tids"]) == 1 + 4
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_main_thread_exited(runs, version):
+    """pthread_exit in main: the process's own /proc stat reads 0 for the break then (a zombie
+    leader has no mm), and main's tcache is orphaned (glibc frees it only for other threads).
+    Both symbol modes say the same, and mp_ is the real one."""
+    docs = {}
+    for symbols in (True, False):
+        g = runs.gdb(version, symbols, program="nothreads_exit")
+        try:
+            try:
+                g.run_to("orphan")
+            except AssertionError:
+                if "libgcc_s.so.1 must be installed" in "".join(g.transcript):
+                    pytest.skip(f"pthread_exit under glibc {version} needs a libgcc_s.so.1 "
+                                f"built for it, and only the host's (too new) is there")
+                raise
+            docs[symbols], _ = heap_docs(g)
+        finally:
+            g.close()
+    assert_same(comparable(docs[True]), comparable(docs[False]),
+                f"glibc {version}, main thread exited: with vs without symbols")
+    for d in docs.values():
+        chunks, bins, arenas = d["heapchunks"], d["bins"], d["arenas"]
+        assert chunks["problems"] == bins["problems"] == arenas["problems"] == []
+        H.check_tiling(chunks)
+        # (no owner to name: the lists are checked without their thread labels)
+        in_lists = {c for t in bins["tcache"] for b in t["bins"] for c in b["chunks"]}
+        assert in_lists == {c["address"] for a in chunks["arenas"] for c in a["chunks"]
+                            if c["state"] == "tcache"} != set()
+        assert not any(c["state"] in ("fastbin", "unsorted", "smallbin", "largebin")
+                       for a in chunks["arenas"] for c in a["chunks"])
+        main = chunks["arenas"][0]
+        assert arenas["mp"]["sbrk_base"] == main["heaps"][0]["start"]
+        assert arenas["mp"]["n_mmaps"] == len(chunks["mmapped"])
+        # the main thread's tcache, first chunk of the heap, still holds what it held
+        assert [t["address"] for t in bins["tcache"]] == [main["chunks"][0]["user_address"]]
+        assert d["heapchunks"]["heap"]["found"]["tcache"].endswith("owning threads unknown")
+
+
 def arena_limit(stop: Stop, threads: int) -> set:
     """The arena counts glibc may reach: main plus one per thread, at most 8 per CPU (counted
     from the affinity mask or the online CPUs, depending on the version) or ARENA_MAX."""

@@ -128,7 +128,7 @@ def find_mp(mem, layout: Layout, candidates: Iterable[Mapping],
             continue
         words = _words(data, p)
         for w in range(off_sbrk // p, len(words) - (mp.sizeof - off_sbrk) // p):
-            if not lo <= words[w] < hi:
+            if not lo <= words[w] < hi or not words[w]:
                 continue
             a = m.start + w * p - off_sbrk
             if a < m.start or a + mp.sizeof > m.end:
