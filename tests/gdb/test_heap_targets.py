@@ -253,6 +253,9 @@ class Runs:
             docs, seconds = heap_docs(g, timeout=timeout)
             stop = Stop(dict(g.facts), "".join(g.transcript), docs, seconds)
             stop.extra["tids"] = thread_tids(g)
+            sample = chunk_samples(docs["heapchunks"])[0]
+            stop.extra["text"] = {c: g.cmd(c, timeout=timeout) for c in (
+                "heapchunks --limit 20", "bins", "arenas", f"chunk {sample:#x}")}
             if core:
                 path = os.path.join(self.tmpdir, f"{version}-{mode_id(symbols)}-"
                                     f"{'_'.join(args)}.core")
@@ -283,6 +286,13 @@ def test_glibc_agrees_with_malloc_info(runs, version, symbols, scenario):
     check_header(stop.docs, version, symbols)
     check_threads(stop, stop.extra["tids"], stop.facts["pid"])
     assert max(stop.seconds.values()) < SECONDS["small"], stop.seconds
+    layout = "debug types" if symbols else "version table"
+    for command, text in stop.extra["text"].items():
+        assert_clean(text)
+        assert text.startswith(f"glibc {version}, layout from {layout}; libc debug symbols: "
+                               f"{'yes' if symbols else 'no'}"), (command, text[:300])
+        if not symbols:  # the table says how each structure was found
+            assert "\nmain_arena: heuristic: " in text and "\ntcache: heuristic: " in text
 
 
 @pytest.mark.parametrize("version,scenario", [(v, n) for v in VERSIONS for n in SCENARIOS],
