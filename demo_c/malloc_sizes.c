@@ -373,6 +373,9 @@ static void mode_basic(void)
     track(0, pa, 1000);
     track(0, aligned_alloc(4096, 4096), 4096);
     track(0, aligned_alloc(64, 256), 256);
+    /* mmapped, and aligned by dropping the head of the mapping: the chunk
+     * starts inside its mapping, prev_size = its offset */
+    track(0, memalign(64 * KiB, 200 * KiB), 200 * KiB);
 
     /* realloc shrink: stays in place; the tail is split off and freed
      * (to the unsorted bin, its next chunk being the live guard). */
