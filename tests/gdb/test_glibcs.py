@@ -60,7 +60,7 @@ def test_demos_need_no_newer_glibc_than_the_oldest(glibcs):
             path = g.demo(name)
             dyn = subprocess.run(["objdump", "-T", "-p", path], stdout=subprocess.PIPE,
                                  text=True, check=True).stdout
-            needed = {version_key(x) for x in re.findall(r"\(GLIBC_(\d+\.\d+)", dyn)}
+            needed = {version_key(x) for x in re.findall(r"\bGLIBC_(\d+\.\d+)", dyn)}
             assert max(needed) <= oldest, (v, name, sorted(needed))
             rpath = re.search(r"^\s+RPATH\s+(\S+)", dyn, re.M)
             assert re.search(r"^\s+RUNPATH", dyn, re.M) is None, (v, name)
