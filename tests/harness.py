@@ -112,6 +112,33 @@ class Gdb:
         self.child.close(force=True)
 
 
+_gdb_version = None
+
+
+def gdb_version() -> tuple:
+    """(major, minor) of the gdb the tests run, e.g. (10, 1) for '... 10.1.90.20210103-git'."""
+    global _gdb_version
+    if _gdb_version is None:
+        out = subprocess.run([shutil.which("gdb") or "gdb", "--version"], stdout=subprocess.PIPE,
+                             text=True, check=True).stdout
+        m = re.search(r"(\d+)\.(\d+)", out.splitlines()[0] if out else "")
+        _gdb_version = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    return _gdb_version
+
+
+def libc_tls_unreadable(glibc: str):
+    """Why this gdb cannot read glibc `glibc`'s thread-local variables (malloc's tcache), or
+    None when it can. gdb reads them through libthread_db, which gdb before 11 loads only when
+    libpthread comes in, before libc's symbols; glibc 2.34 merged libpthread into libc, so its
+    libthread_db finds none of the symbols it needs there and gdb 10 sees bare LWPs."""
+    v = tuple(int(x) for x in glibc.split(".")[:2])
+    if gdb_version() < (11, 0) and v >= (2, 34):
+        return (f"gdb {gdb_version()[0]}.{gdb_version()[1]} cannot read glibc {glibc}'s "
+                "thread-local variables: gdb before 11 cannot load the libthread_db of glibc "
+                "2.34 and later, where libpthread was merged into libc")
+    return None
+
+
 def proc_maps(pid: int):
     from gdbext.model.regions import parse_proc_maps
 
