@@ -6,10 +6,10 @@
     python -m tests.glibcs gdb VERSION [--no-symbols] DEMO [ARGS...]
                                                  an interactive gdb on a demo under that glibc
 
-The host's own glibc needs nothing fetched. For every other version, Debian's `libc6` and
-`libc6-dbg` (plus `libc6-dev` and `linux-libc-dev` for the oldest, which is the build sysroot)
-are downloaded, not installed, through a private apt configuration whose sources are the host's
-Debian mirror with the other suite, and unpacked with `dpkg-deb -x`.
+The host's own glibc needs nothing fetched. For every other version, Debian's `libc6`,
+`libc6-dbg` and `libgcc-s1` (plus `libc6-dev` and `linux-libc-dev` for the oldest, which is the
+build sysroot) are downloaded, not installed, through a private apt configuration whose sources
+are the host's Debian mirror with the other suite, and unpacked with `dpkg-deb -x`.
 
 The demos are compiled once per glibc against the OLDEST one (`make -C demo_c portable`), so
 their symbol versions exist in every glibc, and linked with that glibc's ld.so as program
@@ -56,7 +56,9 @@ DEFAULT_CACHE = os.path.join(ROOT, "tests", ".cache", "glibc")
 SUITES = {"2.31": "bullseye", "2.36": "bookworm", "2.41": "trixie"}
 VERSIONS = tuple(SUITES)
 OLDEST = min(VERSIONS, key=lambda v: tuple(map(int, v.split("."))))
-PACKAGES = ("libc6", "libc6-dbg")
+# libgcc-s1: pthread_exit and pthread_cancel dlopen libgcc_s.so.1 to unwind, and the host's may
+# need a newer glibc than the one under test.
+PACKAGES = ("libc6", "libc6-dbg", "libgcc-s1")
 SYSROOT_PACKAGES = ("libc6-dev", "linux-libc-dev")  # headers and crt files, for the oldest only
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 NO_DEBUG_DIR = "/nonexistent/gdbext-no-debug-symbols"
