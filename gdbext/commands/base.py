@@ -79,6 +79,10 @@ class Output:
     def json(self, text: str):
         gdb.write(text + "\n")
 
+    def write(self, text: str):
+        """Raw text, for a document written in pieces."""
+        gdb.write(text)
+
 
 class GdbextCommand(gdb.Command):
     """Subclasses set `name`, `summary`, build `parser`, and implement run(args, out)."""

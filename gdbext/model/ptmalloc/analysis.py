@@ -2,6 +2,7 @@
 glibc itself would print (mallinfo2, malloc_info), as one HeapState."""
 
 from bisect import bisect_right
+from itertools import compress, repeat
 from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 from ..memory import Memory, MemoryReadError
@@ -18,6 +19,7 @@ from .mmapped import MmappedChunk, find_mmapped
 from .reader import Reader
 from .summary import MallocInfo, Mallinfo2, compute_mallinfo2, compute_malloc_info
 
+_PICK = [bytes(int(c == st) for c in range(256)) for st in range(len(STATES))]  # code -> 1/0
 STATE_OF_KIND = {"tcache": TCACHE, "fastbin": FASTBIN, "unsorted": UNSORTED, "smallbin": SMALLBIN,
                  "largebin": LARGEBIN}
 MAX_TOP_SEARCH_PAGES = 256
@@ -64,13 +66,21 @@ class ArenaState:
             counts = [0] * len(STATES)
             sizes = [0] * len(STATES)
             for seg in self.heaps:
-                n = len(seg.addrs)
-                for i, (st, raw) in enumerate(zip(seg.states, seg.raws)):
-                    counts[st] += 1
+                states, raws = seg.states, seg.raws
+                for st in range(len(STATES)):
+                    n = states.count(st)
+                    if not n:
+                        continue
+                    counts[st] += n
                     if st == CORRUPT or st == FENCEPOST:
-                        sizes[st] += seg.chunk_end(i) - seg.addrs[i]
-                    else:
-                        sizes[st] += raw & ~7
+                        i = states.find(st)
+                        while i >= 0:
+                            sizes[st] += seg.chunk_end(i) - seg.addrs[i]
+                            i = states.find(st, i + 1)
+                        continue
+                    # C-speed selection of this state's size fields (a million chunks).
+                    picked = raws if n == len(states) else compress(raws, states.translate(_PICK[st]))
+                    sizes[st] += sum(map(int.__and__, picked, repeat(~7)))
             self._totals = {STATES[s]: {"count": counts[s], "bytes": sizes[s]}
                             for s in range(len(STATES)) if counts[s]}
         return self._totals
@@ -123,6 +133,8 @@ class HeapState:
         self.problems: List[Problem] = []
         self.memory = None  # the Memory analyzed, for follow-up reads (chunk contents)
         self._segs: List[Tuple[int, HeapSegment]] = []
+        self._last: Optional[HeapSegment] = None
+        self._disjoint = False
 
     # ---- lookups ----
     def segments(self) -> List[HeapSegment]:
@@ -131,6 +143,10 @@ class HeapState:
     def _index(self) -> None:
         self._segs = sorted(((s.start, s) for s in self.segments()), key=lambda t: t[0])
         self._seg_starts = [t[0] for t in self._segs]
+        segs = [t[1] for t in self._segs]
+        # locate() may reuse the last segment only when no two overlap
+        self._disjoint = all(a.end <= b.start for a, b in zip(segs, segs[1:]))
+        self._last = None
 
     def segment_at(self, address: int) -> Optional[HeapSegment]:
         i = bisect_right(self._seg_starts, address) - 1
@@ -145,6 +161,18 @@ class HeapState:
 
     def in_heap(self, address: int) -> bool:
         return self.segment_at(address) is not None
+
+    def locate(self, address: int) -> Optional[Tuple[HeapSegment, int]]:
+        """(segment, index) of the chunk the heap walk found starting at `address`, or None."""
+        seg = self._last
+        if seg is None or not seg.start <= address < seg.end:
+            seg = self.segment_at(address)
+            if seg is None:
+                return None
+            if self._disjoint:
+                self._last = seg  # free lists mostly stay in one heap
+        i = seg.index_of(address)
+        return (seg, i) if i >= 0 else None
 
     def chunk_at(self, address: int) -> Optional[Chunk]:
         """The chunk whose header or user memory holds `address` (heap or mmapped), or None."""
@@ -275,8 +303,10 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
         return state
 
     steps = Steps(max(max_list, 1) * 16, max_list)
+    # The bin walks take what the heap walk read (size, fd, bk) instead of reading it again.
+    locate = state.locate if L.size_sz == L.pointer_size else None
     for a in state.arenas:
-        got = walk_arena_bins(reader, L, a.header, state.in_heap, steps, problems)
+        got = walk_arena_bins(reader, L, a.header, state.in_heap, steps, problems, locate)
         a.fastbins, a.unsorted = got["fastbins"], got["unsorted"]
         a.smallbins, a.largebins = got["smallbins"], got["largebins"]
     if L.has_tcache:
@@ -284,7 +314,7 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
         for label, addr in (tcaches or {}).items():
             if addr:
                 state.tcache[label] = walk_tcache(reader, L, label, addr, state.in_heap, steps,
-                                                  problems, fill)
+                                                  problems, fill, locate)
 
     state.mmapped = find_mmapped(reader, L, candidates, state.mp, problems, pagesize,
                                  exclude=main_ranges, mp_address=state.mp_address or 0)
@@ -494,9 +524,13 @@ def _assign_states(state: HeapState, problems: List[Problem]) -> None:
         lists.extend((b, a.address) for b in a.bin_lists())
     for b, owner in lists:
         code = STATE_OF_KIND[b.kind]
-        for addr in b.chunks:
-            seg = state.segment_at(addr)
-            i = seg.index_of(addr) if seg is not None else -1
+        where = b.where if len(b.where) == len(b.chunks) else [None] * len(b.chunks)
+        for addr, loc in zip(b.chunks, where):
+            if loc is not None:
+                seg, i = loc
+            else:
+                seg = state.segment_at(addr)
+                i = seg.index_of(addr) if seg is not None else -1
             if i < 0:
                 problems.append(Problem(addr, "%s holds %#x, which is not the start of any chunk "
                                               "the heap walk found" % (b.label, addr)))

@@ -5,7 +5,7 @@ wrong becomes a Problem at the address holding the bad link (a chunk, a bin slot
 or a tcache_perthread_struct entry).
 """
 
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from ..memory import MemoryReadError
 from .arena import ArenaHeader
@@ -19,7 +19,7 @@ class BinList:
     """One free list as walked: chunk addresses in list order and their raw size fields."""
 
     __slots__ = ("kind", "index", "label", "head", "chunks", "sizes", "raw_links", "count",
-                 "complete")
+                 "complete", "where")
 
     def __init__(self, kind: str, index: int, label: str, head: int):
         self.kind = kind  # "tcache", "fastbin", "unsorted", "smallbin", "largebin"
@@ -31,6 +31,7 @@ class BinList:
         self.raw_links: List[int] = []  # tcache/fastbin: next pointers as stored (mangled)
         self.count: Optional[int] = None  # tcache: the count the tcache struct claims
         self.complete = True
+        self.where: list = []  # per chunk, (segment, index) where the heap walk has it, or None
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -56,6 +57,22 @@ class Steps:
 
 
 InHeap = Callable[[int], bool]
+# The heap walk's (segment, index) of the chunk starting at an address, or None.
+Locate = Optional[Callable[[int], Optional[Tuple[object, int]]]]
+
+
+def _located(L: Layout, locate: Locate, p: int, holder: int, what: str, in_heap: InHeap,
+             problems: List[Problem]):
+    """_check_ptr for chunk p, and what the heap walk read of it: (ok, where, (size field,
+    fd, bk) or None).  A chunk the walk found at p is in a heap: only its alignment is checked."""
+    loc = locate(p) if locate is not None else None
+    if loc is None or (p + L.chunk_hdr_sz) & L.align_mask:
+        if not _check_ptr(L, p, holder, what, in_heap, problems):
+            return False, None, None
+        if loc is None:
+            return True, None, None
+    seg, k = loc
+    return True, loc, (None if k in seg.unread else (seg.raws[k], seg.fds[k], seg.bks[k]))
 
 
 def _check_ptr(L: Layout, p: int, holder: int, what: str, in_heap: InHeap,
@@ -71,14 +88,14 @@ def _check_ptr(L: Layout, p: int, holder: int, what: str, in_heap: InHeap,
 
 
 def walk_fastbin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InHeap,
-                 steps: Steps, problems: List[Problem]) -> BinList:
+                 steps: Steps, problems: List[Problem], locate: Locate = None) -> BinList:
     slot = arena.address + L.malloc_state.offset("fastbinsY") + i * L.pointer_size
     head = arena.fastbins[i] or 0
     b = BinList("fastbin", i, "fastbin[%d]" % i, head)
     ssz, hdr = L.size_sz, L.chunk_hdr_sz
     p, holder, seen, n = head, slot, set(), 0
+    what = "%s of arena %#x" % (b.label, arena.address)
     while p:
-        what = "%s of arena %#x" % (b.label, arena.address)
         if p in seen:
             problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, p)))
             b.complete = False
@@ -87,17 +104,21 @@ def walk_fastbin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap:
             problems.append(Problem(holder, "%s: longer than the walk bound; stopped" % what))
             b.complete = False
             break
-        if not _check_ptr(L, p, holder, what, in_heap, problems):
+        ok, loc, got = _located(L, locate, p, holder, what, in_heap, problems)
+        if not ok:
             b.complete = False
             break
-        try:
-            data = reader.read(p + ssz, 2 * ssz)
-        except MemoryReadError:
-            problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
-            b.complete = False
-            break
-        raw = int.from_bytes(data[:ssz], "little")
-        stored = int.from_bytes(data[ssz:], "little")
+        if got is not None:
+            raw, stored = got[0], got[1]
+        else:
+            try:
+                data = reader.read(p + ssz, 2 * ssz)
+            except MemoryReadError:
+                problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
+                b.complete = False
+                break
+            raw = int.from_bytes(data[:ssz], "little")
+            stored = int.from_bytes(data[ssz:], "little")
         if fastbin_index(L, raw & ~7) != i:
             problems.append(Problem(p, "%s: chunk size %#x does not belong in this fastbin"
                                     % (what, raw & ~7)))
@@ -105,6 +126,7 @@ def walk_fastbin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap:
         b.chunks.append(p)
         b.sizes.append(raw)
         b.raw_links.append(stored)
+        b.where.append(loc)
         n += 1
         steps.left -= 1
         holder = p
@@ -141,7 +163,8 @@ def _tcache_label(owner, i: int) -> str:
 
 
 def walk_tcache(reader: Reader, L: Layout, label, address: int, in_heap: InHeap, steps: Steps,
-                problems: List[Problem], fill_count: Optional[int] = None) -> Tcache:
+                problems: List[Problem], fill_count: Optional[int] = None,
+                locate: Locate = None) -> Tcache:
     tc = Tcache(label, address)
     st = L.tcache_perthread
     try:
@@ -186,15 +209,21 @@ def walk_tcache(reader: Reader, L: Layout, label, address: int, in_heap: InHeap,
             if not _check_ptr(L, e, holder, what, in_heap, problems, user=True):
                 b.complete = False
                 break
-            try:
-                d = reader.read(e - ssz, ssz + 2 * p)
-            except MemoryReadError:
-                problems.append(Problem(holder, "%s: entry %#x is unreadable" % (what, e)))
-                b.complete = False
-                break
-            raw = int.from_bytes(d[:ssz], "little")
-            stored = int.from_bytes(d[ssz:ssz + p], "little")
-            key = int.from_bytes(d[ssz + p:ssz + 2 * p], "little")
+            loc = locate(chunk) if locate is not None else None
+            got = None if loc is None or loc[1] in loc[0].unread else \
+                (loc[0].raws[loc[1]], loc[0].fds[loc[1]], loc[0].bks[loc[1]])
+            if got is not None:
+                raw, stored, key = got
+            else:
+                try:
+                    d = reader.read(e - ssz, ssz + 2 * p)
+                except MemoryReadError:
+                    problems.append(Problem(holder, "%s: entry %#x is unreadable" % (what, e)))
+                    b.complete = False
+                    break
+                raw = int.from_bytes(d[:ssz], "little")
+                stored = int.from_bytes(d[ssz:ssz + p], "little")
+                key = int.from_bytes(d[ssz + p:ssz + 2 * p], "little")
             if tcache_index(L, raw & ~7) != i:
                 problems.append(Problem(chunk, "%s: chunk size %#x does not belong in this bin"
                                         % (what, raw & ~7)))
@@ -205,6 +234,7 @@ def walk_tcache(reader: Reader, L: Layout, label, address: int, in_heap: InHeap,
             b.chunks.append(chunk)
             b.sizes.append(raw)
             b.raw_links.append(stored)
+            b.where.append(loc)
             n += 1
             steps.left -= 1
             holder = chunk
@@ -218,7 +248,7 @@ def walk_tcache(reader: Reader, L: Layout, label, address: int, in_heap: InHeap,
 
 
 def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InHeap,
-             steps: Steps, problems: List[Problem]) -> BinList:
+             steps: Steps, problems: List[Problem], locate: Locate = None) -> BinList:
     """Bin i of an arena: 1 is the unsorted bin, 2..63 small bins, 64..126 large bins."""
     if i == 1:
         kind, label = "unsorted", "unsorted"
@@ -238,6 +268,7 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
     ssz = L.size_sz
     what = "%s of arena %#x" % (label, arena.address)
     holder, prev, p, seen, n = bin_addr + 2 * ssz, bin_addr, fd, set(), 0
+    index_of_size: Dict[int, int] = {}
     while p != bin_addr:
         if p in seen:
             problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, p)))
@@ -247,27 +278,37 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
             problems.append(Problem(holder, "%s: longer than the walk bound; stopped" % what))
             b.complete = False
             break
-        if not _check_ptr(L, p, holder, what, in_heap, problems):
+        ok, loc, got = _located(L, locate, p, holder, what, in_heap, problems)
+        if not ok:
             b.complete = False
             break
-        try:
-            d = reader.read(p + ssz, 3 * ssz)
-        except MemoryReadError:
-            problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
-            b.complete = False
-            break
-        raw = int.from_bytes(d[:ssz], "little")
-        pfd = int.from_bytes(d[ssz:2 * ssz], "little")
-        pbk = int.from_bytes(d[2 * ssz:], "little")
+        if got is not None:
+            raw, pfd, pbk = got
+        else:
+            try:
+                d = reader.read(p + ssz, 3 * ssz)
+            except MemoryReadError:
+                problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
+                b.complete = False
+                break
+            raw = int.from_bytes(d[:ssz], "little")
+            pfd = int.from_bytes(d[ssz:2 * ssz], "little")
+            pbk = int.from_bytes(d[2 * ssz:], "little")
         size = raw & ~7
         if pbk != prev:
             problems.append(Problem(p, "%s: bk is %#x but the previous chunk in the list is %#x"
                                     % (what, pbk, prev)))
-        if i >= 2 and bin_index(L, size) != i:
-            problems.append(Problem(p, "%s: chunk size %#x belongs in bin %d" % (what, size, bin_index(L, size))))
+        if i >= 2:
+            got_index = index_of_size.get(size)
+            if got_index is None:
+                got_index = index_of_size[size] = bin_index(L, size)
+            if got_index != i:
+                problems.append(Problem(p, "%s: chunk size %#x belongs in bin %d"
+                                        % (what, size, got_index)))
         seen.add(p)
         b.chunks.append(p)
         b.sizes.append(raw)
+        b.where.append(loc)
         n += 1
         steps.left -= 1
         holder, prev, p = p, p, pfd
@@ -279,11 +320,14 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
 
 
 def walk_arena_bins(reader: Reader, L: Layout, arena: ArenaHeader, in_heap: InHeap, steps: Steps,
-                    problems: List[Problem]) -> Dict[str, object]:
-    fast = [walk_fastbin(reader, L, arena, i, in_heap, steps, problems) for i in range(L.nfastbins)]
-    unsorted = walk_bin(reader, L, arena, 1, in_heap, steps, problems)
-    small = {i: walk_bin(reader, L, arena, i, in_heap, steps, problems) for i in range(2, 64)}
-    large = {i: walk_bin(reader, L, arena, i, in_heap, steps, problems) for i in range(64, L.nbins)}
+                    problems: List[Problem], locate: Locate = None) -> Dict[str, object]:
+    fast = [walk_fastbin(reader, L, arena, i, in_heap, steps, problems, locate)
+            for i in range(L.nfastbins)]
+    unsorted = walk_bin(reader, L, arena, 1, in_heap, steps, problems, locate)
+    small = {i: walk_bin(reader, L, arena, i, in_heap, steps, problems, locate)
+             for i in range(2, 64)}
+    large = {i: walk_bin(reader, L, arena, i, in_heap, steps, problems, locate)
+             for i in range(64, L.nbins)}
     return {"fastbins": fast, "unsorted": unsorted, "smallbins": small, "largebins": large}
 
 

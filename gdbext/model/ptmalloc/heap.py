@@ -8,6 +8,8 @@ fields, reports each as a Problem, and tries to pick the chain up again further 
 
 from array import array
 from bisect import bisect_right
+from itertools import compress, repeat
+from operator import add, and_, lshift, not_
 from typing import Dict, Iterator, List, Optional
 
 from ..memory import MemoryReadError
@@ -17,6 +19,7 @@ from .layout import Layout
 from .reader import Reader
 
 BIG_READ = 16 << 20  # bytes per bulk read of a heap
+SAMPLE = 64  # HeapSegment._floor: one address in SAMPLE kept in a list
 RESYNC_WINDOW = 1 << 20  # how far past a corrupted header to look for the chain again
 RESYNC_STEPS = 24  # chained valid headers that make a resumption point believable
 
@@ -38,10 +41,14 @@ class HeapSegment:
     heap_info.size); `first_chunk` where its chunks begin.  Chunk i is at addrs[i], with size
     field raws[i], prev_size field prevs[i], state code states[i] (chunks.STATES) and, when it is
     in a bin, bins[i] naming the bin.  `complete` is False when the walk could not reach the end.
+    fds[i] and bks[i] are the two words after chunk i's header as the walk read them (a free
+    chunk's links, a used chunk's first user bytes), so that the bin walks and previews need not
+    read the heap again; indices in `unread` have none (0 stands in).
     """
 
     __slots__ = ("start", "end", "first_chunk", "heap_info", "arena", "main", "addrs", "raws",
-                 "prevs", "states", "bins", "complete", "layout", "prev_free")
+                 "prevs", "states", "bins", "complete", "layout", "prev_free", "fds", "bks",
+                 "unread", "_sample")
 
     def __init__(self, layout: Layout, start: int, end: int, first_chunk: int, arena: int,
                  main: bool, heap_info: Optional[HeapInfo] = None):
@@ -60,6 +67,10 @@ class HeapSegment:
         self.bins: Dict[int, str] = {}
         self.complete = True
         self.prev_free = array("Q")  # indices i whose PREV_INUSE is clear (chunk i-1 is free)
+        self.fds = array(code)
+        self.bks = array(code)
+        self.unread = set()
+        self._sample = (0, [])  # (len(addrs), every SAMPLE-th address) for quick look-ups
 
     def __len__(self) -> int:
         return len(self.addrs)
@@ -82,25 +93,42 @@ class HeapSegment:
 
     def index_at(self, address: int) -> int:
         """Index of the chunk whose header or body holds `address`, or -1."""
-        i = bisect_right(self.addrs, address) - 1
+        i = self._floor(address)
         if i < 0 or address >= self.chunk_end(i):
             return -1
         return i
 
     def index_of(self, chunk_address: int) -> int:
         """Index of the chunk that starts exactly at `chunk_address`, or -1."""
-        i = bisect_right(self.addrs, chunk_address) - 1
+        i = self._floor(chunk_address)
         if i >= 0 and self.addrs[i] == chunk_address:
             return i
         return -1
 
+    def _floor(self, address: int) -> int:
+        """bisect_right(addrs, address) - 1, narrowed first in a list of every SAMPLE-th
+        address (bisecting a million-entry array costs an int object per comparison)."""
+        addrs = self.addrs
+        n, sample = self._sample
+        if n != len(addrs):
+            sample = addrs[::SAMPLE].tolist()
+            self._sample = (len(addrs), sample)
+        j = bisect_right(sample, address) - 1
+        if j < 0:
+            return -1
+        lo = j * SAMPLE
+        return bisect_right(addrs, address, lo, min(lo + SAMPLE, len(addrs))) - 1
+
     def _add(self, addr: int, prev: int, raw: int, state: int) -> None:
         if not raw & 1 and self.addrs:
             self.prev_free.append(len(self.addrs))
+        self.unread.add(len(self.addrs))
         self.addrs.append(addr)
         self.prevs.append(prev)
         self.raws.append(raw)
         self.states.append(state)
+        self.fds.append(0)
+        self.bks.append(0)
 
     def as_dict(self) -> dict:
         return {"start": self.start, "end": self.end, "first_chunk": self.first_chunk,
@@ -126,16 +154,12 @@ def walk(mem, reader: Reader, seg: HeapSegment, top: Optional[int], problems: Li
     hdr = 2 * ssz
     minsize = L.minsize
     mask = L.align_mask | (ssz - 1)
+    bad_bits = mask & ~7  # in a size field: a size that is not a multiple of the alignment
     shift = 3 if ssz == 8 else 2
     code = "Q" if ssz == 8 else "I"
     end = seg.end
     limit = top if top is not None and seg.first_chunk <= top < end else end
     pos = seg.first_chunk
-    addrs_append, prevs_append = seg.addrs.append, seg.prevs.append
-    raws_append, states = seg.raws.append, seg.states
-    prev_free_append = seg.prev_free.append
-    blk_base = blk_end = 0
-    words = None
     remaining = budget.chunks
     top_raw = None
     if pos < 0 or limit > 1 << (8 * L.pointer_size):
@@ -143,8 +167,32 @@ def walk(mem, reader: Reader, seg: HeapSegment, top: Optional[int], problems: Li
         seg.complete = False
         return None
 
+    # The hot loop records each valid chunk straight into the segment's arrays, working in
+    # word indices of the block read; a chunk whose first four words are not all in the block
+    # (at most one or two per block) goes through the same checks one at a time.
+    addrs, raws, prevs, fds, bks = seg.addrs, seg.raws, seg.prevs, seg.fds, seg.bks
+    raws_append, prevs_append = raws.append, prevs.append
+    fds_append, bks_append = fds.append, bks.append
+    idxs: List[int] = []  # word indices of the chunks recorded from the current block
+    idx_append = idxs.append
+    blk_base = blk_end = nwords = istop = ilim = hstop = 0
+    words = None
+    n = len(addrs)  # index of the first chunk of `idxs` in the segment
+
+    def flush():
+        nonlocal n
+        k = len(idxs)
+        if not k:
+            return
+        addrs.extend(map(add, map(lshift, idxs, repeat(shift)), repeat(blk_base)))
+        seg.prev_free.extend(compress(range(n, n + k), map(not_, map(and_, raws[n:], repeat(1)))))
+        seg.states.extend(bytes(k))  # USED is 0
+        n += k
+        idxs.clear()
+
     while pos < limit:
         if pos + hdr > blk_end:
+            flush()
             got = _read_block(mem, pos, max(limit, pos + hdr), code, ssz)
             if got is None:
                 problems.append(Problem(pos, "heap memory at %#x is unreadable; the walk of the "
@@ -152,29 +200,65 @@ def walk(mem, reader: Reader, seg: HeapSegment, top: Optional[int], problems: Li
                 seg.complete = False
                 break
             blk_base, words = got
-            blk_end = blk_base + (len(words) << shift)
-        idx = (pos - blk_base) >> shift
-        raw = words[idx + 1]
-        size = raw & ~7
-        nxt = pos + size
-        if size < minsize or size & mask or nxt > limit:
-            resume = _odd_chunk(reader, seg, pos, words[idx], raw, limit, top, problems)
-            if resume is None:
+            nwords = len(words)
+            blk_end = blk_base + (nwords << shift)
+            span = limit - blk_base
+            ilim = span >> shift  # the furthest word index a chunk may end at
+            hstop = min(nwords - 1, -((-span) >> shift))  # header in the block, before limit
+            istop = min(nwords - 3, hstop)  # and the two words after the header too
+        i = (pos - blk_base) >> shift
+        before = len(idxs)
+        while i < istop:
+            raw = words[i + 1]
+            j = i + ((raw & ~7) >> shift)  # raw < minsize: the size is below MINSIZE
+            if raw < minsize or raw & bad_bits or j > ilim:
                 break
-            pos = resume
-            continue
-        if remaining <= 0:
+            idx_append(i)
+            raws_append(raw)
+            prevs_append(words[i])
+            fds_append(words[i + 2])
+            bks_append(words[i + 3])
+            i = j
+        odd = i < istop
+        if not odd and i < hstop:  # a header near the end of the block
+            raw = words[i + 1]
+            size = raw & ~7
+            j = i + (size >> shift)
+            if size < minsize or size & mask or j > ilim:
+                odd = True
+            else:
+                if i + 3 < nwords:
+                    fds_append(words[i + 2])
+                    bks_append(words[i + 3])
+                else:  # its links are read when needed
+                    fds_append(0)
+                    bks_append(0)
+                    seg.unread.add(n + len(idxs))
+                idx_append(i)
+                raws_append(raw)
+                prevs_append(words[i])
+                i = j
+        got_here = len(idxs) - before
+        if got_here > remaining:  # the first chunk past the budget is not recorded
+            keep = before + max(remaining, 0)
+            i = idxs[keep]
+            seg.unread.difference_update(range(n + keep, n + len(idxs)))
+            del idxs[keep:], raws[n + keep:], prevs[n + keep:], fds[n + keep:], bks[n + keep:]
+            remaining = min(remaining, 0)
+            pos = blk_base + (i << shift)
             problems.append(Problem(pos, "chunk budget exhausted; the walk stops here"))
             seg.complete = False
             break
-        remaining -= 1
-        if not raw & 1:
-            prev_free_append(len(states))
-        addrs_append(pos)
-        prevs_append(words[idx])
-        raws_append(raw)
-        states.append(USED)
-        pos = nxt
+        remaining -= got_here
+        pos = blk_base + (i << shift)
+        if odd:  # a fencepost, the end of the heap, or corruption
+            flush()
+            resume = _odd_chunk(reader, seg, pos, words[i], words[i + 1], limit, top, problems)
+            n = len(addrs)
+            if resume is None:
+                break
+            pos = resume
+    flush()
 
     budget.chunks = remaining
     if top is not None and pos == top and seg.first_chunk <= top < end:
