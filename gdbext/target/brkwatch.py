@@ -29,6 +29,7 @@ from ..model.elfsyms import file_reader, symbols
 from ..model.libcversion import looks_like_libc
 from ..model.regions import Mapping, parse_proc_maps
 from .errors import UserError
+from .process import connection_type
 
 METHODS = ("auto", "watch", "break", "syscall")
 ARGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")  # x86-64 system call arguments
@@ -114,8 +115,7 @@ def _live_pid() -> Optional[int]:
         return None
     if inf.pid == 0:
         return None
-    conn = getattr(inf, "connection", None)
-    if conn is not None and conn.type == "core":
+    if connection_type(inf) == "core":
         return None
     return inf.pid
 
@@ -262,8 +262,7 @@ class Watcher:
             self.waiting = "waiting for the program to start"
             core = ""
             try:
-                conn = getattr(gdb.selected_inferior(), "connection", None)
-                if conn is not None and conn.type == "core":
+                if connection_type() == "core":
                     core = " (a core file does not run: 'run' starts the program)"
             except (gdb.error, RuntimeError):
                 pass

@@ -6,6 +6,7 @@ from typing import Optional
 
 import gdb
 
+from ..model.targetkind import parse_info_target, parse_target_stack
 from .errors import UserError
 from .memory import GdbMemory, generation
 
@@ -24,19 +25,27 @@ def cached(key, compute):
 
 
 def _connection_type(inf) -> Optional[str]:
-    conn = getattr(inf, "connection", None)
+    conn = getattr(inf, "connection", None)  # gdb 11 and later
     if conn is not None:
         return conn.type
-    # gdb before 11 has no connection object: ask gdb in words.
+    if hasattr(gdb.Inferior, "connection"):
+        return None  # a gdb that has connections, and this inferior has none: nothing runs
+    # gdb before 11: ask gdb in words, the target stack first (it names the process target).
+    # Both describe the selected inferior, the one every command looks at.
     try:
-        text = gdb.execute("info target", to_string=True)
+        return parse_target_stack(gdb.execute("maint print target-stack", to_string=True))
+    except (gdb.error, ValueError):
+        pass
+    try:
+        return parse_info_target(gdb.execute("info target", to_string=True))
     except gdb.error:
         return None
-    if "core file" in text.lower():
-        return "core"
-    if "remote" in text.lower():
-        return "remote"
-    return "native"
+
+
+def connection_type(inferior=None) -> Optional[str]:
+    """The kind of target the inferior runs on ("native", "core", "remote", ...), None when it
+    runs on none (not started yet, or exited)."""
+    return _connection_type(inferior or gdb.selected_inferior())
 
 
 class Target:
