@@ -2,7 +2,7 @@
 
 import argparse
 import json
-from itertools import repeat
+from itertools import compress, repeat
 from operator import add, and_, lshift, mod, or_
 
 from ..model.ptmalloc import STATES
@@ -18,6 +18,9 @@ from .heapcommon import (STATE_TOKENS, arena_name, flag_letters, preview, print_
 
 PREVIEW = 16
 BATCH = 1 << 14  # chunks per piece of output when streaming a big listing
+_IN_BIN = bytes(int(0 < c < len(STATES) and STATES[c] in ("tcache", "fastbin", "unsorted",
+                                                          "smallbin", "largebin"))
+                for c in range(256))  # state code -> 1 for the states of chunks in a bin
 
 
 class Filter:
@@ -107,20 +110,20 @@ class HeapChunks(GdbextCommand):
 
     def _json_all(self, view, target, arenas, with_mmapped, out):
         """Every chunk, unfiltered: the same document as _json, streamed out in pieces (a
-        million chunks make 150 MB of JSON) with the rows formatted at C speed, one template
-        per state and flag bits."""
+        million chunks make 150 MB of JSON), each row from a template per state, flag bits and
+        bin, filled in at C speed."""
         hdr = view.layout.chunk_hdr_sz
-        free, binned = {}, {}
-        for st, name in enumerate(STATES):
-            for fl in range(8):
-                text = ('{"address":%%d,"size":%%d,"state":%s,"user_address":%%d,'
-                        '"prev_inuse":%s,"mmapped":%s,"non_main_arena":%s,"bin":'
-                        % (json.dumps(name), "true" if fl & 1 else "false",
-                           "true" if fl & 2 else "false", "true" if fl & 4 else "false"))
-                free[st << 3 | fl] = text + "null}"
-                binned[st << 3 | fl] = text + "%s}"
-        templates = [free.get(k) for k in range(max(free) + 1)]
-        labels = {}
+        nkeys = len(STATES) << 3  # key: state code << 3 | flag bits
+
+        def template(key, bin_text):
+            fl = key & 7
+            return ('{"address":%%d,"size":%%d,"state":%s,"user_address":%%d,"prev_inuse":%s,'
+                    '"mmapped":%s,"non_main_arena":%s,"bin":%s}'
+                    % (json.dumps(STATES[key >> 3]), "true" if fl & 1 else "false",
+                       "true" if fl & 2 else "false", "true" if fl & 4 else "false", bin_text))
+
+        templates = [template(k, "null") for k in range(nkeys)]
+        by_label = {}  # bin label -> its templates, made when first needed
         mm = [c.as_dict(view.layout) for c in view.state.mmapped] if with_mmapped else []
         head = self._head(view, target, mm)
         out.write(head[:-1] + ',"arenas":[')
@@ -128,27 +131,27 @@ class HeapChunks(GdbextCommand):
             out.write(("," if k else "") + self._arena_json(view, a)[:-1] + ',"chunks":[')
             sep = ""
             for seg in a.heaps:
-                in_bins = sorted(seg.bins.items())
-                j = 0
+                bins = seg.bins
                 for lo in range(0, len(seg.addrs), BATCH):
                     addrs, raws = seg.addrs[lo:lo + BATCH], seg.raws[lo:lo + BATCH]
-                    keys = map(or_, map(lshift, seg.states[lo:lo + BATCH], repeat(3)),
-                               map(and_, raws, repeat(7)))
-                    rows = list(map(mod, map(templates.__getitem__, keys),
-                                    zip(addrs, map(and_, raws, repeat(~7)),
-                                        map(add, addrs, repeat(hdr)))))
-                    hi = lo + len(rows)
-                    while j < len(in_bins) and in_bins[j][0] < hi:
-                        i, label = in_bins[j]
-                        j += 1
+                    states = seg.states[lo:lo + BATCH]
+                    keys = list(map(or_, map(lshift, states, repeat(3)), map(and_, raws, repeat(7))))
+                    rows = list(map(templates.__getitem__, keys))
+                    # the chunks in a bin (only those have these states) name it
+                    for i in compress(range(len(keys)), states.translate(_IN_BIN)):
+                        label = bins.get(lo + i)
                         if label is None:
                             continue
-                        text = labels.get(label)
-                        if text is None:
-                            text = labels[label] = json.dumps(label)
-                        raw = raws[i - lo]
-                        rows[i - lo] = binned[seg.states[i] << 3 | raw & 7] % (
-                            addrs[i - lo], raw & ~7, addrs[i - lo] + hdr, text)
+                        named = by_label.get(label)
+                        if named is None:
+                            named = by_label[label] = [None] * nkeys
+                        t = named[keys[i]]
+                        if t is None:
+                            t = named[keys[i]] = template(
+                                keys[i], json.dumps(label).replace("%", "%%"))
+                        rows[i] = t
+                    rows = list(map(mod, rows, zip(addrs, map(and_, raws, repeat(~7)),
+                                                   map(add, addrs, repeat(hdr)))))
                     if rows:
                         out.write(sep + ",".join(rows))
                         sep = ","

@@ -5,7 +5,7 @@ wrong becomes a Problem at the address holding the bad link (a chunk, a bin slot
 or a tcache_perthread_struct entry).
 """
 
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..memory import MemoryReadError
 from .arena import ArenaHeader
@@ -57,22 +57,8 @@ class Steps:
 
 
 InHeap = Callable[[int], bool]
-# The heap walk's (segment, index) of the chunk starting at an address, or None.
-Locate = Optional[Callable[[int], Optional[Tuple[object, int]]]]
-
-
-def _located(L: Layout, locate: Locate, p: int, holder: int, what: str, in_heap: InHeap,
-             problems: List[Problem]):
-    """_check_ptr for chunk p, and what the heap walk read of it: (ok, where, (size field,
-    fd, bk) or None).  A chunk the walk found at p is in a heap: only its alignment is checked."""
-    loc = locate(p) if locate is not None else None
-    if loc is None or (p + L.chunk_hdr_sz) & L.align_mask:
-        if not _check_ptr(L, p, holder, what, in_heap, problems):
-            return False, None, None
-        if loc is None:
-            return True, None, None
-    seg, k = loc
-    return True, loc, (None if k in seg.unread else (seg.raws[k], seg.fds[k], seg.bks[k]))
+# locate[address]: the heap walk's (segment, index) of the chunk starting there, or None.
+Locate = Optional[Mapping[int, Optional[Tuple[object, int]]]]
 
 
 def _check_ptr(L: Layout, p: int, holder: int, what: str, in_heap: InHeap,
@@ -92,7 +78,7 @@ def walk_fastbin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap:
     slot = arena.address + L.malloc_state.offset("fastbinsY") + i * L.pointer_size
     head = arena.fastbins[i] or 0
     b = BinList("fastbin", i, "fastbin[%d]" % i, head)
-    ssz, hdr = L.size_sz, L.chunk_hdr_sz
+    ssz, hdr, amask = L.size_sz, L.chunk_hdr_sz, L.align_mask
     p, holder, seen, n = head, slot, set(), 0
     what = "%s of arena %#x" % (b.label, arena.address)
     while p:
@@ -104,12 +90,14 @@ def walk_fastbin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap:
             problems.append(Problem(holder, "%s: longer than the walk bound; stopped" % what))
             b.complete = False
             break
-        ok, loc, got = _located(L, locate, p, holder, what, in_heap, problems)
-        if not ok:
+        # A chunk the heap walk found at p is in a heap: only its alignment needs checking.
+        loc = locate[p] if locate is not None else None
+        if (loc is None or (p + hdr) & amask) and \
+                not _check_ptr(L, p, holder, what, in_heap, problems):
             b.complete = False
             break
-        if got is not None:
-            raw, stored = got[0], got[1]
+        if loc is not None and loc[1] not in loc[0].unread:
+            raw, stored = loc[0].raws[loc[1]], loc[0].fds[loc[1]]
         else:
             try:
                 data = reader.read(p + ssz, 2 * ssz)
@@ -209,7 +197,7 @@ def walk_tcache(reader: Reader, L: Layout, label, address: int, in_heap: InHeap,
             if not _check_ptr(L, e, holder, what, in_heap, problems, user=True):
                 b.complete = False
                 break
-            loc = locate(chunk) if locate is not None else None
+            loc = locate[chunk] if locate is not None else None
             got = None if loc is None or loc[1] in loc[0].unread else \
                 (loc[0].raws[loc[1]], loc[0].fds[loc[1]], loc[0].bks[loc[1]])
             if got is not None:
@@ -265,7 +253,7 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
                                     "%s of arena %#x: fd says empty but bk is %#x"
                                     % (label, arena.address, bk)))
         return b
-    ssz = L.size_sz
+    ssz, hdr, amask = L.size_sz, L.chunk_hdr_sz, L.align_mask
     what = "%s of arena %#x" % (label, arena.address)
     holder, prev, p, seen, n = bin_addr + 2 * ssz, bin_addr, fd, set(), 0
     index_of_size: Dict[int, int] = {}
@@ -278,12 +266,14 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
             problems.append(Problem(holder, "%s: longer than the walk bound; stopped" % what))
             b.complete = False
             break
-        ok, loc, got = _located(L, locate, p, holder, what, in_heap, problems)
-        if not ok:
+        loc = locate[p] if locate is not None else None  # as in walk_fastbin
+        if (loc is None or (p + hdr) & amask) and \
+                not _check_ptr(L, p, holder, what, in_heap, problems):
             b.complete = False
             break
-        if got is not None:
-            raw, pfd, pbk = got
+        if loc is not None and loc[1] not in loc[0].unread:
+            seg, k = loc
+            raw, pfd, pbk = seg.raws[k], seg.fds[k], seg.bks[k]
         else:
             try:
                 d = reader.read(p + ssz, 3 * ssz)

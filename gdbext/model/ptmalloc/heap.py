@@ -18,7 +18,7 @@ from .chunks import (CORRUPT, FENCEPOST, SIZE_BITS, TOP, USED, Chunk, Problem)
 from .layout import Layout
 from .reader import Reader
 
-BIG_READ = 16 << 20  # bytes per bulk read of a heap
+BIG_READ = 1 << 20  # bytes per bulk read of a heap (bigger reads are no faster, and cost memory)
 SAMPLE = 64  # HeapSegment._floor: one address in SAMPLE kept in a list
 RESYNC_WINDOW = 1 << 20  # how far past a corrupted header to look for the chain again
 RESYNC_STEPS = 24  # chained valid headers that make a resumption point believable
@@ -111,13 +111,19 @@ class HeapSegment:
         addrs = self.addrs
         n, sample = self._sample
         if n != len(addrs):
-            sample = addrs[::SAMPLE].tolist()
-            self._sample = (len(addrs), sample)
+            n, sample = self.sample()
         j = bisect_right(sample, address) - 1
         if j < 0:
             return -1
         lo = j * SAMPLE
-        return bisect_right(addrs, address, lo, min(lo + SAMPLE, len(addrs))) - 1
+        hi = lo + SAMPLE
+        return bisect_right(addrs, address, lo, hi if hi < n else n) - 1
+
+    def sample(self):
+        """(len(addrs), every SAMPLE-th address as a list), kept until the walk adds chunks."""
+        if self._sample[0] != len(self.addrs):
+            self._sample = (len(self.addrs), self.addrs[::SAMPLE].tolist())
+        return self._sample
 
     def _add(self, addr: int, prev: int, raw: int, state: int) -> None:
         if not raw & 1 and self.addrs:
