@@ -37,6 +37,22 @@ def _links(view, c) -> dict:
     return {}
 
 
+def _header_of(view, address: int):
+    """What malloc keeps in a heap before its first chunk, when `address` falls there."""
+    state, L = view.state, view.layout
+    seg = state.segment_at(address)
+    if seg is None or address >= seg.first_chunk:
+        return None
+    arena = state.arena_of(seg.arena)
+    name = arena_name(view, arena) if arena is not None else f"arena {seg.arena:#x}"
+    first = f"(the heap's first chunk is at {seg.first_chunk:#x})"
+    if seg.heap_info is not None and address < seg.start + L.heap_info.sizeof:
+        return f"the heap_info at the start of a heap of {name} {first}"
+    if arena is not None and arena.address <= address < arena.address + L.malloc_state.sizeof:
+        return f"the malloc_state of {name} {first}"
+    return f"the padding before the first chunk of a heap of {name} {first}"
+
+
 class ChunkCommand(GdbextCommand):
     name = "chunk"
     summary = "Explain the malloc chunk that holds an address: fields, state, bin, neighbours."
@@ -56,6 +72,9 @@ class ChunkCommand(GdbextCommand):
         state, L = view.state, view.layout
         c = state.chunk_at(address)
         if c is None:
+            header = _header_of(view, address)
+            if header:
+                raise UserError(f"{address:#x} is in no chunk: it is in {header}")
             r = region_at(regions(target), address)
             where = r.describe() if r is not None else "unmapped memory"
             raise UserError(f"{address:#x} is in no heap chunk gdbext found ({where}); "

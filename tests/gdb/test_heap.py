@@ -472,6 +472,25 @@ def test_chunk_outside_every_heap_is_one_line(basic, expr, where):
     assert len(text.splitlines()) == 1 and text.startswith("chunk: ")
 
 
+def test_chunk_in_a_heap_header_says_what_is_there(basic):
+    """A non-main heap starts with heap_info, its first heap then holds the arena's malloc_state;
+    chunks begin after them."""
+    g = basic.gdb
+    for a in basic.chunks["arenas"][1:]:
+        h = a["heaps"][0]
+        first = a["chunks"][0]["address"]
+        assert h["start"] < a["address"] < first
+        for address, what in ((h["start"], "heap_info"), (h["start"] + 8, "heap_info"),
+                              (a["address"], "malloc_state"), (first - 1, None)):
+            text = g.cmd(f"chunk {address:#x}")
+            assert_clean(text)
+            assert len(text.splitlines()) == 1 and text.startswith(f"chunk: {address:#x} is in no chunk")
+            assert f"first chunk is at {first:#x}" in text
+            if what:
+                assert f"the {what} " in text
+        assert chunk_json(g, hex(first))["address"] == first
+
+
 # ---- heapchunks filters ------------------------------------------------------------------------
 
 def all_rows(doc):
