@@ -18,6 +18,7 @@ goes away (exit, kill, a new run) and set again when libc is loaded.
 """
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -218,6 +219,66 @@ class _CatchCondition(gdb.Function):
         return 1 if WATCHER.dispatch(WATCHER.on_catch, "catch syscall") else 0
 
 
+def _bpnum() -> Optional[int]:
+    """$bpnum: the number of the breakpoint (or catchpoint) the user's last command made."""
+    try:
+        v = gdb.parse_and_eval("$bpnum")
+        return None if v.type.code == gdb.TYPE_CODE_VOID else int(v)
+    except (gdb.error, ValueError, OverflowError):
+        return None
+
+
+class _SyscallCatchpoint:
+    """brkwatch's `catch syscall` catchpoint.  Python cannot make a catchpoint, and gdb before
+    13 gives it no gdb.Breakpoint either (gdb.breakpoints() leaves it out): so it is made with
+    the command, found by its number in $bpnum, and, without an object, driven by number."""
+
+    def __init__(self, number: int, bp=None):
+        self.number = number
+        self._bp = bp
+
+    @classmethod
+    def create(cls, nrs, condition: str, silent: bool) -> "_SyscallCatchpoint":
+        before = _bpnum()
+        gdb.execute("catch syscall " + " ".join(map(str, nrs)), to_string=True)
+        number = _bpnum()
+        if number is None or number == before:
+            raise _Unavailable("gdb made no syscall catchpoint")
+        bp = next((b for b in gdb.breakpoints() or () if b.number == number), None)
+        cp = cls(number, bp)
+        try:
+            cp._set_up(condition, silent)
+        except (gdb.error, RuntimeError) as e:
+            cp.delete()
+            raise _Unavailable(f"cannot set up syscall catchpoint {number} ({e})") from None
+        return cp
+
+    def _set_up(self, condition: str, silent: bool):
+        if self._bp is not None:
+            self._bp.condition = condition
+            self._bp.silent = silent
+            return
+        gdb.execute(f"condition {self.number} {condition}", to_string=True)
+        if silent:
+            gdb.execute(f"commands {self.number}\nsilent\nend", to_string=True)
+
+    def is_valid(self) -> bool:
+        if self._bp is not None:
+            return self._bp.is_valid()
+        try:  # says "No breakpoint or watchpoint matching 'N'." once it is deleted
+            text = gdb.execute(f"info breakpoints {self.number}", to_string=True)
+        except gdb.error:
+            return False
+        return re.search(rf"^{self.number}\s+catchpoint\b", text, re.M) is not None
+
+    def delete(self):
+        if self._bp is not None:
+            if self._bp.is_valid():
+                self._bp.delete()
+        elif self.is_valid():
+            gdb.execute(f"delete {self.number}", to_string=True)
+
+
 class Watcher:
     def __init__(self):
         self.on = False
@@ -320,7 +381,8 @@ class Watcher:
         self.libc = libc
         if libc is not None:
             self._seed(pid, libc)
-        if self.catchpoint is not None and self.catchpoint.is_valid():
+        self._check_catchpoint()
+        if self.catchpoint is not None:
             self.method, self.armed_pid, self.waiting = "syscall", pid, ""  # kept from the last run
             return
         order = {"auto": ("watch", "break", "syscall"), "watch": ("watch", "break", "syscall"),
@@ -419,14 +481,8 @@ class Watcher:
 
     def _arm_syscall(self) -> str:
         nrs = [NR["brk"]] + ([NR["mmap"], NR["munmap"], NR["mremap"]] if self.options.mmap else [])
-        before = {b.number for b in gdb.breakpoints() or ()}
-        gdb.execute("catch syscall " + " ".join(map(str, nrs)), to_string=True)
-        new = [b for b in gdb.breakpoints() or () if b.number not in before]
-        if not new:
-            raise _Unavailable("gdb made no syscall catchpoint")
-        self.catchpoint = new[-1]
-        self.catchpoint.condition = "$_gdbext_brkwatch()"
-        self.catchpoint.silent = not self.options.stop
+        self.catchpoint = _SyscallCatchpoint.create(nrs, "$_gdbext_brkwatch()",
+                                                    silent=not self.options.stop)
         names = "brk" + (", mmap, munmap, mremap" if self.options.mmap else "")
         return (f"catchpoint {self.catchpoint.number} on the system calls {names} "
                 f"(every system call of the program stops in gdb while it exists)")
@@ -508,13 +564,21 @@ class Watcher:
     def _on_breakpoint_deleted(self, bp):
         try:
             if self.catchpoint is not None and bp.number == self.catchpoint.number:
-                self.catchpoint = None
-                self.method = None
-                self.method_text = ""
-                self.armed_pid = None
-                self.waiting = "the syscall catchpoint was deleted; 'brkwatch on' sets it again"
+                self._lost_catchpoint()
         except Exception as e:
             self._error(e)
+
+    def _lost_catchpoint(self):
+        self.catchpoint = None
+        self.method = None
+        self.method_text = ""
+        self.armed_pid = None
+        self.waiting = "the syscall catchpoint was deleted; 'brkwatch on' sets it again"
+
+    def _check_catchpoint(self):
+        """gdb before 13 tells no one when a catchpoint is deleted: look before reporting."""
+        if self.catchpoint is not None and not self.catchpoint.is_valid():
+            self._lost_catchpoint()
 
     # ---- one event ----------------------------------------------------------------------
     def dispatch(self, handler, source) -> bool:
@@ -783,6 +847,7 @@ class Watcher:
 
     # ---- status -------------------------------------------------------------------------
     def status(self) -> dict:
+        self._check_catchpoint()
         return {"on": self.on, "options": self.options.to_json(), "method": self.method,
                 "hooks": self.method_text or None, "waiting": self.waiting or None,
                 "not_used": list(self.why_not), "events": self.log.summary.events,

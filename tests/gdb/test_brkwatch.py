@@ -349,3 +349,26 @@ def test_turned_on_in_a_stopped_program(gdb_session, method):
     help_text = g.cmd("help brkwatch")
     assert_clean(help_text)
     assert "brkwatch on [--mmap] [--stop] [--bt N]" in help_text
+
+
+def test_syscall_catchpoint_is_found_and_removed(gdb_session):
+    """The catchpoint is made with `catch syscall` and found by $bpnum (gdb before 13 has no
+    Python object for it); 'off' removes it, and a catchpoint the user deleted is noticed."""
+    g = gdb_session(demo("sbrk_grow"), "grow")
+    g.run_to("before")
+    out = g.cmd("brkwatch on --method syscall")
+    assert out.startswith("brkwatch: on (catchpoint "), out
+    number = int(re.search(r"catchpoint (\d+)", out).group(1))
+    listed = g.cmd(f"info breakpoints {number}")
+    assert re.search(rf"^{number}\s+catchpoint\b", listed, re.M) and "$_gdbext_brkwatch()" in listed
+    assert g.cmd("print $bpnum").endswith(f"= {number}")
+    g.cmd("brkwatch off")
+    assert "No breakpoint or watchpoint matching" in g.cmd(f"info breakpoints {number}")
+    out = g.cmd("brkwatch on --method syscall")
+    number = int(re.search(r"catchpoint (\d+)", out).group(1))
+    g.cmd(f"delete {number}")
+    status = g.cmd("brkwatch status")
+    assert_clean(status)
+    assert "the syscall catchpoint was deleted" in status, status
+    g.run_to("after")
+    assert brk_events(log(g)) == []
