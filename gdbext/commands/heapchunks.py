@@ -2,6 +2,8 @@
 
 import argparse
 import json
+import sys
+from array import array
 from itertools import compress, repeat
 from operator import add, and_, lshift, mod, or_
 
@@ -18,6 +20,10 @@ from .heapcommon import (STATE_TOKENS, arena_name, flag_letters, preview, print_
 
 PREVIEW = 16
 BATCH = 1 << 14  # chunks per piece of output when streaming a big listing
+_NO_PREVIEW = bytes(int(c < len(STATES) and STATES[c] in ("mmapped", "corrupt", "fencepost"))
+                    for c in range(256))  # the table shows no data for these
+_PRINTABLE = bytes(c if 32 <= c < 127 else ord(".") for c in range(256))
+_FLAG_LETTERS = [flag_letters(f) for f in range(8)]
 _IN_BIN = bytes(int(0 < c < len(STATES) and STATES[c] in ("tcache", "fastbin", "unsorted",
                                                           "smallbin", "largebin"))
                 for c in range(256))  # state code -> 1 for the states of chunks in a bin
@@ -202,12 +208,18 @@ class HeapChunks(GdbextCommand):
         hdr = view.layout.chunk_hdr_sz
         left = flt.limit if flt.limit is not None else -1
         hidden = 0
+        L = view.layout
+        fast = (flt.everything and not out.colour and L.size_sz == L.pointer_size == 8
+                and PREVIEW == 2 * L.size_sz)
         for a in arenas:
             out.line([(arena_name(view, a), "title")])
             for seg in a.heaps:
                 out.line([(f"heap {fmt.address(seg.start)}-{fmt.address(seg.end)} "
                            f"({fmt.human(seg.end - seg.start)}), {len(seg)} chunks"
                            + ("" if seg.complete else ", walk stopped early"), "muted")])
+                if fast:
+                    self._rows_fast(view, seg, out)
+                    continue
                 t = Table(["address", "size", "flags", "state", "user address", "data", ""],
                           "lrlllll")
                 for i, (addr, raw, st) in enumerate(zip(seg.addrs, seg.raws, seg.states)):
@@ -255,6 +267,63 @@ class HeapChunks(GdbextCommand):
                    f"hblks={mi.hblks} hblkhd={mi.hblkhd} uordblks={mi.uordblks} "
                    f"fordblks={mi.fordblks} keepcost={mi.keepcost}", "muted")])
         problems(view, out)
+
+    def _rows_fast(self, view, seg, out):
+        """One heap's table without colour, filter or limit: the same lines as through Table,
+        made a batch at a time at C speed, the data column from the two words after each
+        header that the heap walk kept."""
+        n = len(seg.addrs)
+        if not n:
+            return
+        hdr = view.layout.chunk_hdr_sz
+        addrs, raws, states, bins = seg.addrs, seg.raws, seg.states, seg.bins
+        special = {}  # index -> (hex, text): no preview, or one the walk's words cannot give
+        for i in compress(range(n), states.translate(_NO_PREVIEW)):
+            special[i] = ("", "")
+        for i in seg.unread:
+            if i not in special:
+                special[i] = preview(read_or_none(view, addrs[i] + hdr, PREVIEW))
+        named = set(zip(map(states.__getitem__, bins.keys()), bins.values()))
+        size_w = max(len("size"), len("%#x" % (max(raws) & ~7)))
+        state_w = max([len("state")] + [len(STATES[st]) for st in set(states)] +
+                      [len(STATES[st]) + 1 + len(label) for st, label in named if label])
+        data_w = max([len("data")] + [len(h) for h, _ in special.values()] +
+                     ([len(preview(bytes(PREVIEW))[0])] if len(special) < n else []))
+        addr_w = max(len("user address"), len(fmt.address(0)))
+        line = ("%%-%ds  %%%ds  %%-5s  %%-%ds  %%-%ds  %%-%ds  %%s"
+                % (addr_w, size_w, state_w, addr_w, data_w))
+        out.write(line % ("address", "size", "flags", "state", "user address", "data", "") + "\n")
+        code = seg.fds.typecode
+        address = "0x%%0%dx" % (len(fmt.address(0)) - 2)
+        todo = sorted(special)
+        j = 0
+        for lo in range(0, n, BATCH):
+            hi = min(n, lo + BATCH)
+            m = hi - lo
+            a, r, st = addrs[lo:hi], raws[lo:hi], states[lo:hi]
+            state_text = list(map(STATES.__getitem__, st))
+            for i in compress(range(m), st.translate(_IN_BIN)):
+                label = bins.get(lo + i)
+                if label:
+                    state_text[i] = STATES[st[i]] + " " + label
+            fds, bks = seg.fds[lo:hi], seg.bks[lo:hi]
+            words = array(code, bytes(2 * m * fds.itemsize))
+            words[0::2], words[1::2] = fds, bks
+            text = words.tobytes().translate(_PRINTABLE).decode("ascii")
+            if sys.byteorder == "little":  # print each word's bytes in memory order
+                fds.byteswap()
+                bks.byteswap()
+            hexes = list(map(mod, repeat("%016x %016x"), zip(fds, bks)))
+            texts = list(map(text.__getitem__, map(slice, range(0, PREVIEW * m, PREVIEW),
+                                                     range(PREVIEW, PREVIEW * m + 1, PREVIEW))))
+            while j < len(todo) and todo[j] < hi:
+                hexes[todo[j] - lo], texts[todo[j] - lo] = special[todo[j]]
+                j += 1
+            rows = map(mod, repeat(line), zip(
+                map(mod, repeat(address), a), map(mod, repeat("%#x"), map(and_, r, repeat(~7))),
+                map(_FLAG_LETTERS.__getitem__, map(and_, r, repeat(7))), state_text,
+                map(mod, repeat(address), map(add, a, repeat(hdr))), hexes, texts))
+            out.write("\n".join(rows) + "\n")
 
     def _footer(self, view, a, out):
         tot = a.totals()
