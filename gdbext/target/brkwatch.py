@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Tuple
 import gdb
 
 from ..model import brklog as M
+from ..model.brkcode import brk_failure_branch
 from ..model.elf import parse_program_headers
 from ..model.elfsyms import file_reader, symbols
 from ..model.libcversion import looks_like_libc
@@ -183,18 +184,8 @@ def _syscall_sites(start: int, size: int) -> List[Tuple[int, int]]:
 
 
 def _failure_branch(start: int, size: int) -> Optional[int]:
-    """__brk's branch for a refused break: the first conditional jump after the system call."""
-    seen = False
-    for insn in _instructions(start, size):
-        words = insn["asm"].split()
-        if words[:1] == ["syscall"]:
-            seen = True
-        elif seen and words and words[0].startswith("j") and words[0] != "jmp" and len(words) > 1:
-            try:
-                return int(words[1], 16)
-            except ValueError:
-                return None
-    return None
+    """__brk's branch for a refused break (see model.brkcode), or None."""
+    return brk_failure_branch((i["addr"], i["length"], i["asm"]) for i in _instructions(start, size))
 
 
 class _Hook(gdb.Breakpoint):
