@@ -17,7 +17,6 @@ functions in it.  Breakpoints sit at libc addresses of one process: they are rem
 goes away (exit, kill, a new run) and set again when libc is loaded.
 """
 
-import os
 import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -26,8 +25,7 @@ import gdb
 
 from ..model import brklog as M
 from ..model.brkcode import brk_failure_branch
-from ..model.elf import parse_program_headers
-from ..model.elfsyms import file_reader, symbols
+from ..model.libcsyms import is_loader, libc_symbols
 from ..model.libcversion import looks_like_libc
 from ..model.regions import Mapping, parse_proc_maps
 from .errors import UserError
@@ -127,46 +125,18 @@ def _find_libc(pid: int) -> Tuple[Optional[LibcInfo], str]:
     maps = _proc_maps(pid)
     if not maps:
         return None, "cannot read the process's mappings (brkwatch needs a local live process)"
-    libc = [m for m in maps if looks_like_libc(m.path)]
-    static = False
-    if not libc:
-        if any(_is_loader(m.path) for m in maps):
-            return None, "libc is not loaded yet"
-        exe = next((m.path for m in maps if m.path and not m.path.startswith("[")), None)
-        libc = [m for m in maps if m.path == exe]
-        static = True
-    if not libc:
-        return None, "no libc in the process"
-    path = libc[0].path
-    first = min(libc, key=lambda m: m.start)
-    try:
-        header = bytes(gdb.selected_inferior().read_memory(first.start, 0x1000))
-    except (gdb.MemoryError, gdb.error):
-        return None, f"cannot read the ELF header of {path}"
-    obj = parse_program_headers(header, first.start, path)
-    if obj is None:
-        return None, f"{path} has no ELF header in memory"
-    read = file_reader(path)
-    if read is None:
-        return None, f"cannot open {path} to read its symbols"
-    try:
-        if first.inode:
-            try:
-                if os.stat(path).st_ino != first.inode:
-                    return None, f"{path} on disk is not the file the process loaded"
-            except OSError:
-                return None, f"cannot stat {path}"
-        raw = symbols(read, LIBC_FUNCS)
-    finally:
-        read.close()
-    syms = {name: (obj.bias + value, size) for name, (value, size) in raw.items()}
-    ranges = [(m.start, m.end) for m in libc]
-    system = ranges + [(m.start, m.end) for m in maps if _is_loader(m.path)]
-    return LibcInfo(path, static, obj.bias, ranges, syms, system), ""
+    lib, why = libc_symbols(maps, LIBC_FUNCS, _read_memory, local=True)
+    if lib is None:
+        return None, why
+    system = lib.ranges + [(m.start, m.end) for m in maps if is_loader(m.path)]
+    return LibcInfo(lib.path, lib.static, lib.bias, lib.ranges, lib.syms, system), ""
 
 
-def _is_loader(path: str) -> bool:
-    return bool(path) and os.path.basename(path).startswith("ld-") and ".so" in path
+def _read_memory(address: int, size: int) -> Optional[bytes]:
+    try:
+        return bytes(gdb.selected_inferior().read_memory(address, size))
+    except (gdb.MemoryError, gdb.error, ValueError, OverflowError):
+        return None
 
 
 def _instructions(start: int, size: int):
@@ -706,7 +676,7 @@ class Watcher:
         lib = self.libc
         if lib is None:
             so = gdb.solib_name(pc)
-            return bool(so and (looks_like_libc(so) or _is_loader(so)))
+            return bool(so and (looks_like_libc(so) or is_loader(so)))
         if lib.static:
             try:
                 return frame.find_sal().symtab is None

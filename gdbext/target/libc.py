@@ -6,6 +6,7 @@ from typing import Optional, Tuple
 
 import gdb
 
+from ..model.libcsyms import libc_symbols
 from ..model.libcversion import looks_like_libc, version_from_bare_string, version_from_bytes
 from ..model.memory import MemoryReadError
 from .mappings import mappings
@@ -90,6 +91,29 @@ def _version_from_file(target: Target, maps, parse):
             return parse(f.read(64 << 20))
     except OSError:
         return None
+
+
+def libc_symbol_address(target: Target, name: str) -> Optional[int]:
+    """Address of libc's own global `name`, or None.  gdb's look-up may answer with another
+    object's copy (ld.so has its own __curbrk), libc's symbol table does not: gdb is asked only
+    when libc's file cannot be read here (a core or remote target whose paths are not this
+    machine's files, a deleted file, libc not loaded yet) or, in a static program, which has
+    one copy of everything, when the file's table lacks the name (a separate debug file)."""
+    lib = cached(("libc_symbols", name), lambda: _libc_symbols(target, name))
+    if lib is not None and (name in lib.syms or not lib.static):
+        return lib.address(name)
+    return symbol_address(name)
+
+
+def _libc_symbols(target: Target, name: str):
+    def read(address: int, size: int):
+        try:
+            return target.memory.read(address, size)
+        except MemoryReadError:
+            return None
+
+    lib, _ = libc_symbols(mappings(target), (name,), read, local=target.local_proc is not None)
+    return lib
 
 
 def version_text(v) -> Optional[str]:

@@ -14,8 +14,9 @@ from ..model.malloc_regions import malloc_claims
 from ..model.memory import MemoryReadError
 from ..model.regions import Claim, Facts, Region, classify
 from ..model.stacks import StackBounds, bounds_from_mappings
+from .libc import libc_symbol_address
 from .mappings import mappings
-from .process import Target, cached, symbol_address
+from .process import Target, cached
 from .threads import list_threads
 
 
@@ -56,7 +57,7 @@ def program_break(target: Target, maps) -> Optional[tuple]:
             if start:
                 break
     cur = None
-    addr = symbol_address("__curbrk")
+    addr = libc_symbol_address(target, "__curbrk")  # libc's, not ld.so's
     if addr:
         try:
             cur = int.from_bytes(target.memory.read(addr, target.pointer_size), "little")

@@ -40,6 +40,24 @@ def test_core_vmmap_matches_live(live_and_core):
             assert core_k[rng] == (kind, thread), (hex(rng[0]), kind, core_k[rng])
 
 
+def test_core_heap_ends_at_libcs_break(gdb_session, tmp_path):
+    """A core file has no [heap] label: the heap is the anonymous mapping up to the break in
+    libc's __curbrk.  ld.so has a __curbrk of its own, left at its start-up value, which is
+    what gdb's look-up of the name may answer."""
+    live = gdb_session(demo("malloc_sizes"))
+    live.run_to("heap")
+    end = (live.facts["sbrk0"] + 0xFFF) & ~0xFFF
+    heap = live.json("vmmap --json --kind heap")["regions"]
+    assert heap and heap[-1]["end"] == end, heap
+    core = str(tmp_path / "malloc_sizes.core")
+    live.cmd(f"gcore {core}", timeout=120)
+    assert os.path.exists(core)
+    g = gdb_session(demo("malloc_sizes"))
+    g.cmd(f"core-file {core}", timeout=120)
+    in_core = g.json("vmmap --json --kind heap")["regions"]
+    assert [(r["start"], r["end"]) for r in in_core] == [(r["start"], r["end"]) for r in heap]
+
+
 def test_core_address_lookup(live_and_core):
     live, _, g = live_and_core
     f = live.facts

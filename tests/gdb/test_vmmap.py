@@ -134,6 +134,17 @@ def test_sbrk_heap_follows_the_break(gdb_session):
     assert heap == [] or heap[-1]["end"] == page_up(g.facts["brk.shrunk"])
 
 
+def test_program_break_is_libcs(gdb_session):
+    """The break is read from libc's __curbrk.  ld.so defines one too, left at the break it
+    saw at start-up, and gdb's look-up of the name answers with ld.so's."""
+    g = gdb_session(demo("sbrk_grow"), "grow")
+    g.run_to("after")
+    text = g.cmd("python from gdbext.target import regions as R, mappings as M, process as P; "
+                 "t = P.Target(); print('BREAK', R.program_break(t, M.mappings(t)))")
+    assert_clean(text)
+    assert text.splitlines()[-1] == f"BREAK ({g.facts['brk.before']}, {g.facts['brk.after']})", text
+
+
 def test_anonymous_and_file_mappings(gdb_session):
     g = gdb_session(demo("anon_mmap"))
     g.run_to("mapped")
