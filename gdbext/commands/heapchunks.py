@@ -19,7 +19,7 @@ from .heapcommon import (STATE_TOKENS, arena_name, flag_letters, preview, print_
                          read_or_none, select_arenas)
 
 PREVIEW = 16
-BATCH = 1 << 14  # chunks per piece of output when streaming a big listing
+BATCH = 1 << 11  # chunks per piece of output (gdb.write is slower on pieces of megabytes)
 _NO_PREVIEW = bytes(int(c < len(STATES) and STATES[c] in ("mmapped", "corrupt", "fencepost"))
                     for c in range(256))  # the table shows no data for these
 _PRINTABLE = bytes(c if 32 <= c < 127 else ord(".") for c in range(256))

@@ -569,6 +569,7 @@ def _assign_states(state: HeapState, problems: List[Problem]) -> None:
         lists.extend((b, a.address) for b in a.bin_lists())
     for b, owner in lists:
         code = STATE_OF_KIND[b.kind]
+        label = b.label
         where = b.where if len(b.where) == len(b.chunks) else [None] * len(b.chunks)
         for addr, loc in zip(b.chunks, where):
             if loc is not None:
@@ -583,10 +584,11 @@ def _assign_states(state: HeapState, problems: List[Problem]) -> None:
             if owner is not None and seg.arena != owner:
                 problems.append(Problem(addr, "%s of arena %#x holds a chunk of arena %#x's heap"
                                         % (b.label, owner, seg.arena)))
-            old = seg.states[i]
+            states = seg.states
+            old = states[i]
             if old == USED:
-                seg.states[i] = code
-                seg.bins[i] = b.label
+                states[i] = code
+                seg.bins[i] = label
             elif old == TOP:
                 problems.append(Problem(addr, "%s holds the top chunk" % b.label))
             elif old in (CORRUPT, FENCEPOST):

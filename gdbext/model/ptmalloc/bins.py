@@ -257,12 +257,14 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
     what = "%s of arena %#x" % (label, arena.address)
     holder, prev, p, seen, n = bin_addr + 2 * ssz, bin_addr, fd, set(), 0
     index_of_size: Dict[int, int] = {}
+    cap = min(steps.per_list, steps.left)  # steps.left is brought up to date on the way out
+    chunks_append, sizes_append, where_append = b.chunks.append, b.sizes.append, b.where.append
     while p != bin_addr:
         if p in seen:
             problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, p)))
             b.complete = False
             break
-        if n >= steps.per_list or steps.left <= 0:
+        if n >= cap:
             problems.append(Problem(holder, "%s: longer than the walk bound; stopped" % what))
             b.complete = False
             break
@@ -271,7 +273,7 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
                 not _check_ptr(L, p, holder, what, in_heap, problems):
             b.complete = False
             break
-        if loc is not None and loc[1] not in loc[0].unread:
+        if loc is not None and (not loc[0].unread or loc[1] not in loc[0].unread):
             seg, k = loc
             raw, pfd, pbk = seg.raws[k], seg.fds[k], seg.bks[k]
         else:
@@ -296,16 +298,16 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
                 problems.append(Problem(p, "%s: chunk size %#x belongs in bin %d"
                                         % (what, size, got_index)))
         seen.add(p)
-        b.chunks.append(p)
-        b.sizes.append(raw)
-        b.where.append(loc)
+        chunks_append(p)
+        sizes_append(raw)
+        where_append(loc)
         n += 1
-        steps.left -= 1
         holder, prev, p = p, p, pfd
     else:
         if bk != prev:
             problems.append(Problem(bin_addr + 3 * ssz, "%s: bin's bk is %#x but its last chunk "
                                                         "is %#x" % (what, bk, prev)))
+    steps.left -= n
     return b
 
 
