@@ -51,8 +51,9 @@ TARGETS = {  # (command, N) -> (seconds, ratio to the floor, gdb's peak MiB); No
 
 # Runs inside gdb: read each heap once, walk the size fields, count the chunks.
 FLOOR = r'''
-import gdb
+import gdb, time
 def _floor(heaps):
+    t0 = time.perf_counter()
     inf = gdb.selected_inferior()
     n = 0
     for start, end, first, top in heaps:
@@ -65,7 +66,7 @@ def _floor(heaps):
             pos += size >> 3
             n += 1
         n += pos == stop  # the top chunk
-    open(%(out)r, "w").write("%%d\n" %% n)
+    open(%(out)r, "w").write("%%d %%f\n" %% (n, time.perf_counter() - t0))
 _floor(%(heaps)r)
 '''
 
@@ -179,12 +180,15 @@ def main():
             configs = [("(no command)", None, None), ("floor", f"source {floor_py}", None)]
             configs += COMMANDS
             got = {name: [] for name, _, _ in configs}
+            inside = []  # the floor's own time, measured inside gdb
             for _ in range(args.runs):
                 for name, command, expect in configs:
                     got[name].append(runner.run(n, command, expect)[:3])
                     if name == "floor":
                         with open(floor_out) as f:
-                            walked = int(f.read())
+                            walked, took = f.read().split()
+                        walked = int(walked)
+                        inside.append(float(took))
                         if walked != chunks:
                             raise SystemExit(f"floor walked {walked} chunks, arenas --json "
                                              f"counts {chunks}")
@@ -202,6 +206,8 @@ def main():
                     "gdb_peak_mib": round(max(g for _, g, _ in got[name]) / 1024, 1),
                     "time_peak_mib": round(max(peaks) / 1024, 1) if peaks else None,
                     "runs": [round(t, 4) for t in times]})
+                if name == "floor":
+                    rows[-1]["inside_gdb"] = round(statistics.median(inside), 4)
                 if not args.json:
                     print_row(rows[-1], first=len(rows) == 1)
     if args.json:
@@ -220,8 +226,9 @@ def print_row(r, first=False):
               f"{'gdb MiB':>8} {'time MiB':>9}")
     ratio = "" if r["ratio_to_floor"] is None else f"{r['ratio_to_floor']:.2f}"
     tp = "-" if r["time_peak_mib"] is None else f"{r['time_peak_mib']:.0f}"
+    note = f"  (read and walk inside gdb: {r['inside_gdb']:.3f})" if "inside_gdb" in r else ""
     print(f"{label(r['n']):>5} {r['chunks']:>8}  {r['command']:<18} {r['seconds']:8.3f} "
-          f"{ratio:>8} {r['gdb_peak_mib']:8.0f} {tp:>9}", flush=True)
+          f"{ratio:>8} {r['gdb_peak_mib']:8.0f} {tp:>9}{note}", flush=True)
 
 
 def verdicts(rows):
