@@ -7,7 +7,9 @@
  *
  *   size         a used chunk's size field = 0x4141414141414141
  *   tcache_next  a tcache entry's next decodes to 0xdeadbeef000
- *   fastbin_loop fastbin A -> B -> A (safe-linking encoded)
+ *   fastbin_loop fastbin A -> B -> A
+ * (list pointers written safe-linking encoded when this glibc encodes them:
+ * 2.32 and later; seen, not assumed, since one build runs under several.)
  *   unsorted_bk  an unsorted chunk's bk = 0x4242424242424242
  *   top_size     the top chunk's size = 0xffffffffffffff01
  *
@@ -29,8 +31,17 @@
 #endif
 
 /* glibc >= 2.32 safe-linking: a list pointer stored at address pos */
+static int safe_linking;
 #define PROTECT_PTR(pos, ptr) \
-    ((uintptr_t)(ptr) ^ ((uintptr_t)(pos) >> 12))
+    ((uintptr_t)(ptr) ^ (safe_linking ? (uintptr_t)(pos) >> 12 : 0))
+
+/* The first chunk freed into an empty tcache or fastbin list holds its end, NULL: stored as
+ * is by glibc < 2.32, as (its address >> 12) by a glibc with safe-linking. */
+static void see_safe_linking(void *first_freed)
+{
+    safe_linking = *(uintptr_t *)first_freed != 0;
+    fact("safe_linking=%d", safe_linking);
+}
 
 static int nlive;
 
@@ -79,6 +90,7 @@ static void mode_tcache_next(void)
     live(0x18);
     demo_check(other && victim, "malloc");
     free(other);
+    see_safe_linking(other);
     free(victim); /* tcache 0x40: victim -> other */
     fact("freed.0=0x%lx", (unsigned long)other);
     fact("freed.1=0x%lx", (unsigned long)victim);
@@ -107,6 +119,7 @@ static void mode_fastbin_loop(void)
     for (int i = 0; i < FILL; i++)
         free(fill[i]); /* tcache 0x40 is now full */
     free(b);
+    see_safe_linking(b);
     free(a); /* fastbin 0x40: A -> B -> NULL */
     fact("fast.a=0x%lx", (unsigned long)chunk_of(a));
     fact("fast.b=0x%lx", (unsigned long)chunk_of(b));
