@@ -60,8 +60,9 @@ def _glibc_version(target: Target):
 
 
 # A static program has no banner (nothing references it), but libthread_db's version check
-# needs libc's own VERSION string under this name, so it is linked in with pthread_create.
-VERSION_SYMBOLS = ("__nptl_version", "__libc_version")
+# needs libc's own VERSION string under this name, so it is linked in with pthread_create
+# (a local `nptl_version` in libpthread before glibc 2.34 merged it into libc).
+VERSION_SYMBOLS = ("__nptl_version", "nptl_version", "__libc_version")
 
 
 def _version_from_symbol(target: Target):
