@@ -81,6 +81,8 @@ class HeapSegment:
         last = self.addrs[i] + (self.raws[i] & ~SIZE_BITS)
         if self.states[i] in (CORRUPT, FENCEPOST):
             return max(self.end, last)
+        if self.states[i] == TOP and last > self.end:
+            return self.end  # a top size past the heap (a problem already says so) ends there
         return last
 
     def chunk(self, i: int) -> Chunk:
