@@ -265,5 +265,6 @@ def check_bins_agree(doc: dict, bins: dict) -> None:
 
 def thread_tids(info_threads: str) -> dict:
     """gdb thread number -> LWP id, from `info threads`."""
-    return {int(n): int(lwp) for n, lwp in
-            re.findall(r"^\*?\s*(\d+)\s+Thread 0x[0-9a-f]+ \(LWP (\d+)\)", info_threads, re.M)}
+    return {int(n): int(lwp or bare) for n, lwp, bare in
+            re.findall(r"^\*?\s*(\d+)\s+(?:Thread 0x[0-9a-f]+ \(LWP (\d+)\)|LWP (\d+))",
+                       info_threads, re.M)}
