@@ -2,10 +2,9 @@
 
 from ..render import fmt, jsonout
 from ..render.table import Table
-from ..target.heap import heap_view
-from ..target.libc import target_json
 from ..target.process import Target
 from .base import GdbextCommand
+from .edge import heap_view, target_json
 from .heapchunks import problems
 from .heapcommon import arena_name, print_header
 

@@ -3,9 +3,14 @@
 from ..model import brklog as M
 from ..render import fmt, jsonout
 from ..render.table import Table
-from ..target.brkwatch import METHODS, WATCHER, Options, delta_text, what_text
 from ..target.errors import UserError
 from .base import GdbextCommand
+
+
+def _bw():
+    """The watcher and its helpers, loaded on first use: gdb start-up stays cheap."""
+    from ..target import brkwatch
+    return brkwatch
 
 
 def _target_doc():
@@ -16,7 +21,7 @@ def _target_doc():
 
         return target_json(Target())
     except Exception:  # not running: the log is still worth showing
-        return {"pid": WATCHER.log.pid, "kind": None, "glibc": None, "symbols": False}
+        return {"pid": _bw().WATCHER.log.pid, "kind": None, "glibc": None, "symbols": False}
 
 
 def _caller_text(e: M.BrkEvent) -> str:
@@ -43,7 +48,7 @@ def _threshold_text(t) -> str:
 
 
 def _status_lines(st) -> list:
-    opts = Options(**st["options"])
+    opts = _bw().Options(**st["options"])
     lines = [f"brkwatch is {'on' if st['on'] else 'off'}; options: {opts.text()}"]
     if st["method"]:
         lines.append(f"  watching with: {st['hooks']}")
@@ -69,11 +74,11 @@ def summary_text(log: M.BrkLog) -> str:
         return "no events"
     kinds = ", ".join(f"{k} {n}" for k, n in M.counts_by_kind(log.events).items())
     net = s.brk_growth + s.mmapped_growth
-    text = (f"{s.events} event(s) ({kinds}); net growth {delta_text(net)} ({fmt.human(abs(net))}"
-            f"{' less' if net < 0 else ''}: break {delta_text(s.brk_growth)}, "
-            f"mmapped {delta_text(s.mmapped_growth)})")
+    text = (f"{s.events} event(s) ({kinds}); net growth {_bw().delta_text(net)} ({fmt.human(abs(net))}"
+            f"{' less' if net < 0 else ''}: break {_bw().delta_text(s.brk_growth)}, "
+            f"mmapped {_bw().delta_text(s.mmapped_growth)})")
     if s.largest:
-        text += f"; largest step #{s.largest[0]} {delta_text(s.largest[1])} ({fmt.human(abs(s.largest[1]))})"
+        text += f"; largest step #{s.largest[0]} {_bw().delta_text(s.largest[1])} ({fmt.human(abs(s.largest[1]))})"
     if s.failures:
         text += f"; {s.failures} failed"
     return text
@@ -102,7 +107,7 @@ class BrkWatch(GdbextCommand):
         on.add_argument("--mmap", action="store_true", help="also anonymous mmap/munmap/mremap")
         on.add_argument("--stop", action="store_true", help="stop the program at each event")
         on.add_argument("--bt", type=int, default=0, metavar="N", help="keep N frames per event")
-        on.add_argument("--method", choices=METHODS, default="auto",
+        on.add_argument("--method", choices=M.METHODS, default="auto",
                         help="how to be told of a change (default: the cheapest that works)")
         on.add_argument("--json", action="store_true", help="the status afterwards, as JSON")
         off = sub.add_parser("off", help="stop recording (the log is kept)")
@@ -126,19 +131,19 @@ class BrkWatch(GdbextCommand):
         if action == "on":
             if args.bt < 0 or args.bt > 256:
                 raise UserError("--bt takes a number of frames from 0 to 256")
-            text = WATCHER.turn_on(Options(args.mmap, args.stop, args.bt, args.method))
-            lines = [f"brkwatch: {text}"] + [f"brkwatch: not used: {w}" for w in WATCHER.why_not]
+            text = _bw().WATCHER.turn_on(_bw().Options(args.mmap, args.stop, args.bt, args.method))
+            lines = [f"brkwatch: {text}"] + [f"brkwatch: not used: {w}" for w in _bw().WATCHER.why_not]
         elif action == "off":
-            lines = [f"brkwatch: {WATCHER.turn_off()}"]
+            lines = [f"brkwatch: {_bw().WATCHER.turn_off()}"]
         elif action == "clear":
-            n = WATCHER.log.summary.events
-            WATCHER.log.clear(None, WATCHER.log.pid)
+            n = _bw().WATCHER.log.summary.events
+            _bw().WATCHER.log.clear(None, _bw().WATCHER.log.pid)
             lines = [f"brkwatch: {n} event(s) cleared"]
         if action in ("on", "off", "clear", "status"):
-            st = WATCHER.status()
+            st = _bw().WATCHER.status()
             if want_json:
                 out.json(jsonout.document("brkwatch", _target_doc(), status=st,
-                                          summary=WATCHER.log.summary.to_json()))
+                                          summary=_bw().WATCHER.log.summary.to_json()))
                 return
             for line in lines or _status_lines(st):
                 out.line(line)
@@ -146,7 +151,7 @@ class BrkWatch(GdbextCommand):
             self._log(args, out)
 
     def _log(self, args, out):
-        log = WATCHER.log
+        log = _bw().WATCHER.log
         if args.last is not None and args.last < 1:
             raise UserError("--last takes a positive number of events")
         events = log.selected(args.kind, args.last)
@@ -154,22 +159,22 @@ class BrkWatch(GdbextCommand):
             out.json(jsonout.document(
                 "brkwatch", _target_doc(), events=[e.to_json() for e in events],
                 summary=log.summary.to_json(), start_brk=log.start_brk, notes=list(log.notes),
-                dropped=log.dropped, status=WATCHER.status(),
+                dropped=log.dropped, status=_bw().WATCHER.status(),
                 threshold_changes=[{"seq": s, "old": a, "new": b}
                                    for s, a, b in M.threshold_changes(log.events)]))
             return
         for n in log.notes:
             out.line([("note: ", "muted"), (n, None)])
         if not events:
-            state = "on" if WATCHER.on else "off ('brkwatch on' starts recording)"
+            state = "on" if _bw().WATCHER.on else "off ('brkwatch on' starts recording)"
             out.line(f"brkwatch: no events recorded; brkwatch is {state}")
             return
         t = Table(["#", "thread", "kind", "change", "delta", "result", "heap", "mmapped",
                    "threshold", "caller"], "rllllrrrrl")
         for e in events:
             tok = "warning" if not e.ok else ("dynamic" if (e.delta or 0) >= 0 else "free")
-            t.add(e.seq, f"{e.thread} ({e.tid})", (e.kind, tok), (what_text(e), "address"),
-                  (delta_text(e.delta), tok), (e.result, None if e.ok else "warning"),
+            t.add(e.seq, f"{e.thread} ({e.tid})", (e.kind, tok), (_bw().what_text(e), "address"),
+                  (_bw().delta_text(e.delta), tok), (e.result, None if e.ok else "warning"),
                   fmt.human(e.heap_total) if e.heap_total is not None else "?",
                   fmt.human(e.mmapped_total), _threshold_text(e.mmap_threshold), _caller_text(e))
         lines = t.lines()

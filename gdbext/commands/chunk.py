@@ -4,11 +4,9 @@ from ..model.ptmalloc import reveal_ptr
 from ..model.regions import region_at
 from ..render import fmt, jsonout
 from ..target.errors import UserError
-from ..target.heap import heap_view
-from ..target.libc import target_json
 from ..target.process import Target, evaluate_address
-from ..target.regions import regions
 from .base import GdbextCommand
+from .edge import heap_view, target_json, regions
 from .heapchunks import problems
 from .heapcommon import arena_name, chunk_json, flag_letters, preview, print_header, read_or_none
 

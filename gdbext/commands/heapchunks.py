@@ -11,10 +11,9 @@ from ..model.ptmalloc import STATES
 from ..render import fmt, jsonout
 from ..render.table import Table
 from ..target.errors import UserError
-from ..target.heap import heap_view
-from ..target.libc import target_json
 from ..target.process import Target
 from .base import GdbextCommand
+from .edge import heap_view, target_json
 from .heapcommon import (STATE_TOKENS, arena_name, flag_letters, preview, print_header,
                          read_or_none, select_arenas)
 

@@ -1,20 +1,22 @@
 """What the heap commands share: the header, arena selection, chunk rows and bin sizes."""
 
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from ..model.ptmalloc import STATES, Chunk, largebin_index
 from ..model.ptmalloc.chunks import SIZE_BITS
 from ..render import fmt
 from ..target.errors import UserError
-from ..target.heap import HeapView
 from ..target.process import evaluate_address
+
+if TYPE_CHECKING:  # the target layer loads when a command runs, not at start-up
+    from ..target.heap import HeapView
 
 STATE_TOKENS = {"used": "used", "tcache": "free", "fastbin": "free", "unsorted": "free",
                 "smallbin": "free", "largebin": "free", "top": "top", "mmapped": "used",
                 "corrupt": "warning", "fencepost": "muted"}
 
 
-def header_lines(view: HeapView) -> List[str]:
+def header_lines(view: "HeapView") -> List[str]:
     """How the anchors were found: a user judging a heuristic needs to know it is one."""
     f = view.found
     version = view.header()["glibc"] or "unknown (assumed %d.%d)" % tuple(view.layout.version)
@@ -28,12 +30,12 @@ def header_lines(view: HeapView) -> List[str]:
     return lines
 
 
-def print_header(view: HeapView, out) -> None:
+def print_header(view: "HeapView", out) -> None:
     for text in header_lines(view):
         out.line([(text, "muted")])
 
 
-def select_arenas(view: HeapView, spec: Optional[str]):
+def select_arenas(view: "HeapView", spec: Optional[str]):
     """'main', an arena number as `arenas` lists it, or an address expression."""
     arenas = view.state.arenas
     if spec is None:
@@ -53,7 +55,7 @@ def select_arenas(view: HeapView, spec: Optional[str]):
     return got
 
 
-def arena_name(view: HeapView, a) -> str:
+def arena_name(view: "HeapView", a) -> str:
     n = view.arena_number(a.address)
     return f"arena {n} ({'main_arena' if a.main else 'non-main'}) at {fmt.address(a.address)}"
 
@@ -72,7 +74,7 @@ def preview(data: Optional[bytes]) -> tuple:
     return hexpart, text
 
 
-def read_or_none(view: HeapView, address: int, size: int) -> Optional[bytes]:
+def read_or_none(view: "HeapView", address: int, size: int) -> Optional[bytes]:
     try:
         return view.state.memory.read(address, size)
     except Exception:  # MemoryReadError; a preview is never worth failing for
@@ -86,7 +88,7 @@ def chunk_json(c: Chunk, hdr: int) -> dict:
             "bin": c.bin, "prev_size": c.prev_size, "end": c.end}
 
 
-def bin_size(view: HeapView, kind: str, index: int) -> Optional[int]:
+def bin_size(view: "HeapView", kind: str, index: int) -> Optional[int]:
     """The chunk size a bin holds (the smallest, for a large bin); None for the unsorted bin."""
     L = view.layout
     if kind in ("tcache", "fastbin"):

@@ -3,10 +3,9 @@
 from ..render import fmt, jsonout
 from ..render.table import Table
 from ..target.errors import UserError
-from ..target.libc import target_json
 from ..target.process import Target
-from ..target.stackuse import stack_rows
 from .base import GdbextCommand
+from .edge import target_json, stack_rows
 
 
 def parse_thread_list(words):

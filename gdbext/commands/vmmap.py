@@ -7,11 +7,9 @@ from ..model.regions import CLASSES, KINDS, neighbours, region_at
 from ..render import fmt, jsonout
 from ..render.table import Table
 from ..target.errors import UserError
-from ..target.libc import target_json
-from ..target.mappings import resident_bytes
 from ..target.process import Target, evaluate_address
-from ..target.regions import regions
 from .base import GdbextCommand
+from .edge import target_json, regions, resident_bytes
 
 _EXPRESSION_START = re.compile(r"^[0-9$&*(\-]")
 

@@ -20,6 +20,8 @@ SYSCALLS_X86_64 = {12: "brk", 9: "mmap", 11: "munmap", 25: "mremap"}
 ALLOC_FUNCTIONS = ("malloc", "calloc", "realloc", "reallocarray", "free", "memalign",
                    "aligned_alloc", "posix_memalign", "valloc", "pvalloc")
 
+METHODS = ("auto", "watch", "break", "syscall")  # how brkwatch may watch the break
+
 
 def page_up(n: int, page: int = PAGE) -> int:
     return (n + page - 1) // page * page

@@ -31,7 +31,7 @@ from ..model.regions import Mapping, parse_proc_maps
 from .errors import UserError
 from .process import connection_type
 
-METHODS = ("auto", "watch", "break", "syscall")
+METHODS = M.METHODS
 ARGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")  # x86-64 system call arguments
 NR = {"brk": 12, "mmap": 9, "munmap": 11, "mremap": 25}
 ENOSYS_RAX = (1 << 64) - 38  # rax at a syscall-entry stop on x86-64

@@ -30,18 +30,39 @@ Without symbols, locate.find_main_arena / find_mp / find_tcache / find_tcache_ch
 structures by their shape and say how (Found(address, how)).
 """
 
-from .analysis import ArenaState, HeapState, analyze
-from .arena import ArenaHeader, HeapInfo, read_arena, read_heap_info, read_mp
-from .bins import BinList, Tcache
-from .chunks import (FREE_STATES, IS_MMAPPED, NON_MAIN_ARENA, PREV_INUSE, STATES, Chunk, Problem,
-                     PtmallocError, bin_index, fastbin_index, largebin_index, protect_ptr,
-                     reveal_ptr, smallbin_index, tcache_index)
-from .heap import HeapSegment
-from .layout import Layout, Struct
-from .locate import (Found, find_main_arena, find_mp, find_tcache, find_tcache_chunks,
-                     libc_data_mappings)
-from .mmapped import MmappedChunk, chunks_in_mapping
-from .summary import MallocInfo, Mallinfo2
+import importlib
+
+# Each public name and the submodule that defines it; loaded on first use (PEP 562), so that
+# gdb start-up, which only registers commands, does not pay for the whole model.
+_WHERE = {
+    "analysis": ("ArenaState", "HeapState", "analyze"),
+    "arena": ("ArenaHeader", "HeapInfo", "read_arena", "read_heap_info", "read_mp"),
+    "bins": ("BinList", "Tcache"),
+    "chunks": ("FREE_STATES", "IS_MMAPPED", "NON_MAIN_ARENA", "PREV_INUSE", "STATES", "Chunk",
+               "Problem", "PtmallocError", "bin_index", "fastbin_index", "largebin_index",
+               "protect_ptr", "reveal_ptr", "smallbin_index", "tcache_index"),
+    "heap": ("HeapSegment",),
+    "layout": ("Layout", "Struct"),
+    "locate": ("Found", "find_main_arena", "find_mp", "find_tcache", "find_tcache_chunks",
+               "libc_data_mappings"),
+    "mmapped": ("MmappedChunk", "chunks_in_mapping"),
+    "summary": ("MallocInfo", "Mallinfo2"),
+}
+_MODULE_OF = {name: mod for mod, names in _WHERE.items() for name in names}
+
+
+def __getattr__(name):
+    mod = _MODULE_OF.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_MODULE_OF))
+
 
 __all__ = [
     "analyze", "HeapState", "ArenaState", "HeapSegment", "Chunk", "BinList", "Tcache",

@@ -1,0 +1,30 @@
+"""The target functions commands call, imported on first call.
+
+Registering the commands at gdb start-up needs only their names and options; the target layer
+and the models behind it load when a command first runs, so loading gdbext stays cheap.
+"""
+
+
+def heap_view(target):
+    from ..target.heap import heap_view as f
+    return f(target)
+
+
+def target_json(target):
+    from ..target.libc import target_json as f
+    return f(target)
+
+
+def regions(target):
+    from ..target.regions import regions as f
+    return f(target)
+
+
+def resident_bytes(target):
+    from ..target.mappings import resident_bytes as f
+    return f(target)
+
+
+def stack_rows(target, wanted):
+    from ..target.stackuse import stack_rows as f
+    return f(target, wanted)
