@@ -35,7 +35,7 @@ self=$(readlink -f "${BASH_SOURCE[0]}")
 repo=$(cd "$(dirname "$self")/../.." && pwd)
 cache=${GDBEXT_COMPAT_CACHE:-/var/cache/gdbext-compat}
 run_timeout=${GDBEXT_COMPAT_TIMEOUT:-3600}  # seconds for one suite's pytest run
-packages=gdb,gdbserver,gcc,make,libc6-dev,libc6-dbg,python3,python3-pexpect,python3-pytest,python3-pygments,python3-hypothesis,procps
+packages=gdb,gdbserver,gcc,make,libc6-dev,libc6-dbg,python3,python3-pexpect,python3-pytest,python3-pygments,python3-hypothesis,procps,musl-tools,libjemalloc2
 # Left over from the host (its demo builds, its virtualenv, its caches): hidden under an empty
 # tmpfs inside the chroot, so the chroot builds and caches its own.
 hide_dirs=(demo_c/build .venv .hypothesis .pytest_cache benchmarks/out build)
