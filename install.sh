@@ -95,6 +95,10 @@ if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test]" 2> >(grep -v "^WARNING: Location" >&2)
   touch "$stamp"
 fi
+# Byte-compile now, for gdb's Python: gdb then never compiles gdbext at start-up or at a
+# command's first run, even where PYTHONDONTWRITEBYTECODE is set (gdb then writes no .pyc itself).
+"$venv/bin/python" -m compileall -q "$here/gdbext" >/dev/null 2>&1 \
+  || say "could not byte-compile gdbext (a read-only checkout?); gdb compiles it as it loads it"
 if ! gdb -nx -batch -ex "source $loader" -ex 'python import pygments, gdbext.commands' >/dev/null 2>&1; then
   echo "install.sh: gdb could not load gdbext; run: gdb -nx -batch -ex 'source $loader'" >&2
   exit 1

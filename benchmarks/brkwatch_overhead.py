@@ -10,6 +10,7 @@ brkwatch, then with `brkwatch on --method M` for every method, and with --mmap. 
 own run time without gdb is shown for reference.  Prints a table of medians.
 """
 
+import compileall
 import os
 import re
 import statistics
@@ -61,6 +62,9 @@ def under_gdb(argv, setup):
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     runs = int(args[0]) if args else 5
+    # As install.sh does: gdb loads .pyc files, so no run pays for compiling gdbext (where
+    # PYTHONDONTWRITEBYTECODE is set, gdb would otherwise compile it again in every run).
+    compileall.compile_dir(os.path.join(ROOT, "gdbext"), quiet=1)
     print(f"median of {runs} runs; times from `run` to exit inside gdb (start-up excluded)")
     print(f"{'workload':<14} {'config':<12} {'events':>7} {'time':>9} {'vs gdb':>8} {'per event':>10}")
     for title, argv in WORKLOADS:
