@@ -10,7 +10,6 @@ brkwatch, then with `brkwatch on --method M` for every method, and with --mmap. 
 own run time without gdb is shown for reference.  Prints a table of medians.
 """
 
-import compileall
 import os
 import re
 import statistics
@@ -18,8 +17,8 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOADER = os.path.join(ROOT, "gdbext", "gdbinit.py")
+from common import LOADER, ROOT, precompile_gdbext
+
 BUILD = os.path.join(ROOT, "demo_c", "build")
 
 WORKLOADS = [
@@ -55,16 +54,13 @@ def under_gdb(argv, setup):
     if not m or "exited normally" not in p.stdout:
         raise SystemExit(f"run failed: {' '.join(cmd)}\n{p.stdout[-2000:]}")
     ev = re.search(r"(\d+) event\(s\)", p.stdout)
-    used = re.search(r"watching with: (\w+)", p.stdout)
     return float(m.group(1)), int(ev.group(1)) if ev and setup else 0
 
 
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     runs = int(args[0]) if args else 5
-    # As install.sh does: gdb loads .pyc files, so no run pays for compiling gdbext (where
-    # PYTHONDONTWRITEBYTECODE is set, gdb would otherwise compile it again in every run).
-    compileall.compile_dir(os.path.join(ROOT, "gdbext"), quiet=1)
+    precompile_gdbext()
     print(f"median of {runs} runs; times from `run` to exit inside gdb (start-up excluded)")
     print(f"{'workload':<14} {'config':<12} {'events':>7} {'time':>9} {'vs gdb':>8} {'per event':>10}")
     for title, argv in WORKLOADS:

@@ -22,7 +22,6 @@ mostly the demo's half a gigabyte of heap.  Targets (issue 3) are judged on gdb'
 
 import argparse
 import json
-import compileall
 import os
 import re
 import shutil
@@ -32,8 +31,8 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOADER = os.path.join(ROOT, "gdbext", "gdbinit.py")
+from common import LOADER, ROOT, precompile_gdbext
+
 DEMO = os.path.join(ROOT, "demo_c", "build", "malloc_sizes")
 GNU_TIME = "/usr/bin/time"
 
@@ -159,9 +158,7 @@ def main():
     args = p.parse_args()
     if args.runs < 1:
         p.error("--runs must be at least 1")
-    # As install.sh does: gdb loads .pyc files, so no run pays for compiling gdbext (where
-    # PYTHONDONTWRITEBYTECODE is set, gdb would otherwise compile it again in every run).
-    compileall.compile_dir(os.path.join(ROOT, "gdbext"), quiet=1)
+    precompile_gdbext()
     sizes = [parse_count(s) for s in args.sizes.split(",") if s.strip()]
     if shutil.which("gdb") is None:
         raise SystemExit("gdb is not installed (apt-get install gdb)")
@@ -224,8 +221,8 @@ def main():
 
 def print_row(r, first=False):
     if first:
-        print(f"seconds: median whole-run time minus the run without a command "
-              f"(that row: the whole run)")
+        print("seconds: median whole-run time minus the run without a command "
+              "(that row: the whole run)")
         print(f"{'N':>5} {'chunks':>8}  {'command':<18} {'seconds':>8} {'x floor':>8} "
               f"{'gdb MiB':>8} {'time MiB':>9}")
     ratio = "" if r["ratio_to_floor"] is None else f"{r['ratio_to_floor']:.2f}"

@@ -3,15 +3,12 @@
     .venv/bin/python benchmarks/load_time.py [RUNS]
 """
 
-import compileall
-import os
 import statistics
 import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOADER = os.path.join(ROOT, "gdbext", "gdbinit.py")
+from common import LOADER, precompile_gdbext
 
 
 def timed(argv, runs):
@@ -25,9 +22,7 @@ def timed(argv, runs):
 
 def main():
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 21
-    # As install.sh does: gdb loads .pyc files, so no run pays for compiling gdbext (where
-    # PYTHONDONTWRITEBYTECODE is set, gdb would otherwise compile it again in every run).
-    compileall.compile_dir(os.path.join(ROOT, "gdbext"), quiet=1)
+    precompile_gdbext()
     bare = timed(["gdb", "-nx", "-batch"], runs)
     loaded = timed(["gdb", "-nx", "-batch", "-ex", f"source {LOADER}"], runs)
     b, l = statistics.median(bare), statistics.median(loaded)
