@@ -59,6 +59,9 @@ class Gdb:
         self.child = pexpect.spawn(shutil.which("gdb") or "gdb", argv, encoding="utf-8",
                                    codec_errors="replace", timeout=timeout, env=e,
                                    dimensions=(500, 1000), echo=False)
+        # pexpect pauses 50 ms before every send by default (for slow terminals); gdb needs
+        # none, and the pause was about half the suite's wall time.
+        self.child.delaybeforesend = None
         self._expect_prompt(timeout)
 
     def _expect_prompt(self, timeout=None) -> str:
