@@ -5,17 +5,19 @@ import importlib
 import gdb
 
 # module name -> command classes; imported on registration, which stays cheap (no pygments).
+SETTINGS = ("color", "style", "debug")
 COMMAND_MODULES = ("vmmap", "heapchunks", "arenas", "bins", "chunk", "threadstacks", "brkwatch")
 
 
 class GdbextPrefix(gdb.Command):
     """gdbext: memory layout, glibc heap, program break and thread stacks of a paused process."""
 
-    def __init__(self, summaries):
+    def __init__(self):
+        # gdb lists the subcommands itself after this text: listing them here too said it twice.
         self.__doc__ = ("gdbext: memory layout, glibc heap, program break and thread stacks of a paused "
-                        "process.\n\nCommands (also available as 'gdbext NAME'):\n"
-                        + "\n".join(f"  {name:<13} {text}" for name, text in summaries)
-                        + "\n\nEvery command takes --json and -h. Settings: 'show gdbext'.")
+                        "process.\n\nEach command can also be typed without the 'gdbext' prefix. "
+                        "Every command takes --json and -h. Settings: "
+                        "'show gdbext'.")
         super().__init__("gdbext", gdb.COMMAND_DATA, gdb.COMPLETE_COMMAND, prefix=True)
 
 
@@ -27,13 +29,33 @@ class _SetPrefix(gdb.Command):
         super().__init__(f"{verb} gdbext", gdb.COMMAND_DATA, prefix=True)
 
 
+class _ShowPrefix(_SetPrefix):
+    """`show gdbext` alone lists every setting with its value, as `show style` does."""
+
+    def __init__(self, names):
+        self.names = names
+        super().__init__("show")
+
+    def invoke(self, arg, from_tty):
+        if arg.strip():
+            raise gdb.GdbError(f"show gdbext: no setting named {arg.strip()!r}; "
+                               f"settings: {', '.join(self.names)}")
+        for name in self.names:
+            text = gdb.execute(f"show gdbext {name}", to_string=True).strip()
+            gdb.write(f"gdbext {name}:  {text}\n")
+
+
 class _Param(gdb.Parameter):
     def __init__(self, name, kind, doc, default, *extra):
         self.set_doc = f"Set {doc}."
         self.show_doc = f"Show {doc}."
         self.__doc__ = doc.capitalize() + "."
+        self.what = doc
         super().__init__(f"gdbext {name}", gdb.COMMAND_DATA, kind, *extra)
         self.value = default
+
+    def get_show_string(self, svalue):
+        return f"{self.what}: {svalue}"
 
 
 def _commands():
@@ -46,9 +68,9 @@ def _commands():
 
 def register():
     classes = _commands()
-    GdbextPrefix([(c.name, c.summary) for c in classes])
+    GdbextPrefix()
     _SetPrefix("set")
-    _SetPrefix("show")
+    _ShowPrefix(SETTINGS)
     _Param("color", gdb.PARAM_ENUM, "when gdbext colours its output (auto: on a terminal with styling on)",
            "auto", ["auto", "on", "off"])
     _Param("style", gdb.PARAM_STRING, "the pygments style that colours gdbext output", "monokai")

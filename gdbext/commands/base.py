@@ -3,6 +3,7 @@
 import argparse
 import os
 import sys
+import traceback
 
 import gdb
 
@@ -118,17 +119,23 @@ class GdbextCommand(gdb.Command):
             raise gdb.GdbError(f"{self.name}: {e}; see 'help {self.name}'") from None
         try:
             self.run(args, Output())
-        except UserError as e:
-            raise gdb.GdbError(f"{self.name}: {e}") from None
         except KeyboardInterrupt:
             gdb.write(f"{self.name}: interrupted\n")
-        except gdb.GdbError:
-            raise
-        except gdb.error as e:
-            raise gdb.GdbError(f"{self.name}: {e}") from None
-        except Exception as e:  # never a traceback at the user; one line that can be reported
-            raise gdb.GdbError(f"{self.name}: internal error ({type(e).__name__}: {e}); "
-                               f"'set gdbext debug on' shows the traceback") from None if not _debug() else e
+        except Exception as e:
+            # gdb prints a GdbError as its bare message whatever its cause, so the traceback
+            # that `set gdbext debug on` promises is written here, to stderr, before the line.
+            if _debug():
+                gdb.write(traceback.format_exc(), gdb.STDERR)
+            raise gdb.GdbError(self._one_line(e)) from None
+
+    def _one_line(self, e: Exception) -> str:
+        """The error as one sentence starting with the command's name; never a traceback."""
+        if isinstance(e, gdb.GdbError):
+            return str(e)
+        if isinstance(e, (UserError, gdb.error)):
+            return f"{self.name}: {e}"
+        return (f"{self.name}: internal error ({type(e).__name__}: {e}); "
+                f"'set gdbext debug on' shows the traceback")
 
     def run(self, args, out: Output):
         raise NotImplementedError
