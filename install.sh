@@ -92,7 +92,7 @@ fi
 stamp="$venv/.gdbext-installed"
 if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
   say "installing gdbext and its dependencies into $venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test]" 2> >(grep -v "^WARNING: Location" >&2)
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test,dev]" 2> >(grep -v "^WARNING: Location" >&2)
   touch "$stamp"
 fi
 # Byte-compile now, for gdb's Python: gdb then never compiles gdbext at start-up or at a

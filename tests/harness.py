@@ -1,5 +1,6 @@
 """Drive a real gdb through pexpect: start a demo, stop at gdbext_stop, run commands, read facts."""
 
+import fcntl
 import json
 import os
 import re
@@ -17,8 +18,12 @@ TIMEOUT = float(os.environ.get("GDBEXT_TEST_TIMEOUT", "60"))
 
 
 def build_demos():
-    subprocess.run(["make", "-s", "-C", os.path.join(ROOT, "demo_c")], check=True,
-                   stdout=subprocess.DEVNULL)
+    """make the demos, one process at a time (pytest-xdist workers start together)."""
+    os.makedirs(BUILD, exist_ok=True)
+    with open(os.path.join(BUILD, ".make-lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(["make", "-s", "-C", os.path.join(ROOT, "demo_c")], check=True,
+                       stdout=subprocess.DEVNULL)
 
 
 def demo(name: str) -> str:
