@@ -24,7 +24,8 @@
 # uncommitted changes, and everything it writes (the demo builds, cores, caches) goes to a tmpfs
 # that is thrown away, so the working tree and its demo_c/build are never touched.
 # The suite runs with the chroot's own python3, pytest, pexpect, pygments and hypothesis (the
-# Debian packages, no virtualenv): `python3 -m pytest -q tests -p no:cacheprovider`.
+# Debian packages, no virtualenv): `python3 -m pytest -q -n 2 tests -p no:cacheprovider`, two gdbs
+# at a time (GDBEXT_COMPAT_JOBS=N for another number).
 #
 # Exit status: 0 when every suite passed, 1 when a suite failed, 2 on a usage error or when a
 # chroot could not be made.
@@ -35,7 +36,7 @@ self=$(readlink -f "${BASH_SOURCE[0]}")
 repo=$(cd "$(dirname "$self")/../.." && pwd)
 cache=${GDBEXT_COMPAT_CACHE:-/var/cache/gdbext-compat}
 run_timeout=${GDBEXT_COMPAT_TIMEOUT:-3600}  # seconds for one suite's pytest run
-packages=gdb,gdbserver,gcc,make,libc6-dev,libc6-dbg,python3,python3-pexpect,python3-pytest,python3-pygments,python3-hypothesis,procps,musl-tools,libjemalloc2
+packages=gdb,gdbserver,gcc,make,libc6-dev,libc6-dbg,python3,python3-pexpect,python3-pytest,python3-pytest-xdist,python3-pygments,python3-hypothesis,procps,musl-tools,libjemalloc2
 # Left over from the host (its demo builds, its virtualenv, its caches): hidden under an empty
 # tmpfs inside the chroot, so the chroot builds and caches its own.
 hide_dirs=(demo_c/build .venv .hypothesis .pytest_cache benchmarks/out build)
@@ -134,6 +135,7 @@ inside() {
 
   local env=(env -i HOME=/root "PATH=$chroot_path" LANG=C.UTF-8 TERM=dumb PYTHONDONTWRITEBYTECODE=1)
   [ -z "${GDBEXT_TEST_TIMEOUT:-}" ] || env+=("GDBEXT_TEST_TIMEOUT=$GDBEXT_TEST_TIMEOUT")
+  [ -z "${GDBEXT_COMPAT_JOBS:-}" ] || env+=("GDBEXT_COMPAT_JOBS=$GDBEXT_COMPAT_JOBS")
   if [ "$mode" = shell ]; then
     if [ $# -gt 0 ]; then
       chroot "$dir" "${env[@]}" /bin/sh -c 'cd /src && exec "$@"' sh "$@"
@@ -150,7 +152,7 @@ inside() {
     echo "compat: versions: gdb $gdbv, gdb Python $gdbpy, python3 $(python3 -c "import platform; print(platform.python_version())"), glibc $libc, pytest $(python3 -c "import pytest; print(pytest.__version__)")"'
   local rc=0
   forward timeout --kill-after=30 "$run_timeout" chroot "$dir" "${env[@]}" /bin/sh -c \
-    'cd /src && exec python3 -m pytest -q tests -p no:cacheprovider "$@"' pytest "$@" || rc=$?
+    'cd /src && exec python3 -m pytest -q -n "${GDBEXT_COMPAT_JOBS:-2}" tests -p no:cacheprovider "$@"' pytest "$@" || rc=$?
   [ "$rc" != 124 ] || echo "compat: the suite did not finish in ${run_timeout} s (GDBEXT_COMPAT_TIMEOUT)" >&2
   return "$rc"
 }
