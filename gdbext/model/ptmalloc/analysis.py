@@ -321,10 +321,11 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
         else:
             _arena_heaps(mem, reader, L, a, state.mp, problems, budget)
     state._index()
-    main_ranges = [(s.start, s.end) for a in state.arenas if a.main for s in a.heaps]
+    # Arena heaps are not searched for mmapped chunks (their chunks' data may look like one).
+    heap_ranges = [(s.start, s.end) for a in state.arenas for s in a.heaps]
     if not chunks:
         state.mmapped = find_mmapped(reader, L, candidates, state.mp, problems, pagesize,
-                                     exclude=main_ranges, mp_address=state.mp_address or 0)
+                                     exclude=heap_ranges, mp_address=state.mp_address or 0)
         return state
 
     steps = Steps(max(max_list, 1) * 16, max_list)
@@ -343,7 +344,7 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
     state._marked = {}
 
     state.mmapped = find_mmapped(reader, L, candidates, state.mp, problems, pagesize,
-                                 exclude=main_ranges, mp_address=state.mp_address or 0)
+                                 exclude=heap_ranges, mp_address=state.mp_address or 0)
     _assign_states(state, problems)
     return state
 
