@@ -15,6 +15,7 @@ and within a byte budget.  When the counts still disagree, headers that have mos
 an mmapped chunk's marks are named as the likely damage.
 """
 
+import sys
 from typing import Iterable, Iterator, List, Optional, Tuple
 
 from ..memory import MemoryReadError
@@ -120,7 +121,8 @@ def _misalign_correction(L: Layout, base: int) -> int:
     return (-(base + L.chunk_hdr_sz)) & L.align_mask
 
 
-def chunk_at_page(mem, L: Layout, pos: int, limit: int, pagesize: int = 4096) -> Optional[MmappedChunk]:
+def chunk_at_page(mem, L: Layout, pos: int, limit: int,
+                  pagesize: int = 4096) -> Optional[MmappedChunk]:
     """The mmapped chunk whose own mmap began at page `pos` and ends by `limit`, else None."""
     if pos % pagesize or pos + L.chunk_hdr_sz > limit:
         return None
@@ -160,14 +162,17 @@ class _Search:
     def __init__(self, budget: int):
         self.budget = budget
         self.unsearched = 0
-        self.suspects: List[Tuple[int, int, int, int, Mapping]] = []  # (page, prev, raw, gap end, mapping)
-        self.gaps: List[Tuple[int, int, Mapping]] = []  # searched to the end without finding a chunk
+        # (page, prev_size, size field, end of the free stretch, mapping)
+        self.suspects: List[Tuple[int, int, int, int, Mapping]] = []
+        self.maps: List[Mapping] = []  # searched
+        self.exclude: List[Tuple[int, int]] = []
 
 
-def _page_headers(mem, L: Layout, lo: int, hi: int, pagesize: int) -> Iterator[Tuple[int, int, int]]:
-    """(page, prev_size, size field) of the header at each page start in [lo, hi), and at the
-    misalignment correction where there is one; read WINDOW bytes at a time."""
-    s = L.size_sz
+def _page_headers(mem, L: Layout, lo: int, hi: int,
+                  pagesize: int) -> Iterator[Tuple[int, int, int]]:
+    """(page, prev_size, size field) of the headers at page starts in [lo, hi) (and at the
+    misalignment correction where there is one) that could be an mmapped chunk's or a damaged
+    one's; read WINDOW bytes at a time, the rest skipped without a Python call per page."""
     k0 = _misalign_correction(L, lo)
     for w in range(lo, hi, WINDOW):
         w_end = min(hi, w + WINDOW)
@@ -175,17 +180,32 @@ def _page_headers(mem, L: Layout, lo: int, hi: int, pagesize: int) -> Iterator[T
             data = mem.read(w, w_end - w)
         except MemoryReadError:
             data = None
-        for page in range(w, w_end, pagesize):
-            for k in (0, k0) if k0 else (0,):
-                if data is not None:
-                    off = page - w + k
-                    h = (int.from_bytes(data[off:off + s], "little"),
-                         int.from_bytes(data[off + s:off + 2 * s], "little"))
-                else:
-                    h = _header(mem, L, page + k)
-                    if h is None:
-                        continue
-                yield page, h[0], h[1]
+        for k in (0, k0) if k0 else (0,):
+            for i, prev, raw in _headers_in(mem, L, data, w, w_end, k, pagesize):
+                if raw & 7 == IS_MMAPPED or (prev <= MMAP_HP and raw >= pagesize - 2 * L.size_sz):
+                    yield w + i * pagesize, prev, raw
+
+
+def _headers_in(mem, L: Layout, data: Optional[bytes], w: int, w_end: int, k: int,
+                pagesize: int) -> Iterator[Tuple[int, int, int]]:
+    """(page index, prev_size, size field) at offset k of each page of the window at w: from
+    `data` as machine words, or, when the window could not be read whole, page by page."""
+    s = L.size_sz
+    native = sys.byteorder == "little"  # cast() reads in the host's order; the targets are little
+    if native and data is not None and k % s == 0 and pagesize % s == 0 and len(data) % s == 0:
+        words = memoryview(data).cast("Q" if s == 8 else "I")
+        step = pagesize // s
+        first = k // s
+        return ((i, p, r) for i, (p, r) in enumerate(zip(words[first::step],
+                                                         words[first + 1::step])))
+    return _headers_one_by_one(mem, L, w, w_end, k, pagesize)
+
+
+def _headers_one_by_one(mem, L: Layout, w: int, w_end: int, k: int, pagesize: int):
+    for i, page in enumerate(range(w, w_end, pagesize)):
+        h = _header(mem, L, page + k)
+        if h is not None:
+            yield i, h[0], h[1]
 
 
 def _search_gap(mem, L: Layout, lo: int, hi: int, mapping: Mapping, pagesize: int,
@@ -209,17 +229,15 @@ def _search_gap(mem, L: Layout, lo: int, hi: int, mapping: Mapping, pagesize: in
                     break
             if len(search.suspects) < MAX_SUSPECTS and _resembles(L, prev, raw, page, hi, pagesize):
                 search.suspects.append((page, prev, raw, hi, mapping))
-        next_pos = jumped if jumped is not None else stop
-        search.budget -= next_pos - pos
-        pos = next_pos
+        search.budget -= stop - pos  # what was read, not the chunks jumped over
+        pos = jumped if jumped is not None else stop
         if jumped is not None and enough(out):
             break
-    if not out and pos >= hi:
-        search.gaps.append((lo, hi, mapping))
     return out
 
 
-def _gaps(start: int, end: int, taken: List[Tuple[int, int]], pagesize: int) -> List[Tuple[int, int]]:
+def _gaps(start: int, end: int, taken: List[Tuple[int, int]],
+          pagesize: int) -> List[Tuple[int, int]]:
     """The page-aligned parts of [start, end) outside the sorted ranges `taken`."""
     out, pos = [], start
     for s, e in taken:
@@ -249,6 +267,7 @@ def find_mmapped(mem, L: Layout, candidates: Iterable[Mapping], mp: Optional[dic
     for m in maps:
         out.extend(chunks_in_mapping(mem, L, m, pagesize))
     search = _Search(budget)
+    search.maps, search.exclude = maps, excl
     if want is None or _counts(out) != want:
         out = _search_everywhere(mem, L, maps, out, excl, pagesize, search, want)
     out.sort(key=lambda c: c.address)
@@ -301,7 +320,8 @@ def _mismatch(out: List[MmappedChunk], want: Tuple[int, int], search: _Search,
 
 # ---- damaged headers -----------------------------------------------------------------------
 
-def _marks(L: Layout, prev: int, raw: int, page: int, end: int, pagesize: int) -> Tuple[bool, bool, bool]:
+def _marks(L: Layout, prev: int, raw: int, page: int, end: int,
+           pagesize: int) -> Tuple[bool, bool, bool]:
     """Which of an mmapped chunk's three marks a header at page start `page` has: its flag bits
     (IS_MMAPPED alone), its prev_size (the offset in its mmap: 0 here), its size (whole pages
     that end by `end`)."""
@@ -314,7 +334,7 @@ def _marks(L: Layout, prev: int, raw: int, page: int, end: int, pagesize: int) -
 
 
 def _resembles(L: Layout, prev: int, raw: int, page: int, end: int, pagesize: int) -> bool:
-    """Two of the three marks: a header that one bad write away from an mmapped chunk's."""
+    """Two of the three marks: a header one bad write away from an mmapped chunk's."""
     return sum(_marks(L, prev, raw, page, end, pagesize)) == 2
 
 
@@ -333,13 +353,14 @@ def _damaged_headers(mem, L: Layout, out: List[MmappedChunk], want: Tuple[int, i
             problems.append(_damage(L, page, prev, raw, end, m, pagesize))
             if len(problems) >= min(missing, MAX_REPORTED):
                 return problems
-    if problems or missing != 1:
+    if problems or missing != 1 or search.unsearched:
         return problems
-    for lo, hi, m in search.gaps:
-        h = _header(mem, L, lo)
-        if hi - lo == missing_bytes and h is not None:
-            problems.append(_damage(L, lo, h[0], h[1], hi, m, pagesize))
-            break
+    for m in search.maps:
+        taken = sorted([(c.mapping_start, c.end) for c in out] + search.exclude)
+        for lo, hi in _gaps(m.start, m.end, taken, pagesize):
+            h = _header(mem, L, lo)
+            if hi - lo == missing_bytes and h is not None:
+                return [_damage(L, lo, h[0], h[1], hi, m, pagesize)]
     return problems
 
 
@@ -387,4 +408,4 @@ def _size_fault(L: Layout, raw: int, page: int, end: int, m: Mapping, pagesize: 
         return "gives size %#x, not a whole number of pages" % size
     if end >= m.end:
         return "gives size %#x, past the end of the mapping" % size
-    return "gives size %#x, into the mmapped chunk at %#x" % (size, end)
+    return "gives size %#x, past %#x where other malloc memory starts" % (size, end)
