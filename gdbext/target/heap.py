@@ -160,7 +160,8 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
     tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
     try:
         view.state = analyze(target.memory, layout, main_arena, mp=mp or None, tcaches=tcaches,
-                             mmap_candidates=candidates, heap_start=heap_start, mappings=maps)
+                             mmap_candidates=candidates, heap_start=heap_start, mappings=maps,
+                             earlier=view.state)
     except PtmallocError as e:
         raise UserError(str(e)) from None
     if layout.has_tcache and not tcaches:
@@ -170,7 +171,7 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
             labels = {f"unknown ({f.address:#x})": f.address for f in orphans}
             view.state = analyze(target.memory, layout, main_arena, mp=mp or None,
                                  tcaches=labels, mmap_candidates=candidates,
-                                 heap_start=heap_start, mappings=maps)
+                                 heap_start=heap_start, mappings=maps, earlier=view.state)
             found["tcache"] = "heuristic: " + orphans[0].how + "; owning threads unknown"
     return view
 

@@ -150,6 +150,7 @@ class HeapState:
         self._last: Optional[HeapSegment] = None
         self._disjoint = False
         self._marked: Dict[HeapSegment, Dict[int, int]] = {}  # locate(): address -> index
+        self._mmapped_search: Optional[tuple] = None  # (what was searched, problems it found)
 
     # ---- lookups ----
     def segments(self) -> List[HeapSegment]:
@@ -259,7 +260,7 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
             mmap_candidates: Optional[Iterable[Mapping]] = None,
             pagesize: int = 4096, max_chunks: int = 5_000_000, max_list: int = 1_000_000,
             heap_start: Optional[int] = None, mappings: Optional[Iterable[Mapping]] = None,
-            chunks: bool = True) -> HeapState:
+            chunks: bool = True, earlier: Optional[HeapState] = None) -> HeapState:
     """Model glibc malloc's state in `mem`.
 
     main_arena: address of main_arena.  mp: address of mp_ (or its fields, already read).
@@ -269,13 +270,15 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
     (the start of [heap]).  mappings: every mapping, to find the main heap's pieces when it is
     not contiguous.  max_chunks / max_list bound the work.  chunks=False finds only the
     arenas, their heaps' bounds and the mmapped chunks (what a memory map needs): no chunk
-    walk, no free lists, no chunk states.
+    walk, no free lists, no chunk states.  earlier: a state analyze() made at the same stop;
+    its mmapped chunks are taken over when the search for them would be the same (the search
+    may read a lot of memory).
 
     Raises PtmallocError when main_arena cannot be read; anything else that is wrong is a Problem.
     """
     try:
         return _analyze(mem, layout, main_arena, mp, tcaches, mmap_candidates, pagesize,
-                        max_chunks, max_list, heap_start, mappings, chunks)
+                        max_chunks, max_list, heap_start, mappings, chunks, earlier)
     except PtmallocError:
         raise
     except MemoryReadError as e:
@@ -286,7 +289,7 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
 
 
 def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chunks, max_list,
-             heap_start, mappings, chunks=True) -> HeapState:
+             heap_start, mappings, chunks=True, earlier=None) -> HeapState:
     state = HeapState(L)
     problems = state.problems
     reader = Reader(mem, L.pointer_size)
@@ -321,10 +324,10 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
         else:
             _arena_heaps(mem, reader, L, a, state.mp, problems, budget)
     state._index()
-    main_ranges = [(s.start, s.end) for a in state.arenas if a.main for s in a.heaps]
+    # Arena heaps are not searched for mmapped chunks (their chunks' data may look like one).
+    heap_ranges = [(s.start, s.end) for a in state.arenas for s in a.heaps]
     if not chunks:
-        state.mmapped = find_mmapped(reader, L, candidates, state.mp, problems, pagesize,
-                                     exclude=main_ranges, mp_address=state.mp_address or 0)
+        state.mmapped = _find_mmapped(reader, L, candidates, state, pagesize, heap_ranges, earlier)
         return state
 
     steps = Steps(max(max_list, 1) * 16, max_list)
@@ -342,10 +345,26 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
                                                   problems, fill, locate)
     state._marked = {}
 
-    state.mmapped = find_mmapped(reader, L, candidates, state.mp, problems, pagesize,
-                                 exclude=main_ranges, mp_address=state.mp_address or 0)
+    state.mmapped = _find_mmapped(reader, L, candidates, state, pagesize, heap_ranges, earlier)
     _assign_states(state, problems)
     return state
+
+
+def _find_mmapped(reader, L, candidates, state: HeapState, pagesize, heap_ranges,
+                  earlier: Optional[HeapState]) -> List[MmappedChunk]:
+    """find_mmapped, or what `earlier` found when it searched the same mappings with the same
+    mp_ counters (its problems are added again)."""
+    key = (tuple((m.start, m.end, m.perms) for m in candidates), tuple(sorted(heap_ranges)),
+           tuple(sorted((state.mp or {}).items())), state.mp_address, pagesize)
+    if earlier is not None and earlier._mmapped_search and earlier._mmapped_search[0] == key:
+        found, problems = list(earlier.mmapped), earlier._mmapped_search[1]
+    else:
+        problems = []
+        found = find_mmapped(reader, L, candidates, state.mp, problems, pagesize,
+                             exclude=heap_ranges, mp_address=state.mp_address or 0)
+    state.problems.extend(problems)
+    state._mmapped_search = (key, problems)
+    return found
 
 
 class _Locator(dict):
