@@ -84,12 +84,54 @@ def _mappings(target: Target) -> List[Mapping]:
 
 
 def core_file_path() -> Optional[str]:
+    """A path that opens the selected inferior's core file.  gdb 17 and later name it; older
+    ones only in `info target` text, where a file name may hold quotes, so the name is taken
+    from gdb's own open files and only checked against that text, never cut out of it."""
+    corefile = getattr(gdb.selected_inferior(), "corefile", None)  # gdb 17 and later
+    name = getattr(corefile, "filename", None)
+    if name:
+        return name
     try:
         text = gdb.execute("info target", to_string=True)
     except gdb.error:
         return None
-    m = re.search(r"core dump file:\s*`([^']+)'", text)
-    return m.group(1) if m else None
+    return core_path_from_open_files(text) or core_path_from_text(text)
+
+
+def _is_core_file(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            header = f.read(18)
+    except OSError:
+        return False
+    return elf.is_core_header(header)
+
+
+def core_path_from_open_files(info_target: str) -> Optional[str]:
+    """The core file among gdb's open files that `info target` names (gdb keeps it open)."""
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        link = f"/proc/self/fd/{fd}"
+        try:
+            name = os.readlink(link)
+        except OSError:
+            continue
+        deleted = name.endswith(" (deleted)")  # still readable through gdb's descriptor
+        for candidate in (name, name[:-len(" (deleted)")]) if deleted else (name,):
+            if f"`{candidate}', file type " in info_target and _is_core_file(link):
+                return link if deleted else candidate
+    return None
+
+
+def core_path_from_text(info_target: str) -> Optional[str]:
+    """The name `info target` prints between ` and "', file type FORMAT." (quotes allowed)."""
+    m = re.search(r"core dump file:\s*`(.*?)', file type [^\n]*\.$", info_target, re.M | re.S)
+    if m and _is_core_file(m.group(1)):
+        return m.group(1)
+    return None
 
 
 def _core_file_mappings(target: Target) -> Optional[List[Mapping]]:

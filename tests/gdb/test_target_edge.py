@@ -1,0 +1,68 @@
+"""Targets at the edges (issue 10, items 7, 9, 10, 11): a core file whose path holds a quote, a
+program that runs while gdb's prompt is back (non-stop mode, `continue &`), a process whose
+/proc files gdb may not read, and gdbserver with a TMPDIR holding a space.
+
+Each is compared with an oracle that is not gdbext's: the same stop read the ordinary way, the
+demo's own facts, or /proc/PID/* read here as root.
+"""
+
+import os
+import re
+import shutil
+
+import pytest
+
+from tests import glibcs as G
+from tests.gdb.test_heap_targets import (assert_same, comparable, gdbserver_start, heap_docs,
+                                         mode_id, remote_run_to)
+from tests.harness import assert_clean, demo, proc_maps
+
+pytestmark = pytest.mark.gdb
+
+HOST = G.host_version()
+SYMBOLS = (True, False)
+
+
+def stack_bounds(doc: dict) -> dict:
+    """threadstacks --json as {tid: (low, high, guard_low, sp, frames, function)}; the main
+    thread's low end only where RLIMIT_STACK is known (a core does not record it)."""
+    return {t["tid"]: (None if t["main"] else t["low"], t["high"], t["guard_low"], t["sp"],
+                       t["frames"], t["function"]) for t in doc["threads"]}
+
+
+# ---- item 7: a core file whose path holds a quote ----------------------------------------------
+
+@pytest.mark.parametrize("symbols", SYMBOLS, ids=map(mode_id, SYMBOLS))
+def test_core_path_with_quote(glibc_gdb, tmp_path, symbols):
+    """A core at a path with `'` and spaces gives the same heap, stacks and memory map as the
+    live process it was dumped from (the path used to be cut at the first quote, and the core
+    was read as gdb's file mappings only: no heap, no stacks)."""
+    live = glibc_gdb(HOST, symbols, "malloc_sizes")
+    live.run_to("heap")
+    docs, _ = heap_docs(live)
+    stacks = live.json("threadstacks --json")
+    vmmap = live.json("vmmap --json")
+    where = tmp_path / "it's a dir"
+    where.mkdir()
+    core = str(where / "core 'one'")
+    live.cmd(f"gcore {core}", timeout=120)
+    assert os.path.exists(core)
+    g = glibc_gdb(HOST, symbols, "malloc_sizes")
+    g.cmd(f"core-file {core}", timeout=120)
+    core_docs, _ = heap_docs(g)
+    for doc in core_docs.values():
+        assert doc["target"]["kind"] == "core" and not doc.get("problems"), doc.get("problems")
+    assert_same(comparable(docs, drop_kind=True), comparable(core_docs, drop_kind=True),
+                f"{mode_id(symbols)}: live vs a core at a quoted path")
+    core_stacks = stack_bounds(g.json("threadstacks --json"))
+    if not symbols:  # a core keeps no no-access guard page: only libc's types tell the guard
+        core_stacks = {t: v[:2] + v[3:] for t, v in core_stacks.items()}
+        stacks = {t: v[:2] + v[3:] for t, v in stack_bounds(stacks).items()}
+    else:
+        stacks = stack_bounds(stacks)
+    assert core_stacks == stacks
+    kinds = {(r["start"], r["end"]): r["kind"] for r in g.json("vmmap --json")["regions"]}
+    for r in vmmap["regions"]:
+        if r["kind"] != "vvar":  # gcore does not dump [vvar]
+            assert kinds.get((r["start"], r["end"])) == r["kind"], r
+    assert_clean(g.cmd("heapchunks --limit 3") + g.cmd("threadstacks") + g.cmd("vmmap --summary"))
