@@ -20,8 +20,8 @@ def regions(target):
     return f(target)
 
 
-def resident_bytes(target):
-    from ..target.mappings import resident_bytes as f
+def resident_sizes(target):
+    from ..target.mappings import resident_sizes as f
     return f(target)
 
 

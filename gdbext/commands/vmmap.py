@@ -9,7 +9,7 @@ from ..render.table import Table
 from ..target.errors import UserError
 from ..target.process import Target, evaluate_address
 from .base import GdbextCommand
-from .edge import target_json, regions, resident_bytes
+from .edge import target_json, regions, resident_sizes
 
 _EXPRESSION_START = re.compile(r"^[0-9$&*(\-]")
 
@@ -86,7 +86,11 @@ class Vmmap(GdbextCommand):
             regs = [r for r in regs if r.kind in args.kind]
         target_doc = target_json(target) if args.json else None
         # Resident sizes last: every read of the inferior before this may fault pages in.
-        summary = _summary(regs, resident_bytes(target)) if args.summary else None
+        summary = None
+        if args.summary:
+            rss, rss_unknown = resident_sizes(target)
+            summary = _summary(regs, rss)
+            summary["resident_unknown"] = rss_unknown  # why, when a live process's is unknown
         if args.json:
             body = {"regions": [region_json(r) for r in regs]}
             if summary is not None:
@@ -96,7 +100,10 @@ class Vmmap(GdbextCommand):
         if not regs:
             raise UserError(f"no region matches {args.what!r}" if args.what else "no regions match")
         if summary is not None:
-            return self._print_summary(summary, out)
+            self._print_summary(summary, out)
+            if summary["resident_unknown"]:
+                out.line([("resident sizes unknown: " + summary["resident_unknown"], "warning")])
+            return
         self._print_table(regs, out)
 
     def _address(self, what, regs):

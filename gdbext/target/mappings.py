@@ -2,7 +2,7 @@
 
 import os
 import re
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import gdb
 
@@ -77,7 +77,10 @@ def _mappings(target: Target) -> List[Mapping]:
         if maps:
             return maps
     if target.kind == "remote":
-        text = remote_file(f"/proc/{target.pid}/maps")
+        try:
+            text = remote_file(f"/proc/{target.pid}/maps")
+        except UserError:
+            text = None  # gdb's own `info proc mappings` reads the same file another way
         if text:
             return parse_proc_maps(text)
     return _gdb_mappings()
@@ -173,27 +176,50 @@ def _perms_from_objects(target: Target, maps: List[Mapping]) -> List[Mapping]:
     return out
 
 
-def remote_file(path: str) -> Optional[str]:
-    """A file of the remote system, fetched through gdb's `remote get` (gdbserver's vFile)."""
+_ARGV_PLAIN = re.compile(r"[A-Za-z0-9/._+,:=@%-]")
+
+
+def gdb_argv_word(text: str) -> str:
+    """`text` as one word of a gdb command that splits its arguments like a shell (libiberty's
+    buildargv: `remote get`, `remote put`): every other character escaped with a backslash."""
+    return "".join(c if _ARGV_PLAIN.match(c) else "\\" + c for c in text)
+
+
+def remote_file(path: str) -> str:
+    """A file of the remote system, fetched through gdb's `remote get` (gdbserver's vFile).
+    A UserError says why it could not be (the names are quoted: TMPDIR may hold a space)."""
     import tempfile
 
-    with tempfile.TemporaryDirectory() as d:
-        local = os.path.join(d, "f")
-        try:
-            gdb.execute(f"remote get {path} {local}", to_string=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="gdbext-") as d:
+            local = os.path.join(d, "f")
+            if "\n" in local:  # one gdb command is one line
+                raise UserError(f"cannot fetch {path}: the temporary directory {d!r} holds a "
+                                f"newline")
+            gdb.execute(f"remote get {gdb_argv_word(path)} {gdb_argv_word(local)}", to_string=True)
             with open(local, "r", errors="replace") as f:
                 return f.read()
-        except (gdb.error, OSError):
-            return None
+    except (gdb.error, OSError) as e:
+        raise UserError(f"cannot fetch {path} from the remote system ({e})") from None
+
+
+def resident_sizes(target: Target) -> Tuple[Optional[Dict[int, int]], Optional[str]]:
+    """(resident bytes per mapping start, or None; why they are unknown, or None).  A live
+    process's, local or remote through gdbserver; a core file records none."""
+    proc = target.local_proc
+    if proc:
+        text = _proc_maps_text(proc, "smaps")
+        why = None if text else f"cannot read {proc}/smaps"
+    elif target.kind == "remote":
+        try:
+            text, why = remote_file(f"/proc/{target.pid}/smaps"), None
+        except UserError as e:
+            text, why = None, str(e)
+    else:
+        return None, None
+    return (parse_smaps_rss(text), None) if text else (None, why)
 
 
 def resident_bytes(target: Target) -> Optional[Dict[int, int]]:
     """Resident bytes per mapping start, for a live process (local, or remote through gdbserver)."""
-    proc = target.local_proc
-    if proc:
-        text = _proc_maps_text(proc, "smaps")
-    elif target.kind == "remote":
-        text = remote_file(f"/proc/{target.pid}/smaps")
-    else:
-        return None
-    return parse_smaps_rss(text) if text else None
+    return resident_sizes(target)[0]

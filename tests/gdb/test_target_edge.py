@@ -67,3 +67,54 @@ def test_core_path_with_quote(glibc_gdb, tmp_path, symbols):
         if r["kind"] != "vvar" and (symbols or r["kind"] != "guard"):
             assert kinds.get((r["start"], r["end"])) == r["kind"], r
     assert_clean(g.cmd("heapchunks --limit 3") + g.cmd("threadstacks") + g.cmd("vmmap --summary"))
+
+
+# ---- item 11: gdbserver, with a TMPDIR that holds a space ---------------------------------------
+
+def proc_limits_stack(pid: int) -> int:
+    """The soft RLIMIT_STACK in /proc/PID/limits, read here (gdbserver runs on this machine)."""
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max stack size"):
+                soft = line.split()[3]
+                return -1 if soft == "unlimited" else int(soft)
+    raise AssertionError("no stack limit in /proc/PID/limits")
+
+
+def proc_rss(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps") as f:
+        return sum(int(line.split()[1]) * 1024 for line in f if line.startswith("Rss:"))
+
+
+@pytest.mark.skipif(shutil.which("gdbserver") is None, reason="gdbserver is not installed "
+                    "(package gdbserver)")
+@pytest.mark.parametrize("symbols", SYMBOLS, ids=map(mode_id, SYMBOLS))
+def test_gdbserver_with_space_in_tmpdir(glibc_gdb, tmp_path, symbols):
+    """gdb's TMPDIR holds a space: `remote get` still fetches /proc/PID/smaps and limits, so
+    vmmap --summary has resident sizes and threadstacks the main thread's RLIMIT_STACK, as
+    /proc says (they used to vanish without a word)."""
+    tmpdir = tmp_path / "tmp dir 'x'"
+    tmpdir.mkdir()
+    server, port = gdbserver_start([demo("thread_stacks")])
+    try:
+        g = glibc_gdb(HOST, symbols, "thread_stacks", env={"TMPDIR": str(tmpdir)})
+        g.cmd(f"target remote 127.0.0.1:{port}", timeout=60)
+        remote_run_to(g, "threads")
+        summary = g.json("vmmap --summary --json")
+        pid = summary["target"]["pid"]
+        assert summary["target"]["kind"] == "remote"
+        resident = summary["summary"]["total"]["resident"]
+        assert resident is not None and abs(resident - proc_rss(pid)) <= 0.1 * proc_rss(pid), \
+            (resident, proc_rss(pid))
+        assert summary["summary"]["resident_unknown"] is None
+        text = g.cmd("vmmap --summary")
+        assert_clean(text)
+        assert "resident sizes unknown" not in text
+        stacks = g.json("threadstacks --json")
+        main = next(t for t in stacks["threads"] if t["main"])
+        assert main["limit"] == proc_limits_stack(pid), main
+        assert not any("RLIMIT_STACK" in w for w in stacks["warnings"]), stacks["warnings"]
+        assert os.listdir(tmpdir) == [], "a temporary file was left behind"
+    finally:
+        server.kill()
+        server.wait()
