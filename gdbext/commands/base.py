@@ -90,6 +90,7 @@ class GdbextCommand(gdb.Command):
     name = ""
     summary = ""
     details = ""
+    reads_stopped_process = True  # refuse while a thread of the selected process runs
 
     def __init__(self, name=None):
         self.parser = self.make_parser()
@@ -117,6 +118,8 @@ class GdbextCommand(gdb.Command):
         except _ArgError as e:
             raise gdb.GdbError(f"{self.name}: {e}; see 'help {self.name}'") from None
         try:
+            if self.reads_stopped_process:
+                _require_stopped()
             self.run(args, Output())
         except UserError as e:
             raise gdb.GdbError(f"{self.name}: {e}") from None
@@ -132,6 +135,11 @@ class GdbextCommand(gdb.Command):
 
     def run(self, args, out: Output):
         raise NotImplementedError
+
+
+def _require_stopped() -> None:
+    from ..target.process import require_stopped  # the target layer loads at first use
+    require_stopped()
 
 
 def _debug() -> bool:

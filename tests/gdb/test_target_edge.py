@@ -118,3 +118,96 @@ def test_gdbserver_with_space_in_tmpdir(glibc_gdb, tmp_path, symbols):
     finally:
         server.kill()
         server.wait()
+
+
+# ---- item 9: a program that runs while gdb's prompt is back -------------------------------------
+
+READING_COMMANDS = ("vmmap", "vmmap --summary --json", "heapchunks", "heapchunks --json", "bins",
+                    "arenas", "threadstacks", "chunk $pc")
+RUNNING = "the selected thread is running; interrupt it first (interrupt or Ctrl-C)"
+
+
+def wait_for_fact(g, name: str):
+    """Read the running program's output until fact `name` (no prompt comes with it)."""
+    g.child.expect(rf"GDBEXT_FACT {re.escape(name)}=(\S+)", timeout=g.timeout)
+    g.transcript.append(g.child.before + g.child.after)
+    for key, value in re.findall(r"GDBEXT_FACT ([\w.]+)=(\S+)", g.child.before + g.child.after):
+        g.facts[key] = tuple(int(p, 0) for p in value.split(":")) if ":" in value else int(value, 0)
+
+
+def wait_until_stopped(g):
+    for _ in range(200):
+        if "(running)" not in g.cmd("info threads"):
+            return
+    raise AssertionError("the threads never stopped:\n" + g.cmd("info threads"))
+
+
+COUNT_COMPUTES = ("python import gdbext.target.process as P; n = [0]; "
+                  "[P.cached('edge-test', lambda: n.append(1)) for _ in range(2)]; "
+                  "print('computed', len(n) - 1)")
+
+
+def check_refused(g, expected: str):
+    for command in READING_COMMANDS:
+        for _ in range(2):  # the second time too: nothing kept from the first
+            text = g.cmd(command)
+            name = command.split()[0]
+            assert text.strip() == f"{name}: {expected}", (command, text[-2000:])
+    # Nothing about a running process is kept, not even for the next call in the same command.
+    assert g.cmd(COUNT_COMPUTES).strip() == "computed 2"
+
+
+def check_fresh(g):
+    """After the stop: the fresh blocks main made while the program ran are in the heap, and the
+    memory map is /proc/PID/maps as it is now."""
+    f = g.facts
+    doc = g.json("heapchunks --json", timeout=120)
+    hdr = 16
+    used = {c["address"] + hdr: c for a in doc["arenas"] for c in a["chunks"]}
+    for k in range(8):
+        address, request = f[f"fresh.{k}"]
+        c = used.get(address)
+        assert c is not None and c["state"] == "used" and c["size"] >= request + 8, (k, c)
+    maps = proc_maps(f["pid"])
+    regions = g.json("vmmap --json")["regions"]
+    assert sum(r["size"] for r in regions) == sum(m.size for m in maps)
+    heap = [m for m in maps if m.path == "[heap]"]
+    assert [(r["start"], r["end"]) for r in regions if r["kind"] == "heap"] == \
+        [(m.start, m.end) for m in heap]
+
+
+def test_continue_in_background_refuses_then_reads_fresh(gdb_session):
+    """All-stop mode, `continue &`: every reading command says in one line that the thread runs
+    (it used to read a heap changing under it, with false problems by the hundred, and to keep
+    that snapshot); after `interrupt` it reads the heap as it is then."""
+    g = gdb_session(demo("edge_target"), "churn")
+    g.run_to("churn")
+    before = g.json("heapchunks --json")
+    assert before["problems"] == [], before["problems"][:5]
+    g.json("vmmap --json")
+    g.cmd("continue &")
+    wait_for_fact(g, "fresh.done")
+    check_refused(g, RUNNING)
+    g.cmd("interrupt")
+    wait_until_stopped(g)
+    assert g.cmd(COUNT_COMPUTES).strip() == "computed 1"  # stopped: kept for this stop
+    check_fresh(g)
+    assert_clean("\n".join(g.transcript))
+
+
+def test_non_stop_mode(gdb_session):
+    """Non-stop mode: at the breakpoint only thread 1 stops, the churning threads run on; the
+    reading commands name them and refuse; with the selected thread running too, the usual line;
+    after `interrupt -a`, fresh answers."""
+    g = gdb_session(demo("edge_target"), "churn", extra_init=["set non-stop on"])
+    g.run_to("churn")
+    text = g.cmd("heapchunks")
+    assert re.fullmatch(r"heapchunks: threads 2, 3 of the process are running; interrupt them "
+                        r"first \(interrupt -a\)", text.strip()), text
+    g.cmd("continue &")
+    wait_for_fact(g, "fresh.done")
+    check_refused(g, RUNNING)
+    g.cmd("interrupt -a")
+    wait_until_stopped(g)
+    check_fresh(g)
+    assert_clean("\n".join(g.transcript))
