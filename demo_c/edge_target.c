@@ -18,6 +18,7 @@
 #define _GNU_SOURCE
 #include "demo.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,23 @@ static int mode_churn(int threads)
 
 static pthread_barrier_t ready, release;
 
+/* glibc's own totals, the oracle for the heap commands (no allocation). */
+static void fact_mallinfo2(void)
+{
+    struct mallinfo2 m = mallinfo2();
+
+    fact("mallinfo2.arena=%zu", m.arena);
+    fact("mallinfo2.ordblks=%zu", m.ordblks);
+    fact("mallinfo2.smblks=%zu", m.smblks);
+    fact("mallinfo2.hblks=%zu", m.hblks);
+    fact("mallinfo2.hblkhd=%zu", m.hblkhd);
+    fact("mallinfo2.usmblks=%zu", m.usmblks);
+    fact("mallinfo2.fsmblks=%zu", m.fsmblks);
+    fact("mallinfo2.uordblks=%zu", m.uordblks);
+    fact("mallinfo2.fordblks=%zu", m.fordblks);
+    fact("mallinfo2.keepcost=%zu", m.keepcost);
+}
+
 static void *holder(void *arg)
 {
     long t = (long)arg;
@@ -118,15 +136,19 @@ static int mode_undumpable(void)
         demo_check(blocks[k] != NULL, "malloc");
         fact("malloc.%d=0x%lx:%zu", k, (unsigned long)blocks[k], req);
     }
-    free(blocks[1]);  /* one free chunk in a tcache bin */
-    fact("free.1=0x%lx", (unsigned long)blocks[1]);
     pthread_barrier_init(&ready, NULL, 3);
     pthread_barrier_init(&release, NULL, 3);
     for (long t = 1; t <= 2; t++)
         demo_check(pthread_create(&th[t - 1], NULL, holder, (void *)t) == 0, "pthread_create");
     pthread_barrier_wait(&ready);
+    free(blocks[1]);  /* one free chunk in a bin, after the threads' own allocations */
+    fact("free.1=0x%lx", (unsigned long)blocks[1]);
+    void *big = malloc(256 * 1024);  /* above the mmap threshold: an mmapped chunk */
+    demo_check(big != NULL, "malloc");
+    fact("mmap.0=0x%lx:%d", (unsigned long)big, 256 * 1024);
     demo_check(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0, "prctl(PR_SET_DUMPABLE, 0)");
     fact("dumpable=%d", prctl(PR_GET_DUMPABLE, 0, 0, 0, 0));
+    fact_mallinfo2();
     demo_stop("undumpable");
     pthread_barrier_wait(&release);
     for (int t = 0; t < 2; t++)

@@ -28,3 +28,8 @@ def resident_sizes(target):
 def stack_rows(target, wanted):
     from ..target.stackuse import stack_rows as f
     return f(target, wanted)
+
+
+def maps_unreadable(target):
+    from ..target.mappings import maps_unreadable as f
+    return f(target)

@@ -9,7 +9,7 @@ from ..render.table import Table
 from ..target.errors import UserError
 from ..target.process import Target, evaluate_address
 from .base import GdbextCommand
-from .edge import target_json, regions, resident_sizes
+from .edge import maps_unreadable, target_json, regions, resident_sizes
 
 _EXPRESSION_START = re.compile(r"^[0-9$&*(\-]")
 
@@ -73,6 +73,10 @@ class Vmmap(GdbextCommand):
 
     def run(self, args, out):
         target = Target()
+        why = maps_unreadable(target)
+        if why:  # what can be rebuilt from memory is not a memory map worth showing
+            raise UserError(f"{why}; the heap commands and threadstacks still work from the "
+                            f"process's memory and symbols")
         regs = regions(target)
         address = self._address(args.what, regs)
         if address is not None:

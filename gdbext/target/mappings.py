@@ -65,12 +65,25 @@ def mappings(target: Target) -> List[Mapping]:
     return cached("mappings", lambda: _mappings(target))
 
 
+def maps_unreadable(target: Target) -> Optional[str]:
+    """Why a local live process's /proc/PID/maps cannot be read (then mappings() are rebuilt
+    from its memory and symbols), or None."""
+    proc = target.local_proc
+    if not proc:
+        return None
+    from .memmaps import proc_maps_error
+    return cached("maps_unreadable", lambda: proc_maps_error(proc))
+
+
 def _mappings(target: Target) -> List[Mapping]:
     proc = target.local_proc
     if proc:
         text = _proc_maps_text(proc)
         if text:
             return parse_proc_maps(text)
+        if maps_unreadable(target):
+            from .memmaps import mappings_from_memory
+            return mappings_from_memory(target)
         raise UserError(f"cannot read {proc}/maps; is the process still alive?")
     if target.kind == "core":
         maps = _core_file_mappings(target)

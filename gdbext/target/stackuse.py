@@ -8,7 +8,7 @@ from ..model.stacks import StackBounds
 from ..model.stackuse import (StackRow, lowest_used_page, main_stack_extent, pagemap_range,
                               parse_stack_rlimit, stack_row)
 from .errors import UserError
-from .mappings import mappings, remote_file
+from .mappings import mappings, maps_unreadable, remote_file
 from .process import Target
 from .regions import regions, thread_stacks
 from .threads import list_threads
@@ -81,6 +81,7 @@ def stack_rows(target: Target, wanted=None) -> List[StackRow]:
             text += f" [{r.start:#x}, {r.end:#x})"
         return text
 
+    unreadable_maps = maps_unreadable(target)
     rows = []
     for t in threads:
         b = bounds.get(t.num)
@@ -89,4 +90,7 @@ def stack_rows(target: Target, wanted=None) -> List[StackRow]:
                               describe))
         if rlimit_unknown and t.num in extents:
             rows[-1].warnings.append(f"RLIMIT_STACK unknown: {rlimit_unknown}")
+        if b is None and unreadable_maps:
+            rows[-1].warnings[:] = ["stack bounds unknown: the memory map is unreadable and "
+                                    "libc's debug types are not loaded"]
     return rows
