@@ -110,7 +110,8 @@ def object_mappings(target, probe: _Probe) -> List[Mapping]:
         except MemoryReadError:
             continue
         inode = os.stat(real).st_ino if real else 0
-        out.extend(M.object_mappings(phdrs, l_addr, real or f"[{name or 'object'}]", inode))
+        label = real or ("[vdso]" if name.startswith(("linux-vdso", "linux-gate")) else f"[{name}]")
+        out.extend(M.object_mappings(phdrs, l_addr, label, inode))
     return out
 
 
