@@ -120,6 +120,35 @@ def test_gdbserver_with_space_in_tmpdir(glibc_gdb, tmp_path, symbols):
         server.wait()
 
 
+@pytest.mark.skipif(shutil.which("gdbserver") is None, reason="gdbserver is not installed "
+                    "(package gdbserver)")
+def test_gdbserver_remote_file_failure_is_said(gdb_session, tmp_path):
+    """When `remote get` cannot work (here: a TMPDIR whose name holds a newline, which no gdb
+    command line can carry), vmmap --summary and threadstacks say why resident sizes and
+    RLIMIT_STACK are unknown, instead of leaving them out without a word."""
+    tmpdir = tmp_path / "tmp\nnewline"
+    tmpdir.mkdir()
+    server, port = gdbserver_start([demo("thread_stacks")])
+    try:
+        g = gdb_session(demo("thread_stacks"), env={"TMPDIR": str(tmpdir)})
+        g.cmd(f"target remote 127.0.0.1:{port}", timeout=60)
+        remote_run_to(g, "threads")
+        summary = g.json("vmmap --summary --json")["summary"]
+        assert summary["total"]["resident"] is None
+        why = summary["resident_unknown"]
+        assert why.startswith("cannot fetch /proc/") and "holds a newline" in why, why
+        text = g.cmd("vmmap --summary")
+        assert_clean(text)
+        assert "resident sizes unknown: cannot fetch /proc/" in text, text[-500:]
+        stacks = g.json("threadstacks --json")
+        assert any(w.startswith("thread 1: RLIMIT_STACK unknown: cannot fetch /proc/")
+                   for w in stacks["warnings"]), stacks["warnings"]
+        assert g.json("vmmap --json")["regions"], "the memory map itself comes another way"
+    finally:
+        server.kill()
+        server.wait()
+
+
 # ---- item 9: a program that runs while gdb's prompt is back -------------------------------------
 
 READING_COMMANDS = ("vmmap", "vmmap --summary --json", "heapchunks", "heapchunks --json", "bins",
@@ -176,11 +205,12 @@ def check_fresh(g):
         [(m.start, m.end) for m in heap]
 
 
-def test_continue_in_background_refuses_then_reads_fresh(gdb_session):
+@pytest.mark.parametrize("symbols", SYMBOLS, ids=map(mode_id, SYMBOLS))
+def test_continue_in_background_refuses_then_reads_fresh(glibc_gdb, symbols):
     """All-stop mode, `continue &`: every reading command says in one line that the thread runs
     (it used to read a heap changing under it, with false problems by the hundred, and to keep
     that snapshot); after `interrupt` it reads the heap as it is then."""
-    g = gdb_session(demo("edge_target"), "churn")
+    g = glibc_gdb(HOST, symbols, "edge_target", "churn")
     g.run_to("churn")
     before = g.json("heapchunks --json")
     assert before["problems"] == [], before["problems"][:5]
