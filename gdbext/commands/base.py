@@ -91,6 +91,7 @@ class GdbextCommand(gdb.Command):
     name = ""
     summary = ""
     details = ""
+    reads_stopped_process = True  # refuse while a thread of the selected process runs
 
     def __init__(self, name=None):
         self.parser = self.make_parser()
@@ -118,6 +119,8 @@ class GdbextCommand(gdb.Command):
         except _ArgError as e:
             raise gdb.GdbError(f"{self.name}: {e}; see 'help {self.name}'") from None
         try:
+            if self.reads_stopped_process:
+                _require_stopped()
             self.run(args, Output())
         except KeyboardInterrupt:
             gdb.write(f"{self.name}: interrupted\n")
@@ -139,6 +142,11 @@ class GdbextCommand(gdb.Command):
 
     def run(self, args, out: Output):
         raise NotImplementedError
+
+
+def _require_stopped() -> None:
+    from ..target.process import require_stopped  # the target layer loads at first use
+    require_stopped()
 
 
 def _debug() -> bool:

@@ -86,6 +86,7 @@ def summary_text(log: M.BrkLog) -> str:
 
 class BrkWatch(GdbextCommand):
     name = "brkwatch"
+    reads_stopped_process = False  # turning the watch on or off, or its log, needs no stop
     summary = "Record every change of the program break (and anonymous mmaps) while the program runs."
     details = ("brkwatch on [--mmap] [--stop] [--bt N] [--method auto|watch|break|syscall]\n"
                "brkwatch off | status [--json] | log [--json] [--last N] [--kind KIND] | clear\n\n"

@@ -20,11 +20,16 @@ def regions(target):
     return f(target)
 
 
-def resident_bytes(target):
-    from ..target.mappings import resident_bytes as f
+def resident_sizes(target):
+    from ..target.mappings import resident_sizes as f
     return f(target)
 
 
 def stack_rows(target, wanted):
     from ..target.stackuse import stack_rows as f
     return f(target, wanted)
+
+
+def maps_unreadable(target):
+    from ..target.mappings import maps_unreadable as f
+    return f(target)

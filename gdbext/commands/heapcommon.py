@@ -24,7 +24,7 @@ def header_lines(view: "HeapView") -> List[str]:
              f"libc debug symbols: {'yes' if view.symbols else 'no'}"]
     if f.get("glibc", "").startswith("heuristic"):
         lines.append(f"glibc version: {f['glibc']}")
-    for key in ("main_arena", "mp_", "tcache", "thread_arena"):
+    for key in ("mappings", "main_arena", "mp_", "tcache", "thread_arena"):
         if key in f and f[key] not in ("symbol",) and not f[key].startswith("TLS variable"):
             lines.append(f"{key}: {f[key]}")
     return lines

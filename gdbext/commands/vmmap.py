@@ -9,7 +9,7 @@ from ..render.table import Table
 from ..target.errors import UserError
 from ..target.process import Target, evaluate_address
 from .base import GdbextCommand
-from .edge import target_json, regions, resident_bytes
+from .edge import maps_unreadable, target_json, regions, resident_sizes
 
 _EXPRESSION_START = re.compile(r"^[0-9$&*(\-]")
 
@@ -73,6 +73,10 @@ class Vmmap(GdbextCommand):
 
     def run(self, args, out):
         target = Target()
+        why = maps_unreadable(target)
+        if why:  # what can be rebuilt from memory is not a memory map worth showing
+            raise UserError(f"{why}; the heap commands and threadstacks still work from the "
+                            f"process's memory and symbols")
         regs = regions(target)
         address = self._address(args.what, regs)
         if address is not None:
@@ -86,7 +90,11 @@ class Vmmap(GdbextCommand):
             regs = [r for r in regs if r.kind in args.kind]
         target_doc = target_json(target) if args.json else None
         # Resident sizes last: every read of the inferior before this may fault pages in.
-        summary = _summary(regs, resident_bytes(target)) if args.summary else None
+        summary = None
+        if args.summary:
+            rss, rss_unknown = resident_sizes(target)
+            summary = _summary(regs, rss)
+            summary["resident_unknown"] = rss_unknown  # why, when a live process's is unknown
         if args.json:
             body = {"regions": [region_json(r) for r in regs]}
             if summary is not None:
@@ -96,7 +104,10 @@ class Vmmap(GdbextCommand):
         if not regs:
             raise UserError(f"no region matches {args.what!r}" if args.what else "no regions match")
         if summary is not None:
-            return self._print_summary(summary, out)
+            self._print_summary(summary, out)
+            if summary["resident_unknown"]:
+                out.line([("resident sizes unknown: " + summary["resident_unknown"], "warning")])
+            return
         self._print_table(regs, out)
 
     def _address(self, what, regs):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 PT_LOAD = 1
+ET_CORE = 4
 PT_GNU_RELRO = 0x6474E552
 PF_X, PF_W, PF_R = 1, 2, 4
 
@@ -29,6 +30,12 @@ class LoadedObject:
     bias: int
     segments: tuple
     relro: Optional[tuple]  # (start, end) made read-only after relocation
+
+
+def is_core_header(header: bytes) -> bool:
+    """Whether these first bytes of a file are a little-endian ELF core file's header."""
+    return len(header) >= 18 and header[:4] == b"\x7fELF" and header[5] == 1 and \
+        struct.unpack_from("<H", header, 16)[0] == ET_CORE
 
 
 def parse_program_headers(header: bytes, mapping_start: int, path: str = "") -> Optional[LoadedObject]:

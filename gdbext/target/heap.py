@@ -153,6 +153,7 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
     except PtmallocError as e:
         raise UserError(str(e)) from None
     view = HeapView(target, state, layout, version, symbols, found)
+    _note_rebuilt_mappings(target, view)
     if not chunks:
         return view  # a memory map needs no per-thread pointers
     per_thread = _per_thread(target, view, maps)
@@ -173,7 +174,26 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
                                  tcaches=labels, mmap_candidates=candidates,
                                  heap_start=heap_start, mappings=maps, earlier=view.state)
             found["tcache"] = "heuristic: " + orphans[0].how + "; owning threads unknown"
+    _note_rebuilt_mappings(target, view)
     return view
+
+
+def _note_rebuilt_mappings(target: Target, view: HeapView) -> None:
+    """Without /proc/PID/maps the mappings come from memory and symbols, which cannot show
+    where malloc's mmapped chunks are: say so, instead of a count mismatch at mp_ that would
+    read as corruption."""
+    from .mappings import maps_unreadable
+    why = maps_unreadable(target)
+    if not why:
+        return
+    state = view.state
+    n = (state.mp or {}).get("n_mmaps")
+    view.found["mappings"] = ("rebuilt from memory and symbols (" + why + "); mmapped chunks "
+                              "are not searched" + (f", mp_ counts {n}" if n else ""))
+    if state.mp_address:
+        state.problems[:] = [p for p in state.problems if not (
+            p.address == state.mp_address and p.message.startswith("found ")
+            and "mp_ counts" in p.message)]
 
 
 def _main_heap_range(target: Target, maps) -> Tuple[Optional[Tuple[int, int]], bool]:

@@ -2,7 +2,7 @@
 
 import os
 import re
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import gdb
 
@@ -65,31 +65,89 @@ def mappings(target: Target) -> List[Mapping]:
     return cached("mappings", lambda: _mappings(target))
 
 
+def maps_unreadable(target: Target) -> Optional[str]:
+    """Why a local live process's /proc/PID/maps cannot be read (then mappings() are rebuilt
+    from its memory and symbols), or None."""
+    proc = target.local_proc
+    if not proc:
+        return None
+    from .memmaps import proc_maps_error
+    return cached("maps_unreadable", lambda: proc_maps_error(proc))
+
+
 def _mappings(target: Target) -> List[Mapping]:
     proc = target.local_proc
     if proc:
         text = _proc_maps_text(proc)
         if text:
             return parse_proc_maps(text)
+        if maps_unreadable(target):
+            from .memmaps import mappings_from_memory
+            return mappings_from_memory(target)
         raise UserError(f"cannot read {proc}/maps; is the process still alive?")
     if target.kind == "core":
         maps = _core_file_mappings(target)
         if maps:
             return maps
     if target.kind == "remote":
-        text = remote_file(f"/proc/{target.pid}/maps")
+        try:
+            text = remote_file(f"/proc/{target.pid}/maps")
+        except UserError:
+            text = None  # gdb's own `info proc mappings` reads the same file another way
         if text:
             return parse_proc_maps(text)
     return _gdb_mappings()
 
 
 def core_file_path() -> Optional[str]:
+    """A path that opens the selected inferior's core file.  gdb 17 and later name it; older
+    ones only in `info target` text, where a file name may hold quotes, so the name is taken
+    from gdb's own open files and only checked against that text, never cut out of it."""
+    corefile = getattr(gdb.selected_inferior(), "corefile", None)  # gdb 17 and later
+    name = getattr(corefile, "filename", None)
+    if name:
+        return name
     try:
         text = gdb.execute("info target", to_string=True)
     except gdb.error:
         return None
-    m = re.search(r"core dump file:\s*`([^']+)'", text)
-    return m.group(1) if m else None
+    return core_path_from_open_files(text) or core_path_from_text(text)
+
+
+def _is_core_file(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            header = f.read(18)
+    except OSError:
+        return False
+    return elf.is_core_header(header)
+
+
+def core_path_from_open_files(info_target: str) -> Optional[str]:
+    """The core file among gdb's open files that `info target` names (gdb keeps it open)."""
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        link = f"/proc/self/fd/{fd}"
+        try:
+            name = os.readlink(link)
+        except OSError:
+            continue
+        deleted = name.endswith(" (deleted)")  # still readable through gdb's descriptor
+        for candidate in (name, name[:-len(" (deleted)")]) if deleted else (name,):
+            if f"`{candidate}', file type " in info_target and _is_core_file(link):
+                return link if deleted else candidate
+    return None
+
+
+def core_path_from_text(info_target: str) -> Optional[str]:
+    """The name `info target` prints between ` and "', file type FORMAT." (quotes allowed)."""
+    m = re.search(r"core dump file:\s*`(.*?)', file type [^\n]*\.$", info_target, re.M | re.S)
+    if m and _is_core_file(m.group(1)):
+        return m.group(1)
+    return None
 
 
 def _core_file_mappings(target: Target) -> Optional[List[Mapping]]:
@@ -131,27 +189,50 @@ def _perms_from_objects(target: Target, maps: List[Mapping]) -> List[Mapping]:
     return out
 
 
-def remote_file(path: str) -> Optional[str]:
-    """A file of the remote system, fetched through gdb's `remote get` (gdbserver's vFile)."""
+_ARGV_PLAIN = re.compile(r"[A-Za-z0-9/._+,:=@%-]")
+
+
+def gdb_argv_word(text: str) -> str:
+    """`text` as one word of a gdb command that splits its arguments like a shell (libiberty's
+    buildargv: `remote get`, `remote put`): every other character escaped with a backslash."""
+    return "".join(c if _ARGV_PLAIN.match(c) else "\\" + c for c in text)
+
+
+def remote_file(path: str) -> str:
+    """A file of the remote system, fetched through gdb's `remote get` (gdbserver's vFile).
+    A UserError says why it could not be (the names are quoted: TMPDIR may hold a space)."""
     import tempfile
 
-    with tempfile.TemporaryDirectory() as d:
-        local = os.path.join(d, "f")
-        try:
-            gdb.execute(f"remote get {path} {local}", to_string=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="gdbext-") as d:
+            local = os.path.join(d, "f")
+            if "\n" in local:  # one gdb command is one line
+                raise UserError(f"cannot fetch {path}: the temporary directory {d!r} holds a "
+                                f"newline")
+            gdb.execute(f"remote get {gdb_argv_word(path)} {gdb_argv_word(local)}", to_string=True)
             with open(local, "r", errors="replace") as f:
                 return f.read()
-        except (gdb.error, OSError):
-            return None
+    except (gdb.error, OSError) as e:
+        raise UserError(f"cannot fetch {path} from the remote system ({e})") from None
+
+
+def resident_sizes(target: Target) -> Tuple[Optional[Dict[int, int]], Optional[str]]:
+    """(resident bytes per mapping start, or None; why they are unknown, or None).  A live
+    process's, local or remote through gdbserver; a core file records none."""
+    proc = target.local_proc
+    if proc:
+        text = _proc_maps_text(proc, "smaps")
+        why = None if text else f"cannot read {proc}/smaps"
+    elif target.kind == "remote":
+        try:
+            text, why = remote_file(f"/proc/{target.pid}/smaps"), None
+        except UserError as e:
+            text, why = None, str(e)
+    else:
+        return None, None
+    return (parse_smaps_rss(text), None) if text else (None, why)
 
 
 def resident_bytes(target: Target) -> Optional[Dict[int, int]]:
     """Resident bytes per mapping start, for a live process (local, or remote through gdbserver)."""
-    proc = target.local_proc
-    if proc:
-        text = _proc_maps_text(proc, "smaps")
-    elif target.kind == "remote":
-        text = remote_file(f"/proc/{target.pid}/smaps")
-    else:
-        return None
-    return parse_smaps_rss(text) if text else None
+    return resident_sizes(target)[0]

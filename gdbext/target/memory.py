@@ -29,9 +29,11 @@ def generation() -> int:
 
 
 class GdbMemory:
-    def __init__(self, inferior=None, pointer_size: int = 8):
+    def __init__(self, inferior=None, pointer_size: int = 8, cache: bool = True):
+        """cache: keep blocks until the inferior moves; False while any of its threads runs."""
         self.inferior = inferior or gdb.selected_inferior()
         self.pointer_size = pointer_size
+        self.cache = cache
 
     def _raw(self, address: int, size: int) -> bytes:
         try:
@@ -44,7 +46,7 @@ class GdbMemory:
             return b""
         if address < 0 or address + size > (1 << (8 * self.pointer_size)):
             raise MemoryReadError(address, size, "outside the address space")
-        if size >= BLOCK:
+        if size >= BLOCK or not self.cache:
             return self._raw(address, size)  # bulk reads go straight through
         first = address & ~(BLOCK - 1)
         last = (address + size - 1) & ~(BLOCK - 1)

@@ -13,15 +13,56 @@ from .memory import GdbMemory, generation
 _facts_cache = {}  # (generation, inferior num, key) -> value
 
 
+def running_threads(inferior=None) -> list:
+    """gdb numbers of the inferior's threads that are running (`continue &`, non-stop mode)."""
+    inf = inferior or gdb.selected_inferior()
+    try:
+        return sorted(t.num for t in inf.threads() if t.is_valid() and t.is_running())
+    except gdb.error:
+        return []
+
+
+def is_stopped(inferior=None) -> bool:
+    """Whether every thread of the inferior is stopped: only then do its memory and registers
+    hold still long enough to be read as one state."""
+    return not running_threads(inferior)
+
+
 def cached(key, compute):
-    """Memoise a fact about the inferior until it runs again."""
+    """Memoise a fact about the inferior for the rest of this stop.  While any of its threads
+    runs nothing is kept: the next stop event may be far off and the memory changes before it."""
     inf = gdb.selected_inferior()
+    if not is_stopped(inf):
+        return compute()
     k = (generation(), inf.num, key)
     if k not in _facts_cache:
         if len(_facts_cache) > 256:
             _facts_cache.clear()
         _facts_cache[k] = compute()
     return _facts_cache[k]
+
+
+def _thread_list(nums) -> str:
+    return ("threads " + ", ".join(map(str, nums[:5])) + (", ..." if len(nums) > 5 else "")) \
+        if len(nums) > 1 else f"thread {nums[0]}"
+
+
+def require_stopped(inferior=None) -> None:
+    """A UserError when the selected thread, or any other thread of the process, is running:
+    what is read then is a heap and a memory map changing under the reader."""
+    inf = inferior or gdb.selected_inferior()
+    running = running_threads(inf)
+    if not running:
+        return
+    try:
+        selected = gdb.selected_thread()
+    except gdb.error:
+        selected = None
+    if selected is None or selected.num in running:
+        raise UserError("the selected thread is running; interrupt it first (interrupt or Ctrl-C)")
+    raise UserError(f"{_thread_list(running)} of the process "
+                    f"{'is' if len(running) == 1 else 'are'} running; interrupt "
+                    f"{'it' if len(running) == 1 else 'them'} first (interrupt -a)")
 
 
 def _connection_type(inf) -> Optional[str]:
@@ -59,7 +100,7 @@ class Target:
         self.kind = {"core": "core", "remote": "remote", "extended-remote": "remote"}.get(ctype, "live")
         self.pid = self.inferior.pid
         self.pointer_size = gdb.lookup_type("void").pointer().sizeof
-        self.memory = GdbMemory(self.inferior, self.pointer_size)
+        self.memory = GdbMemory(self.inferior, self.pointer_size, cache=is_stopped(self.inferior))
 
     @property
     def local_proc(self) -> Optional[str]:

@@ -1,31 +1,36 @@
 """What threadstacks needs from the target: threads, their stack bounds (the same ones vmmap
 uses), the main thread's RLIMIT_STACK and the page map that tells how deep each stack went."""
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ..model.regions import region_at
 from ..model.stacks import StackBounds
 from ..model.stackuse import (StackRow, lowest_used_page, main_stack_extent, pagemap_range,
                               parse_stack_rlimit, stack_row)
-from .mappings import mappings, remote_file
+from .errors import UserError
+from .mappings import mappings, maps_unreadable, remote_file
 from .process import Target
 from .regions import regions, thread_stacks
 from .threads import list_threads
 
 
-def stack_rlimit(target: Target) -> Optional[int]:
-    """The inferior's own soft RLIMIT_STACK (not gdb's): /proc/PID/limits, local or remote."""
+def stack_rlimit(target: Target) -> Tuple[Optional[int], Optional[str]]:
+    """(the inferior's own soft RLIMIT_STACK (not gdb's), why it is unknown): from
+    /proc/PID/limits, local or remote."""
     proc = target.local_proc
-    text = None
+    text, why = None, None
     if proc:
         try:
             with open(f"{proc}/limits") as f:
                 text = f.read()
-        except OSError:
-            text = None
+        except OSError as e:
+            why = f"cannot read {proc}/limits ({e.strerror})"
     elif target.kind == "remote":
-        text = remote_file(f"/proc/{target.pid}/limits")
-    return parse_stack_rlimit(text) if text else None
+        try:
+            text = remote_file(f"/proc/{target.pid}/limits")
+        except UserError as e:
+            why = str(e)
+    return (parse_stack_rlimit(text) if text else None), why
 
 
 def read_pagemap(target: Target, low: int, high: int) -> Optional[bytes]:
@@ -49,14 +54,14 @@ def stack_rows(target: Target, wanted=None) -> List[StackRow]:
         threads = [t for t in threads if t.num in wanted]
     maps = mappings(target)
     bounds: Dict[int, StackBounds] = {b.thread: b for b in thread_stacks(target, maps, threads)}
-    rlimit = None
+    rlimit, rlimit_unknown = None, None
     extents = {}
     for b in bounds.values():
         if b.main:
             stack = next((m for m in maps if m.start <= b.low < m.end), None)
             if stack is not None:
                 if rlimit is None:
-                    rlimit = stack_rlimit(target)
+                    rlimit, rlimit_unknown = stack_rlimit(target)
                 extents[b.thread] = main_stack_extent(stack, maps, rlimit)
     # The page map before any other read: reading a page through ptrace maps the zero page.
     lowest = {}
@@ -76,10 +81,16 @@ def stack_rows(target: Target, wanted=None) -> List[StackRow]:
             text += f" [{r.start:#x}, {r.end:#x})"
         return text
 
+    unreadable_maps = maps_unreadable(target)
     rows = []
     for t in threads:
         b = bounds.get(t.num)
         rows.append(stack_row(t.num, t.tid, t.name, t.sp, b, t.frames, t.function,
                               extents.get(t.num), lowest.get(t.num), peak_known.get(t.num, False),
                               describe))
+        if rlimit_unknown and t.num in extents:
+            rows[-1].warnings.append(f"RLIMIT_STACK unknown: {rlimit_unknown}")
+        if b is None and unreadable_maps:
+            rows[-1].warnings[:] = ["stack bounds unknown: the memory map is unreadable and "
+                                    "libc's debug types are not loaded"]
     return rows
