@@ -11,8 +11,9 @@
  *                                mp_ (an embedded allocator's arena and
  *                                parameters), which must not be taken for
  *                                glibc's
- *   malloc_anchors tcache_entry  five chunks in tcache[0], then one other
- *                                entry of the thread's tcache_perthread_struct
+ *   malloc_anchors tcache_entry [BAD=1]
+ *                                five chunks in tcache[0], then BAD other
+ *                                entries of the thread's tcache_perthread_struct
  *                                overwritten with a pointer out of the heap
  *   malloc_anchors arena_bin     main_arena itself damaged: the unsorted bin's
  *                                fd (in main_arena, found through the one
@@ -23,8 +24,9 @@
  * report as malloc_sizes), own.main_arena / own.mp_ (own_anchors),
  * tcache.entries (address of entries[0]), tcache.count (chunks freed into
  * tcache[0]), freed.K (their user pointers, last freed first),
- * corrupt.entry (address of the overwritten entry), corrupt.index,
- * corrupt.value (tcache_entry); unsorted.chunk (the freed chunk's header),
+ * corrupt.entry (address of the first overwritten entry), corrupt.index
+ * (its index; the others follow it), corrupt.count (BAD), corrupt.value
+ * (tcache_entry); unsorted.chunk (the freed chunk's header),
  * unsorted.bin (bin_at(main_arena, 1), the address its fd and bk held),
  * corrupt.entry, corrupt.value (arena_bin).  tcache_entry and arena_bin leave
  * with _exit(0) after the stop: no malloc or free runs on the damage.
@@ -158,7 +160,7 @@ static uintptr_t *find_entries0(void *head)
     return NULL;
 }
 
-static void tcache_entry(void)
+static void tcache_entry(int bad)
 {
     void *p[TCACHE_COUNT];
     for (int i = 0; i < TCACHE_COUNT; i++)
@@ -171,9 +173,12 @@ static void tcache_entry(void)
     uintptr_t *entries = find_entries0(p[TCACHE_COUNT - 1]);
     fact("tcache.entries=0x%lx", (unsigned long)entries);
     fact("tcache.count=%d", TCACHE_COUNT);
-    entries[BAD_INDEX] = BAD_VALUE;
+    demo_check(bad >= 1 && BAD_INDEX + bad <= 64, "bad entry count");
+    for (int i = 0; i < bad; i++)
+        entries[BAD_INDEX + i] = BAD_VALUE;
     fact("corrupt.entry=0x%lx", (unsigned long)&entries[BAD_INDEX]);
     fact("corrupt.index=%d", BAD_INDEX);
+    fact("corrupt.count=%d", bad);
     fact("corrupt.value=0x%lx", BAD_VALUE);
 }
 
@@ -206,7 +211,7 @@ int main(int argc, char **argv)
         demo_stop("heap");
     } else if (strcmp(mode, "tcache_entry") == 0 || strcmp(mode, "arena_bin") == 0) {
         if (strcmp(mode, "tcache_entry") == 0)
-            tcache_entry();
+            tcache_entry((int)demo_arg_long(argc > 2 ? argv[2] : NULL, 1));
         else
             arena_bin();
         demo_stop("heap");
