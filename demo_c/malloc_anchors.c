@@ -49,6 +49,12 @@
 /* ---- an embedded allocator whose globals reuse glibc's names ---------- */
 
 #ifdef OWN_ANCHORS
+#include <pthread.h>
+
+static void *idle_thread(void *arg)
+{
+    return arg;
+}
 
 struct pool_arena {
     struct pool_arena *next;   /* a ring of one, as glibc's arenas are */
@@ -82,6 +88,11 @@ static void pool_init(void)
         mp_.counts[i] = (size_t)i * 3;
     fact("own.main_arena=0x%lx", (unsigned long)&main_arena);
     fact("own.mp_=0x%lx", (unsigned long)&mp_);
+    /* Linked statically, a program names its glibc's version only in the string libthread_db
+     * checks, which comes with pthread_create (gdbext reads it there). */
+    pthread_t th;
+    demo_check(pthread_create(&th, NULL, idle_thread, NULL) == 0, "pthread_create");
+    demo_check(pthread_join(th, NULL) == 0, "pthread_join");
 }
 #else
 static void pool_init(void)
