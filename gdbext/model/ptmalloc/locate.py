@@ -50,8 +50,8 @@ def find_main_arena(mem, layout: Layout, candidates: Iterable[Mapping],
     points into a heap.
     """
     best = None
-    for a, m, empty, defect in _arena_candidates(mem, layout, candidates, heaps):
-        if defect is not None:
+    for a, m, empty, defects in _arena_candidates(mem, layout, candidates, heaps):
+        if defects:
             continue
         how = "malloc_state in %s at offset %#x: next list returns to it, %d of %d bins empty" % (
             m.path or "anonymous memory", a - m.start, empty, layout.nbins - 1)
@@ -68,18 +68,21 @@ def find_corrupt_main_arena(mem, layout: Layout, candidates: Iterable[Mapping],
     signature (most of its bins point to themselves, which nothing else does) but fails a check
     glibc relies on.  `how` names the first defects: the user is told main_arena is corrupt,
     not that it is missing, and the walk can go on and report each bad value."""
-    best = None  # the most bins empty: a window shifted by whole bins sees fewer of them
-    for a, m, empty, defect in _arena_candidates(mem, layout, candidates, heaps, near_misses=True):
-        if defect is not None and (best is None or empty > best[0]):
-            best = (empty, Found(a, defect))
+    # Windows shifted by whole bins see nearly as many empty bins, but their next and top are
+    # other fields: the best has the most empty bins net of its defects.
+    best = None
+    for a, m, empty, defects in _arena_candidates(mem, layout, candidates, heaps, near_misses=True):
+        score = empty - len(defects)
+        if defects and (best is None or score > best[0]):
+            best = (score, Found(a, _defect_text(a, m, empty, layout, defects)))
     return best[1] if best else None
 
 
 def _arena_candidates(mem, L: Layout, candidates: Iterable[Mapping], heaps: Sequence[Range],
                       near_misses: bool = False):
-    """(address, mapping, empty bins, defect or None) for each word of the candidate mappings
-    that may start a malloc_state; with near_misses, also those that have most bins empty but
-    fail another check (defect says which)."""
+    """(address, mapping, empty bins, defects) for each word of the candidate mappings that may
+    start a malloc_state (defects empty); with near_misses, also those that have most bins
+    empty but fail other checks (defects says which)."""
     p = L.pointer_size
     st = L.malloc_state
     w_next, w_top = st.offset("next") // p, st.offset("top") // p
@@ -125,7 +128,7 @@ def _arena_candidates(mem, L: Layout, candidates: Iterable[Mapping], heaps: Sequ
                                % (nxt, MAX_ARENAS))
             if defects and not near_misses:
                 continue
-            yield a, m, empty, (_defect_text(a, m, empty, L, defects) if defects else None)
+            yield a, m, empty, defects
 
 
 def _bins_judged(words, w0: int, bin0: int, L: Layout, heaps: Sequence[Range],
