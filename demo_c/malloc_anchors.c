@@ -56,22 +56,23 @@ static void *idle_thread(void *arg)
     return arg;
 }
 
-struct pool_arena {
-    struct pool_arena *next;   /* a ring of one, as glibc's arenas are */
+/* Named as dlmalloc names its own: gdb finds a program's struct malloc_state before libc's. */
+struct malloc_state {
+    struct malloc_state *next; /* a ring of one, as glibc's arenas are */
     char *top;
     size_t system_mem;
     char *bins[254];
     char pool[4096];
 };
 
-struct pool_par {
+struct malloc_par {
     size_t threshold;
     char *sbrk_base;
     size_t counts[16];
 };
 
-struct pool_arena main_arena;
-struct pool_par mp_;
+struct malloc_state main_arena;
+struct malloc_par mp_;
 
 /* Fills the embedded arena with pointers into its own pool: the fields glibc's malloc_state
  * has at the same offsets then hold values that look like pointers, not zeros. */

@@ -22,8 +22,9 @@ from ..model.ptmalloc.locate import looks_like_tcache, unaccepted_tcaches
 from ..model.ptmalloc.tls import find_tls_slot, slot_values
 from ..model.regions import Claim, Mapping
 from .errors import UserError
-from .libc import glibc_version_found, has_libc_debug_types, version_text
-from .malloc import libc_symbol, per_thread_pointers, restarted_checkpoint, struct_info
+from .libc import glibc_version_found, has_libc_debug_types, libc_starts as _libc_starts
+from .libc import version_text
+from .malloc import libc_struct_info, libc_symbol, per_thread_pointers, restarted_checkpoint
 from .mappings import mappings
 from .process import Target, cached
 from .threads import list_threads
@@ -101,7 +102,7 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
         raise UserError(f"the program uses {other}; the heap commands read glibc malloc only")
     libc_path = _libc_path(maps)
     version, version_how = glibc_version_found(target)
-    symbols = has_libc_debug_types()
+    symbols = has_libc_debug_types(target)
     if version is None and not symbols:
         if not any(looks_like_libc(m.path) for m in maps) and \
                 any(os.path.basename(m.path).startswith("ld-") for m in maps):
@@ -110,7 +111,8 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
         raise UserError("no glibc found in the process (no libc.so.6 and no glibc version "
                         "string); the heap commands read glibc malloc only")
     if symbols:
-        layout = Layout.from_types(struct_info, version, target.pointer_size)
+        layout = Layout.from_types(libc_struct_info(_libc_starts(maps)), version,
+                                   target.pointer_size)
     else:
         layout = Layout.for_version(version, target.pointer_size)
     found = {"layout": layout.source}
@@ -189,11 +191,6 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
         for key in ("tcache", "thread_arena"):
             found[key] = found.get(key, "not found") + RESTARTED_NOTE
     return view
-
-
-def _libc_starts(maps) -> Tuple[int, ...]:
-    """Where the shared libc's mappings start; none for a static program."""
-    return tuple(sorted(m.start for m in maps if looks_like_libc(m.path)))
 
 
 def _anchor_symbol(target: Target, maps, data, name: str) -> Tuple[Optional[int], str]:

@@ -8,19 +8,61 @@ from ..model.targetkind import selected_checkpoint_is_fork
 from .process import cached
 
 
-def struct_info(name: str) -> Optional[Tuple[int, Dict[str, Tuple[int, int]]]]:
-    """(sizeof, {field: (offset, size)}) of a struct from debug info, or None without it."""
+def struct_info(name: str, block=None) -> Optional[Tuple[int, Dict[str, Tuple[int, int]]]]:
+    """(sizeof, {field: (offset, size)}) of a struct from debug info, or None without it.
+    `block`: where the look-up starts."""
     try:
-        t = gdb.lookup_type(name).strip_typedefs()
-    except gdb.error:
+        t = gdb.lookup_type(name, block) if block is not None else gdb.lookup_type(name)
+    except (gdb.error, RuntimeError):
         return None
-    if t.code not in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION):
+    return _fields_of(t)
+
+
+def _fields_of(t) -> Optional[Tuple[int, Dict[str, Tuple[int, int]]]]:
+    try:
+        t = t.strip_typedefs()
+        if t.code not in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION):
+            return None
+        fields = {}
+        for f in t.fields():
+            if f.name and getattr(f, "bitpos", None) is not None:
+                fields[f.name] = (f.bitpos // 8, f.type.sizeof)
+        return t.sizeof, fields
+    except (gdb.error, RuntimeError):
         return None
-    fields = {}
-    for f in t.fields():
-        if f.name and getattr(f, "bitpos", None) is not None:
-            fields[f.name] = (f.bitpos // 8, f.type.sizeof)
-    return t.sizeof, fields
+
+
+# malloc's structs as the types of libc's own variables: a look-up by name may answer with a
+# program's struct of the same name (an embedded dlmalloc has its own struct malloc_state),
+# since libc's malloc.c sees some of them only through a forward declaration.
+_TYPE_OF = {"struct malloc_state": ("main_arena", ""), "struct malloc_par": ("mp_", ""),
+            "tcache_perthread_struct": ("tcache", "*"),
+            "struct tcache_perthread_struct": ("tcache", "*")}
+
+
+def libc_struct_info(libc_starts: Tuple[int, ...]):
+    """struct_info restricted to libc's own debug info: `name -> (sizeof, fields)` or None;
+    always None when libc's debug info is not loaded, whatever the program defines."""
+    objfile = libc_objfile(libc_starts)
+    anchor = libc_debug_symbol(objfile, "main_arena")
+
+    def info(name: str):
+        if anchor is None:
+            return None
+        var, deref = _TYPE_OF.get(name, (None, ""))
+        if var is not None:
+            sym = libc_debug_symbol(objfile, var)
+            if sym is None:
+                return None
+            try:
+                return _fields_of(sym.type.strip_typedefs().target() if deref else sym.type)
+            except (gdb.error, RuntimeError):
+                return None
+        try:  # defined in malloc.c itself (heap_info, tcache_entry): its static block first
+            return struct_info(name, anchor.symtab.static_block())
+        except (gdb.error, RuntimeError, AttributeError):
+            return None
+    return info
 
 
 def libc_objfile(libc_starts: Tuple[int, ...]):

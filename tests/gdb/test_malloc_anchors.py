@@ -1,7 +1,8 @@
 """How the heap commands find glibc malloc's anchors (main_arena, mp_, each thread's tcache)
 when something stands in the way (issue 10, items 2, 3, 4 and 13):
 
-- a program whose own globals are named main_arena and mp_ (an embedded allocator's);
+- a program whose own globals are named main_arena and mp_, of its own struct malloc_state and
+  struct malloc_par (an embedded allocator's);
 - 65 or more arenas without libc debug symbols, and a main_arena that is itself damaged;
 - a tcache with one overwritten entry, and one too damaged to be taken for a tcache;
 - `checkpoint` + `restart`, where gdb 13 crashes reading libc's thread-local variables.
@@ -86,6 +87,9 @@ def test_program_globals_named_main_arena_and_mp_(glibc_gdb, tmp_path, version, 
     assert arenas["mp"]["sbrk_base"] == main["heaps"][0]["start"]
     for doc in stop.docs.values():
         found = doc["heap"]["found"]
+        # the program's own struct malloc_state and malloc_par are not libc's debug types
+        assert found["layout"] == ("debug types" if symbols else "version table"), found
+        assert doc["target"]["symbols"] is symbols
         if symbols:
             assert found["main_arena"] == found["mp_"] == "symbol", found
         else:
@@ -114,6 +118,7 @@ def test_static_program_globals_named_main_arena_and_mp_(demos, gdb_session):
     assert arenas["mp_address"] != stop.facts["own.mp_"]
     for doc in docs.values():
         assert doc["heap"]["found"]["main_arena"] == doc["heap"]["found"]["mp_"] == "symbol"
+        assert doc["heap"]["found"]["layout"] == "version table"
 
 
 # ---- item 3: 65 or more arenas; main_arena itself damaged ---------------------------------------
