@@ -103,7 +103,11 @@ class Bins(GdbextCommand):
             out.line([(f"{arena_name(view, a)}: {fmt.plural(sum(len(b) for b in lists), 'free chunk')} in bins",
                        "title")])
             shown += self._print_lists(view, lists, out)
-        if not shown:
+        if not shown and "tcache" in kinds and view.layout.has_tcache and not state.tcache \
+                and view.found.get("tcache", "").startswith("not found"):
+            out.line("no free chunk in the arenas' bins, and no thread's tcache was found: "
+                     "chunks freed to a tcache show as used")
+        elif not shown:
             out.line("all bins are empty")
         problems(view, out)
 

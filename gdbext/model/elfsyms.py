@@ -9,16 +9,20 @@ from typing import Callable, Dict, Iterable, Optional, Tuple
 
 SHT_SYMTAB = 2
 SHT_DYNSYM = 11
-STT_OBJECT, STT_FUNC = 1, 2
+STT_OBJECT, STT_FUNC, STT_FILE = 1, 2, 4
 MAX_TABLE = 64 << 20
 
 Reader = Callable[[int, int], bytes]  # (file offset, size) -> bytes
 
 
-def symbols(read: Reader, wanted: Iterable[str]) -> Dict[str, Tuple[int, int]]:
+def symbols(read: Reader, wanted: Iterable[str],
+            source: Optional[str] = None) -> Dict[str, Tuple[int, int]]:
     """{name: (st_value, st_size)} for the wanted names defined in the file (64-bit LE only).
 
-    .symtab first (it has local symbols too), then .dynsym; the first definition wins.
+    .symtab first (it has local symbols too), then .dynsym; the first definition wins, except
+    that with `source` (a file name such as "malloc.c") a local definition listed under that
+    source file's STT_FILE entry wins over the others: a static program links its own objects
+    before libc's, and may define a variable of the same name as a static in libc.
     """
     wanted = set(wanted)
     out: Dict[str, Tuple[int, int]] = {}
@@ -47,21 +51,37 @@ def symbols(read: Reader, wanted: Iterable[str]) -> Dict[str, Tuple[int, int]]:
                 continue
             syms = read(off, size)
             strs = read(strtab[1], strtab[2])
-            _scan(syms, strs, entsize, wanted, out)
+            _scan(syms, strs, entsize, wanted, out, source)
         if wanted <= set(out):
             break
     return out
 
 
-def _scan(syms: bytes, strs: bytes, entsize: int, wanted, out):
+def _scan(syms: bytes, strs: bytes, entsize: int, wanted, out, source: Optional[str] = None):
+    current_file, preferred = None, {}
     for pos in range(0, len(syms) - 23, entsize):
         st_name, st_info, _, st_shndx, st_value, st_size = struct.unpack_from("<IBBHQQ", syms, pos)
-        if st_shndx == 0 or st_info & 0xF not in (STT_OBJECT, STT_FUNC) or st_name >= len(strs):
+        if st_name >= len(strs):
             continue
-        end = strs.find(b"\0", st_name)
-        name = strs[st_name:end if end >= 0 else len(strs)].decode("ascii", "replace")
-        if name in wanted and name not in out:
+        kind = st_info & 0xF
+        if kind == STT_FILE:
+            current_file = _name_at(strs, st_name) if source else None
+            continue
+        if st_shndx == 0 or kind not in (STT_OBJECT, STT_FUNC):
+            continue
+        name = _name_at(strs, st_name)
+        if name not in wanted:
+            continue
+        if source and st_info >> 4 == 0 and current_file == source and name not in preferred:
+            preferred[name] = (st_value, st_size)
+        if name not in out:
             out[name] = (st_value, st_size)
+    out.update(preferred)
+
+
+def _name_at(strs: bytes, offset: int) -> str:
+    end = strs.find(b"\0", offset)
+    return strs[offset:end if end >= 0 else len(strs)].decode("ascii", "replace")
 
 
 def file_reader(path: str) -> Optional[Reader]:

@@ -55,19 +55,21 @@ def libc_mappings(maps: List[Mapping]) -> Tuple[List[Mapping], bool, str]:
 
 
 def libc_symbols(maps: List[Mapping], names: Iterable[str], read_memory: Optional[ReadMemory],
-                 local: bool) -> Tuple[Optional[ObjectSymbols], str]:
+                 local: bool, source: Optional[str] = None) -> Tuple[Optional[ObjectSymbols], str]:
     """libc's symbols `names` (those it defines), or (None, why) when libc or its file cannot
     be found, read, or shown to be the one the process loaded.  `local`: the maps are this
-    machine's (their inodes can be checked)."""
+    machine's (their inodes can be checked).  `source`: prefer the statics of that libc source
+    file (see elfsyms.symbols)."""
     objmaps, static, why = libc_mappings(maps)
     if not objmaps:
         return None, why
-    return object_symbols(objmaps, names, read_memory, local, static)
+    return object_symbols(objmaps, names, read_memory, local, static, source)
 
 
 def object_symbols(objmaps: List[Mapping], names: Iterable[str],
                    read_memory: Optional[ReadMemory], local: bool,
-                   static: bool = False) -> Tuple[Optional[ObjectSymbols], str]:
+                   static: bool = False,
+                   source: Optional[str] = None) -> Tuple[Optional[ObjectSymbols], str]:
     path = objmaps[0].path
     first = min((m for m in objmaps if m.offset == 0), key=lambda m: m.start, default=None) \
         or min(objmaps, key=lambda m: m.start)
@@ -91,10 +93,10 @@ def object_symbols(objmaps: List[Mapping], names: Iterable[str],
         if obj is None:
             return None, f"{path} has no ELF header"
         wanted = tuple(sorted(set(names)))
-        key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, wanted)
+        key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, wanted, source)
         raw = _TABLES.get(key)
         if raw is None:
-            raw = symbols(read, wanted)
+            raw = symbols(read, wanted, source)
             if len(_TABLES) > 16:
                 _TABLES.clear()
             _TABLES[key] = raw

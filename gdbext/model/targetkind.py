@@ -38,3 +38,12 @@ def parse_info_target(text: str) -> Optional[str]:
     if any(h.startswith("native process") for h in heads):
         return "native"
     return None
+
+
+def selected_checkpoint_is_fork(text: str) -> bool:
+    """From `info checkpoints`: whether the selected entry ("* N ...") is a checkpoint's fork
+    rather than the main process ("No checkpoints." when there are none)."""
+    for line in text.splitlines():
+        if line.startswith("*"):
+            return "(main process)" not in line
+    return False

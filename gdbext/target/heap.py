@@ -12,21 +12,26 @@ from typing import Dict, List, Optional, Tuple
 
 import gdb
 
+from ..model.libcsyms import libc_symbols
 from ..model.libcversion import looks_like_libc
 from ..model.memory import MemoryReadError
-from ..model.ptmalloc import (HeapState, Layout, PtmallocError, analyze, find_main_arena, find_mp,
-                              find_tcache, find_tcache_chunks, libc_data_mappings)
-from ..model.ptmalloc.locate import looks_like_tcache
+from ..model.ptmalloc import (HeapState, Layout, Problem, PtmallocError, analyze,
+                              find_corrupt_main_arena, find_main_arena, find_mp, find_tcache,
+                              find_tcache_chunks, libc_data_mappings)
+from ..model.ptmalloc.locate import looks_like_tcache, unaccepted_tcaches
 from ..model.ptmalloc.tls import find_tls_slot, slot_values
 from ..model.regions import Claim, Mapping
 from .errors import UserError
-from .libc import glibc_version_found, has_libc_debug_types, version_text
-from .malloc import libc_symbol, per_thread_pointers, struct_info
+from .libc import glibc_version_found, has_libc_debug_types, libc_starts as _libc_starts
+from .libc import version_text
+from .malloc import libc_struct_info, libc_symbol, per_thread_pointers, restarted_checkpoint
 from .mappings import mappings
 from .process import Target, cached
 from .threads import list_threads
 
 TLS_SPAN = 0x2000  # how far below a thread pointer libc's TLS variables are looked for
+RESTARTED_NOTE = (" (libc's TLS variables are not read in a restarted checkpoint: gdb crashes "
+                  "reading them there)")
 OTHER_ALLOCATORS = (("libjemalloc", "jemalloc"), ("libtcmalloc", "tcmalloc"),
                     ("libmimalloc", "mimalloc"), ("ld-musl", "musl"), ("libc.musl", "musl"))
 
@@ -97,7 +102,7 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
         raise UserError(f"the program uses {other}; the heap commands read glibc malloc only")
     libc_path = _libc_path(maps)
     version, version_how = glibc_version_found(target)
-    symbols = has_libc_debug_types()
+    symbols = has_libc_debug_types(target)
     if version is None and not symbols:
         if not any(looks_like_libc(m.path) for m in maps) and \
                 any(os.path.basename(m.path).startswith("ld-") for m in maps):
@@ -106,7 +111,8 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
         raise UserError("no glibc found in the process (no libc.so.6 and no glibc version "
                         "string); the heap commands read glibc malloc only")
     if symbols:
-        layout = Layout.from_types(struct_info, version, target.pointer_size)
+        layout = Layout.from_types(libc_struct_info(_libc_starts(maps)), version,
+                                   target.pointer_size)
     else:
         layout = Layout.for_version(version, target.pointer_size)
     found = {"layout": layout.source}
@@ -117,30 +123,31 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
     # Without the exact break, the brk heap starts somewhere in the brk area.
     heap = next((m for m in maps if m.path == "[heap]"), None)
     area = heap_range if exact else (_brk_area(maps, heap.start) if heap else None)
-    main_arena = libc_symbol("main_arena")
-    if main_arena:
-        found["main_arena"] = "symbol"
-    else:
-        data = libc_data_mappings(maps, libc_path) if libc_path else []
+    data = libc_data_mappings(maps, libc_path) if libc_path else []
+    corrupt = None
+    main_arena, found["main_arena"] = _anchor_symbol(target, maps, data, "main_arena")
+    if not main_arena:
         got = find_main_arena(target.memory, layout, data, [area] if area else ())
         if got is None:
             if heap_range is None:
                 raise UserError("malloc has not set up its heap yet (no [heap] and no main_arena "
                                 "symbol); nothing to show")
-            raise UserError("cannot find main_arena: no symbol, and no malloc_state in libc's "
-                            "data has the shape it must have")
-        main_arena, found["main_arena"] = got.address, "heuristic: " + got.how
+            got = find_corrupt_main_arena(target.memory, layout, data, [area] if area else ())
+            if got is None:
+                raise UserError("cannot find main_arena: no symbol, and no malloc_state in "
+                                "libc's data has the shape it must have")
+            # Shown as it is, like a corrupt main_arena found by its symbol: the walk reports
+            # each bad value.
+            corrupt = Problem(got.address, "main_arena looks corrupt: " + got.how)
+        main_arena, found["main_arena"] = got.address, _heuristic(found["main_arena"], got)
     if not exact:
         # The brk area is where main_arena's top chunk is (a core has no [heap] label).
         area = _brk_area(maps, _top_of(target, layout, main_arena)) or area
-    mp = libc_symbol("mp_")
-    if mp:
-        found["mp_"] = "symbol"
-    elif area:
-        data = libc_data_mappings(maps, libc_path) if libc_path else []
+    mp, found["mp_"] = _anchor_symbol(target, maps, data, "mp_")
+    if not mp and area:
         got = find_mp(target.memory, layout, data, heap_range[0] if exact else area)
         if got is not None:
-            mp, found["mp_"] = got.address, "heuristic: " + got.how
+            mp, found["mp_"] = got.address, _heuristic(found["mp_"], got)
     if not mp:
         found["mp_"] = "not found (mmapped chunks are not cross-checked)"
 
@@ -152,11 +159,14 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
                         chunks=False)
     except PtmallocError as e:
         raise UserError(str(e)) from None
+    if corrupt is not None:
+        state.problems.insert(0, corrupt)
     view = HeapView(target, state, layout, version, symbols, found)
     _note_rebuilt_mappings(target, view)
     if not chunks:
         return view  # a memory map needs no per-thread pointers
-    per_thread = _per_thread(target, view, maps)
+    restarted = symbols and target.kind == "live" and restarted_checkpoint()
+    per_thread = _per_thread(target, view, maps, read_tls=not restarted)
     view.thread_arena = {t: v["thread_arena"] for t, v in per_thread.items() if v.get("thread_arena")}
     tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
     try:
@@ -174,6 +184,14 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
                                  tcaches=labels, mmap_candidates=candidates,
                                  heap_start=heap_start, mappings=maps, earlier=view.state)
             found["tcache"] = "heuristic: " + orphans[0].how + "; owning threads unknown"
+    if corrupt is not None:
+        view.state.problems.insert(0, corrupt)
+    if layout.has_tcache and not view.state.tcache and found.get("tcache", "").startswith("not"):
+        view.state.problems.extend(Problem(f.address, "no tcache found: " + f.how)
+                                   for f in unaccepted_tcaches(view.state))
+    if restarted:
+        for key in ("tcache", "thread_arena"):
+            found[key] = found.get(key, "not found") + RESTARTED_NOTE
     _note_rebuilt_mappings(target, view)
     return view
 
@@ -194,6 +212,39 @@ def _note_rebuilt_mappings(target: Target, view: HeapView) -> None:
         state.problems[:] = [p for p in state.problems if not (
             p.address == state.mp_address and p.message.startswith("found ")
             and "mp_ counts" in p.message)]
+
+
+def _anchor_symbol(target: Target, maps, data, name: str) -> Tuple[Optional[int], str]:
+    """(address of libc's own `name`, "symbol"), or (None, why not) for the heuristic to
+    say.  Only libc's definition counts (its debug info, else its symbol table, where a static
+    program's own objects may define the name too: malloc.c's static wins there), and only at
+    an address in libc's writable data."""
+    address = libc_symbol(_libc_starts(maps), name)
+    if address is None:
+        address = _libc_table_symbol(target, maps, name)
+    if address is None:
+        return None, ""
+    if any(m.start <= address < m.end for m in data):
+        return address, "symbol"
+    return None, f"symbol {name} at {address:#x} is outside libc's data, ignored"
+
+
+def _libc_table_symbol(target: Target, maps, name: str) -> Optional[int]:
+    def read(address: int, size: int):
+        try:
+            return target.memory.read(address, size)
+        except MemoryReadError:
+            return None
+
+    def find():
+        lib, _ = libc_symbols(maps, (name,), read, local=target.local_proc is not None,
+                              source="malloc.c")
+        return lib.address(name) if lib is not None else None
+    return cached(("libc_table_symbol", name), find)
+
+
+def _heuristic(note: str, got) -> str:
+    return "heuristic: " + got.how + (f" ({note})" if note else "")
 
 
 def _main_heap_range(target: Target, maps) -> Tuple[Optional[Tuple[int, int]], bool]:
@@ -244,13 +295,15 @@ def _mmap_candidates(target: Target, maps) -> List[Mapping]:
     return out
 
 
-def _per_thread(target: Target, view: HeapView, maps) -> Dict[int, Dict[str, Optional[int]]]:
-    """Each thread's tcache and thread_arena: libc's TLS variables, else a TLS slot search."""
+def _per_thread(target: Target, view: HeapView, maps,
+                read_tls: bool = True) -> Dict[int, Dict[str, Optional[int]]]:
+    """Each thread's tcache and thread_arena: libc's TLS variables (unless read_tls is False),
+    else a TLS slot search."""
     layout, state, found = view.layout, view.state, view.found
     names = ("tcache", "thread_arena") if layout.has_tcache else ("thread_arena",)
     out: Dict[int, Dict[str, Optional[int]]] = {}
-    if view.symbols:
-        out = {t: dict(v) for t, v in per_thread_pointers(names).items()}
+    if view.symbols and read_tls:
+        out = {t: dict(v) for t, v in per_thread_pointers(_libc_starts(maps), names).items()}
     for name in names:
         if out and all(v.get(name) is not None for v in out.values()):
             found[name] = f"TLS variable {name}"

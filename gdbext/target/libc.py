@@ -9,6 +9,7 @@ import gdb
 from ..model.libcsyms import libc_symbols
 from ..model.libcversion import looks_like_libc, version_from_bare_string, version_from_bytes
 from ..model.memory import MemoryReadError
+from .malloc import libc_struct_info
 from .mappings import mappings
 from .process import Target, cached, symbol_address
 
@@ -121,15 +122,17 @@ def version_text(v) -> Optional[str]:
     return f"{v[0]}.{v[1]}" if v else None
 
 
-def has_libc_debug_types() -> bool:
-    def check():
-        try:
-            gdb.lookup_type("struct malloc_state")
-            return True
-        except gdb.error:
-            return False
-    return cached("libc_types", check)
+def has_libc_debug_types(target: Target) -> bool:
+    """Whether libc's own debug info (its malloc.c) is loaded: a program's struct named
+    malloc_state does not count."""
+    return cached("libc_types", lambda: libc_struct_info(libc_starts(mappings(target)))(
+        "struct malloc_state") is not None)
+
+
+def libc_starts(maps) -> Tuple[int, ...]:
+    """Where the shared libc's mappings start; none for a static program."""
+    return tuple(sorted(m.start for m in maps if looks_like_libc(m.path)))
 
 
 def target_json(target: Target) -> dict:
-    return target.info(version_text(glibc_version(target)), has_libc_debug_types())
+    return target.info(version_text(glibc_version(target)), has_libc_debug_types(target))

@@ -43,8 +43,8 @@ _WHERE = {
                "protect_ptr", "reveal_ptr", "smallbin_index", "tcache_index"),
     "heap": ("HeapSegment",),
     "layout": ("Layout", "Struct"),
-    "locate": ("Found", "find_main_arena", "find_mp", "find_tcache", "find_tcache_chunks",
-               "libc_data_mappings"),
+    "locate": ("Found", "find_corrupt_main_arena", "find_main_arena", "find_mp", "find_tcache",
+               "find_tcache_chunks", "libc_data_mappings"),
     "mmapped": ("MmappedChunk", "chunks_in_mapping"),
     "summary": ("MallocInfo", "Mallinfo2"),
 }
@@ -70,6 +70,6 @@ __all__ = [
     "ArenaHeader", "HeapInfo", "read_arena", "read_heap_info", "read_mp", "chunks_in_mapping",
     "STATES", "FREE_STATES", "PREV_INUSE", "IS_MMAPPED", "NON_MAIN_ARENA", "protect_ptr",
     "reveal_ptr", "fastbin_index", "smallbin_index", "largebin_index", "bin_index",
-    "tcache_index", "Found", "find_main_arena", "find_mp", "find_tcache", "find_tcache_chunks",
-    "libc_data_mappings",
+    "tcache_index", "Found", "find_corrupt_main_arena", "find_main_arena", "find_mp", "find_tcache",
+    "find_tcache_chunks", "libc_data_mappings",
 ]

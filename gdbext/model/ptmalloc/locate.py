@@ -8,6 +8,7 @@ from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ..memory import MemoryReadError
 from ..regions import Mapping
+from .arena import MAX_ARENAS
 from .chunks import request2size
 from .layout import Layout
 
@@ -44,57 +45,126 @@ def find_main_arena(mem, layout: Layout, candidates: Iterable[Mapping],
     """main_arena in libc's writable data (`candidates`), given the heap ranges if known.
 
     A malloc_state qualifies when its `next` list returns to it (directly or through other
-    arenas) within 64 steps, its top chunk is aligned and (when heaps are given) in a heap,
-    and each of its 127 bins is either empty (points to itself) or points into a heap.
+    arenas) within as many steps as the arena walk allows, its top chunk is aligned and (when
+    heaps are given) in a heap, and each of its 127 bins is either empty (points to itself) or
+    points into a heap.
     """
-    L = layout
+    best = None
+    for a, m, empty, defects in _arena_candidates(mem, layout, candidates, heaps):
+        if defects:
+            continue
+        how = "malloc_state in %s at offset %#x: next list returns to it, %d of %d bins empty" % (
+            m.path or "anonymous memory", a - m.start, empty, layout.nbins - 1)
+        if best is None:
+            best = Found(a, how)
+        else:
+            return Found(best.address, best.how + " (ambiguous: %#x also fits)" % a)
+    return best
+
+
+def find_corrupt_main_arena(mem, layout: Layout, candidates: Iterable[Mapping],
+                            heaps: Sequence[Range] = ()) -> Optional[Found]:
+    """When find_main_arena finds none: a malloc_state in libc's data that has main_arena's
+    signature (most of its bins point to themselves, which nothing else does) but fails a check
+    glibc relies on.  `how` names the first defects: the user is told main_arena is corrupt,
+    not that it is missing, and the walk can go on and report each bad value."""
+    # Windows shifted by whole bins see nearly as many empty bins, but their next and top are
+    # other fields: the best has the most empty bins net of its defects.
+    best = None
+    for a, m, empty, defects in _arena_candidates(mem, layout, candidates, heaps, near_misses=True):
+        score = empty - len(defects)
+        if defects and (best is None or score > best[0]):
+            best = (score, Found(a, _defect_text(a, m, empty, layout, defects)))
+    return best[1] if best else None
+
+
+def _arena_candidates(mem, L: Layout, candidates: Iterable[Mapping], heaps: Sequence[Range],
+                      near_misses: bool = False):
+    """(address, mapping, empty bins, defects) for each word of the candidate mappings that may
+    start a malloc_state (defects empty); with near_misses, also those that have most bins
+    empty but fail other checks (defects says which)."""
     p = L.pointer_size
     st = L.malloc_state
     w_next, w_top = st.offset("next") // p, st.offset("top") // p
-    w_bins, nb = st.offset("bins") // p, (L.nbins - 1) * 2
+    w_bins = st.offset("bins") // p
     w_sys = st.offset("system_mem") // p
-    best = None
+    half = (L.nbins - 1) // 2
+    n_struct = st.sizeof // p
     for m in candidates:
         data = _read_mapping(mem, m)
         if data is None:
             continue
         words = _words(data, p)
-        n_struct = st.sizeof // p
-        for w in range(0, len(words) - n_struct):
+        # An empty bin's fd holds its own address - 2 * SIZE_SZ, wherever the struct starts:
+        # the words that do bound where a malloc_state with most bins empty can be.
+        base = m.start - 2 * L.size_sz
+        selfish = [j for j in range(len(words)) if words[j] == base + j * p]
+        if len(selfish) < half:
+            continue
+        lo = max(0, selfish[0] - w_bins - 2 * (L.nbins - 2))
+        for w in range(lo, min(len(words) - n_struct, selfish[-1] - w_bins + 1)):
             a = m.start + w * p
+            defects = []
             nxt = words[w + w_next]
             top = words[w + w_top]
-            if nxt == 0 or nxt % p or top == 0 or (top + L.chunk_hdr_sz) & L.align_mask:
-                continue
-            if heaps and not _in(heaps, top):
-                continue
+            if nxt == 0 or nxt % p:
+                defects.append("its next pointer %#x is %s" % (nxt, "NULL" if nxt == 0 else "misaligned"))
+            if top == 0 or (top + L.chunk_hdr_sz) & L.align_mask:
+                defects.append("its top %#x is %s" % (top, "NULL" if top == 0 else "misaligned"))
+            elif heaps and not _in(heaps, top):
+                defects.append("its top %#x is outside the heap" % top)
             # Page-aligned unless the break was not (a static program sbrk()s its TLS first).
             if words[w + w_sys] % L.size_sz:
+                defects.append("its system_mem %#x is misaligned" % words[w + w_sys])
+            if defects and not near_misses:
                 continue
-            empty = 0
-            ok = True
-            for i in range(1, L.nbins):
-                bin_addr = a + (w_bins + (i - 1) * 2) * p - 2 * L.size_sz
-                fd, bk = words[w + w_bins + (i - 1) * 2], words[w + w_bins + (i - 1) * 2 + 1]
-                if fd == bin_addr and bk == bin_addr:
-                    empty += 1
-                elif (fd == bin_addr) != (bk == bin_addr) or (heaps and not (_in(heaps, fd) and _in(heaps, bk))):
-                    ok = False
-                    break
-            if not ok or empty < (L.nbins - 1) // 2:
+            empty, bad_bins = _bins_judged(words, w + w_bins, a + w_bins * p - 2 * L.size_sz, L,
+                                           heaps, stop_early=not near_misses)
+            if empty < half:
+                continue  # not main_arena's signature: nothing to report about it
+            defects += bad_bins
+            if not defects and not _chain_returns(mem, L, a, nxt):
+                defects.append("its next list %#x does not return to it within %d arenas"
+                               % (nxt, MAX_ARENAS))
+            if defects and not near_misses:
                 continue
-            if not _chain_returns(mem, L, a, nxt):
-                continue
-            how = "malloc_state in %s at offset %#x: next list returns to it, %d of %d bins empty" % (
-                m.path or "anonymous memory", a - m.start, empty, L.nbins - 1)
-            if best is None:
-                best = Found(a, how)
-            else:
-                return Found(best.address, best.how + " (ambiguous: %#x also fits)" % a)
-    return best
+            yield a, m, empty, defects
 
 
-def _chain_returns(mem, L: Layout, start: int, nxt: int, limit: int = 64) -> bool:
+def _bins_judged(words, w0: int, bin0: int, L: Layout, heaps: Sequence[Range],
+                 stop_early: bool) -> Tuple[int, List[str]]:
+    """(bins that point to themselves, what is wrong with the others) for a malloc_state's
+    bins array at word w0; bin0 is bin_at(1), the fake chunk of the first bin."""
+    p = L.pointer_size
+    empty, bad = 0, []
+    for i in range(1, L.nbins):
+        bin_addr = bin0 + (i - 1) * 2 * p
+        fd, bk = words[w0 + (i - 1) * 2], words[w0 + (i - 1) * 2 + 1]
+        if fd == bin_addr and bk == bin_addr:
+            empty += 1
+            continue
+        for name, v in (("fd", fd), ("bk", bk)):
+            if v == bin_addr or (v and not heaps) or (heaps and _in(heaps, v)):
+                continue
+            bad.append("bin %d's %s %#x points %s" % (
+                i, name, v, "outside the heap" if v else "to NULL"))
+        if (fd == bin_addr) != (bk == bin_addr):
+            bad.append("bin %d is half empty (fd %#x, bk %#x)" % (i, fd, bk))
+        if bad and stop_early:
+            break
+    return empty, bad
+
+
+def _defect_text(a: int, m: Mapping, empty: int, L: Layout, defects: List[str]) -> str:
+    more = " (and %d more)" % (len(defects) - 3) if len(defects) > 3 else ""
+    return ("malloc_state in %s at offset %#x, %d of %d bins empty (main_arena's signature), "
+            "but %s%s" % (m.path or "anonymous memory", a - m.start, empty, L.nbins - 1,
+                          "; ".join(defects[:3]), more))
+
+
+def _chain_returns(mem, L: Layout, start: int, nxt: int, limit: int = MAX_ARENAS) -> bool:
+    """Whether the arena ring from `nxt` comes back to `start`, within the arena walk's own
+    bound (glibc allows 8 arenas per core by default: a big server has hundreds)."""
     off = L.malloc_state.offset("next")
     seen = set()
     a = nxt
@@ -162,8 +232,9 @@ def _plausible_mp(L: Layout, f) -> bool:
 def find_tcache(mem, layout: Layout, first_chunk: int, heap: Range) -> Optional[Found]:
     """The tcache of the first thread of an arena: the first chunk of the arena's first heap.
 
-    It qualifies when its size is request2size(sizeof(tcache_perthread_struct)) and every
-    non-NULL entry points into the heap.
+    It qualifies when its size is request2size(sizeof(tcache_perthread_struct)), it is in use,
+    and most of its non-NULL entries point into the heap: the place and the size are the
+    evidence, so one overwritten entry must not hide the rest (the walk reports it).
     """
     L = layout
     st = L.tcache_perthread
@@ -176,14 +247,33 @@ def find_tcache(mem, layout: Layout, first_chunk: int, heap: Range) -> Optional[
         return None
     if raw & ~7 != request2size(L, st.sizeof) or not raw & 1:
         return None
-    e_off, p = st.offset("entries"), L.pointer_size
-    for i in range(L.tcache_max_bins):
-        e = int.from_bytes(data[e_off + i * p:e_off + (i + 1) * p], "little")
-        if e and not heap[0] <= e < heap[1]:
-            return None
-    return Found(first_chunk + L.chunk_hdr_sz,
-                 "first chunk of the heap at %#x has the size of a tcache_perthread_struct "
-                 "and its entries point into the heap" % heap[0])
+    entries = _tcache_entries(L, data)
+    bad = [i for i, e in enumerate(entries) if e and not heap[0] <= e < heap[1]]
+    if len(bad) > _tolerated_bad_entries(L, entries):
+        return None
+    how = ("first chunk of the heap at %#x has the size of a tcache_perthread_struct and its "
+           "entries point into the heap" % heap[0])
+    if bad:
+        how += " (but for %s: see problems)" % _bad_entries_text(bad)
+    return Found(first_chunk + L.chunk_hdr_sz, how)
+
+
+def _tcache_entries(L: Layout, data: bytes) -> List[int]:
+    st, p = L.tcache_perthread, L.pointer_size
+    e_off = st.offset("entries")
+    return [int.from_bytes(data[e_off + i * p:e_off + (i + 1) * p], "little")
+            for i in range(L.tcache_max_bins)]
+
+
+def _tolerated_bad_entries(L: Layout, entries: Sequence[int]) -> int:
+    """How many implausible entries a tcache candidate may have: fewer than its plausible
+    non-NULL ones, and at most an eighth of its bins (one overwritten entry is damage; many
+    mean the chunk is no tcache)."""
+    return min(L.tcache_max_bins // 8, max(0, sum(1 for e in entries if e) - 1))
+
+
+def _bad_entries_text(bad: Sequence[int]) -> str:
+    return "entr%s %s" % ("y" if len(bad) == 1 else "ies", ", ".join("[%d]" % i for i in bad))
 
 
 def looks_like_tcache(mem, layout: Layout, address: int, heaps: Sequence[Range]) -> bool:
@@ -204,12 +294,9 @@ def looks_like_tcache(mem, layout: Layout, address: int, heaps: Sequence[Range])
         return False
     if raw & ~7 != request2size(L, st.sizeof) or raw & 2 or not next_raw & 1:
         return False
-    e_off, p = st.offset("entries"), L.pointer_size
-    for i in range(L.tcache_max_bins):
-        e = int.from_bytes(data[e_off + i * p:e_off + (i + 1) * p], "little")
-        if e and (e & L.align_mask or not _in(heaps, e)):
-            return False
-    return True
+    entries = _tcache_entries(L, data)
+    bad = [e for e in entries if e and (e & L.align_mask or not _in(heaps, e))]
+    return len(bad) <= _tolerated_bad_entries(L, entries)
 
 
 def libc_data_mappings(mappings: Iterable[Mapping], libc_path: str) -> List[Mapping]:
@@ -229,7 +316,8 @@ def find_tcache_chunks(state, limit: int = 1024) -> List[Found]:
     `tcache` pointers cannot be read (no symbols; 2.43 allocates a tcache on first use, so it
     need not be the first chunk).  An in-use chunk of the struct's size qualifies when its
     counts agree with its entries (a bin holds chunks exactly when its entry is not NULL),
-    some bin is used, and every entry points to an aligned address in a heap.  A tcache with
+    some bin is used, and its entries point to aligned addresses in a heap (a few bad bins are
+    tolerated, as in find_tcache, and left for the walk to report).  A tcache with
     every bin empty (before 2.42: all zero) cannot be told from zeroed memory and is missed."""
     L = state.layout
     st = L.tcache_perthread
@@ -262,13 +350,47 @@ def find_tcache_chunks(state, limit: int = 1024) -> List[Found]:
                 held = counts
                 if not any(counts):
                     continue  # all zero: a fresh tcache, or any zeroed memory
-            if any((e != 0) != (h > 0) for e, h in zip(entries, held)):
+            good = {k for k, (e, h) in enumerate(zip(entries, held)) if e and h > 0
+                    and not e & L.align_mask and state.in_heap(e)}
+            bad = [k for k, (e, h) in enumerate(zip(entries, held))
+                   if (e or h > 0) and k not in good]
+            if not good or len(bad) > _tolerated_bad_entries(L, entries):
                 continue
-            if all(e == 0 or (not e & L.align_mask and state.in_heap(e)) for e in entries):
-                out.append(Found(addr, "in-use chunk of tcache_perthread_struct's size whose "
-                                       "entries point into the heap"))
-                if len(out) >= limit:
-                    return out
+            how = "in-use chunk of tcache_perthread_struct's size whose entries point into the heap"
+            if bad:
+                how += " (but for %s: see problems)" % _bad_entries_text(bad)
+            out.append(Found(addr, how))
+            if len(out) >= limit:
+                return out
+    return out
+
+
+def unaccepted_tcaches(state) -> List[Found]:
+    """First chunks of the arenas' first heaps that have a tcache's size and hold data, for
+    when no tcache was accepted: the place where a thread's tcache most likely is, too damaged
+    to be taken for one.  Chunks freed to it then show as used; the user must be told."""
+    L = state.layout
+    st = L.tcache_perthread
+    if st is None:
+        return []
+    out = []
+    for a in state.arenas:
+        if not a.heaps:
+            continue
+        seg = a.heaps[0]
+        if not len(seg.addrs) or seg.raws[0] & ~7 != request2size(L, st.sizeof):
+            continue
+        data = state_read(state, seg.addrs[0] + L.chunk_hdr_sz, st.sizeof)
+        if data is None or not any(data):
+            continue
+        entries = _tcache_entries(L, data)
+        bad = [i for i, e in enumerate(entries)
+               if e and (e & L.align_mask or not state.in_heap(e))]
+        out.append(Found(seg.addrs[0] + L.chunk_hdr_sz,
+                         "the first chunk of the heap at %#x has a tcache's size, but %d of its "
+                         "%d non-NULL entries point outside the heaps: not taken for a tcache, "
+                         "so chunks freed to it show as used"
+                         % (seg.start, len(bad), sum(1 for e in entries if e))))
     return out
 
 
