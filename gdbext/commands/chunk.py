@@ -80,7 +80,8 @@ class ChunkCommand(GdbextCommand):
         prev, nxt = state.neighbours(c)
         seg = state.segment_at(c.address)
         arena = state.arena_of(seg.arena) if seg is not None else None
-        mine = [p for p in state.problems if c.address <= p.address < c.end]
+        end = max(c.end, c.address + L.chunk_hdr_sz)  # a header holds its problems, size 0 too
+        mine = [p for p in state.problems if c.address <= p.address < end]
         links = _links(view, c)
         tcache_owner = None
         if c.bin and c.bin.startswith("tcache"):
@@ -137,7 +138,7 @@ class ChunkCommand(GdbextCommand):
         out.line(f"  data        {hexpart}  {text}")
         if not mine:
             out.line([("  no problem found in this chunk", "muted")])
-        problems(view, out, (c.address, c.end))
+        problems(view, out, (c.address, end))
 
 
 COMMANDS = (ChunkCommand,)

@@ -108,7 +108,7 @@ class HeapChunks(GdbextCommand):
     @staticmethod
     def _head(view, target, mm) -> str:
         return jsonout.document("heapchunks", target_json(target), heap=view.header(),
-                                mmapped=mm,
+                                mmapped=mm, mallinfo2_wrapped=mallinfo2_wrapped(view.state),
                                 problems=[{"address": p.address, "message": p.message}
                                           for p in view.state.problems],
                                 mallinfo2=view.state.mallinfo2()._asdict())
@@ -261,10 +261,11 @@ class HeapChunks(GdbextCommand):
             out.line([(f"  {len(state.mmapped)} mmapped chunks, {fmt.size(total)} mapped", "muted")])
         if hidden:
             out.line(f"... {hidden} more chunks not shown (--limit {flt.limit})")
-        mi = state.mallinfo2()
-        out.line([(f"mallinfo2: arena={mi.arena} ordblks={mi.ordblks} smblks={mi.smblks} "
-                   f"hblks={mi.hblks} hblkhd={mi.hblkhd} uordblks={mi.uordblks} "
-                   f"fordblks={mi.fordblks} keepcost={mi.keepcost}", "muted")])
+        mi = state.mallinfo2()._asdict()
+        wrapped = mallinfo2_wrapped(state)  # never shown: a problem says why
+        shown = " ".join(f"{k}={'?' if k in wrapped else mi[k]}" for k in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "uordblks", "fordblks", "keepcost"))
+        out.line([(f"mallinfo2: {shown}", "muted")])
         problems(view, out)
 
     def _rows_fast(self, view, seg, out):
@@ -345,6 +346,11 @@ def problems(view, out, within=None):
     for p in shown:
         out.line([("problem: ", "warning"), (f"{fmt.address(p.address)}: {p.message}", None)])
     return shown
+
+
+def mallinfo2_wrapped(state):
+    from ..model.ptmalloc.checks import mallinfo2_wrapped as wrapped
+    return wrapped(state)
 
 
 COMMANDS = (HeapChunks,)

@@ -146,6 +146,7 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
 
     candidates = _mmap_candidates(target, maps)
     heap_start = heap_range[0] if heap_range else (area[0] if area else None)
+    brk = heap_range[1] if exact else None  # the top chunk is checked against it
     try:
         state = analyze(target.memory, layout, main_arena, mp=mp or None, tcaches=None,
                         mmap_candidates=candidates, heap_start=heap_start, mappings=maps,
@@ -160,7 +161,8 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
     tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
     try:
         view.state = analyze(target.memory, layout, main_arena, mp=mp or None, tcaches=tcaches,
-                             mmap_candidates=candidates, heap_start=heap_start, mappings=maps)
+                             mmap_candidates=candidates, heap_start=heap_start, mappings=maps,
+                             program_break=brk)
     except PtmallocError as e:
         raise UserError(str(e)) from None
     if layout.has_tcache and not tcaches:
@@ -170,7 +172,7 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
             labels = {f"unknown ({f.address:#x})": f.address for f in orphans}
             view.state = analyze(target.memory, layout, main_arena, mp=mp or None,
                                  tcaches=labels, mmap_candidates=candidates,
-                                 heap_start=heap_start, mappings=maps)
+                                 heap_start=heap_start, mappings=maps, program_break=brk)
             found["tcache"] = "heuristic: " + orphans[0].how + "; owning threads unknown"
     return view
 

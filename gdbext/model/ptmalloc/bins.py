@@ -308,7 +308,63 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
             problems.append(Problem(bin_addr + 3 * ssz, "%s: bin's bk is %#x but its last chunk "
                                                         "is %#x" % (what, bk, prev)))
     steps.left -= n
+    if kind == "largebin" and b.chunks:
+        check_nextsize(reader, L, b, what, problems)
     return b
+
+
+NEXTSIZE_ABORT = ('glibc aborts with "corrupted double-linked list (not small)" when it unlinks '
+                  'this chunk, or with "malloc(): largebin double linked list corrupted '
+                  '(nextsize)" when it inserts a chunk next to it')
+
+
+def _nextsize_links(reader: Reader, L: Layout, chunk: int) -> Optional[Tuple[int, int]]:
+    p = L.pointer_size
+    try:
+        d = reader.read(chunk + 2 * L.size_sz + 2 * p, 2 * p)
+    except MemoryReadError:
+        return None
+    return int.from_bytes(d[:p], "little"), int.from_bytes(d[p:], "little")
+
+
+def check_nextsize(reader: Reader, L: Layout, b: BinList, what: str,
+                   problems: List[Problem]) -> None:
+    """A large bin is sorted by decreasing size, and the first chunk of each size is on a ring
+    through fd_nextsize / bk_nextsize (to the next smaller size, wrapping to the largest); the
+    other chunks keep NULL there, which is how glibc's unlink tells them apart."""
+    sizes = [s & ~7 for s in b.sizes]
+    heads = []
+    for k, (c, size) in enumerate(zip(b.chunks, sizes)):
+        if k and size > sizes[k - 1]:
+            problems.append(Problem(c, "%s: chunk size %#x follows the smaller %#x: a large bin "
+                                       "is kept in decreasing size order, and malloc's best-fit "
+                                       "search relies on it" % (what, size, sizes[k - 1])))
+        links = _nextsize_links(reader, L, c)
+        if links is None:
+            continue
+        if k and size == sizes[k - 1]:
+            if links[0]:
+                problems.append(Problem(c, "%s: fd_nextsize is %#x, but this chunk is not the "
+                                           "first of its size (NULL expected): %s"
+                                        % (what, links[0], NEXTSIZE_ABORT)))
+            continue
+        heads.append((c, links))
+    m = len(heads)
+    for j, (c, (fd_ns, bk_ns)) in enumerate(heads):
+        if j + 1 < m or b.complete:
+            want = heads[(j + 1) % m][0]
+            if fd_ns != want:
+                problems.append(Problem(c, "%s: fd_nextsize is %#x, not %#x, the first chunk of "
+                                           "the next %s: %s" % (what, fd_ns, want,
+                                           "smaller size" if j + 1 < m else "size round the ring "
+                                           "(the largest)", NEXTSIZE_ABORT)))
+        if j or b.complete:
+            want = heads[j - 1][0]
+            if bk_ns != want:
+                problems.append(Problem(c, "%s: bk_nextsize is %#x, not %#x, the first chunk of "
+                                           "the next %s: %s" % (what, bk_ns, want,
+                                           "larger size" if j else "size round the ring "
+                                           "(the smallest)", NEXTSIZE_ABORT)))
 
 
 def walk_arena_bins(reader: Reader, L: Layout, arena: ArenaHeader, in_heap: InHeap, steps: Steps,
