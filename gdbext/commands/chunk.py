@@ -8,7 +8,8 @@ from ..target.process import Target, evaluate_address
 from .base import GdbextCommand
 from .edge import heap_view, target_json, regions
 from .heapchunks import problems
-from .heapcommon import arena_name, chunk_json, flag_letters, preview, print_header, read_or_none
+from .heapcommon import (arena_name, chunk_json, flag_letters, preview, print_header,
+                         problems_json, read_or_none)
 
 
 def _links(view, c) -> dict:
@@ -99,7 +100,7 @@ class ChunkCommand(GdbextCommand):
                      tcache_thread=tcache_owner,
                      prev=chunk_json(prev, L.chunk_hdr_sz) if prev else None,
                      next=chunk_json(nxt, L.chunk_hdr_sz) if nxt else None,
-                     problems=[{"address": p.address, "message": p.message} for p in mine])
+                     problems=problems_json(mine))
             out.json(jsonout.document("chunk", target_json(target), heap=view.header(), chunk=d))
             return
         print_header(view, out)

@@ -15,7 +15,7 @@ from ..target.process import Target
 from .base import GdbextCommand
 from .edge import heap_view, target_json
 from .heapcommon import (STATE_TOKENS, arena_name, flag_letters, preview, print_header,
-                         read_or_none, select_arenas)
+                         problem_lines, problems_json, read_or_none, select_arenas)
 
 PREVIEW = 16
 BATCH = 1 << 11  # chunks per piece of output (gdb.write is slower on pieces of megabytes)
@@ -109,8 +109,7 @@ class HeapChunks(GdbextCommand):
     def _head(view, target, mm) -> str:
         return jsonout.document("heapchunks", target_json(target), heap=view.header(),
                                 mmapped=mm, mallinfo2_wrapped=mallinfo2_wrapped(view.state),
-                                problems=[{"address": p.address, "message": p.message}
-                                          for p in view.state.problems],
+                                problems=problems_json(view.state.problems),
                                 mallinfo2=view.state.mallinfo2()._asdict())
 
     def _json_all(self, view, target, arenas, with_mmapped, out):
@@ -340,11 +339,12 @@ class HeapChunks(GdbextCommand):
 
 
 def problems(view, out, within=None):
-    """Every problem the model found (or those in [lo, hi)), one line each."""
+    """Every problem the model found (or those in [lo, hi)): one line each, and past the first
+    few of one cause, one line that counts the rest."""
     shown = [p for p in view.state.problems
              if within is None or within[0] <= p.address < within[1]]
-    for p in shown:
-        out.line([("problem: ", "warning"), (f"{fmt.address(p.address)}: {p.message}", None)])
+    for _, text in problem_lines(shown):
+        out.line([("problem: ", "warning"), (text, None)])
     return shown
 
 

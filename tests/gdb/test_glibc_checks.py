@@ -1,5 +1,5 @@
-"""States glibc malloc aborts on (or crashes on) are problems, never a healthy heap (issue 10,
-item 5).
+"""States glibc malloc aborts on (or crashes on) are problems, never a healthy heap; a forged
+free list of millions of chunks costs seconds and a few lines (issue 10, items 5 and 15).
 
 The glibc_checks demo damages one thing per mode and says what and where (corrupt.chunk,
 corrupt.address, corrupt.value, sbrk0, live.K). Each mode is checked live and on a gcore of the
@@ -18,6 +18,7 @@ pytestmark = pytest.mark.gdb
 
 MODES = ["top_small", "top_zero", "top_null", "system_mem", "mmapped_bit", "nextsize"]
 QUICK = 20  # seconds a command may take on a heap of a few chunks, on a busy machine
+FAST = 6    # seconds a command may take on the forged lists ("within a few seconds")
 WORD = (1 << 64) - 1
 COMMANDS = ("heapchunks", "bins", "arenas")
 OTHER_GLIBCS = ("2.31", "2.41")
@@ -231,3 +232,80 @@ def test_other_glibcs(glibc_gdb, version, symbols, mode):
             for command in COMMANDS:
                 assert problems_of(docs[command]), (version, command, "reported as healthy")
     MODE_CHECKS[mode](runs, symbols)
+
+
+# ---- item 15: a forged fastbin of 3M chunks, a forged tcache list of 100k --------------------
+
+FORGED = 3_000_000
+MAX_PROBLEM_LINES = 40
+
+
+@pytest.fixture(scope="module", params=(True, False), ids=("symbols", "nosymbols"))
+def forged(request, demos, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("forged")
+    return request.param, live_and_core(
+        "forged", request.param, tmp, str(FORGED), timeout=15,
+        extra=lambda f: (f"chunk {f['forged.fast_first'] + 0x40:#x}",
+                         f"chunk {f['forged.fast_head']:#x}"))
+
+
+def test_forged_lists_cost_seconds(forged):
+    symbols, runs = forged
+    for kind, f, texts, docs in runs:
+        for command, (text, took) in texts.items():
+            assert took < FAST, (kind, command, f"{took:.1f} s")
+
+
+def test_forged_lists_print_one_problem_per_cause(forged):
+    symbols, runs = forged
+    for kind, f, texts, docs in runs:
+        for command, (text, _) in texts.items():
+            lines = [x for x in text.splitlines() if x.startswith("problem: ")]
+            assert len(lines) <= MAX_PROBLEM_LINES, (kind, command, len(lines), lines[:50])
+            assert lines or command.startswith("chunk"), (kind, command, "reported as healthy")
+            if command == "bins":
+                # the cut is reported, with the bound, in one line per list
+                cut = [x for x in lines if "walk bound" in x]
+                assert any("fastbin[0]" in x for x in cut), lines
+                assert any("tcache" in x for x in cut), lines
+                # the aggregated line counts what it folds
+                assert any(re.search(r"\b\d{1,3}(,\d{3})* more\b", x) for x in lines), lines
+        for command in COMMANDS:
+            d = docs[command]
+            assert isinstance(d, dict), d
+            assert len(d["problems"]) <= 1000, (kind, command, len(d["problems"]))
+
+
+def test_forged_lists_are_shown_as_cut(forged):
+    symbols, runs = forged
+    for kind, f, texts, docs in runs:
+        b = docs["bins"]
+        (fast,) = [x for x in b["fastbins"] if x["index"] == 0]
+        assert fast["chunks"][0] == f["forged.fast_head"], fast["chunks"][:3]
+        assert fast["chunks"][1] == f["forged.fast_first"]
+        assert not fast["complete"] and 1 < fast["length"] < FORGED
+        tc = [x for t in b["tcache"] for x in t["bins"] if x["index"] == 0]
+        assert len(tc) == 1 and not tc[0]["complete"], tc
+        assert f["forged.tcache_tail"] in tc[0]["chunks"]
+        assert f["forged.tcache_first"] in tc[0]["chunks"]
+        # a fake chunk is explained as the inside of the big chunk that holds it
+        c = docs[f"chunk {f['forged.fast_first'] + 0x40:#x}"]["chunk"]
+        assert c["user_address"] == f["live.2"] and c["state"] == "used", c
+        c = docs[f"chunk {f['forged.fast_head']:#x}"]["chunk"]
+        assert c["state"] == "fastbin" and c["bin"] == "fastbin[0]", c
+
+
+@pytest.mark.parametrize("version", OTHER_GLIBCS)
+@pytest.mark.parametrize("symbols", (True, False), ids=("symbols", "nosymbols"))
+def test_forged_lists_other_glibcs(glibc_gdb, version, symbols):
+    g = glibc_gdb(version, symbols, "glibc_checks", "forged", "300000")
+    g.run_to("checks", timeout=60)
+    f = dict(g.facts)
+    texts, docs = answers(g, timeout=15)
+    for command, (text, took) in texts.items():
+        lines = [x for x in text.splitlines() if x.startswith("problem: ")]
+        assert took < FAST and 0 < len(lines) <= MAX_PROBLEM_LINES, (command, took, lines[:50])
+    b = docs["bins"]
+    (fast,) = [x for x in b["fastbins"] if x["index"] == 0]
+    assert fast["chunks"][:2] == [f["forged.fast_head"], f["forged.fast_first"]]
+    assert not fast["complete"]

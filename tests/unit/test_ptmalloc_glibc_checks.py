@@ -1,11 +1,16 @@
 """The checks glibc makes, on synthetic heaps: the top chunk, IS_MMAPPED on arena chunks, the
-large-bin nextsize ring, mallinfo2 counters that would wrap."""
+large-bin nextsize ring, mallinfo2 counters that would wrap, and the bounds and folding that keep
+a forged list of millions to a moment and a few lines."""
+
+import time
 
 import pytest
 
+from gdbext.model.ptmalloc import Layout, Problem
 from gdbext.model.ptmalloc.checks import mallinfo2_wrapped
+from gdbext.model.ptmalloc.problems import fold_problems
 
-from test_ptmalloc_builder import HEAP, MAIN_ARENA, VERSIONS, standard_heap
+from test_ptmalloc_builder import HEAP, MAIN_ARENA, VERSIONS, HeapBuilder, standard_heap
 
 
 def at(st, address):
@@ -95,3 +100,36 @@ def test_nextsize_order():
     large_bin(b, (0x450, 0x470))  # the smaller first: out of order
     st = b.analyze()
     assert any("decreasing size order" in p.message for p in st.problems)
+
+
+def test_a_forged_fastbin_of_a_million_is_cut_quickly():
+    b = HeapBuilder(Layout.for_version((2, 36)), heap_size=0x3000000)
+    b.tcache_for(1)
+    big = b.alloc(0x30 * 1_000_001)
+    b.alloc(0x20)
+    slot = MAIN_ARENA + b.L.malloc_state.offset("fastbinsY") + 1 * 8
+    first = big + 0x10
+    for k in range(1_000_000):  # well-formed 0x30 chunks inside one used chunk
+        a = first + 0x30 * k
+        b.img.w(a + 8, 0x31)
+        b.img.w(a + 0x10, b.protect(a + 0x10, a + 0x30 if k + 1 < 1_000_000 else 0))
+    b.img.w(slot, first)
+    t = time.perf_counter()
+    st = b.analyze()
+    took = time.perf_counter() - t
+    fast = st.arenas[0].fastbins[1]
+    assert not fast.complete and len(fast) == 256 and fast.chunks[0] == first
+    cut = [p for p in st.problems if "walk bound" in p.message]
+    assert len(cut) == 1 and "fastbin[1]" in cut[0].message
+    assert len(st.problems) == 257  # the cut, and each of the 256 fake chunks walked
+    assert took < 2.0, took
+    assert len(fold_problems(st.problems, 3)) == 5
+
+
+def test_fold_problems_one_line_per_cause():
+    ps = [Problem(0x1000 + 16 * k, "fastbin[0] holds %#x, which is odd" % (0x1000 + 16 * k))
+          for k in range(1000)] + [Problem(5, "something else")]
+    folded = fold_problems(ps, 3)
+    assert [f[1] for f in folded] == [0, 0, 0, 997, 0]
+    assert folded[3][2:] == (0x1000 + 48, 0x1000 + 16 * 999)
+    assert folded[4][0].message == "something else"

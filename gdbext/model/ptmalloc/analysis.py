@@ -329,9 +329,10 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
                                      exclude=main_ranges, mp_address=state.mp_address or 0)
         return state
 
-    steps = Steps(max(max_list, 1) * 16, max_list)
     # The bin walks take what the heap walk read (size, fd, bk) instead of reading it again.
     locate = _Locator(state) if L.size_sz == L.pointer_size else None
+    steps = Steps(max(max_list, 1) * 16, max_list,
+                  is_chunk=lambda address: state.locate(address) is not None)
     for a in state.arenas:
         got = walk_arena_bins(reader, L, a.header, state.in_heap, steps, problems, locate)
         a.fastbins, a.unsorted = got["fastbins"], got["unsorted"]

@@ -46,14 +46,42 @@ class BinList:
                 "count": self.count, "length": len(self.chunks), "complete": self.complete}
 
 
+# A list may hold at most this many chunks that the heap walk did not find (a healthy list
+# holds none; each is a problem): past it the list is forged or runs through foreign memory,
+# and following it further (a forged fastbin can be millions long) would only repeat that.
+OFF_WALK_MAX = 256
+
+
 class Steps:
-    """A step bound shared by all list walks of one analysis."""
+    """A step bound shared by all list walks of one analysis, and how to tell whether an
+    address is the start of a chunk the heap walk found (for the off-walk bound)."""
 
-    __slots__ = ("left", "per_list")
+    __slots__ = ("left", "per_list", "is_chunk")
 
-    def __init__(self, total: int, per_list: int):
+    def __init__(self, total: int, per_list: int,
+                 is_chunk: Optional[Callable[[int], bool]] = None):
         self.left = total
         self.per_list = per_list
+        self.is_chunk = is_chunk
+
+
+def _too_long(what: str, n: int, bound: int, at: int) -> str:
+    return ("%s: the walk stopped after %s chunks (walk bound %s); the rest of the list, from "
+            "%#x, is not followed" % (what, format(n, ","), format(bound, ","), at))
+
+
+def _off_walk_cut(what: str, n: int, at: int) -> str:
+    return ("%s: %s of its chunks are not chunks the heap walk found (a forged list, or one "
+            "running through foreign memory); the walk stopped after %s chunks (walk bound %d "
+            "such chunks); the rest of the list, from %#x, is not followed"
+            % (what, format(OFF_WALK_MAX, ","), format(n, ","), OFF_WALK_MAX, at))
+
+
+def _off_walk(steps: Steps, loc, locate, p: int) -> bool:
+    """Whether p is not the start of a chunk the heap walk found."""
+    if locate is not None:
+        return loc is None
+    return steps.is_chunk is not None and not steps.is_chunk(p)
 
 
 InHeap = Callable[[int], bool]
@@ -79,7 +107,7 @@ def walk_fastbin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap:
     head = arena.fastbins[i] or 0
     b = BinList("fastbin", i, "fastbin[%d]" % i, head)
     ssz, hdr, amask = L.size_sz, L.chunk_hdr_sz, L.align_mask
-    p, holder, seen, n = head, slot, set(), 0
+    p, holder, seen, n, off = head, slot, set(), 0, 0
     what = "%s of arena %#x" % (b.label, arena.address)
     while p:
         if p in seen:
@@ -87,11 +115,17 @@ def walk_fastbin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap:
             b.complete = False
             break
         if n >= steps.per_list or steps.left <= 0:
-            problems.append(Problem(holder, "%s: longer than the walk bound; stopped" % what))
+            problems.append(Problem(holder, _too_long(what, n, steps.per_list, p)))
             b.complete = False
             break
         # A chunk the heap walk found at p is in a heap: only its alignment needs checking.
         loc = locate[p] if locate is not None else None
+        if _off_walk(steps, loc, locate, p):
+            if off >= OFF_WALK_MAX:
+                problems.append(Problem(holder, _off_walk_cut(what, n, p)))
+                b.complete = False
+                break
+            off += 1
         if (loc is None or (p + hdr) & amask) and \
                 not _check_ptr(L, p, holder, what, in_heap, problems):
             b.complete = False
@@ -182,22 +216,29 @@ def walk_tcache(reader: Reader, L: Layout, label, address: int, in_heap: InHeap,
         b = BinList("tcache", i, _tcache_label(label, i), entries[i] - L.chunk_hdr_sz if entries[i] else 0)
         b.count = counts[i]
         holder = address + e_off + i * p
-        e, seen, n = entries[i], set(), 0
+        e, seen, n, off = entries[i], set(), 0, 0
         what = "tcache of thread %s, bin %d" % (label, i)
+        bound = min(steps.per_list, 0x10000)  # glibc's counts stop at 65535
         while e:
             chunk = e - L.chunk_hdr_sz
             if e in seen:
                 problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, chunk)))
                 b.complete = False
                 break
-            if n >= steps.per_list or steps.left <= 0 or n > 0xFFFF:
-                problems.append(Problem(holder, "%s: longer than the walk bound; stopped" % what))
+            if n >= bound or steps.left <= 0:
+                problems.append(Problem(holder, _too_long(what, n, bound, chunk)))
                 b.complete = False
                 break
             if not _check_ptr(L, e, holder, what, in_heap, problems, user=True):
                 b.complete = False
                 break
             loc = locate[chunk] if locate is not None else None
+            if _off_walk(steps, loc, locate, chunk):
+                if off >= OFF_WALK_MAX:
+                    problems.append(Problem(holder, _off_walk_cut(what, n, chunk)))
+                    b.complete = False
+                    break
+                off += 1
             got = None if loc is None or loc[1] in loc[0].unread else \
                 (loc[0].raws[loc[1]], loc[0].fds[loc[1]], loc[0].bks[loc[1]])
             if got is not None:
@@ -255,7 +296,7 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
         return b
     ssz, hdr, amask = L.size_sz, L.chunk_hdr_sz, L.align_mask
     what = "%s of arena %#x" % (label, arena.address)
-    holder, prev, p, seen, n = bin_addr + 2 * ssz, bin_addr, fd, set(), 0
+    holder, prev, p, seen, n, off = bin_addr + 2 * ssz, bin_addr, fd, set(), 0, 0
     index_of_size: Dict[int, int] = {}
     cap = min(steps.per_list, steps.left)  # steps.left is brought up to date on the way out
     chunks_append, sizes_append, where_append = b.chunks.append, b.sizes.append, b.where.append
@@ -265,10 +306,16 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
             b.complete = False
             break
         if n >= cap:
-            problems.append(Problem(holder, "%s: longer than the walk bound; stopped" % what))
+            problems.append(Problem(holder, _too_long(what, n, cap, p)))
             b.complete = False
             break
         loc = locate[p] if locate is not None else None  # as in walk_fastbin
+        if _off_walk(steps, loc, locate, p):
+            if off >= OFF_WALK_MAX:
+                problems.append(Problem(holder, _off_walk_cut(what, n, p)))
+                b.complete = False
+                break
+            off += 1
         if (loc is None or (p + hdr) & amask) and \
                 not _check_ptr(L, p, holder, what, in_heap, problems):
             b.complete = False
