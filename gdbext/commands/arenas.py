@@ -6,7 +6,7 @@ from ..target.process import Target
 from .base import GdbextCommand
 from .edge import heap_view, target_json
 from .heapchunks import problems
-from .heapcommon import arena_name, print_header
+from .heapcommon import arena_name, print_header, problems_json
 
 MP_SHOWN = ("mmap_threshold", "trim_threshold", "top_pad", "n_mmaps", "n_mmaps_max", "max_n_mmaps",
             "mmapped_mem", "max_mmapped_mem", "no_dyn_threshold", "arena_test", "arena_max",
@@ -55,8 +55,7 @@ class Arenas(GdbextCommand):
                                       mp=state.mp, mp_address=state.mp_address,
                                       thread_arena=[{"thread": t, "arena": a}
                                                     for t, a in sorted(view.thread_arena.items())],
-                                      problems=[{"address": p.address, "message": p.message}
-                                                for p in state.problems]))
+                                      problems=problems_json(state.problems)))
             return
         print_header(view, out)
         t = Table(["#", "arena", "heaps", "top", "top size", "system_mem", "max", "free",

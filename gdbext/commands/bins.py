@@ -6,7 +6,7 @@ from ..target.process import Target
 from .base import GdbextCommand
 from .edge import heap_view, target_json
 from .heapchunks import problems
-from .heapcommon import arena_name, bin_size, print_header
+from .heapcommon import arena_name, bin_size, print_header, problems_json
 
 KINDS = ("tcache", "fast", "unsorted", "small", "large")
 SHOWN_PER_BIN = 32  # chunks listed per bin in the table; JSON lists them all
@@ -82,8 +82,7 @@ class Bins(GdbextCommand):
             for key in ("fastbins", "unsorted", "smallbins", "largebins"):
                 doc[key] = [dict(b, arena=e["address"]) for e in doc["arenas"] for b in e.get(key, [])]
             out.json(jsonout.document("bins", target_json(target), heap=view.header(),
-                                      problems=[{"address": p.address, "message": p.message}
-                                                for p in state.problems], **doc))
+                                      problems=problems_json(state.problems), **doc))
             return
         print_header(view, out)
         shown = 0

@@ -8,7 +8,8 @@ from ..target.process import Target, evaluate_address
 from .base import GdbextCommand
 from .edge import heap_view, target_json, regions
 from .heapchunks import problems
-from .heapcommon import arena_name, chunk_json, flag_letters, preview, print_header, read_or_none
+from .heapcommon import (arena_name, chunk_json, flag_letters, preview, print_header,
+                         problems_json, read_or_none)
 
 
 def _links(view, c) -> dict:
@@ -80,7 +81,8 @@ class ChunkCommand(GdbextCommand):
         prev, nxt = state.neighbours(c)
         seg = state.segment_at(c.address)
         arena = state.arena_of(seg.arena) if seg is not None else None
-        mine = [p for p in state.problems if c.address <= p.address < c.end]
+        end = max(c.end, c.address + L.chunk_hdr_sz)  # a header holds its problems, size 0 too
+        mine = [p for p in state.problems if c.address <= p.address < end]
         links = _links(view, c)
         tcache_owner = None
         if c.bin and c.bin.startswith("tcache"):
@@ -98,7 +100,7 @@ class ChunkCommand(GdbextCommand):
                      tcache_thread=tcache_owner,
                      prev=chunk_json(prev, L.chunk_hdr_sz) if prev else None,
                      next=chunk_json(nxt, L.chunk_hdr_sz) if nxt else None,
-                     problems=[{"address": p.address, "message": p.message} for p in mine])
+                     problems=problems_json(mine))
             out.json(jsonout.document("chunk", target_json(target), heap=view.header(), chunk=d))
             return
         print_header(view, out)
@@ -137,7 +139,7 @@ class ChunkCommand(GdbextCommand):
         out.line(f"  data        {hexpart}  {text}")
         if not mine:
             out.line([("  no problem found in this chunk", "muted")])
-        problems(view, out, (c.address, c.end))
+        problems(view, out, (c.address, end))
 
 
 COMMANDS = (ChunkCommand,)

@@ -15,7 +15,7 @@ from ..target.process import Target
 from .base import GdbextCommand
 from .edge import heap_view, target_json
 from .heapcommon import (STATE_TOKENS, arena_name, flag_letters, preview, print_header,
-                         read_or_none, select_arenas)
+                         problem_lines, problems_json, read_or_none, select_arenas)
 
 PREVIEW = 16
 BATCH = 1 << 11  # chunks per piece of output (gdb.write is slower on pieces of megabytes)
@@ -108,9 +108,8 @@ class HeapChunks(GdbextCommand):
     @staticmethod
     def _head(view, target, mm) -> str:
         return jsonout.document("heapchunks", target_json(target), heap=view.header(),
-                                mmapped=mm,
-                                problems=[{"address": p.address, "message": p.message}
-                                          for p in view.state.problems],
+                                mmapped=mm, mallinfo2_wrapped=mallinfo2_wrapped(view.state),
+                                problems=problems_json(view.state.problems),
                                 mallinfo2=view.state.mallinfo2()._asdict())
 
     def _json_all(self, view, target, arenas, with_mmapped, out):
@@ -261,10 +260,11 @@ class HeapChunks(GdbextCommand):
             out.line([(f"  {len(state.mmapped)} mmapped chunks, {fmt.size(total)} mapped", "muted")])
         if hidden:
             out.line(f"... {hidden} more chunks not shown (--limit {flt.limit})")
-        mi = state.mallinfo2()
-        out.line([(f"mallinfo2: arena={mi.arena} ordblks={mi.ordblks} smblks={mi.smblks} "
-                   f"hblks={mi.hblks} hblkhd={mi.hblkhd} uordblks={mi.uordblks} "
-                   f"fordblks={mi.fordblks} keepcost={mi.keepcost}", "muted")])
+        mi = state.mallinfo2()._asdict()
+        wrapped = mallinfo2_wrapped(state)  # never shown: a problem says why
+        shown = " ".join(f"{k}={'?' if k in wrapped else mi[k]}" for k in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "uordblks", "fordblks", "keepcost"))
+        out.line([(f"mallinfo2: {shown}", "muted")])
         problems(view, out)
 
     def _rows_fast(self, view, seg, out):
@@ -339,12 +339,18 @@ class HeapChunks(GdbextCommand):
 
 
 def problems(view, out, within=None):
-    """Every problem the model found (or those in [lo, hi)), one line each."""
+    """Every problem the model found (or those in [lo, hi)): one line each, and past the first
+    few of one cause, one line that counts the rest."""
     shown = [p for p in view.state.problems
              if within is None or within[0] <= p.address < within[1]]
-    for p in shown:
-        out.line([("problem: ", "warning"), (f"{fmt.address(p.address)}: {p.message}", None)])
+    for _, text in problem_lines(shown):
+        out.line([("problem: ", "warning"), (text, None)])
     return shown
+
+
+def mallinfo2_wrapped(state):
+    from ..model.ptmalloc.checks import mallinfo2_wrapped as wrapped
+    return wrapped(state)
 
 
 COMMANDS = (HeapChunks,)

@@ -113,5 +113,44 @@ def state_names() -> List[str]:
     return list(STATES)
 
 
+SHOWN_PER_CAUSE = 3   # problem lines of one cause in a table, before one line counts the rest
+LISTED_PER_CAUSE = 20  # problems of one cause listed in JSON, before one entry counts the rest
+
+
+def fold_problems(problems, keep: int):
+    from ..model.ptmalloc.problems import fold_problems as fold
+    return fold(problems, keep)
+
+
+def problem_lines(problems) -> List[tuple]:
+    """(address, text) per line to show: each cause's first few, then one line with a count
+    (a forged list or a hostile heap can hold a million alike)."""
+    from ..model.ptmalloc.problems import cause_of
+    out = []
+    for p, more, lo, hi in fold_problems(problems, SHOWN_PER_CAUSE):
+        if not more:
+            out.append((p.address, f"{fmt.address(p.address)}: {p.message}"))
+        else:
+            out.append((lo, f"{more:,} more of this kind, at {fmt.address(lo)} to "
+                            f"{fmt.address(hi)} ({cause_of(p.message)})"))
+    return out
+
+
+def problems_json(problems) -> List[dict]:
+    """The problems for --json: each cause's first LISTED_PER_CAUSE as they are, then one
+    entry with the count of the rest ("more") and the range of their addresses."""
+    from ..model.ptmalloc.problems import cause_of
+    out = []
+    for p, more, lo, hi in fold_problems(problems, LISTED_PER_CAUSE):
+        if not more:
+            out.append({"address": p.address, "message": p.message})
+        else:
+            out.append({"address": lo, "message": f"{more:,} more of this kind, at {lo:#x} to "
+                                                  f"{hi:#x} ({cause_of(p.message)})",
+                        "more": more, "last": hi})
+    return out
+
+
 __all__ = ["header_lines", "print_header", "select_arenas", "arena_name", "flag_letters",
-           "preview", "read_or_none", "chunk_json", "bin_size", "state_names", "SIZE_BITS"]
+           "preview", "read_or_none", "chunk_json", "bin_size", "state_names", "SIZE_BITS",
+           "problem_lines", "problems_json"]

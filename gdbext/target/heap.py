@@ -153,6 +153,7 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
 
     candidates = _mmap_candidates(target, maps)
     heap_start = heap_range[0] if heap_range else (area[0] if area else None)
+    brk = heap_range[1] if exact else None  # the top chunk is checked against it
     try:
         state = analyze(target.memory, layout, main_arena, mp=mp or None, tcaches=None,
                         mmap_candidates=candidates, heap_start=heap_start, mappings=maps,
@@ -172,7 +173,7 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
     try:
         view.state = analyze(target.memory, layout, main_arena, mp=mp or None, tcaches=tcaches,
                              mmap_candidates=candidates, heap_start=heap_start, mappings=maps,
-                             earlier=view.state)
+                             earlier=view.state, program_break=brk)
     except PtmallocError as e:
         raise UserError(str(e)) from None
     if layout.has_tcache and not tcaches:
@@ -182,7 +183,7 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
             labels = {f"unknown ({f.address:#x})": f.address for f in orphans}
             view.state = analyze(target.memory, layout, main_arena, mp=mp or None,
                                  tcaches=labels, mmap_candidates=candidates,
-                                 heap_start=heap_start, mappings=maps, earlier=view.state)
+                                 heap_start=heap_start, mappings=maps, earlier=view.state, program_break=brk)
             found["tcache"] = "heuristic: " + orphans[0].how + "; owning threads unknown"
     if corrupt is not None:
         view.state.problems.insert(0, corrupt)

@@ -198,6 +198,25 @@ class HeapBuilder:
         word, bit = divmod(i, 32)
         bm = a.address + self.L.malloc_state.offset("binmap") + 4 * word
         self.img.w(bm, self.img.r(bm, 4) | (1 << bit), 4)
+        if i >= 64:
+            self._link_nextsize(b)
+
+    def _link_nextsize(self, b):
+        """As glibc keeps a large bin: the first chunk of each size on the fd_nextsize /
+        bk_nextsize ring, NULL in the others."""
+        chunks, c = [], self.img.r(b + self.hdr)
+        while c != b:
+            chunks.append(c)
+            c = self.img.r(c + self.hdr)
+        heads = [c for k, c in enumerate(chunks)
+                 if not k or self.size_of(c) != self.size_of(chunks[k - 1])]
+        for c in chunks:
+            fd = bk = 0
+            if c in heads:
+                j = heads.index(c)
+                fd, bk = heads[(j + 1) % len(heads)], heads[j - 1]
+            self.img.w(c + self.hdr + 2 * self.p, fd)
+            self.img.w(c + self.hdr + 3 * self.p, bk)
 
     # ---- arenas ----
     def new_arena(self, heap_size=0x21000):

@@ -12,6 +12,7 @@ from ..regions import Mapping
 from .arena import (ArenaHeader, HeapInfo, arena_chain, heap_max_size, read_heap_info, read_mp,
                     MAX_HEAPS_PER_ARENA)
 from .bins import BinList, Steps, Tcache, walk_arena_bins, walk_tcache
+from .checks import check_arenas
 from .chunks import (CORRUPT, FASTBIN, FENCEPOST, IS_MMAPPED, LARGEBIN, MMAPPED, PREV_INUSE,
                      SIZE_BITS, SMALLBIN, STATES, TCACHE, TOP, UNSORTED, USED, Chunk, Problem,
                      PtmallocError)
@@ -260,7 +261,8 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
             mmap_candidates: Optional[Iterable[Mapping]] = None,
             pagesize: int = 4096, max_chunks: int = 5_000_000, max_list: int = 1_000_000,
             heap_start: Optional[int] = None, mappings: Optional[Iterable[Mapping]] = None,
-            chunks: bool = True, earlier: Optional[HeapState] = None) -> HeapState:
+            chunks: bool = True, earlier: Optional[HeapState] = None,
+            program_break: Optional[int] = None) -> HeapState:
     """Model glibc malloc's state in `mem`.
 
     main_arena: address of main_arena.  mp: address of mp_ (or its fields, already read).
@@ -273,12 +275,15 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
     walk, no free lists, no chunk states.  earlier: a state analyze() made at the same stop;
     its mmapped chunks are taken over when the search for them would be the same (the search
     may read a lot of memory).
+    program_break: the current break, when known, to check the main heap's top chunk
+    against.
 
     Raises PtmallocError when main_arena cannot be read; anything else that is wrong is a Problem.
     """
     try:
         return _analyze(mem, layout, main_arena, mp, tcaches, mmap_candidates, pagesize,
-                        max_chunks, max_list, heap_start, mappings, chunks, earlier)
+                        max_chunks, max_list, heap_start, mappings, chunks, earlier,
+                        program_break)
     except PtmallocError:
         raise
     except MemoryReadError as e:
@@ -289,7 +294,7 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
 
 
 def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chunks, max_list,
-             heap_start, mappings, chunks=True, earlier=None) -> HeapState:
+             heap_start, mappings, chunks=True, earlier=None, program_break=None) -> HeapState:
     state = HeapState(L)
     problems = state.problems
     reader = Reader(mem, L.pointer_size)
@@ -320,7 +325,7 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
             _heap_bounds(reader, L, a, state.mp, heap_start, problems)
         elif a.main:
             _main_heaps(mem, reader, L, a, state.mp, heap_start, candidates + all_maps, pagesize,
-                        problems, budget)
+                        problems, budget, program_break)
         else:
             _arena_heaps(mem, reader, L, a, state.mp, problems, budget)
     state._index()
@@ -330,9 +335,10 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
         state.mmapped = _find_mmapped(reader, L, candidates, state, pagesize, heap_ranges, earlier)
         return state
 
-    steps = Steps(max(max_list, 1) * 16, max_list)
     # The bin walks take what the heap walk read (size, fd, bk) instead of reading it again.
     locate = _Locator(state) if L.size_sz == L.pointer_size else None
+    steps = Steps(max(max_list, 1) * 16, max_list,
+                  is_chunk=lambda address: state.locate(address) is not None)
     for a in state.arenas:
         got = walk_arena_bins(reader, L, a.header, state.in_heap, steps, problems, locate)
         a.fastbins, a.unsorted = got["fastbins"], got["unsorted"]
@@ -347,6 +353,7 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
 
     state.mmapped = _find_mmapped(reader, L, candidates, state, pagesize, heap_ranges, earlier)
     _assign_states(state, problems)
+    check_arenas(state, program_break, pagesize)
     return state
 
 
@@ -410,11 +417,15 @@ def _top_size(reader: Reader, L: Layout, h: ArenaHeader) -> int:
         return 0
 
 
-def _main_heaps(mem, reader, L, a: ArenaState, mp, heap_start, maps, pagesize, problems, budget):
+def _main_heaps(mem, reader, L, a: ArenaState, mp, heap_start, maps, pagesize, problems, budget,
+                program_break=None):
     h = a.header
     top = h.top
     if top == 0 or top == h.bin_address(L, 1):
-        return  # malloc has not set the main heap up yet
+        if h.system_mem:  # top is lost, not unset: list what system_mem says is there
+            _main_heap_without_top(mem, reader, L, a, mp, heap_start, maps, program_break,
+                                   budget, problems)
+        return  # else malloc has not set the main heap up yet
     if (top + L.chunk_hdr_sz) & L.align_mask:
         problems.append(Problem(a.address, "main arena's top %#x is misaligned; its heap is not "
                                            "walked" % top))
@@ -431,9 +442,8 @@ def _main_heaps(mem, reader, L, a: ArenaState, mp, heap_start, maps, pagesize, p
     top_end = top + a.top_size
     expected_end = start + h.system_mem if h.contiguous else None
     if h.contiguous and first <= top < expected_end:
-        end = top_end
-        if top_end > expected_end:
-            end = max(expected_end, top + L.minsize)
+        # A top that ends short of sbrk_base + system_mem does not cut the heap short.
+        end = expected_end if top_end <= expected_end else max(expected_end, top + L.minsize)
         seg = HeapSegment(L, start, end, first, a.address, True)
         walk(mem, reader, seg, top, problems, budget)
         a.heaps.append(seg)
@@ -467,6 +477,23 @@ def _main_heaps(mem, reader, L, a: ArenaState, mp, heap_start, maps, pagesize, p
             a.heaps.append(piece)
             covered.append((piece.start, piece.end))
     a.heaps.sort(key=lambda s: s.start)
+
+
+def _main_heap_without_top(mem, reader, L, a: ArenaState, mp, heap_start, maps, program_break,
+                           budget, problems) -> None:
+    """The main heap's chunks from sbrk_base to sbrk_base + system_mem (no further than the
+    break or the mapping that holds it), for an arena whose top pointer is lost."""
+    start = (mp or {}).get("sbrk_base") or heap_start
+    if not start or not a.header.contiguous:
+        return
+    end = start + a.header.system_mem
+    m = _mapping_holding(maps, start)
+    for bound in (program_break, m.end if m else None):
+        if bound and start < bound < end:
+            end = bound
+    seg = HeapSegment(L, start, end, first_chunk_at(L, start), a.address, True)
+    walk(mem, reader, seg, None, problems, budget)
+    a.heaps.append(seg)
 
 
 def _mapping_holding(maps, address) -> Optional[Mapping]:

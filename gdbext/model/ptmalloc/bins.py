@@ -46,14 +46,42 @@ class BinList:
                 "count": self.count, "length": len(self.chunks), "complete": self.complete}
 
 
+# A list may hold at most this many chunks that the heap walk did not find (a healthy list
+# holds none; each is a problem): past it the list is forged or runs through foreign memory,
+# and following it further (a forged fastbin can be millions long) would only repeat that.
+OFF_WALK_MAX = 256
+
+
 class Steps:
-    """A step bound shared by all list walks of one analysis."""
+    """A step bound shared by all list walks of one analysis, and how to tell whether an
+    address is the start of a chunk the heap walk found (for the off-walk bound)."""
 
-    __slots__ = ("left", "per_list")
+    __slots__ = ("left", "per_list", "is_chunk")
 
-    def __init__(self, total: int, per_list: int):
+    def __init__(self, total: int, per_list: int,
+                 is_chunk: Optional[Callable[[int], bool]] = None):
         self.left = total
         self.per_list = per_list
+        self.is_chunk = is_chunk
+
+
+def _too_long(what: str, n: int, bound: int, at: int) -> str:
+    return ("%s: the walk stopped after %s chunks (walk bound %s); the rest of the list, from "
+            "%#x, is not followed" % (what, format(n, ","), format(bound, ","), at))
+
+
+def _off_walk_cut(what: str, n: int, at: int) -> str:
+    return ("%s: %s of its chunks are not chunks the heap walk found (a forged list, or one "
+            "running through foreign memory); the walk stopped after %s chunks (walk bound %d "
+            "such chunks); the rest of the list, from %#x, is not followed"
+            % (what, format(OFF_WALK_MAX, ","), format(n, ","), OFF_WALK_MAX, at))
+
+
+def _off_walk(steps: Steps, loc, locate, p: int) -> bool:
+    """Whether p is not the start of a chunk the heap walk found."""
+    if locate is not None:
+        return loc is None
+    return steps.is_chunk is not None and not steps.is_chunk(p)
 
 
 InHeap = Callable[[int], bool]
@@ -79,7 +107,7 @@ def walk_fastbin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap:
     head = arena.fastbins[i] or 0
     b = BinList("fastbin", i, "fastbin[%d]" % i, head)
     ssz, hdr, amask = L.size_sz, L.chunk_hdr_sz, L.align_mask
-    p, holder, seen, n = head, slot, set(), 0
+    p, holder, seen, n, off = head, slot, set(), 0, 0
     what = "%s of arena %#x" % (b.label, arena.address)
     while p:
         if p in seen:
@@ -87,11 +115,17 @@ def walk_fastbin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap:
             b.complete = False
             break
         if n >= steps.per_list or steps.left <= 0:
-            problems.append(Problem(holder, "%s: longer than the walk bound; stopped" % what))
+            problems.append(Problem(holder, _too_long(what, n, steps.per_list, p)))
             b.complete = False
             break
         # A chunk the heap walk found at p is in a heap: only its alignment needs checking.
         loc = locate[p] if locate is not None else None
+        if _off_walk(steps, loc, locate, p):
+            if off >= OFF_WALK_MAX:
+                problems.append(Problem(holder, _off_walk_cut(what, n, p)))
+                b.complete = False
+                break
+            off += 1
         if (loc is None or (p + hdr) & amask) and \
                 not _check_ptr(L, p, holder, what, in_heap, problems):
             b.complete = False
@@ -182,22 +216,29 @@ def walk_tcache(reader: Reader, L: Layout, label, address: int, in_heap: InHeap,
         b = BinList("tcache", i, _tcache_label(label, i), entries[i] - L.chunk_hdr_sz if entries[i] else 0)
         b.count = counts[i]
         holder = address + e_off + i * p
-        e, seen, n = entries[i], set(), 0
+        e, seen, n, off = entries[i], set(), 0, 0
         what = "tcache of thread %s, bin %d" % (label, i)
+        bound = min(steps.per_list, 0x10000)  # glibc's counts stop at 65535
         while e:
             chunk = e - L.chunk_hdr_sz
             if e in seen:
                 problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, chunk)))
                 b.complete = False
                 break
-            if n >= steps.per_list or steps.left <= 0 or n > 0xFFFF:
-                problems.append(Problem(holder, "%s: longer than the walk bound; stopped" % what))
+            if n >= bound or steps.left <= 0:
+                problems.append(Problem(holder, _too_long(what, n, bound, chunk)))
                 b.complete = False
                 break
             if not _check_ptr(L, e, holder, what, in_heap, problems, user=True):
                 b.complete = False
                 break
             loc = locate[chunk] if locate is not None else None
+            if _off_walk(steps, loc, locate, chunk):
+                if off >= OFF_WALK_MAX:
+                    problems.append(Problem(holder, _off_walk_cut(what, n, chunk)))
+                    b.complete = False
+                    break
+                off += 1
             got = None if loc is None or loc[1] in loc[0].unread else \
                 (loc[0].raws[loc[1]], loc[0].fds[loc[1]], loc[0].bks[loc[1]])
             if got is not None:
@@ -255,7 +296,7 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
         return b
     ssz, hdr, amask = L.size_sz, L.chunk_hdr_sz, L.align_mask
     what = "%s of arena %#x" % (label, arena.address)
-    holder, prev, p, seen, n = bin_addr + 2 * ssz, bin_addr, fd, set(), 0
+    holder, prev, p, seen, n, off = bin_addr + 2 * ssz, bin_addr, fd, set(), 0, 0
     index_of_size: Dict[int, int] = {}
     cap = min(steps.per_list, steps.left)  # steps.left is brought up to date on the way out
     chunks_append, sizes_append, where_append = b.chunks.append, b.sizes.append, b.where.append
@@ -265,10 +306,16 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
             b.complete = False
             break
         if n >= cap:
-            problems.append(Problem(holder, "%s: longer than the walk bound; stopped" % what))
+            problems.append(Problem(holder, _too_long(what, n, cap, p)))
             b.complete = False
             break
         loc = locate[p] if locate is not None else None  # as in walk_fastbin
+        if _off_walk(steps, loc, locate, p):
+            if off >= OFF_WALK_MAX:
+                problems.append(Problem(holder, _off_walk_cut(what, n, p)))
+                b.complete = False
+                break
+            off += 1
         if (loc is None or (p + hdr) & amask) and \
                 not _check_ptr(L, p, holder, what, in_heap, problems):
             b.complete = False
@@ -308,7 +355,63 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
             problems.append(Problem(bin_addr + 3 * ssz, "%s: bin's bk is %#x but its last chunk "
                                                         "is %#x" % (what, bk, prev)))
     steps.left -= n
+    if kind == "largebin" and b.chunks:
+        check_nextsize(reader, L, b, what, problems)
     return b
+
+
+NEXTSIZE_ABORT = ('glibc aborts with "corrupted double-linked list (not small)" when it unlinks '
+                  'this chunk, or with "malloc(): largebin double linked list corrupted '
+                  '(nextsize)" when it inserts a chunk next to it')
+
+
+def _nextsize_links(reader: Reader, L: Layout, chunk: int) -> Optional[Tuple[int, int]]:
+    p = L.pointer_size
+    try:
+        d = reader.read(chunk + 2 * L.size_sz + 2 * p, 2 * p)
+    except MemoryReadError:
+        return None
+    return int.from_bytes(d[:p], "little"), int.from_bytes(d[p:], "little")
+
+
+def check_nextsize(reader: Reader, L: Layout, b: BinList, what: str,
+                   problems: List[Problem]) -> None:
+    """A large bin is sorted by decreasing size, and the first chunk of each size is on a ring
+    through fd_nextsize / bk_nextsize (to the next smaller size, wrapping to the largest); the
+    other chunks keep NULL there, which is how glibc's unlink tells them apart."""
+    sizes = [s & ~7 for s in b.sizes]
+    heads = []
+    for k, (c, size) in enumerate(zip(b.chunks, sizes)):
+        if k and size > sizes[k - 1]:
+            problems.append(Problem(c, "%s: chunk size %#x follows the smaller %#x: a large bin "
+                                       "is kept in decreasing size order, and malloc's best-fit "
+                                       "search relies on it" % (what, size, sizes[k - 1])))
+        links = _nextsize_links(reader, L, c)
+        if links is None:
+            continue
+        if k and size == sizes[k - 1]:
+            if links[0]:
+                problems.append(Problem(c, "%s: fd_nextsize is %#x, but this chunk is not the "
+                                           "first of its size (NULL expected): %s"
+                                        % (what, links[0], NEXTSIZE_ABORT)))
+            continue
+        heads.append((c, links))
+    m = len(heads)
+    for j, (c, (fd_ns, bk_ns)) in enumerate(heads):
+        if j + 1 < m or b.complete:
+            want = heads[(j + 1) % m][0]
+            if fd_ns != want:
+                problems.append(Problem(c, "%s: fd_nextsize is %#x, not %#x, the first chunk of "
+                                           "the next %s: %s" % (what, fd_ns, want,
+                                           "smaller size" if j + 1 < m else "size round the ring "
+                                           "(the largest)", NEXTSIZE_ABORT)))
+        if j or b.complete:
+            want = heads[j - 1][0]
+            if bk_ns != want:
+                problems.append(Problem(c, "%s: bk_nextsize is %#x, not %#x, the first chunk of "
+                                           "the next %s: %s" % (what, bk_ns, want,
+                                           "larger size" if j else "size round the ring "
+                                           "(the smallest)", NEXTSIZE_ABORT)))
 
 
 def walk_arena_bins(reader: Reader, L: Layout, arena: ArenaHeader, in_heap: InHeap, steps: Steps,

@@ -94,9 +94,10 @@ class HeapSegment:
             yield self.chunk(i)
 
     def index_at(self, address: int) -> int:
-        """Index of the chunk whose header or body holds `address`, or -1."""
+        """Index of the chunk whose header or body holds `address`, or -1.  A header always
+        holds its own address, even one whose size is zero (a damaged top chunk)."""
         i = self._floor(address)
-        if i < 0 or address >= self.chunk_end(i):
+        if i < 0 or address >= max(self.chunk_end(i), self.addrs[i] + self.layout.chunk_hdr_sz):
             return -1
         return i
 

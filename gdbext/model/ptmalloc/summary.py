@@ -34,7 +34,8 @@ def _arena_free(a):
     return nblocks, avail + fastavail, nfast, fastavail
 
 
-def compute_mallinfo2(state) -> Mallinfo2:
+def mallinfo2_exact(state) -> dict:
+    """mallinfo2's fields as true integers, before glibc's size_t arithmetic wraps them."""
     arena = ordblks = smblks = fsmblks = uordblks = fordblks = 0
     keepcost = 0
     for a in state.arenas:
@@ -52,10 +53,15 @@ def compute_mallinfo2(state) -> Mallinfo2:
         hblks, hblkhd = mp["n_mmaps"], mp.get("mmapped_mem", 0)
     else:  # without mp_, count what the mapping scan found
         hblks, hblkhd = len(state.mmapped), sum(c.mapping_size for c in state.mmapped)
+    return dict(arena=arena, ordblks=ordblks, smblks=smblks, hblks=hblks, hblkhd=hblkhd,
+                usmblks=0, fsmblks=fsmblks, uordblks=uordblks, fordblks=fordblks,
+                keepcost=keepcost)
+
+
+def compute_mallinfo2(state) -> Mallinfo2:
     # glibc adds these up in size_t: a corrupt top size wraps them around, never below zero
     wrap = (1 << (8 * state.layout.pointer_size)) - 1
-    return Mallinfo2(*(v & wrap for v in (arena, ordblks, smblks, hblks, hblkhd, 0, fsmblks,
-                                          uordblks, fordblks, keepcost)))
+    return Mallinfo2(**{k: v & wrap for k, v in mallinfo2_exact(state).items()})
 
 
 class SizeGroup(NamedTuple):
