@@ -1,0 +1,141 @@
+"""Issue 10, items 8, 12 and 14: brkwatch across exec and fork, threadstacks with a huge thread
+range, and thread stacks the program took from malloc (plus a memfd mapped r-x).
+
+Oracles: what the demos print about themselves (sbrk(0) around each move, pthread_getattr_np,
+the malloc'd blocks, the memfd's address) and /proc/PID/maps."""
+
+import os
+import time
+
+import pytest
+
+from tests.harness import assert_clean, demo, proc_maps
+
+MiB = 1024 * 1024
+PAGE = 4096
+NO_LIBC_DEBUG = "set debug-file-directory /nonexistent"
+
+
+def one_line(text):
+    assert_clean(text)
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def core_of(live, tmp_path, program, name):
+    """A gcore of the live session's process, loaded into a new gdb."""
+    path = str(tmp_path / name)
+    live.cmd(f"gcore {path}", timeout=120)
+    assert os.path.exists(path)
+    return path
+
+
+# ---- item 14: threadstacks with a huge range -----------------------------------------------
+
+def test_threadstacks_huge_range_is_intersected_with_the_threads(gdb_session):
+    g = gdb_session(demo("thread_stacks"))
+    g.run_to("threads")
+    t0 = time.monotonic()
+    doc = g.json("threadstacks 1-10000000 --json")
+    assert time.monotonic() - t0 < 10
+    assert [t["num"] for t in doc["threads"]] == [1, 2, 3, 4]
+    assert doc["not_found"] == []
+    t0 = time.monotonic()
+    text = g.cmd("threadstacks 3-100000000000000000000")
+    assert time.monotonic() - t0 < 10
+    assert_clean(text)
+    rows = [line.split()[0] for line in text.splitlines()[1:] if line[:1].isdigit()]
+    assert rows == ["3", "4"]
+    line = one_line(g.cmd("threadstacks 5-100000"))
+    assert line == "threadstacks: no threads 5-100000; 'info threads' lists them"
+    # a range that names nothing next to one that does: the rows, then one short line
+    text = g.cmd("threadstacks 2 9-10000000")
+    assert_clean(text)
+    assert text.splitlines()[-1] == "threadstacks: no threads 9-10000000"
+    assert g.json("threadstacks 2 9-10000000 --json")["not_found"] == ["9-10000000"]
+
+
+def test_threadstacks_no_threads_in_range_live_and_on_a_core(gdb_session, tmp_path):
+    live = gdb_session(demo("sbrk_grow"), "grow")
+    live.run_to("before")
+    t0 = time.monotonic()
+    line = one_line(live.cmd("threadstacks 2-100000"))
+    assert time.monotonic() - t0 < 10
+    assert line == "threadstacks: no threads 2-100000; 'info threads' lists them"
+    core = core_of(live, tmp_path, "sbrk_grow", "one.core")
+    g = gdb_session(demo("sbrk_grow"))
+    g.cmd(f"core-file {core}", timeout=120)
+    t0 = time.monotonic()
+    line = one_line(g.cmd("threadstacks 2-10000000"))
+    assert time.monotonic() - t0 < 10
+    assert line == "threadstacks: no threads 2-10000000; 'info threads' lists them"
+    assert [t["num"] for t in g.json("threadstacks 1-10000000 --json")["threads"]] == [1]
+
+
+# ---- item 12: thread stacks from malloc, a memfd mapped r-x ------------------------------
+
+def heap_stack_rows(g):
+    f = g.facts
+    rows = {t["tid"]: t for t in g.json("threadstacks --json")["threads"]}
+    return {name: rows[f[f"{name}.tid"]] for name in ("big", "small")}
+
+
+def check_heap_stack_regions(g, live):
+    f = g.facts
+    regs = g.json("vmmap --json")["regions"]
+    for name in ("big", "small"):
+        low, size = f[f"{name}.stack_addr"], f[f"{name}.stack_size"]
+        assert (low, size) == (f[f"{name}.buffer"], f[f"{name}.size"])
+        mine = [r for r in regs if r["kind"] == "thread-stack" and r["tid"] == f[f"{name}.tid"]]
+        assert [(r["start"], r["end"]) for r in mine] == [(low, low + size)], (name, mine)
+    memfd = [r for r in regs if r["start"] <= f["memfd.addr"] < r["end"]]
+    assert len(memfd) == 1
+    assert memfd[0]["kind"] == "file" and memfd[0]["path"].startswith("/memfd:gdbext-jit")
+    assert not any(r["kind"] == "code" and (r["path"] or "").startswith("/memfd:") for r in regs)
+    if live:  # vmmap still tiles /proc/PID/maps
+        maps = proc_maps(f["pid"])
+        assert regs[0]["start"] == maps[0].start and regs[-1]["end"] == maps[-1].end
+        assert sum(r["size"] for r in regs) == sum(m.end - m.start for m in maps)
+
+
+def test_heap_chunk_thread_stacks_live(gdb_session):
+    g = gdb_session(demo("heap_stacks"))
+    g.run_to("stacks")
+    f = g.facts
+    check_heap_stack_regions(g, live=True)
+    for name, row in heap_stack_rows(g).items():
+        low, size = f[f"{name}.stack_addr"], f[f"{name}.stack_size"]
+        assert (row["low"], row["size"]) == (low, size)
+        assert row["sp"] <= f[f"{name}.local"] < row["high"]
+        # peak: the thread wrote `depth` bytes below its first frame, and never below its stack
+        assert f[f"{name}.depth"] <= row["peak_used"] <= size, (name, row)
+        assert row["peak_used"] < f[f"{name}.depth"] + 16 * 1024
+        assert row["warnings"] == []
+    text = g.cmd("threadstacks")
+    assert_clean(text)
+    assert "warning" not in text
+
+
+def test_heap_chunk_thread_stacks_on_a_core(gdb_session, tmp_path):
+    live = gdb_session(demo("heap_stacks"))
+    live.run_to("stacks")
+    core = core_of(live, tmp_path, "heap_stacks", "hs.core")
+    g = gdb_session(demo("heap_stacks"))
+    g.facts = dict(live.facts)
+    g.cmd(f"core-file {core}", timeout=120)
+    check_heap_stack_regions(g, live=False)
+    for name, row in heap_stack_rows(g).items():
+        assert (row["low"], row["size"]) == (g.facts[f"{name}.stack_addr"], g.facts[f"{name}.stack_size"])
+        assert row["peak_used"] is None
+
+
+def test_memfd_is_not_code_without_libc_symbols(gdb_session):
+    g = gdb_session(demo("heap_stacks"), extra_init=[NO_LIBC_DEBUG])
+    g.run_to("stacks")
+    f = g.facts
+    regs = g.json("vmmap --json")["regions"]
+    memfd = [r for r in regs if r["start"] <= f["memfd.addr"] < r["end"]]
+    assert len(memfd) == 1 and memfd[0]["kind"] == "file"
+    big = heap_stack_rows(g)["big"]  # a mapping of its own: its peak is never above it
+    assert big["peak_used"] is not None and big["peak_used"] <= big["size"]
