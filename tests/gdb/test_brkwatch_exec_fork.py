@@ -139,3 +139,107 @@ def test_memfd_is_not_code_without_libc_symbols(gdb_session):
     assert len(memfd) == 1 and memfd[0]["kind"] == "file"
     big = heap_stack_rows(g)["big"]  # a mapping of its own: its peak is never above it
     assert big["peak_used"] is not None and big["peak_used"] <= big["size"]
+
+
+# ---- item 8: brkwatch across exec and fork --------------------------------------------------
+
+METHODS = ("auto", "watch", "break", "syscall")
+
+
+def brk_log(g):
+    doc = g.json("brkwatch log --json")
+    return doc, [e for e in doc["events"] if e["kind"] == "brk"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("aslr", [False, True], ids=["no-aslr", "aslr"])
+def test_brk_changes_after_exec_are_recorded(gdb_session, method, aslr):
+    init = ["set disable-randomization off"] if aslr else []
+    g = gdb_session(demo("brk_exec_fork"), "exec", extra_init=init)
+    g.cmd(f"brkwatch on --method {method}")
+    g.run_to("before_exec")
+    out = g.run_to("after_exec")
+    assert_clean(out)
+    assert "log cleared" not in out
+    f = g.facts
+    doc, evs = brk_log(g)
+    assert [(e["old_brk"], e["new_brk"]) for e in evs] == [
+        (f["brk.first.before"], f["brk.first.after"]),
+        (f["brk.second.before"], f["brk.second.after"]),
+        (f["brk.second.after"], f["brk.second.shrunk"])]
+    assert [e["delta"] for e in evs] == [MiB, 2 * MiB, -MiB]
+    # heap totals count from each program's own heap
+    assert [e["heap_total"] for e in evs] == [MiB, 2 * MiB, MiB]
+    assert all(e["tid"] == f["pid"] and e["caller"]["function"] == "move" for e in evs)
+    assert any("executed a new program after event #1" in n for n in doc["notes"])
+    st = doc["status"]
+    assert st["method"] is not None and st["pid"] == f["pid"]
+    if method in ("auto", "watch"):  # gdb cannot be trusted with a watchpoint after an exec
+        assert st["method"] == "break"
+        assert any(w.startswith("watch: the process executed a new program") for w in st["not_used"])
+    text = g.cmd("brkwatch log")
+    assert_clean(text)
+    assert "executed a new program" in text
+
+
+def test_exec_without_libc_symbols(gdb_session):
+    g = gdb_session(demo("brk_exec_fork"), "exec", extra_init=[NO_LIBC_DEBUG])
+    g.cmd("brkwatch on")
+    g.run_to("before_exec")
+    g.run_to("after_exec")
+    f = g.facts
+    _, evs = brk_log(g)
+    assert [e["new_brk"] for e in evs] == [f["brk.first.after"], f["brk.second.after"],
+                                           f["brk.second.shrunk"]]
+
+
+def _continue_to(g, label):
+    out = g.cmd("continue")
+    assert_clean(out)
+    assert f"GDBEXT_STOP {label}" in out, out
+    return out
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fork_keeps_each_inferiors_log(gdb_session, method):
+    g = gdb_session(demo("brk_exec_fork"), "fork", extra_init=["set detach-on-fork off"])
+    g.cmd(f"brkwatch on --method {method}")
+    g.run_to("before_fork")
+    out = _continue_to(g, "parent")  # gdb holds the child at the fork
+    assert "log cleared" not in out
+    f = g.facts
+    doc, evs = brk_log(g)
+    parent = [(f["brk.parent.before"], f["brk.parent.after"]),
+              (f["brk.parent.after"], f["brk.parent.after_fork"])]
+    if method == "syscall":  # gdb 13's catchpoint stops the parent no more after the fork
+        assert "gdb's syscall catchpoint may stop no more system calls" in out
+        assert any("forked and gdb keeps the child" in n for n in doc["notes"])
+        parent = parent[:len(evs)]
+        assert len(evs) >= 1
+    assert [(e["old_brk"], e["new_brk"]) for e in evs] == parent
+    assert all(e["tid"] == f["pid"] for e in evs) and doc["status"]["pid"] == f["pid"]
+    assert not any("cleared" in n for n in doc["notes"])
+
+    g.cmd("inferior 2")
+    out = _continue_to(g, "child")
+    assert "log cleared" not in out
+    f = g.facts
+    doc, evs = brk_log(g)
+    child = [(f["brk.child.before"], f["brk.child.after"], 3 * MiB)]
+    if method == "syscall":  # said in the child's log too
+        assert any("forked and gdb keeps the child" in n for n in doc["notes"])
+        child = child[:len(evs)]
+    assert [(e["old_brk"], e["new_brk"], e["delta"]) for e in evs] == child
+    assert all(e["tid"] == f["child.pid"] for e in evs) and doc["status"]["pid"] == f["child.pid"]
+    out = g.cmd("continue")
+    assert "exited normally" in out
+
+    g.cmd("inferior 1")
+    doc, evs = brk_log(g)  # the parent's log is as it was
+    assert [(e["old_brk"], e["new_brk"]) for e in evs] == parent
+    out = g.cmd("continue")
+    assert_clean(out)
+    assert "GDBEXT_DONE" in out and "exited normally" in out
+    doc, evs = brk_log(g)
+    assert len(evs) == len(parent)
+    assert any(n.startswith(f"process {f['pid']} exited") for n in doc["notes"])
