@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tests import glibcs as G
 from tests.harness import assert_clean, demo, proc_maps
 
 MiB = 1024 * 1024
@@ -248,3 +249,32 @@ def test_fork_keeps_each_inferiors_log(gdb_session, method):
     doc, evs = brk_log(g)
     assert len(evs) == len(parent)
     assert any(n.startswith(f"process {f['pid']} exited") for n in doc["notes"])
+
+
+@pytest.mark.parametrize("version,symbols", [(v, s) for v in G.VERSIONS for s in (True, False)])
+def test_exec_and_fork_under_each_glibc(glibc_gdb, version, symbols):
+    g = glibc_gdb(version, symbols, "brk_exec_fork", "exec")
+    g.cmd("brkwatch on")
+    g.run_to("before_exec")
+    g.run_to("after_exec")
+    f = g.facts
+    _, evs = brk_log(g)
+    assert [(e["old_brk"], e["new_brk"]) for e in evs] == [
+        (f["brk.first.before"], f["brk.first.after"]),
+        (f["brk.second.before"], f["brk.second.after"]),
+        (f["brk.second.after"], f["brk.second.shrunk"])]
+
+    g = glibc_gdb(version, symbols, "brk_exec_fork", "fork", extra_init=["set detach-on-fork off"])
+    g.cmd("brkwatch on")
+    g.run_to("before_fork")
+    _continue_to(g, "parent")
+    f = g.facts
+    _, evs = brk_log(g)
+    assert [e["new_brk"] for e in evs] == [f["brk.parent.after"], f["brk.parent.after_fork"]]
+    g.cmd("inferior 2")
+    _continue_to(g, "child")
+    _, evs = brk_log(g)
+    assert [e["new_brk"] for e in evs] == [g.facts["brk.child.after"]]
+    g.cmd("inferior 1")
+    _, evs = brk_log(g)
+    assert len(evs) == 2
