@@ -58,7 +58,8 @@ def _status_lines(st) -> list:
         lines.append(f"  not used: {why}")
     pid = f"process {st['pid']}" if st["pid"] else "no process yet"
     kept = "" if st["kept"] == st["events"] else f" ({st['kept']} kept)"
-    lines.append(f"  {st['events']} event(s){kept}, {pid}; the log is cleared at a new run")
+    lines.append(f"  {st['events']} event(s){kept}, {pid} (inferior {st['inferior']}); "
+                 "the log is cleared at a new run")
     if st["threshold_source"]:
         lines.append(f"  mmap_threshold read from {st['threshold_source']}")
     for n in st["notes"]:
@@ -96,9 +97,10 @@ class BrkWatch(GdbextCommand):
                "arena heaps). Each event keeps the thread, the user code that caused it, the\n"
                "malloc call and its size when readable, and mp_.mmap_threshold. --stop stops at\n"
                "each event; --bt N keeps N frames. The log survives stops and 'continue' and is\n"
-               "cleared at a new run. Each event costs the program a stop in gdb: --method picks\n"
-               "how (auto: a hardware watchpoint on libc's __curbrk, else a breakpoint in __brk,\n"
-               "else a syscall catchpoint).")
+               "cleared at a new run; each inferior (a fork kept with detach-on-fork off) has its\n"
+               "own, and an exec is followed into the new program. Each event costs the program\n"
+               "a stop in gdb: --method picks how (auto: a hardware watchpoint on libc's\n"
+               "__curbrk, else a breakpoint in __brk, else a syscall catchpoint).")
 
     def add_arguments(self, p):
         p.add_argument("--json", dest="top_json", action="store_true",

@@ -8,20 +8,60 @@ from .base import GdbextCommand
 from .edge import target_json, stack_rows
 
 
-def parse_thread_list(words):
-    """'2', '3-5' -> {2, 3, 4, 5}; a UserError for anything else."""
-    out = set()
+class ThreadSelection:
+    """The thread numbers and ranges asked for, kept as ranges: '1-10000000' must not become
+    ten million numbers; the rows are the existing threads that fall in a range."""
+
+    def __init__(self, ranges, words):
+        self.ranges = ranges  # [(low, high)] inclusive, in the order given
+        self.words = words
+
+    def __bool__(self):
+        return bool(self.ranges)
+
+    def __contains__(self, num: int) -> bool:
+        return any(lo <= num <= hi for lo, hi in self.ranges)
+
+    def unmatched(self, existing) -> list:
+        """The words (numbers or ranges) that name no existing thread, as the user wrote them."""
+        nums = sorted(set(existing))
+        out = []
+        for (lo, hi), word in zip(self.ranges, self.words):
+            if not any(lo <= n <= hi for n in nums):
+                out.append(word)
+        return list(dict.fromkeys(out))
+
+
+def parse_thread_list(words) -> ThreadSelection:
+    """'2', '3-5' -> the ranges (2, 2), (3, 5); a UserError for anything else."""
+    ranges, names = [], []
     for w in words or ():
         lo, sep, hi = w.partition("-")
         try:
             a = int(lo)
             b = int(hi) if sep else a
         except ValueError:
-            raise UserError(f"{w!r} is not a thread number or range (e.g. 2 or 2-4)") from None
+            raise UserError(f"{_short(w)!r} is not a thread number or range (e.g. 2 or 2-4)") from None
         if a < 1 or b < a:
-            raise UserError(f"{w!r} is not a thread number or range (e.g. 2 or 2-4)")
-        out.update(range(a, b + 1))
-    return out
+            raise UserError(f"{_short(w)!r} is not a thread number or range (e.g. 2 or 2-4)")
+        ranges.append((a, b))
+        names.append(f"{a}-{b}" if b > a else str(a))
+    return ThreadSelection(ranges, names)
+
+
+MAX_NAMED = 8  # unmatched numbers named in one line; the rest are counted
+
+
+def _short(word: str, limit: int = 40) -> str:
+    return word if len(word) <= limit else word[:limit] + "..."
+
+
+def no_threads_text(unmatched) -> str:
+    """'no thread 9' / 'no threads 2-100000, 7': one short line, however many were asked for."""
+    plural = len(unmatched) > 1 or "-" in unmatched[0]
+    shown = ", ".join(_short(w) for w in unmatched[:MAX_NAMED])
+    more = f" and {len(unmatched) - MAX_NAMED} more" if len(unmatched) > MAX_NAMED else ""
+    return f"no thread{'s' if plural else ''} {shown}{more}"
 
 
 def _guard(row) -> str:
@@ -57,14 +97,13 @@ class ThreadStacks(GdbextCommand):
         wanted = parse_thread_list(args.threads)
         target = Target()
         rows = stack_rows(target, wanted)
-        if wanted:
-            missing = sorted(wanted - {r.num for r in rows})
-            if missing:
-                raise UserError("no thread " + ", ".join(map(str, missing))
-                                + "; 'info threads' lists them")
+        unmatched = wanted.unmatched(r.num for r in rows) if wanted else []
+        if unmatched and not rows:
+            raise UserError(no_threads_text(unmatched) + "; 'info threads' lists them")
         if args.json:
             out.json(jsonout.document("threadstacks", target_json(target),
                                       threads=[r.to_json() for r in rows],
+                                      not_found=unmatched,
                                       warnings=[f"thread {r.num}: {w}" for r in rows
                                                 for w in r.warnings]))
             return
@@ -94,6 +133,8 @@ class ThreadStacks(GdbextCommand):
         for r in rows:
             for w in r.warnings:
                 out.line([("warning: ", "warning"), (f"thread {r.num}: {w}", None)])
+        if unmatched:
+            out.line(f"threadstacks: {no_threads_text(unmatched)}")
 
 
 COMMANDS = (ThreadStacks,)

@@ -242,6 +242,13 @@ class BrkLog:
         self.pid = pid
         self.notes = [note] if note else []
 
+    def new_program(self, note: str, start_brk: Optional[int]):
+        """The process executed a new program: the events so far stay; the heap totals of the
+        next ones count from the new program's heap."""
+        self.notes.append(note)
+        self.start_brk = start_brk
+        self.summary.last_brk = None
+
     def add(self, e: BrkEvent) -> BrkEvent:
         self._seq += 1
         e.seq = self._seq

@@ -165,6 +165,11 @@ class Facts:
 _SPECIAL = {"[heap]": "heap", "[stack]": "stack", "[vdso]": "vdso", "[vsyscall]": "vsyscall"}
 
 
+def is_memfd(path: str) -> bool:
+    """A mapping of a memfd_create file: /proc/PID/maps names it '/memfd:NAME (deleted)'."""
+    return path.startswith("/memfd:")
+
+
 def _default_kind(m: Mapping, object_paths: set) -> str:
     path = m.path
     if path in _SPECIAL:
@@ -175,6 +180,8 @@ def _default_kind(m: Mapping, object_paths: set) -> str:
         return "stack"
     if m.anonymous or path.startswith("["):
         return "anon"
+    if is_memfd(path):  # memory a program filled itself (a JIT), not an object file's code
+        return "file"
     if path in object_paths or m.executable:
         # An ELF object whose headers could not be read: judge by permissions.
         if m.executable:
@@ -207,7 +214,9 @@ def classify(mappings, facts: Optional[Facts] = None) -> "list[Region]":
     for m in mappings:
         default = _default_kind(m, object_paths)
         own = []
-        if m.path in _SPECIAL or m.path.startswith("[v"):
+        if m.path == "[heap]":  # a thread stack the program took from malloc
+            own = [c for c in claims if c.kind == "thread-stack" and c.start < m.end and c.end > m.start]
+        elif m.path in _SPECIAL or m.path.startswith("[v"):
             own = []
         elif m.anonymous:
             own = [c for c in claims if c.start < m.end and c.end > m.start]

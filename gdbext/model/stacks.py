@@ -1,9 +1,14 @@
 """Thread stack bounds, guard and use, from whatever the target could find."""
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
+from .memory import Memory, MemoryReadError
 from .regions import Claim, Mapping
+
+WALK_WINDOW = 1 << 20  # bytes of a heap read at once while looking for a chunk
+MAX_WALK_CHUNKS = 1 << 20  # a hostile heap must not keep the walk going
+IS_MMAPPED = 2
 
 
 @dataclass
@@ -85,3 +90,34 @@ def bounds_in_guard(thread: int, tid: int, sp: int, mappings, main: bool) -> Opt
     if above is None:
         return None
     return StackBounds(thread, tid, above.start, above.end, g.start, g.end, main, "mapping")
+
+
+def stack_in_block(thread: int, tid: int, block: Tuple[int, int]) -> StackBounds:
+    """A stack the program allocated itself (pthread_attr_setstack): the block is the stack."""
+    return StackBounds(thread, tid, block[0], block[1], None, None, False, "malloc block")
+
+
+def heap_chunk_holding(mem: Memory, start: int, end: int, address: int,
+                       max_chunks: int = MAX_WALK_CHUNKS) -> Optional[Tuple[int, int]]:
+    """[user start, chunk end) of the chunk whose user memory holds `address`, walking the
+    chunks laid end to end from `start` (a brk heap) in windows read in bulk; None when a size
+    field makes no sense before the address is reached."""
+    pos = (start + 15) & ~15
+    buf, base = b"", pos
+    for _ in range(max_chunks):
+        if pos + 16 > end or pos > address:
+            return None
+        off = pos - base
+        if off + 16 > len(buf):
+            try:
+                buf, base, off = mem.read(pos, min(WALK_WINDOW, end - pos)), pos, 0
+            except MemoryReadError:
+                return None
+        size_field = int.from_bytes(buf[off + 8:off + 16], "little")
+        size = size_field & ~7
+        if size < 32 or size % 16 or pos + size > end or size_field & IS_MMAPPED:
+            return None
+        if pos + 16 <= address < pos + size:
+            return pos + 16, pos + size
+        pos += size
+    return None

@@ -58,6 +58,10 @@ def main_stack_extent(stack: Mapping, mappings, rlimit: Optional[int], page: int
     return MainExtent(low, stack.start, stack.end, rlimit)
 
 
+def page_up(address: int, page: int = PAGE) -> int:
+    return (address + page - 1) // page * page
+
+
 def pagemap_range(low: int, high: int, page: int = PAGE):
     """(file offset, byte count) of the page map words for [low, high)."""
     first = low // page

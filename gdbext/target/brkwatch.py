@@ -159,15 +159,21 @@ def _failure_branch(start: int, size: int) -> Optional[int]:
 
 
 class _Hook(gdb.Breakpoint):
-    """An internal breakpoint (or watchpoint) whose stop() hands over to the watcher."""
+    """An internal breakpoint (or watchpoint) whose stop() hands over to the watcher.  It belongs
+    to the inferior selected when it was made: gdb may give an address breakpoint locations in a
+    forked child too, whose own hooks record its events."""
 
     def __init__(self, spec, handler, source, *args, **kw):
-        super().__init__(spec, *args, internal=True, **kw)
-        self._handler = handler
+        self._handler = handler  # before gdb can call stop()
         self._source = source
+        self._owner = _selected_inferior_num()
+        super().__init__(spec, *args, internal=True, **kw)
 
     def stop(self):
-        return WATCHER.dispatch(self._handler, self._source)
+        handler = getattr(self, "_handler", None)
+        if handler is None or _selected_inferior_num() != self._owner:
+            return False
+        return WATCHER.dispatch(handler, self._source)
 
 
 class _CatchCondition(gdb.Function):
@@ -240,27 +246,25 @@ class _SyscallCatchpoint:
             gdb.execute(f"delete {self.number}", to_string=True)
 
 
-class Watcher:
+class _Inferior:
+    """What brkwatch keeps for one gdb inferior: its log, its hooks (breakpoints sit at the
+    addresses of one process's libc) and what decoding needs between events.  A fork kept
+    under gdb (detach-on-fork off) is another inferior: its events must not land in, or
+    clear, the parent's log."""
+
     def __init__(self):
-        self.on = False
-        self.options = Options()
         self.log = M.BrkLog()
         self.method: Optional[str] = None  # what is armed now
         self.method_text = ""
         self.why_not: List[str] = []  # why a cheaper method was not used
         self.hooks: List[gdb.Breakpoint] = []
-        self.catchpoint = None
         self.armed_pid: Optional[int] = None
         self.libc: Optional[LibcInfo] = None
         self.waiting = ""  # why nothing is armed yet
-        self.errors = 0
-        self.last_error = ""
-        self._connected = False
-        self._function = None
-        self._reset_process_state()
+        self.execs = 0  # programs this process executed since its log began
+        self.reset_process_state()
 
-    # ---- per-process state ------------------------------------------------------------
-    def _reset_process_state(self):
+    def reset_process_state(self):
         self.cur_brk: Optional[int] = None
         self.curbrk_addr: Optional[int] = None
         self.pending: Dict[int, tuple] = {}
@@ -270,13 +274,73 @@ class Watcher:
         self._threshold_tries = 0
         self._threshold_wait = 0
 
+
+def _is_selected_progspace(progspace) -> bool:
+    try:
+        return progspace is None or progspace == gdb.selected_inferior().progspace
+    except (gdb.error, RuntimeError, AttributeError):
+        return True
+
+
+def _selected_inferior_num() -> int:
+    try:
+        return gdb.selected_inferior().num
+    except (gdb.error, RuntimeError):
+        return 1
+
+
+def _of_selected_inferior(name: str):
+    """An attribute of the selected inferior's state: a hook's stop() and gdb's events run with
+    the inferior they concern selected, and the commands show the one the user selected."""
+    return property(lambda self: getattr(self.inferior_state(), name),
+                    lambda self, value: setattr(self.inferior_state(), name, value))
+
+
+class Watcher:
+    log = _of_selected_inferior("log")
+    method = _of_selected_inferior("method")
+    method_text = _of_selected_inferior("method_text")
+    why_not = _of_selected_inferior("why_not")
+    hooks = _of_selected_inferior("hooks")
+    armed_pid = _of_selected_inferior("armed_pid")
+    libc = _of_selected_inferior("libc")
+    waiting = _of_selected_inferior("waiting")
+    execs = _of_selected_inferior("execs")
+    cur_brk = _of_selected_inferior("cur_brk")
+    curbrk_addr = _of_selected_inferior("curbrk_addr")
+    pending = _of_selected_inferior("pending")
+    files = _of_selected_inferior("files")
+    threshold_addr = _of_selected_inferior("threshold_addr")
+    threshold_how = _of_selected_inferior("threshold_how")
+    _threshold_tries = _of_selected_inferior("_threshold_tries")
+    _threshold_wait = _of_selected_inferior("_threshold_wait")
+
+    def __init__(self):
+        self.on = False
+        self.options = Options()
+        self.inferiors: Dict[int, _Inferior] = {}
+        self.catchpoint = None  # one `catch syscall` serves every inferior
+        self.errors = 0
+        self.last_error = ""
+        self._connected = False
+        self._function = None
+
+    def inferior_state(self, num: Optional[int] = None) -> _Inferior:
+        num = _selected_inferior_num() if num is None else num
+        if num not in self.inferiors:
+            self.inferiors[num] = _Inferior()
+        return self.inferiors[num]
+
+    def _reset_process_state(self):
+        self.inferior_state().reset_process_state()
+
     # ---- turning on and off -----------------------------------------------------------
     def turn_on(self, options: Options) -> str:
         if not _x86_64() and _live_pid() is not None:
             raise UserError("brkwatch supports x86-64 processes only")
         self._connect()
         changed = self.on and options != self.options
-        self.disarm()
+        self.disarm_all()
         self.on, self.options = True, options
         self.why_not = []
         pid = _live_pid()
@@ -298,8 +362,9 @@ class Watcher:
     def turn_off(self) -> str:
         was = self.on
         self.on = False
-        self.disarm()
-        self.waiting = ""
+        self.disarm_all()
+        for state in self.inferiors.values():
+            state.waiting = ""
         return "off; the log is kept ('brkwatch log')" if was else "already off"
 
     def _connect(self):
@@ -311,6 +376,7 @@ class Watcher:
             gdb.events.free_objfile.connect(self._on_free_objfile)
         gdb.events.clear_objfiles.connect(self._on_clear_objfiles)
         gdb.events.breakpoint_deleted.connect(self._on_breakpoint_deleted)
+        gdb.events.new_inferior.connect(self._on_new_inferior)
         self._function = _CatchCondition()
         self._connected = True
 
@@ -327,6 +393,7 @@ class Watcher:
             note = (f"log cleared at a new run (process {pid}); {n} event(s) of process "
                     f"{self.log.pid} were dropped")
             self.log.clear(note, pid)
+            self.execs = 0
             if n:
                 gdb.write(f"brkwatch: {note}\n")
         self.log.pid = pid
@@ -363,6 +430,8 @@ class Watcher:
             self.waiting = ""
             return
         self.waiting = "no way to watch the break: " + "; ".join(self.why_not)
+        if self.execs:
+            self.log.notes.append(f"the watch was lost after the exec: {self.waiting}")
 
     def _seed(self, pid: int, libc: LibcInfo):
         self.files = M.FileRanges((m.start, m.end) for m in _proc_maps(pid)
@@ -412,6 +481,10 @@ class Watcher:
         return "; ".join(parts)
 
     def _arm_watch(self) -> str:
+        if self.execs:
+            raise _Unavailable("the process executed a new program: gdb keeps its copy of the "
+                               "debug registers across an exec, which the kernel cleared, so a "
+                               "watchpoint at an address watched before would never fire")
         if not self.curbrk_addr:
             raise _Unavailable("no __curbrk symbol in libc")
         start, size = self._need("__brk", "brk")
@@ -448,25 +521,40 @@ class Watcher:
         return (f"catchpoint {self.catchpoint.number} on the system calls {names} "
                 f"(every system call of the program stops in gdb while it exists)")
 
-    def disarm(self):
-        for h in self.hooks:
+    def disarm(self, state: Optional[_Inferior] = None):
+        """Removes one inferior's hooks (the selected one's by default); the syscall catchpoint
+        only when no other inferior is watched through it."""
+        state = state or self.inferior_state()
+        for h in state.hooks:
             try:
                 if h.is_valid():
                     h.delete()
             except (gdb.error, RuntimeError):
                 pass
-        self.hooks = []
+        state.hooks = []
+        others = [st for st in self.inferiors.values() if st is not state and st.method == "syscall"]
+        if self.catchpoint is not None and not others:
+            self._delete_catchpoint()
+        state.method = None
+        state.method_text = ""
+        state.armed_pid = None
+        state.pending = {}
+
+    def disarm_all(self):
+        for state in list(self.inferiors.values()):
+            state.method = None  # the catchpoint goes with the last one
+        for state in list(self.inferiors.values()):
+            self.disarm(state)
         if self.catchpoint is not None:
-            cp, self.catchpoint = self.catchpoint, None
-            try:
-                if cp.is_valid():
-                    cp.delete()
-            except (gdb.error, RuntimeError):
-                pass
-        self.method = None
-        self.method_text = ""
-        self.armed_pid = None
-        self.pending = {}
+            self._delete_catchpoint()
+
+    def _delete_catchpoint(self):
+        cp, self.catchpoint = self.catchpoint, None
+        try:
+            if cp.is_valid():
+                cp.delete()
+        except (gdb.error, RuntimeError):
+            pass
 
     # ---- gdb events ---------------------------------------------------------------------
     def _on_new_objfile(self, event):
@@ -503,22 +591,68 @@ class Watcher:
 
     def _on_clear_objfiles(self, event):
         try:
-            if self.method in ("watch", "break"):
+            if not _is_selected_progspace(getattr(event, "progspace", None)):
+                return  # another inferior's: a fork kept under gdb gets a program space of its own
+            pid = _live_pid()
+            if self.on and pid is not None and self.log.pid == pid:
+                self._after_exec(pid)  # the process gdb watched loads a new program
+            elif self.method in ("watch", "break"):
                 self.disarm()
+        except Exception as e:
+            self._error(e)
+
+    def _after_exec(self, pid: int):
+        """The process executed a new program: a new libc and a new heap.  The hooks on the old
+        libc are gone; they are set again when the new libc is loaded (the catchpoint stays)."""
+        n = self.log.summary.events
+        if self.method in ("watch", "break"):
+            self.disarm()
+        self.execs += 1
+        self.reset_process_state_after_exec()
+        start = _start_brk(pid)
+        where = f"; its heap starts at {start:#x}" if start else ""
+        self.log.new_program(f"process {pid} executed a new program after event #{n}{where}; "
+                             "brkwatch follows it in the new program's libc", start)
+        self.waiting = "waiting for the new program's libc"
+
+    def reset_process_state_after_exec(self):
+        self._reset_process_state()
+        self.libc = None
+
+    def _on_new_inferior(self, event):
+        """A fork gdb keeps (detach-on-fork off) is a new inferior.  gdb 13's syscall catchpoint
+        stops no system call of the parent after that: say so in the parent's log."""
+        try:
+            child = getattr(event, "inferior", None)
+            parent = gdb.selected_inferior()
+            if child is None or child.num == parent.num or not self.on:
+                return
+            state = self.inferior_state(parent.num)
+            if state.method != "syscall" or state.armed_pid is None:
+                return
+            note = (f"process {state.armed_pid} forked and gdb keeps the child (inferior "
+                    f"{child.num}): gdb's syscall catchpoint may stop no more system calls of "
+                    "either process, whose brk changes may be missing from here on "
+                    "('brkwatch on --method break' does not depend on it)")
+            state.log.notes.append(note)
+            self.inferior_state(child.num).log.notes.append(note)
+            gdb.write(f"brkwatch: {note}\n")
         except Exception as e:
             self._error(e)
 
     def _on_exited(self, event):
         try:
+            inf = getattr(event, "inferior", None)
+            state = self.inferior_state(inf.num if inf is not None else None)
             code = getattr(event, "exit_code", None)
-            if self.log.pid is not None and self.on:
-                self.log.notes.append(f"process {self.log.pid} exited"
-                                      + (f" with code {code}" if code is not None else ""))
-            if self.method in ("watch", "break"):
-                self.disarm()
-                self.waiting = "waiting for the program to start"
-            elif self.method == "syscall":
-                self.armed_pid = None  # the catchpoint carries over to the next run
+            if state.log.pid is not None and self.on:
+                state.log.notes.append(f"process {state.log.pid} exited"
+                                       + (f" with code {code}" if code is not None else ""))
+            if state.method in ("watch", "break"):
+                self.disarm(state)
+                state.waiting = "waiting for the program to start"
+            elif state.method == "syscall":
+                state.armed_pid = None  # the catchpoint carries over to the next run
         except Exception as e:
             self._error(e)
 
@@ -531,10 +665,12 @@ class Watcher:
 
     def _lost_catchpoint(self):
         self.catchpoint = None
-        self.method = None
-        self.method_text = ""
-        self.armed_pid = None
-        self.waiting = "the syscall catchpoint was deleted; 'brkwatch on' sets it again"
+        for state in self.inferiors.values():
+            if state.method == "syscall":
+                state.method = None
+                state.method_text = ""
+                state.armed_pid = None
+                state.waiting = "the syscall catchpoint was deleted; 'brkwatch on' sets it again"
 
     def _check_catchpoint(self):
         """gdb before 13 tells no one when a catchpoint is deleted: look before reporting."""
@@ -812,7 +948,8 @@ class Watcher:
         return {"on": self.on, "options": self.options.to_json(), "method": self.method,
                 "hooks": self.method_text or None, "waiting": self.waiting or None,
                 "not_used": list(self.why_not), "events": self.log.summary.events,
-                "kept": len(self.log), "pid": self.log.pid, "notes": list(self.log.notes),
+                "kept": len(self.log), "pid": self.log.pid, "inferior": _selected_inferior_num(),
+                "notes": list(self.log.notes),
                 "threshold_source": self.threshold_how or None, "errors": self.errors,
                 "last_error": self.last_error or None}
 

@@ -10,10 +10,10 @@ from typing import List, Optional
 import gdb
 
 from ..model import elf
-from ..model.malloc_regions import malloc_claims
+from ..model.malloc_regions import malloc_claims, mmapped_chunks_in
 from ..model.memory import MemoryReadError
 from ..model.regions import Claim, Facts, Region, classify
-from ..model.stacks import StackBounds, bounds_from_mappings
+from ..model.stacks import StackBounds, bounds_from_mappings, heap_chunk_holding, stack_in_block
 from .libc import libc_symbol_address
 from .mappings import mappings
 from .process import Target, cached
@@ -86,6 +86,39 @@ def pthread_block(fs_base: Optional[int]):
         return None
 
 
+def _brk_heap_in(target: Target, maps, m) -> Optional[tuple]:
+    """[start, end) of the brk heap when mapping `m` holds it ([heap], unnamed in a core)."""
+    if m.path == "[heap]":
+        return (m.start, m.end)
+    if not m.anonymous:
+        return None
+    brk = program_break(target, maps)
+    if brk is None or not m.start <= brk[0] < m.end:
+        return None
+    return (brk[0], min(m.end, (brk[1] + 0xFFF) & ~0xFFF))
+
+
+def malloc_block_stack(target: Target, maps, t) -> Optional[StackBounds]:
+    """Without struct pthread: a stack the program took from malloc is the chunk holding the
+    thread pointer (glibc puts struct pthread at the top of the block it was given), in the
+    [heap] or an mmapped chunk of its own."""
+    tp = t.fs_base or t.sp
+    m = next((m for m in maps if m.start <= tp < m.end), None) if tp else None
+    if m is None or not m.writable:
+        return None
+    block = None
+    heap = _brk_heap_in(target, maps, m)
+    if heap is not None:
+        block = heap_chunk_holding(target.memory, heap[0], heap[1], tp)
+    elif m.anonymous:
+        for chunk, size, _ in mmapped_chunks_in(target.memory, m, limit=16):
+            if chunk + 16 <= tp < chunk + size:
+                block = (chunk + 16, chunk + size)
+    if block is None or not block[0] <= (t.sp or block[0]) < block[1]:
+        return None
+    return stack_in_block(t.num, t.tid, block)
+
+
 def thread_stacks(target: Target, maps, threads=None) -> List[StackBounds]:
     def compute():
         out = []
@@ -94,6 +127,8 @@ def thread_stacks(target: Target, maps, threads=None) -> List[StackBounds]:
                 continue
             block = None if t.is_main else pthread_block(t.fs_base)
             b = bounds_from_mappings(t.num, t.tid, t.sp, maps, t.is_main, block, t.fs_base)
+            if block is None and not t.is_main and (b is None or b.source == "mapping"):
+                b = malloc_block_stack(target, maps, t) or b
             if b is not None:
                 out.append(b)
         return out

@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..model.regions import region_at
 from ..model.stacks import StackBounds
-from ..model.stackuse import (StackRow, lowest_used_page, main_stack_extent, pagemap_range,
+from ..model.stackuse import (StackRow, lowest_used_page, main_stack_extent, page_up, pagemap_range,
                               parse_stack_rlimit, stack_row)
 from .errors import UserError
 from .mappings import mappings, maps_unreadable, remote_file
@@ -49,9 +49,7 @@ def read_pagemap(target: Target, low: int, high: int) -> Optional[bytes]:
 
 def stack_rows(target: Target, wanted=None) -> List[StackRow]:
     """One row per thread (gdb number order), restricted to `wanted` numbers when given."""
-    threads = list_threads(with_frames=True)
-    if wanted:
-        threads = [t for t in threads if t.num in wanted]
+    threads = list_threads(with_frames=True, wanted=wanted)
     maps = mappings(target)
     bounds: Dict[int, StackBounds] = {b.thread: b for b in thread_stacks(target, maps, threads)}
     rlimit, rlimit_unknown = None, None
@@ -67,7 +65,9 @@ def stack_rows(target: Target, wanted=None) -> List[StackRow]:
     lowest = {}
     peak_known = {}
     for num, b in bounds.items():
-        lo = extents[num].mapped_low if num in extents else b.low
+        # a stack the program allocated may start mid-page, after memory that is not stack
+        # (a malloc chunk's header): only its whole pages can tell how deep it went
+        lo = extents[num].mapped_low if num in extents else page_up(b.low)
         data = read_pagemap(target, lo, b.high)
         peak_known[num] = data is not None
         lowest[num] = lowest_used_page(data, lo) if data is not None else None

@@ -38,8 +38,9 @@ def _frame_count(frame, limit: int = 100000) -> int:
     return n
 
 
-def list_threads(with_frames: bool = False) -> List[ThreadInfo]:
-    """Visits each thread to read its registers, then puts the user's selection back."""
+def list_threads(with_frames: bool = False, wanted=None) -> List[ThreadInfo]:
+    """Visits each thread (only those whose number is `in wanted`, when given) to read its
+    registers, then puts the user's selection back."""
     inf = gdb.selected_inferior()
     try:
         old_thread = gdb.selected_thread()
@@ -50,7 +51,7 @@ def list_threads(with_frames: bool = False) -> List[ThreadInfo]:
     pid = inf.pid
     try:
         for t in sorted(inf.threads(), key=lambda t: t.num):
-            if not t.is_valid() or t.is_exited():
+            if not t.is_valid() or t.is_exited() or (wanted and t.num not in wanted):
                 continue
             tid = t.ptid[1] or t.ptid[2] or pid
             info = ThreadInfo(t.num, t.global_num, tid, t.name or "", None, None, None, is_main=(tid == pid))
