@@ -7,6 +7,7 @@ model's HeapState.  `found` says how each was found, for the output header.
 """
 
 import os
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -59,15 +60,16 @@ class HeapView:
 
 
 def other_allocator(maps: List[Mapping]) -> Optional[str]:
-    """'jemalloc (/usr/lib/.../libjemalloc.so.2)' when a non-glibc allocator is loaded."""
-    for m in maps:
-        base = os.path.basename(m.path)
+    """'jemalloc (/usr/lib/.../libjemalloc.so.2)' when a non-glibc allocator is loaded.
+    Each distinct path once: a process may have 200k mappings of a few files."""
+    for path in dict.fromkeys(m.path for m in maps):
+        base = os.path.basename(path)
         for prefix, name in OTHER_ALLOCATORS:
             if base.startswith(prefix):
-                return f"{name} ({m.path})"
+                return f"{name} ({path})"
         # musl's ld.so is its libc: the kernel names the file, /usr/lib/<triplet>-musl/libc.so.
-        if looks_like_libc(m.path) and "musl" in os.path.basename(os.path.dirname(m.path)):
-            return f"musl ({m.path})"
+        if looks_like_libc(path) and "musl" in os.path.basename(os.path.dirname(path)):
+            return f"musl ({path})"
     return None
 
 
@@ -99,8 +101,9 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
     version, version_how = glibc_version_found(target)
     symbols = has_libc_debug_types()
     if version is None and not symbols:
-        if not any(looks_like_libc(m.path) for m in maps) and \
-                any(os.path.basename(m.path).startswith("ld-") for m in maps):
+        paths = set(m.path for m in maps)
+        if not any(looks_like_libc(p) for p in paths) and \
+                any(os.path.basename(p).startswith("ld-") for p in paths):
             raise UserError("libc is not loaded yet (the program stopped before the dynamic "
                             "loader mapped it); continue to main first")
         raise UserError("no glibc found in the process (no libc.so.6 and no glibc version "
@@ -310,6 +313,7 @@ def malloc_claims_from_model(target: Target) -> Optional[List[Claim]]:
     except (UserError, gdb.error, MemoryReadError):
         return None
     maps = sorted(mappings(target), key=lambda m: m.start)
+    starts = [m.start for m in maps]
     L, state = view.layout, view.state
     hmax = L.heap_max_size
     claims = []
@@ -322,7 +326,9 @@ def malloc_claims_from_model(target: Target) -> Optional[List[Claim]]:
             rw = max(hi.size, hi.mprotect_size) if hi else seg.end - seg.start
             rw_end = min(seg.start + rw, seg.start + hmax)
             claims.append(Claim(seg.start, rw_end, "arena-heap", label))
-            for m in maps:
+            # Only the mappings inside this heap's reservation: bisect, not every mapping.
+            for m in maps[max(bisect_right(starts, rw_end) - 1, 0):
+                          bisect_left(starts, seg.start + hmax)]:
                 if m.end <= rw_end or m.start >= seg.start + hmax:
                     continue
                 loose = target.kind == "core" and m.perms[:2] == "r-"

@@ -8,7 +8,7 @@ import gdb
 
 from ..model import elf
 from ..model.coremaps import core_mappings
-from ..model.regions import Mapping, parse_proc_maps, parse_smaps_rss
+from ..model.regions import Mapping, parse_proc_maps, parse_smaps_rss, smaps_rss_from_chunks
 from .errors import UserError
 from .process import Target, cached
 
@@ -149,9 +149,35 @@ def resident_bytes(target: Target) -> Optional[Dict[int, int]]:
     """Resident bytes per mapping start, for a live process (local, or remote through gdbserver)."""
     proc = target.local_proc
     if proc:
-        text = _proc_maps_text(proc, "smaps")
-    elif target.kind == "remote":
+        return _local_smaps_rss(proc)
+    if target.kind == "remote":
         text = remote_file(f"/proc/{target.pid}/smaps")
     else:
         return None
     return parse_smaps_rss(text) if text else None
+
+
+def _file_blocks(path: str, size: int = 1 << 20):
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(size)
+            if not block:
+                return
+            yield block
+
+
+def _local_smaps_rss(proc: str) -> Optional[Dict[int, int]]:
+    """Resident bytes per mapping from the process's smaps, or a live thread's when the main
+    thread has exited (its smaps is empty); read in blocks, never as one 200 MB string."""
+    try:
+        tids = sorted(os.listdir(f"{proc}/task"), key=int)
+    except OSError:
+        tids = []
+    for path in [f"{proc}/smaps"] + [f"{proc}/task/{t}/smaps" for t in tids]:
+        try:
+            rss = smaps_rss_from_chunks(_file_blocks(path))
+        except OSError:
+            continue
+        if rss:
+            return rss
+    return None
