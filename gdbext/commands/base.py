@@ -7,6 +7,7 @@ import sys
 import gdb
 
 from ..render import style
+from ..render.escape import printable
 from ..target.errors import UserError
 
 
@@ -70,7 +71,9 @@ class Output:
     def line(self, pieces=()):
         if isinstance(pieces, str):
             pieces = [(pieces, None)]
-        gdb.write(style.paint(list(pieces), self.colour, self.style_name) + "\n")
+        # Every line passes here: escape what the inferior named (control characters).
+        pieces = [(printable(text), token) for text, token in pieces]
+        gdb.write(style.paint(pieces, self.colour, self.style_name) + "\n")
 
     def table(self, table):
         for pieces in table.lines():
@@ -119,16 +122,16 @@ class GdbextCommand(gdb.Command):
         try:
             self.run(args, Output())
         except UserError as e:
-            raise gdb.GdbError(f"{self.name}: {e}") from None
+            raise gdb.GdbError(printable(f"{self.name}: {e}")) from None
         except KeyboardInterrupt:
             gdb.write(f"{self.name}: interrupted\n")
-        except gdb.GdbError:
-            raise
+        except gdb.GdbError as e:
+            raise gdb.GdbError(printable(str(e))) from None
         except gdb.error as e:
-            raise gdb.GdbError(f"{self.name}: {e}") from None
+            raise gdb.GdbError(printable(f"{self.name}: {e}")) from None
         except Exception as e:  # never a traceback at the user; one line that can be reported
-            raise gdb.GdbError(f"{self.name}: internal error ({type(e).__name__}: {e}); "
-                               f"'set gdbext debug on' shows the traceback") from None if not _debug() else e
+            raise gdb.GdbError(printable(f"{self.name}: internal error ({type(e).__name__}: {e}); "
+                               f"'set gdbext debug on' shows the traceback")) from None if not _debug() else e
 
     def run(self, args, out: Output):
         raise NotImplementedError

@@ -44,10 +44,16 @@ class Mapping:
         return self.start <= address < self.end
 
 
+def maps_path(path: str) -> str:
+    """A path as /proc/PID/maps writes it (a newline as \\012; gcore copies that into a core's
+    file note) back to the file's name; its control characters are escaped when printed."""
+    return path.replace("\\012", "\n") if "\\012" in path else path
+
+
 def parse_proc_maps(text: str) -> "list[Mapping]":
     """Lines of /proc/PID/maps; paths may hold spaces and end in ' (deleted)'."""
     out = []
-    for line in text.splitlines():
+    for line in text.split("\n"):  # not splitlines(): a path may hold \x1c or \x85
         parts = line.split(None, 5)
         if len(parts) < 5 or "-" not in parts[0]:
             continue
@@ -57,7 +63,7 @@ def parse_proc_maps(text: str) -> "list[Mapping]":
             inode = int(parts[4])
         except ValueError:
             continue
-        path = parts[5].strip() if len(parts) > 5 else ""
+        path = maps_path(parts[5].strip() if len(parts) > 5 else "")
         out.append(Mapping(lo, hi, parts[1][:4], offset, path, inode))
     return out
 
