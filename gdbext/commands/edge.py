@@ -10,6 +10,11 @@ def heap_view(target):
     return f(target)
 
 
+def arena_view(target):
+    from ..target.heap import arena_view as f
+    return f(target)
+
+
 def target_json(target):
     from ..target.libc import target_json as f
     return f(target)

@@ -8,7 +8,7 @@ model's HeapState.  `found` says how each was found, for the output header.
 
 import os
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 
 import gdb
@@ -90,6 +90,19 @@ def heap_view(target: Target) -> HeapView:
 def heap_bounds(target: Target) -> HeapView:
     """Arenas, heap bounds and mmapped chunks only: what a memory map needs, cheaply."""
     return cached("heap_bounds", lambda: _heap_view(target, chunks=False))
+
+
+def arena_view(target: Target) -> HeapView:
+    """Arena headers, heap bounds, mp_ and each thread's arena: what `arenas` shows, without
+    the chunk walk and the free lists that a 2M-chunk heap makes cost seconds."""
+    def compute():
+        bounds = heap_bounds(target)
+        view = replace(bounds, found=dict(bounds.found), notes=list(bounds.notes))
+        per_thread = _per_thread(target, view, mappings(target), names=("thread_arena",))
+        view.thread_arena = {t: v["thread_arena"] for t, v in per_thread.items()
+                             if v.get("thread_arena")}
+        return view
+    return cached("arena_view", compute)
 
 
 def _heap_view(target: Target, chunks: bool) -> HeapView:
@@ -226,10 +239,13 @@ def _mmap_candidates(target: Target, maps) -> List[Mapping]:
     return out
 
 
-def _per_thread(target: Target, view: HeapView, maps) -> Dict[int, Dict[str, Optional[int]]]:
-    """Each thread's tcache and thread_arena: libc's TLS variables, else a TLS slot search."""
+def _per_thread(target: Target, view: HeapView, maps,
+                names=None) -> Dict[int, Dict[str, Optional[int]]]:
+    """Each thread's tcache and thread_arena (or only `names` of them): libc's TLS variables,
+    else a TLS slot search."""
     layout, state, found = view.layout, view.state, view.found
-    names = ("tcache", "thread_arena") if layout.has_tcache else ("thread_arena",)
+    if names is None:
+        names = ("tcache", "thread_arena") if layout.has_tcache else ("thread_arena",)
     out: Dict[int, Dict[str, Optional[int]]] = {}
     if view.symbols:
         out = {t: dict(v) for t, v in per_thread_pointers(names).items()}
