@@ -15,6 +15,11 @@ def arena_view(target):
     return f(target)
 
 
+def chunk_view(target, address):
+    from ..target.heap import chunk_view as f
+    return f(target, address)
+
+
 def target_json(target):
     from ..target.libc import target_json as f
     return f(target)

@@ -44,6 +44,8 @@ class HeapView:
     found: Dict[str, str]  # "main_arena", "mp_", "tcache", "thread_arena", "layout" -> how
     thread_arena: Dict[int, int] = field(default_factory=dict)  # gdb thread -> arena address
     notes: List[str] = field(default_factory=list)
+    # what analyze() was given (main_arena, mp, candidates, heap_start), to model again focused
+    inputs: Dict[str, object] = field(default_factory=dict)
 
     def arena_number(self, address: int) -> Optional[int]:
         for i, a in enumerate(self.state.arenas):
@@ -98,11 +100,37 @@ def arena_view(target: Target) -> HeapView:
     def compute():
         bounds = heap_bounds(target)
         view = replace(bounds, found=dict(bounds.found), notes=list(bounds.notes))
-        per_thread = _per_thread(target, view, mappings(target), names=("thread_arena",))
+        # Both per-thread pointers, though only thread_arena is shown: the header says how
+        # each anchor was found, the same for every heap command.
+        per_thread = _per_thread(target, view, mappings(target))
         view.thread_arena = {t: v["thread_arena"] for t, v in per_thread.items()
                              if v.get("thread_arena")}
         return view
     return cached("arena_view", compute)
+
+
+def chunk_view(target: Target, address: int) -> HeapView:
+    """What `chunk ADDRESS` needs: the heap holding ADDRESS walked up to the chunk after it,
+    and the lists that can hold it (analyze(focus=...)), not the whole model."""
+    def compute():
+        bounds = heap_bounds(target)
+        view = replace(bounds, found=dict(bounds.found), notes=list(bounds.notes))
+        maps = mappings(target)
+        per_thread = _per_thread(target, view, maps)
+        view.thread_arena = {t: v["thread_arena"] for t, v in per_thread.items()
+                             if v.get("thread_arena")}
+        tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
+        if view.layout.has_tcache and not tcaches:
+            return heap_view(target)  # tcaches found by their shape only: a whole-heap search
+        i = view.inputs
+        try:
+            view.state = analyze(target.memory, view.layout, i["main_arena"], mp=i["mp"],
+                                 tcaches=tcaches, mmap_candidates=i["candidates"],
+                                 heap_start=i["heap_start"], mappings=maps, focus=address)
+        except PtmallocError as e:
+            raise UserError(str(e)) from None
+        return view
+    return cached(("chunk_view", address), compute)
 
 
 def _heap_view(target: Target, chunks: bool) -> HeapView:
@@ -169,6 +197,8 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
     except PtmallocError as e:
         raise UserError(str(e)) from None
     view = HeapView(target, state, layout, version, symbols, found)
+    view.inputs = {"main_arena": main_arena, "mp": mp or None, "candidates": candidates,
+                   "heap_start": heap_start}
     if not chunks:
         return view  # a memory map needs no per-thread pointers
     per_thread = _per_thread(target, view, maps)
@@ -239,13 +269,10 @@ def _mmap_candidates(target: Target, maps) -> List[Mapping]:
     return out
 
 
-def _per_thread(target: Target, view: HeapView, maps,
-                names=None) -> Dict[int, Dict[str, Optional[int]]]:
-    """Each thread's tcache and thread_arena (or only `names` of them): libc's TLS variables,
-    else a TLS slot search."""
+def _per_thread(target: Target, view: HeapView, maps) -> Dict[int, Dict[str, Optional[int]]]:
+    """Each thread's tcache and thread_arena: libc's TLS variables, else a TLS slot search."""
     layout, state, found = view.layout, view.state, view.found
-    if names is None:
-        names = ("tcache", "thread_arena") if layout.has_tcache else ("thread_arena",)
+    names = ("tcache", "thread_arena") if layout.has_tcache else ("thread_arena",)
     out: Dict[int, Dict[str, Optional[int]]] = {}
     if view.symbols:
         out = {t: dict(v) for t, v in per_thread_pointers(names).items()}

@@ -157,8 +157,8 @@ def test_cost_grows_with_mappings_not_faster(many_mappings_allowed, gdb_session,
     the 200 MB of smaps text in memory."""
     small = measure(gdb_session, tmp_path, SMALL)
     big = measure(gdb_session, tmp_path, BIG)
-    report = {c: (small[c][0], big[c][0], big[c][2] - big[c][1]) for c in COMMANDS}
-    print("cpu at 20k, cpu at 200k, MiB of peak growth at 200k:", report)
+    report = {c: (small[c][0], big[c][0], big[c][2] - big[c][1]) for c in COMMANDS}  # KiB
+    print("cpu s at 20k, cpu s at 200k, KiB of peak growth at 200k:", report)
     for c in COMMANDS:
         assert big[c][0] <= 25 * max(small[c][0], 0.05), (c, report)
     # Generous absolute bounds on CPU time (not wall time, which a loaded machine stretches):

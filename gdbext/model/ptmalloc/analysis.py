@@ -259,7 +259,7 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
             mmap_candidates: Optional[Iterable[Mapping]] = None,
             pagesize: int = 4096, max_chunks: int = 5_000_000, max_list: int = 1_000_000,
             heap_start: Optional[int] = None, mappings: Optional[Iterable[Mapping]] = None,
-            chunks: bool = True) -> HeapState:
+            chunks: bool = True, focus: Optional[int] = None) -> HeapState:
     """Model glibc malloc's state in `mem`.
 
     main_arena: address of main_arena.  mp: address of mp_ (or its fields, already read).
@@ -269,13 +269,17 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
     (the start of [heap]).  mappings: every mapping, to find the main heap's pieces when it is
     not contiguous.  max_chunks / max_list bound the work.  chunks=False finds only the
     arenas, their heaps' bounds and the mmapped chunks (what a memory map needs): no chunk
-    walk, no free lists, no chunk states.
+    walk, no free lists, no chunk states.  focus=ADDRESS models what `chunk ADDRESS` needs:
+    the heap holding it walked up to the chunk after it, and the free lists that can hold it or
+    its neighbours (tcaches, the unsorted bin, their fast/small/large bins); the rest is bounds
+    only, so one answer on a heap of millions of chunks does not pay for them all.  States and
+    problems are then right for that chunk and its neighbours only.
 
     Raises PtmallocError when main_arena cannot be read; anything else that is wrong is a Problem.
     """
     try:
         return _analyze(mem, layout, main_arena, mp, tcaches, mmap_candidates, pagesize,
-                        max_chunks, max_list, heap_start, mappings, chunks)
+                        max_chunks, max_list, heap_start, mappings, chunks, focus)
     except PtmallocError:
         raise
     except MemoryReadError as e:
@@ -286,7 +290,7 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
 
 
 def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chunks, max_list,
-             heap_start, mappings, chunks=True) -> HeapState:
+             heap_start, mappings, chunks=True, focus=None) -> HeapState:
     state = HeapState(L)
     problems = state.problems
     reader = Reader(mem, L.pointer_size)
@@ -309,6 +313,9 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
         raise PtmallocError("main_arena at %#x is unreadable" % main_arena)
 
     budget = Budget(max_chunks, max_list)
+    if focus is not None:
+        return _analyze_focus(state, mem, reader, L, headers, focus, tcaches, candidates,
+                              all_maps, pagesize, heap_start, budget, max_list)
     for n, h in enumerate(headers):
         a = ArenaState(h, n == 0)
         state.arenas.append(a)
@@ -346,6 +353,69 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
                                  exclude=main_ranges, mp_address=state.mp_address or 0)
     _assign_states(state, problems)
     return state
+
+
+def _analyze_focus(state, mem, reader, L, headers, focus, tcaches, candidates, all_maps,
+                   pagesize, heap_start, budget, max_list) -> HeapState:
+    """analyze(focus=ADDRESS): every arena's bounds, then only the heap holding ADDRESS walked
+    (up to the chunk after it) and only the lists that can hold it or its neighbours."""
+    problems = state.problems
+    for n, h in enumerate(headers):
+        a = ArenaState(h, n == 0)
+        state.arenas.append(a)
+        a.top_size = _top_size(reader, L, h)
+        _heap_bounds(reader, L, a, state.mp, heap_start, problems)
+    state._index()
+    main_ranges = [(s.start, s.end) for a in state.arenas if a.main for s in a.heaps]
+    state.mmapped = find_mmapped(reader, L, candidates, state.mp, problems, pagesize,
+                                 exclude=main_ranges, mp_address=state.mp_address or 0)
+    bounds = state.segment_at(focus)
+    if bounds is None:
+        return state  # in a mmapped chunk, or in no heap at all
+    a = state.arena_of(bounds.arena)
+    a.heaps = []
+    budget.stop = focus
+    if a.main:
+        _main_heaps(mem, reader, L, a, state.mp, heap_start, candidates + all_maps, pagesize,
+                    problems, budget)
+    else:
+        _arena_heaps(mem, reader, L, a, state.mp, problems, budget)
+    state._index()
+    steps = Steps(max(max_list, 1) * 16, max_list)
+    wanted = _sizes_around(state, focus)
+    _walk_lists_for(reader, L, a, wanted, state.in_heap, steps, problems)
+    if L.has_tcache:
+        fill = (state.mp or {}).get("tcache_count")
+        for label, addr in (tcaches or {}).items():
+            if addr:
+                state.tcache[label] = walk_tcache(reader, L, label, addr, state.in_heap, steps,
+                                                  problems, fill, None)
+    _assign_states(state, problems)
+    return state
+
+
+def _sizes_around(state: HeapState, focus: int) -> List[int]:
+    """The sizes of the chunk holding `focus` and of its two neighbours."""
+    seg = state.segment_at(focus)
+    i = seg.index_at(focus) if seg is not None else -1
+    if i < 0:
+        return []
+    return [seg.raws[k] & ~SIZE_BITS for k in (i - 1, i, i + 1) if 0 <= k < len(seg)]
+
+
+def _walk_lists_for(reader, L, a: ArenaState, sizes, in_heap, steps, problems) -> None:
+    """The arena's unsorted bin and the fast, small or large bins of chunks of `sizes`."""
+    from .bins import walk_bin, walk_fastbin
+    from .chunks import bin_index, fastbin_index
+
+    h = a.header
+    fast = sorted({fastbin_index(L, s) for s in sizes if s} & set(range(L.nfastbins)))
+    regular = sorted({bin_index(L, s) for s in sizes if s} & set(range(2, L.nbins)))
+    a.fastbins = [walk_fastbin(reader, L, h, i, in_heap, steps, problems, None) for i in fast]
+    a.unsorted = walk_bin(reader, L, h, 1, in_heap, steps, problems, None)
+    for i in regular:
+        got = walk_bin(reader, L, h, i, in_heap, steps, problems, None)
+        (a.smallbins if i < 64 else a.largebins)[i] = got
 
 
 class _Locator(dict):
@@ -556,7 +626,8 @@ def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
             after += L.malloc_state.sizeof
         seg = HeapSegment(L, hi.address, hi.address + size, first_chunk_at(L, after), a.address,
                           False, hi)
-        if budget is not None:
+        focus = budget.stop if budget is not None else None
+        if budget is not None and (focus is None or seg.start <= focus < seg.end):
             walk(mem, reader, seg, top, problems, budget)
         a.heaps.append(seg)
 
