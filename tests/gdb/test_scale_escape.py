@@ -167,3 +167,37 @@ def test_cost_grows_with_mappings_not_faster(many_mappings_allowed, gdb_session,
     assert big["arenas"][0] < 6.0, report
     # gdb's peak (KiB) grew by 760 MiB before the fix: smaps was read as one string.
     assert (big["vmmap --summary"][2] - big["vmmap --summary"][1]) / 1024 < 400, report
+
+
+# ---- item 16: single-answer commands on a big heap -------------------------------------------
+
+BIG_HEAP = 500_000
+FULL = "heapchunks --state top"  # builds the whole model, prints a few lines
+
+
+def test_single_answers_do_not_pay_for_the_whole_heap(gdb_session, tmp_path):
+    """arenas (headers and heap bounds) and chunk ADDR (its heap up to the chunk after it)
+    cost a fraction of the full model that heapchunks builds; before, both built it."""
+    g = gdb_session(demo("malloc_sizes"), "many", BIG_HEAP, timeout=600)
+    g.run_to("heap", timeout=600)
+    script, out = tmp_path / "measure.py", tmp_path / "measure.txt"
+    script.write_text(MEASURE)
+    g.cmd(f"source {script}")
+    sbrk = g.json("arenas --json")["mp"]["sbrk_base"]
+    early = sbrk + 0x2000
+    commands = (FULL, "arenas", f"chunk {early:#x}", FULL, "arenas", f"chunk {early:#x}")
+    for command in commands:
+        assert_clean(g.cmd(f"python _measure({command!r}, {str(out)!r})", timeout=600))
+    cpu = {}
+    for line in out.read_text().splitlines():
+        cmd, seconds, _, _ = line.split("|")
+        cpu[cmd] = min(cpu.get(cmd, 1e9), float(seconds))  # the better of two runs
+    print("cpu seconds:", cpu)
+    assert cpu["arenas"] < 0.25 * cpu[FULL], cpu
+    assert cpu[f"chunk {early:#x}"] < 0.4 * cpu[FULL], cpu
+    # The answer is the one the full model gives.
+    full = g.json("heapchunks --json --limit 64")
+    first = {c["address"]: c for c in full["arenas"][0]["chunks"]}
+    one = g.json(f"chunk {early:#x} --json")["chunk"]
+    assert one["address"] in first and one["state"] == first[one["address"]]["state"]
+    assert one["bin"] == first[one["address"]]["bin"]

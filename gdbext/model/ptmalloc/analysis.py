@@ -382,8 +382,8 @@ def _analyze_focus(state, mem, reader, L, headers, focus, tcaches, candidates, a
         _arena_heaps(mem, reader, L, a, state.mp, problems, budget)
     state._index()
     steps = Steps(max(max_list, 1) * 16, max_list)
-    wanted = _sizes_around(state, focus)
-    _walk_lists_for(reader, L, a, wanted, state.in_heap, steps, problems)
+    sizes, free_sizes = _sizes_around(state, focus)
+    _walk_lists_for(reader, L, a, sizes, free_sizes, state.in_heap, steps, problems)
     if L.has_tcache:
         fill = (state.mp or {}).get("tcache_count")
         for label, addr in (tcaches or {}).items():
@@ -394,25 +394,35 @@ def _analyze_focus(state, mem, reader, L, headers, focus, tcaches, candidates, a
     return state
 
 
-def _sizes_around(state: HeapState, focus: int) -> List[int]:
-    """The sizes of the chunk holding `focus` and of its two neighbours."""
+def _sizes_around(state: HeapState, focus: int) -> Tuple[List[int], List[int]]:
+    """The sizes of the chunk holding `focus` and of its two neighbours, and of those of them
+    that look free (the next chunk's PREV_INUSE is clear, or the next chunk is not walked)."""
     seg = state.segment_at(focus)
     i = seg.index_at(focus) if seg is not None else -1
     if i < 0:
-        return []
-    return [seg.raws[k] & ~SIZE_BITS for k in (i - 1, i, i + 1) if 0 <= k < len(seg)]
+        return [], []
+    near = [k for k in (i - 1, i, i + 1) if 0 <= k < len(seg)]
+    sizes = [seg.raws[k] & ~SIZE_BITS for k in near]
+    free = [seg.raws[k] & ~SIZE_BITS for k in near
+            if k + 1 >= len(seg) or not seg.raws[k + 1] & PREV_INUSE]
+    return sizes, free
 
 
-def _walk_lists_for(reader, L, a: ArenaState, sizes, in_heap, steps, problems) -> None:
-    """The arena's unsorted bin and the fast, small or large bins of chunks of `sizes`."""
+def _walk_lists_for(reader, L, a: ArenaState, sizes, free_sizes, in_heap, steps,
+                    problems) -> None:
+    """The fast bins of chunks of `sizes`; the unsorted bin and the small or large bins only
+    for `free_sizes`: a chunk marked in use belongs to no doubly linked bin, and the unsorted
+    bin alone may hold a hundred thousand chunks.  (Finding such a chunk there anyway, a
+    corruption, is heapchunks' whole-heap check.)"""
     from .bins import walk_bin, walk_fastbin
     from .chunks import bin_index, fastbin_index
 
     h = a.header
     fast = sorted({fastbin_index(L, s) for s in sizes if s} & set(range(L.nfastbins)))
-    regular = sorted({bin_index(L, s) for s in sizes if s} & set(range(2, L.nbins)))
+    regular = sorted({bin_index(L, s) for s in free_sizes if s} & set(range(2, L.nbins)))
     a.fastbins = [walk_fastbin(reader, L, h, i, in_heap, steps, problems, None) for i in fast]
-    a.unsorted = walk_bin(reader, L, h, 1, in_heap, steps, problems, None)
+    if free_sizes:
+        a.unsorted = walk_bin(reader, L, h, 1, in_heap, steps, problems, None)
     for i in regular:
         got = walk_bin(reader, L, h, i, in_heap, steps, problems, None)
         (a.smallbins if i < 64 else a.largebins)[i] = got
