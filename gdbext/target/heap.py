@@ -9,6 +9,7 @@ model's HeapState.  `found` says how each was found, for the output header.
 import os
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, replace
+from itertools import accumulate
 from typing import Dict, List, Optional, Tuple
 
 import gdb
@@ -258,12 +259,17 @@ def _top_of(target: Target, layout: Layout, arena: int) -> Optional[int]:
 def _mmap_candidates(target: Target, maps) -> List[Mapping]:
     """Anonymous read-write mappings that are not the brk heap or a thread's stack."""
     from .regions import thread_stacks
-    stacks = [(s.low, s.high) for s in thread_stacks(target, maps)]
+    stacks = sorted((s.low, s.high) for s in thread_stacks(target, maps))
+    lows = [lo for lo, _ in stacks]
+    reach = list(accumulate((hi for _, hi in stacks), max))  # highest end among stacks[:j+1]
     out = []
     for m in maps:
         if not m.anonymous or m.perms[:2] != "rw" or m.path in ("[heap]", "[stack]"):
             continue
-        if any(lo < m.end and m.start < hi for lo, hi in stacks):
+        # Some stack overlaps m if one starting below m's end reaches past its start: a bisect,
+        # not a scan of every thread's stack for each of 200k mappings.
+        i = bisect_left(lows, m.end)
+        if i and reach[i - 1] > m.start:
             continue
         out.append(m)
     return out
