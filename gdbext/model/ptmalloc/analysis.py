@@ -383,13 +383,15 @@ def _analyze_focus(state, mem, reader, L, headers, focus, tcaches, candidates, a
     state._index()
     steps = Steps(max(max_list, 1) * 16, max_list)
     sizes, free_sizes = _sizes_around(state, focus)
-    _walk_lists_for(reader, L, a, sizes, free_sizes, state.in_heap, steps, problems)
+    locate = _Locator(state) if L.size_sz == L.pointer_size else None
+    _walk_lists_for(reader, L, a, sizes, free_sizes, state.in_heap, steps, problems, locate)
     if L.has_tcache:
         fill = (state.mp or {}).get("tcache_count")
         for label, addr in (tcaches or {}).items():
             if addr:
                 state.tcache[label] = walk_tcache(reader, L, label, addr, state.in_heap, steps,
-                                                  problems, fill, None)
+                                                  problems, fill, locate)
+    state._marked = {}
     _assign_states(state, problems)
     return state
 
@@ -403,13 +405,14 @@ def _sizes_around(state: HeapState, focus: int) -> Tuple[List[int], List[int]]:
         return [], []
     near = [k for k in (i - 1, i, i + 1) if 0 <= k < len(seg)]
     sizes = [seg.raws[k] & ~SIZE_BITS for k in near]
-    free = [seg.raws[k] & ~SIZE_BITS for k in near
-            if k + 1 >= len(seg) or not seg.raws[k + 1] & PREV_INUSE]
+    # The top chunk is in no bin; the last chunk of a walk that stopped early may be free.
+    free = [seg.raws[k] & ~SIZE_BITS for k in near if seg.states[k] != TOP and
+            (k + 1 >= len(seg) or not seg.raws[k + 1] & PREV_INUSE)]
     return sizes, free
 
 
 def _walk_lists_for(reader, L, a: ArenaState, sizes, free_sizes, in_heap, steps,
-                    problems) -> None:
+                    problems, locate=None) -> None:
     """The fast bins of chunks of `sizes`; the unsorted bin and the small or large bins only
     for `free_sizes`: a chunk marked in use belongs to no doubly linked bin, and the unsorted
     bin alone may hold a hundred thousand chunks.  (Finding such a chunk there anyway, a
@@ -420,11 +423,11 @@ def _walk_lists_for(reader, L, a: ArenaState, sizes, free_sizes, in_heap, steps,
     h = a.header
     fast = sorted({fastbin_index(L, s) for s in sizes if s} & set(range(L.nfastbins)))
     regular = sorted({bin_index(L, s) for s in free_sizes if s} & set(range(2, L.nbins)))
-    a.fastbins = [walk_fastbin(reader, L, h, i, in_heap, steps, problems, None) for i in fast]
+    a.fastbins = [walk_fastbin(reader, L, h, i, in_heap, steps, problems, locate) for i in fast]
     if free_sizes:
-        a.unsorted = walk_bin(reader, L, h, 1, in_heap, steps, problems, None)
+        a.unsorted = walk_bin(reader, L, h, 1, in_heap, steps, problems, locate)
     for i in regular:
-        got = walk_bin(reader, L, h, i, in_heap, steps, problems, None)
+        got = walk_bin(reader, L, h, i, in_heap, steps, problems, locate)
         (a.smallbins if i < 64 else a.largebins)[i] = got
 
 
