@@ -5,7 +5,8 @@
 The demo `many_maps N` (demo_c) maps N pages with alternating protections, so the kernel keeps
 N mappings, and has a 5-chunk heap.  Each command runs inside one gdb at each size, with gdb's
 CPU time measured around it (process_time, which a loaded machine stretches less than wall
-time) and gdb's peak memory; the facts cache is cleared before each, so each pays for its own
+time) and gdb's peak memory (VmHWM after it, less VmRSS before it; a peak reached by an earlier
+command in the same gdb shows again in the later ones); the facts cache is cleared before each, so each pays for its own
 mappings.  The figure that matters is the ratio between sizes: 10x the mappings should cost
 about 10x, not 100x.  N above vm.max_map_count (65530 by default) needs it raised: done here
 as root for the run and put back after, else the size is skipped.
