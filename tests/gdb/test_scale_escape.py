@@ -29,11 +29,23 @@ def no_raw_control(text: str):
     assert_clean(text)
 
 
+@pytest.fixture
+def remove_mapped_file():
+    """The demo removes its file only if it runs past the stop; the tests kill it there."""
+    sessions = []
+    yield sessions.append
+    for g in sessions:
+        path = g.facts.get("file.path")
+        if isinstance(path, str) and os.path.exists(unescape(path)):
+            os.unlink(unescape(path))
+
+
 @pytest.fixture(params=["live", "core"])
-def named(request, gdb_session, tmp_path):
+def named(request, gdb_session, tmp_path, remove_mapped_file):
     """escape_names stopped at "named", live or as a gcore of that stop."""
     g = gdb_session(demo("escape_names"))
     g.run_to("named")
+    remove_mapped_file(g)
     if request.param == "core":
         core = str(tmp_path / "escape_names.core")
         g.cmd(f"gcore {core}", timeout=120)
@@ -63,9 +75,10 @@ def test_error_lines_escape_file_name(named):
     assert out.startswith("chunk: ") and f["file.path"] in out
 
 
-def test_threadstacks_escapes_thread_name(gdb_session):
+def test_threadstacks_escapes_thread_name(gdb_session, remove_mapped_file):
     g = gdb_session(demo("escape_names"))
     g.run_to("named")
+    remove_mapped_file(g)
     f = g.facts
     out = g.cmd("threadstacks")
     no_raw_control(out)
@@ -76,10 +89,11 @@ def test_threadstacks_escapes_thread_name(gdb_session):
 
 
 @pytest.mark.parametrize("symbols", [True, False], ids=["symbols", "nosymbols"])
-def test_escapes_without_libc_symbols(glibc_gdb, symbols):
+def test_escapes_without_libc_symbols(glibc_gdb, symbols, remove_mapped_file):
     """Same with and without libc's debug symbols (heap commands then find malloc by shape)."""
     g = glibc_gdb("2.36", symbols, "escape_names")
     g.run_to("named")
+    remove_mapped_file(g)
     f = g.facts
     for command in ("threadstacks", "vmmap red", f"chunk {f['file.addr'] + 0x10:#x}", "heapchunks",
                     "arenas"):
