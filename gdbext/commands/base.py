@@ -8,6 +8,7 @@ import traceback
 import gdb
 
 from ..render import style
+from ..render.escape import printable
 from ..target.errors import UserError
 
 
@@ -71,7 +72,9 @@ class Output:
     def line(self, pieces=()):
         if isinstance(pieces, str):
             pieces = [(pieces, None)]
-        gdb.write(style.paint(list(pieces), self.colour, self.style_name) + "\n")
+        # Every line passes here: escape what the inferior named (control characters).
+        pieces = [(printable(text), token) for text, token in pieces]
+        gdb.write(style.paint(pieces, self.colour, self.style_name) + "\n")
 
     def table(self, table):
         for pieces in table.lines():
@@ -129,7 +132,7 @@ class GdbextCommand(gdb.Command):
             # that `set gdbext debug on` promises is written here, to stderr, before the line.
             if _debug():
                 gdb.write(traceback.format_exc(), gdb.STDERR)
-            raise gdb.GdbError(self._one_line(e)) from None
+            raise gdb.GdbError(printable(self._one_line(e))) from None
 
     def _one_line(self, e: Exception) -> str:
         """The error as one sentence starting with the command's name; never a traceback."""

@@ -6,7 +6,7 @@ from ..render import fmt, jsonout
 from ..target.errors import UserError
 from ..target.process import Target, evaluate_address
 from .base import GdbextCommand
-from .edge import heap_view, target_json, regions
+from .edge import chunk_view, target_json, regions
 from .heapchunks import problems
 from .heapcommon import (arena_name, chunk_json, flag_letters, preview, print_header,
                          problems_json, read_or_none)
@@ -67,7 +67,7 @@ class ChunkCommand(GdbextCommand):
         expression = " ".join(args.address)
         target = Target()
         address = evaluate_address(expression)
-        view = heap_view(target)
+        view = chunk_view(target, address)  # not the whole heap: one chunk's answer
         state, L = view.state, view.layout
         c = state.chunk_at(address)
         if c is None:

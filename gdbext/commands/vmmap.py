@@ -35,9 +35,6 @@ def _summary(regs, rss):
     kinds, classes = {}, {}
     total = {"size": 0, "resident": 0 if rss is not None else None, "count": 0}
     # Share a mapping's resident bytes among the regions cut from it, by size.
-    by_mapping = {}
-    for r in regs:
-        by_mapping.setdefault(r.mapping.start, []).append(r)
     for r in regs:
         res = None
         if rss is not None:

@@ -7,7 +7,7 @@ PT_LOAD headers hold every mapping with its exact permissions, the NT_FILE note 
 import struct
 from typing import Callable, List, Optional
 
-from .regions import Mapping
+from .regions import Mapping, maps_path
 
 PT_LOAD, PT_NOTE = 1, 4
 NT_FILE = 0x46494C45
@@ -40,7 +40,7 @@ def parse_nt_file(desc: bytes) -> List[tuple]:
         entries.append(struct.unpack_from("<QQQ", desc, pos))
         pos += 24
     names = desc[pos:].split(b"\0")
-    return [(s, e, off * page_size, names[i].decode("utf-8", "replace") if i < len(names) else "")
+    return [(s, e, off * page_size, maps_path(names[i].decode("utf-8", "replace")) if i < len(names) else "")
             for i, (s, e, off) in enumerate(entries)]
 
 

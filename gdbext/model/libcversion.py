@@ -1,6 +1,7 @@
 """The glibc version, read from the banner glibc keeps in its read-only data."""
 
 import re
+from functools import lru_cache
 from typing import Optional, Tuple
 
 _BANNER = re.compile(rb"GNU C Library [^\n]*?version (\d+)\.(\d+)")
@@ -14,7 +15,9 @@ def version_from_bytes(data: bytes) -> Optional[Tuple[int, int]]:
     return None
 
 
+@lru_cache(maxsize=4096)
 def looks_like_libc(path: str) -> bool:
+    """Cached: a process with 200k mappings names only a few distinct files."""
     base = path.rsplit("/", 1)[-1]
     return base.startswith("libc.so") or base.startswith("libc-2.") or re.match(r"libc\.so\.\d", base) is not None
 

@@ -1,5 +1,6 @@
 """Mappings and the classifier that names each one the way a C programmer thinks of memory."""
 
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -43,10 +44,16 @@ class Mapping:
         return self.start <= address < self.end
 
 
+def maps_path(path: str) -> str:
+    """A path as /proc/PID/maps writes it (a newline as \\012; gcore copies that into a core's
+    file note) back to the file's name; its control characters are escaped when printed."""
+    return path.replace("\\012", "\n") if "\\012" in path else path
+
+
 def parse_proc_maps(text: str) -> "list[Mapping]":
     """Lines of /proc/PID/maps; paths may hold spaces and end in ' (deleted)'."""
     out = []
-    for line in text.splitlines():
+    for line in text.split("\n"):  # not splitlines(): a path may hold \x1c or \x85
         parts = line.split(None, 5)
         if len(parts) < 5 or "-" not in parts[0]:
             continue
@@ -56,26 +63,38 @@ def parse_proc_maps(text: str) -> "list[Mapping]":
             inode = int(parts[4])
         except ValueError:
             continue
-        path = parts[5].strip() if len(parts) > 5 else ""
+        path = maps_path(parts[5].strip() if len(parts) > 5 else "")
         out.append(Mapping(lo, hi, parts[1][:4], offset, path, inode))
     return out
 
 
+# A mapping's first line starts with its lowercase hex start; smaps' field names start upper
+# case.  Anchored on the newline before each line, which the regex engine finds at C speed.
+_SMAPS_LINE = re.compile(rb"\n(?:([0-9a-f]+)-[0-9a-f]+ |Rss:[ \t]+(\d+))")
+
+
 def parse_smaps_rss(text: str) -> "dict[int, int]":
-    """Start address -> resident bytes, from /proc/PID/smaps."""
-    rss, current = {}, None
-    for line in text.splitlines():
-        head = line.split(None, 1)[0] if line else ""
-        if "-" in head and not head.endswith(":"):
-            try:
-                current = int(head.split("-", 1)[0], 16)
-            except ValueError:
-                current = None
-        elif head == "Rss:" and current is not None:
-            try:
-                rss[current] = int(line.split()[1]) * 1024
-            except (IndexError, ValueError):
-                pass
+    """Start address -> resident bytes, from /proc/PID/smaps text."""
+    return smaps_rss_from_chunks([text.encode("ascii", "replace")])
+
+
+def smaps_rss_from_chunks(chunks) -> "dict[int, int]":
+    """Start address -> resident bytes, from /proc/PID/smaps given as successive byte blocks,
+    so that 200k mappings (200 MB of smaps) are never held, split or decoded whole."""
+    rss, current, carry = {}, None, b"\n"
+    for chunk in chunks:
+        data = carry + chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        carry = data[cut:]
+        for m in _SMAPS_LINE.finditer(data, 0, cut + 1):
+            start, kib = m.groups()
+            if start is not None:
+                current = int(start, 16)
+            elif current is not None:
+                rss[current] = int(kib) * 1024
     return rss
 
 
@@ -211,21 +230,41 @@ def classify(mappings, facts: Optional[Facts] = None) -> "list[Region]":
         claims.append(Claim(facts.brk[0], (facts.brk[1] + 0xFFF) & ~0xFFF, "heap"))
 
     regions = []
+    general, every = len(claims), claims + anon_claims
+    overlapping = _overlap_sweep(every)
     for m in mappings:
         default = _default_kind(m, object_paths)
+        near = overlapping(m)  # indices in list order: the general claims, then anon_claims
         own = []
         if m.path == "[heap]":  # a thread stack the program took from malloc
             own = [c for c in claims if c.kind == "thread-stack" and c.start < m.end and c.end > m.start]
         elif m.path in _SPECIAL or m.path.startswith("[v"):
             own = []
         elif m.anonymous:
-            own = [c for c in claims if c.start < m.end and c.end > m.start]
-            own += [c for c in anon_claims if c.start < m.end and c.end > m.start]
+            own = [every[i] for i in near]
         else:
-            own = [c for c in claims if c.kind in ("guard",) and c.start < m.end and c.end > m.start]
+            own = [every[i] for i in near if i < general and every[i].kind in ("guard",)]
             own += [c for c in by_path.get(m.path, ()) if c.start < m.end and c.end > m.start]
         regions.extend(_cut(m, own, default, facts))
     return regions
+
+
+def _overlap_sweep(claims):
+    """A function of a mapping giving the indices (ascending) of the claims that overlap it,
+    for mappings asked in address order: a sweep keeps only the claims still open, so
+    classifying costs mappings + claims, not mappings * claims (200k mappings, 100k chunks)."""
+    order = sorted(range(len(claims)), key=lambda i: claims[i].start)
+    state = {"next": 0, "open": []}
+
+    def overlapping(m: Mapping):
+        j, still = state["next"], [i for i in state["open"] if claims[i].end > m.start]
+        while j < len(order) and claims[order[j]].start < m.end:
+            if claims[order[j]].end > m.start:
+                still.append(order[j])
+            j += 1
+        state["next"], state["open"] = j, still
+        return sorted(still)
+    return overlapping
 
 
 def _cut(m: Mapping, claims, default: str, facts: Facts):
@@ -234,6 +273,8 @@ def _cut(m: Mapping, claims, default: str, facts: Facts):
     thread = tid = None
     if default == "stack":
         thread, tid = facts.main_thread, facts.main_tid
+    if not claims:  # most mappings: one region, without the cutting
+        return [Region(m.start, m.end, m, default, "", thread, tid)]
     edges = sorted({m.start, m.end} | {max(m.start, min(m.end, x)) for c in claims for x in (c.start, c.end)})
     for lo, hi in zip(edges, edges[1:]):
         if lo >= hi:

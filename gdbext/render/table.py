@@ -2,6 +2,8 @@
 
 from typing import List, Optional, Sequence, Tuple
 
+from .escape import printable
+
 Cell = Tuple[str, Optional[str]]  # (text, token name or None)
 
 
@@ -13,11 +15,11 @@ class Table:
 
     def add(self, *cells, token: Optional[str] = None) -> None:
         row = []
-        for c in cells:
+        for c in cells:  # escaped here, so that column widths are those of the printed text
             if isinstance(c, tuple):
-                row.append((str(c[0]), c[1]))
+                row.append((printable(str(c[0])), c[1]))
             else:
-                row.append((str(c), token))
+                row.append((printable(str(c)), token))
         self.rows.append(row)
 
     def lines(self) -> List[List[Cell]]:

@@ -7,7 +7,9 @@ model's HeapState.  `found` says how each was found, for the output header.
 """
 
 import os
-from dataclasses import dataclass, field
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field, replace
+from itertools import accumulate
 from typing import Dict, List, Optional, Tuple
 
 import gdb
@@ -48,6 +50,8 @@ class HeapView:
     found: Dict[str, str]  # "main_arena", "mp_", "tcache", "thread_arena", "layout" -> how
     thread_arena: Dict[int, int] = field(default_factory=dict)  # gdb thread -> arena address
     notes: List[str] = field(default_factory=list)
+    # what analyze() was given (main_arena, mp, candidates, heap_start), to model again focused
+    inputs: Dict[str, object] = field(default_factory=dict)
 
     def arena_number(self, address: int) -> Optional[int]:
         for i, a in enumerate(self.state.arenas):
@@ -64,15 +68,16 @@ class HeapView:
 
 
 def other_allocator(maps: List[Mapping]) -> Optional[str]:
-    """'jemalloc (/usr/lib/.../libjemalloc.so.2)' when a non-glibc allocator is loaded."""
-    for m in maps:
-        base = os.path.basename(m.path)
+    """'jemalloc (/usr/lib/.../libjemalloc.so.2)' when a non-glibc allocator is loaded.
+    Each distinct path once: a process may have 200k mappings of a few files."""
+    for path in dict.fromkeys(m.path for m in maps):
+        base = os.path.basename(path)
         for prefix, name in OTHER_ALLOCATORS:
             if base.startswith(prefix):
-                return f"{name} ({m.path})"
+                return f"{name} ({path})"
         # musl's ld.so is its libc: the kernel names the file, /usr/lib/<triplet>-musl/libc.so.
-        if looks_like_libc(m.path) and "musl" in os.path.basename(os.path.dirname(m.path)):
-            return f"musl ({m.path})"
+        if looks_like_libc(path) and "musl" in os.path.basename(os.path.dirname(path)):
+            return f"musl ({path})"
     return None
 
 
@@ -95,6 +100,45 @@ def heap_bounds(target: Target) -> HeapView:
     return cached("heap_bounds", lambda: _heap_view(target, chunks=False))
 
 
+def arena_view(target: Target) -> HeapView:
+    """Arena headers, heap bounds, mp_ and each thread's arena: what `arenas` shows, without
+    the chunk walk and the free lists that a 2M-chunk heap makes cost seconds."""
+    def compute():
+        bounds = heap_bounds(target)
+        view = replace(bounds, found=dict(bounds.found), notes=list(bounds.notes))
+        # Both per-thread pointers, though only thread_arena is shown: the header says how
+        # each anchor was found, the same for every heap command.
+        per_thread = _per_thread(target, view, mappings(target))
+        view.thread_arena = {t: v["thread_arena"] for t, v in per_thread.items()
+                             if v.get("thread_arena")}
+        return view
+    return cached("arena_view", compute)
+
+
+def chunk_view(target: Target, address: int) -> HeapView:
+    """What `chunk ADDRESS` needs: the heap holding ADDRESS walked up to the chunk after it,
+    and the lists that can hold it (analyze(focus=...)), not the whole model."""
+    def compute():
+        bounds = heap_bounds(target)
+        view = replace(bounds, found=dict(bounds.found), notes=list(bounds.notes))
+        maps = mappings(target)
+        per_thread = _per_thread(target, view, maps)
+        view.thread_arena = {t: v["thread_arena"] for t, v in per_thread.items()
+                             if v.get("thread_arena")}
+        tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
+        if view.layout.has_tcache and not tcaches:
+            return heap_view(target)  # tcaches found by their shape only: a whole-heap search
+        i = view.inputs
+        try:
+            view.state = analyze(target.memory, view.layout, i["main_arena"], mp=i["mp"],
+                                 tcaches=tcaches, mmap_candidates=i["candidates"],
+                                 heap_start=i["heap_start"], mappings=maps, focus=address)
+        except PtmallocError as e:
+            raise UserError(str(e)) from None
+        return view
+    return cached(("chunk_view", address), compute)
+
+
 def _heap_view(target: Target, chunks: bool) -> HeapView:
     maps = mappings(target)
     other = other_allocator(maps)
@@ -104,8 +148,9 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
     version, version_how = glibc_version_found(target)
     symbols = has_libc_debug_types(target)
     if version is None and not symbols:
-        if not any(looks_like_libc(m.path) for m in maps) and \
-                any(os.path.basename(m.path).startswith("ld-") for m in maps):
+        paths = set(m.path for m in maps)
+        if not any(looks_like_libc(p) for p in paths) and \
+                any(os.path.basename(p).startswith("ld-") for p in paths):
             raise UserError("libc is not loaded yet (the program stopped before the dynamic "
                             "loader mapped it); continue to main first")
         raise UserError("no glibc found in the process (no libc.so.6 and no glibc version "
@@ -163,6 +208,8 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
     if corrupt is not None:
         state.problems.insert(0, corrupt)
     view = HeapView(target, state, layout, version, symbols, found)
+    view.inputs = {"main_arena": main_arena, "mp": mp or None, "candidates": candidates,
+                   "heap_start": heap_start}
     _note_rebuilt_mappings(target, view)
     if not chunks:
         return view  # a memory map needs no per-thread pointers
@@ -285,12 +332,17 @@ def _top_of(target: Target, layout: Layout, arena: int) -> Optional[int]:
 def _mmap_candidates(target: Target, maps) -> List[Mapping]:
     """Anonymous read-write mappings that are not the brk heap or a thread's stack."""
     from .regions import thread_stacks
-    stacks = [(s.low, s.high) for s in thread_stacks(target, maps)]
+    stacks = sorted((s.low, s.high) for s in thread_stacks(target, maps))
+    lows = [lo for lo, _ in stacks]
+    reach = list(accumulate((hi for _, hi in stacks), max))  # highest end among stacks[:j+1]
     out = []
     for m in maps:
         if not m.anonymous or m.perms[:2] != "rw" or m.path in ("[heap]", "[stack]"):
             continue
-        if any(lo < m.end and m.start < hi for lo, hi in stacks):
+        # Some stack overlaps m if one starting below m's end reaches past its start: a bisect,
+        # not a scan of every thread's stack for each of 200k mappings.
+        i = bisect_left(lows, m.end)
+        if i and reach[i - 1] > m.start:
             continue
         out.append(m)
     return out
@@ -385,6 +437,7 @@ def malloc_claims_from_model(target: Target) -> Optional[List[Claim]]:
     except (UserError, gdb.error, MemoryReadError):
         return None
     maps = sorted(mappings(target), key=lambda m: m.start)
+    starts = [m.start for m in maps]
     L, state = view.layout, view.state
     hmax = L.heap_max_size
     claims = []
@@ -397,7 +450,9 @@ def malloc_claims_from_model(target: Target) -> Optional[List[Claim]]:
             rw = max(hi.size, hi.mprotect_size) if hi else seg.end - seg.start
             rw_end = min(seg.start + rw, seg.start + hmax)
             claims.append(Claim(seg.start, rw_end, "arena-heap", label))
-            for m in maps:
+            # Only the mappings inside this heap's reservation: bisect, not every mapping.
+            for m in maps[max(bisect_right(starts, rw_end) - 1, 0):
+                          bisect_left(starts, seg.start + hmax)]:
                 if m.end <= rw_end or m.start >= seg.start + hmax:
                     continue
                 loose = target.kind == "core" and m.perms[:2] == "r-"

@@ -8,7 +8,7 @@ import gdb
 
 from ..model import elf
 from ..model.coremaps import core_mappings
-from ..model.regions import Mapping, parse_proc_maps, parse_smaps_rss
+from ..model.regions import Mapping, parse_proc_maps, parse_smaps_rss, smaps_rss_from_chunks
 from .errors import UserError
 from .process import Target, cached
 
@@ -221,18 +221,43 @@ def resident_sizes(target: Target) -> Tuple[Optional[Dict[int, int]], Optional[s
     process's, local or remote through gdbserver; a core file records none."""
     proc = target.local_proc
     if proc:
-        text = _proc_maps_text(proc, "smaps")
-        why = None if text else f"cannot read {proc}/smaps"
-    elif target.kind == "remote":
+        rss = _local_smaps_rss(proc)
+        return (rss, None) if rss is not None else (None, f"cannot read {proc}/smaps")
+    if target.kind == "remote":
         try:
             text, why = remote_file(f"/proc/{target.pid}/smaps"), None
         except UserError as e:
             text, why = None, str(e)
-    else:
-        return None, None
-    return (parse_smaps_rss(text), None) if text else (None, why)
+        return (parse_smaps_rss(text), None) if text else (None, why)
+    return None, None
 
 
 def resident_bytes(target: Target) -> Optional[Dict[int, int]]:
     """Resident bytes per mapping start, for a live process (local, or remote through gdbserver)."""
     return resident_sizes(target)[0]
+
+
+def _file_blocks(path: str, size: int = 1 << 20):
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(size)
+            if not block:
+                return
+            yield block
+
+
+def _local_smaps_rss(proc: str) -> Optional[Dict[int, int]]:
+    """Resident bytes per mapping from the process's smaps, or a live thread's when the main
+    thread has exited (its smaps is empty); read in blocks, never as one 200 MB string."""
+    try:
+        tids = sorted(os.listdir(f"{proc}/task"), key=int)
+    except OSError:
+        tids = []
+    for path in [f"{proc}/smaps"] + [f"{proc}/task/{t}/smaps" for t in tids]:
+        try:
+            rss = smaps_rss_from_chunks(_file_blocks(path))
+        except OSError:
+            continue
+        if rss:
+            return rss
+    return None

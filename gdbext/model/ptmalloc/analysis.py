@@ -262,7 +262,7 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
             pagesize: int = 4096, max_chunks: int = 5_000_000, max_list: int = 1_000_000,
             heap_start: Optional[int] = None, mappings: Optional[Iterable[Mapping]] = None,
             chunks: bool = True, earlier: Optional[HeapState] = None,
-            program_break: Optional[int] = None) -> HeapState:
+            program_break: Optional[int] = None, focus: Optional[int] = None) -> HeapState:
     """Model glibc malloc's state in `mem`.
 
     main_arena: address of main_arena.  mp: address of mp_ (or its fields, already read).
@@ -276,14 +276,17 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
     its mmapped chunks are taken over when the search for them would be the same (the search
     may read a lot of memory).
     program_break: the current break, when known, to check the main heap's top chunk
-    against.
+    against.  focus=ADDRESS models what `chunk ADDRESS` needs: the heap holding it walked up
+    to the chunk after it, and the free lists that can hold it or its neighbours (tcaches, the unsorted bin, their fast/small/large bins); the rest is bounds
+    only, so one answer on a heap of millions of chunks does not pay for them all.  States and
+    problems are then right for that chunk and its neighbours only.
 
     Raises PtmallocError when main_arena cannot be read; anything else that is wrong is a Problem.
     """
     try:
         return _analyze(mem, layout, main_arena, mp, tcaches, mmap_candidates, pagesize,
                         max_chunks, max_list, heap_start, mappings, chunks, earlier,
-                        program_break)
+                        program_break, focus)
     except PtmallocError:
         raise
     except MemoryReadError as e:
@@ -294,7 +297,8 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
 
 
 def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chunks, max_list,
-             heap_start, mappings, chunks=True, earlier=None, program_break=None) -> HeapState:
+             heap_start, mappings, chunks=True, earlier=None, program_break=None,
+             focus=None) -> HeapState:
     state = HeapState(L)
     problems = state.problems
     reader = Reader(mem, L.pointer_size)
@@ -317,6 +321,9 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
         raise PtmallocError("main_arena at %#x is unreadable" % main_arena)
 
     budget = Budget(max_chunks, max_list)
+    if focus is not None:
+        return _analyze_focus(state, mem, reader, L, headers, focus, tcaches, candidates,
+                              all_maps, pagesize, heap_start, budget, max_list, earlier)
     for n, h in enumerate(headers):
         a = ArenaState(h, n == 0)
         state.arenas.append(a)
@@ -372,6 +379,81 @@ def _find_mmapped(reader, L, candidates, state: HeapState, pagesize, heap_ranges
     state.problems.extend(problems)
     state._mmapped_search = (key, problems)
     return found
+
+
+def _analyze_focus(state, mem, reader, L, headers, focus, tcaches, candidates, all_maps,
+                   pagesize, heap_start, budget, max_list, earlier) -> HeapState:
+    """analyze(focus=ADDRESS): every arena's bounds, then only the heap holding ADDRESS walked
+    (up to the chunk after it) and only the lists that can hold it or its neighbours."""
+    problems = state.problems
+    for n, h in enumerate(headers):
+        a = ArenaState(h, n == 0)
+        state.arenas.append(a)
+        a.top_size = _top_size(reader, L, h)
+        _heap_bounds(reader, L, a, state.mp, heap_start, problems)
+    state._index()
+    heap_ranges = [(s.start, s.end) for a in state.arenas for s in a.heaps]
+    state.mmapped = _find_mmapped(reader, L, candidates, state, pagesize, heap_ranges, earlier)
+    bounds = state.segment_at(focus)
+    if bounds is None:
+        return state  # in a mmapped chunk, or in no heap at all
+    a = state.arena_of(bounds.arena)
+    a.heaps = []
+    budget.stop = focus
+    if a.main:
+        _main_heaps(mem, reader, L, a, state.mp, heap_start, candidates + all_maps, pagesize,
+                    problems, budget)
+    else:
+        _arena_heaps(mem, reader, L, a, state.mp, problems, budget)
+    state._index()
+    steps = Steps(max(max_list, 1) * 16, max_list)
+    sizes, free_sizes = _sizes_around(state, focus)
+    locate = _Locator(state) if L.size_sz == L.pointer_size else None
+    _walk_lists_for(reader, L, a, sizes, free_sizes, state.in_heap, steps, problems, locate)
+    if L.has_tcache:
+        fill = (state.mp or {}).get("tcache_count")
+        for label, addr in (tcaches or {}).items():
+            if addr:
+                state.tcache[label] = walk_tcache(reader, L, label, addr, state.in_heap, steps,
+                                                  problems, fill, locate)
+    state._marked = {}
+    _assign_states(state, problems)
+    return state
+
+
+def _sizes_around(state: HeapState, focus: int) -> Tuple[List[int], List[int]]:
+    """The sizes of the chunk holding `focus` and of its two neighbours, and of those of them
+    that look free (the next chunk's PREV_INUSE is clear, or the next chunk is not walked)."""
+    seg = state.segment_at(focus)
+    i = seg.index_at(focus) if seg is not None else -1
+    if i < 0:
+        return [], []
+    near = [k for k in (i - 1, i, i + 1) if 0 <= k < len(seg)]
+    sizes = [seg.raws[k] & ~SIZE_BITS for k in near]
+    # The top chunk is in no bin; the last chunk of a walk that stopped early may be free.
+    free = [seg.raws[k] & ~SIZE_BITS for k in near if seg.states[k] != TOP and
+            (k + 1 >= len(seg) or not seg.raws[k + 1] & PREV_INUSE)]
+    return sizes, free
+
+
+def _walk_lists_for(reader, L, a: ArenaState, sizes, free_sizes, in_heap, steps,
+                    problems, locate=None) -> None:
+    """The fast bins of chunks of `sizes`; the unsorted bin and the small or large bins only
+    for `free_sizes`: a chunk marked in use belongs to no doubly linked bin, and the unsorted
+    bin alone may hold a hundred thousand chunks.  (Finding such a chunk there anyway, a
+    corruption, is heapchunks' whole-heap check.)"""
+    from .bins import walk_bin, walk_fastbin
+    from .chunks import bin_index, fastbin_index
+
+    h = a.header
+    fast = sorted({fastbin_index(L, s) for s in sizes if s} & set(range(L.nfastbins)))
+    regular = sorted({bin_index(L, s) for s in free_sizes if s} & set(range(2, L.nbins)))
+    a.fastbins = [walk_fastbin(reader, L, h, i, in_heap, steps, problems, locate) for i in fast]
+    if free_sizes:
+        a.unsorted = walk_bin(reader, L, h, 1, in_heap, steps, problems, locate)
+    for i in regular:
+        got = walk_bin(reader, L, h, i, in_heap, steps, problems, locate)
+        (a.smallbins if i < 64 else a.largebins)[i] = got
 
 
 class _Locator(dict):
@@ -602,7 +684,8 @@ def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
             after += L.malloc_state.sizeof
         seg = HeapSegment(L, hi.address, hi.address + size, first_chunk_at(L, after), a.address,
                           False, hi)
-        if budget is not None:
+        focus = budget.stop if budget is not None else None
+        if budget is not None and (focus is None or seg.start <= focus < seg.end):
             walk(mem, reader, seg, top, problems, budget)
         a.heaps.append(seg)
 

@@ -27,11 +27,12 @@ RESYNC_STEPS = 24  # chained valid headers that make a resumption point believab
 class Budget:
     """A shared bound on the work of one analysis (chunks recorded, list steps)."""
 
-    __slots__ = ("chunks", "steps")
+    __slots__ = ("chunks", "steps", "stop")
 
-    def __init__(self, chunks: int, steps: int):
+    def __init__(self, chunks: int, steps: int, stop: Optional[int] = None):
         self.chunks = chunks
         self.steps = steps
+        self.stop = stop  # walks may end once they have a chunk starting above this address
 
 
 class HeapSegment:
@@ -202,6 +203,9 @@ def walk(mem, reader: Reader, seg: HeapSegment, top: Optional[int], problems: Li
     while pos < limit:
         if pos + hdr > blk_end:
             flush()
+            if budget.stop is not None and addrs and addrs[-1] > budget.stop:
+                seg.complete = False  # one answer asked for: the chunks past it are not needed
+                break
             got = _read_block(mem, pos, max(limit, pos + hdr), code, ssz)
             if got is None:
                 problems.append(Problem(pos, "heap memory at %#x is unreadable; the walk of the "
