@@ -4,7 +4,7 @@ from ..render import fmt, jsonout
 from ..render.table import Table
 from ..target.process import Target
 from .base import GdbextCommand
-from .edge import arena_view, target_json
+from .edge import heap_view, target_json
 from .heapchunks import problems
 from .heapcommon import arena_name, print_header, problems_json
 
@@ -17,8 +17,7 @@ SIZES = {"mmap_threshold", "trim_threshold", "top_pad", "mmapped_mem", "max_mmap
 
 
 def arena_json(view, a) -> dict:
-    """The arena's header and heap bounds: no chunk counts or free bytes, which need the
-    walk of every chunk and free list (heapchunks --arena N has them)."""
+    tot = a.totals()
     return {"address": a.address, "number": view.arena_number(a.address), "main": a.main,
             "heaps": [{"start": s.start, "end": s.end,
                        "heap_info": s.heap_info.as_dict() if s.heap_info else None}
@@ -27,7 +26,10 @@ def arena_json(view, a) -> dict:
             "system_mem": a.system_mem, "max_system_mem": a.max_system_mem,
             "attached_threads": a.attached_threads, "flags": a.flags,
             "contiguous": a.contiguous, "have_fastchunks": a.have_fastchunks,
-            "next": a.next, "next_free": a.next_free, "threads": view.threads_of(a.address)}
+            "next": a.next, "next_free": a.next_free,
+            "free_bytes": a.bytes_free + sum(tot.get(k, {}).get("bytes", 0)
+                                             for k in ("fastbin",)),
+            "chunks": a.chunk_count, "totals": tot, "threads": view.threads_of(a.address)}
 
 
 class Arenas(GdbextCommand):
@@ -35,8 +37,8 @@ class Arenas(GdbextCommand):
     summary = "Show every malloc arena (heaps, top, system memory, threads) and malloc_par."
     details = ("Arenas are numbered as --arena of heapchunks and bins takes them; 0 is main_arena.\n"
                "threads: the gdb threads whose thread_arena is that arena.\n"
-               "Only the arena headers and heap bounds are read, so this stays quick on any heap;\n"
-               "'heapchunks --arena N' walks the chunks (free bytes, counts, problems).\n"
+               "free: bytes in the fast, unsorted, small and large bins and top (tcache chunks\n"
+               "count as in use, as in glibc's own accounting).\n"
                "mp_ (malloc_par) holds the tunables: mmap_threshold decides brk versus mmap and\n"
                "rises after a large mmapped chunk is freed unless no_dyn_threshold is set.")
 
@@ -45,7 +47,7 @@ class Arenas(GdbextCommand):
 
     def run(self, args, out):
         target = Target()
-        view = arena_view(target)
+        view = heap_view(target)
         state = view.state
         if args.json:
             out.json(jsonout.document("arenas", target_json(target), heap=view.header(),
@@ -56,14 +58,14 @@ class Arenas(GdbextCommand):
                                       problems=problems_json(state.problems)))
             return
         print_header(view, out)
-        t = Table(["#", "arena", "heaps", "top", "top size", "system_mem", "max",
-                   "attached", "threads"], "rlllrrrrl")
+        t = Table(["#", "arena", "heaps", "top", "top size", "system_mem", "max", "free",
+                   "attached", "threads"], "rlllrrrrrl")
         for a in state.arenas:
             j = arena_json(view, a)
             heaps = ", ".join(f"{fmt.address(s.start)}-{fmt.address(s.end)}" for s in a.heaps) or "-"
             t.add(str(j["number"]), ((fmt.address(a.address) + (" main" if a.main else "")), "address"),
                   heaps, (fmt.address(a.top), "address"), fmt.human(a.top_size),
-                  fmt.human(a.system_mem), fmt.human(a.max_system_mem),
+                  fmt.human(a.system_mem), fmt.human(a.max_system_mem), fmt.human(j["free_bytes"]),
                   str(a.attached_threads), ",".join(map(str, j["threads"])) or "-")
         out.table(t)
         for a in state.arenas:

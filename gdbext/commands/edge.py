@@ -10,11 +10,6 @@ def heap_view(target):
     return f(target)
 
 
-def arena_view(target):
-    from ..target.heap import arena_view as f
-    return f(target)
-
-
 def chunk_view(target, address):
     from ..target.heap import chunk_view as f
     return f(target, address)

@@ -9,6 +9,7 @@ model's HeapState.  `found` says how each was found, for the output header.
 import os
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, replace
+from functools import partial
 from itertools import accumulate
 from typing import Dict, List, Optional, Tuple
 
@@ -28,7 +29,7 @@ from .libc import glibc_version_found, has_libc_debug_types, libc_starts as _lib
 from .libc import version_text
 from .malloc import libc_struct_info, libc_symbol, per_thread_pointers, restarted_checkpoint
 from .mappings import mappings
-from .process import Target, cached
+from .process import Target, cached, cached_already
 from .threads import list_threads
 
 TLS_SPAN = 0x2000  # how far below a thread pointer libc's TLS variables are looked for
@@ -92,54 +93,27 @@ def _libc_path(maps: List[Mapping]) -> Optional[str]:
 
 def heap_view(target: Target) -> HeapView:
     """The full model (every chunk, bin and tcache), once per stop."""
-    return cached("heap_view", lambda: _heap_view(target, chunks=True))
+    return cached("heap_view", lambda: _model_view(target, heap_bounds(target)))
 
 
 def heap_bounds(target: Target) -> HeapView:
     """Arenas, heap bounds and mmapped chunks only: what a memory map needs, cheaply."""
-    return cached("heap_bounds", lambda: _heap_view(target, chunks=False))
-
-
-def arena_view(target: Target) -> HeapView:
-    """Arena headers, heap bounds, mp_ and each thread's arena: what `arenas` shows, without
-    the chunk walk and the free lists that a 2M-chunk heap makes cost seconds."""
-    def compute():
-        bounds = heap_bounds(target)
-        view = replace(bounds, found=dict(bounds.found), notes=list(bounds.notes))
-        # Both per-thread pointers, though only thread_arena is shown: the header says how
-        # each anchor was found, the same for every heap command.
-        per_thread = _per_thread(target, view, mappings(target))
-        view.thread_arena = {t: v["thread_arena"] for t, v in per_thread.items()
-                             if v.get("thread_arena")}
-        return view
-    return cached("arena_view", compute)
+    return cached("heap_bounds", lambda: _bounds_view(target))
 
 
 def chunk_view(target: Target, address: int) -> HeapView:
     """What `chunk ADDRESS` needs: the heap holding ADDRESS walked up to the chunk after it,
-    and the lists that can hold it (analyze(focus=...)), not the whole model."""
-    def compute():
-        bounds = heap_bounds(target)
-        view = replace(bounds, found=dict(bounds.found), notes=list(bounds.notes))
-        maps = mappings(target)
-        per_thread = _per_thread(target, view, maps)
-        view.thread_arena = {t: v["thread_arena"] for t, v in per_thread.items()
-                             if v.get("thread_arena")}
-        tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
-        if view.layout.has_tcache and not tcaches:
-            return heap_view(target)  # tcaches found by their shape only: a whole-heap search
-        i = view.inputs
-        try:
-            view.state = analyze(target.memory, view.layout, i["main_arena"], mp=i["mp"],
-                                 tcaches=tcaches, mmap_candidates=i["candidates"],
-                                 heap_start=i["heap_start"], mappings=maps, focus=address)
-        except PtmallocError as e:
-            raise UserError(str(e)) from None
-        return view
-    return cached(("chunk_view", address), compute)
+    and the lists that can hold it (analyze(focus=...)), not the whole model.  The full model
+    when this stop already has it."""
+    if cached_already("heap_view"):
+        return heap_view(target)
+    return cached(("chunk_view", address),
+                  lambda: _model_view(target, heap_bounds(target), focus=address))
 
 
-def _heap_view(target: Target, chunks: bool) -> HeapView:
+def _bounds_view(target: Target) -> HeapView:
+    """Layout, anchors (main_arena, mp_: symbols, else their shape), arenas, heap bounds and
+    mmapped chunks."""
     maps = mappings(target)
     other = other_allocator(maps)
     if other:
@@ -209,31 +183,40 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
         state.problems.insert(0, corrupt)
     view = HeapView(target, state, layout, version, symbols, found)
     view.inputs = {"main_arena": main_arena, "mp": mp or None, "candidates": candidates,
-                   "heap_start": heap_start}
+                   "heap_start": heap_start, "program_break": brk, "corrupt": corrupt}
     _note_rebuilt_mappings(target, view)
-    if not chunks:
-        return view  # a memory map needs no per-thread pointers
-    restarted = symbols and target.kind == "live" and restarted_checkpoint()
+    return view
+
+
+
+def _model_view(target: Target, bounds: HeapView, focus: Optional[int] = None) -> HeapView:
+    """Chunks, free lists and tcaches on top of `bounds` (with focus, only what `chunk FOCUS`
+    needs); a copy, so the bounds stay as vmmap uses them."""
+    view = replace(bounds, found=dict(bounds.found), notes=list(bounds.notes))
+    layout, found, i = view.layout, view.found, view.inputs
+    maps = mappings(target)
+    restarted = view.symbols and target.kind == "live" and restarted_checkpoint()
     per_thread = _per_thread(target, view, maps, read_tls=not restarted)
     view.thread_arena = {t: v["thread_arena"] for t, v in per_thread.items() if v.get("thread_arena")}
     tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
+    if layout.has_tcache and not tcaches:
+        focus = None  # tcaches found by their shape only: a search of every heap
+    model = partial(analyze, target.memory, layout, i["main_arena"], mp=i["mp"],
+                    mmap_candidates=i["candidates"], heap_start=i["heap_start"], mappings=maps,
+                    program_break=i["program_break"], focus=focus)
     try:
-        view.state = analyze(target.memory, layout, main_arena, mp=mp or None, tcaches=tcaches,
-                             mmap_candidates=candidates, heap_start=heap_start, mappings=maps,
-                             earlier=view.state, program_break=brk)
+        view.state = model(tcaches=tcaches, earlier=bounds.state)
+        if layout.has_tcache and not tcaches:
+            # Neither symbols nor TLS: tcaches by their shape, owner unknown.
+            orphans = find_tcache_chunks(view.state)
+            if orphans:
+                labels = {f"unknown ({f.address:#x})": f.address for f in orphans}
+                view.state = model(tcaches=labels, earlier=view.state)
+                found["tcache"] = "heuristic: " + orphans[0].how + "; owning threads unknown"
     except PtmallocError as e:
         raise UserError(str(e)) from None
-    if layout.has_tcache and not tcaches:
-        # Neither symbols nor TLS: tcaches by their shape, owner unknown.
-        orphans = find_tcache_chunks(view.state)
-        if orphans:
-            labels = {f"unknown ({f.address:#x})": f.address for f in orphans}
-            view.state = analyze(target.memory, layout, main_arena, mp=mp or None,
-                                 tcaches=labels, mmap_candidates=candidates,
-                                 heap_start=heap_start, mappings=maps, earlier=view.state, program_break=brk)
-            found["tcache"] = "heuristic: " + orphans[0].how + "; owning threads unknown"
-    if corrupt is not None:
-        view.state.problems.insert(0, corrupt)
+    if i["corrupt"] is not None:
+        view.state.problems.insert(0, i["corrupt"])
     if layout.has_tcache and not view.state.tcache and found.get("tcache", "").startswith("not"):
         view.state.problems.extend(Problem(f.address, "no tcache found: " + f.how)
                                    for f in unaccepted_tcaches(view.state))
@@ -242,7 +225,6 @@ def _heap_view(target: Target, chunks: bool) -> HeapView:
             found[key] = found.get(key, "not found") + RESTARTED_NOTE
     _note_rebuilt_mappings(target, view)
     return view
-
 
 def _note_rebuilt_mappings(target: Target, view: HeapView) -> None:
     """Without /proc/PID/maps the mappings come from memory and symbols, which cannot show

@@ -42,6 +42,12 @@ def cached(key, compute):
     return _facts_cache[k]
 
 
+def cached_already(key) -> bool:
+    """Whether `cached(key, ...)` would answer without computing, at this stop."""
+    inf = gdb.selected_inferior()
+    return is_stopped(inf) and (generation(), inf.num, key) in _facts_cache
+
+
 def _thread_list(nums) -> str:
     return ("threads " + ", ".join(map(str, nums[:5])) + (", ..." if len(nums) > 5 else "")) \
         if len(nums) > 1 else f"thread {nums[0]}"

@@ -176,6 +176,9 @@ def check_arenas(s: Snapshot, threads: int):
         assert a["system_mem"] == c["system_mem"] and a["top"] == c["top"]
         assert a["top_size"] == H.top_chunk(c)["size"]
         assert a["threads"] == c["threads"]
+        assert a["chunks"] == len(c["chunks"])
+    # "free" per arena is glibc's avail: together they make mallinfo2's fordblks
+    assert sum(a["free_bytes"] for a in doc["arenas"]) == s.facts["mallinfo2.fordblks"]
     mp = doc["mp"]
     assert mp["n_mmaps"] == s.facts["mallinfo2.hblks"] == len(s.chunks["mmapped"])
     assert mp["mmapped_mem"] == s.facts["mallinfo2.hblkhd"]
@@ -377,7 +380,7 @@ def test_json_keys_of_the_contract(basic):
                                        "sbrk_base", "tcache_count"}
     for a in basic.arenas["arenas"]:
         assert set(a) >= {"address", "main", "heaps", "top", "system_mem", "max_system_mem",
-                          "attached_threads", "threads"}
+                          "attached_threads", "threads", "free_bytes"}
 
 
 # ---- random mode ------------------------------------------------------------------------------

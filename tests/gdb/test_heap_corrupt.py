@@ -153,15 +153,14 @@ def test_chunk_on_the_damage(corrupt):
 
 
 def test_arenas(corrupt):
-    """arenas reads the arena headers only (issue 10): it shows the arena of a corrupt heap and
-    leaves the chunk's problem to heapchunks, which walks the chunks."""
     g, f = corrupt, corrupt.facts
     d = doc(g, "arenas")
+    the_problem(d, f)
     (a,) = d["arenas"]
     assert a["main"] and a["threads"] == [1]
     assert a["heaps"][0]["start"] == d["mp"]["sbrk_base"]
     text = run(g, "arenas")
-    assert "mp_ (malloc_par)" in text
+    assert f"problem: 0x{f['corrupt.chunk']:016x}: " in text and "mp_ (malloc_par)" in text
 
 
 def test_every_filter_and_option_survives(corrupt):

@@ -179,7 +179,8 @@ def check_oracle(stop: Stop):
     # arenas agrees with heapchunks, and mp_ with glibc's mmapped figures
     assert [a["address"] for a in arenas["arenas"]] == [a["address"] for a in chunks["arenas"]]
     for a, c in zip(arenas["arenas"], chunks["arenas"]):
-        assert (a["system_mem"], a["top"]) == (c["system_mem"], c["top"])
+        assert (a["system_mem"], a["top"], a["chunks"]) == \
+            (c["system_mem"], c["top"], len(c["chunks"]))
     assert arenas["mp"]["n_mmaps"] == f["mallinfo2.hblks"] == len(chunks["mmapped"])
     assert arenas["mp"]["mmapped_mem"] == f["mallinfo2.hblkhd"]
 

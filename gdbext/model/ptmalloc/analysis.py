@@ -5,14 +5,14 @@ from bisect import bisect_right
 import sys
 from itertools import compress, repeat
 from operator import sub
-from typing import Dict, Iterable, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from ..memory import Memory, MemoryReadError
 from ..regions import Mapping
 from .arena import (ArenaHeader, HeapInfo, arena_chain, heap_max_size, read_heap_info, read_mp,
                     MAX_HEAPS_PER_ARENA)
 from .bins import BinList, Steps, Tcache, walk_arena_bins, walk_tcache
-from .checks import check_arenas
+from .checks import check_arenas, check_mmapped_bits, check_top
 from .chunks import (CORRUPT, FASTBIN, FENCEPOST, IS_MMAPPED, LARGEBIN, MMAPPED, PREV_INUSE,
                      SIZE_BITS, SMALLBIN, STATES, TCACHE, TOP, UNSORTED, USED, Chunk, Problem,
                      PtmallocError)
@@ -323,7 +323,8 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
     budget = Budget(max_chunks, max_list)
     if focus is not None:
         return _analyze_focus(state, mem, reader, L, headers, focus, tcaches, candidates,
-                              all_maps, pagesize, heap_start, budget, max_list, earlier)
+                              all_maps, pagesize, heap_start, budget, max_list, earlier,
+                              program_break)
     for n, h in enumerate(headers):
         a = ArenaState(h, n == 0)
         state.arenas.append(a)
@@ -382,7 +383,7 @@ def _find_mmapped(reader, L, candidates, state: HeapState, pagesize, heap_ranges
 
 
 def _analyze_focus(state, mem, reader, L, headers, focus, tcaches, candidates, all_maps,
-                   pagesize, heap_start, budget, max_list, earlier) -> HeapState:
+                   pagesize, heap_start, budget, max_list, earlier, program_break) -> HeapState:
     """analyze(focus=ADDRESS): every arena's bounds, then only the heap holding ADDRESS walked
     (up to the chunk after it) and only the lists that can hold it or its neighbours."""
     problems = state.problems
@@ -402,11 +403,12 @@ def _analyze_focus(state, mem, reader, L, headers, focus, tcaches, candidates, a
     budget.stop = focus
     if a.main:
         _main_heaps(mem, reader, L, a, state.mp, heap_start, candidates + all_maps, pagesize,
-                    problems, budget)
+                    problems, budget, program_break)
     else:
         _arena_heaps(mem, reader, L, a, state.mp, problems, budget)
     state._index()
-    steps = Steps(max(max_list, 1) * 16, max_list)
+    unwalked = _unwalked(state)
+    steps = Steps(max(max_list, 1) * 16, max_list, unwalked=unwalked)
     sizes, free_sizes = _sizes_around(state, focus)
     locate = _Locator(state) if L.size_sz == L.pointer_size else None
     _walk_lists_for(reader, L, a, sizes, free_sizes, state.in_heap, steps, problems, locate)
@@ -417,8 +419,25 @@ def _analyze_focus(state, mem, reader, L, headers, focus, tcaches, candidates, a
                 state.tcache[label] = walk_tcache(reader, L, label, addr, state.in_heap, steps,
                                                   problems, fill, locate)
     state._marked = {}
-    _assign_states(state, problems)
+    _assign_states(state, problems, unwalked)
+    # glibc's checks on what was walked (mallinfo2's needs every chunk: heapchunks has it).
+    for arena in state.arenas:
+        check_top(state, arena, L, program_break, pagesize)
+    check_mmapped_bits(state)
     return state
+
+
+def _unwalked(state: HeapState) -> Callable[[int], bool]:
+    """Whether an address lies outside every stretch of heap the focused walk covered: a list
+    may run through chunks there, which are unknown rather than forged."""
+    spans = sorted((s.addrs[0], s.addrs[-1] + (s.raws[-1] & ~SIZE_BITS))
+                   for a in state.arenas for s in a.heaps if len(s))
+    starts = [lo for lo, _ in spans]
+
+    def unwalked(p: int) -> bool:
+        i = bisect_right(starts, p) - 1
+        return i < 0 or p >= spans[i][1]
+    return unwalked
 
 
 def _sizes_around(state: HeapState, focus: int) -> Tuple[List[int], List[int]]:
@@ -690,7 +709,8 @@ def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
         a.heaps.append(seg)
 
 
-def _assign_states(state: HeapState, problems: List[Problem]) -> None:
+def _assign_states(state: HeapState, problems: List[Problem],
+                   unwalked: Optional[Callable[[int], bool]] = None) -> None:
     lists: List[Tuple[BinList, Optional[int]]] = []
     for t in state.tcache.values():
         lists.extend((b, None) for b in t.bins)  # a thread may cache any arena's chunks
@@ -707,6 +727,8 @@ def _assign_states(state: HeapState, problems: List[Problem]) -> None:
                 seg = state.segment_at(addr)
                 i = seg.index_of(addr) if seg is not None else -1
             if i < 0:
+                if unwalked is not None and unwalked(addr):
+                    continue  # a focused model did not walk there: unknown, not wrong
                 problems.append(Problem(addr, "%s holds %#x, which is not the start of any chunk "
                                               "the heap walk found" % (b.label, addr)))
                 continue

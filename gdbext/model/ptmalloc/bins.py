@@ -54,15 +54,19 @@ OFF_WALK_MAX = 256
 
 class Steps:
     """A step bound shared by all list walks of one analysis, and how to tell whether an
-    address is the start of a chunk the heap walk found (for the off-walk bound)."""
+    address is the start of a chunk the heap walk found (for the off-walk bound).  unwalked:
+    addresses the heap walk did not reach (a model of one chunk walks part of one heap), where
+    a list's chunk is neither known nor off the walk."""
 
-    __slots__ = ("left", "per_list", "is_chunk")
+    __slots__ = ("left", "per_list", "is_chunk", "unwalked")
 
     def __init__(self, total: int, per_list: int,
-                 is_chunk: Optional[Callable[[int], bool]] = None):
+                 is_chunk: Optional[Callable[[int], bool]] = None,
+                 unwalked: Optional[Callable[[int], bool]] = None):
         self.left = total
         self.per_list = per_list
         self.is_chunk = is_chunk
+        self.unwalked = unwalked
 
 
 def _too_long(what: str, n: int, bound: int, at: int) -> str:
@@ -79,6 +83,8 @@ def _off_walk_cut(what: str, n: int, at: int) -> str:
 
 def _off_walk(steps: Steps, loc, locate, p: int) -> bool:
     """Whether p is not the start of a chunk the heap walk found."""
+    if steps.unwalked is not None and steps.unwalked(p):
+        return False
     if locate is not None:
         return loc is None
     return steps.is_chunk is not None and not steps.is_chunk(p)
