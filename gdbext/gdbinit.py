@@ -35,4 +35,4 @@ if not getattr(sys.modules.get("gdbext"), "_loaded", False):
     _load()
     import gdbext
 
-    gdbext._loaded = True
+    gdbext._loaded = True  # type: ignore[attr-defined]

@@ -56,7 +56,7 @@ def colour_enabled() -> bool:
     if mode == "on":
         return not os.environ.get("NO_COLOR")
     try:
-        tty = os.isatty(sys.__stdout__.fileno())
+        tty = os.isatty(sys.__stdout__.fileno())  # type: ignore[union-attr]
     except (AttributeError, ValueError, OSError):
         tty = False
     return style.colour_wanted(enabled, tty)

@@ -7,7 +7,7 @@ No gdb here: the target hands over register values and frames as plain data.
 import errno
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Deque, Dict, List, Optional, Tuple
 
 PAGE = 0x1000
 MAP_FIXED = 0x10
@@ -109,9 +109,10 @@ def decode_brk(requested: int, result: int, old: Optional[int]) -> Optional[BrkE
         if old is not None and old == result:
             return None
         delta = result - old if old is not None else None
-        lo, hi = (min(old, result), max(old, result)) if old is not None else (None, None)
-        return BrkEvent("brk", delta, "ok", old, result, lo, hi - lo if lo is not None else None,
-                        requested)
+        if old is None:
+            return BrkEvent("brk", None, "ok", old, result, None, None, requested)
+        lo, hi = min(old, result), max(old, result)
+        return BrkEvent("brk", delta, "ok", old, result, lo, hi - lo, requested)
     # The kernel answers a refused brk with the unchanged break.
     text = "ENOMEM" if requested > result else "refused"
     return BrkEvent("brk", 0, text, old if old is not None else result, result, None, 0, requested)
@@ -217,7 +218,7 @@ class BrkLog:
     """Events in order with their running totals; keeps the newest `limit` events."""
 
     def __init__(self, limit: int = 200000):
-        self.events = deque(maxlen=limit)
+        self.events: Deque[BrkEvent] = deque(maxlen=limit)
         self.limit = limit
         self.pid: Optional[int] = None
         self.start_brk: Optional[int] = None  # where the heap starts: totals are measured from it

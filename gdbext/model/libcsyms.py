@@ -101,6 +101,6 @@ def object_symbols(objmaps: List[Mapping], names: Iterable[str],
                 _TABLES.clear()
             _TABLES[key] = raw
     finally:
-        read.close()
+        read.close()  # type: ignore[attr-defined]
     syms = {name: (obj.bias + value, size) for name, (value, size) in raw.items()}
     return ObjectSymbols(path, static, obj.bias, [(m.start, m.end) for m in objmaps], syms), ""

@@ -17,7 +17,8 @@ IS_MMAPPED = 2
 
 def mmapped_chunks_in(mem: Memory, m: Mapping, limit: int = 4096) -> List[tuple]:
     """(chunk address, size) of the mmapped chunks laid end to end from the mapping's start."""
-    out, pos = [], m.start
+    out: list = []
+    pos = m.start
     while pos + 16 <= m.end and len(out) < limit:
         try:
             prev_size, size_field = struct.unpack("<QQ", mem.read(pos, 16))

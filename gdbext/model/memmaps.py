@@ -31,7 +31,8 @@ def link_map_entries(read_word: Callable[[int], Optional[int]],
                      read_string: Callable[[int], Optional[str]], r_debug: int) -> List[tuple]:
     """(l_addr, l_name) of each object in the loader's list, from r_debug.r_map on; bounded,
     and stopped at a loop or an unreadable entry."""
-    out, seen = [], set()
+    out: list = []
+    seen: set = set()
     node = read_word(r_debug + 8)  # r_version is an int, padded: r_map is the second word
     while node and node not in seen and len(out) < MAX_OBJECTS:
         seen.add(node)

@@ -217,7 +217,7 @@ def classify(mappings, facts: Optional[Facts] = None) -> "list[Region]":
 
     facts = facts or Facts()
     mappings = sorted(mappings, key=lambda m: m.start)
-    by_path = {}
+    by_path: dict = {}
     for obj in facts.objects:
         by_path.setdefault(obj.path, []).extend(Claim(s, e, k, lbl) for s, e, k, lbl in pieces(obj))
     object_paths = {m.path for m in mappings if m.executable and not m.anonymous}
@@ -269,7 +269,7 @@ def _overlap_sweep(claims):
 
 def _cut(m: Mapping, claims, default: str, facts: Facts):
     """Split one mapping at its claims; earlier claims win where claims overlap."""
-    pos, out = m.start, []
+    out: list = []
     thread = tid = None
     if default == "stack":
         thread, tid = facts.main_thread, facts.main_tid

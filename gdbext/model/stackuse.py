@@ -177,6 +177,7 @@ def _judge(row: StackRow, lowest_page, peak_known, describe_sp, page):
             row.warnings.append(f"SP {sp:#x} is on no known stack"
                                 + (f": it is in {where}" if where else ": it is in no mapping"))
         return
+    assert row.high is not None  # set together with row.low
     if peak_known:
         row.peak_used = row.high - lowest_page if lowest_page is not None else 0
     if sp is None:

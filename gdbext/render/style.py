@@ -25,7 +25,7 @@ TOKEN_PATHS = {
     "muted": "Comment",
 }
 
-_formatter_cache = {}
+_formatter_cache: dict = {}
 
 
 def colour_wanted(enabled_setting: bool, is_tty: bool) -> bool:

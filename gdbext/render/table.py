@@ -29,8 +29,8 @@ class Table:
             for i, (text, _) in enumerate(row):
                 if i < len(widths):
                     widths[i] = max(widths[i], len(text))
-        out = []
-        header = []
+        out: List[List[Tuple[str, Optional[str]]]] = []
+        header: List[Tuple[str, Optional[str]]] = []
         for i, h in enumerate(self.headers):
             last = i == len(widths) - 1
             header.append((h if last and self.align[i] == "l" else self._pad(h, widths[i], i), "header"))
@@ -38,7 +38,7 @@ class Table:
                 header.append(("  ", None))
         out.append(header)
         for row in self.rows:
-            line = []
+            line: List[Tuple[str, Optional[str]]] = []
             for i, (text, token) in enumerate(row):
                 last = i == len(row) - 1
                 padded = text if (last and self.align[i] == "l") else self._pad(text, widths[i], i)

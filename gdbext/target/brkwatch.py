@@ -829,7 +829,9 @@ class Watcher:
         return any(lo <= pc < hi for lo, hi in lib.ranges)
 
     def _context(self, ev: M.BrkEvent, f):
-        via, alloc_frame, n, libc_frames = [], None, 0, []
+        via: list = []
+        libc_frames: list = []
+        alloc_frame, n = None, 0
         while f is not None and n < MAX_LIBC_FRAMES:
             pc = f.pc()
             if not self._in_libc(f, pc):
@@ -849,7 +851,8 @@ class Watcher:
         if f is not None and n < MAX_LIBC_FRAMES and f.pc() >= 0x10000:  # not past the outermost
             ev.caller = _describe(f)
             if self.options.bt:
-                bt, g = [], f
+                bt: list = []
+                g = f
                 while g is not None and len(bt) < self.options.bt:
                     bt.append(_describe(g))
                     try:
@@ -1008,8 +1011,8 @@ _INNER_REQUEST = {"malloc": ("_int_malloc", "bytes"), "calloc": ("_int_malloc", 
 
 def _alloc_request(frame, libc_frames=()) -> dict:
     name = M.alloc_name(frame.name())
-    out = {"function": name, "size": None}
-    names = _ALLOC_ARGS.get(name)
+    out: Dict[str, object] = {"function": name, "size": None}
+    names = _ALLOC_ARGS.get(name) if name else None
     if names:
         vals = _read_ints(frame, names)
         if vals is None and name in _INNER_REQUEST:

@@ -124,7 +124,8 @@ def brk_heap(target, probe: _Probe, objects: List[Mapping]) -> List[Mapping]:
             return None
 
     lib, _ = libc_symbols(objects, ("__curbrk",), read, local=True)
-    cur = probe.word(lib.address("__curbrk")) if lib is not None and lib.address("__curbrk") else None
+    curbrk = lib.address("__curbrk") if lib is not None else None
+    cur = probe.word(curbrk) if curbrk else None
     main = gdb.selected_inferior().progspace.filename
     main = os.path.realpath(main) if main else None
     exe_end = max((m.end for m in objects if main and m.path == main), default=None)

@@ -6,7 +6,7 @@ from ..model.memory import MemoryReadError
 
 BLOCK = 1 << 16
 _generation = 0
-_cache = {}  # (inferior num, block address) -> bytes, or None for unreadable
+_cache: dict = {}  # (inferior num, block address) -> bytes, or None for unreadable
 
 
 def _invalidate(*_args) -> None:

@@ -84,13 +84,13 @@ def stack_rows(target: Target, wanted=None) -> List[StackRow]:
     unreadable_maps = maps_unreadable(target)
     rows = []
     for t in threads:
-        b = bounds.get(t.num)
-        rows.append(stack_row(t.num, t.tid, t.name, t.sp, b, t.frames, t.function,
+        tb = bounds.get(t.num)
+        rows.append(stack_row(t.num, t.tid, t.name, t.sp, tb, t.frames, t.function,
                               extents.get(t.num), lowest.get(t.num), peak_known.get(t.num, False),
                               describe))
         if rlimit_unknown and t.num in extents:
             rows[-1].warnings.append(f"RLIMIT_STACK unknown: {rlimit_unknown}")
-        if b is None and unreadable_maps:
+        if tb is None and unreadable_maps:
             rows[-1].warnings[:] = ["stack bounds unknown: the memory map is unreadable and "
                                     "libc's debug types are not loaded"]
     return rows

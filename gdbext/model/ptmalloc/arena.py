@@ -70,7 +70,8 @@ def read_arena(mem, layout: Layout, address: int) -> ArenaHeader:
 def arena_chain(mem, layout: Layout, main_arena: int, problems: List[Problem],
                 limit: int = MAX_ARENAS) -> List[ArenaHeader]:
     """main_arena and every arena its `next` list reaches before returning to it."""
-    out, seen = [], set()
+    out: list = []
+    seen: set = set()
     addr = main_arena
     while True:
         if addr in seen:

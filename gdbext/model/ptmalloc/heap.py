@@ -10,7 +10,7 @@ from array import array
 from bisect import bisect_right
 from itertools import compress, repeat
 from operator import add, and_, lshift, not_
-from typing import Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..memory import MemoryReadError
 from .arena import HeapInfo
@@ -70,8 +70,8 @@ class HeapSegment:
         self.prev_free = array("Q")  # indices i whose PREV_INUSE is clear (chunk i-1 is free)
         self.fds = array(code)
         self.bks = array(code)
-        self.unread = set()
-        self._sample = (0, [])  # (len(addrs), every SAMPLE-th address) for quick look-ups
+        self.unread: set = set()
+        self._sample: Tuple[int, list] = (0, [])  # (len(addrs), every SAMPLE-th address) for quick look-ups
 
     def __len__(self) -> int:
         return len(self.addrs)
@@ -186,7 +186,7 @@ def walk(mem, reader: Reader, seg: HeapSegment, top: Optional[int], problems: Li
     idxs: List[int] = []  # word indices of the chunks recorded from the current block
     idx_append = idxs.append
     blk_base = blk_end = nwords = istop = ilim = hstop = 0
-    words = None
+    words: Any = None
     n = len(addrs)  # index of the first chunk of `idxs` in the segment
 
     def flush():
@@ -301,7 +301,7 @@ def _read_block(mem, pos: int, limit: int, code: str, ssz: int):
             data = mem.read(pos, n)
             if len(data) != n:
                 raise MemoryReadError(pos, n, "short read")
-            return pos, memoryview(data).cast(code)
+            return pos, memoryview(data).cast(code)  # type: ignore[call-overload]
         except MemoryReadError:
             if n <= 2 * ssz:
                 return None

@@ -150,7 +150,7 @@ class Layout:
         """
         if pointer_size not in (4, 8):
             raise ValueError("pointer_size must be 4 or 8")
-        v = tuple(version[:2]) if version else NEWEST
+        v: Tuple[int, int] = (version[0], version[1]) if version else NEWEST
         v = max(OLDEST, min(NEWEST, v))
         p = pointer_size
         sz = p  # INTERNAL_SIZE_T is size_t on Linux
@@ -250,7 +250,7 @@ class Layout:
         found = [s for s in (ms, mp, hi, tc, te) if s is not None]
         if not found:
             return base
-        changes = {"source": "debug types" if len(found) == 5 else "debug types + version table"}
+        changes: Dict[str, object] = {"source": "debug types" if len(found) == 5 else "debug types + version table"}
         p = pointer_size
         if ms is not None:
             changes["malloc_state"] = ms
@@ -280,7 +280,7 @@ class Layout:
                 changes["tcache_key"] = "none"
             elif base.tcache_key == "none":
                 changes["tcache_key"] = "pointer"
-        return replace(base, **changes)
+        return replace(base, **changes)  # type: ignore[arg-type]
 
 
 def _nfastbins(size_sz: int, align: int, minsize: int) -> int:

@@ -24,7 +24,7 @@ class Found(NamedTuple):
 def _words(data: bytes, size: int):
     code = "Q" if size == 8 else "I"
     usable = len(data) - len(data) % size
-    return memoryview(data[:usable]).cast(code)
+    return memoryview(data[:usable]).cast(code)  # type: ignore[call-overload]
 
 
 def _in(ranges: Sequence[Range], a: int) -> bool:
@@ -260,6 +260,7 @@ def find_tcache(mem, layout: Layout, first_chunk: int, heap: Range) -> Optional[
 
 def _tcache_entries(L: Layout, data: bytes) -> List[int]:
     st, p = L.tcache_perthread, L.pointer_size
+    assert st is not None  # callers look for a tcache only where the layout has one
     e_off = st.offset("entries")
     return [int.from_bytes(data[e_off + i * p:e_off + (i + 1) * p], "little")
             for i in range(L.tcache_max_bins)]

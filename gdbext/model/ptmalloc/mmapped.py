@@ -154,7 +154,7 @@ def chunks_in_mapping(mem, L: Layout, m: Mapping, pagesize: int = 4096,
 
 def _chain(mem, L: Layout, pos: int, end: int, pagesize: int, limit: int) -> List[MmappedChunk]:
     """The mmapped chunks laid end to end from `pos`, none past `end`."""
-    out = []
+    out: List[MmappedChunk] = []
     while len(out) < limit:
         if not _starts_like_mmapped(mem, L, pos + _misalign_correction(L, pos)):
             break

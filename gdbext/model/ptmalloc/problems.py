@@ -35,7 +35,7 @@ def fold_problems(problems: Iterable[Problem], keep: int) -> List[Tuple[Problem,
         g[2] += 1
         g[3] = min(g[3], p.address)
         g[4] = max(g[4], p.address)
-    out = []
+    out: list = []
     for key in order:
         shown, first, count, lo, hi = groups[key]
         out.extend((p, 0, 0, 0) for p in shown)

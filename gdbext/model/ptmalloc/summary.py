@@ -66,11 +66,11 @@ def compute_mallinfo2(state) -> Mallinfo2:
 
 class SizeGroup(NamedTuple):
     kind: str  # "fast", "bin" or "unsorted"
-    index: int  # fastbin index, or bin index (1 = unsorted)
+    index: int  # type: ignore[assignment]  # fastbin index, or bin index (1 = unsorted)
     frm: int
     to: int
     total: int
-    count: int
+    count: int  # type: ignore[assignment]  # (the names shadow tuple methods)
 
 
 class ArenaInfo(NamedTuple):
