@@ -5,7 +5,7 @@ provides a gdb-backed Memory, tests a BytesMemory built from recorded or synthet
 """
 
 from bisect import bisect_right
-from typing import Dict, Iterable, List, Optional, Protocol, Tuple
+from typing import Iterable, List, Optional, Protocol, Tuple
 
 
 class MemoryReadError(Exception):

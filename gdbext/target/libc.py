@@ -4,7 +4,6 @@ import os
 import re
 from typing import Optional, Tuple
 
-import gdb
 
 from ..model.libcsyms import libc_symbols
 from ..model.libcversion import looks_like_libc, version_from_bare_string, version_from_bytes

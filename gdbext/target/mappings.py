@@ -15,7 +15,7 @@ from .process import Target, cached
 
 def _read_text(path: str) -> Optional[str]:
     try:
-        with open(path, "r", errors="replace") as f:
+        with open(path, errors="replace") as f:
             return f.read()
     except OSError:
         return None
@@ -210,7 +210,7 @@ def remote_file(path: str) -> str:
                 raise UserError(f"cannot fetch {path}: the temporary directory {d!r} holds a "
                                 f"newline")
             gdb.execute(f"remote get {gdb_argv_word(path)} {gdb_argv_word(local)}", to_string=True)
-            with open(local, "r", errors="replace") as f:
+            with open(local, errors="replace") as f:
                 return f.read()
     except (gdb.error, OSError) as e:
         raise UserError(f"cannot fetch {path} from the remote system ({e})") from None

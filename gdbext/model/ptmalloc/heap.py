@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..memory import MemoryReadError
 from .arena import HeapInfo
-from .chunks import (CORRUPT, FENCEPOST, SIZE_BITS, TOP, USED, Chunk, Problem)
+from .chunks import (CORRUPT, FENCEPOST, SIZE_BITS, TOP, Chunk, Problem)
 from .layout import Layout
 from .reader import Reader
 

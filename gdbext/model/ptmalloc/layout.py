@@ -304,9 +304,9 @@ def _infer_version(ms, mp, hi, tc, te) -> Optional[Tuple[int, int]]:
         return (2, 41)  # 2.35..2.41 share every layout but global_max_fast's width
     if te is not None and not te.has("key"):
         return (2, 28)
-    if tc is not None and tc.has("counts") and tc.has("entries"):
-        if tc.size("counts") * 8 == tc.size("entries") or tc.size("counts") * 4 == tc.size("entries"):
-            return (2, 29)  # char counts: 2.26..2.29
+    if tc is not None and tc.has("counts") and tc.has("entries") and \
+            tc.size("entries") in (tc.size("counts") * 8, tc.size("counts") * 4):
+        return (2, 29)  # char counts: 2.26..2.29
     if hi is not None and not hi.has("pagesize"):
         return (2, 34)  # 2.30..2.34: a guess; safe-linking (2.32) cannot be told from types
     if ms is not None and not ms.has("have_fastchunks"):
