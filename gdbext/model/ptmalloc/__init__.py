@@ -25,7 +25,8 @@ top, mmapped, corrupt, fencepost (the markers that end a heap an arena outgrew, 
 non-contiguous main heap).  Free states come from bin membership, not from PREV_INUSE;
 Chunk.bin names the list: "tcache[thread <n>][<i>]" (a thread number label; other labels
 verbatim), "fastbin[i]", "unsorted", "smallbin[i]", "largebin[i]".  analyze() raises only
-PtmallocError (main_arena unreadable); everything else that is wrong is a Problem at the address holding the bad value, and the walk goes on past it.
+PtmallocError (main_arena unreadable); everything else that is wrong is a Problem at the
+address holding the bad value, and the walk goes on past it.
 Without symbols, locate.find_main_arena / find_mp / find_tcache / find_tcache_chunks find the
 structures by their shape and say how (Found(address, how)).
 """
