@@ -165,3 +165,35 @@ def tcache_index(layout: Layout, size: int) -> int:
 def _clz32(x: int) -> int:
     x &= 0xFFFFFFFF
     return 32 - x.bit_length()
+
+
+def bin_chunk_size(layout: Layout, kind: str, index: int) -> Optional[int]:
+    """The chunk size a bin holds (the smallest, for a large bin): the inverse of the index
+    functions above; None for the unsorted bin, which holds any size."""
+    L = layout
+    if kind == "tcache":
+        return L.minsize + index * L.malloc_alignment
+    if kind == "fastbin":
+        return (index + 2) * 2 * L.size_sz
+    if kind == "smallbin":
+        return (index - L.smallbin_correction) * L.smallbin_width
+    if kind == "largebin":
+        # largebin_index grows with the size: the smallest aligned size that reaches `index`.
+        lo, hi = L.min_large_size // L.malloc_alignment, (1 << 44) // L.malloc_alignment
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if largebin_index(L, mid * L.malloc_alignment) >= index:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo * L.malloc_alignment
+    return None
+
+
+def largebin_max_size(layout: Layout, index: int) -> Optional[int]:
+    """The largest chunk size large bin `index` holds; None for the last, which has no bound."""
+    if index >= 126:
+        return None
+    upper = bin_chunk_size(layout, "largebin", index + 1)
+    assert upper is not None
+    return upper - layout.malloc_alignment
