@@ -5,8 +5,7 @@ from ..render.table import Table
 from ..target.process import Target
 from .base import GdbextCommand
 from .edge import heap_view, target_json
-from .heapchunks import problems
-from .heapcommon import arena_name, print_header, problems_json
+from .heapbase import arena_name, print_header, problems, problems_json
 
 MP_SHOWN = ("mmap_threshold", "trim_threshold", "top_pad", "n_mmaps", "n_mmaps_max", "max_n_mmaps",
             "mmapped_mem", "max_mmapped_mem", "no_dyn_threshold", "arena_test", "arena_max",

@@ -9,6 +9,7 @@ import gdb
 
 from ..render import style
 from ..render.escape import printable
+from ..render.table import Table
 from ..target.errors import UserError
 
 
@@ -86,6 +87,17 @@ class Output:
     def write(self, text: str):
         """Raw text, for a document written in pieces."""
         gdb.write(text)
+
+    def emit(self, items):
+        """A view's output items (gdbext/views): a line as (text, token) pieces, a Table, or
+        raw text already laid out (a document or a fast table, written in pieces)."""
+        for item in items:
+            if isinstance(item, str):
+                gdb.write(item)
+            elif isinstance(item, Table):
+                self.table(item)
+            else:
+                self.line(item)
 
 
 class GdbextCommand(gdb.Command):

@@ -1,9 +1,10 @@
 """threadstacks: every thread's stack, how much of it is in use, and how deep it has been."""
 
-from ..render import fmt, jsonout
-from ..render.table import Table
+from ..render import jsonout
 from ..target.errors import UserError
 from ..target.process import Target
+from ..views import threadstacks as stacks_views
+from ..views.threadstacks import no_threads_text, short as _short
 from .base import GdbextCommand
 from .edge import target_json, stack_rows
 
@@ -49,33 +50,6 @@ def parse_thread_list(words) -> ThreadSelection:
     return ThreadSelection(ranges, names)
 
 
-MAX_NAMED = 8  # unmatched numbers named in one line; the rest are counted
-
-
-def _short(word: str, limit: int = 40) -> str:
-    return word if len(word) <= limit else word[:limit] + "..."
-
-
-def no_threads_text(unmatched) -> str:
-    """'no thread 9' / 'no threads 2-100000, 7': one short line, however many were asked for."""
-    plural = len(unmatched) > 1 or "-" in unmatched[0]
-    shown = ", ".join(_short(w) for w in unmatched[:MAX_NAMED])
-    more = f" and {len(unmatched) - MAX_NAMED} more" if len(unmatched) > MAX_NAMED else ""
-    return f"no thread{'s' if plural else ''} {shown}{more}"
-
-
-def _guard(row) -> str:
-    if row.guard_low is None:
-        return "-"
-    return f"{fmt.address(row.guard_low)} {fmt.human(row.guard_size)}"
-
-
-def _stack(row) -> str:
-    if row.low is None:
-        return "-"
-    return f"{fmt.address(row.low)}-{fmt.address(row.high)}"
-
-
 class ThreadStacks(GdbextCommand):
     name = "threadstacks"
     summary = "Show each thread's stack: bounds, guard, SP, bytes in use and peak use."
@@ -102,39 +76,11 @@ class ThreadStacks(GdbextCommand):
             raise UserError(no_threads_text(unmatched) + "; 'info threads' lists them")
         if args.json:
             out.json(jsonout.document("threadstacks", target_json(target),
-                                      threads=[r.to_json() for r in rows],
-                                      not_found=unmatched,
-                                      warnings=[f"thread {r.num}: {w}" for r in rows
-                                                for w in r.warnings]))
+                                      **stacks_views.document_body(rows, unmatched)))
             return
         if not rows:
             raise UserError("the process has no threads gdb can see")
-        t = Table(["#", "tid", "name", "stack [low, high)", "size", "guard", "sp", "used", "use",
-                   "peak", "frames", "function"], "rrllrlllrrrl")
-        for r in rows:
-            tok = "warning" if r.warnings else "automatic"
-            peak = fmt.human(r.peak_used) if r.peak_used is not None else ("?" if r.low is not None else "-")
-            t.add((str(r.num), tok), r.tid, r.name or "-", (_stack(r), "address"),
-                  fmt.human(r.size) if r.size is not None else "-", _guard(r),
-                  fmt.address(r.sp) if r.sp is not None else "-",
-                  fmt.human(r.used) if r.used is not None else "-",
-                  (fmt.percent(r.used, r.size), tok) if r.used is not None else "-",
-                  peak, r.frames if r.frames is not None else "-", r.function or "??")
-        out.table(t)
-        for r in rows:
-            if r.main and r.limit is not None:
-                lim = "unlimited" if r.limit < 0 else fmt.human(r.limit)
-                out.line(f"thread {r.num} is the main thread: [stack] is mapped from "
-                         f"{fmt.address(r.mapped_low)} and may grow to {fmt.address(r.low)} "
-                         f"(RLIMIT_STACK {lim})")
-            elif r.main:
-                out.line(f"thread {r.num} is the main thread: RLIMIT_STACK unknown, size is the "
-                         f"[stack] mapping as now")
-        for r in rows:
-            for w in r.warnings:
-                out.line([("warning: ", "warning"), (f"thread {r.num}: {w}", None)])
-        if unmatched:
-            out.line(f"threadstacks: {no_threads_text(unmatched)}")
+        out.emit(stacks_views.table(rows, unmatched))
 
 
 COMMANDS = (ThreadStacks,)

@@ -1,0 +1,107 @@
+"""bins' document and text: every non-empty free list, each thread's tcache then each arena's
+fast, unsorted, small and large bins, in list order."""
+
+from typing import Iterator, List
+
+from ..model.ptmalloc.chunks import bin_chunk_size, largebin_max_size
+from ..render import fmt
+from . import Item, line
+from .heap import arena_name, header_items
+from .problems import problem_items, problems_json
+
+KINDS = ("tcache", "fast", "unsorted", "small", "large")
+SHOWN_PER_BIN = 32  # chunks listed per bin in the table; JSON lists them all
+_ARENA_KEYS = (("fast", "fastbins"), ("unsorted", "unsorted"), ("small", "smallbins"),
+               ("large", "largebins"))
+
+
+def bin_json(layout, b) -> dict:
+    """One free list: its chunks in list order, their sizes, the size it holds."""
+    d = {"index": b.index, "label": b.label, "size": bin_chunk_size(layout, b.kind, b.index),
+         "count": b.count if b.count is not None else len(b.chunks), "length": len(b.chunks),
+         "chunks": list(b.chunks), "sizes": [s & ~7 for s in b.sizes], "complete": b.complete}
+    if b.kind in ("tcache", "fastbin"):
+        d["raw_links"] = list(b.raw_links)
+    if b.kind == "largebin":
+        d["max_size"] = largebin_max_size(layout, b.index)
+    return d
+
+
+def arena_lists(a, kind: str) -> list:
+    """An arena's lists of one kind ("fast", "unsorted", "small", "large"), in index order."""
+    if kind == "fast":
+        return list(a.fastbins)
+    if kind == "unsorted":
+        return [a.unsorted] if a.unsorted is not None else []
+    if kind == "small":
+        return [a.smallbins[i] for i in sorted(a.smallbins)]
+    return [a.largebins[i] for i in sorted(a.largebins)]
+
+
+def document_body(heap, tcaches, arenas, kinds) -> dict:
+    """The --json keys after the target's: tcache, arenas, the per-arena lists again at the
+    top level (each with its arena), heap and problems."""
+    L = heap.layout
+    doc: dict = {"tcache": [], "arenas": []}
+    if "tcache" in kinds:
+        doc["tcache"] = [{"thread": t.label, "address": t.address,
+                          "bins": [bin_json(L, b) for b in t.bins if len(b) or b.count]}
+                         for t in tcaches]
+    for a in arenas:
+        entry = {"address": a.address, "number": heap.arena_number(a.address), "main": a.main}
+        for k, key in _ARENA_KEYS:
+            if k in kinds:
+                entry[key] = [bin_json(L, b) for b in arena_lists(a, k) if len(b)]
+        doc["arenas"].append(entry)
+    # Top-level per-arena lists too, as the contract names them (main arena first).
+    for _, key in _ARENA_KEYS:
+        doc[key] = [dict(b, arena=e["address"]) for e in doc["arenas"] for b in e.get(key, [])]
+    return {"heap": heap.header(), "problems": problems_json(heap.state.problems), **doc}
+
+
+def text(heap, tcaches, arenas, kinds) -> Iterator[Item]:
+    """The lists, one line each, a title per tcache and arena, then the problems."""
+    state, L = heap.state, heap.layout
+    yield from header_items(heap)
+    shown = 0
+    if "tcache" in kinds:
+        if not L.has_tcache:
+            yield line("this glibc has no tcache")
+        for t in tcaches:
+            lists = [b for b in t.bins if len(b) or b.count]
+            owner = f"thread {t.label}" if isinstance(t.label, int) else str(t.label)
+            yield line(f"tcache of {owner} at {fmt.address(t.address)}: "
+                       f"{fmt.plural(sum(len(b) for b in lists), 'chunk')}", "title")
+            yield from list_lines(L, lists)
+            shown += len(lists)
+    for a in arenas:
+        lists = [b for k in kinds if k != "tcache" for b in arena_lists(a, k) if len(b)]
+        if not lists and not any(k != "tcache" for k in kinds):
+            continue
+        yield line(f"{arena_name(heap, a)}: {fmt.plural(sum(len(b) for b in lists), 'free chunk')}"
+                   f" in bins", "title")
+        yield from list_lines(L, lists)
+        shown += len(lists)
+    if not shown and "tcache" in kinds and L.has_tcache and not state.tcache \
+            and heap.found.get("tcache", "").startswith("not found"):
+        yield line("no free chunk in the arenas' bins, and no thread's tcache was found: "
+                   "chunks freed to a tcache show as used")
+    elif not shown:
+        yield line("all bins are empty")
+    yield from problem_items(state.problems)
+
+
+def list_lines(layout, lists) -> List[Item]:
+    """One line per list: its label, the size it holds, its count, its first chunks."""
+    out: List[Item] = []
+    for b in lists:
+        size = bin_chunk_size(layout, b.kind, b.index)
+        label = f"tcache[{b.index}]" if b.kind == "tcache" else b.label
+        what = "" if size is None else (f" size {size:#x}" + ("+" if b.kind == "largebin" else ""))
+        count = f"count {b.count}, " if b.count is not None else ""
+        chain = " -> ".join(fmt.address(c) for c in b.chunks[:SHOWN_PER_BIN])
+        more = f" -> ... ({len(b.chunks) - SHOWN_PER_BIN} more)" if len(b.chunks) > SHOWN_PER_BIN else ""
+        end = "" if b.complete else "  [walk stopped: see problems]"
+        out.append([(f"  {label}", "free"), (f"{what}: {count}{fmt.plural(len(b.chunks), 'chunk')}: ", None),
+                    (chain + more, "address"), (end, "warning")])
+    return out

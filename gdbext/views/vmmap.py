@@ -1,0 +1,100 @@
+"""vmmap's documents and tables: the regions, their totals per kind and class, and the region
+that holds one address (or its neighbours when none does)."""
+
+from typing import Iterator, List, Optional
+
+from ..model.regions import CLASSES, KINDS
+from ..render import fmt
+from ..render.table import Table
+from . import Item, line
+
+
+def region_json(r) -> dict:
+    return {"start": r.start, "end": r.end, "size": r.size, "perms": r.perms, "offset": r.offset,
+            "path": r.path or None, "kind": r.kind, "class": r.cls, "label": r.label or None,
+            "thread": r.thread, "tid": r.tid}
+
+
+def region_name(r) -> str:
+    parts = []
+    if r.path:
+        parts.append(r.path)
+    if r.label:
+        parts.append(f"({r.label})")
+    if r.thread is not None:
+        parts.append(f"thread {r.thread} (tid {r.tid})")
+    return " ".join(parts)
+
+
+def summary(regs, rss: Optional[dict]) -> dict:
+    """Size, resident bytes and count per kind, per class and in all; `rss` maps a mapping's
+    start to its resident bytes (None: unknown), shared among the regions cut from it by size."""
+    kinds: dict = {}
+    classes: dict = {}
+    total: dict = {"size": 0, "resident": 0 if rss is not None else None, "count": 0}
+    for r in regs:
+        res = None
+        if rss is not None:
+            whole = rss.get(r.mapping.start, 0)
+            res = whole * r.size // max(1, r.mapping.size)
+        for table, key in ((kinds, r.kind), (classes, r.cls)):
+            e = table.setdefault(key, {"size": 0, "resident": 0 if rss is not None else None, "count": 0})
+            e["size"] += r.size
+            e["count"] += 1
+            if res is not None:
+                e["resident"] += res
+        total["size"] += r.size
+        total["count"] += 1
+        if res is not None:
+            total["resident"] += res
+    return {"kinds": kinds, "classes": classes, "total": total}
+
+
+def regions_table(regs) -> Table:
+    t = Table(["start", "end", "size", "perms", "offset", "kind", "path / label"], "lllllll")
+    for r in regs:
+        tok = r.cls
+        t.add((fmt.address(r.start), tok), (fmt.address(r.end), tok), fmt.size(r.size), r.perms,
+              f"{r.offset:#x}", (r.kind, tok), region_name(r))
+    return t
+
+
+def summary_items(s: dict) -> Iterator[Item]:
+    """The totals by kind, then by class, then why resident sizes are unknown (when they are)."""
+    for title, table, keys in (("by kind", s["kinds"], KINDS), ("by class", s["classes"], CLASSES)):
+        t = Table([title, "regions", "size", "resident"], "lrrr")
+        for k in keys:
+            if k in table:
+                e = table[k]
+                t.add(k, e["count"], fmt.size(e["size"]),
+                      fmt.size(e["resident"]) if e["resident"] is not None else "-")
+        tot = s["total"]
+        t.add(("total", "title"), tot["count"], fmt.size(tot["size"]),
+              fmt.size(tot["resident"]) if tot["resident"] is not None else "-")
+        yield t
+        yield line("")
+    if s.get("resident_unknown"):
+        yield [("resident sizes unknown: " + s["resident_unknown"], "warning")]
+
+
+def address_body(address: int, r, below, above) -> dict:
+    """The --json keys for one address: the region holding it, or the regions either side."""
+    return {"address": address, "region": region_json(r) if r else None,
+            "offset": address - r.start if r else None,
+            "below": dict(region_json(below), distance=address - below.end) if below else None,
+            "above": dict(region_json(above), distance=above.start - address) if above else None}
+
+
+def address_items(address: int, r, below, above) -> List[Item]:
+    if r:
+        return [regions_table([r]),
+                line(f"{fmt.address(address)} is {address - r.start:#x} ({address - r.start}) "
+                     f"bytes into the {r.describe()}")]
+    out: List[Item] = [line(f"{fmt.address(address)} is not mapped.")]
+    if below:
+        out.append(line(f"  {address - below.end:#x} bytes past the end of {below.describe()} "
+                        f"[{fmt.address(below.start)}, {fmt.address(below.end)})"))
+    if above:
+        out.append(line(f"  {above.start - address:#x} bytes below the start of {above.describe()} "
+                        f"[{fmt.address(above.start)}, {fmt.address(above.end)})"))
+    return out
