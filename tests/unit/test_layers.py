@@ -8,7 +8,7 @@ import pytest
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                     "gdbext")
-GDB_FREE = ("model", "render")
+GDB_FREE = ("model", "render", "views")
 
 
 def _modules():

@@ -1,0 +1,331 @@
+"""The views without gdb: documents and tables built from model objects (a real glibc 2.36
+process's heap image, the heap builder's synthetic heaps) and plain records (regions, stack
+rows), checked against what the model and the bytes say."""
+
+import json
+import os
+import sys
+
+import pytest
+
+from gdbext.model.ptmalloc import Layout, Problem
+from gdbext.model.ptmalloc.chunks import (STATES, bin_chunk_size, fastbin_index, largebin_index,
+                                          largebin_max_size, reveal_ptr, smallbin_index,
+                                          tcache_index)
+from gdbext.model.regions import Claim, Facts, Mapping, classify, neighbours, region_at
+from gdbext.model.stackuse import StackRow
+from gdbext.render.fmt import address as A
+from gdbext.views import plain_text
+from gdbext.views import bins as bins_views
+from gdbext.views import chunk as chunk_views
+from gdbext.views import heapchunks as chunks_views
+from gdbext.views import threadstacks as stacks_views
+from gdbext.views import vmmap as vmmap_views
+from gdbext.views.heap import arena_listing_json, chunk_json, chunk_row_json, header_lines
+from gdbext.views.problems import (LISTED_PER_CAUSE, SHOWN_PER_CAUSE, problem_items,
+                                   problems_json)
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_ptmalloc_builder import standard_heap  # noqa: E402
+from test_ptmalloc_real import run  # noqa: E402
+
+TARGET = {"pid": 1, "kind": "live", "glibc": "2.36", "symbols": True}
+
+
+class Heap:
+    """What target.heap.heap_view returns, for a model built here: the view's plain fields."""
+
+    def __init__(self, state, thread_arena=None, found=None, symbols=True):
+        self.state, self.layout = state, state.layout
+        self.version = tuple(state.layout.version)
+        self.symbols = symbols
+        self.found = found if found is not None else {"layout": "debug types",
+                                                      "main_arena": "symbol", "mp_": "symbol"}
+        self.thread_arena = thread_arena or {}
+
+    def arena_number(self, address):
+        return next((i for i, a in enumerate(self.state.arenas) if a.address == address), None)
+
+    def threads_of(self, arena_address):
+        return sorted(t for t, a in self.thread_arena.items() if a == arena_address)
+
+    def header(self):
+        return {"glibc": "%d.%d" % self.version, "symbols": self.symbols, "found": dict(self.found)}
+
+
+@pytest.fixture(scope="module")
+def real():
+    doc, st = run(Layout.for_version((2, 36)))
+    main, thread = st.arenas
+    return doc, Heap(st, {1: main.address, 2: thread.address})
+
+
+def _streamed(heap, flt, with_mmapped=True):
+    return json.loads("".join(chunks_views.document(heap, TARGET, list(heap.state.arenas), flt,
+                                                    with_mmapped)))
+
+
+# ---- heapchunks ----
+
+def test_heapchunks_document_lists_every_chunk_as_the_model_has_it(real):
+    _, heap = real
+    st, hdr = heap.state, heap.layout.chunk_hdr_sz
+    doc = _streamed(heap, chunks_views.ChunkFilter())
+    assert doc["command"] == "heapchunks" and doc["target"] == TARGET
+    assert doc["mallinfo2"] == st.mallinfo2()._asdict() and doc["problems"] == []
+    assert [m["address"] for m in doc["mmapped"]] == [m.address for m in st.mmapped]
+    assert len(doc["arenas"]) == 2 and doc["arenas"][1]["threads"] == [2]
+    for a, d in zip(st.arenas, doc["arenas"]):
+        assert {k: v for k, v in d.items() if k != "chunks"} == json.loads(
+            json.dumps(arena_listing_json(heap, a)))
+        want = [chunk_row_json(addr, raw, STATES[s], seg.bins.get(i), hdr)
+                for seg in a.heaps for i, (addr, raw, s) in
+                enumerate(zip(seg.addrs, seg.raws, seg.states))]
+        assert d["chunks"] == want and len(want) == a.chunk_count
+        # the chunks in bins name them, as the free lists hold them
+        in_bins = {c["address"] for c in d["chunks"] if c["bin"] and c["state"] != "tcache"}
+        assert in_bins == {c for b in a.bin_lists() for c in b.chunks}
+
+
+def test_heapchunks_fast_and_general_paths_agree(real):
+    """The streamed document (templates) and the filtered one (one row at a time) are one
+    shape; so are the fast table (raw text) and the general one (Table)."""
+    _, heap = real
+    arenas = list(heap.state.arenas)
+    everything = chunks_views.ChunkFilter()
+    general = chunks_views.ChunkFilter(min_size=0)
+    assert _streamed(heap, everything) == _streamed(heap, general)
+    fast = list(chunks_views.table(heap, arenas, everything, True, colour=False))
+    slow = list(chunks_views.table(heap, arenas, general, True, colour=False))
+    assert any(isinstance(i, str) for i in fast) and not any(isinstance(i, str) for i in slow)
+    assert plain_text(fast) == plain_text(slow)
+    # with colour the fast path is not taken: the same text through Table
+    assert plain_text(chunks_views.table(heap, arenas, everything, True, colour=True)) == plain_text(slow)
+
+
+def test_heapchunks_filter_and_limit(real):
+    _, heap = real
+    st = heap.state
+    doc = _streamed(heap, chunks_views.ChunkFilter(states={"tcache"}, limit=5))
+    rows = [c for a in doc["arenas"] for c in a["chunks"]]
+    assert len(rows) == 5 and {c["state"] for c in rows} == {"tcache"} and doc["mmapped"] == []
+    big = chunks_views.ChunkFilter(min_size=0x1000)
+    doc = _streamed(heap, big)
+    assert all(c["size"] >= 0x1000 for a in doc["arenas"] for c in a["chunks"])
+    assert len(doc["mmapped"]) == len(st.mmapped)
+    text = plain_text(chunks_views.table(heap, list(st.arenas), chunks_views.ChunkFilter(limit=3),
+                                         True, colour=False))
+    total = sum(a.chunk_count for a in st.arenas) + len(st.mmapped)
+    assert f"... {total - 3} more chunks not shown (--limit 3)" in text
+    assert "mallinfo2: arena=%d " % st.mallinfo2().arena in text
+
+
+def test_heapchunks_table_names_arenas_heaps_and_totals(real):
+    _, heap = real
+    st = heap.state
+    text = plain_text(chunks_views.table(heap, list(st.arenas), chunks_views.ChunkFilter(), True,
+                                         colour=False))
+    main, thread = st.arenas
+    assert f"arena 0 (main_arena) at {A(main.address)}" in text
+    assert f"arena 1 (non-main) at {A(thread.address)}" in text
+    assert f"  {main.chunk_count} chunks; in use " in text
+    assert f"  {len(st.mmapped)} mmapped chunks, " in text
+    assert text.splitlines()[0] == "glibc 2.36, layout from debug types; libc debug symbols: yes"
+
+
+# ---- bins ----
+
+@pytest.mark.parametrize("version", [(2, 31), (2, 36), (2, 41)])
+def test_bin_chunk_size_inverts_the_index_functions(version):
+    L = Layout.for_version(version)
+    for i in range(1, 64):
+        size = bin_chunk_size(L, "smallbin", i)
+        if L.minsize <= size < L.min_large_size:
+            assert smallbin_index(L, size) == i
+    for i in range(64, 127):
+        lo = bin_chunk_size(L, "largebin", i)
+        assert largebin_index(L, lo) == i and largebin_index(L, lo - L.malloc_alignment) < i
+        hi = largebin_max_size(L, i)
+        if hi is not None:
+            assert largebin_index(L, hi) == i and largebin_index(L, hi + L.malloc_alignment) == i + 1
+    assert largebin_max_size(L, 126) is None
+    for i in range(10):
+        assert fastbin_index(L, bin_chunk_size(L, "fastbin", i)) == i
+        assert tcache_index(L, bin_chunk_size(L, "tcache", i)) == i
+    assert bin_chunk_size(L, "unsorted", 1) is None
+
+
+def test_bins_document_holds_every_list_in_order(real):
+    _, heap = real
+    st, L = heap.state, heap.layout
+    body = bins_views.document_body(heap, list(st.tcache.values()), list(st.arenas),
+                                    bins_views.KINDS)
+    assert [t["thread"] for t in body["tcache"]] == list(st.tcache)
+    for t, d in zip(st.tcache.values(), body["tcache"]):
+        want = [b for b in t.bins if len(b) or b.count]
+        assert [b["chunks"] for b in d["bins"]] == [list(b.chunks) for b in want]
+        for b in d["bins"]:
+            assert all(s == b["size"] for s in b["sizes"])  # a tcache bin holds one size
+            nexts = [reveal_ptr(c + L.chunk_hdr_sz, r) for c, r in zip(b["chunks"], b["raw_links"])]
+            assert nexts == [c + L.chunk_hdr_sz for c in b["chunks"][1:]] + [0]
+    for a, e in zip(st.arenas, body["arenas"]):
+        lists = e["fastbins"] + e["unsorted"] + e["smallbins"] + e["largebins"]
+        assert sum(b["length"] for b in lists) == sum(len(b) for b in a.bin_lists())
+        for b in e["smallbins"]:
+            assert set(b["sizes"]) == {b["size"]}
+        for b in e["largebins"]:
+            assert all(b["size"] <= s <= (b["max_size"] or s) for s in b["sizes"])
+    assert body["smallbins"] == [dict(b, arena=e["address"]) for e in body["arenas"]
+                                 for b in e["smallbins"]]
+
+
+def test_bins_text_one_line_per_list(real):
+    _, heap = real
+    st = heap.state
+    text = plain_text(bins_views.text(heap, list(st.tcache.values()), list(st.arenas),
+                                      bins_views.KINDS))
+    t1 = st.tcache[1]
+    first = next(b for b in t1.bins if len(b))
+    assert f"tcache of thread 1 at {A(t1.address)}: " in text
+    assert f"  tcache[{first.index}] size {bin_chunk_size(heap.layout, 'tcache', first.index):#x}: " \
+           f"count {first.count}, " in text
+    assert "arena 1 (non-main) at " in text and "all bins are empty" not in text
+    empty = plain_text(bins_views.text(heap, [], [], ["large"]))
+    assert "all bins are empty" in empty
+
+
+# ---- chunk ----
+
+def test_chunk_facts_decode_a_tcache_chunks_link(real):
+    _, heap = real
+    st, L = heap.state, heap.layout
+    thread, b = next((n, b) for n, t in st.tcache.items() for b in t.bins if len(b) >= 2)
+    c = st.chunk_at(b.chunks[0] + L.chunk_hdr_sz)
+    f = chunk_views.facts(heap, c)
+    assert f.tcache_thread == thread and f.links["next"] == b.chunks[1] + L.chunk_hdr_sz
+    assert f.links["next_raw"] != f.links["next"]  # safe-linking mangles it in 2.36
+    body = chunk_views.document_body(heap, f, c.address + 5)
+    d = body["chunk"]
+    arena = st.arenas[0 if thread == 1 else 1]
+    assert d["offset"] == 5 and d["tcache_thread"] == thread and d["arena"] == arena.address
+    assert {k: d[k] for k in chunk_json(c, L.chunk_hdr_sz)} == chunk_json(c, L.chunk_hdr_sz)
+    text = plain_text(chunk_views.text(heap, f, c.address + L.chunk_hdr_sz, "p"))
+    assert f"chunk {A(c.address)}  (p is its user address)" in text
+    assert f"(thread {thread}'s tcache)" in text and "(stored mangled: PROTECT_PTR)" in text
+    assert "no problem found in this chunk" in text
+
+
+def test_chunk_facts_of_a_free_list_chunk_and_an_mmapped_one(real):
+    _, heap = real
+    st, L = heap.state, heap.layout
+    a = st.arenas[0]
+    b = next(b for b in a.bin_lists() if len(b) >= 1)
+    f = chunk_views.facts(heap, st.chunk_at(b.chunks[0]))
+    assert set(f.links) >= {"fd", "bk"} and f.tcache_thread is None
+    mm = st.mmapped[0]
+    f = chunk_views.facts(heap, st.chunk_at(mm.address + L.chunk_hdr_sz))
+    d = chunk_views.document_body(heap, f, mm.address)["chunk"]
+    assert d["mapping_start"] == mm.mapping_start and d["heap"] is None and d["links"] == {}
+
+
+def test_chunk_in_no_chunk_names_the_heap_header(real):
+    _, heap = real
+    thread = heap.state.arenas[1]
+    seg = thread.heaps[0]
+    assert chunk_views.in_no_chunk(heap, seg.start).startswith(
+        f"the heap_info at the start of a heap of arena 1 (non-main) at {A(thread.address)}")
+    assert chunk_views.in_no_chunk(heap, thread.address).startswith("the malloc_state of arena 1")
+    assert chunk_views.in_no_chunk(heap, seg.first_chunk) is None
+
+
+# ---- problems ----
+
+def test_problems_fold_per_cause():
+    alike = [Problem(0x1000 + 0x10 * i, "bad size 0x%x" % i) for i in range(LISTED_PER_CAUSE + 5)]
+    other = [Problem(0x9000, "a loop in fastbin[1]")]
+    j = problems_json(alike + other)
+    assert len(j) == LISTED_PER_CAUSE + 2
+    folded = j[LISTED_PER_CAUSE]
+    assert folded["more"] == 5 and folded["last"] == alike[-1].address
+    assert j[-1] == {"address": 0x9000, "message": "a loop in fastbin[1]"}
+    lines = plain_text(problem_items(alike)).splitlines()
+    assert len(lines) == SHOWN_PER_CAUSE + 1
+    assert lines[-1].startswith(f"problem: {len(alike) - SHOWN_PER_CAUSE:,} more of this kind")
+
+
+def test_views_on_a_synthetic_heap_of_every_state():
+    b, c = standard_heap((2, 36))
+    st = b.analyze() if hasattr(b, "analyze") else None
+    if st is None:
+        pytest.skip("the builder has no analyze()")
+    heap = Heap(st, {1: st.arenas[0].address})
+    doc = _streamed(heap, chunks_views.ChunkFilter())
+    states = {r["address"]: r["state"] for a in doc["arenas"] for r in a["chunks"]}
+    assert states[c["large"]] == "largebin" and states[c["small"]] == "smallbin"
+    assert states[c["unsorted"]] == "unsorted" and states[c["tcache"][0]] == "tcache"
+    body = bins_views.document_body(heap, list(st.tcache.values()), list(st.arenas),
+                                    bins_views.KINDS)
+    assert body["largebins"][0]["chunks"] == [c["large"]]
+    assert "glibc 2.36" in header_lines(heap)[0]
+
+
+# ---- vmmap ----
+
+def _regions():
+    maps = [Mapping(0x400000, 0x401000, "r-xp", 0, "/bin/demo"),
+            Mapping(0x601000, 0x622000, "rw-p", 0, "[heap]"),
+            Mapping(0x7ffff0000000, 0x7ffff0021000, "rw-p"),
+            Mapping(0x7ffffffde000, 0x7ffffffff000, "rw-p", 0, "[stack]")]
+    facts = Facts(claims=[Claim(0x7ffff0000000, 0x7ffff0021000, "arena-heap", "arena 0x7ffff0000020")])
+    return classify(maps, facts)
+
+
+def test_vmmap_regions_and_summary():
+    regs = _regions()
+    rows = [vmmap_views.region_json(r) for r in regs]
+    assert [r["start"] for r in rows] == [0x400000, 0x601000, 0x7ffff0000000, 0x7ffffffde000]
+    assert rows[2]["kind"] == "arena-heap" and rows[2]["label"] == "arena 0x7ffff0000020"
+    rss = {0x601000: 0x21000, 0x7ffff0000000: 0x1000}
+    s = vmmap_views.summary(regs, rss)
+    assert s["total"] == {"size": sum(r.size for r in regs), "resident": 0x22000, "count": 4}
+    assert s["kinds"]["arena-heap"]["resident"] == 0x1000
+    assert vmmap_views.summary(regs, None)["total"]["resident"] is None
+    text = plain_text(vmmap_views.summary_items(dict(s, resident_unknown="why")))
+    assert "by kind" in text and "by class" in text and "resident sizes unknown: why" in text
+    table = plain_text([vmmap_views.regions_table(regs)])
+    assert "/bin/demo" in table and "(arena 0x7ffff0000020)" in table
+
+
+def test_vmmap_one_address():
+    regs = _regions()
+    addr = 0x601010
+    body = vmmap_views.address_body(addr, region_at(regs, addr), None, None)
+    assert body["offset"] == 0x10 and body["region"]["path"] == "[heap]"
+    gap = 0x700000
+    below, above = neighbours(regs, gap)
+    body = vmmap_views.address_body(gap, None, below, above)
+    assert body["region"] is None and body["below"]["distance"] == gap - 0x622000
+    assert body["above"]["distance"] == 0x7ffff0000000 - gap
+    text = plain_text(vmmap_views.address_items(gap, None, below, above))
+    assert text.startswith(f"{A(gap)} is not mapped.\n")
+    assert f"  {gap - 0x622000:#x} bytes past the end of heap" in text
+
+
+# ---- threadstacks ----
+
+def test_threadstacks_document_and_table():
+    rows = [StackRow(1, 100, "main", 0x7ffffffde800, 0x7ffffff00000, 0x7ffffffff000,
+                     used=0x20800, frames=3, function="main", main=True, source="[stack]",
+                     mapped_low=0x7ffffffde000, limit=8 << 20),
+            StackRow(2, 101, "worker", 0x7ffff7000100, 0x7ffff6800000, 0x7ffff7001000,
+                     0x7ffff67ff000, 0x7ffff6800000, used=0x100, frames=None, function=None,
+                     warnings=["SP is in the guard page"])]
+    body = stacks_views.document_body(rows, ["9"])
+    assert [t["num"] for t in body["threads"]] == [1, 2] and body["not_found"] == ["9"]
+    assert body["warnings"] == ["thread 2: SP is in the guard page"]
+    text = plain_text(stacks_views.table(rows, ["9"]))
+    assert f"thread 1 is the main thread: [stack] is mapped from {A(0x7ffffffde000)}" in text
+    assert "(RLIMIT_STACK 8.0 MiB)" in text or "(RLIMIT_STACK 8 MiB)" in text
+    assert "warning: thread 2: SP is in the guard page" in text
+    assert text.rstrip().endswith("threadstacks: no thread 9")
+    assert stacks_views.no_threads_text([str(i) for i in range(20)]).endswith("and 12 more")
