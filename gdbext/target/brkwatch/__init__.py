@@ -24,7 +24,8 @@ One job per module:
   inferior.py    the process, registers, memory, heap start and mappings, read uncached
   callers.py     which frame of the program, and which malloc call, caused an event
   threshold.py   where mp_.mmap_threshold is
-The options are model/brkoptions.py, the log model/brklog.py, the words render/brkwatch.py.
+The options are model/brkoptions.py, the log model/brklog.py, what a finished mmap, munmap
+or mremap means model/brksyscalls.py, and the words render/brkwatch.py.
 """
 
 from ...model.brkoptions import Options

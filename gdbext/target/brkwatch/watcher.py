@@ -9,6 +9,7 @@ import gdb
 
 from ...model import brklog as M
 from ...model.brkoptions import Options
+from ...model.brksyscalls import ENOSYS_RAX, MAPPING_CALLS, NR, decode_mapping_call
 from ...model.libcversion import looks_like_libc
 from ...render.brkwatch import event_line
 from ..errors import UserError
@@ -20,10 +21,6 @@ from .inferior import (ARGS, is_selected_progspace, is_x86_64, live_pid, proc_ma
                        registers, selected_inferior_num, start_brk)
 from .libccode import LibcInfo, Unavailable, after_syscalls, failure_branch, find_libc, syscall_sites
 from .threshold import MmapThreshold
-
-NR = {"brk": 12, "mmap": 9, "munmap": 11, "mremap": 25}
-ENOSYS_RAX = (1 << 64) - 38  # rax at a syscall-entry stop on x86-64
-
 
 class _Inferior:
     """What brkwatch keeps for one gdb inferior: its log, its hooks (breakpoints sit at the
@@ -264,7 +261,7 @@ class Watcher:
         return "breakpoint after the system call in libc's __brk" + (f"; {extra}" if extra else "")
 
     def _arm_syscall(self) -> str:
-        nrs = [NR["brk"]] + ([NR["mmap"], NR["munmap"], NR["mremap"]] if self.options.mmap else [])
+        nrs = [NR["brk"]] + (list(MAPPING_CALLS) if self.options.mmap else [])
         self.catchpoint = SyscallCatchpoint.create(nrs, CONDITION, silent=not self.options.stop)
         names = "brk" + (", mmap, munmap, mremap" if self.options.mmap else "")
         return (f"catchpoint {self.catchpoint.number} on the system calls {names} "
@@ -468,7 +465,7 @@ class Watcher:
 
     def on_raw_pre(self, frame):
         nr, *args = registers(frame, ("rax",) + ARGS)
-        if nr == NR["brk"] or self.options.mmap and nr in (NR["mmap"], NR["munmap"], NR["mremap"]):
+        if nr == NR["brk"] or self.options.mmap and nr in MAPPING_CALLS:
             self.pending[gdb.selected_thread().ptid[1]] = (nr, args)
         return None
 
@@ -511,35 +508,7 @@ class Watcher:
             return M.decode_brk(args[0], rax, old)
         if not self.options.mmap:
             return None
-        if nr == NR["mmap"]:
-            addr, length, prot, flags = args[0], args[1], args[2], args[3]
-            ok, value, _ = M.syscall_result(rax)
-            size = M.page_up(length)
-            if ok and not flags & M.MAP_ANONYMOUS:
-                self.files.add(value, value + size)
-                return None
-            if ok:
-                self.files.remove(value, value + size)
-            return M.decode_mmap(addr, length, prot, flags, rax)
-        if nr == NR["munmap"]:
-            addr, size = args[0], M.page_up(args[1])
-            if self.files.covers(addr, addr + size):
-                self.files.remove(addr, addr + size)
-                return None
-            ev = M.decode_munmap(args[0], args[1], rax)
-            if ev.ok:
-                self.files.remove(addr, addr + size)
-            return ev
-        if nr == NR["mremap"]:
-            old_addr, old_len, new_len, flags = args[0], args[1], args[2], args[3]
-            ok, value, _ = M.syscall_result(rax)
-            old_end = old_addr + M.page_up(old_len)
-            if self.files.covers(old_addr, old_end):
-                if ok:
-                    self.files.moved(old_addr, old_end, value, value + M.page_up(new_len))
-                return None
-            return M.decode_mremap(old_addr, old_len, new_len, flags, rax)
-        return None
+        return decode_mapping_call(nr, args, rax, self.files)
 
     def _complete(self, ev: M.BrkEvent, frame):
         t = gdb.selected_thread()
