@@ -1,8 +1,9 @@
 """brkwatch: record every change of the program break (and anonymous mappings) as it runs."""
 
 from ..model import brklog as M
-from ..render import fmt, jsonout
-from ..render.table import Table
+from ..model.brkoptions import Options
+from ..render import brkwatch as view
+from ..render import jsonout
 from ..target.errors import UserError
 from .base import GdbextCommand
 
@@ -22,67 +23,6 @@ def _target_doc():
         return target_json(Target())
     except Exception:  # not running: the log is still worth showing
         return {"pid": _bw().WATCHER.log.pid, "kind": None, "glibc": None, "symbols": False}
-
-
-def _caller_text(e: M.BrkEvent) -> str:
-    c = e.caller
-    text = "?"
-    if not c and e.via:  # no frame of the program's own: name what in libc asked
-        names = [M.alloc_name(v) for v in e.via]
-        i = next((k for k, n in enumerate(names) if n), None)
-        text = f"(libc: {e.via[i + 1] if i is not None and i + 1 < len(e.via) else e.via[-1]})"
-    if c:
-        text = c.get("function") or (f"{c['pc']:#x}" if c.get("pc") is not None else "?")
-        if c.get("file"):
-            text += f" ({c['file']}:{c['line']})" if c.get("line") else f" ({c['file']})"
-    alloc = M.describe_alloc(e.alloc)
-    if alloc:
-        text += f" via {alloc}"
-    elif e.via and e.source == "syscall()":
-        text += " via syscall()"
-    return text
-
-
-def _threshold_text(t) -> str:
-    return fmt.human(t) if t is not None else "?"
-
-
-def _status_lines(st) -> list:
-    opts = _bw().Options(**st["options"])
-    lines = [f"brkwatch is {'on' if st['on'] else 'off'}; options: {opts.text()}"]
-    if st["method"]:
-        lines.append(f"  watching with: {st['hooks']}")
-    elif st["on"] and st["waiting"]:
-        lines.append(f"  not armed: {st['waiting']}")
-    for why in st["not_used"]:
-        lines.append(f"  not used: {why}")
-    pid = f"process {st['pid']}" if st["pid"] else "no process yet"
-    kept = "" if st["kept"] == st["events"] else f" ({st['kept']} kept)"
-    lines.append(f"  {st['events']} event(s){kept}, {pid} (inferior {st['inferior']}); "
-                 "the log is cleared at a new run")
-    if st["threshold_source"]:
-        lines.append(f"  mmap_threshold read from {st['threshold_source']}")
-    for n in st["notes"]:
-        lines.append(f"  note: {n}")
-    if st["errors"]:
-        lines.append(f"  {st['errors']} event(s) could not be read; last: {st['last_error']}")
-    return lines
-
-
-def summary_text(log: M.BrkLog) -> str:
-    s = log.summary
-    if not s.events:
-        return "no events"
-    kinds = ", ".join(f"{k} {n}" for k, n in M.counts_by_kind(log.events).items())
-    net = s.brk_growth + s.mmapped_growth
-    text = (f"{s.events} event(s) ({kinds}); net growth {_bw().delta_text(net)} ({fmt.human(abs(net))}"
-            f"{' less' if net < 0 else ''}: break {_bw().delta_text(s.brk_growth)}, "
-            f"mmapped {_bw().delta_text(s.mmapped_growth)})")
-    if s.largest:
-        text += f"; largest step #{s.largest[0]} {_bw().delta_text(s.largest[1])} ({fmt.human(abs(s.largest[1]))})"
-    if s.failures:
-        text += f"; {s.failures} failed"
-    return text
 
 
 class BrkWatch(GdbextCommand):
@@ -134,7 +74,7 @@ class BrkWatch(GdbextCommand):
         if action == "on":
             if args.bt < 0 or args.bt > 256:
                 raise UserError("--bt takes a number of frames from 0 to 256")
-            text = _bw().WATCHER.turn_on(_bw().Options(args.mmap, args.stop, args.bt, args.method))
+            text = _bw().WATCHER.turn_on(Options(args.mmap, args.stop, args.bt, args.method))
             lines = [f"brkwatch: {text}"] + [f"brkwatch: not used: {w}" for w in _bw().WATCHER.why_not]
         elif action == "off":
             lines = [f"brkwatch: {_bw().WATCHER.turn_off()}"]
@@ -148,7 +88,7 @@ class BrkWatch(GdbextCommand):
                 out.json(jsonout.document("brkwatch", _target_doc(), status=st,
                                           summary=_bw().WATCHER.log.summary.to_json()))
                 return
-            for line in lines or _status_lines(st):
+            for line in lines or view.status_lines(st):
                 out.line(line)
         elif action == "log":
             self._log(args, out)
@@ -172,25 +112,15 @@ class BrkWatch(GdbextCommand):
             state = "on" if _bw().WATCHER.on else "off ('brkwatch on' starts recording)"
             out.line(f"brkwatch: no events recorded; brkwatch is {state}")
             return
-        t = Table(["#", "thread", "kind", "change", "delta", "result", "heap", "mmapped",
-                   "threshold", "caller"], "rllllrrrrl")
-        for e in events:
-            tok = "warning" if not e.ok else ("dynamic" if (e.delta or 0) >= 0 else "free")
-            t.add(e.seq, f"{e.thread} ({e.tid})", (e.kind, tok), (_bw().what_text(e), "address"),
-                  (_bw().delta_text(e.delta), tok), (e.result, None if e.ok else "warning"),
-                  fmt.human(e.heap_total) if e.heap_total is not None else "?",
-                  fmt.human(e.mmapped_total), _threshold_text(e.mmap_threshold), _caller_text(e))
-        lines = t.lines()
+        lines = view.event_table(events).lines()
         out.line(lines[0])
         for e, line in zip(events, lines[1:]):
             out.line(line)
-            for i, fr in enumerate(e.backtrace):
-                where = f" at {fr['file']}:{fr['line']}" if fr.get("file") else ""
-                out.line(f"      #{i} {fr.get('function') or '??'}{where} ({fr['pc']:#x})")
-        out.line([("summary: ", "title"), (summary_text(log), None)])
-        for seq, a, b in M.threshold_changes(log.events):
-            out.line(f"mmap_threshold changed from {fmt.human(a)} to {fmt.human(b)} "
-                     f"(seen at event #{seq})")
+            for text in view.backtrace_lines(e):
+                out.line(text)
+        out.line([("summary: ", "title"), (view.summary_text(log), None)])
+        for text in view.threshold_change_lines(log.events):
+            out.line(text)
         if log.dropped:
             out.line(f"({log.dropped} older event(s) not kept)")
 

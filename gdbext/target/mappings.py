@@ -37,6 +37,13 @@ def _proc_maps_text(proc: str, name: str = "maps") -> Optional[str]:
     return text
 
 
+def live_proc_maps(pid: int) -> List[Mapping]:
+    """/proc/PID/maps read now, never cached: for code that runs while the process goes on
+    (brkwatch's hooks); [] when it cannot be read."""
+    text = _read_text(f"/proc/{pid}/maps")
+    return parse_proc_maps(text) if text else []
+
+
 _INFO_PROC = re.compile(
     r"^\s*(0x[0-9a-fA-F]+)\s+(0x[0-9a-fA-F]+)\s+0x[0-9a-fA-F]+\s+(0x[0-9a-fA-F]+)\s+([rwxps-]{4})?\s*(.*)$")
 

@@ -36,26 +36,31 @@ def loaded_objects(target: Target, maps) -> list:
     return objs
 
 
+def proc_start_brk(proc: str) -> Optional[int]:
+    """Where the kernel started the heap of the process at `proc` (/proc/PID), from its stat,
+    or None.  The process's stat shows 0 once the main thread has exited (a zombie leader has
+    no mm): then a living thread's."""
+    pid = os.path.basename(proc)
+    try:
+        tasks = sorted(os.listdir(f"{proc}/task"), key=lambda t: t != pid)
+    except OSError:
+        tasks = []
+    for stat in [f"{proc}/stat"] + [f"{proc}/task/{t}/stat" for t in tasks]:
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            start = int(fields[47 - 3]) or None  # field 47 (start_brk), after "pid (comm)"
+        except (OSError, IndexError, ValueError):
+            start = None
+        if start:
+            return start
+    return None
+
+
 def program_break(target: Target, maps) -> Optional[tuple]:
     """(start_brk, brk): from /proc stat and libc's __curbrk when they can be read."""
-    start = None
     proc = target.local_proc
-    if proc:
-        # The process's stat shows 0 once the main thread has exited (a zombie leader has no
-        # mm): then a living thread's.
-        try:
-            tasks = sorted(os.listdir(f"{proc}/task"), key=lambda t: t != str(target.pid))
-        except OSError:
-            tasks = []
-        for stat in [f"{proc}/stat"] + [f"{proc}/task/{t}/stat" for t in tasks]:
-            try:
-                with open(stat) as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                start = int(fields[47 - 3]) or None  # field 47 (start_brk), after "pid (comm)"
-            except (OSError, IndexError, ValueError):
-                start = None
-            if start:
-                break
+    start = proc_start_brk(proc) if proc else None
     cur = None
     addr = libc_symbol_address(target, "__curbrk")  # libc's, not ld.so's
     if addr:

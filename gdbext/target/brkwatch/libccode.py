@@ -1,0 +1,77 @@
+"""Where in the process's libc brkwatch can hook: libc's mappings and the symbols the hooks
+need (read from libc's file, not gdb's look-up), and the instructions of __brk, syscall(),
+mmap, munmap and mremap that matter (the system call, __brk's failure branch)."""
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import gdb
+
+from ...model.brkcode import brk_failure_branch
+from ...model.libcsyms import is_loader, libc_symbols
+from .inferior import proc_maps, read_memory
+
+LIBC_FUNCS = ("__brk", "brk", "__curbrk", "syscall", "__mmap", "mmap", "__munmap", "munmap",
+              "__mremap", "mremap", "mp_")  # mp_: in .symtab when not stripped (static programs)
+
+
+class Unavailable(Exception):
+    """A way of watching the break that cannot be used in this process; the text says why."""
+
+
+@dataclass
+class LibcInfo:
+    path: str
+    static: bool
+    ranges: List[Tuple[int, int]]  # the object's mappings
+    syms: Dict[str, Tuple[int, int]]  # name -> (run-time address, size)
+    system: List[Tuple[int, int]]  # libc's and ld.so's mappings: frames in them are not the caller
+
+    def need(self, name: str, *alts: str) -> Tuple[int, int]:
+        """(address, size) of the first of the functions named that libc defines with a size."""
+        for n in (name,) + alts:
+            if n in self.syms and self.syms[n][1]:
+                return self.syms[n]
+        raise Unavailable(f"no symbol {name} in {self.path}")
+
+
+def find_libc(pid: int) -> Tuple[Optional[LibcInfo], str]:
+    """libc's path, mappings and the symbols the hooks need; (None, why) if absent."""
+    maps = proc_maps(pid)
+    if not maps:
+        return None, "cannot read the process's mappings (brkwatch needs a local live process)"
+    lib, why = libc_symbols(maps, LIBC_FUNCS, read_memory, local=True)
+    if lib is None:
+        return None, why
+    system = lib.ranges + [(m.start, m.end) for m in maps if is_loader(m.path)]
+    return LibcInfo(lib.path, lib.static, lib.ranges, lib.syms, system), ""
+
+
+def _instructions(start: int, size: int):
+    arch = gdb.selected_inferior().architecture()
+    return arch.disassemble(start, start + max(size, 1) - 1)
+
+
+def syscall_sites(start: int, size: int) -> List[Tuple[int, int]]:
+    """(address of each `syscall` instruction, address of the instruction after it)."""
+    out = []
+    for insn in _instructions(start, size):
+        if insn["asm"].split()[:1] == ["syscall"]:
+            out.append((insn["addr"], insn["addr"] + insn["length"]))
+    return out
+
+
+def after_syscalls(libc: Optional[LibcInfo], name: str, *alts: str) -> List[int]:
+    """The addresses just after the system calls in libc's function `name` (or an alias)."""
+    if libc is None:
+        raise Unavailable(f"no symbol {name} in libc")
+    start, size = libc.need(name, *alts)
+    sites = syscall_sites(start, size)
+    if not sites:
+        raise Unavailable(f"no system call instruction in {name}")
+    return [after for _, after in sites]
+
+
+def failure_branch(start: int, size: int) -> Optional[int]:
+    """__brk's branch for a refused break (see model.brkcode), or None."""
+    return brk_failure_branch((i["addr"], i["length"], i["asm"]) for i in _instructions(start, size))
