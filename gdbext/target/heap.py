@@ -108,7 +108,7 @@ def arena_view(target: Target) -> HeapView:
         view = replace(bounds, found=dict(bounds.found), notes=list(bounds.notes))
         # Both per-thread pointers, though only thread_arena is shown: the header says how
         # each anchor was found, the same for every heap command.
-        per_thread = _per_thread(target, view, mappings(target))
+        per_thread = _per_thread_at_stop(target, view, mappings(target))
         view.thread_arena = {t: v["thread_arena"] for t, v in per_thread.items()
                              if v.get("thread_arena")}
         return view
@@ -122,7 +122,7 @@ def chunk_view(target: Target, address: int) -> HeapView:
         bounds = heap_bounds(target)
         view = replace(bounds, found=dict(bounds.found), notes=list(bounds.notes))
         maps = mappings(target)
-        per_thread = _per_thread(target, view, maps)
+        per_thread = _per_thread_at_stop(target, view, maps)
         view.thread_arena = {t: v["thread_arena"] for t, v in per_thread.items()
                              if v.get("thread_arena")}
         tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
@@ -345,6 +345,19 @@ def _mmap_candidates(target: Target, maps) -> List[Mapping]:
         if i and reach[i - 1] > m.start:
             continue
         out.append(m)
+    return out
+
+
+def _per_thread_at_stop(target: Target, view: HeapView,
+                        maps) -> Dict[int, Dict[str, Optional[int]]]:
+    """_per_thread for the commands that need no chunk walk (arenas, chunk ADDR): in a
+    restarted checkpoint libc's TLS variables are not read (gdb 10 and 13 abort there) and the
+    header says so, as the full model's does."""
+    restarted = view.symbols and target.kind == "live" and restarted_checkpoint()
+    out = _per_thread(target, view, maps, read_tls=not restarted)
+    if restarted:
+        for key in ("tcache", "thread_arena"):
+            view.found[key] = view.found.get(key, "not found") + RESTARTED_NOTE
     return out
 
 
