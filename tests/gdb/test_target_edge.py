@@ -15,7 +15,7 @@ import pytest
 from tests import glibcs as G
 from tests.gdb.test_heap_targets import (assert_same, comparable, gdbserver_start, heap_docs,
                                          mode_id, remote_run_to)
-from tests.harness import assert_clean, demo, proc_maps
+from tests.harness import assert_clean, demo, file_arg, proc_maps
 
 pytestmark = pytest.mark.gdb
 
@@ -48,7 +48,7 @@ def test_core_path_with_quote(glibc_gdb, tmp_path, symbols):
     live.cmd(f"gcore {core}", timeout=120)
     assert os.path.exists(core)
     g = glibc_gdb(HOST, symbols, "malloc_sizes")
-    g.cmd(f"core-file {core}", timeout=120)
+    g.cmd(f"core-file {file_arg(core)}", timeout=120)
     core_docs, _ = heap_docs(g)
     for doc in core_docs.values():
         assert doc["target"]["kind"] == "core" and not doc.get("problems"), doc.get("problems")
