@@ -74,6 +74,10 @@ class LibcInfo:
     system: List[Tuple[int, int]]  # libc's and ld.so's mappings: frames in them are not the caller
 
 
+NOT_READABLE_YET = ("the process's memory is not readable yet (a fork gdb keeps, still being "
+                    "set up); the hooks are set at the next prompt with it selected")
+
+
 def _x86_64() -> bool:
     try:
         return gdb.selected_inferior().architecture().name() == "i386:x86-64"
@@ -377,6 +381,8 @@ class Watcher:
         gdb.events.clear_objfiles.connect(self._on_clear_objfiles)
         gdb.events.breakpoint_deleted.connect(self._on_breakpoint_deleted)
         gdb.events.new_inferior.connect(self._on_new_inferior)
+        if hasattr(gdb.events, "before_prompt"):
+            gdb.events.before_prompt.connect(self._on_before_prompt)
         self._function = _CatchCondition()
         self._connected = True
 
@@ -405,6 +411,12 @@ class Watcher:
         method = self.options.method
         if libc is None and why == "libc is not loaded yet" and method != "syscall":
             self.waiting = why
+            return
+        if libc is not None and method != "syscall" and libc.ranges \
+                and _read_u64(libc.ranges[0][0]) is None:
+            # gdb 10 announces a kept fork's objfiles before it can read the child's memory:
+            # the hooks could not be made (and its syscall catchpoint stops nothing there).
+            self.waiting = NOT_READABLE_YET
             return
         self.libc = libc
         if libc is not None:
@@ -618,6 +630,15 @@ class Watcher:
     def reset_process_state_after_exec(self):
         self._reset_process_state()
         self.libc = None
+
+    def _on_before_prompt(self):
+        """Arm the selected inferior that could not be armed when its libc was announced
+        (NOT_READABLE_YET): it is stopped now and the user may resume it next."""
+        try:
+            if self.on and self.method is None and self.waiting == NOT_READABLE_YET:
+                self.arm()
+        except Exception as e:  # an event handler must never raise into gdb
+            self._error(e)
 
     def _on_new_inferior(self, event):
         """A fork gdb keeps (detach-on-fork off) is a new inferior.  gdb 13's syscall catchpoint
