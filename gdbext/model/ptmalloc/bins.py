@@ -78,14 +78,10 @@ def _off_walk_cut(what: str, n: int, at: int) -> str:
 
 
 def _off_walk(steps: Steps, loc, locate, p: int) -> bool:
-    """Whether p is not the start of a chunk the heap walk found.  Only a whole-heap walk
-    (steps.is_chunk set) can tell: a focused model (chunk ADDR) walks its heap only up to one
-    chunk, and the lists run on past it, through chunks it never reached."""
-    if steps.is_chunk is None:
-        return False
+    """Whether p is not the start of a chunk the heap walk found."""
     if locate is not None:
         return loc is None
-    return not steps.is_chunk(p)
+    return steps.is_chunk is not None and not steps.is_chunk(p)
 
 
 InHeap = Callable[[int], bool]
