@@ -134,6 +134,15 @@ def gdb_version() -> tuple:
     return _gdb_version
 
 
+def file_arg(path: str) -> str:
+    """`path` as a file-name argument of gdb commands such as core-file: gdb 16 and later
+    take quotes and backslashes there as quoting (gdb 16 NEWS: filename arguments may be
+    quoted or escaped), earlier gdbs take the rest of the line as it is."""
+    if gdb_version() < (16, 0):
+        return path
+    return re.sub(r"""([\\'"\s])""", r"\\\1", path)
+
+
 def libc_tls_unreadable(glibc: str):
     """Why this gdb cannot read glibc `glibc`'s thread-local variables (malloc's tcache), or
     None when it can. gdb reads them through libthread_db, which gdb before 11 loads only when

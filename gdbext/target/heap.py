@@ -195,8 +195,7 @@ def _model_view(target: Target, bounds: HeapView, focus: Optional[int] = None) -
     view = replace(bounds, found=dict(bounds.found), notes=list(bounds.notes))
     layout, found, i = view.layout, view.found, view.inputs
     maps = mappings(target)
-    restarted = view.symbols and target.kind == "live" and restarted_checkpoint()
-    per_thread = _per_thread(target, view, maps, read_tls=not restarted)
+    per_thread = _per_thread_at_stop(target, view, maps)
     view.thread_arena = {t: v["thread_arena"] for t, v in per_thread.items() if v.get("thread_arena")}
     tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
     if layout.has_tcache and not tcaches:
@@ -220,9 +219,6 @@ def _model_view(target: Target, bounds: HeapView, focus: Optional[int] = None) -
     if layout.has_tcache and not view.state.tcache and found.get("tcache", "").startswith("not"):
         view.state.problems.extend(Problem(f.address, "no tcache found: " + f.how)
                                    for f in unaccepted_tcaches(view.state))
-    if restarted:
-        for key in ("tcache", "thread_arena"):
-            found[key] = found.get(key, "not found") + RESTARTED_NOTE
     _note_rebuilt_mappings(target, view)
     return view
 
@@ -327,6 +323,18 @@ def _mmap_candidates(target: Target, maps) -> List[Mapping]:
         if i and reach[i - 1] > m.start:
             continue
         out.append(m)
+    return out
+
+
+def _per_thread_at_stop(target: Target, view: HeapView,
+                        maps) -> Dict[int, Dict[str, Optional[int]]]:
+    """_per_thread at this stop: in a restarted checkpoint libc's TLS variables are not read
+    (gdb 10 and 13 abort there) and the header says so."""
+    restarted = view.symbols and target.kind == "live" and restarted_checkpoint()
+    out = _per_thread(target, view, maps, read_tls=not restarted)
+    if restarted:
+        for key in ("tcache", "thread_arena"):
+            view.found[key] = view.found.get(key, "not found") + RESTARTED_NOTE
     return out
 
 

@@ -1,7 +1,6 @@
 """What kind of target the user has selected, and the facts every command needs about it."""
 
 import os
-import re
 from typing import Optional
 
 import gdb
@@ -65,10 +64,48 @@ def require_stopped(inferior=None) -> None:
     except gdb.error:
         selected = None
     if selected is None or selected.num in running:
+        lwp = selected.ptid[1] if selected is not None else 0
+        unfinished = _unfinished_stop(inf.pid, lwp) \
+            if inf.pid and lwp and connection_type(inf) == "native" else None
+        if unfinished:
+            raise UserError(unfinished)
         raise UserError("the selected thread is running; interrupt it first (interrupt or Ctrl-C)")
     raise UserError(f"{_thread_list(running)} of the process "
                     f"{'is' if len(running) == 1 else 'are'} running; interrupt "
                     f"{'it' if len(running) == 1 else 'them'} first (interrupt -a)")
+
+
+def _task_states(pid: int) -> dict:
+    """{LWP: state letter} from /proc/PID/task/*/stat (readable by anyone): 't' is stopped by
+    the debugger, whatever gdb's own bookkeeping says.  Empty when it cannot be read."""
+    states = {}
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+            states[int(tid)] = stat[stat.rindex(")") + 2:][:1]
+    except (OSError, ValueError):
+        return {}
+    return states
+
+
+def _unfinished_stop(pid: int, lwp: int) -> Optional[str]:
+    """Why gdb takes the selected thread for running though the kernel shows it stopped by the
+    debugger, or None.  gdb 10 stops so when its libthread_db cannot read a process that is
+    not dumpable ('Cannot find user-level thread for LWP'): the error ends its handling of the
+    stop before it stops the other threads and marks the stopped one; 'interrupt' cannot help."""
+    states = _task_states(pid)
+    if states.get(lwp) not in ("t", "T"):
+        return None
+    from .memmaps import proc_maps_error  # the same rule closes /proc/PID/maps and mem
+
+    others = sum(1 for t, st in states.items() if t != lwp and st not in ("t", "T"))
+    why = proc_maps_error(f"/proc/{pid}")
+    return ("gdb did not finish stopping the process: the kernel shows the selected thread "
+            "stopped by the debugger, but gdb, after an error at the stop, takes it for running"
+            + (f", and {others} other thread{'s' if others > 1 else ''} still run"
+               if others else "")
+            + (f"; it cannot read the process: {why}" if why else ""))
 
 
 def _connection_type(inf) -> Optional[str]:

@@ -21,8 +21,11 @@
 # the repository at /src are mounted there, and the trap unmounts them on exit, on failure and on
 # Ctrl-C (and the namespace drops whatever is left when it ends, with any process still running).
 # The repository is mounted through an overlay: the chroot reads the working tree as it is, with
-# uncommitted changes, and everything it writes (the demo builds, cores, caches) goes to a tmpfs
-# that is thrown away, so the working tree and its demo_c/build are never touched.
+# uncommitted changes, and everything it writes (the demo builds, cores, caches) goes to a scratch
+# directory that is thrown away, so the working tree and its demo_c/build are never touched.
+# The scratch directory is on disk, in $GDBEXT_COMPAT_CACHE (a run's /tmp holds gcore files of
+# 100-200 MB each, kept by pytest for the whole run: gigabytes, more than a tmpfs in memory may
+# hold); it is made before each suite's run and removed after it, also on failure and Ctrl-C.
 # The suite runs with the chroot's own python3, pytest, pexpect, pygments and hypothesis (the
 # Debian packages, no virtualenv): `python3 -m pytest -q -n 2 tests -p no:cacheprovider`, two gdbs
 # at a time (GDBEXT_COMPAT_JOBS=N for another number).
@@ -59,7 +62,6 @@ cleanup() {  # the trap: unmount what mnt mounted, newest first
     umount -R "${mounted[i]}" 2>/dev/null || umount -R -l "${mounted[i]}" 2>/dev/null \
       || echo "compat: could not unmount ${mounted[i]}" >&2
   done
-  [ -z "${scratch:-}" ] || rmdir "$scratch" 2>/dev/null || true
   exit "$rc"
 }
 mnt() {  # mnt MOUNT-ARGS... TARGET: mount and remember TARGET for the trap
@@ -108,26 +110,28 @@ provision() {
   rm -rf "$dir/var/lib/apt/lists/"*
 }
 
-# Mount, run the suite (or a shell) in the chroot, unmount.
-# Called as `matrix.sh --inside DIR tests|shell [ARGS...]`.
+# Mount, run the suite (or a shell) in the chroot, unmount. SCRATCH is an empty directory on
+# disk that the caller made and removes: the overlay's upper layer, /tmp and the hidden dirs.
+# Called as `matrix.sh --inside DIR SCRATCH tests|shell [ARGS...]`.
 inside() {
-  local dir=$1 mode=$2; shift 2
-  scratch=$(mktemp -d "${TMPDIR:-/tmp}/gdbext-compat.XXXXXX")
+  local dir=$1 scratch=$2 mode=$3; shift 3
   set_traps
-  mnt -t tmpfs -o mode=0700 gdbext-scratch "$scratch"
-  mkdir "$scratch/upper" "$scratch/work"
+  mkdir "$scratch/upper" "$scratch/work" "$scratch/tmp" "$scratch/hide"
+  chmod 1777 "$scratch/tmp"
   mnt -t proc -o nosuid,nodev,noexec proc "$dir/proc"
   mnt --rbind /dev "$dir/dev"  # /dev/null, /dev/ptmx and /dev/pts for pexpect's terminals
-  mnt -t tmpfs -o mode=1777 gdbext-tmp "$dir/tmp"
+  mnt --bind "$scratch/tmp" "$dir/tmp"
   mkdir -p "$dir/src"
   case "$repo" in
     *[,:]*) die "the repository path $repo holds ',' or ':', which an overlay mount cannot take" ;;
   esac
   mnt -t overlay gdbext-src -o "lowerdir=$repo,upperdir=$scratch/upper,workdir=$scratch/work" "$dir/src"
-  local d
+  local d i=0
   for d in "${hide_dirs[@]}"; do
     if [ -d "$dir/src/$d" ]; then
-      mnt -t tmpfs -o mode=0755 gdbext-hide "$dir/src/$d"
+      i=$((i + 1))
+      mkdir -m 0755 "$scratch/hide/$i"
+      mnt --bind "$scratch/hide/$i" "$dir/src/$d"
     fi
   done
   mkdir -p "$dir$test_cache" "$dir/src/tests/.cache"
@@ -180,6 +184,13 @@ mirror_uri() {  # the Debian mirror this host's apt already uses, for the other 
     | awk '$1 == "deb" && $0 !~ /-security/ {
         for (i = 2; i <= NF; i++) { if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; continue } print $i; exit } }' \
     | head -n1
+}
+
+scratch=""
+remove_scratch() {  # the run's scratch directory, once its namespace (and every mount) is gone
+  [ -n "$scratch" ] || return 0
+  rm -rf --one-file-system "$scratch" || echo "compat: could not remove $scratch" >&2
+  scratch=""
 }
 
 mounts_under() {  # the mount points at or below $1 in this namespace
@@ -303,6 +314,7 @@ main() {
     reset=(perl -e '$SIG{INT} = $SIG{TERM} = "DEFAULT"; exec { $ARGV[0] } @ARGV or die "exec $ARGV[0]: $!\n"')
   fi
   child="" stop=""
+  trap 'remove_scratch' EXIT
   trap 'pass_on 130' INT
   trap 'pass_on 143' TERM
 
@@ -322,8 +334,10 @@ main() {
     t1=$(date +%s)
     if [ "$rc" = 0 ]; then
       [ "$mode" = shell ] || say "$suite: running the suite in $dir (set-up $((t1 - t0)) s)"
-      run_isolated --inside "$dir" "$mode" "${pytest_args[@]}" || rc=$?
+      scratch=$(mktemp -d "$cache/$suite.run.XXXXXX")
+      run_isolated --inside "$dir" "$scratch" "$mode" "${pytest_args[@]}" || rc=$?
       [ ${#isolate[@]} -gt 0 ] || end_leftovers "$dir"
+      remove_scratch  # nothing is mounted inside it (it is only ever the source of mounts)
     fi
     t2=$(date +%s)
     exec 9>&-

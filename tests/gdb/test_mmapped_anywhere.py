@@ -23,14 +23,20 @@ HOST = G.host_version()
 PYTHON = "/usr/bin/python3"
 COMMANDS = ("arenas", "bins", "heapchunks")
 # Python prints glibc's own mallinfo2() counts of mmapped chunks as facts, then stops itself.
+# glibc before 2.33 has no mallinfo2: there mallinfo() gives the same counts in ints (the facts
+# keep mallinfo2's names, which check_counts shares with the demos).
 PY_CODE = """\
 import ctypes, os, signal
 F = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
-class MI(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in F]
 libc = ctypes.CDLL(None)
-libc.mallinfo2.restype = MI
-m = libc.mallinfo2()
+try:
+    fn, field = libc.mallinfo2, ctypes.c_size_t
+except AttributeError:
+    fn, field = libc.mallinfo, ctypes.c_int
+class MI(ctypes.Structure):
+    _fields_ = [(n, field) for n in F]
+fn.restype = MI
+m = fn()
 os.write(1, b"GDBEXT_FACT mallinfo2.hblks=%d\\nGDBEXT_FACT mallinfo2.hblkhd=%d\\n" % (m.hblks, m.hblkhd))
 os.kill(os.getpid(), signal.SIGSTOP)
 """

@@ -22,6 +22,9 @@ from .inferior import (ARGS, is_selected_progspace, is_x86_64, live_pid, proc_ma
 from .libccode import LibcInfo, Unavailable, after_syscalls, failure_branch, find_libc, syscall_sites
 from .threshold import MmapThreshold
 
+NOT_READABLE_YET = ("the process's memory is not readable yet (a fork gdb keeps, still being "
+                    "set up); the hooks are set at the next prompt with it selected")
+
 class _Inferior:
     """What brkwatch keeps for one gdb inferior: its log, its hooks (breakpoints sit at the
     addresses of one process's libc) and what decoding needs between events.  A fork kept
@@ -133,6 +136,8 @@ class Watcher:
         gdb.events.clear_objfiles.connect(self._on_clear_objfiles)
         gdb.events.breakpoint_deleted.connect(self._on_breakpoint_deleted)
         gdb.events.new_inferior.connect(self._on_new_inferior)
+        if hasattr(gdb.events, "before_prompt"):
+            gdb.events.before_prompt.connect(self._on_before_prompt)
         self._function = CatchCondition(lambda: self.dispatch(self.on_catch, "catch syscall"))
         self._connected = True
 
@@ -161,6 +166,12 @@ class Watcher:
         method = self.options.method
         if libc is None and why == "libc is not loaded yet" and method != "syscall":
             self.waiting = why
+            return
+        if libc is not None and method != "syscall" and libc.ranges \
+                and read_u64(libc.ranges[0][0]) is None:
+            # gdb 10 announces a kept fork's objfiles before it can read the child's memory:
+            # the hooks could not be made (and its syscall catchpoint stops nothing there).
+            self.waiting = NOT_READABLE_YET
             return
         self.libc = libc
         if libc is not None:
@@ -355,6 +366,15 @@ class Watcher:
         self.log.new_program(f"process {pid} executed a new program after event #{n}{where}; "
                              "brkwatch follows it in the new program's libc", start)
         self.waiting = "waiting for the new program's libc"
+
+    def _on_before_prompt(self):
+        """Arm the selected inferior that could not be armed when its libc was announced
+        (NOT_READABLE_YET): it is stopped now and the user may resume it next."""
+        try:
+            if self.on and self.method is None and self.waiting == NOT_READABLE_YET:
+                self.arm()
+        except Exception as e:  # an event handler must never raise into gdb
+            self._error(e)
 
     def _on_new_inferior(self, event):
         """A fork gdb keeps (detach-on-fork off) is a new inferior.  gdb 13's syscall catchpoint
