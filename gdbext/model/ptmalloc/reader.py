@@ -50,6 +50,13 @@ class Reader:
             self._blocks.popitem(last=False)
         return data
 
+    def block(self, address: int):
+        """(base, bytes) of the cached block holding `address`, for reading its neighbours
+        without a call each; (address, b"") when that block is not cached whole."""
+        base = address & ~(BLOCK - 1)
+        got = self._block(base)
+        return (base, got) if got is not None else (address, b"")
+
     def uint(self, address: int, size: int) -> int:
         return int.from_bytes(self.read(address, size), "little")
 
