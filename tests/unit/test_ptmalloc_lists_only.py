@@ -165,3 +165,26 @@ def test_forged_fastbin_is_cut_quickly():
     assert not fast.complete and fast.chunks[0] == start and len(fast) < n
     print("lists-only analysis of the forged fastbin: %.2f s" % took)
     assert took < 10, took
+
+
+@pytest.mark.parametrize("version", [(2, 31), (2, 36)])
+def test_list_headers_across_reader_blocks(version):
+    """A fastbin and an unsorted chunk whose headers straddle a 64 KiB Reader block."""
+    from gdbext.model.ptmalloc.reader import BLOCK
+    L = Layout.for_version(version)
+    b = HeapBuilder(L, heap_size=0x40000)
+    b.tcache_for(1)
+    put = []
+    while len(put) < 2:
+        c = b.main.cursor
+        if (c + L.size_sz) % BLOCK > BLOCK - 2 * L.size_sz:  # its size and fd words straddle
+            put.append(b.alloc(0x20 if not put else 0x110))
+            b.alloc(0x20)
+        else:
+            b.alloc(0x20)
+    b.fastbin_put(put[0])
+    b.bin_put(put[1], 1)
+    full, lists = b.analyze(), b.analyze(lists_only=True)
+    assert full.problems == [] and lists.problems == []
+    assert lists_of(lists) == lists_of(full)
+    assert put[0] in lists.arenas[0].fastbins[0].chunks

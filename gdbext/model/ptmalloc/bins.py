@@ -219,19 +219,17 @@ def _fastbin_run(reader: Reader, L: Layout, b: BinList, i: int, p: int, holder: 
                 break
             lo, hi = (steps.span(p) or (0, 0)) if steps.span is not None else (0, 0)
         o = p + ssz - wbase
-        if not 0 <= o <= wlast:
+        if 0 <= o <= wlast:
+            raw, stored = unpack(wblock, o)
+        else:  # another block, or a header across two
             try:
-                reader.read(p + ssz, width)
+                raw, stored = two.unpack(reader.read(p + ssz, width))
             except MemoryReadError:
                 problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
                 b.complete = False
                 break
             wbase, wblock = reader.block(p + ssz)
-            if not wblock:
-                wbase, wblock = p + ssz, reader.read(p + ssz, width)
             wlast = len(wblock) - width
-            o = p + ssz - wbase
-        raw, stored = unpack(wblock, o)
         got = index_of_size.get(raw)
         if got is None:
             got = index_of_size[raw] = fastbin_index(L, raw & ~7)
