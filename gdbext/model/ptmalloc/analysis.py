@@ -307,7 +307,9 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
              focus=None, lists_only=False) -> HeapState:
     state = HeapState(L)
     problems = state.problems
-    reader = Reader(mem, L.pointer_size)
+    # Without the heap walk, the lists' chunks are read through the Reader alone: a long bin
+    # sweeps the heap more than once (64 MiB of blocks at most, instead of 16).
+    reader = Reader(mem, L.pointer_size, max_blocks=1024 if lists_only else 256)
     state.memory = reader
     candidates = list(mmap_candidates or ())
     all_maps = list(mappings or ())

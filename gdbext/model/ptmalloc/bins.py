@@ -393,7 +393,12 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
     off_walk = locate is not None or steps.is_chunk is not None
     lo = hi = 0  # as in walk_fastbin
     wbase, wblock, wend = 0, b"", 0
-    while p != bin_addr:
+    if not off_walk and steps.unwalked is None and ssz == L.pointer_size:
+        prev, broke = _bin_run(reader, L, b, i, p, holder, bin_addr, what, in_heap, steps,
+                               problems, cap)
+        n = len(b.chunks)
+        p = bin_addr if not broke else None
+    while p is not None and p != bin_addr:
         if p in seen:
             problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, p)))
             b.complete = False
@@ -454,13 +459,73 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
         n += 1
         holder, prev, p = p, p, pfd
     else:
-        if bk != prev:
+        if p is not None and bk != prev:
             problems.append(Problem(bin_addr + 3 * ssz, "%s: bin's bk is %#x but its last chunk "
                                                         "is %#x" % (what, bk, prev)))
     steps.left -= n
     if kind == "largebin" and b.chunks:
         check_nextsize(reader, L, b, what, problems)
     return b
+
+
+def _bin_run(reader: Reader, L: Layout, b: BinList, i: int, p: int, holder: int, bin_addr: int,
+             what: str, in_heap: InHeap, steps: Steps, problems: List[Problem],
+             cap: int) -> Tuple[int, bool]:
+    """walk_bin's loop without the heap walk (analyze(lists_only=True)), as _fastbin_run:
+    (the last chunk, whether the walk stopped before the list's end)."""
+    ssz, hdr, amask = L.size_sz, L.chunk_hdr_sz, L.align_mask
+    three = Struct("<QQQ" if ssz == 8 else "<III")
+    unpack = three.unpack_from
+    width = three.size
+    seen = set()
+    seen_add, chunks_append, sizes_append = seen.add, b.chunks.append, b.sizes.append
+    prev, n = bin_addr, 0
+    lo = hi = 0
+    wbase, wblock, wlast = 0, b"", -1
+    index_of_size: Dict[int, int] = {}
+    while p != bin_addr:
+        if p in seen:
+            problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, p)))
+            b.complete = False
+            return prev, True
+        if n >= cap:
+            problems.append(Problem(holder, _too_long(what, n, cap, p)))
+            b.complete = False
+            return prev, True
+        if not lo <= p < hi or (p + hdr) & amask:
+            if not _check_ptr(L, p, holder, what, in_heap, problems):
+                b.complete = False
+                return prev, True
+            lo, hi = (steps.span(p) or (0, 0)) if steps.span is not None else (0, 0)
+        o = p + ssz - wbase
+        if 0 <= o <= wlast:
+            raw, pfd, pbk = unpack(wblock, o)
+        else:  # another block, or a header across two
+            try:
+                raw, pfd, pbk = three.unpack(reader.read(p + ssz, width))
+            except MemoryReadError:
+                problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
+                b.complete = False
+                return prev, True
+            wbase, wblock = reader.block(p + ssz)
+            wlast = len(wblock) - width
+        if pbk != prev:
+            problems.append(Problem(p, "%s: bk is %#x but the previous chunk in the list is %#x"
+                                    % (what, pbk, prev)))
+        if i >= 2:
+            size = raw & ~7
+            got = index_of_size.get(size)
+            if got is None:
+                got = index_of_size[size] = bin_index(L, size)
+            if got != i:
+                problems.append(Problem(p, "%s: chunk size %#x belongs in bin %d"
+                                        % (what, size, got)))
+        seen_add(p)
+        chunks_append(p)
+        sizes_append(raw)
+        n += 1
+        holder, prev, p = p, p, pfd
+    return prev, False
 
 
 NEXTSIZE_ABORT = ('glibc aborts with "corrupted double-linked list (not small)" when it unlinks '
