@@ -399,6 +399,7 @@ def _walk_lists_only(state: HeapState, reader: Reader, L: Layout, tcaches, max_l
                 state.tcache[label] = walk_tcache(reader, L, label, addr, state.in_heap, steps,
                                                   problems, fill)
     _check_list_membership(state, problems)
+    reader.shrink(256)  # the state keeps its Reader: not the list walks' 64 MiB
     for a in state.arenas:
         check_top(state, a, L, program_break, pagesize)
     check_mallinfo2(state)

@@ -50,6 +50,12 @@ class Reader:
             self._blocks.popitem(last=False)
         return data
 
+    def shrink(self, max_blocks: int) -> None:
+        """Keep at most max_blocks blocks from now on (the most recently used)."""
+        self._max = max_blocks
+        while len(self._blocks) > max_blocks:
+            self._blocks.popitem(last=False)
+
     def block(self, address: int):
         """(base, bytes) of the cached block holding `address`, for reading its neighbours
         without a call each; (address, b"") when that block is not cached whole."""
