@@ -47,7 +47,7 @@ class Arenas(GdbextCommand):
                "free: bytes in the fast, unsorted, small and large bins and top (tcache chunks\n"
                "count as in use, as in glibc's own accounting), added up from the free lists.\n"
                "Without --walk only the arena headers, heap bounds, mp_, mmapped chunks and the\n"
-               "free lists are read (seconds for millions of chunks become a fraction of one):\n"
+               "free lists are read (each list chunk's header, not every chunk):\n"
                "chunk counts and totals are then not known (null in JSON), and the problems are\n"
                "those the lists and the arena-level checks find.  --walk walks every chunk, as\n"
                "heapchunks does: it adds each arena's chunk count and per-state totals and the\n"
