@@ -38,3 +38,8 @@ def stack_rows(target, wanted):
 def maps_unreadable(target):
     from ..target.mappings import maps_unreadable as f
     return f(target)
+
+
+def arena_view(target):
+    from ..target.heap import arena_view as f
+    return f(target)

@@ -111,6 +111,15 @@ def chunk_view(target: Target, address: int) -> HeapView:
                   lambda: _model_view(target, heap_bounds(target), focus=address))
 
 
+def arena_view(target: Target) -> HeapView:
+    """What `arenas` needs: the bounds, every free list walked (with each list chunk's header
+    read from memory) and the arena-level checks (analyze(lists_only=True)), not the walk of
+    every chunk.  The full model when this stop already has it."""
+    if cached_already("heap_view"):
+        return heap_view(target)
+    return cached("arena_view", lambda: _model_view(target, heap_bounds(target), lists_only=True))
+
+
 def _bounds_view(target: Target) -> HeapView:
     """Layout, anchors (main_arena, mp_: symbols, else their shape), arenas, heap bounds and
     mmapped chunks."""
@@ -189,9 +198,11 @@ def _bounds_view(target: Target) -> HeapView:
 
 
 
-def _model_view(target: Target, bounds: HeapView, focus: Optional[int] = None) -> HeapView:
+def _model_view(target: Target, bounds: HeapView, focus: Optional[int] = None,
+                lists_only: bool = False) -> HeapView:
     """Chunks, free lists and tcaches on top of `bounds` (with focus, only what `chunk FOCUS`
-    needs); a copy, so the bounds stay as vmmap uses them."""
+    needs; with lists_only, the free lists without the chunks); a copy, so the bounds stay as
+    vmmap uses them."""
     view = replace(bounds, found=dict(bounds.found), notes=list(bounds.notes))
     layout, found, i = view.layout, view.found, view.inputs
     maps = mappings(target)
@@ -199,10 +210,10 @@ def _model_view(target: Target, bounds: HeapView, focus: Optional[int] = None) -
     view.thread_arena = {t: v["thread_arena"] for t, v in per_thread.items() if v.get("thread_arena")}
     tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
     if layout.has_tcache and not tcaches:
-        focus = None  # tcaches found by their shape only: a search of every heap
+        focus, lists_only = None, False  # tcaches found by their shape only: a search of every heap
     model = partial(analyze, target.memory, layout, i["main_arena"], mp=i["mp"],
                     mmap_candidates=i["candidates"], heap_start=i["heap_start"], mappings=maps,
-                    program_break=i["program_break"], focus=focus)
+                    program_break=i["program_break"], focus=focus, lists_only=lists_only)
     try:
         view.state = model(tcaches=tcaches, earlier=bounds.state)
         if layout.has_tcache and not tcaches:

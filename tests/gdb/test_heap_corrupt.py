@@ -154,13 +154,17 @@ def test_chunk_on_the_damage(corrupt):
 
 def test_arenas(corrupt):
     g, f = corrupt, corrupt.facts
-    d = doc(g, "arenas")
+    # a corrupt chunk header is damage only the walk of every chunk sees: arenas --walk
+    d = doc(g, "arenas --walk")
     the_problem(d, f)
     (a,) = d["arenas"]
-    assert a["main"] and a["threads"] == [1]
+    assert a["main"] and a["threads"] == [1] and a["chunks"]
     assert a["heaps"][0]["start"] == d["mp"]["sbrk_base"]
-    text = run(g, "arenas")
+    text = run(g, "arenas --walk")
     assert f"problem: 0x{f['corrupt.chunk']:016x}: " in text and "mp_ (malloc_par)" in text
+    plain = doc(g, "arenas")
+    assert plain["arenas"][0]["chunks"] is None
+    assert [x["free_bytes"] for x in plain["arenas"]] == [x["free_bytes"] for x in d["arenas"]]
 
 
 def test_every_filter_and_option_survives(corrupt):

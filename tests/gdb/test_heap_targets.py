@@ -77,6 +77,8 @@ def heap_docs(g: Gdb, timeout=None, chunks=True):
         docs[name] = g.json(f"{name} --json", timeout=timeout)
         seconds[name] = time.monotonic() - t0
         assert docs[name]["command"] == name and docs[name]["schema"] == 1, docs[name]
+    # chunk counts and totals: the walk of every chunk, which plain `arenas` leaves out
+    docs["arenas --walk"] = g.json("arenas --walk --json", timeout=timeout)
     for address in chunk_samples(docs["heapchunks"]) if chunks else ():
         doc = g.json(f"chunk {address:#x} --json", timeout=timeout)
         assert doc["command"] == "chunk" and doc["chunk"]["problems"] == [], doc
@@ -178,9 +180,13 @@ def check_oracle(stop: Stop):
     H.check_bins_agree(chunks, bins)
     # arenas agrees with heapchunks, and mp_ with glibc's mmapped figures
     assert [a["address"] for a in arenas["arenas"]] == [a["address"] for a in chunks["arenas"]]
-    for a, c in zip(arenas["arenas"], chunks["arenas"]):
-        assert (a["system_mem"], a["top"], a["chunks"]) == \
+    walked = docs["arenas --walk"]["arenas"]
+    for a, w, c in zip(arenas["arenas"], walked, chunks["arenas"]):
+        assert (a["system_mem"], a["top"], a["chunks"]) == (c["system_mem"], c["top"], None)
+        assert (w["system_mem"], w["top"], w["chunks"]) == \
             (c["system_mem"], c["top"], len(c["chunks"]))
+        assert w["free_bytes"] == a["free_bytes"]
+    assert sum(a["free_bytes"] for a in arenas["arenas"]) == f["mallinfo2.fordblks"]
     assert arenas["mp"]["n_mmaps"] == f["mallinfo2.hblks"] == len(chunks["mmapped"])
     assert arenas["mp"]["mmapped_mem"] == f["mallinfo2.hblkhd"]
 

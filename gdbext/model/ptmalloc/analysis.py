@@ -12,7 +12,7 @@ from ..regions import Mapping
 from .arena import (ArenaHeader, HeapInfo, arena_chain, heap_max_size, read_heap_info, read_mp,
                     MAX_HEAPS_PER_ARENA)
 from .bins import BinList, Steps, Tcache, walk_arena_bins, walk_tcache
-from .checks import check_arenas, check_mmapped_bits, check_top
+from .checks import check_arenas, check_mallinfo2, check_mmapped_bits, check_top
 from .chunks import (CORRUPT, FASTBIN, FENCEPOST, IS_MMAPPED, LARGEBIN, MMAPPED, PREV_INUSE,
                      SIZE_BITS, SMALLBIN, STATES, TCACHE, TOP, UNSORTED, USED, Chunk, Problem,
                      PtmallocError)
@@ -262,7 +262,8 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
             pagesize: int = 4096, max_chunks: int = 5_000_000, max_list: int = 1_000_000,
             heap_start: Optional[int] = None, mappings: Optional[Iterable[Mapping]] = None,
             chunks: bool = True, earlier: Optional[HeapState] = None,
-            program_break: Optional[int] = None, focus: Optional[int] = None) -> HeapState:
+            program_break: Optional[int] = None, focus: Optional[int] = None,
+            lists_only: bool = False) -> HeapState:
     """Model glibc malloc's state in `mem`.
 
     main_arena: address of main_arena.  mp: address of mp_ (or its fields, already read).
@@ -280,13 +281,18 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
     to the chunk after it, and the free lists that can hold it or its neighbours (tcaches, the unsorted bin, their fast/small/large bins); the rest is bounds
     only, so one answer on a heap of millions of chunks does not pay for them all.  States and
     problems are then right for that chunk and its neighbours only.
+    lists_only=True models what `arenas` needs: the bounds (as chunks=False), then every free
+    list (fast, unsorted, small and large bins of each arena, each thread's tcache) walked with
+    each chunk's header read from memory, the list checks that need no heap walk and glibc's
+    arena-level checks (top, system_mem); no chunk walk, so no chunk states, no totals, and a
+    list chunk cannot be told from a forged one (the walks stay bounded by max_list).
 
     Raises PtmallocError when main_arena cannot be read; anything else that is wrong is a Problem.
     """
     try:
         return _analyze(mem, layout, main_arena, mp, tcaches, mmap_candidates, pagesize,
                         max_chunks, max_list, heap_start, mappings, chunks, earlier,
-                        program_break, focus)
+                        program_break, focus, lists_only)
     except PtmallocError:
         raise
     except MemoryReadError as e:
@@ -298,10 +304,12 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
 
 def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chunks, max_list,
              heap_start, mappings, chunks=True, earlier=None, program_break=None,
-             focus=None) -> HeapState:
+             focus=None, lists_only=False) -> HeapState:
     state = HeapState(L)
     problems = state.problems
-    reader = Reader(mem, L.pointer_size)
+    # Without the heap walk, the lists' chunks are read through the Reader alone: a long bin
+    # sweeps the heap more than once (64 MiB of blocks at most, instead of 16).
+    reader = Reader(mem, L.pointer_size, max_blocks=1024 if lists_only else 256)
     state.memory = reader
     candidates = list(mmap_candidates or ())
     all_maps = list(mappings or ())
@@ -329,7 +337,7 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
         a = ArenaState(h, n == 0)
         state.arenas.append(a)
         a.top_size = _top_size(reader, L, h)
-        if not chunks:
+        if not chunks or lists_only:
             _heap_bounds(reader, L, a, state.mp, heap_start, problems)
         elif a.main:
             _main_heaps(mem, reader, L, a, state.mp, heap_start, candidates + all_maps, pagesize,
@@ -341,6 +349,10 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
     heap_ranges = [(s.start, s.end) for a in state.arenas for s in a.heaps]
     if not chunks:
         state.mmapped = _find_mmapped(reader, L, candidates, state, pagesize, heap_ranges, earlier)
+        return state
+    if lists_only:
+        state.mmapped = _find_mmapped(reader, L, candidates, state, pagesize, heap_ranges, earlier)
+        _walk_lists_only(state, reader, L, tcaches, max_list, program_break, pagesize)
         return state
 
     # The bin walks take what the heap walk read (size, fd, bk) instead of reading it again.
@@ -363,6 +375,75 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
     _assign_states(state, problems)
     check_arenas(state, program_break, pagesize)
     return state
+
+
+def _walk_lists_only(state: HeapState, reader: Reader, L: Layout, tcaches, max_list: int,
+                     program_break, pagesize) -> None:
+    """analyze(lists_only=True) after the bounds: every free list walked through the Reader's
+    cached blocks (no heap walk to take headers from, nor to tell a list chunk from a forged
+    one: the walks are bounded by max_list per list and 4 * max_list in all), the list checks
+    that need no walk, and glibc's arena-level checks."""
+    problems = state.problems
+    def span(p: int) -> Optional[Tuple[int, int]]:
+        seg = state.segment_at(p)
+        return (seg.start, seg.end) if seg is not None else None
+    steps = Steps(max(max_list, 1) * 4, max_list, span=span)
+    for a in state.arenas:
+        got = walk_arena_bins(reader, L, a.header, state.in_heap, steps, problems)
+        a.fastbins, a.unsorted = got["fastbins"], got["unsorted"]
+        a.smallbins, a.largebins = got["smallbins"], got["largebins"]
+    if L.has_tcache:
+        fill = (state.mp or {}).get("tcache_count")
+        for label, addr in (tcaches or {}).items():
+            if addr:
+                state.tcache[label] = walk_tcache(reader, L, label, addr, state.in_heap, steps,
+                                                  problems, fill)
+    _check_list_membership(state, problems)
+    reader.shrink(256)  # the state keeps its Reader: not the list walks' 64 MiB
+    for a in state.arenas:
+        check_top(state, a, L, program_break, pagesize)
+    check_mallinfo2(state)
+
+
+def _check_list_membership(state: HeapState, problems: List[Problem]) -> None:
+    """What _assign_states finds without the heap walk: a chunk on two lists (a double free),
+    the top chunk on a list, an arena's bin holding a chunk of another arena's heap.  Set
+    operations at C speed; a chunk at a time only for what they single out."""
+    tops = {a.top for a in state.arenas if a.top}
+    lists: List[Tuple[BinList, Optional[ArenaState]]] = []
+    for t in state.tcache.values():
+        lists.extend((b, None) for b in t.bins)  # a thread may cache any arena's chunks
+    for a in state.arenas:
+        lists.extend((b, a) for b in a.bin_lists())
+    listed = set()
+    done: List[BinList] = []
+    for b, owner in lists:
+        if not b.chunks:
+            continue
+        label = b.label
+        on_top = tops.intersection(b.chunks)
+        for addr in sorted(on_top):
+            problems.append(Problem(addr, "%s holds the top chunk" % label))
+        twice = listed.intersection(b.chunks) - on_top
+        for addr in sorted(twice):
+            was = next(d.label for d in done if addr in d.chunks)
+            problems.append(Problem(addr, "chunk is in both %s and %s (double free?)"
+                                    % (was, label)))
+        listed.update(b.chunks)
+        done.append(b)
+        if owner is None:
+            continue
+        lo, hi = min(b.chunks), max(b.chunks)
+        if any(s.start <= lo and hi < s.end for s in owner.heaps):
+            continue  # all in one of its own heaps
+        own = [(s.start, s.end) for s in owner.heaps]
+        for addr in b.chunks:
+            if addr in on_top or addr in twice or any(s <= addr < e for s, e in own):
+                continue
+            seg = state.segment_at(addr)
+            if seg is not None and seg.arena != owner.address:
+                problems.append(Problem(addr, "%s of arena %#x holds a chunk of arena %#x's "
+                                              "heap" % (label, owner.address, seg.arena)))
 
 
 def _find_mmapped(reader, L, candidates, state: HeapState, pagesize, heap_ranges,

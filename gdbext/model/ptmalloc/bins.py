@@ -5,6 +5,7 @@ wrong becomes a Problem at the address holding the bad link (a chunk, a bin slot
 or a tcache_perthread_struct entry).
 """
 
+from struct import Struct
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..memory import MemoryReadError
@@ -58,15 +59,19 @@ class Steps:
     addresses the heap walk did not reach (a model of one chunk walks part of one heap), where
     a list's chunk is neither known nor off the walk."""
 
-    __slots__ = ("left", "per_list", "is_chunk", "unwalked")
+    __slots__ = ("left", "per_list", "is_chunk", "unwalked", "span")
 
     def __init__(self, total: int, per_list: int,
                  is_chunk: Optional[Callable[[int], bool]] = None,
-                 unwalked: Optional[Callable[[int], bool]] = None):
+                 unwalked: Optional[Callable[[int], bool]] = None,
+                 span: Optional[Callable[[int], Optional[Tuple[int, int]]]] = None):
         self.left = total
         self.per_list = per_list
         self.is_chunk = is_chunk
         self.unwalked = unwalked
+        # span(p): (start, end) of the heap holding p, so that a walk without the heap walk's
+        # locator checks the next chunks in the same heap without a look-up each
+        self.span = span
 
 
 def _too_long(what: str, n: int, bound: int, at: int) -> str:
@@ -115,6 +120,13 @@ def walk_fastbin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap:
     ssz, hdr, amask = L.size_sz, L.chunk_hdr_sz, L.align_mask
     p, holder, seen, n, off = head, slot, set(), 0, 0
     what = "%s of arena %#x" % (b.label, arena.address)
+    off_walk = locate is not None or steps.is_chunk is not None
+    lo = hi = 0  # the heap span of the last chunk checked (steps.span)
+    wbase, wblock, wend = 0, b"", 0  # the Reader block it was read from
+    index_of_size: Dict[int, int] = {}
+    if not off_walk and steps.unwalked is None and L.size_sz == L.pointer_size:
+        _fastbin_run(reader, L, b, i, p, holder, what, in_heap, steps, problems)
+        return b
     while p:
         if p in seen:
             problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, p)))
@@ -126,28 +138,41 @@ def walk_fastbin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap:
             break
         # A chunk the heap walk found at p is in a heap: only its alignment needs checking.
         loc = locate[p] if locate is not None else None
-        if _off_walk(steps, loc, locate, p):
+        if off_walk and _off_walk(steps, loc, locate, p):
             if off >= OFF_WALK_MAX:
                 problems.append(Problem(holder, _off_walk_cut(what, n, p)))
                 b.complete = False
                 break
             off += 1
-        if (loc is None or (p + hdr) & amask) and \
-                not _check_ptr(L, p, holder, what, in_heap, problems):
-            b.complete = False
-            break
+        if loc is None or (p + hdr) & amask:
+            if loc is None and lo <= p < hi and not (p + hdr) & amask:
+                pass  # in the heap of the chunk before, aligned
+            elif not _check_ptr(L, p, holder, what, in_heap, problems):
+                b.complete = False
+                break
+            elif steps.span is not None:
+                lo, hi = steps.span(p) or (0, 0)
         if loc is not None and loc[1] not in loc[0].unread:
             raw, stored = loc[0].raws[loc[1]], loc[0].fds[loc[1]]
         else:
-            try:
-                data = reader.read(p + ssz, 2 * ssz)
-            except MemoryReadError:
-                problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
-                b.complete = False
-                break
+            o = p + ssz - wbase
+            if 0 <= o and o + 2 * ssz <= wend:
+                data = wblock[o:o + 2 * ssz]
+            else:
+                try:
+                    data = reader.read(p + ssz, 2 * ssz)
+                except MemoryReadError:
+                    problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
+                    b.complete = False
+                    break
+                wbase, wblock = reader.block(p + ssz)
+                wend = len(wblock)
             raw = int.from_bytes(data[:ssz], "little")
             stored = int.from_bytes(data[ssz:], "little")
-        if fastbin_index(L, raw & ~7) != i:
+        got_index = index_of_size.get(raw)
+        if got_index is None:
+            got_index = index_of_size[raw] = fastbin_index(L, raw & ~7)
+        if got_index != i:
             problems.append(Problem(p, "%s: chunk size %#x does not belong in this fastbin"
                                     % (what, raw & ~7)))
         seen.add(p)
@@ -160,6 +185,65 @@ def walk_fastbin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap:
         holder = p
         p = reveal_ptr(p + hdr, stored) if L.safe_linking else stored
     return b
+
+
+def _fastbin_run(reader: Reader, L: Layout, b: BinList, i: int, p: int, holder: int, what: str,
+                 in_heap: InHeap, steps: Steps, problems: List[Problem]) -> None:
+    """walk_fastbin without the heap walk (analyze(lists_only=True)): the same checks, each
+    header read straight from the Reader's cached block, the heap bounds looked up only when
+    the list leaves the heap of the chunk before: a million-chunk list in about a second."""
+    ssz, hdr, amask, safe = L.size_sz, L.chunk_hdr_sz, L.align_mask, L.safe_linking
+    two = Struct("<QQ" if ssz == 8 else "<II")
+    unpack = two.unpack_from
+    width = two.size
+    seen = set()
+    seen_add, chunks_append, sizes_append, links_append = \
+        seen.add, b.chunks.append, b.sizes.append, b.raw_links.append
+    cap = min(steps.per_list, steps.left)
+    n = 0
+    lo = hi = 0
+    wbase, wblock, wlast = 0, b"", -1  # wlast: the last offset a header can be read at
+    index_of_size: Dict[int, int] = {}
+    while p:
+        if p in seen:
+            problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, p)))
+            b.complete = False
+            break
+        if n >= cap:
+            problems.append(Problem(holder, _too_long(what, n, cap, p)))
+            b.complete = False
+            break
+        if not lo <= p < hi or (p + hdr) & amask:
+            if not _check_ptr(L, p, holder, what, in_heap, problems):
+                b.complete = False
+                break
+            lo, hi = (steps.span(p) or (0, 0)) if steps.span is not None else (0, 0)
+        o = p + ssz - wbase
+        if 0 <= o <= wlast:
+            raw, stored = unpack(wblock, o)
+        else:  # another block, or a header across two
+            try:
+                raw, stored = two.unpack(reader.read(p + ssz, width))
+            except MemoryReadError:
+                problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
+                b.complete = False
+                break
+            wbase, wblock = reader.block(p + ssz)
+            wlast = len(wblock) - width
+        got = index_of_size.get(raw)
+        if got is None:
+            got = index_of_size[raw] = fastbin_index(L, raw & ~7)
+        if got != i:
+            problems.append(Problem(p, "%s: chunk size %#x does not belong in this fastbin"
+                                    % (what, raw & ~7)))
+        seen_add(p)
+        chunks_append(p)
+        sizes_append(raw)
+        links_append(stored)
+        n += 1
+        holder = p
+        p = ((p + hdr) >> 12) ^ stored if safe else stored
+    steps.left -= n
 
 
 class Tcache:
@@ -306,7 +390,15 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
     index_of_size: Dict[int, int] = {}
     cap = min(steps.per_list, steps.left)  # steps.left is brought up to date on the way out
     chunks_append, sizes_append, where_append = b.chunks.append, b.sizes.append, b.where.append
-    while p != bin_addr:
+    off_walk = locate is not None or steps.is_chunk is not None
+    lo = hi = 0  # as in walk_fastbin
+    wbase, wblock, wend = 0, b"", 0
+    if not off_walk and steps.unwalked is None and ssz == L.pointer_size:
+        prev, broke = _bin_run(reader, L, b, i, p, holder, bin_addr, what, in_heap, steps,
+                               problems, cap)
+        n = len(b.chunks)
+        p = bin_addr if not broke else None
+    while p is not None and p != bin_addr:
         if p in seen:
             problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, p)))
             b.complete = False
@@ -316,26 +408,36 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
             b.complete = False
             break
         loc = locate[p] if locate is not None else None  # as in walk_fastbin
-        if _off_walk(steps, loc, locate, p):
+        if off_walk and _off_walk(steps, loc, locate, p):
             if off >= OFF_WALK_MAX:
                 problems.append(Problem(holder, _off_walk_cut(what, n, p)))
                 b.complete = False
                 break
             off += 1
-        if (loc is None or (p + hdr) & amask) and \
-                not _check_ptr(L, p, holder, what, in_heap, problems):
-            b.complete = False
-            break
+        if loc is None or (p + hdr) & amask:
+            if loc is None and lo <= p < hi and not (p + hdr) & amask:
+                pass  # in the heap of the chunk before, aligned
+            elif not _check_ptr(L, p, holder, what, in_heap, problems):
+                b.complete = False
+                break
+            elif steps.span is not None:
+                lo, hi = steps.span(p) or (0, 0)
         if loc is not None and (not loc[0].unread or loc[1] not in loc[0].unread):
             seg, k = loc
             raw, pfd, pbk = seg.raws[k], seg.fds[k], seg.bks[k]
         else:
-            try:
-                d = reader.read(p + ssz, 3 * ssz)
-            except MemoryReadError:
-                problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
-                b.complete = False
-                break
+            o = p + ssz - wbase
+            if 0 <= o and o + 3 * ssz <= wend:
+                d = wblock[o:o + 3 * ssz]
+            else:
+                try:
+                    d = reader.read(p + ssz, 3 * ssz)
+                except MemoryReadError:
+                    problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
+                    b.complete = False
+                    break
+                wbase, wblock = reader.block(p + ssz)
+                wend = len(wblock)
             raw = int.from_bytes(d[:ssz], "little")
             pfd = int.from_bytes(d[ssz:2 * ssz], "little")
             pbk = int.from_bytes(d[2 * ssz:], "little")
@@ -357,13 +459,73 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
         n += 1
         holder, prev, p = p, p, pfd
     else:
-        if bk != prev:
+        if p is not None and bk != prev:
             problems.append(Problem(bin_addr + 3 * ssz, "%s: bin's bk is %#x but its last chunk "
                                                         "is %#x" % (what, bk, prev)))
     steps.left -= n
     if kind == "largebin" and b.chunks:
         check_nextsize(reader, L, b, what, problems)
     return b
+
+
+def _bin_run(reader: Reader, L: Layout, b: BinList, i: int, p: int, holder: int, bin_addr: int,
+             what: str, in_heap: InHeap, steps: Steps, problems: List[Problem],
+             cap: int) -> Tuple[int, bool]:
+    """walk_bin's loop without the heap walk (analyze(lists_only=True)), as _fastbin_run:
+    (the last chunk, whether the walk stopped before the list's end)."""
+    ssz, hdr, amask = L.size_sz, L.chunk_hdr_sz, L.align_mask
+    three = Struct("<QQQ" if ssz == 8 else "<III")
+    unpack = three.unpack_from
+    width = three.size
+    seen = set()
+    seen_add, chunks_append, sizes_append = seen.add, b.chunks.append, b.sizes.append
+    prev, n = bin_addr, 0
+    lo = hi = 0
+    wbase, wblock, wlast = 0, b"", -1
+    index_of_size: Dict[int, int] = {}
+    while p != bin_addr:
+        if p in seen:
+            problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, p)))
+            b.complete = False
+            return prev, True
+        if n >= cap:
+            problems.append(Problem(holder, _too_long(what, n, cap, p)))
+            b.complete = False
+            return prev, True
+        if not lo <= p < hi or (p + hdr) & amask:
+            if not _check_ptr(L, p, holder, what, in_heap, problems):
+                b.complete = False
+                return prev, True
+            lo, hi = (steps.span(p) or (0, 0)) if steps.span is not None else (0, 0)
+        o = p + ssz - wbase
+        if 0 <= o <= wlast:
+            raw, pfd, pbk = unpack(wblock, o)
+        else:  # another block, or a header across two
+            try:
+                raw, pfd, pbk = three.unpack(reader.read(p + ssz, width))
+            except MemoryReadError:
+                problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
+                b.complete = False
+                return prev, True
+            wbase, wblock = reader.block(p + ssz)
+            wlast = len(wblock) - width
+        if pbk != prev:
+            problems.append(Problem(p, "%s: bk is %#x but the previous chunk in the list is %#x"
+                                    % (what, pbk, prev)))
+        if i >= 2:
+            size = raw & ~7
+            got = index_of_size.get(size)
+            if got is None:
+                got = index_of_size[size] = bin_index(L, size)
+            if got != i:
+                problems.append(Problem(p, "%s: chunk size %#x belongs in bin %d"
+                                        % (what, size, got)))
+        seen_add(p)
+        chunks_append(p)
+        sizes_append(raw)
+        n += 1
+        holder, prev, p = p, p, pfd
+    return prev, False
 
 
 NEXTSIZE_ABORT = ('glibc aborts with "corrupted double-linked list (not small)" when it unlinks '

@@ -59,9 +59,14 @@ def check_top(state, a, L: Layout, program_break: Optional[int], pagesize: int) 
                                        "mp_.sbrk_base to sbrk_base + system_mem" if a.main else "")))
         return
     seg = next((s for s in a.heaps if s.addrs and s.addrs[-1] == top), None)
-    if seg is None:
-        return  # the walk did not reach top; it said why
-    raw = seg.raws[-1]
+    if seg is not None:
+        raw = seg.raws[-1]
+    elif any(s.addrs for s in a.heaps):
+        return  # the walk stopped short of top; it said why
+    else:
+        raw = _top_field(state, L, top)  # no walk here (a lists-only or focused model)
+        if raw is None:
+            return
     size = raw & ~7
     end = top + size
     reasons = []
@@ -95,6 +100,19 @@ def check_top(state, a, L: Layout, program_break: Optional[int], pagesize: int) 
                                                                  program_break)))
     if reasons:
         _add_to_problem_at(state.problems, top, "top chunk", reasons)
+
+
+def _top_field(state, L: Layout, top: int) -> Optional[int]:
+    """The top chunk's size field read from memory, or None (a Problem says it is unreadable)."""
+    from ..memory import MemoryReadError
+    mem = state.memory
+    if mem is None:
+        return None
+    try:
+        return int.from_bytes(mem.read(top + L.size_sz, L.size_sz), "little")
+    except MemoryReadError:
+        state.problems.append(Problem(top, "top chunk: its header is unreadable"))
+        return None
 
 
 def _add_to_problem_at(problems: List[Problem], address: int, what: str, reasons: List[str]):

@@ -50,6 +50,19 @@ class Reader:
             self._blocks.popitem(last=False)
         return data
 
+    def shrink(self, max_blocks: int) -> None:
+        """Keep at most max_blocks blocks from now on (the most recently used)."""
+        self._max = max_blocks
+        while len(self._blocks) > max_blocks:
+            self._blocks.popitem(last=False)
+
+    def block(self, address: int):
+        """(base, bytes) of the cached block holding `address`, for reading its neighbours
+        without a call each; (address, b"") when that block is not cached whole."""
+        base = address & ~(BLOCK - 1)
+        got = self._block(base)
+        return (base, got) if got is not None else (address, b"")
+
     def uint(self, address: int, size: int) -> int:
         return int.from_bytes(self.read(address, size), "little")
 
