@@ -5,7 +5,7 @@ from bisect import bisect_right
 import sys
 from itertools import compress, repeat
 from operator import sub
-from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from ..memory import Memory, MemoryReadError
 from ..regions import Mapping
@@ -44,7 +44,7 @@ class ArenaState:
         self.smallbins: Dict[int, BinList] = {}
         self.largebins: Dict[int, BinList] = {}
         self.top_size = 0  # chunksize(av->top)
-        self._totals = None
+        self._totals: Optional[Dict[str, Dict[str, int]]] = None  # totals(), computed once
 
     # malloc_state fields
     flags = property(lambda self: self.header.flags)
@@ -146,7 +146,7 @@ class HeapState:
         self.mp: Optional[Dict[str, int]] = None
         self.mp_address: Optional[int] = None
         self.problems: List[Problem] = []
-        self.memory = None  # the Memory analyzed, for follow-up reads (chunk contents)
+        self.memory: Optional[Reader] = None  # the Memory analyzed, for follow-up reads (chunk contents)
         self._segs: List[Tuple[int, HeapSegment]] = []
         self._last: Optional[HeapSegment] = None
         self._disjoint = False
@@ -415,7 +415,7 @@ def _check_list_membership(state: HeapState, problems: List[Problem]) -> None:
         lists.extend((b, None) for b in t.bins)  # a thread may cache any arena's chunks
     for a in state.arenas:
         lists.extend((b, a) for b in a.bin_lists())
-    listed = set()
+    listed: Set[int] = set()
     done: List[BinList] = []
     for b, owner in lists:
         if not b.chunks:
@@ -525,7 +525,9 @@ def _sizes_around(state: HeapState, focus: int) -> Tuple[List[int], List[int]]:
     """The sizes of the chunk holding `focus` and of its two neighbours, and of those of them
     that look free (the next chunk's PREV_INUSE is clear, or the next chunk is not walked)."""
     seg = state.segment_at(focus)
-    i = seg.index_at(focus) if seg is not None else -1
+    if seg is None:
+        return [], []
+    i = seg.index_at(focus)
     if i < 0:
         return [], []
     near = [k for k in (i - 1, i, i + 1) if 0 <= k < len(seg)]
@@ -623,7 +625,7 @@ def _main_heaps(mem, reader, L, a: ArenaState, mp, heap_start, maps, pagesize, p
     first = first_chunk_at(L, start)
     top_end = top + a.top_size
     expected_end = start + h.system_mem if h.contiguous else None
-    if h.contiguous and first <= top < expected_end:
+    if expected_end is not None and first <= top < expected_end:  # None: not h.contiguous
         # A top that ends short of sbrk_base + system_mem does not cut the heap short.
         end = expected_end if top_end <= expected_end else max(expected_end, top + L.minsize)
         seg = HeapSegment(L, start, end, first, a.address, True)

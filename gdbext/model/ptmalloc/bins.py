@@ -6,7 +6,7 @@ or a tcache_perthread_struct entry).
 """
 
 from struct import Struct
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Set, Tuple, TypedDict
 
 from ..memory import MemoryReadError
 from .arena import ArenaHeader
@@ -14,6 +14,9 @@ from .chunks import (Problem, bin_index, fastbin_index, largebin_index, reveal_p
                      tcache_index)
 from .layout import Layout
 from .reader import Reader
+
+if TYPE_CHECKING:  # for the annotations only: heap.py is the walk, bins.py reads its results
+    from .heap import HeapSegment
 
 
 class BinList:
@@ -97,7 +100,7 @@ def _off_walk(steps: Steps, loc, locate, p: int) -> bool:
 
 InHeap = Callable[[int], bool]
 # locate[address]: the heap walk's (segment, index) of the chunk starting there, or None.
-Locate = Optional[Mapping[int, Optional[Tuple[object, int]]]]
+Locate = Optional[Mapping[int, Optional[Tuple["HeapSegment", int]]]]
 
 
 def _check_ptr(L: Layout, p: int, holder: int, what: str, in_heap: InHeap,
@@ -196,7 +199,7 @@ def _fastbin_run(reader: Reader, L: Layout, b: BinList, i: int, p: int, holder: 
     two = Struct("<QQ" if ssz == 8 else "<II")
     unpack = two.unpack_from
     width = two.size
-    seen = set()
+    seen: Set[int] = set()
     seen_add, chunks_append, sizes_append, links_append = \
         seen.add, b.chunks.append, b.sizes.append, b.raw_links.append
     cap = min(steps.per_list, steps.left)
@@ -279,6 +282,7 @@ def walk_tcache(reader: Reader, L: Layout, label, address: int, in_heap: InHeap,
                 locate: Locate = None) -> Tcache:
     tc = Tcache(label, address)
     st = L.tcache_perthread
+    assert st is not None, "the callers walk tcaches only when L.has_tcache, which lays it out"
     try:
         data = reader.read(address, st.sizeof)
     except MemoryReadError:
@@ -386,6 +390,7 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
         return b
     ssz, hdr, amask = L.size_sz, L.chunk_hdr_sz, L.align_mask
     what = "%s of arena %#x" % (label, arena.address)
+    p: Optional[int]  # None: _bin_run stopped the walk short (the loop below is skipped)
     holder, prev, p, seen, n, off = bin_addr + 2 * ssz, bin_addr, fd, set(), 0, 0
     index_of_size: Dict[int, int] = {}
     cap = min(steps.per_list, steps.left)  # steps.left is brought up to date on the way out
@@ -477,7 +482,7 @@ def _bin_run(reader: Reader, L: Layout, b: BinList, i: int, p: int, holder: int,
     three = Struct("<QQQ" if ssz == 8 else "<III")
     unpack = three.unpack_from
     width = three.size
-    seen = set()
+    seen: Set[int] = set()
     seen_add, chunks_append, sizes_append = seen.add, b.chunks.append, b.sizes.append
     prev, n = bin_addr, 0
     lo = hi = 0
@@ -582,8 +587,16 @@ def check_nextsize(reader: Reader, L: Layout, b: BinList, what: str,
                                            "(the smallest)", NEXTSIZE_ABORT)))
 
 
+class ArenaBins(TypedDict):
+    """What walk_arena_bins returns (a plain dict at run time)."""
+    fastbins: List[BinList]
+    unsorted: BinList
+    smallbins: Dict[int, BinList]
+    largebins: Dict[int, BinList]
+
+
 def walk_arena_bins(reader: Reader, L: Layout, arena: ArenaHeader, in_heap: InHeap, steps: Steps,
-                    problems: List[Problem], locate: Locate = None) -> Dict[str, object]:
+                    problems: List[Problem], locate: Locate = None) -> ArenaBins:
     fast = [walk_fastbin(reader, L, arena, i, in_heap, steps, problems, locate)
             for i in range(L.nfastbins)]
     unsorted = walk_bin(reader, L, arena, 1, in_heap, steps, problems, locate)

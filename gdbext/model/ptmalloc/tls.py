@@ -6,10 +6,13 @@ we already trust (a tcache found by its shape, an arena from the arena list) nam
 variable for all threads at once — including threads whose value we could not have guessed.
 """
 
-from typing import Callable, Dict, Hashable, Optional
+from typing import Callable, Dict, Hashable, Mapping, Optional, TypeVar
+
+# A thread's label: the callers use gdb thread numbers, the tests whatever they like.
+Thread = TypeVar("Thread", bound=Hashable)
 
 
-def find_tls_slot(below_tp: Dict[Hashable, bytes], known: Callable[[int], bool],
+def find_tls_slot(below_tp: Mapping[Thread, bytes], known: Callable[[int], bool],
                   pointer_size: int = 8, min_hits: int = 1) -> Optional[int]:
     """The offset below the thread pointer whose word is, in every thread, NULL or `known`.
 
@@ -38,9 +41,10 @@ def find_tls_slot(below_tp: Dict[Hashable, bytes], known: Callable[[int], bool],
     return best if best_hits >= min_hits else None
 
 
-def slot_values(below_tp: Dict[Hashable, bytes], offset: int, pointer_size: int = 8) -> Dict[Hashable, int]:
+def slot_values(below_tp: Mapping[Thread, bytes], offset: int,
+                pointer_size: int = 8) -> Dict[Thread, int]:
     """Each thread's word at `offset` below its thread pointer."""
-    out = {}
+    out: Dict[Thread, int] = {}
     for label, block in below_tp.items():
         end = len(block) - offset
         if end >= 0:
