@@ -11,7 +11,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import accumulate
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import gdb
 
@@ -173,7 +173,7 @@ def _bounds_view(target: Target) -> HeapView:
         area = _brk_area(maps, _top_of(target, layout, main_arena)) or area
     mp, found["mp_"] = _anchor_symbol(target, maps, data, "mp_")
     if not mp and area:
-        got = find_mp(target.memory, layout, data, heap_range[0] if exact else area)
+        got = find_mp(target.memory, layout, data, heap_range[0] if exact and heap_range else area)
         if got is not None:
             mp, found["mp_"] = got.address, _heuristic(found["mp_"], got)
     if not mp:
@@ -181,7 +181,7 @@ def _bounds_view(target: Target) -> HeapView:
 
     candidates = _mmap_candidates(target, maps)
     heap_start = heap_range[0] if heap_range else (area[0] if area else None)
-    brk = heap_range[1] if exact else None  # the top chunk is checked against it
+    brk = heap_range[1] if exact and heap_range else None  # the top chunk is checked against it
     try:
         state = analyze(target.memory, layout, main_arena, mp=mp or None, tcaches=None,
                         mmap_candidates=candidates, heap_start=heap_start, mappings=maps,
@@ -207,7 +207,8 @@ def _model_view(target: Target, bounds: HeapView, focus: Optional[int] = None,
     layout, found, i = view.layout, view.found, view.inputs
     maps = mappings(target)
     per_thread = _per_thread_at_stop(target, view, maps)
-    view.thread_arena = {t: v["thread_arena"] for t, v in per_thread.items() if v.get("thread_arena")}
+    view.thread_arena = {t: arena_addr for t, v in per_thread.items()
+                         if (arena_addr := v.get("thread_arena"))}
     tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
     if layout.has_tcache and not tcaches:
         focus, lists_only = None, False  # tcaches found by their shape only: a search of every heap
@@ -381,7 +382,7 @@ def _per_thread(target: Target, view: HeapView, maps,
         else:
             found["thread_arena"] = "not found"
     if "tcache" in missing:
-        known = set()
+        known: Set[int] = set()
         for a in state.arenas:
             if a.heaps:
                 seg = a.heaps[0]

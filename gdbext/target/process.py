@@ -3,13 +3,15 @@
 import os
 from typing import Optional
 
+from typing import Any, Dict, Hashable, Tuple
+
 import gdb
 
 from ..model.targetkind import parse_info_target, parse_target_stack
 from .errors import UserError
 from .memory import GdbMemory, generation
 
-_facts_cache = {}  # (generation, inferior num, key) -> value
+_facts_cache: Dict[Tuple[int, int, Hashable], Any] = {}  # (generation, inferior num, key) -> value
 
 
 def running_threads(inferior=None) -> list:
