@@ -359,8 +359,20 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
     locate = _Locator(state) if L.size_sz == L.pointer_size else None
     steps = Steps(max(max_list, 1) * 16, max_list,
                   is_chunk=lambda address: state.locate(address) is not None)
+    _walk_lists(state, reader, L, tcaches, steps, locate)
+    state._marked = {}
+
+    state.mmapped = _find_mmapped(reader, L, candidates, state, pagesize, heap_ranges, earlier)
+    _assign_states(state, problems)
+    check_arenas(state, program_break, pagesize)
+    return state
+
+
+def _walk_lists(state: HeapState, reader: Reader, L: Layout, tcaches, steps: Steps,
+                locate=None) -> None:
+    """Every arena's bins and every thread's tcache, within `steps`."""
     for a in state.arenas:
-        got = walk_arena_bins(reader, L, a.header, state.in_heap, steps, problems, locate)
+        got = walk_arena_bins(reader, L, a.header, state.in_heap, steps, state.problems, locate)
         a.fastbins, a.unsorted = got["fastbins"], got["unsorted"]
         a.smallbins, a.largebins = got["smallbins"], got["largebins"]
     if L.has_tcache:
@@ -368,13 +380,7 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
         for label, addr in (tcaches or {}).items():
             if addr:
                 state.tcache[label] = walk_tcache(reader, L, label, addr, state.in_heap, steps,
-                                                  problems, fill, locate)
-    state._marked = {}
-
-    state.mmapped = _find_mmapped(reader, L, candidates, state, pagesize, heap_ranges, earlier)
-    _assign_states(state, problems)
-    check_arenas(state, program_break, pagesize)
-    return state
+                                                  state.problems, fill, locate)
 
 
 def _walk_lists_only(state: HeapState, reader: Reader, L: Layout, tcaches, max_list: int,
@@ -388,16 +394,7 @@ def _walk_lists_only(state: HeapState, reader: Reader, L: Layout, tcaches, max_l
         seg = state.segment_at(p)
         return (seg.start, seg.end) if seg is not None else None
     steps = Steps(max(max_list, 1) * 4, max_list, span=span)
-    for a in state.arenas:
-        got = walk_arena_bins(reader, L, a.header, state.in_heap, steps, problems)
-        a.fastbins, a.unsorted = got["fastbins"], got["unsorted"]
-        a.smallbins, a.largebins = got["smallbins"], got["largebins"]
-    if L.has_tcache:
-        fill = (state.mp or {}).get("tcache_count")
-        for label, addr in (tcaches or {}).items():
-            if addr:
-                state.tcache[label] = walk_tcache(reader, L, label, addr, state.in_heap, steps,
-                                                  problems, fill)
+    _walk_lists(state, reader, L, tcaches, steps)
     _check_list_membership(state, problems)
     reader.shrink(256)  # the state keeps its Reader: not the list walks' 64 MiB
     for a in state.arenas:
