@@ -14,10 +14,12 @@ class GdbextPrefix(gdb.Command):
 
     def __init__(self):
         # gdb lists the subcommands itself after this text: listing them here too said it twice.
-        self.__doc__ = ("gdbext: memory layout, glibc heap, program break and thread stacks of a paused "
-                        "process.\n\nEach command can also be typed without the 'gdbext' prefix. "
-                        "Every command takes --json and -h. Settings: "
-                        "'show gdbext'.")
+        self.__doc__ = (
+            "gdbext: memory layout, glibc heap, program break and thread stacks of a paused "
+            "process.\n\nEach command can also be typed without the 'gdbext' prefix. "
+            "Every command takes --json and -h. Settings: "
+            "'show gdbext'."
+        )
         super().__init__("gdbext", gdb.COMMAND_DATA, gdb.COMPLETE_COMMAND, prefix=True)
 
 
@@ -38,8 +40,9 @@ class _ShowPrefix(_SetPrefix):
 
     def invoke(self, arg, from_tty):
         if arg.strip():
-            raise gdb.GdbError(f"show gdbext: no setting named {arg.strip()!r}; "
-                               f"settings: {', '.join(self.names)}")
+            raise gdb.GdbError(
+                f"show gdbext: no setting named {arg.strip()!r}; settings: {', '.join(self.names)}"
+            )
         for name in self.names:
             text = gdb.execute(f"show gdbext {name}", to_string=True).strip()
             gdb.write(f"gdbext {name}:  {text}\n")
@@ -71,8 +74,13 @@ def register():
     GdbextPrefix()
     _SetPrefix("set")
     _ShowPrefix(SETTINGS)
-    _Param("color", gdb.PARAM_ENUM, "when gdbext colours its output (auto: on a terminal with styling on)",
-           "auto", ["auto", "on", "off"])
+    _Param(
+        "color",
+        gdb.PARAM_ENUM,
+        "when gdbext colours its output (auto: on a terminal with styling on)",
+        "auto",
+        ["auto", "on", "off"],
+    )
     _Param("style", gdb.PARAM_STRING, "the pygments style that colours gdbext output", "monokai")
     _Param("debug", gdb.PARAM_BOOLEAN, "whether gdbext shows Python tracebacks of its own errors", False)
     for cls in classes:

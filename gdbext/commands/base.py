@@ -152,8 +152,10 @@ class GdbextCommand(gdb.Command):
             return str(e)
         if isinstance(e, (UserError, gdb.error)):
             return f"{self.name}: {e}"
-        return (f"{self.name}: internal error ({type(e).__name__}: {e}); "
-                f"'set gdbext debug on' shows the traceback")
+        return (
+            f"{self.name}: internal error ({type(e).__name__}: {e}); "
+            f"'set gdbext debug on' shows the traceback"
+        )
 
     def run(self, args, out: Output):
         raise NotImplementedError
@@ -161,6 +163,7 @@ class GdbextCommand(gdb.Command):
 
 def _require_stopped() -> None:
     from ..target.process import require_stopped  # the target layer loads at first use
+
     require_stopped()
 
 

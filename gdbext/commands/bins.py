@@ -12,11 +12,13 @@ from .edge import heap_view, target_json
 class Bins(GdbextCommand):
     name = "bins"
     summary = "Show every non-empty malloc free list: tcache per thread, fast, unsorted, small, large."
-    details = ("Chunks are listed in list order (the order malloc would take them). Pointers are\n"
-               "shown decoded (safe-linking undone); raw stored values are in --json as raw_links.\n"
-               "count: for a tcache bin, the count glibc keeps; otherwise the list's length.\n"
-               "--thread N: only thread N's tcache and the bins of the arena it uses.\n"
-               "Problems met on the way (loops, bad pointers, wrong sizes) are listed at the end.")
+    details = (
+        "Chunks are listed in list order (the order malloc would take them). Pointers are\n"
+        "shown decoded (safe-linking undone); raw stored values are in --json as raw_links.\n"
+        "count: for a tcache bin, the count glibc keeps; otherwise the list's length.\n"
+        "--thread N: only thread N's tcache and the bins of the arena it uses.\n"
+        "Problems met on the way (loops, bad pointers, wrong sizes) are listed at the end."
+    )
 
     def add_arguments(self, p):
         for k in KINDS:
@@ -34,14 +36,19 @@ class Bins(GdbextCommand):
         if args.thread is not None:
             known = {t for t in view.thread_arena} | {t.label for t in tcaches}
             if args.thread not in known:
-                raise UserError(f"thread {args.thread} has no tcache or arena that gdbext can "
-                                f"find; 'info threads' lists the threads")
+                raise UserError(
+                    f"thread {args.thread} has no tcache or arena that gdbext can "
+                    f"find; 'info threads' lists the threads"
+                )
             tcaches = [t for t in tcaches if t.label == args.thread]
             arena = view.thread_arena.get(args.thread)
             arenas = [a for a in arenas if a.address == arena] if arena else []
         if args.json:
-            out.json(jsonout.document("bins", target_json(target),
-                                      **bins_view.document_body(view, tcaches, arenas, kinds)))
+            out.json(
+                jsonout.document(
+                    "bins", target_json(target), **bins_view.document_body(view, tcaches, arenas, kinds)
+                )
+            )
             return
         out.emit(bins_view.text(view, tcaches, arenas, kinds))
 

@@ -11,6 +11,7 @@ from .base import GdbextCommand
 def _bw():
     """The watcher and its helpers, loaded on first use: gdb start-up stays cheap."""
     from ..target import brkwatch
+
     return brkwatch
 
 
@@ -29,29 +30,39 @@ class BrkWatch(GdbextCommand):
     name = "brkwatch"
     reads_stopped_process = False  # turning the watch on or off, or its log, needs no stop
     summary = "Record every change of the program break (and anonymous mmaps) while the program runs."
-    details = ("brkwatch on [--mmap] [--stop] [--bt N] [--method auto|watch|break|syscall]\n"
-               "brkwatch off | status [--json] | log [--json] [--last N] [--kind KIND] | clear\n\n"
-               "While on, each change of the break (malloc growing or trimming the heap, sbrk/brk,\n"
-               "a raw syscall(SYS_brk, ...)), including a refused one, is recorded without stopping\n"
-               "the program; --mmap adds anonymous mmap/munmap/mremap (malloc's large chunks and\n"
-               "arena heaps). Each event keeps the thread, the user code that caused it, the\n"
-               "malloc call and its size when readable, and mp_.mmap_threshold. --stop stops at\n"
-               "each event; --bt N keeps N frames. The log survives stops and 'continue' and is\n"
-               "cleared at a new run; each inferior (a fork kept with detach-on-fork off) has its\n"
-               "own, and an exec is followed into the new program. Each event costs the program\n"
-               "a stop in gdb: --method picks how (auto: a hardware watchpoint on libc's\n"
-               "__curbrk, else a breakpoint in __brk, else a syscall catchpoint).")
+    details = (
+        "brkwatch on [--mmap] [--stop] [--bt N] [--method auto|watch|break|syscall]\n"
+        "brkwatch off | status [--json] | log [--json] [--last N] [--kind KIND] | clear\n\n"
+        "While on, each change of the break (malloc growing or trimming the heap, sbrk/brk,\n"
+        "a raw syscall(SYS_brk, ...)), including a refused one, is recorded without stopping\n"
+        "the program; --mmap adds anonymous mmap/munmap/mremap (malloc's large chunks and\n"
+        "arena heaps). Each event keeps the thread, the user code that caused it, the\n"
+        "malloc call and its size when readable, and mp_.mmap_threshold. --stop stops at\n"
+        "each event; --bt N keeps N frames. The log survives stops and 'continue' and is\n"
+        "cleared at a new run; each inferior (a fork kept with detach-on-fork off) has its\n"
+        "own, and an exec is followed into the new program. Each event costs the program\n"
+        "a stop in gdb: --method picks how (auto: a hardware watchpoint on libc's\n"
+        "__curbrk, else a breakpoint in __brk, else a syscall catchpoint)."
+    )
 
     def add_arguments(self, p):
-        p.add_argument("--json", dest="top_json", action="store_true",
-                       help="one JSON document (status, or the log with 'log')")
+        p.add_argument(
+            "--json",
+            dest="top_json",
+            action="store_true",
+            help="one JSON document (status, or the log with 'log')",
+        )
         sub = p.add_subparsers(dest="action", metavar="on|off|status|log|clear")
         on = sub.add_parser("on", help="start recording", add_help=True)
         on.add_argument("--mmap", action="store_true", help="also anonymous mmap/munmap/mremap")
         on.add_argument("--stop", action="store_true", help="stop the program at each event")
         on.add_argument("--bt", type=int, default=0, metavar="N", help="keep N frames per event")
-        on.add_argument("--method", choices=M.METHODS, default="auto",
-                        help="how to be told of a change (default: the cheapest that works)")
+        on.add_argument(
+            "--method",
+            choices=M.METHODS,
+            default="auto",
+            help="how to be told of a change (default: the cheapest that works)",
+        )
         on.add_argument("--json", action="store_true", help="the status afterwards, as JSON")
         off = sub.add_parser("off", help="stop recording (the log is kept)")
         off.add_argument("--json", action="store_true", help="the status afterwards, as JSON")
@@ -60,8 +71,13 @@ class BrkWatch(GdbextCommand):
         lg = sub.add_parser("log", help="the events, with running totals and a summary")
         lg.add_argument("--json", action="store_true", help="one JSON document")
         lg.add_argument("--last", type=int, metavar="N", help="only the last N events")
-        lg.add_argument("--kind", action="append", choices=M.KINDS, metavar="KIND",
-                        help="only events of this kind (repeatable)")
+        lg.add_argument(
+            "--kind",
+            action="append",
+            choices=M.KINDS,
+            metavar="KIND",
+            help="only events of this kind (repeatable)",
+        )
         clear = sub.add_parser("clear", help="forget the events recorded so far")
         clear.add_argument("--json", action="store_true", help="the status afterwards, as JSON")
 
@@ -85,8 +101,11 @@ class BrkWatch(GdbextCommand):
         if action in ("on", "off", "clear", "status"):
             st = _bw().WATCHER.status()
             if want_json:
-                out.json(jsonout.document("brkwatch", _target_doc(), status=st,
-                                          summary=_bw().WATCHER.log.summary.to_json()))
+                out.json(
+                    jsonout.document(
+                        "brkwatch", _target_doc(), status=st, summary=_bw().WATCHER.log.summary.to_json()
+                    )
+                )
                 return
             for line in lines or view.status_lines(st):
                 out.line(line)
@@ -99,12 +118,21 @@ class BrkWatch(GdbextCommand):
             raise UserError("--last takes a positive number of events")
         events = log.selected(args.kind, args.last)
         if args.json:
-            out.json(jsonout.document(
-                "brkwatch", _target_doc(), events=[e.to_json() for e in events],
-                summary=log.summary.to_json(), start_brk=log.start_brk, notes=list(log.notes),
-                dropped=log.dropped, status=_bw().WATCHER.status(),
-                threshold_changes=[{"seq": s, "old": a, "new": b}
-                                   for s, a, b in M.threshold_changes(log.events)]))
+            out.json(
+                jsonout.document(
+                    "brkwatch",
+                    _target_doc(),
+                    events=[e.to_json() for e in events],
+                    summary=log.summary.to_json(),
+                    start_brk=log.start_brk,
+                    notes=list(log.notes),
+                    dropped=log.dropped,
+                    status=_bw().WATCHER.status(),
+                    threshold_changes=[
+                        {"seq": s, "old": a, "new": b} for s, a, b in M.threshold_changes(log.events)
+                    ],
+                )
+            )
             return
         for n in log.notes:
             out.line([("note: ", "muted"), (n, None)])

@@ -12,9 +12,11 @@ from .edge import chunk_view, target_json, regions
 class ChunkCommand(GdbextCommand):
     name = "chunk"
     summary = "Explain the malloc chunk that holds an address: fields, state, bin, neighbours."
-    details = ("ADDRESS is any gdb expression: a chunk address, the pointer malloc returned, or\n"
-               "any address inside a chunk. The chunk's state comes from the free lists; any\n"
-               "problem the heap model found inside the chunk is listed with it.")
+    details = (
+        "ADDRESS is any gdb expression: a chunk address, the pointer malloc returned, or\n"
+        "any address inside a chunk. The chunk's state comes from the free lists; any\n"
+        "problem the heap model found inside the chunk is listed with it."
+    )
 
     def add_arguments(self, p):
         p.add_argument("address", metavar="ADDRESS", nargs="+", help="an address expression")
@@ -32,12 +34,16 @@ class ChunkCommand(GdbextCommand):
                 raise UserError(f"{address:#x} is in no chunk: it is in {header}")
             r = region_at(regions(target), address)
             where = r.describe() if r is not None else "unmapped memory"
-            raise UserError(f"{address:#x} is in no heap chunk gdbext found ({where}); "
-                            f"'vmmap {address:#x}' says more")
+            raise UserError(
+                f"{address:#x} is in no heap chunk gdbext found ({where}); 'vmmap {address:#x}' says more"
+            )
         facts = chunk_views.facts(view, c)
         if args.json:
-            out.json(jsonout.document("chunk", target_json(target),
-                                      **chunk_views.document_body(view, facts, address)))
+            out.json(
+                jsonout.document(
+                    "chunk", target_json(target), **chunk_views.document_body(view, facts, address)
+                )
+            )
             return
         out.emit(chunk_views.text(view, facts, address, expression))
 

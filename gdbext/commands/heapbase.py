@@ -22,8 +22,7 @@ def select_arenas(view: "HeapView", spec: Optional[str]):
     if spec.isdigit() and int(spec) < max(len(arenas), 64):
         n = int(spec)
         if n >= len(arenas):
-            raise UserError(f"there is no arena {n}; 'arenas' lists {len(arenas)} "
-                            f"(0 to {len(arenas) - 1})")
+            raise UserError(f"there is no arena {n}; 'arenas' lists {len(arenas)} (0 to {len(arenas) - 1})")
         return [arenas[n]]
     address = evaluate_address(spec)
     got = [a for a in arenas if a.address == address]

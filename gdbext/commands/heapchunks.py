@@ -34,16 +34,23 @@ def _state_list(text):
 class HeapChunks(GdbextCommand):
     name = "heapchunks"
     summary = "List every malloc chunk of every arena and every mmapped chunk, with its state."
-    details = ("States come from the free lists, not from PREV_INUSE: " + ", ".join(STATES) + ".\n"
-               "Flags: P = PREV_INUSE, M = IS_MMAPPED, A = NON_MAIN_ARENA.\n"
-               "--arena takes 'main', an arena number as 'arenas' lists them, or an address.\n"
-               "SIZE accepts 4096, 0x1000, 4k, 1.5M. A footer per arena gives its totals;\n"
-               "glibc's own counts (mallinfo2) close the listing.")
+    details = (
+        "States come from the free lists, not from PREV_INUSE: " + ", ".join(STATES) + ".\n"
+        "Flags: P = PREV_INUSE, M = IS_MMAPPED, A = NON_MAIN_ARENA.\n"
+        "--arena takes 'main', an arena number as 'arenas' lists them, or an address.\n"
+        "SIZE accepts 4096, 0x1000, 4k, 1.5M. A footer per arena gives its totals;\n"
+        "glibc's own counts (mallinfo2) close the listing."
+    )
 
     def add_arguments(self, p):
         p.add_argument("--arena", metavar="ADDRESS|main|N", help="only this arena")
-        p.add_argument("--state", action="append", type=_state_list, metavar="STATE",
-                       help="only chunks in this state (repeatable, or comma-separated)")
+        p.add_argument(
+            "--state",
+            action="append",
+            type=_state_list,
+            metavar="STATE",
+            help="only chunks in this state (repeatable, or comma-separated)",
+        )
         p.add_argument("--min", metavar="SIZE", help="only chunks of at least SIZE bytes")
         p.add_argument("--max", metavar="SIZE", help="only chunks of at most SIZE bytes")
         p.add_argument("--limit", type=int, metavar="N", help="show at most N chunks")
@@ -59,11 +66,9 @@ class HeapChunks(GdbextCommand):
         view = heap_view(target)
         arenas = select_arenas(view, args.arena)
         if args.json:
-            out.emit(chunks_view.document(view, target_json(target), arenas, flt,
-                                          args.arena is None))
+            out.emit(chunks_view.document(view, target_json(target), arenas, flt, args.arena is None))
         else:
             out.emit(chunks_view.table(view, arenas, flt, args.arena is None, out.colour))
 
 
 COMMANDS = (HeapChunks,)
-

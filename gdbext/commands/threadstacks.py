@@ -53,15 +53,17 @@ def parse_thread_list(words) -> ThreadSelection:
 class ThreadStacks(GdbextCommand):
     name = "threadstacks"
     summary = "Show each thread's stack: bounds, guard, SP, bytes in use and peak use."
-    details = ("THREAD: gdb thread numbers or ranges (2 4-6); all threads by default.\n"
-               "Bounds come from glibc's struct pthread (stackblock, stackblock_size, guardsize)\n"
-               "through libc's debug types, otherwise from the mapping that holds SP and the\n"
-               "no-access mapping below it. The main thread's stack is the [stack] mapping and\n"
-               "may grow down to the process's own RLIMIT_STACK (/proc/PID/limits).\n"
-               "used = high - SP. peak = high - the lowest page of the stack the thread wrote,\n"
-               "from /proc/PID/pagemap (a local live process only; '?' elsewhere).\n"
-               "Warnings: use above 75%, SP in or below the guard (a stack overflow), SP on no\n"
-               "known stack (an alternate signal stack or a user-allocated stack).")
+    details = (
+        "THREAD: gdb thread numbers or ranges (2 4-6); all threads by default.\n"
+        "Bounds come from glibc's struct pthread (stackblock, stackblock_size, guardsize)\n"
+        "through libc's debug types, otherwise from the mapping that holds SP and the\n"
+        "no-access mapping below it. The main thread's stack is the [stack] mapping and\n"
+        "may grow down to the process's own RLIMIT_STACK (/proc/PID/limits).\n"
+        "used = high - SP. peak = high - the lowest page of the stack the thread wrote,\n"
+        "from /proc/PID/pagemap (a local live process only; '?' elsewhere).\n"
+        "Warnings: use above 75%, SP in or below the guard (a stack overflow), SP on no\n"
+        "known stack (an alternate signal stack or a user-allocated stack)."
+    )
 
     def add_arguments(self, p):
         p.add_argument("threads", nargs="*", metavar="THREAD", help="gdb thread numbers or ranges")
@@ -75,8 +77,11 @@ class ThreadStacks(GdbextCommand):
         if unmatched and not rows:
             raise UserError(no_threads_text(unmatched) + "; 'info threads' lists them")
         if args.json:
-            out.json(jsonout.document("threadstacks", target_json(target),
-                                      **stacks_views.document_body(rows, unmatched)))
+            out.json(
+                jsonout.document(
+                    "threadstacks", target_json(target), **stacks_views.document_body(rows, unmatched)
+                )
+            )
             return
         if not rows:
             raise UserError("the process has no threads gdb can see")

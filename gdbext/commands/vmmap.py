@@ -17,15 +17,26 @@ _EXPRESSION_START = re.compile(r"^[0-9$&*(\-]")
 class Vmmap(GdbextCommand):
     name = "vmmap"
     summary = "Show the memory map of the process, each region named by what it holds."
-    details = ("An ADDRESS (any gdb expression) shows the one region that holds it, or the nearest\n"
-               "regions when it is unmapped. A PATTERN filters by path or label (shell wildcards\n"
-               "allowed). Kinds: " + ", ".join(KINDS) + ".\nClasses: " + ", ".join(CLASSES) + ".")
+    details = (
+        "An ADDRESS (any gdb expression) shows the one region that holds it, or the nearest\n"
+        "regions when it is unmapped. A PATTERN filters by path or label (shell wildcards\n"
+        "allowed). Kinds: " + ", ".join(KINDS) + ".\nClasses: " + ", ".join(CLASSES) + "."
+    )
 
     def add_arguments(self, p):
-        p.add_argument("what", nargs="?", metavar="ADDRESS|PATTERN",
-                       help="an address expression, or a pattern matched against paths and labels")
-        p.add_argument("--kind", action="append", choices=KINDS, metavar="KIND",
-                       help="show only regions of this kind (repeatable)")
+        p.add_argument(
+            "what",
+            nargs="?",
+            metavar="ADDRESS|PATTERN",
+            help="an address expression, or a pattern matched against paths and labels",
+        )
+        p.add_argument(
+            "--kind",
+            action="append",
+            choices=KINDS,
+            metavar="KIND",
+            help="show only regions of this kind (repeatable)",
+        )
         p.add_argument("--summary", action="store_true", help="totals per kind and per class")
         p.add_argument("--json", action="store_true", help="one JSON document")
 
@@ -33,16 +44,20 @@ class Vmmap(GdbextCommand):
         target = Target()
         why = maps_unreadable(target)
         if why:  # what can be rebuilt from memory is not a memory map worth showing
-            raise UserError(f"{why}; the heap commands and threadstacks still work from the "
-                            f"process's memory and symbols")
+            raise UserError(
+                f"{why}; the heap commands and threadstacks still work from the process's memory and symbols"
+            )
         regs = regions(target)
         address = self._address(args.what, regs)
         if address is not None:
             return self._show_address(target, regs, address, args, out)
         if args.what:
             pat = args.what
-            match = (lambda s: fnmatch.fnmatchcase(s, pat)) if any(c in pat for c in "*?[") \
+            match = (
+                (lambda s: fnmatch.fnmatchcase(s, pat))
+                if any(c in pat for c in "*?[")
                 else (lambda s: pat in s)
+            )
             regs = [r for r in regs if match(r.path) or match(r.label) or match(r.describe())]
         if args.kind:
             regs = [r for r in regs if r.kind in args.kind]
@@ -80,8 +95,11 @@ class Vmmap(GdbextCommand):
         r = region_at(regs, address)
         below, above = (None, None) if r else neighbours(regs, address)
         if args.json:
-            out.json(jsonout.document("vmmap", target_json(target),
-                                      **vmmap_views.address_body(address, r, below, above)))
+            out.json(
+                jsonout.document(
+                    "vmmap", target_json(target), **vmmap_views.address_body(address, r, below, above)
+                )
+            )
             return
         out.emit(vmmap_views.address_items(address, r, below, above))
 

@@ -99,8 +99,7 @@ def brk_failure_branch(insns: Iterable[Insn]) -> Optional[int]:
             return None
         regs = [_reg(o) for o in ops]
         if seen_syscall and mnemonic in ("cmp", "cmpq") and len(ops) == 2 and all(regs):
-            kinds = ["request" if r in requested else "result" if r in result else None
-                     for r in regs]
+            kinds = ["request" if r in requested else "result" if r in result else None for r in regs]
             if sorted(k or "" for k in kinds) == ["request", "result"]:
                 compare = (kinds[0], kinds[1])
             continue
@@ -109,8 +108,12 @@ def brk_failure_branch(insns: Iterable[Insn]) -> Optional[int]:
         # The instruction writes its first (Intel) operand: what that register held is gone,
         # unless a whole 64-bit register is copied into it.
         dst = _full(regs[0])
-        copied = mnemonic in ("mov", "movq") and len(ops) == 2 and regs[1] == _full(regs[1] or "") \
+        copied = (
+            mnemonic in ("mov", "movq")
+            and len(ops) == 2
+            and regs[1] == _full(regs[1] or "")
             and regs[0] == dst
+        )
         src = regs[1] if copied else None
         for group in (requested, result):
             had = src in group

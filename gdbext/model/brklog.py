@@ -17,8 +17,18 @@ KINDS = ("brk", "mmap", "munmap", "mremap")
 # x86-64 system call numbers
 SYSCALLS_X86_64 = {12: "brk", 9: "mmap", 11: "munmap", 25: "mremap"}
 
-ALLOC_FUNCTIONS = ("malloc", "calloc", "realloc", "reallocarray", "free", "memalign",
-                   "aligned_alloc", "posix_memalign", "valloc", "pvalloc")
+ALLOC_FUNCTIONS = (
+    "malloc",
+    "calloc",
+    "realloc",
+    "reallocarray",
+    "free",
+    "memalign",
+    "aligned_alloc",
+    "posix_memalign",
+    "valloc",
+    "pvalloc",
+)
 
 METHODS = ("auto", "watch", "break", "syscall")  # how brkwatch may watch the break
 
@@ -51,7 +61,7 @@ def alloc_name(function: Optional[str]) -> Optional[str]:
     name = function
     for prefix in ("__GI_", "__libc_", "__"):
         while name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
     name = name.split("@")[0]
     return name if name in ALLOC_FUNCTIONS else None
 
@@ -87,18 +97,35 @@ class BrkEvent:
         return self.result == "ok"
 
     def to_json(self) -> dict:
-        return {"seq": self.seq, "thread": self.thread, "tid": self.tid, "kind": self.kind,
-                "old_brk": self.old_brk, "new_brk": self.new_brk, "address": self.address,
-                "length": self.length, "delta": self.delta, "result": self.result,
-                "caller": self.caller, "mmap_threshold": self.mmap_threshold,
-                "requested": self.requested, "old_address": self.old_address,
-                "old_length": self.old_length, "prot": self.prot, "flags": self.flags,
-                "via": list(self.via), "alloc": self.alloc, "backtrace": list(self.backtrace),
-                "heap_total": self.heap_total, "mmapped_total": self.mmapped_total,
-                "source": self.source}
+        return {
+            "seq": self.seq,
+            "thread": self.thread,
+            "tid": self.tid,
+            "kind": self.kind,
+            "old_brk": self.old_brk,
+            "new_brk": self.new_brk,
+            "address": self.address,
+            "length": self.length,
+            "delta": self.delta,
+            "result": self.result,
+            "caller": self.caller,
+            "mmap_threshold": self.mmap_threshold,
+            "requested": self.requested,
+            "old_address": self.old_address,
+            "old_length": self.old_length,
+            "prot": self.prot,
+            "flags": self.flags,
+            "via": list(self.via),
+            "alloc": self.alloc,
+            "backtrace": list(self.backtrace),
+            "heap_total": self.heap_total,
+            "mmapped_total": self.mmapped_total,
+            "source": self.source,
+        }
 
 
 # ---- decoding one system call ------------------------------------------------------------
+
 
 def decode_brk(requested: int, result: int, old: Optional[int]) -> Optional[BrkEvent]:
     """brk(requested) returned `result` (the break after the call); `old` is the break before,
@@ -124,10 +151,12 @@ def decode_mmap(addr: int, length: int, prot: int, flags: int, rax: int) -> Opti
     ok, value, text = syscall_result(rax)
     size = page_up(length)
     if ok:
-        return BrkEvent("mmap", size, "ok", address=value, length=size, requested=addr or None,
-                        prot=prot, flags=flags)
-    return BrkEvent("mmap", 0, text, address=None, length=size, requested=addr or None,
-                    prot=prot, flags=flags)
+        return BrkEvent(
+            "mmap", size, "ok", address=value, length=size, requested=addr or None, prot=prot, flags=flags
+        )
+    return BrkEvent(
+        "mmap", 0, text, address=None, length=size, requested=addr or None, prot=prot, flags=flags
+    )
 
 
 def decode_munmap(addr: int, length: int, rax: int) -> BrkEvent:
@@ -139,12 +168,20 @@ def decode_munmap(addr: int, length: int, rax: int) -> BrkEvent:
 def decode_mremap(old_addr: int, old_len: int, new_len: int, flags: int, rax: int) -> BrkEvent:
     ok, value, text = syscall_result(rax)
     old_size, new_size = page_up(old_len), page_up(new_len)
-    return BrkEvent("mremap", new_size - old_size if ok else 0, text,
-                    address=value if ok else None, length=new_size, old_address=old_addr,
-                    old_length=old_size, flags=flags)
+    return BrkEvent(
+        "mremap",
+        new_size - old_size if ok else 0,
+        text,
+        address=value if ok else None,
+        length=new_size,
+        old_address=old_addr,
+        old_length=old_size,
+        flags=flags,
+    )
 
 
 # ---- which unmapped memory was anonymous ----------------------------------------------------
+
 
 class FileRanges:
     """The file-backed address ranges, kept up to date from mmap/munmap/mremap, so that an
@@ -192,6 +229,7 @@ class FileRanges:
 
 # ---- the log ------------------------------------------------------------------------------
 
+
 @dataclass
 class Summary:
     events: int = 0
@@ -205,13 +243,18 @@ class Summary:
     last_brk: Optional[int] = None
 
     def to_json(self) -> dict:
-        return {"events": self.events, "brk_events": self.brk_events,
-                "map_events": self.map_events, "failures": self.failures,
-                "net_brk": self.brk_growth, "net_mmapped": self.mmapped_growth,
-                "net_growth": self.brk_growth + self.mmapped_growth,
-                "largest_step": ({"seq": self.largest[0], "delta": self.largest[1]}
-                                 if self.largest else None),
-                "first_brk": self.first_brk, "last_brk": self.last_brk}
+        return {
+            "events": self.events,
+            "brk_events": self.brk_events,
+            "map_events": self.map_events,
+            "failures": self.failures,
+            "net_brk": self.brk_growth,
+            "net_mmapped": self.mmapped_growth,
+            "net_growth": self.brk_growth + self.mmapped_growth,
+            "largest_step": ({"seq": self.largest[0], "delta": self.largest[1]} if self.largest else None),
+            "first_brk": self.first_brk,
+            "last_brk": self.last_brk,
+        }
 
 
 class BrkLog:

@@ -11,8 +11,7 @@ MAPPING_CALLS = (NR["mmap"], NR["munmap"], NR["mremap"])
 ENOSYS_RAX = (1 << 64) - 38  # rax at a syscall-entry stop on x86-64
 
 
-def decode_mapping_call(nr: int, args: Sequence[int], rax: int,
-                        files: M.FileRanges) -> Optional[M.BrkEvent]:
+def decode_mapping_call(nr: int, args: Sequence[int], rax: int, files: M.FileRanges) -> Optional[M.BrkEvent]:
     """The event for a finished mmap/munmap/mremap (args: the six system call arguments, rax:
     its result), or None when it concerns file mappings; `files` follows the file mappings."""
     if nr == NR["mmap"]:

@@ -20,7 +20,7 @@ def _notes(data: bytes):
         namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
         pos += 12
         name_end = pos + ((namesz + 3) & ~3)
-        desc = data[name_end:name_end + descsz]
+        desc = data[name_end : name_end + descsz]
         yield ntype, desc
         pos = name_end + ((descsz + 3) & ~3)
 
@@ -40,8 +40,10 @@ def parse_nt_file(desc: bytes) -> List[tuple]:
         entries.append(struct.unpack_from("<QQQ", desc, pos))
         pos += 24
     names = desc[pos:].split(b"\0")
-    return [(s, e, off * page_size, maps_path(names[i].decode("utf-8", "replace")) if i < len(names) else "")
-            for i, (s, e, off) in enumerate(entries)]
+    return [
+        (s, e, off * page_size, maps_path(names[i].decode("utf-8", "replace")) if i < len(names) else "")
+        for i, (s, e, off) in enumerate(entries)
+    ]
 
 
 def core_mappings(read: Callable[[int, int], bytes]) -> Optional[List[Mapping]]:
@@ -49,10 +51,10 @@ def core_mappings(read: Callable[[int, int], bytes]) -> Optional[List[Mapping]]:
     head = read(0, 64)
     if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
         return None
-    e_type, = struct.unpack_from("<H", head, 0x10)
+    (e_type,) = struct.unpack_from("<H", head, 0x10)
     if e_type != 4:  # ET_CORE
         return None
-    e_phoff, = struct.unpack_from("<Q", head, 0x20)
+    (e_phoff,) = struct.unpack_from("<Q", head, 0x20)
     e_phentsize, e_phnum = struct.unpack_from("<HH", head, 0x36)
     if e_phnum == 0xFFFF or e_phentsize < 56:
         return None  # extended numbering: not produced by the kernel or gcore for our sizes
@@ -60,7 +62,8 @@ def core_mappings(read: Callable[[int, int], bytes]) -> Optional[List[Mapping]]:
     loads, files = [], []
     for i in range(e_phnum):
         p_type, p_flags, p_offset, p_vaddr, _, p_filesz, p_memsz, _ = struct.unpack_from(
-            "<IIQQQQQQ", table, i * e_phentsize)
+            "<IIQQQQQQ", table, i * e_phentsize
+        )
         if p_type == PT_LOAD and p_memsz:
             loads.append((p_vaddr, p_vaddr + p_memsz, p_flags))
         elif p_type == PT_NOTE and p_filesz < (64 << 20):
@@ -69,8 +72,12 @@ def core_mappings(read: Callable[[int, int], bytes]) -> Optional[List[Mapping]]:
                     files = parse_nt_file(desc)
     out = []
     for start, end, flags in loads:
-        perms = ("r" if flags & PF_R else "-") + ("w" if flags & PF_W else "-") + \
-                ("x" if flags & PF_X else "-") + "p"
+        perms = (
+            ("r" if flags & PF_R else "-")
+            + ("w" if flags & PF_W else "-")
+            + ("x" if flags & PF_X else "-")
+            + "p"
+        )
         f = next((f for f in files if f[0] <= start < f[1]), None)
         if f:
             out.append(Mapping(start, end, perms, f[2] + (start - f[0]), f[3]))

@@ -34,8 +34,12 @@ class LoadedObject:
 
 def is_core_header(header: bytes) -> bool:
     """Whether these first bytes of a file are a little-endian ELF core file's header."""
-    return len(header) >= 18 and header[:4] == b"\x7fELF" and header[5] == 1 and \
-        struct.unpack_from("<H", header, 16)[0] == ET_CORE
+    return (
+        len(header) >= 18
+        and header[:4] == b"\x7fELF"
+        and header[5] == 1
+        and struct.unpack_from("<H", header, 16)[0] == ET_CORE
+    )
 
 
 def parse_program_headers(header: bytes, mapping_start: int, path: str = "") -> Optional[LoadedObject]:
@@ -45,7 +49,7 @@ def parse_program_headers(header: bytes, mapping_start: int, path: str = "") -> 
     if header[4] != 2 or header[5] != 1:  # 64-bit little-endian only
         return None
     try:
-        e_phoff, = struct.unpack_from("<Q", header, 0x20)
+        (e_phoff,) = struct.unpack_from("<Q", header, 0x20)
         e_phentsize, e_phnum = struct.unpack_from("<HH", header, 0x36)
     except struct.error:
         return None
@@ -56,7 +60,9 @@ def parse_program_headers(header: bytes, mapping_start: int, path: str = "") -> 
         off = e_phoff + i * e_phentsize
         if off + 56 > len(header):
             return None
-        p_type, p_flags, p_offset, p_vaddr, _, p_filesz, p_memsz, _ = struct.unpack_from("<IIQQQQQQ", header, off)
+        p_type, p_flags, p_offset, p_vaddr, _, p_filesz, p_memsz, _ = struct.unpack_from(
+            "<IIQQQQQQ", header, off
+        )
         phdrs.append((p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz))
     loads = [p for p in phdrs if p[0] == PT_LOAD]
     if not loads:

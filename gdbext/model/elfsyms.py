@@ -15,8 +15,7 @@ MAX_TABLE = 64 << 20
 Reader = Callable[[int, int], bytes]  # (file offset, size) -> bytes
 
 
-def symbols(read: Reader, wanted: Iterable[str],
-            source: Optional[str] = None) -> Dict[str, Tuple[int, int]]:
+def symbols(read: Reader, wanted: Iterable[str], source: Optional[str] = None) -> Dict[str, Tuple[int, int]]:
     """{name: (st_value, st_size)} for the wanted names defined in the file (64-bit LE only).
 
     .symtab first (it has local symbols too), then .dynsym; the first definition wins, except
@@ -29,7 +28,7 @@ def symbols(read: Reader, wanted: Iterable[str],
     head = read(0, 64)
     if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
         return out
-    e_shoff, = struct.unpack_from("<Q", head, 0x28)
+    (e_shoff,) = struct.unpack_from("<Q", head, 0x28)
     e_shentsize, e_shnum, _ = struct.unpack_from("<HHH", head, 0x3A)
     if e_shoff == 0 or e_shentsize < 64 or not 0 < e_shnum < 4096:
         return out
@@ -39,7 +38,8 @@ def symbols(read: Reader, wanted: Iterable[str],
     sections = []
     for i in range(e_shnum):
         (_, sh_type, _, _, sh_offset, sh_size, sh_link, _, _, sh_entsize) = struct.unpack_from(
-            "<IIQQQQIIQQ", table, i * e_shentsize)
+            "<IIQQQQIIQQ", table, i * e_shentsize
+        )
         sections.append((sh_type, sh_offset, sh_size, sh_link, sh_entsize))
     for kind in (SHT_SYMTAB, SHT_DYNSYM):
         for sh_type, off, size, link, entsize in sections:
@@ -81,13 +81,13 @@ def _scan(syms: bytes, strs: bytes, entsize: int, wanted, out, source: Optional[
 
 def _name_at(strs: bytes, offset: int) -> str:
     end = strs.find(b"\0", offset)
-    return strs[offset:end if end >= 0 else len(strs)].decode("ascii", "replace")
+    return strs[offset : end if end >= 0 else len(strs)].decode("ascii", "replace")
 
 
 def file_reader(path: str) -> Optional[Reader]:
     """A reader over a file on this machine, or None when it cannot be opened."""
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 (kept open for the reader; closed by read.close)
     except OSError:
         return None
 

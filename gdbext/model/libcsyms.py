@@ -54,8 +54,13 @@ def libc_mappings(maps: List[Mapping]) -> Tuple[List[Mapping], bool, str]:
     return libc, True, "" if libc else "no libc in the process"
 
 
-def libc_symbols(maps: List[Mapping], names: Iterable[str], read_memory: Optional[ReadMemory],
-                 local: bool, source: Optional[str] = None) -> Tuple[Optional[ObjectSymbols], str]:
+def libc_symbols(
+    maps: List[Mapping],
+    names: Iterable[str],
+    read_memory: Optional[ReadMemory],
+    local: bool,
+    source: Optional[str] = None,
+) -> Tuple[Optional[ObjectSymbols], str]:
     """libc's symbols `names` (those it defines), or (None, why) when libc or its file cannot
     be found, read, or shown to be the one the process loaded.  `local`: the maps are this
     machine's (their inodes can be checked).  `source`: prefer the statics of that libc source
@@ -66,13 +71,18 @@ def libc_symbols(maps: List[Mapping], names: Iterable[str], read_memory: Optiona
     return object_symbols(objmaps, names, read_memory, local, static, source)
 
 
-def object_symbols(objmaps: List[Mapping], names: Iterable[str],
-                   read_memory: Optional[ReadMemory], local: bool,
-                   static: bool = False,
-                   source: Optional[str] = None) -> Tuple[Optional[ObjectSymbols], str]:
+def object_symbols(
+    objmaps: List[Mapping],
+    names: Iterable[str],
+    read_memory: Optional[ReadMemory],
+    local: bool,
+    static: bool = False,
+    source: Optional[str] = None,
+) -> Tuple[Optional[ObjectSymbols], str]:
     path = objmaps[0].path
-    first = min((m for m in objmaps if m.offset == 0), key=lambda m: m.start, default=None) \
-        or min(objmaps, key=lambda m: m.start)
+    first = min((m for m in objmaps if m.offset == 0), key=lambda m: m.start, default=None) or min(
+        objmaps, key=lambda m: m.start
+    )
     mem = read_memory(first.start, min(first.size, HEAD)) if read_memory else None
     read = file_reader(path)
     if read is None:

@@ -19,7 +19,11 @@ def version_from_bytes(data: bytes) -> Optional[Tuple[int, int]]:
 def looks_like_libc(path: str) -> bool:
     """Cached: a process with 200k mappings names only a few distinct files."""
     base = path.rsplit("/", 1)[-1]
-    return base.startswith("libc.so") or base.startswith("libc-2.") or re.match(r"libc\.so\.\d", base) is not None
+    return (
+        base.startswith("libc.so")
+        or base.startswith("libc-2.")
+        or re.match(r"libc\.so\.\d", base) is not None
+    )
 
 
 _MALLOC_TUNABLE = b"glibc.malloc."

@@ -45,8 +45,9 @@ def mmapped_chunks_in(mem: Memory, m: Mapping, limit: int = 4096) -> List[tuple]
     return out
 
 
-def malloc_claims(mem: Memory, mappings: Iterable[Mapping], heap_info_size: int = 0x30,
-                  loose_perms: bool = False) -> List[Claim]:
+def malloc_claims(
+    mem: Memory, mappings: Iterable[Mapping], heap_info_size: int = 0x30, loose_perms: bool = False
+) -> List[Claim]:
     """`loose_perms`: a core written by gcore shows no-access memory as read-only."""
     ms = sorted(mappings, key=lambda m: m.start)
     claims = []
@@ -58,16 +59,19 @@ def malloc_claims(mem: Memory, mappings: Iterable[Mapping], heap_info_size: int 
                 ar_ptr, prev, size, mprotect_size = struct.unpack("<QQQQ", mem.read(m.start, 32))
             except MemoryReadError:
                 ar_ptr = None
-            if ar_ptr is not None and _looks_like_heap_info(m, ar_ptr, prev, size, mprotect_size, heap_info_size):
+            if ar_ptr is not None and _looks_like_heap_info(
+                m, ar_ptr, prev, size, mprotect_size, heap_info_size
+            ):
                 rw_end = min(m.end, m.start + max(size, mprotect_size))
                 claims.append(Claim(m.start, rw_end, "arena-heap", "arena %#x" % ar_ptr))
                 reserve_end = m.start + HEAP_MAX_SIZE
-                for n in ms[i + 1:]:
+                for n in ms[i + 1 :]:
                     if n.start >= reserve_end:
                         break
                     if n.anonymous and (n.no_access or loose_perms and n.perms[:2] == "r-"):
-                        claims.append(Claim(n.start, min(n.end, reserve_end), "arena-reserved",
-                                            "arena %#x" % ar_ptr))
+                        claims.append(
+                            Claim(n.start, min(n.end, reserve_end), "arena-reserved", "arena %#x" % ar_ptr)
+                        )
                 continue
         for chunk, size, mapped_at in mmapped_chunks_in(mem, m):
             claims.append(Claim(mapped_at, chunk + size, "mmap-chunk", "chunk %#x" % chunk))

@@ -27,8 +27,9 @@ def page_up(x: int) -> int:
     return (x + PAGE - 1) & ~(PAGE - 1)
 
 
-def link_map_entries(read_word: Callable[[int], Optional[int]],
-                     read_string: Callable[[int], Optional[str]], r_debug: int) -> List[tuple]:
+def link_map_entries(
+    read_word: Callable[[int], Optional[int]], read_string: Callable[[int], Optional[str]], r_debug: int
+) -> List[tuple]:
     """(l_addr, l_name) of each object in the loader's list, from r_debug.r_map on; bounded,
     and stopped at a loop or an unreadable entry."""
     out: list = []
@@ -49,14 +50,15 @@ def program_headers(header: bytes) -> Optional[List[tuple]]:
     whose first bytes (ELF header and program headers) are `header`."""
     if len(header) < 64 or header[:4] != b"\x7fELF" or header[4] != 2 or header[5] != 1:
         return None
-    e_phoff, = struct.unpack_from("<Q", header, 0x20)
+    (e_phoff,) = struct.unpack_from("<Q", header, 0x20)
     e_phentsize, e_phnum = struct.unpack_from("<HH", header, 0x36)
     if e_phentsize < 56 or not 0 < e_phnum <= 256 or e_phoff + e_phnum * e_phentsize > len(header):
         return None
     out = []
     for i in range(e_phnum):
         p_type, p_flags, p_offset, p_vaddr, _, p_filesz, p_memsz, _ = struct.unpack_from(
-            "<IIQQQQQQ", header, e_phoff + i * e_phentsize)
+            "<IIQQQQQQ", header, e_phoff + i * e_phentsize
+        )
         out.append((p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz))
     return out
 
@@ -68,8 +70,9 @@ def load_base(phdrs: List[tuple], bias: int) -> Optional[int]:
 
 
 def _perms(flags: int) -> str:
-    return ("r" if flags & PF_R else "-") + ("w" if flags & PF_W else "-") + \
-        ("x" if flags & PF_X else "-") + "p"
+    return (
+        ("r" if flags & PF_R else "-") + ("w" if flags & PF_W else "-") + ("x" if flags & PF_X else "-") + "p"
+    )
 
 
 def object_mappings(phdrs: List[tuple], bias: int, path: str, inode: int = 0) -> List[Mapping]:
@@ -81,8 +84,11 @@ def object_mappings(phdrs: List[tuple], bias: int, path: str, inode: int = 0) ->
     for p_type, flags, offset, vaddr, filesz, memsz in phdrs:
         if p_type != PT_LOAD or memsz == 0:
             continue
-        start, file_end, end = page_down(bias + vaddr), page_up(bias + vaddr + filesz), \
-            page_up(bias + vaddr + memsz)
+        start, file_end, end = (
+            page_down(bias + vaddr),
+            page_up(bias + vaddr + filesz),
+            page_up(bias + vaddr + memsz),
+        )
         off = page_down(offset)
         cut = start
         if relro and flags & PF_W and page_down(relro[0]) <= start < page_down(relro[1]):
@@ -95,8 +101,9 @@ def object_mappings(phdrs: List[tuple], bias: int, path: str, inode: int = 0) ->
     return out
 
 
-def readable_run(readable: Callable[[int], bool], address: int, limit_pages: int,
-                 down: bool = True) -> Tuple[int, int]:
+def readable_run(
+    readable: Callable[[int], bool], address: int, limit_pages: int, down: bool = True
+) -> Tuple[int, int]:
     """[low, high) of the pages around `address` that can be read without a gap, probing one
     page at a time (a neighbour mapping past an unreadable page is never taken in), at most
     `limit_pages` each way; only upwards unless `down`."""

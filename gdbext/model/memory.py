@@ -47,7 +47,7 @@ class BytesMemory:
             start, data = self._starts[i], self._data[i]
             off = address - start
             if off + size <= len(data):
-                return data[off:off + size]
+                return data[off : off + size]
         raise MemoryReadError(address, size)
 
 

@@ -98,15 +98,41 @@ def smaps_rss_from_chunks(chunks) -> "dict[int, int]":
     return rss
 
 
-KINDS = ("code", "rodata", "data", "bss", "heap", "arena-heap", "arena-reserved", "mmap-chunk",
-         "stack", "thread-stack", "guard", "anon", "file", "vdso", "vvar", "vsyscall")
+KINDS = (
+    "code",
+    "rodata",
+    "data",
+    "bss",
+    "heap",
+    "arena-heap",
+    "arena-reserved",
+    "mmap-chunk",
+    "stack",
+    "thread-stack",
+    "guard",
+    "anon",
+    "file",
+    "vdso",
+    "vvar",
+    "vsyscall",
+)
 
 CLASS_OF = {
-    "code": "static", "rodata": "static", "data": "static", "bss": "static",
-    "stack": "automatic", "thread-stack": "automatic",
-    "heap": "dynamic", "arena-heap": "dynamic", "mmap-chunk": "dynamic", "anon": "dynamic",
-    "guard": "reserved", "arena-reserved": "reserved",
-    "vdso": "kernel", "vvar": "kernel", "vsyscall": "kernel",
+    "code": "static",
+    "rodata": "static",
+    "data": "static",
+    "bss": "static",
+    "stack": "automatic",
+    "thread-stack": "automatic",
+    "heap": "dynamic",
+    "arena-heap": "dynamic",
+    "mmap-chunk": "dynamic",
+    "anon": "dynamic",
+    "guard": "reserved",
+    "arena-reserved": "reserved",
+    "vdso": "kernel",
+    "vvar": "kernel",
+    "vsyscall": "kernel",
     "file": "file",
 }
 CLASSES = ("static", "automatic", "dynamic", "reserved", "kernel", "file")
@@ -223,8 +249,9 @@ def classify(mappings, facts: Optional[Facts] = None) -> "list[Region]":
     object_paths = {m.path for m in mappings if m.executable and not m.anonymous}
     object_paths.update(by_path)
     # bss past a segment's last page is anonymous: let the object's claims reach it too.
-    anon_claims = [Claim(c.start, c.end, c.kind, path) for path, cs in by_path.items()
-                   for c in cs if c.kind == "bss"]
+    anon_claims = [
+        Claim(c.start, c.end, c.kind, path) for path, cs in by_path.items() for c in cs if c.kind == "bss"
+    ]
     claims = sorted(facts.claims, key=lambda c: c.start)
     if facts.brk and facts.brk[1] > facts.brk[0]:
         claims.append(Claim(facts.brk[0], (facts.brk[1] + 0xFFF) & ~0xFFF, "heap"))
@@ -264,6 +291,7 @@ def _overlap_sweep(claims):
             j += 1
         state["next"], state["open"] = j, still
         return sorted(still)
+
     return overlapping
 
 

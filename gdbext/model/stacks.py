@@ -37,8 +37,9 @@ def _mapping_at(mappings, address: int) -> Optional[Mapping]:
     return None
 
 
-def bounds_from_mappings(thread: int, tid: int, sp: int, mappings, main: bool,
-                         pthread_block=None, tp: Optional[int] = None) -> Optional[StackBounds]:
+def bounds_from_mappings(
+    thread: int, tid: int, sp: int, mappings, main: bool, pthread_block=None, tp: Optional[int] = None
+) -> Optional[StackBounds]:
     """Bounds of one thread's stack.
 
     `pthread_block` is (stackblock, stackblock_size, guardsize) from struct pthread when the
@@ -48,8 +49,16 @@ def bounds_from_mappings(thread: int, tid: int, sp: int, mappings, main: bool,
     """
     if pthread_block and pthread_block[0] and pthread_block[1]:
         block, size, guard = pthread_block
-        return StackBounds(thread, tid, block + guard, block + size,
-                           block if guard else None, block + guard if guard else None, main, "pthread")
+        return StackBounds(
+            thread,
+            tid,
+            block + guard,
+            block + size,
+            block if guard else None,
+            block + guard if guard else None,
+            main,
+            "pthread",
+        )
     m = _mapping_at(mappings, sp)
     if not main and tp:
         t = _mapping_at(mappings, tp)
@@ -97,8 +106,9 @@ def stack_in_block(thread: int, tid: int, block: Tuple[int, int]) -> StackBounds
     return StackBounds(thread, tid, block[0], block[1], None, None, False, "malloc block")
 
 
-def heap_chunk_holding(mem: Memory, start: int, end: int, address: int,
-                       max_chunks: int = MAX_WALK_CHUNKS) -> Optional[Tuple[int, int]]:
+def heap_chunk_holding(
+    mem: Memory, start: int, end: int, address: int, max_chunks: int = MAX_WALK_CHUNKS
+) -> Optional[Tuple[int, int]]:
     """[user start, chunk end) of the chunk whose user memory holds `address`, walking the
     chunks laid end to end from `start` (a brk heap) in windows read in bulk; None when a size
     field makes no sense before the address is reached."""
@@ -113,7 +123,7 @@ def heap_chunk_holding(mem: Memory, start: int, end: int, address: int,
                 buf, base, off = mem.read(pos, min(WALK_WINDOW, end - pos)), pos, 0
             except MemoryReadError:
                 return None
-        size_field = int.from_bytes(buf[off + 8:off + 16], "little")
+        size_field = int.from_bytes(buf[off + 8 : off + 16], "little")
         size = size_field & ~7
         if size < 32 or size % 16 or pos + size > end or size_field & IS_MMAPPED:
             return None

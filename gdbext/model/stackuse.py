@@ -24,7 +24,7 @@ def parse_stack_rlimit(limits_text: str) -> Optional[int]:
     """The soft RLIMIT_STACK from /proc/PID/limits in bytes; -1 for unlimited; None if absent."""
     for line in (limits_text or "").splitlines():
         if line.startswith("Max stack size"):
-            fields = line[len("Max stack size"):].split()
+            fields = line[len("Max stack size") :].split()
             if not fields:
                 return None
             if fields[0] == "unlimited":
@@ -134,20 +134,47 @@ class StackRow:
         return round(100.0 * self.peak_used / self.size, 1)
 
     def to_json(self) -> dict:
-        return {"num": self.num, "tid": self.tid, "name": self.name or None, "low": self.low,
-                "high": self.high, "size": self.size, "guard_low": self.guard_low,
-                "guard_high": self.guard_high, "guard_size": self.guard_size, "sp": self.sp,
-                "used": self.used, "used_pct": self.used_pct, "peak_used": self.peak_used,
-                "peak_pct": self.peak_pct, "frames": self.frames, "function": self.function,
-                "main": self.main, "source": self.source, "mapped_low": self.mapped_low,
-                "limit": self.limit, "overflow": self.overflow, "sp_region": self.sp_region,
-                "warnings": list(self.warnings)}
+        return {
+            "num": self.num,
+            "tid": self.tid,
+            "name": self.name or None,
+            "low": self.low,
+            "high": self.high,
+            "size": self.size,
+            "guard_low": self.guard_low,
+            "guard_high": self.guard_high,
+            "guard_size": self.guard_size,
+            "sp": self.sp,
+            "used": self.used,
+            "used_pct": self.used_pct,
+            "peak_used": self.peak_used,
+            "peak_pct": self.peak_pct,
+            "frames": self.frames,
+            "function": self.function,
+            "main": self.main,
+            "source": self.source,
+            "mapped_low": self.mapped_low,
+            "limit": self.limit,
+            "overflow": self.overflow,
+            "sp_region": self.sp_region,
+            "warnings": list(self.warnings),
+        }
 
 
-def stack_row(num: int, tid: int, name: str, sp: Optional[int], bounds: Optional[StackBounds],
-              frames: Optional[int] = None, function: Optional[str] = None,
-              main_extent: Optional[MainExtent] = None, lowest_page: Optional[int] = None,
-              peak_known: bool = False, describe_sp=None, page: int = PAGE) -> StackRow:
+def stack_row(
+    num: int,
+    tid: int,
+    name: str,
+    sp: Optional[int],
+    bounds: Optional[StackBounds],
+    frames: Optional[int] = None,
+    function: Optional[str] = None,
+    main_extent: Optional[MainExtent] = None,
+    lowest_page: Optional[int] = None,
+    peak_known: bool = False,
+    describe_sp=None,
+    page: int = PAGE,
+) -> StackRow:
     """Everything the table shows for one thread.
 
     `lowest_page`: the lowest written page of the stack from the page map (None: none found or
@@ -174,8 +201,10 @@ def _judge(row: StackRow, lowest_page, peak_known, describe_sp, page):
         else:
             where = describe_sp(sp) if describe_sp else None
             row.sp_region = where
-            row.warnings.append(f"SP {sp:#x} is on no known stack"
-                                + (f": it is in {where}" if where else ": it is in no mapping"))
+            row.warnings.append(
+                f"SP {sp:#x} is on no known stack"
+                + (f": it is in {where}" if where else ": it is in no mapping")
+            )
         return
     assert row.high is not None  # set together with row.low
     if peak_known:
@@ -189,20 +218,27 @@ def _judge(row: StackRow, lowest_page, peak_known, describe_sp, page):
     elif guard_low <= sp < row.low:
         row.used = row.high - sp
         row.overflow = True
-        row.warnings.append(f"stack overflow: SP {sp:#x} is {row.low - sp:#x} bytes into the guard "
-                            f"[{row.guard_low:#x}, {row.guard_high:#x})")
+        row.warnings.append(
+            f"stack overflow: SP {sp:#x} is {row.low - sp:#x} bytes into the guard "
+            f"[{row.guard_low:#x}, {row.guard_high:#x})"
+        )
     elif sp < guard_low and row.low - sp <= (1 << 20) and not _elsewhere(describe_sp, sp):
         row.used = row.high - sp
         row.overflow = True
-        row.warnings.append(f"stack overflow: SP {sp:#x} is {row.low - sp:#x} bytes below the stack"
-                            + (" and its guard" if row.guard_low is not None else ""))
+        row.warnings.append(
+            f"stack overflow: SP {sp:#x} is {row.low - sp:#x} bytes below the stack"
+            + (" and its guard" if row.guard_low is not None else "")
+        )
     else:
         where = describe_sp(sp) if describe_sp else None
         row.sp_region = where
-        row.warnings.append(f"SP {sp:#x} is not on this thread's stack "
-                            f"[{row.low:#x}, {row.high:#x}): it is in "
-                            + (where or "no mapping") + " (an alternate signal stack or a "
-                                                        "user-allocated stack?)")
+        row.warnings.append(
+            f"SP {sp:#x} is not on this thread's stack "
+            f"[{row.low:#x}, {row.high:#x}): it is in "
+            + (where or "no mapping")
+            + " (an alternate signal stack or a "
+            "user-allocated stack?)"
+        )
         return
     if row.peak_used is not None and not row.overflow and row.used is not None and row.peak_used < row.used:
         row.peak_used = _page_up(row.used, page)  # the page map lags a fresh frame: at least SP

@@ -8,9 +8,20 @@ from typing import Optional
 # (multi-threaded child process.)", "  - core (Local core dump file)", "  - exec (Local exec
 # file)", "  - None (None)".  These names sit above or below the process stratum (threads,
 # record, the executable, the dummy); the first other name is the process target.
-_NOT_PROCESS_TARGETS = frozenset({
-    "None", "exec", "multi-thread", "ravenscar", "aix-threads", "bsd-uthreads", "sol-threads",
-    "record-full", "record-core", "record-btrace"})
+_NOT_PROCESS_TARGETS = frozenset(
+    {
+        "None",
+        "exec",
+        "multi-thread",
+        "ravenscar",
+        "aix-threads",
+        "bsd-uthreads",
+        "sol-threads",
+        "record-full",
+        "record-core",
+        "record-btrace",
+    }
+)
 _TARGET_STACK_ITEM = re.compile(r"^\s*-\s+(\S+)\s*(?:\(|$)", re.M)
 
 
@@ -27,8 +38,11 @@ def parse_target_stack(text: str) -> Optional[str]:
 def parse_info_target(text: str) -> Optional[str]:
     """The same from `info target`, which says less: its section headers name the targets
     ("Local core dump file:", "Remote target using gdb-specific protocol:", "Native process:")."""
-    heads = [line.strip().lower() for line in text.splitlines() if line.rstrip().endswith(":")
-             and not line[:1].isspace()]
+    heads = [
+        line.strip().lower()
+        for line in text.splitlines()
+        if line.rstrip().endswith(":") and not line[:1].isspace()
+    ]
     if any(h.startswith("local core dump file") for h in heads):
         return "core"
     if any(h.startswith("extended remote") for h in heads):

@@ -36,8 +36,9 @@ def what_text(e: M.BrkEvent) -> str:
 
 def event_line(e: M.BrkEvent) -> str:
     """One line for a stop with --stop."""
-    return f"{e.kind} {what_text(e)} {delta_text(e.delta)} {e.result}" + \
-        (f" in {e.caller['function']}" if e.caller and e.caller.get("function") else "")
+    return f"{e.kind} {what_text(e)} {delta_text(e.delta)} {e.result}" + (
+        f" in {e.caller['function']}" if e.caller and e.caller.get("function") else ""
+    )
 
 
 def caller_text(e: M.BrkEvent) -> str:
@@ -76,8 +77,9 @@ def status_lines(st: dict) -> List[str]:
         lines.append(f"  not used: {why}")
     pid = f"process {st['pid']}" if st["pid"] else "no process yet"
     kept = "" if st["kept"] == st["events"] else f" ({st['kept']} kept)"
-    lines.append(f"  {st['events']} event(s){kept}, {pid} (inferior {st['inferior']}); "
-                 "the log is cleared at a new run")
+    lines.append(
+        f"  {st['events']} event(s){kept}, {pid} (inferior {st['inferior']}); the log is cleared at a new run"
+    )
     if st["threshold_source"]:
         lines.append(f"  mmap_threshold read from {st['threshold_source']}")
     for n in st["notes"]:
@@ -93,9 +95,11 @@ def summary_text(log: M.BrkLog) -> str:
         return "no events"
     kinds = ", ".join(f"{k} {n}" for k, n in M.counts_by_kind(log.events).items())
     net = s.brk_growth + s.mmapped_growth
-    text = (f"{s.events} event(s) ({kinds}); net growth {delta_text(net)} ({fmt.human(abs(net))}"
-            f"{' less' if net < 0 else ''}: break {delta_text(s.brk_growth)}, "
-            f"mmapped {delta_text(s.mmapped_growth)})")
+    text = (
+        f"{s.events} event(s) ({kinds}); net growth {delta_text(net)} ({fmt.human(abs(net))}"
+        f"{' less' if net < 0 else ''}: break {delta_text(s.brk_growth)}, "
+        f"mmapped {delta_text(s.mmapped_growth)})"
+    )
     if s.largest:
         text += f"; largest step #{s.largest[0]} {delta_text(s.largest[1])} ({fmt.human(abs(s.largest[1]))})"
     if s.failures:
@@ -105,14 +109,24 @@ def summary_text(log: M.BrkLog) -> str:
 
 def event_table(events) -> Table:
     """The log's table: one row per event."""
-    t = Table(["#", "thread", "kind", "change", "delta", "result", "heap", "mmapped",
-               "threshold", "caller"], "rllllrrrrl")
+    t = Table(
+        ["#", "thread", "kind", "change", "delta", "result", "heap", "mmapped", "threshold", "caller"],
+        "rllllrrrrl",
+    )
     for e in events:
         tok = "warning" if not e.ok else ("dynamic" if (e.delta or 0) >= 0 else "free")
-        t.add(e.seq, f"{e.thread} ({e.tid})", (e.kind, tok), (what_text(e), "address"),
-              (delta_text(e.delta), tok), (e.result, None if e.ok else "warning"),
-              fmt.human(e.heap_total) if e.heap_total is not None else "?",
-              fmt.human(e.mmapped_total), threshold_text(e.mmap_threshold), caller_text(e))
+        t.add(
+            e.seq,
+            f"{e.thread} ({e.tid})",
+            (e.kind, tok),
+            (what_text(e), "address"),
+            (delta_text(e.delta), tok),
+            (e.result, None if e.ok else "warning"),
+            fmt.human(e.heap_total) if e.heap_total is not None else "?",
+            fmt.human(e.mmapped_total),
+            threshold_text(e.mmap_threshold),
+            caller_text(e),
+        )
     return t
 
 
@@ -126,5 +140,7 @@ def backtrace_lines(e: M.BrkEvent) -> List[str]:
 
 
 def threshold_change_lines(events) -> List[str]:
-    return [f"mmap_threshold changed from {fmt.human(a)} to {fmt.human(b)} (seen at event #{seq})"
-            for seq, a, b in M.threshold_changes(events)]
+    return [
+        f"mmap_threshold changed from {fmt.human(a)} to {fmt.human(b)} (seen at event #{seq})"
+        for seq, a, b in M.threshold_changes(events)
+    ]

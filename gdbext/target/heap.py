@@ -18,9 +18,19 @@ import gdb
 from ..model.libcsyms import libc_symbols
 from ..model.libcversion import looks_like_libc
 from ..model.memory import MemoryReadError
-from ..model.ptmalloc import (HeapState, Layout, Problem, PtmallocError, analyze,
-                              find_corrupt_main_arena, find_main_arena, find_mp, find_tcache,
-                              find_tcache_chunks, libc_data_mappings)
+from ..model.ptmalloc import (
+    HeapState,
+    Layout,
+    Problem,
+    PtmallocError,
+    analyze,
+    find_corrupt_main_arena,
+    find_main_arena,
+    find_mp,
+    find_tcache,
+    find_tcache_chunks,
+    libc_data_mappings,
+)
 from ..model.ptmalloc.locate import looks_like_tcache, unaccepted_tcaches
 from ..model.ptmalloc.tls import find_tls_slot, slot_values
 from ..model.regions import Claim, Mapping
@@ -33,10 +43,16 @@ from .process import Target, cached, cached_already
 from .threads import list_threads
 
 TLS_SPAN = 0x2000  # how far below a thread pointer libc's TLS variables are looked for
-RESTARTED_NOTE = (" (libc's TLS variables are not read in a restarted checkpoint: gdb crashes "
-                  "reading them there)")
-OTHER_ALLOCATORS = (("libjemalloc", "jemalloc"), ("libtcmalloc", "tcmalloc"),
-                    ("libmimalloc", "mimalloc"), ("ld-musl", "musl"), ("libc.musl", "musl"))
+RESTARTED_NOTE = (
+    " (libc's TLS variables are not read in a restarted checkpoint: gdb crashes reading them there)"
+)
+OTHER_ALLOCATORS = (
+    ("libjemalloc", "jemalloc"),
+    ("libtcmalloc", "tcmalloc"),
+    ("libmimalloc", "mimalloc"),
+    ("ld-musl", "musl"),
+    ("libc.musl", "musl"),
+)
 
 
 @dataclass
@@ -64,8 +80,7 @@ class HeapView:
         return sorted(t for t, a in self.thread_arena.items() if a == arena_address)
 
     def header(self) -> dict:
-        return {"glibc": version_text(self.version), "symbols": self.symbols,
-                "found": dict(self.found)}
+        return {"glibc": version_text(self.version), "symbols": self.symbols, "found": dict(self.found)}
 
 
 def other_allocator(maps: List[Mapping]) -> Optional[str]:
@@ -87,8 +102,9 @@ def _libc_path(maps: List[Mapping]) -> Optional[str]:
     if libc:
         return libc
     # A static program carries malloc in the executable: its first file mapping.
-    return next((m.path for m in maps if m.offset == 0 and not m.anonymous
-                 and not m.path.startswith("[")), None)
+    return next(
+        (m.path for m in maps if m.offset == 0 and not m.anonymous and not m.path.startswith("[")), None
+    )
 
 
 def heap_view(target: Target) -> HeapView:
@@ -107,8 +123,7 @@ def chunk_view(target: Target, address: int) -> HeapView:
     when this stop already has it."""
     if cached_already("heap_view"):
         return heap_view(target)
-    return cached(("chunk_view", address),
-                  lambda: _model_view(target, heap_bounds(target), focus=address))
+    return cached(("chunk_view", address), lambda: _model_view(target, heap_bounds(target), focus=address))
 
 
 def arena_view(target: Target) -> HeapView:
@@ -132,15 +147,19 @@ def _bounds_view(target: Target) -> HeapView:
     symbols = has_libc_debug_types(target)
     if version is None and not symbols:
         paths = set(m.path for m in maps)
-        if not any(looks_like_libc(p) for p in paths) and \
-                any(os.path.basename(p).startswith("ld-") for p in paths):
-            raise UserError("libc is not loaded yet (the program stopped before the dynamic "
-                            "loader mapped it); continue to main first")
-        raise UserError("no glibc found in the process (no libc.so.6 and no glibc version "
-                        "string); the heap commands read glibc malloc only")
+        if not any(looks_like_libc(p) for p in paths) and any(
+            os.path.basename(p).startswith("ld-") for p in paths
+        ):
+            raise UserError(
+                "libc is not loaded yet (the program stopped before the dynamic "
+                "loader mapped it); continue to main first"
+            )
+        raise UserError(
+            "no glibc found in the process (no libc.so.6 and no glibc version "
+            "string); the heap commands read glibc malloc only"
+        )
     if symbols:
-        layout = Layout.from_types(libc_struct_info(_libc_starts(maps)), version,
-                                   target.pointer_size)
+        layout = Layout.from_types(libc_struct_info(_libc_starts(maps)), version, target.pointer_size)
     else:
         layout = Layout.for_version(version, target.pointer_size)
     found = {"layout": layout.source}
@@ -158,12 +177,15 @@ def _bounds_view(target: Target) -> HeapView:
         got = find_main_arena(target.memory, layout, data, [area] if area else ())
         if got is None:
             if heap_range is None:
-                raise UserError("malloc has not set up its heap yet (no [heap] and no main_arena "
-                                "symbol); nothing to show")
+                raise UserError(
+                    "malloc has not set up its heap yet (no [heap] and no main_arena symbol); nothing to show"
+                )
             got = find_corrupt_main_arena(target.memory, layout, data, [area] if area else ())
             if got is None:
-                raise UserError("cannot find main_arena: no symbol, and no malloc_state in "
-                                "libc's data has the shape it must have")
+                raise UserError(
+                    "cannot find main_arena: no symbol, and no malloc_state in "
+                    "libc's data has the shape it must have"
+                )
             # Shown as it is, like a corrupt main_arena found by its symbol: the walk reports
             # each bad value.
             corrupt = Problem(got.address, "main_arena looks corrupt: " + got.how)
@@ -183,23 +205,37 @@ def _bounds_view(target: Target) -> HeapView:
     heap_start = heap_range[0] if heap_range else (area[0] if area else None)
     brk = heap_range[1] if exact and heap_range else None  # the top chunk is checked against it
     try:
-        state = analyze(target.memory, layout, main_arena, mp=mp or None, tcaches=None,
-                        mmap_candidates=candidates, heap_start=heap_start, mappings=maps,
-                        chunks=False)
+        state = analyze(
+            target.memory,
+            layout,
+            main_arena,
+            mp=mp or None,
+            tcaches=None,
+            mmap_candidates=candidates,
+            heap_start=heap_start,
+            mappings=maps,
+            chunks=False,
+        )
     except PtmallocError as e:
         raise UserError(str(e)) from None
     if corrupt is not None:
         state.problems.insert(0, corrupt)
     view = HeapView(target, state, layout, version, symbols, found)
-    view.inputs = {"main_arena": main_arena, "mp": mp or None, "candidates": candidates,
-                   "heap_start": heap_start, "program_break": brk, "corrupt": corrupt}
+    view.inputs = {
+        "main_arena": main_arena,
+        "mp": mp or None,
+        "candidates": candidates,
+        "heap_start": heap_start,
+        "program_break": brk,
+        "corrupt": corrupt,
+    }
     _note_rebuilt_mappings(target, view)
     return view
 
 
-
-def _model_view(target: Target, bounds: HeapView, focus: Optional[int] = None,
-                lists_only: bool = False) -> HeapView:
+def _model_view(
+    target: Target, bounds: HeapView, focus: Optional[int] = None, lists_only: bool = False
+) -> HeapView:
     """Chunks, free lists and tcaches on top of `bounds` (with focus, only what `chunk FOCUS`
     needs; with lists_only, the free lists without the chunks); a copy, so the bounds stay as
     vmmap uses them."""
@@ -207,14 +243,25 @@ def _model_view(target: Target, bounds: HeapView, focus: Optional[int] = None,
     layout, found, i = view.layout, view.found, view.inputs
     maps = mappings(target)
     per_thread = _per_thread_at_stop(target, view, maps)
-    view.thread_arena = {t: arena_addr for t, v in per_thread.items()
-                         if (arena_addr := v.get("thread_arena"))}
+    view.thread_arena = {
+        t: arena_addr for t, v in per_thread.items() if (arena_addr := v.get("thread_arena"))
+    }
     tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
     if layout.has_tcache and not tcaches:
         focus, lists_only = None, False  # tcaches found by their shape only: a search of every heap
-    model = partial(analyze, target.memory, layout, i["main_arena"], mp=i["mp"],
-                    mmap_candidates=i["candidates"], heap_start=i["heap_start"], mappings=maps,
-                    program_break=i["program_break"], focus=focus, lists_only=lists_only)
+    model = partial(
+        analyze,
+        target.memory,
+        layout,
+        i["main_arena"],
+        mp=i["mp"],
+        mmap_candidates=i["candidates"],
+        heap_start=i["heap_start"],
+        mappings=maps,
+        program_break=i["program_break"],
+        focus=focus,
+        lists_only=lists_only,
+    )
     try:
         view.state = model(tcaches=tcaches, earlier=bounds.state)
         if layout.has_tcache and not tcaches:
@@ -229,27 +276,36 @@ def _model_view(target: Target, bounds: HeapView, focus: Optional[int] = None,
     if i["corrupt"] is not None:
         view.state.problems.insert(0, i["corrupt"])
     if layout.has_tcache and not view.state.tcache and found.get("tcache", "").startswith("not"):
-        view.state.problems.extend(Problem(f.address, "no tcache found: " + f.how)
-                                   for f in unaccepted_tcaches(view.state))
+        view.state.problems.extend(
+            Problem(f.address, "no tcache found: " + f.how) for f in unaccepted_tcaches(view.state)
+        )
     _note_rebuilt_mappings(target, view)
     return view
+
 
 def _note_rebuilt_mappings(target: Target, view: HeapView) -> None:
     """Without /proc/PID/maps the mappings come from memory and symbols, which cannot show
     where malloc's mmapped chunks are: say so, instead of a count mismatch at mp_ that would
     read as corruption."""
     from .mappings import maps_unreadable
+
     why = maps_unreadable(target)
     if not why:
         return
     state = view.state
     n = (state.mp or {}).get("n_mmaps")
-    view.found["mappings"] = ("rebuilt from memory and symbols (" + why + "); mmapped chunks "
-                              "are not searched" + (f", mp_ counts {n}" if n else ""))
+    view.found["mappings"] = (
+        "rebuilt from memory and symbols (" + why + "); mmapped chunks "
+        "are not searched" + (f", mp_ counts {n}" if n else "")
+    )
     if state.mp_address:
-        state.problems[:] = [p for p in state.problems if not (
-            p.address == state.mp_address and p.message.startswith("found ")
-            and "mp_ counts" in p.message)]
+        state.problems[:] = [
+            p
+            for p in state.problems
+            if not (
+                p.address == state.mp_address and p.message.startswith("found ") and "mp_ counts" in p.message
+            )
+        ]
 
 
 def _anchor_symbol(target: Target, maps, data, name: str) -> Tuple[Optional[int], str]:
@@ -275,9 +331,9 @@ def _libc_table_symbol(target: Target, maps, name: str) -> Optional[int]:
             return None
 
     def find():
-        lib, _ = libc_symbols(maps, (name,), read, local=target.local_proc is not None,
-                              source="malloc.c")
+        lib, _ = libc_symbols(maps, (name,), read, local=target.local_proc is not None, source="malloc.c")
         return lib.address(name) if lib is not None else None
+
     return cached(("libc_table_symbol", name), find)
 
 
@@ -288,6 +344,7 @@ def _heuristic(note: str, got) -> str:
 def _main_heap_range(target: Target, maps) -> Tuple[Optional[Tuple[int, int]], bool]:
     """((start, end) of the brk heap or None, whether that is the exact program break)."""
     from .regions import program_break  # regions imports this module for vmmap
+
     brk = program_break(target, maps)
     if brk and brk[1] > brk[0]:
         return brk, True
@@ -301,8 +358,17 @@ def _brk_area(maps, address: Optional[int]) -> Optional[Tuple[int, int]]:
     main_arena's top) and those that run up to it without a gap, since such a program sbrk()s
     its TLS block before malloc does, and the kernel may label only the later part [heap]."""
     ms = sorted(maps, key=lambda m: m.start)
-    i = next((i for i, m in enumerate(ms) if address is not None and m.start <= address < m.end
-              and (m.anonymous or m.path == "[heap]") and m.writable), None)
+    i = next(
+        (
+            i
+            for i, m in enumerate(ms)
+            if address is not None
+            and m.start <= address < m.end
+            and (m.anonymous or m.path == "[heap]")
+            and m.writable
+        ),
+        None,
+    )
     if i is None:
         return None
     hi = ms[i].end
@@ -322,6 +388,7 @@ def _top_of(target: Target, layout: Layout, arena: int) -> Optional[int]:
 def _mmap_candidates(target: Target, maps) -> List[Mapping]:
     """Anonymous read-write mappings that are not the brk heap or a thread's stack."""
     from .regions import thread_stacks
+
     stacks = sorted((s.low, s.high) for s in thread_stacks(target, maps))
     lows = [lo for lo, _ in stacks]
     reach = list(accumulate((hi for _, hi in stacks), max))  # highest end among stacks[:j+1]
@@ -338,8 +405,7 @@ def _mmap_candidates(target: Target, maps) -> List[Mapping]:
     return out
 
 
-def _per_thread_at_stop(target: Target, view: HeapView,
-                        maps) -> Dict[int, Dict[str, Optional[int]]]:
+def _per_thread_at_stop(target: Target, view: HeapView, maps) -> Dict[int, Dict[str, Optional[int]]]:
     """_per_thread at this stop: in a restarted checkpoint libc's TLS variables are not read
     (gdb 10 and 13 abort there) and the header says so."""
     restarted = view.symbols and target.kind == "live" and restarted_checkpoint()
@@ -350,8 +416,9 @@ def _per_thread_at_stop(target: Target, view: HeapView,
     return out
 
 
-def _per_thread(target: Target, view: HeapView, maps,
-                read_tls: bool = True) -> Dict[int, Dict[str, Optional[int]]]:
+def _per_thread(
+    target: Target, view: HeapView, maps, read_tls: bool = True
+) -> Dict[int, Dict[str, Optional[int]]]:
     """Each thread's tcache and thread_arena: libc's TLS variables (unless read_tls is False),
     else a TLS slot search."""
     layout, state, found = view.layout, view.state, view.found
@@ -377,8 +444,10 @@ def _per_thread(target: Target, view: HeapView, maps,
         if slot is not None:
             for t, v in slot_values(blocks, slot, layout.pointer_size).items():
                 out.setdefault(t, {})["thread_arena"] = v if v in arenas else None
-            found["thread_arena"] = (f"heuristic: the TLS word {slot:#x} below each thread "
-                                     f"pointer that holds an arena or NULL in every thread")
+            found["thread_arena"] = (
+                f"heuristic: the TLS word {slot:#x} below each thread "
+                f"pointer that holds an arena or NULL in every thread"
+            )
         else:
             found["thread_arena"] = "not found"
     if "tcache" in missing:
@@ -408,9 +477,11 @@ def _per_thread(target: Target, view: HeapView, maps,
         if slot is not None:
             for t, v in values.items():
                 out.setdefault(t, {})["tcache"] = v if v and tcache_like(v) else None
-            found["tcache"] = (f"heuristic: the TLS word {slot:#x} below each thread pointer "
-                               f"that points to a tcache (an arena's first chunk, or a chunk "
-                               f"of a tcache's size and shape)")
+            found["tcache"] = (
+                f"heuristic: the TLS word {slot:#x} below each thread pointer "
+                f"that points to a tcache (an arena's first chunk, or a chunk "
+                f"of a tcache's size and shape)"
+            )
         else:
             found["tcache"] = "not found by TLS"
     return out
@@ -453,14 +524,14 @@ def malloc_claims_from_model(target: Target) -> Optional[List[Claim]]:
             rw_end = min(seg.start + rw, seg.start + hmax)
             claims.append(Claim(seg.start, rw_end, "arena-heap", label))
             # Only the mappings inside this heap's reservation: bisect, not every mapping.
-            for m in maps[max(bisect_right(starts, rw_end) - 1, 0):
-                          bisect_left(starts, seg.start + hmax)]:
+            for m in maps[max(bisect_right(starts, rw_end) - 1, 0) : bisect_left(starts, seg.start + hmax)]:
                 if m.end <= rw_end or m.start >= seg.start + hmax:
                     continue
                 loose = target.kind == "core" and m.perms[:2] == "r-"
                 if m.anonymous and (m.no_access or loose):
-                    claims.append(Claim(max(m.start, rw_end), min(m.end, seg.start + hmax),
-                                        "arena-reserved", label))
+                    claims.append(
+                        Claim(max(m.start, rw_end), min(m.end, seg.start + hmax), "arena-reserved", label)
+                    )
     for c in state.mmapped:
         claims.append(Claim(c.mapping_start, c.end, "mmap-chunk", "chunk %#x" % c.address))
     return claims

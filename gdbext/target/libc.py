@@ -30,8 +30,14 @@ def _glibc_version(target: Target):
     maps = libc_mappings(target)
     if not maps:
         # A static binary carries glibc inside the executable: look in its read-only segments.
-        exe = next((m.path for m in mappings(target) if m.offset == 0 and not m.anonymous
-                    and not m.path.startswith("[")), None)
+        exe = next(
+            (
+                m.path
+                for m in mappings(target)
+                if m.offset == 0 and not m.anonymous and not m.path.startswith("[")
+            ),
+            None,
+        )
         maps = [m for m in mappings(target) if m.path == exe]
     v = _version_from_file(target, maps, version_from_bytes)
     if v:
@@ -51,11 +57,11 @@ def _glibc_version(target: Target):
     v = _version_from_symbol(target)
     if v:
         return v, "symbol"
-    v = _version_from_file(target, maps, version_from_bare_string) or \
-        version_from_bare_string(b"\0".join(readonly))
+    v = _version_from_file(target, maps, version_from_bare_string) or version_from_bare_string(
+        b"\0".join(readonly)
+    )
     if v:
-        return v, ("heuristic: the one bare version string in a program holding glibc "
-                   "malloc's tunables")
+        return v, ("heuristic: the one bare version string in a program holding glibc malloc's tunables")
     return None, "not found"
 
 
@@ -124,8 +130,10 @@ def version_text(v) -> Optional[str]:
 def has_libc_debug_types(target: Target) -> bool:
     """Whether libc's own debug info (its malloc.c) is loaded: a program's struct named
     malloc_state does not count."""
-    return cached("libc_types", lambda: libc_struct_info(libc_starts(mappings(target)))(
-        "struct malloc_state") is not None)
+    return cached(
+        "libc_types",
+        lambda: libc_struct_info(libc_starts(mappings(target)))("struct malloc_state") is not None,
+    )
 
 
 def libc_starts(maps) -> Tuple[int, ...]:

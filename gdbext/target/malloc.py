@@ -35,9 +35,12 @@ def _fields_of(t) -> Optional[Tuple[int, Dict[str, Tuple[int, int]]]]:
 # malloc's structs as the types of libc's own variables: a look-up by name may answer with a
 # program's struct of the same name (an embedded dlmalloc has its own struct malloc_state),
 # since libc's malloc.c sees some of them only through a forward declaration.
-_TYPE_OF = {"struct malloc_state": ("main_arena", ""), "struct malloc_par": ("mp_", ""),
-            "tcache_perthread_struct": ("tcache", "*"),
-            "struct tcache_perthread_struct": ("tcache", "*")}
+_TYPE_OF = {
+    "struct malloc_state": ("main_arena", ""),
+    "struct malloc_par": ("mp_", ""),
+    "tcache_perthread_struct": ("tcache", "*"),
+    "struct tcache_perthread_struct": ("tcache", "*"),
+}
 
 
 def libc_struct_info(libc_starts: Tuple[int, ...]):
@@ -62,6 +65,7 @@ def libc_struct_info(libc_starts: Tuple[int, ...]):
             return struct_info(name, anchor.symtab.static_block())
         except (gdb.error, RuntimeError, AttributeError):
             return None
+
     return info
 
 
@@ -69,6 +73,7 @@ def libc_objfile(libc_starts: Tuple[int, ...]):
     """gdb's objfile of the shared libc whose mappings start at libc_starts (its debug info,
     when loaded, hangs off it as a separate objfile that its look-ups search too), or None: a
     static program, or a libc gdb has not loaded."""
+
     def find():
         for start in libc_starts:
             try:
@@ -76,9 +81,12 @@ def libc_objfile(libc_starts: Tuple[int, ...]):
             except (gdb.error, RuntimeError):
                 continue
             if name:
-                return next((o for o in gdb.objfiles() if o.is_valid() and o.owner is None
-                             and o.filename == name), None)
+                return next(
+                    (o for o in gdb.objfiles() if o.is_valid() and o.owner is None and o.filename == name),
+                    None,
+                )
         return None
+
     return cached(("libc_objfile", libc_starts), find)
 
 
@@ -96,12 +104,14 @@ def libc_debug_symbol(objfile, name: str):
 
 def libc_symbol(libc_starts: Tuple[int, ...], name: str) -> Optional[int]:
     """Address of libc's variable `name` from libc's debug info, or None."""
+
     def find():
         sym = libc_debug_symbol(libc_objfile(libc_starts), name)
         try:
             return int(sym.value().address) if sym is not None else None
         except (gdb.error, RuntimeError, TypeError):
             return None
+
     return cached(("sym", libc_starts, name), find)
 
 
@@ -113,10 +123,12 @@ def _tls_pointer(sym) -> Optional[int]:
         return None
 
 
-def per_thread_pointers(libc_starts: Tuple[int, ...],
-                        names=("tcache", "thread_arena")) -> Dict[int, Dict[str, Optional[int]]]:
+def per_thread_pointers(
+    libc_starts: Tuple[int, ...], names=("tcache", "thread_arena")
+) -> Dict[int, Dict[str, Optional[int]]]:
     """{gdb thread number: {name: value}} for libc's TLS pointers, each thread visited once;
     {} when libc's debug info does not define them."""
+
     def compute():
         inf = gdb.selected_inferior()
         objfile = libc_objfile(libc_starts)
@@ -144,6 +156,7 @@ def per_thread_pointers(libc_starts: Tuple[int, ...],
             except gdb.error:
                 pass
         return out
+
     return cached(("tls", libc_starts, tuple(names)), compute)
 
 

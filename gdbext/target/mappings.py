@@ -45,7 +45,8 @@ def live_proc_maps(pid: int) -> List[Mapping]:
 
 
 _INFO_PROC = re.compile(
-    r"^\s*(0x[0-9a-fA-F]+)\s+(0x[0-9a-fA-F]+)\s+0x[0-9a-fA-F]+\s+(0x[0-9a-fA-F]+)\s+([rwxps-]{4})?\s*(.*)$")
+    r"^\s*(0x[0-9a-fA-F]+)\s+(0x[0-9a-fA-F]+)\s+0x[0-9a-fA-F]+\s+(0x[0-9a-fA-F]+)\s+([rwxps-]{4})?\s*(.*)$"
+)
 
 
 def parse_info_proc_mappings(text: str) -> List[Mapping]:
@@ -79,6 +80,7 @@ def maps_unreadable(target: Target) -> Optional[str]:
     if not proc:
         return None
     from .memmaps import proc_maps_error
+
     return cached("maps_unreadable", lambda: proc_maps_error(proc))
 
 
@@ -90,6 +92,7 @@ def _mappings(target: Target) -> List[Mapping]:
             return parse_proc_maps(text)
         if maps_unreadable(target):
             from .memmaps import mappings_from_memory
+
             return mappings_from_memory(target)
         raise UserError(f"cannot read {proc}/maps; is the process still alive?")
     if target.kind == "core":
@@ -143,7 +146,7 @@ def core_path_from_open_files(info_target: str) -> Optional[str]:
         except OSError:
             continue
         deleted = name.endswith(" (deleted)")  # still readable through gdb's descriptor
-        for candidate in (name, name[:-len(" (deleted)")]) if deleted else (name,):
+        for candidate in (name, name[: -len(" (deleted)")]) if deleted else (name,):
             if f"`{candidate}', file type " in info_target and _is_core_file(link):
                 return link if deleted else candidate
     return None
@@ -163,9 +166,11 @@ def _core_file_mappings(target: Target) -> Optional[List[Mapping]]:
         return None
     try:
         with open(path, "rb") as f:
+
             def read(offset, size):
                 f.seek(offset)
                 return f.read(size)
+
             maps = core_mappings(read)
     except OSError:
         return None
@@ -180,7 +185,9 @@ def _perms_from_objects(target: Target, maps: List[Mapping]) -> List[Mapping]:
     for m in maps:
         if m.path and m.offset == 0 and m.path not in objects:
             try:
-                objects[m.path] = elf.parse_program_headers(target.memory.read(m.start, 0x1000), m.start, m.path)
+                objects[m.path] = elf.parse_program_headers(
+                    target.memory.read(m.start, 0x1000), m.start, m.path
+                )
             except Exception:  # unreadable header: keep the guess
                 objects[m.path] = None
     for m in maps:
@@ -188,8 +195,12 @@ def _perms_from_objects(target: Target, maps: List[Mapping]) -> List[Mapping]:
         if obj is not None and m.perms == "r--p":
             seg = next((s for s in obj.segments if (s.start & ~0xFFF) <= m.start < s.end), None)
             if seg is not None:
-                perms = ("r" if seg.flags & elf.PF_R else "-") + ("w" if seg.flags & elf.PF_W else "-") + \
-                        ("x" if seg.flags & elf.PF_X else "-") + "p"
+                perms = (
+                    ("r" if seg.flags & elf.PF_R else "-")
+                    + ("w" if seg.flags & elf.PF_W else "-")
+                    + ("x" if seg.flags & elf.PF_X else "-")
+                    + "p"
+                )
                 if not (seg.flags & elf.PF_W and (m.start, m.end) in dumped):
                     m = Mapping(m.start, m.end, perms, m.offset, m.path, m.inode)
         out.append(m)
@@ -214,8 +225,7 @@ def remote_file(path: str) -> str:
         with tempfile.TemporaryDirectory(prefix="gdbext-") as d:
             local = os.path.join(d, "f")
             if "\n" in local:  # one gdb command is one line
-                raise UserError(f"cannot fetch {path}: the temporary directory {d!r} holds a "
-                                f"newline")
+                raise UserError(f"cannot fetch {path}: the temporary directory {d!r} holds a newline")
             gdb.execute(f"remote get {gdb_argv_word(path)} {gdb_argv_word(local)}", to_string=True)
             with open(local, errors="replace") as f:
                 return f.read()

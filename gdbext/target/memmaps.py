@@ -37,8 +37,11 @@ def proc_maps_error(proc: str) -> Optional[str]:
             owner = next((int(line.split()[1]) for line in f if line.startswith("Uid:")), None)
     except (OSError, ValueError, IndexError):
         pass
-    cause = (f"the process belongs to uid {owner}" if owner is not None and owner != me
-             else "the process is not dumpable (PR_SET_DUMPABLE 0, or a set-user-ID program)")
+    cause = (
+        f"the process belongs to uid {owner}"
+        if owner is not None and owner != me
+        else "the process is not dumpable (PR_SET_DUMPABLE 0, or a set-user-ID program)"
+    )
     return f"cannot read {proc}/maps: {cause} and gdb (uid {me}) lacks CAP_SYS_PTRACE"
 
 
@@ -117,6 +120,7 @@ def object_mappings(target, probe: _Probe) -> List[Mapping]:
 
 def brk_heap(target, probe: _Probe, objects: List[Mapping]) -> List[Mapping]:
     """[heap]: from the page above the program's bss up to libc's __curbrk."""
+
     def read(address, size):
         try:
             return target.memory.read(address, size)
@@ -158,8 +162,9 @@ def stack_mappings(threads, known: List[Mapping], probe: _Probe, pthread_block) 
         block = None if t.is_main else pthread_block(t.fs_base)
         if block is not None and block[0] < t.sp < block[0] + block[1]:
             lo, size, guard = block
-            got = ([Mapping(lo, lo + guard, "---p", 0, "")] if guard else []) + \
-                [Mapping(lo + guard, lo + size, "rw-p", 0, "")]
+            got = ([Mapping(lo, lo + guard, "---p", 0, "")] if guard else []) + [
+                Mapping(lo + guard, lo + size, "rw-p", 0, "")
+            ]
         elif t.is_main:
             # Only upwards: a read below the main thread's SP could grow its stack mapping.
             lo, hi = M.readable_run(free_and_readable, t.sp, STACK_PAGES, down=False)

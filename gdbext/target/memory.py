@@ -16,8 +16,17 @@ def _invalidate(*_args) -> None:
 
 
 def install_invalidation() -> None:
-    for name in ("cont", "stop", "memory_changed", "new_objfile", "exited", "inferior_call",
-                 "register_changed", "new_inferior", "clear_objfiles"):
+    for name in (
+        "cont",
+        "stop",
+        "memory_changed",
+        "new_objfile",
+        "exited",
+        "inferior_call",
+        "register_changed",
+        "new_inferior",
+        "clear_objfiles",
+    ):
         registry = getattr(gdb.events, name, None)
         if registry is not None:
             registry.connect(_invalidate)
@@ -58,7 +67,7 @@ class GdbMemory:
             parts.append(data)
         joined = parts[0] if len(parts) == 1 else b"".join(parts)
         off = address - first
-        return joined[off:off + size]
+        return joined[off : off + size]
 
     def _block(self, block: int):
         key = (self.inferior.num, block)

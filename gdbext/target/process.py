@@ -50,8 +50,11 @@ def cached_already(key) -> bool:
 
 
 def _thread_list(nums) -> str:
-    return ("threads " + ", ".join(map(str, nums[:5])) + (", ..." if len(nums) > 5 else "")) \
-        if len(nums) > 1 else f"thread {nums[0]}"
+    return (
+        ("threads " + ", ".join(map(str, nums[:5])) + (", ..." if len(nums) > 5 else ""))
+        if len(nums) > 1
+        else f"thread {nums[0]}"
+    )
 
 
 def require_stopped(inferior=None) -> None:
@@ -67,14 +70,17 @@ def require_stopped(inferior=None) -> None:
         selected = None
     if selected is None or selected.num in running:
         lwp = selected.ptid[1] if selected is not None else 0
-        unfinished = _unfinished_stop(inf.pid, lwp) \
-            if inf.pid and lwp and connection_type(inf) == "native" else None
+        unfinished = (
+            _unfinished_stop(inf.pid, lwp) if inf.pid and lwp and connection_type(inf) == "native" else None
+        )
         if unfinished:
             raise UserError(unfinished)
         raise UserError("the selected thread is running; interrupt it first (interrupt or Ctrl-C)")
-    raise UserError(f"{_thread_list(running)} of the process "
-                    f"{'is' if len(running) == 1 else 'are'} running; interrupt "
-                    f"{'it' if len(running) == 1 else 'them'} first (interrupt -a)")
+    raise UserError(
+        f"{_thread_list(running)} of the process "
+        f"{'is' if len(running) == 1 else 'are'} running; interrupt "
+        f"{'it' if len(running) == 1 else 'them'} first (interrupt -a)"
+    )
 
 
 def _task_states(pid: int) -> dict:
@@ -85,7 +91,7 @@ def _task_states(pid: int) -> dict:
         for tid in os.listdir(f"/proc/{pid}/task"):
             with open(f"/proc/{pid}/task/{tid}/stat") as f:
                 stat = f.read()
-            states[int(tid)] = stat[stat.rindex(")") + 2:][:1]
+            states[int(tid)] = stat[stat.rindex(")") + 2 :][:1]
     except (OSError, ValueError):
         return {}
     return states
@@ -103,11 +109,12 @@ def _unfinished_stop(pid: int, lwp: int) -> Optional[str]:
 
     others = sum(1 for t, st in states.items() if t != lwp and st not in ("t", "T"))
     why = proc_maps_error(f"/proc/{pid}")
-    return ("gdb did not finish stopping the process: the kernel shows the selected thread "
-            "stopped by the debugger, but gdb, after an error at the stop, takes it for running"
-            + (f", and {others} other thread{'s' if others > 1 else ''} still run"
-               if others else "")
-            + (f"; it cannot read the process: {why}" if why else ""))
+    return (
+        "gdb did not finish stopping the process: the kernel shows the selected thread "
+        "stopped by the debugger, but gdb, after an error at the stop, takes it for running"
+        + (f", and {others} other thread{'s' if others > 1 else ''} still run" if others else "")
+        + (f"; it cannot read the process: {why}" if why else "")
+    )
 
 
 def _connection_type(inf) -> Optional[str]:
@@ -185,4 +192,3 @@ def evaluate_address(expression: str) -> int:
         return int(value.cast(gdb.lookup_type("unsigned long"))) if value.type.sizeof <= 8 else int(value)
     except gdb.error as e:
         raise UserError(f"cannot evaluate {expression!r}: {e}") from None
-

@@ -127,7 +127,7 @@ def malloc_block_stack(target: Target, maps, t) -> Optional[StackBounds]:
 def thread_stacks(target: Target, maps, threads=None) -> List[StackBounds]:
     def compute():
         out = []
-        for t in (threads if threads is not None else list_threads()):
+        for t in threads if threads is not None else list_threads():
             if t.sp is None:
                 continue
             block = None if t.is_main else pthread_block(t.fs_base)
@@ -137,6 +137,7 @@ def thread_stacks(target: Target, maps, threads=None) -> List[StackBounds]:
             if b is not None:
                 out.append(b)
         return out
+
     return compute() if threads is not None else cached("stacks", compute)
 
 
@@ -154,6 +155,7 @@ def _regions(target: Target) -> List[Region]:
         if s.main:
             facts.main_thread, facts.main_tid = s.thread, s.tid
     from .heap import malloc_claims_from_model  # heap uses thread_stacks from here
+
     claims = malloc_claims_from_model(target)
     if claims is None:  # no glibc heap model: the quick check of each mapping's start
         claims = malloc_claims(target.memory, maps, loose_perms=target.kind == "core")

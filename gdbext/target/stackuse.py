@@ -5,8 +5,15 @@ from typing import Dict, List, Optional, Tuple
 
 from ..model.regions import region_at
 from ..model.stacks import StackBounds
-from ..model.stackuse import (StackRow, lowest_used_page, main_stack_extent, page_up, pagemap_range,
-                              parse_stack_rlimit, stack_row)
+from ..model.stackuse import (
+    StackRow,
+    lowest_used_page,
+    main_stack_extent,
+    page_up,
+    pagemap_range,
+    parse_stack_rlimit,
+    stack_row,
+)
 from .errors import UserError
 from .mappings import mappings, maps_unreadable, remote_file
 from .process import Target
@@ -85,12 +92,25 @@ def stack_rows(target: Target, wanted=None) -> List[StackRow]:
     rows = []
     for t in threads:
         tb = bounds.get(t.num)
-        rows.append(stack_row(t.num, t.tid, t.name, t.sp, tb, t.frames, t.function,
-                              extents.get(t.num), lowest.get(t.num), peak_known.get(t.num, False),
-                              describe))
+        rows.append(
+            stack_row(
+                t.num,
+                t.tid,
+                t.name,
+                t.sp,
+                tb,
+                t.frames,
+                t.function,
+                extents.get(t.num),
+                lowest.get(t.num),
+                peak_known.get(t.num, False),
+                describe,
+            )
+        )
         if rlimit_unknown and t.num in extents:
             rows[-1].warnings.append(f"RLIMIT_STACK unknown: {rlimit_unknown}")
         if tb is None and unreadable_maps:
-            rows[-1].warnings[:] = ["stack bounds unknown: the memory map is unreadable and "
-                                    "libc's debug types are not loaded"]
+            rows[-1].warnings[:] = [
+                "stack bounds unknown: the memory map is unreadable and libc's debug types are not loaded"
+            ]
     return rows

@@ -11,15 +11,21 @@ from .problems import problem_items, problems_json
 
 KINDS = ("tcache", "fast", "unsorted", "small", "large")
 SHOWN_PER_BIN = 32  # chunks listed per bin in the table; JSON lists them all
-_ARENA_KEYS = (("fast", "fastbins"), ("unsorted", "unsorted"), ("small", "smallbins"),
-               ("large", "largebins"))
+_ARENA_KEYS = (("fast", "fastbins"), ("unsorted", "unsorted"), ("small", "smallbins"), ("large", "largebins"))
 
 
 def bin_json(layout, b) -> dict:
     """One free list: its chunks in list order, their sizes, the size it holds."""
-    d = {"index": b.index, "label": b.label, "size": bin_chunk_size(layout, b.kind, b.index),
-         "count": b.count if b.count is not None else len(b.chunks), "length": len(b.chunks),
-         "chunks": list(b.chunks), "sizes": [s & ~7 for s in b.sizes], "complete": b.complete}
+    d = {
+        "index": b.index,
+        "label": b.label,
+        "size": bin_chunk_size(layout, b.kind, b.index),
+        "count": b.count if b.count is not None else len(b.chunks),
+        "length": len(b.chunks),
+        "chunks": list(b.chunks),
+        "sizes": [s & ~7 for s in b.sizes],
+        "complete": b.complete,
+    }
     if b.kind in ("tcache", "fastbin"):
         d["raw_links"] = list(b.raw_links)
     if b.kind == "largebin":
@@ -44,9 +50,14 @@ def document_body(heap, tcaches, arenas, kinds) -> dict:
     L = heap.layout
     doc: dict = {"tcache": [], "arenas": []}
     if "tcache" in kinds:
-        doc["tcache"] = [{"thread": t.label, "address": t.address,
-                          "bins": [bin_json(L, b) for b in t.bins if len(b) or b.count]}
-                         for t in tcaches]
+        doc["tcache"] = [
+            {
+                "thread": t.label,
+                "address": t.address,
+                "bins": [bin_json(L, b) for b in t.bins if len(b) or b.count],
+            }
+            for t in tcaches
+        ]
     for a in arenas:
         entry = {"address": a.address, "number": heap.arena_number(a.address), "main": a.main}
         for k, key in _ARENA_KEYS:
@@ -70,22 +81,33 @@ def text(heap, tcaches, arenas, kinds) -> Iterator[Item]:
         for t in tcaches:
             lists = [b for b in t.bins if len(b) or b.count]
             owner = f"thread {t.label}" if isinstance(t.label, int) else str(t.label)
-            yield line(f"tcache of {owner} at {fmt.address(t.address)}: "
-                       f"{fmt.plural(sum(len(b) for b in lists), 'chunk')}", "title")
+            yield line(
+                f"tcache of {owner} at {fmt.address(t.address)}: "
+                f"{fmt.plural(sum(len(b) for b in lists), 'chunk')}",
+                "title",
+            )
             yield from list_lines(L, lists)
             shown += len(lists)
     for a in arenas:
         lists = [b for k in kinds if k != "tcache" for b in arena_lists(a, k) if len(b)]
         if not lists and not any(k != "tcache" for k in kinds):
             continue
-        yield line(f"{arena_name(heap, a)}: {fmt.plural(sum(len(b) for b in lists), 'free chunk')}"
-                   f" in bins", "title")
+        yield line(
+            f"{arena_name(heap, a)}: {fmt.plural(sum(len(b) for b in lists), 'free chunk')} in bins", "title"
+        )
         yield from list_lines(L, lists)
         shown += len(lists)
-    if not shown and "tcache" in kinds and L.has_tcache and not state.tcache \
-            and heap.found.get("tcache", "").startswith("not found"):
-        yield line("no free chunk in the arenas' bins, and no thread's tcache was found: "
-                   "chunks freed to a tcache show as used")
+    if (
+        not shown
+        and "tcache" in kinds
+        and L.has_tcache
+        and not state.tcache
+        and heap.found.get("tcache", "").startswith("not found")
+    ):
+        yield line(
+            "no free chunk in the arenas' bins, and no thread's tcache was found: "
+            "chunks freed to a tcache show as used"
+        )
     elif not shown:
         yield line("all bins are empty")
     yield from problem_items(state.problems)
@@ -102,6 +124,12 @@ def list_lines(layout, lists) -> List[Item]:
         chain = " -> ".join(fmt.address(c) for c in b.chunks[:SHOWN_PER_BIN])
         more = f" -> ... ({len(b.chunks) - SHOWN_PER_BIN} more)" if len(b.chunks) > SHOWN_PER_BIN else ""
         end = "" if b.complete else "  [walk stopped: see problems]"
-        out.append([(f"  {label}", "free"), (f"{what}: {count}{fmt.plural(len(b.chunks), 'chunk')}: ", None),
-                    (chain + more, "address"), (end, "warning")])
+        out.append(
+            [
+                (f"  {label}", "free"),
+                (f"{what}: {count}{fmt.plural(len(b.chunks), 'chunk')}: ", None),
+                (chain + more, "address"),
+                (end, "warning"),
+            ]
+        )
     return out

@@ -12,16 +12,17 @@ from .problems import problem_items, problems_json
 
 class ChunkFacts(NamedTuple):
     """Everything the model says about one chunk, gathered once for the document and the text."""
+
     chunk: Any
-    prev: Any               # the chunk below in its heap, or None
-    next: Any               # the chunk above, or None
-    segment: Any            # its HeapSegment, or None (an mmapped chunk)
-    arena: Any              # its ArenaState, or None
-    problems: list          # the problems in its header and memory
-    links: dict             # its free-list pointers (chunkinfo.free_links)
-    tcache_thread: Any      # the label of the tcache that holds it, or None
-    mmapped: Any            # its MmappedChunk, or None
-    end: int                # where its problems end (a header holds its problems, size 0 too)
+    prev: Any  # the chunk below in its heap, or None
+    next: Any  # the chunk above, or None
+    segment: Any  # its HeapSegment, or None (an mmapped chunk)
+    arena: Any  # its ArenaState, or None
+    problems: list  # the problems in its header and memory
+    links: dict  # its free-list pointers (chunkinfo.free_links)
+    tcache_thread: Any  # the label of the tcache that holds it, or None
+    mmapped: Any  # its MmappedChunk, or None
+    end: int  # where its problems end (a header holds its problems, size 0 too)
 
 
 def facts(heap, c) -> ChunkFacts:
@@ -34,8 +35,9 @@ def facts(heap, c) -> ChunkFacts:
     mine = [p for p in state.problems if c.address <= p.address < end]
     owner = None
     if c.bin and c.bin.startswith("tcache"):
-        owner = next((t.label for t in state.tcache.values()
-                      if any(c.address in b.chunks for b in t.bins)), None)
+        owner = next(
+            (t.label for t in state.tcache.values() if any(c.address in b.chunks for b in t.bins)), None
+        )
     mm = next((m for m in state.mmapped if m.address == c.address), None)
     return ChunkFacts(c, prev, nxt, seg, arena, mine, free_links(state.memory, L, c), owner, mm, end)
 
@@ -62,16 +64,21 @@ def document_body(heap, f: ChunkFacts, address: int) -> dict:
     hdr = L.chunk_hdr_sz
     seg, arena, mm = f.segment, f.arena, f.mmapped
     d = chunk_json(c, hdr)
-    d.update(size_field=c.size_field, usable_size=c.usable_size(L), links=f.links,
-             query=address, offset=address - c.address,
-             arena=arena.address if arena else None,
-             heap={"start": seg.start, "end": seg.end} if seg else None,
-             mapping_start=mm.mapping_start if mm else None,
-             mapping_size=mm.mapping_size if mm else None,
-             tcache_thread=f.tcache_thread,
-             prev=chunk_json(f.prev, hdr) if f.prev else None,
-             next=chunk_json(f.next, hdr) if f.next else None,
-             problems=problems_json(f.problems))
+    d.update(
+        size_field=c.size_field,
+        usable_size=c.usable_size(L),
+        links=f.links,
+        query=address,
+        offset=address - c.address,
+        arena=arena.address if arena else None,
+        heap={"start": seg.start, "end": seg.end} if seg else None,
+        mapping_start=mm.mapping_start if mm else None,
+        mapping_size=mm.mapping_size if mm else None,
+        tcache_thread=f.tcache_thread,
+        prev=chunk_json(f.prev, hdr) if f.prev else None,
+        next=chunk_json(f.next, hdr) if f.next else None,
+        problems=problems_json(f.problems),
+    )
     return {"heap": heap.header(), "chunk": d}
 
 
@@ -81,8 +88,11 @@ def text(heap, f: ChunkFacts, address: int, expression: str) -> Iterator[Item]:
     yield from header_items(heap)
     user = c.address + L.chunk_hdr_sz
     off = address - c.address
-    token = "warning" if c.state_name == "corrupt" else \
-        ("used" if c.state_name in ("used", "mmapped") else "free")
+    token = (
+        "warning"
+        if c.state_name == "corrupt"
+        else ("used" if c.state_name in ("used", "mmapped") else "free")
+    )
     if address == user:
         where = f"  ({expression} is its user address)"
     elif off:
@@ -92,13 +102,19 @@ def text(heap, f: ChunkFacts, address: int, expression: str) -> Iterator[Item]:
     owner = f.tcache_thread
     yield [(f"chunk {fmt.address(c.address)}", "title"), (where, None)]
     yield _plain(f"  prev_size   {c.prev_size:#x}")
-    yield _plain(f"  size        {c.size_field:#x}: size {fmt.size(c.size)}, flags "
-                 f"{flag_letters(c.size_field)} ({c.flag_names() or 'none'})")
-    yield [("  state       ", None), (c.state_name, token),
-           (f" in {c.bin}" if c.bin else "", None),
-           (f" (thread {owner}'s tcache)" if isinstance(owner, int) else "", None)]
-    yield _plain(f"  user memory {fmt.address(user)}, {c.usable_size(L)} usable bytes, ends at "
-                 f"{fmt.address(c.end)}")
+    yield _plain(
+        f"  size        {c.size_field:#x}: size {fmt.size(c.size)}, flags "
+        f"{flag_letters(c.size_field)} ({c.flag_names() or 'none'})"
+    )
+    yield [
+        ("  state       ", None),
+        (c.state_name, token),
+        (f" in {c.bin}" if c.bin else "", None),
+        (f" (thread {owner}'s tcache)" if isinstance(owner, int) else "", None),
+    ]
+    yield _plain(
+        f"  user memory {fmt.address(user)}, {c.usable_size(L)} usable bytes, ends at {fmt.address(c.end)}"
+    )
     for k, v in f.links.items():
         note = " (stored mangled: PROTECT_PTR)" if k == "next_raw" and L.safe_linking else ""
         yield _plain(f"  {k:<11} {fmt.address(v)}{note}")
@@ -107,12 +123,13 @@ def text(heap, f: ChunkFacts, address: int, expression: str) -> Iterator[Item]:
         yield _plain(f"  mmapped: mapping {fmt.address(mm.mapping_start)}, {fmt.size(mm.mapping_size)}")
     elif f.arena is not None:
         seg = f.segment
-        yield _plain(f"  {arena_name(heap, f.arena)}, heap {fmt.address(seg.start)}-"
-                     f"{fmt.address(seg.end)}")
+        yield _plain(f"  {arena_name(heap, f.arena)}, heap {fmt.address(seg.start)}-{fmt.address(seg.end)}")
     for label, n in (("below", f.prev), ("above", f.next)):
         if n is not None:
-            yield _plain(f"  {label:<11} {fmt.address(n.address)} size {n.size:#x} {n.state_name}"
-                         + (f" in {n.bin}" if n.bin else ""))
+            yield _plain(
+                f"  {label:<11} {fmt.address(n.address)} size {n.size:#x} {n.state_name}"
+                + (f" in {n.bin}" if n.bin else "")
+            )
     hexpart, data = preview(read_or_none(heap.state.memory, user, 32))
     yield _plain(f"  data        {hexpart}  {data}")
     if not f.problems:

@@ -12,17 +12,28 @@ from typing import List, Optional
 from ..render import fmt
 from . import Line
 
-STATE_TOKENS = {"used": "used", "tcache": "free", "fastbin": "free", "unsorted": "free",
-                "smallbin": "free", "largebin": "free", "top": "top", "mmapped": "used",
-                "corrupt": "warning", "fencepost": "muted"}
+STATE_TOKENS = {
+    "used": "used",
+    "tcache": "free",
+    "fastbin": "free",
+    "unsorted": "free",
+    "smallbin": "free",
+    "largebin": "free",
+    "top": "top",
+    "mmapped": "used",
+    "corrupt": "warning",
+    "fencepost": "muted",
+}
 
 
 def header_lines(heap) -> List[str]:
     """How the anchors were found: a user judging a heuristic needs to know it is one."""
     f = heap.found
     version = heap.header()["glibc"] or "unknown (assumed %d.%d)" % tuple(heap.layout.version)
-    lines = [f"glibc {version}, layout from {f.get('layout', '?')}; "
-             f"libc debug symbols: {'yes' if heap.symbols else 'no'}"]
+    lines = [
+        f"glibc {version}, layout from {f.get('layout', '?')}; "
+        f"libc debug symbols: {'yes' if heap.symbols else 'no'}"
+    ]
     if f.get("glibc", "").startswith("heuristic"):
         lines.append(f"glibc version: {f['glibc']}")
     for key in ("mappings", "main_arena", "mp_", "tcache", "thread_arena"):
@@ -41,15 +52,16 @@ def arena_name(heap, a) -> str:
 
 
 def flag_letters(size_field: int) -> str:
-    return ("P" if size_field & 1 else "-") + ("M" if size_field & 2 else "-") + \
-        ("A" if size_field & 4 else "-")
+    return (
+        ("P" if size_field & 1 else "-") + ("M" if size_field & 2 else "-") + ("A" if size_field & 4 else "-")
+    )
 
 
 def preview(data: Optional[bytes]) -> tuple:
     """(hex, ascii) of a chunk's first user bytes."""
     if data is None:
         return "??", ""
-    hexpart = " ".join(data[i:i + 8].hex() for i in range(0, len(data), 8))
+    hexpart = " ".join(data[i : i + 8].hex() for i in range(0, len(data), 8))
     text = "".join(chr(b) if 32 <= b < 127 else "." for b in data)
     return hexpart, text
 
@@ -61,14 +73,19 @@ def read_or_none(memory, address: int, size: int) -> Optional[bytes]:
         return None
 
 
-def chunk_row_json(address: int, size_field: int, state: str, bin_label: Optional[str],
-                   hdr: int) -> dict:
+def chunk_row_json(address: int, size_field: int, state: str, bin_label: Optional[str], hdr: int) -> dict:
     """A chunk as heapchunks --json lists it (its fast path writes these same keys from
     templates; tests/unit/test_views.py holds the two together)."""
-    return {"address": address, "size": size_field & ~7, "state": state,
-            "user_address": address + hdr, "prev_inuse": bool(size_field & 1),
-            "mmapped": bool(size_field & 2), "non_main_arena": bool(size_field & 4),
-            "bin": bin_label}
+    return {
+        "address": address,
+        "size": size_field & ~7,
+        "state": state,
+        "user_address": address + hdr,
+        "prev_inuse": bool(size_field & 1),
+        "mmapped": bool(size_field & 2),
+        "non_main_arena": bool(size_field & 4),
+        "bin": bin_label,
+    }
 
 
 def chunk_json(c, hdr: int) -> dict:
@@ -80,11 +97,18 @@ def chunk_json(c, hdr: int) -> dict:
 
 def arena_listing_json(heap, a) -> dict:
     """An arena as heapchunks --json lists it, before its chunks."""
-    return {"address": a.address, "number": heap.arena_number(a.address), "main": a.main,
-            "system_mem": a.system_mem, "max_system_mem": a.max_system_mem, "top": a.top,
-            "top_size": a.top_size,
-            "heaps": [{"start": s.start, "end": s.end, "complete": s.complete} for s in a.heaps],
-            "totals": a.totals(), "threads": heap.threads_of(a.address)}
+    return {
+        "address": a.address,
+        "number": heap.arena_number(a.address),
+        "main": a.main,
+        "system_mem": a.system_mem,
+        "max_system_mem": a.max_system_mem,
+        "top": a.top,
+        "top_size": a.top_size,
+        "heaps": [{"start": s.start, "end": s.end, "complete": s.complete} for s in a.heaps],
+        "totals": a.totals(),
+        "threads": heap.threads_of(a.address),
+    }
 
 
 def arena_listing_text(heap, a) -> str:

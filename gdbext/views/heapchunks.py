@@ -16,27 +16,41 @@ from ..model.ptmalloc.chunks import STATES
 from ..render import fmt, jsonout
 from ..render.table import Table
 from . import Item, Line, line
-from .heap import (STATE_TOKENS, arena_listing_text, arena_name, flag_letters, header_items,
-                   preview, read_or_none)
+from .heap import (
+    STATE_TOKENS,
+    arena_listing_text,
+    arena_name,
+    flag_letters,
+    header_items,
+    preview,
+    read_or_none,
+)
 from .problems import problem_items, problems_json
 
 PREVIEW = 16
 BATCH = 1 << 11  # chunks per piece of output (gdb.write is slower on pieces of megabytes)
-_NO_PREVIEW = bytes(int(c < len(STATES) and STATES[c] in ("mmapped", "corrupt", "fencepost"))
-                    for c in range(256))  # the table shows no data for these
+_NO_PREVIEW = bytes(
+    int(c < len(STATES) and STATES[c] in ("mmapped", "corrupt", "fencepost")) for c in range(256)
+)  # the table shows no data for these
 _PRINTABLE = bytes(c if 32 <= c < 127 else ord(".") for c in range(256))
 _FLAG_LETTERS = [flag_letters(f) for f in range(8)]
-_IN_BIN = bytes(int(0 < c < len(STATES) and STATES[c] in ("tcache", "fastbin", "unsorted",
-                                                          "smallbin", "largebin"))
-                for c in range(256))  # state code -> 1 for the states of chunks in a bin
+_IN_BIN = bytes(
+    int(0 < c < len(STATES) and STATES[c] in ("tcache", "fastbin", "unsorted", "smallbin", "largebin"))
+    for c in range(256)
+)  # state code -> 1 for the states of chunks in a bin
 _MMAPPED = STATES.index("mmapped")
 
 
 class ChunkFilter:
     """Which chunks to show: states, a size range (bytes), at most `limit` of them."""
 
-    def __init__(self, states: Optional[Set[str]] = None, min_size: Optional[int] = None,
-                 max_size: Optional[int] = None, limit: Optional[int] = None):
+    def __init__(
+        self,
+        states: Optional[Set[str]] = None,
+        min_size: Optional[int] = None,
+        max_size: Optional[int] = None,
+        limit: Optional[int] = None,
+    ):
         self.states = set(states) if states else None
         self.codes = {STATES.index(s) for s in self.states} if self.states else None
         self.min = min_size
@@ -57,17 +71,24 @@ class ChunkFilter:
 
 def mallinfo2_wrapped(state) -> List[str]:
     from ..model.ptmalloc.checks import mallinfo2_wrapped as wrapped
+
     return wrapped(state)
 
 
 def _head(heap, target_doc: dict, mm: list) -> str:
-    return jsonout.document("heapchunks", target_doc, heap=heap.header(), mmapped=mm,
-                            mallinfo2_wrapped=mallinfo2_wrapped(heap.state),
-                            problems=problems_json(heap.state.problems),
-                            mallinfo2=heap.state.mallinfo2()._asdict())
+    return jsonout.document(
+        "heapchunks",
+        target_doc,
+        heap=heap.header(),
+        mmapped=mm,
+        mallinfo2_wrapped=mallinfo2_wrapped(heap.state),
+        problems=problems_json(heap.state.problems),
+        mallinfo2=heap.state.mallinfo2()._asdict(),
+    )
 
 
 # ---- JSON ----
+
 
 def document(heap, target_doc: dict, arenas, flt: ChunkFilter, with_mmapped: bool) -> Iterator[str]:
     """The --json document, in pieces to write one after the other."""
@@ -84,10 +105,17 @@ def document_all(heap, target_doc: dict, arenas, with_mmapped: bool) -> Iterator
 
     def template(key, bin_text):
         fl = key & 7
-        return ('{"address":%%d,"size":%%d,"state":%s,"user_address":%%d,"prev_inuse":%s,'
-                '"mmapped":%s,"non_main_arena":%s,"bin":%s}'
-                % (json.dumps(STATES[key >> 3]), "true" if fl & 1 else "false",
-                   "true" if fl & 2 else "false", "true" if fl & 4 else "false", bin_text))
+        return (
+            '{"address":%%d,"size":%%d,"state":%s,"user_address":%%d,"prev_inuse":%s,'
+            '"mmapped":%s,"non_main_arena":%s,"bin":%s}'
+            % (
+                json.dumps(STATES[key >> 3]),
+                "true" if fl & 1 else "false",
+                "true" if fl & 2 else "false",
+                "true" if fl & 4 else "false",
+                bin_text,
+            )
+        )
 
     templates = [template(k, "null") for k in range(nkeys)]
     by_label: dict = {}  # bin label -> its templates, made when first needed
@@ -100,8 +128,8 @@ def document_all(heap, target_doc: dict, arenas, with_mmapped: bool) -> Iterator
         for seg in a.heaps:
             bins = seg.bins
             for lo in range(0, len(seg.addrs), BATCH):
-                addrs, raws = seg.addrs[lo:lo + BATCH], seg.raws[lo:lo + BATCH]
-                states = seg.states[lo:lo + BATCH]
+                addrs, raws = seg.addrs[lo : lo + BATCH], seg.raws[lo : lo + BATCH]
+                states = seg.states[lo : lo + BATCH]
                 keys = list(map(or_, map(lshift, states, repeat(3)), map(and_, raws, repeat(7))))
                 rows = list(map(templates.__getitem__, keys))
                 # the chunks in a bin (only those have these states) name it
@@ -116,8 +144,9 @@ def document_all(heap, target_doc: dict, arenas, with_mmapped: bool) -> Iterator
                     if t is None:
                         t = named[keys[i]] = template(keys[i], json.dumps(label).replace("%", "%%"))
                     rows[i] = t
-                rows = list(map(mod, rows, zip(addrs, map(and_, raws, repeat(~7)),
-                                               map(add, addrs, repeat(hdr)))))
+                rows = list(
+                    map(mod, rows, zip(addrs, map(and_, raws, repeat(~7)), map(add, addrs, repeat(hdr))))
+                )
                 if rows:
                     yield sep + ",".join(rows)
                     sep = ","
@@ -143,12 +172,20 @@ def document_filtered(heap, target_doc: dict, arenas, flt: ChunkFilter, with_mma
                     break
                 left -= 1
                 b = bins.get(i)
-                rows.append('{"address":%d,"size":%d,"state":%s,"user_address":%d,'
-                            '"prev_inuse":%s,"mmapped":%s,"non_main_arena":%s,"bin":%s}'
-                            % (addr, size, names[st], addr + hdr,
-                               "true" if raw & 1 else "false", "true" if raw & 2 else "false",
-                               "true" if raw & 4 else "false",
-                               json.dumps(b) if b is not None else "null"))
+                rows.append(
+                    '{"address":%d,"size":%d,"state":%s,"user_address":%d,'
+                    '"prev_inuse":%s,"mmapped":%s,"non_main_arena":%s,"bin":%s}'
+                    % (
+                        addr,
+                        size,
+                        names[st],
+                        addr + hdr,
+                        "true" if raw & 1 else "false",
+                        "true" if raw & 2 else "false",
+                        "true" if raw & 4 else "false",
+                        json.dumps(b) if b is not None else "null",
+                    )
+                )
         parts.append(arena_listing_text(heap, a)[:-1] + ',"chunks":[' + ",".join(rows) + "]}")
     mm = []
     if with_mmapped:
@@ -163,6 +200,7 @@ def document_filtered(heap, target_doc: dict, arenas, flt: ChunkFilter, with_mma
 
 # ---- table ----
 
+
 def table(heap, arenas, flt: ChunkFilter, with_mmapped: bool, colour: bool) -> Iterator[Item]:
     """The table: a header, each arena's heaps and footer, the mmapped chunks, mallinfo2 and
     the problems. Without colour or filter, 64-bit heaps take the fast path (raw text)."""
@@ -173,14 +211,16 @@ def table(heap, arenas, flt: ChunkFilter, with_mmapped: bool, colour: bool) -> I
     hdr = L.chunk_hdr_sz
     left = flt.limit if flt.limit is not None else -1
     hidden = 0
-    fast = (flt.everything and not colour and L.size_sz == L.pointer_size == 8
-            and 2 * L.size_sz == PREVIEW)
+    fast = flt.everything and not colour and L.size_sz == L.pointer_size == 8 and 2 * L.size_sz == PREVIEW
     for a in arenas:
         yield line(arena_name(heap, a), "title")
         for seg in a.heaps:
-            yield line(f"heap {fmt.address(seg.start)}-{fmt.address(seg.end)} "
-                       f"({fmt.human(seg.end - seg.start)}), {len(seg)} chunks"
-                       + ("" if seg.complete else ", walk stopped early"), "muted")
+            yield line(
+                f"heap {fmt.address(seg.start)}-{fmt.address(seg.end)} "
+                f"({fmt.human(seg.end - seg.start)}), {len(seg)} chunks"
+                + ("" if seg.complete else ", walk stopped early"),
+                "muted",
+            )
             if fast:
                 yield from rows_fast(heap, seg)
                 continue
@@ -195,18 +235,26 @@ def table(heap, arenas, flt: ChunkFilter, with_mmapped: bool, colour: bool) -> I
                 left -= 1
                 name = STATES[st]
                 where = seg.bins.get(i)
-                hexpart, text = preview(read_or_none(state.memory, addr + hdr, PREVIEW)) \
-                    if st not in (7, 8, 9) else ("", "")
-                t.add((fmt.address(addr), "address"), f"{size:#x}", flag_letters(raw),
-                      (name + (f" {where}" if where else ""), STATE_TOKENS.get(name)),
-                      (fmt.address(addr + hdr), "address"), hexpart, text)
+                hexpart, text = (
+                    preview(read_or_none(state.memory, addr + hdr, PREVIEW))
+                    if st not in (7, 8, 9)
+                    else ("", "")
+                )
+                t.add(
+                    (fmt.address(addr), "address"),
+                    f"{size:#x}",
+                    flag_letters(raw),
+                    (name + (f" {where}" if where else ""), STATE_TOKENS.get(name)),
+                    (fmt.address(addr + hdr), "address"),
+                    hexpart,
+                    text,
+                )
             if t.rows:
                 yield t
         yield from footer(a)
     if with_mmapped and state.mmapped:
         yield line("mmapped chunks", "title")
-        t = Table(["address", "size", "flags", "state", "user address", "mapping", "data", ""],
-                  "lrllllll")
+        t = Table(["address", "size", "flags", "state", "user address", "mapping", "data", ""], "lrllllll")
         for c in state.mmapped:
             if not flt.keep(_MMAPPED, c.size):
                 continue
@@ -216,9 +264,16 @@ def table(heap, arenas, flt: ChunkFilter, with_mmapped: bool, colour: bool) -> I
             left -= 1
             user = c.user_address(L)
             hexpart, text = preview(read_or_none(state.memory, user, PREVIEW))
-            t.add((fmt.address(c.address), "address"), f"{c.size:#x}",
-                  flag_letters(c.size_field), ("mmapped", "used"), (fmt.address(user), "address"),
-                  f"{fmt.address(c.mapping_start)}+{fmt.human(c.mapping_size)}", hexpart, text)
+            t.add(
+                (fmt.address(c.address), "address"),
+                f"{c.size:#x}",
+                flag_letters(c.size_field),
+                ("mmapped", "used"),
+                (fmt.address(user), "address"),
+                f"{fmt.address(c.mapping_start)}+{fmt.human(c.mapping_size)}",
+                hexpart,
+                text,
+            )
         if t.rows:
             yield t
         total = sum(c.mapping_size for c in state.mmapped)
@@ -227,8 +282,10 @@ def table(heap, arenas, flt: ChunkFilter, with_mmapped: bool, colour: bool) -> I
         yield line(f"... {hidden} more chunks not shown (--limit {flt.limit})")
     mi = state.mallinfo2()._asdict()
     wrapped = mallinfo2_wrapped(state)  # never shown: a problem says why
-    shown = " ".join(f"{k}={'?' if k in wrapped else mi[k]}" for k in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "uordblks", "fordblks", "keepcost"))
+    shown = " ".join(
+        f"{k}={'?' if k in wrapped else mi[k]}"
+        for k in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "uordblks", "fordblks", "keepcost")
+    )
     yield line(f"mallinfo2: {shown}", "muted")
     yield from problem_items(state.problems)
 
@@ -251,13 +308,18 @@ def rows_fast(heap, seg) -> Iterator[str]:
             special[i] = preview(read_or_none(memory, addrs[i] + hdr, PREVIEW))
     named = set(zip(map(states.__getitem__, bins.keys()), bins.values()))
     size_w = max(len("size"), len("%#x" % (max(raws) & ~7)))
-    state_w = max([len("state")] + [len(STATES[st]) for st in set(states)] +
-                  [len(STATES[st]) + 1 + len(label) for st, label in named if label])
-    data_w = max([len("data")] + [len(h) for h, _ in special.values()] +
-                 ([len(preview(bytes(PREVIEW))[0])] if len(special) < n else []))
+    state_w = max(
+        [len("state")]
+        + [len(STATES[st]) for st in set(states)]
+        + [len(STATES[st]) + 1 + len(label) for st, label in named if label]
+    )
+    data_w = max(
+        [len("data")]
+        + [len(h) for h, _ in special.values()]
+        + ([len(preview(bytes(PREVIEW))[0])] if len(special) < n else [])
+    )
     addr_w = max(len("user address"), len(fmt.address(0)))
-    fmt_line = ("%%-%ds  %%%ds  %%-5s  %%-%ds  %%-%ds  %%-%ds  %%s"
-                % (addr_w, size_w, state_w, addr_w, data_w))
+    fmt_line = "%%-%ds  %%%ds  %%-5s  %%-%ds  %%-%ds  %%-%ds  %%s" % (addr_w, size_w, state_w, addr_w, data_w)
     yield fmt_line % ("address", "size", "flags", "state", "user address", "data", "") + "\n"
     code = seg.fds.typecode
     address = "0x%%0%dx" % (len(fmt.address(0)) - 2)
@@ -280,28 +342,46 @@ def rows_fast(heap, seg) -> Iterator[str]:
             fds.byteswap()
             bks.byteswap()
         hexes = list(map(mod, repeat("%016x %016x"), zip(fds, bks)))
-        texts = list(map(text.__getitem__, map(slice, range(0, PREVIEW * m, PREVIEW),
-                                                 range(PREVIEW, PREVIEW * m + 1, PREVIEW))))
+        texts = list(
+            map(
+                text.__getitem__,
+                map(slice, range(0, PREVIEW * m, PREVIEW), range(PREVIEW, PREVIEW * m + 1, PREVIEW)),
+            )
+        )
         while j < len(todo) and todo[j] < hi:
             hexes[todo[j] - lo], texts[todo[j] - lo] = special[todo[j]]
             j += 1
-        rows = map(mod, repeat(fmt_line), zip(
-            map(mod, repeat(address), a), map(mod, repeat("%#x"), map(and_, r, repeat(~7))),
-            map(_FLAG_LETTERS.__getitem__, map(and_, r, repeat(7))), state_text,
-            map(mod, repeat(address), map(add, a, repeat(hdr))), hexes, texts))
+        rows = map(
+            mod,
+            repeat(fmt_line),
+            zip(
+                map(mod, repeat(address), a),
+                map(mod, repeat("%#x"), map(and_, r, repeat(~7))),
+                map(_FLAG_LETTERS.__getitem__, map(and_, r, repeat(7))),
+                state_text,
+                map(mod, repeat(address), map(add, a, repeat(hdr))),
+                hexes,
+                texts,
+            ),
+        )
         yield "\n".join(rows) + "\n"
 
 
 def footer(a) -> Iterator[Line]:
     """An arena's totals after its chunks."""
     tot = a.totals()
-    free = ", ".join(f"{k} {tot[k]['count']} ({fmt.human(tot[k]['bytes'])})"
-                     for k in ("tcache", "fastbin", "unsorted", "smallbin", "largebin")
-                     if k in tot)
+    free = ", ".join(
+        f"{k} {tot[k]['count']} ({fmt.human(tot[k]['bytes'])})"
+        for k in ("tcache", "fastbin", "unsorted", "smallbin", "largebin")
+        if k in tot
+    )
     used = tot.get("used", {"count": 0, "bytes": 0})
-    yield line(f"  {a.chunk_count} chunks; in use {used['count']} ({fmt.human(used['bytes'])})"
-               f"; free: {free or 'none'}; top {fmt.size(a.top_size)}; system_mem "
-               f"{fmt.size(a.system_mem)}", "muted")
+    yield line(
+        f"  {a.chunk_count} chunks; in use {used['count']} ({fmt.human(used['bytes'])})"
+        f"; free: {free or 'none'}; top {fmt.size(a.top_size)}; system_mem "
+        f"{fmt.size(a.system_mem)}",
+        "muted",
+    )
     if any(k in tot for k in ("corrupt", "fencepost")):
         extra = ", ".join(f"{k} {tot[k]['count']}" for k in ("corrupt", "fencepost") if k in tot)
         yield line(f"  also: {extra}", "muted")

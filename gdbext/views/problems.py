@@ -7,7 +7,7 @@ from ..model.ptmalloc.problems import cause_of, fold_problems
 from ..render import fmt
 from . import Line
 
-SHOWN_PER_CAUSE = 3   # problem lines of one cause in a table, before one line counts the rest
+SHOWN_PER_CAUSE = 3  # problem lines of one cause in a table, before one line counts the rest
 LISTED_PER_CAUSE = 20  # problems of one cause listed in JSON, before one entry counts the rest
 
 
@@ -23,8 +23,13 @@ def problem_lines(problems) -> List[tuple]:
         if not more:
             out.append((p.address, f"{fmt.address(p.address)}: {p.message}"))
         else:
-            out.append((lo, f"{more:,} more of this kind, at {fmt.address(lo)} to "
-                            f"{fmt.address(hi)} ({cause_of(p.message)})"))
+            out.append(
+                (
+                    lo,
+                    f"{more:,} more of this kind, at {fmt.address(lo)} to "
+                    f"{fmt.address(hi)} ({cause_of(p.message)})",
+                )
+            )
     return out
 
 
@@ -41,7 +46,12 @@ def problems_json(problems) -> List[dict]:
         if not more:
             out.append({"address": p.address, "message": p.message})
         else:
-            out.append({"address": lo, "message": f"{more:,} more of this kind, at {lo:#x} to "
-                                                  f"{hi:#x} ({cause_of(p.message)})",
-                        "more": more, "last": hi})
+            out.append(
+                {
+                    "address": lo,
+                    "message": f"{more:,} more of this kind, at {lo:#x} to {hi:#x} ({cause_of(p.message)})",
+                    "more": more,
+                    "last": hi,
+                }
+            )
     return out

@@ -24,8 +24,11 @@ def no_threads_text(unmatched) -> str:
 
 def document_body(rows, unmatched: List[str]) -> dict:
     """The --json keys after the target's: threads, not_found, warnings."""
-    return {"threads": [r.to_json() for r in rows], "not_found": unmatched,
-            "warnings": [f"thread {r.num}: {w}" for r in rows for w in r.warnings]}
+    return {
+        "threads": [r.to_json() for r in rows],
+        "not_found": unmatched,
+        "warnings": [f"thread {r.num}: {w}" for r in rows for w in r.warnings],
+    }
 
 
 def _guard(row) -> str:
@@ -41,17 +44,40 @@ def _stack(row) -> str:
 
 
 def stacks_table(rows) -> Table:
-    t = Table(["#", "tid", "name", "stack [low, high)", "size", "guard", "sp", "used", "use",
-               "peak", "frames", "function"], "rrllrlllrrrl")
+    t = Table(
+        [
+            "#",
+            "tid",
+            "name",
+            "stack [low, high)",
+            "size",
+            "guard",
+            "sp",
+            "used",
+            "use",
+            "peak",
+            "frames",
+            "function",
+        ],
+        "rrllrlllrrrl",
+    )
     for r in rows:
         tok = "warning" if r.warnings else "automatic"
         peak = fmt.human(r.peak_used) if r.peak_used is not None else ("?" if r.low is not None else "-")
-        t.add((str(r.num), tok), r.tid, r.name or "-", (_stack(r), "address"),
-              fmt.human(r.size) if r.size is not None else "-", _guard(r),
-              fmt.address(r.sp) if r.sp is not None else "-",
-              fmt.human(r.used) if r.used is not None else "-",
-              (fmt.percent(r.used, r.size), tok) if r.used is not None else "-",
-              peak, r.frames if r.frames is not None else "-", r.function or "??")
+        t.add(
+            (str(r.num), tok),
+            r.tid,
+            r.name or "-",
+            (_stack(r), "address"),
+            fmt.human(r.size) if r.size is not None else "-",
+            _guard(r),
+            fmt.address(r.sp) if r.sp is not None else "-",
+            fmt.human(r.used) if r.used is not None else "-",
+            (fmt.percent(r.used, r.size), tok) if r.used is not None else "-",
+            peak,
+            r.frames if r.frames is not None else "-",
+            r.function or "??",
+        )
     return t
 
 
@@ -62,12 +88,15 @@ def table(rows, unmatched: List[str]) -> Iterator[Item]:
     for r in rows:
         if r.main and r.limit is not None:
             lim = "unlimited" if r.limit < 0 else fmt.human(r.limit)
-            yield line(f"thread {r.num} is the main thread: [stack] is mapped from "
-                       f"{fmt.address(r.mapped_low)} and may grow to {fmt.address(r.low)} "
-                       f"(RLIMIT_STACK {lim})")
+            yield line(
+                f"thread {r.num} is the main thread: [stack] is mapped from "
+                f"{fmt.address(r.mapped_low)} and may grow to {fmt.address(r.low)} "
+                f"(RLIMIT_STACK {lim})"
+            )
         elif r.main:
-            yield line(f"thread {r.num} is the main thread: RLIMIT_STACK unknown, size is the "
-                       f"[stack] mapping as now")
+            yield line(
+                f"thread {r.num} is the main thread: RLIMIT_STACK unknown, size is the [stack] mapping as now"
+            )
     for r in rows:
         for w in r.warnings:
             yield [("warning: ", "warning"), (f"thread {r.num}: {w}", None)]

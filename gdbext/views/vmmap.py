@@ -10,9 +10,19 @@ from . import Item, line
 
 
 def region_json(r) -> dict:
-    return {"start": r.start, "end": r.end, "size": r.size, "perms": r.perms, "offset": r.offset,
-            "path": r.path or None, "kind": r.kind, "class": r.cls, "label": r.label or None,
-            "thread": r.thread, "tid": r.tid}
+    return {
+        "start": r.start,
+        "end": r.end,
+        "size": r.size,
+        "perms": r.perms,
+        "offset": r.offset,
+        "path": r.path or None,
+        "kind": r.kind,
+        "class": r.cls,
+        "label": r.label or None,
+        "thread": r.thread,
+        "tid": r.tid,
+    }
 
 
 def region_name(r) -> str:
@@ -54,8 +64,15 @@ def regions_table(regs) -> Table:
     t = Table(["start", "end", "size", "perms", "offset", "kind", "path / label"], "lllllll")
     for r in regs:
         tok = r.cls
-        t.add((fmt.address(r.start), tok), (fmt.address(r.end), tok), fmt.size(r.size), r.perms,
-              f"{r.offset:#x}", (r.kind, tok), region_name(r))
+        t.add(
+            (fmt.address(r.start), tok),
+            (fmt.address(r.end), tok),
+            fmt.size(r.size),
+            r.perms,
+            f"{r.offset:#x}",
+            (r.kind, tok),
+            region_name(r),
+        )
     return t
 
 
@@ -66,11 +83,19 @@ def summary_items(s: dict) -> Iterator[Item]:
         for k in keys:
             if k in table:
                 e = table[k]
-                t.add(k, e["count"], fmt.size(e["size"]),
-                      fmt.size(e["resident"]) if e["resident"] is not None else "-")
+                t.add(
+                    k,
+                    e["count"],
+                    fmt.size(e["size"]),
+                    fmt.size(e["resident"]) if e["resident"] is not None else "-",
+                )
         tot = s["total"]
-        t.add(("total", "title"), tot["count"], fmt.size(tot["size"]),
-              fmt.size(tot["resident"]) if tot["resident"] is not None else "-")
+        t.add(
+            ("total", "title"),
+            tot["count"],
+            fmt.size(tot["size"]),
+            fmt.size(tot["resident"]) if tot["resident"] is not None else "-",
+        )
         yield t
         yield line("")
     if s.get("resident_unknown"):
@@ -79,22 +104,37 @@ def summary_items(s: dict) -> Iterator[Item]:
 
 def address_body(address: int, r, below, above) -> dict:
     """The --json keys for one address: the region holding it, or the regions either side."""
-    return {"address": address, "region": region_json(r) if r else None,
-            "offset": address - r.start if r else None,
-            "below": dict(region_json(below), distance=address - below.end) if below else None,
-            "above": dict(region_json(above), distance=above.start - address) if above else None}
+    return {
+        "address": address,
+        "region": region_json(r) if r else None,
+        "offset": address - r.start if r else None,
+        "below": dict(region_json(below), distance=address - below.end) if below else None,
+        "above": dict(region_json(above), distance=above.start - address) if above else None,
+    }
 
 
 def address_items(address: int, r, below, above) -> List[Item]:
     if r:
-        return [regions_table([r]),
-                line(f"{fmt.address(address)} is {address - r.start:#x} ({address - r.start}) "
-                     f"bytes into the {r.describe()}")]
+        return [
+            regions_table([r]),
+            line(
+                f"{fmt.address(address)} is {address - r.start:#x} ({address - r.start}) "
+                f"bytes into the {r.describe()}"
+            ),
+        ]
     out: List[Item] = [line(f"{fmt.address(address)} is not mapped.")]
     if below:
-        out.append(line(f"  {address - below.end:#x} bytes past the end of {below.describe()} "
-                        f"[{fmt.address(below.start)}, {fmt.address(below.end)})"))
+        out.append(
+            line(
+                f"  {address - below.end:#x} bytes past the end of {below.describe()} "
+                f"[{fmt.address(below.start)}, {fmt.address(below.end)})"
+            )
+        )
     if above:
-        out.append(line(f"  {above.start - address:#x} bytes below the start of {above.describe()} "
-                        f"[{fmt.address(above.start)}, {fmt.address(above.end)})"))
+        out.append(
+            line(
+                f"  {above.start - address:#x} bytes below the start of {above.describe()} "
+                f"[{fmt.address(above.start)}, {fmt.address(above.end)})"
+            )
+        )
     return out

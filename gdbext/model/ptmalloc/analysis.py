@@ -9,13 +9,36 @@ from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from ..memory import Memory, MemoryReadError
 from ..regions import Mapping
-from .arena import (ArenaHeader, HeapInfo, arena_chain, heap_max_size, read_heap_info, read_mp,
-                    MAX_HEAPS_PER_ARENA)
+from .arena import (
+    ArenaHeader,
+    HeapInfo,
+    arena_chain,
+    heap_max_size,
+    read_heap_info,
+    read_mp,
+    MAX_HEAPS_PER_ARENA,
+)
 from .bins import BinList, Steps, Tcache, walk_arena_bins, walk_tcache
 from .checks import check_arenas, check_mallinfo2, check_mmapped_bits, check_top
-from .chunks import (CORRUPT, FASTBIN, FENCEPOST, IS_MMAPPED, LARGEBIN, MMAPPED, PREV_INUSE,
-                     SIZE_BITS, SMALLBIN, STATES, TCACHE, TOP, UNSORTED, USED, Chunk, Problem,
-                     PtmallocError)
+from .chunks import (
+    CORRUPT,
+    FASTBIN,
+    FENCEPOST,
+    IS_MMAPPED,
+    LARGEBIN,
+    MMAPPED,
+    PREV_INUSE,
+    SIZE_BITS,
+    SMALLBIN,
+    STATES,
+    TCACHE,
+    TOP,
+    UNSORTED,
+    USED,
+    Chunk,
+    Problem,
+    PtmallocError,
+)
 from .heap import SAMPLE, Budget, HeapSegment, first_chunk_at, walk
 from .layout import Layout
 from .mmapped import MmappedChunk, find_mmapped
@@ -26,8 +49,13 @@ _PICK = [bytes(int(c == st) for c in range(256)) for st in range(len(STATES))]  
 _DOUBLY = bytes(int(c in (UNSORTED, SMALLBIN, LARGEBIN)) for c in range(256))
 _LOW_BYTE = 0 if sys.byteorder == "little" else -1  # where a word's flag bits are, in its bytes
 _AND7 = bytes(c & 7 for c in range(256))
-STATE_OF_KIND = {"tcache": TCACHE, "fastbin": FASTBIN, "unsorted": UNSORTED, "smallbin": SMALLBIN,
-                 "largebin": LARGEBIN}
+STATE_OF_KIND = {
+    "tcache": TCACHE,
+    "fastbin": FASTBIN,
+    "unsorted": UNSORTED,
+    "smallbin": SMALLBIN,
+    "largebin": LARGEBIN,
+}
 MAX_TOP_SEARCH_PAGES = 256
 
 
@@ -79,7 +107,7 @@ class ArenaState:
                     if not n:
                         continue
                     counts[st] += n
-                    if st == CORRUPT or st == FENCEPOST:
+                    if st in (CORRUPT, FENCEPOST):
                         i = states.find(st)
                         while i >= 0:
                             sizes[st] += seg.chunk_end(i) - seg.addrs[i]
@@ -88,7 +116,7 @@ class ArenaState:
                     # At C speed, for a million chunks: the size fields' sum less their flags.
                     if flags is None:
                         w = raws.itemsize
-                        low = raws.tobytes()[(_LOW_BYTE % w)::w]
+                        low = raws.tobytes()[(_LOW_BYTE % w) :: w]
                         flags = low.translate(_AND7)
                         values = raws.tolist()  # int objects made once, not once per state
                     if n == len(states):
@@ -96,8 +124,9 @@ class ArenaState:
                     else:
                         pick = states.translate(_PICK[st])
                         sizes[st] += sum(compress(values, pick)) - sum(compress(flags, pick))
-            self._totals = {STATES[s]: {"count": counts[s], "bytes": sizes[s]}
-                            for s in range(len(STATES)) if counts[s]}
+            self._totals = {
+                STATES[s]: {"count": counts[s], "bytes": sizes[s]} for s in range(len(STATES)) if counts[s]
+            }
         return self._totals
 
     @property
@@ -115,23 +144,39 @@ class ArenaState:
         return sum(t.get(k, {}).get("bytes", 0) for k in ("unsorted", "smallbin", "largebin", "top"))
 
     def as_dict(self, chunks: bool = False) -> dict:
-        d = {"address": self.address, "main": self.main, "flags": self.flags,
-             "contiguous": self.contiguous, "have_fastchunks": self.have_fastchunks,
-             "top": self.top, "top_size": self.top_size, "last_remainder": self.last_remainder,
-             "next": self.next, "next_free": self.next_free,
-             "attached_threads": self.attached_threads, "system_mem": self.system_mem,
-             "max_system_mem": self.max_system_mem,
-             "heaps": [s.as_dict() for s in self.heaps],
-             "bins": [b.as_dict() for b in self.bin_lists() if len(b)],
-             "totals": self.totals(), "chunk_count": self.chunk_count}
+        d = {
+            "address": self.address,
+            "main": self.main,
+            "flags": self.flags,
+            "contiguous": self.contiguous,
+            "have_fastchunks": self.have_fastchunks,
+            "top": self.top,
+            "top_size": self.top_size,
+            "last_remainder": self.last_remainder,
+            "next": self.next,
+            "next_free": self.next_free,
+            "attached_threads": self.attached_threads,
+            "system_mem": self.system_mem,
+            "max_system_mem": self.max_system_mem,
+            "heaps": [s.as_dict() for s in self.heaps],
+            "bins": [b.as_dict() for b in self.bin_lists() if len(b)],
+            "totals": self.totals(),
+            "chunk_count": self.chunk_count,
+        }
         if chunks:
             d["chunks"] = [_chunk_dict(c) for s in self.heaps for c in s.chunks()]
         return d
 
 
 def _chunk_dict(c: Chunk) -> dict:
-    return {"address": c.address, "size": c.size, "flags": c.flags, "state": c.state_name,
-            "bin": c.bin, "end": c.end}
+    return {
+        "address": c.address,
+        "size": c.size,
+        "flags": c.flags,
+        "state": c.state_name,
+        "bin": c.bin,
+        "end": c.end,
+    }
 
 
 class HeapState:
@@ -245,25 +290,40 @@ class HeapState:
 
     def as_dict(self, chunks: bool = False) -> dict:
         L = self.layout
-        return {"layout": {"version": list(L.version) if L.version else None, "source": L.source,
-                           "pointer_size": L.pointer_size},
-                "arenas": [a.as_dict(chunks) for a in self.arenas],
-                "tcache": [t.as_dict() for t in self.tcache.values()],
-                "mmapped": [m.as_dict(L) for m in self.mmapped],
-                "mp": self.mp, "mp_address": self.mp_address,
-                "mallinfo2": self.mallinfo2()._asdict(),
-                "problems": [{"address": p.address, "message": p.message} for p in self.problems]}
+        return {
+            "layout": {
+                "version": list(L.version) if L.version else None,
+                "source": L.source,
+                "pointer_size": L.pointer_size,
+            },
+            "arenas": [a.as_dict(chunks) for a in self.arenas],
+            "tcache": [t.as_dict() for t in self.tcache.values()],
+            "mmapped": [m.as_dict(L) for m in self.mmapped],
+            "mp": self.mp,
+            "mp_address": self.mp_address,
+            "mallinfo2": self.mallinfo2()._asdict(),
+            "problems": [{"address": p.address, "message": p.message} for p in self.problems],
+        }
 
 
-def analyze(mem: Memory, layout: Layout, main_arena: int,
-            mp: Union[int, Dict[str, int], None] = None,
-            tcaches: Optional[Dict[object, int]] = None,
-            mmap_candidates: Optional[Iterable[Mapping]] = None,
-            pagesize: int = 4096, max_chunks: int = 5_000_000, max_list: int = 1_000_000,
-            heap_start: Optional[int] = None, mappings: Optional[Iterable[Mapping]] = None,
-            chunks: bool = True, earlier: Optional[HeapState] = None,
-            program_break: Optional[int] = None, focus: Optional[int] = None,
-            lists_only: bool = False) -> HeapState:
+def analyze(
+    mem: Memory,
+    layout: Layout,
+    main_arena: int,
+    mp: Union[int, Dict[str, int], None] = None,
+    tcaches: Optional[Dict[object, int]] = None,
+    mmap_candidates: Optional[Iterable[Mapping]] = None,
+    pagesize: int = 4096,
+    max_chunks: int = 5_000_000,
+    max_list: int = 1_000_000,
+    heap_start: Optional[int] = None,
+    mappings: Optional[Iterable[Mapping]] = None,
+    chunks: bool = True,
+    earlier: Optional[HeapState] = None,
+    program_break: Optional[int] = None,
+    focus: Optional[int] = None,
+    lists_only: bool = False,
+) -> HeapState:
     """Model glibc malloc's state in `mem`.
 
     main_arena: address of main_arena.  mp: address of mp_ (or its fields, already read).
@@ -278,9 +338,10 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
     may read a lot of memory).
     program_break: the current break, when known, to check the main heap's top chunk
     against.  focus=ADDRESS models what `chunk ADDRESS` needs: the heap holding it walked up
-    to the chunk after it, and the free lists that can hold it or its neighbours (tcaches, the unsorted bin, their fast/small/large bins); the rest is bounds
-    only, so one answer on a heap of millions of chunks does not pay for them all.  States and
-    problems are then right for that chunk and its neighbours only.
+    to the chunk after it, and the free lists that can hold it or its neighbours (tcaches, the
+    unsorted bin, their fast/small/large bins); the rest is bounds only, so one answer on a
+    heap of millions of chunks does not pay for them all.  States and problems are then right
+    for that chunk and its neighbours only.
     lists_only=True models what `arenas` needs: the bounds (as chunks=False), then every free
     list (fast, unsorted, small and large bins of each arena, each thread's tcache) walked with
     each chunk's header read from memory, the list checks that need no heap walk and glibc's
@@ -290,21 +351,50 @@ def analyze(mem: Memory, layout: Layout, main_arena: int,
     Raises PtmallocError when main_arena cannot be read; anything else that is wrong is a Problem.
     """
     try:
-        return _analyze(mem, layout, main_arena, mp, tcaches, mmap_candidates, pagesize,
-                        max_chunks, max_list, heap_start, mappings, chunks, earlier,
-                        program_break, focus, lists_only)
+        return _analyze(
+            mem,
+            layout,
+            main_arena,
+            mp,
+            tcaches,
+            mmap_candidates,
+            pagesize,
+            max_chunks,
+            max_list,
+            heap_start,
+            mappings,
+            chunks,
+            earlier,
+            program_break,
+            focus,
+            lists_only,
+        )
     except PtmallocError:
         raise
     except MemoryReadError as e:
         raise PtmallocError("cannot read malloc's state: %s" % e) from e
     except Exception as e:  # a bug; still only our exception type leaves the model
-        raise PtmallocError("internal error while modelling the heap: %s: %s"
-                            % (type(e).__name__, e)) from e
+        raise PtmallocError("internal error while modelling the heap: %s: %s" % (type(e).__name__, e)) from e
 
 
-def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chunks, max_list,
-             heap_start, mappings, chunks=True, earlier=None, program_break=None,
-             focus=None, lists_only=False) -> HeapState:
+def _analyze(
+    mem,
+    L,
+    main_arena,
+    mp,
+    tcaches,
+    mmap_candidates,
+    pagesize,
+    max_chunks,
+    max_list,
+    heap_start,
+    mappings,
+    chunks=True,
+    earlier=None,
+    program_break=None,
+    focus=None,
+    lists_only=False,
+) -> HeapState:
     state = HeapState(L)
     problems = state.problems
     # Without the heap walk, the lists' chunks are read through the Reader alone: a long bin
@@ -326,13 +416,27 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
     try:
         headers = arena_chain(reader, L, main_arena, problems)
     except MemoryReadError:
-        raise PtmallocError("main_arena at %#x is unreadable" % main_arena)
+        raise PtmallocError("main_arena at %#x is unreadable" % main_arena) from None
 
     budget = Budget(max_chunks, max_list)
     if focus is not None:
-        return _analyze_focus(state, mem, reader, L, headers, focus, tcaches, candidates,
-                              all_maps, pagesize, heap_start, budget, max_list, earlier,
-                              program_break)
+        return _analyze_focus(
+            state,
+            mem,
+            reader,
+            L,
+            headers,
+            focus,
+            tcaches,
+            candidates,
+            all_maps,
+            pagesize,
+            heap_start,
+            budget,
+            max_list,
+            earlier,
+            program_break,
+        )
     for n, h in enumerate(headers):
         a = ArenaState(h, n == 0)
         state.arenas.append(a)
@@ -340,8 +444,19 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
         if not chunks or lists_only:
             _heap_bounds(reader, L, a, state.mp, heap_start, problems)
         elif a.main:
-            _main_heaps(mem, reader, L, a, state.mp, heap_start, candidates + all_maps, pagesize,
-                        problems, budget, program_break)
+            _main_heaps(
+                mem,
+                reader,
+                L,
+                a,
+                state.mp,
+                heap_start,
+                candidates + all_maps,
+                pagesize,
+                problems,
+                budget,
+                program_break,
+            )
         else:
             _arena_heaps(mem, reader, L, a, state.mp, problems, budget)
     state._index()
@@ -357,8 +472,7 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
 
     # The bin walks take what the heap walk read (size, fd, bk) instead of reading it again.
     locate = _Locator(state) if L.size_sz == L.pointer_size else None
-    steps = Steps(max(max_list, 1) * 16, max_list,
-                  is_chunk=lambda address: state.locate(address) is not None)
+    steps = Steps(max(max_list, 1) * 16, max_list, is_chunk=lambda address: state.locate(address) is not None)
     _walk_lists(state, reader, L, tcaches, steps, locate)
     state._marked = {}
 
@@ -368,8 +482,7 @@ def _analyze(mem, L, main_arena, mp, tcaches, mmap_candidates, pagesize, max_chu
     return state
 
 
-def _walk_lists(state: HeapState, reader: Reader, L: Layout, tcaches, steps: Steps,
-                locate=None) -> None:
+def _walk_lists(state: HeapState, reader: Reader, L: Layout, tcaches, steps: Steps, locate=None) -> None:
     """Every arena's bins and every thread's tcache, within `steps`."""
     for a in state.arenas:
         got = walk_arena_bins(reader, L, a.header, state.in_heap, steps, state.problems, locate)
@@ -379,20 +492,24 @@ def _walk_lists(state: HeapState, reader: Reader, L: Layout, tcaches, steps: Ste
         fill = (state.mp or {}).get("tcache_count")
         for label, addr in (tcaches or {}).items():
             if addr:
-                state.tcache[label] = walk_tcache(reader, L, label, addr, state.in_heap, steps,
-                                                  state.problems, fill, locate)
+                state.tcache[label] = walk_tcache(
+                    reader, L, label, addr, state.in_heap, steps, state.problems, fill, locate
+                )
 
 
-def _walk_lists_only(state: HeapState, reader: Reader, L: Layout, tcaches, max_list: int,
-                     program_break, pagesize) -> None:
+def _walk_lists_only(
+    state: HeapState, reader: Reader, L: Layout, tcaches, max_list: int, program_break, pagesize
+) -> None:
     """analyze(lists_only=True) after the bounds: every free list walked through the Reader's
     cached blocks (no heap walk to take headers from, nor to tell a list chunk from a forged
     one: the walks are bounded by max_list per list and 4 * max_list in all), the list checks
     that need no walk, and glibc's arena-level checks."""
     problems = state.problems
+
     def span(p: int) -> Optional[Tuple[int, int]]:
         seg = state.segment_at(p)
         return (seg.start, seg.end) if seg is not None else None
+
     steps = Steps(max(max_list, 1) * 4, max_list, span=span)
     _walk_lists(state, reader, L, tcaches, steps)
     _check_list_membership(state, problems)
@@ -424,8 +541,7 @@ def _check_list_membership(state: HeapState, problems: List[Problem]) -> None:
         twice = listed.intersection(b.chunks) - on_top
         for addr in sorted(twice):
             was = next(d.label for d in done if addr in d.chunks)
-            problems.append(Problem(addr, "chunk is in both %s and %s (double free?)"
-                                    % (was, label)))
+            problems.append(Problem(addr, "chunk is in both %s and %s (double free?)" % (was, label)))
         listed.update(b.chunks)
         done.append(b)
         if owner is None:
@@ -439,29 +555,63 @@ def _check_list_membership(state: HeapState, problems: List[Problem]) -> None:
                 continue
             seg = state.segment_at(addr)
             if seg is not None and seg.arena != owner.address:
-                problems.append(Problem(addr, "%s of arena %#x holds a chunk of arena %#x's "
-                                              "heap" % (label, owner.address, seg.arena)))
+                problems.append(
+                    Problem(
+                        addr,
+                        "%s of arena %#x holds a chunk of arena %#x's "
+                        "heap" % (label, owner.address, seg.arena),
+                    )
+                )
 
 
-def _find_mmapped(reader, L, candidates, state: HeapState, pagesize, heap_ranges,
-                  earlier: Optional[HeapState]) -> List[MmappedChunk]:
+def _find_mmapped(
+    reader, L, candidates, state: HeapState, pagesize, heap_ranges, earlier: Optional[HeapState]
+) -> List[MmappedChunk]:
     """find_mmapped, or what `earlier` found when it searched the same mappings with the same
     mp_ counters (its problems are added again)."""
-    key = (tuple((m.start, m.end, m.perms) for m in candidates), tuple(sorted(heap_ranges)),
-           tuple(sorted((state.mp or {}).items())), state.mp_address, pagesize)
+    key = (
+        tuple((m.start, m.end, m.perms) for m in candidates),
+        tuple(sorted(heap_ranges)),
+        tuple(sorted((state.mp or {}).items())),
+        state.mp_address,
+        pagesize,
+    )
     if earlier is not None and earlier._mmapped_search and earlier._mmapped_search[0] == key:
         found, problems = list(earlier.mmapped), earlier._mmapped_search[1]
     else:
         problems = []
-        found = find_mmapped(reader, L, candidates, state.mp, problems, pagesize,
-                             exclude=heap_ranges, mp_address=state.mp_address or 0)
+        found = find_mmapped(
+            reader,
+            L,
+            candidates,
+            state.mp,
+            problems,
+            pagesize,
+            exclude=heap_ranges,
+            mp_address=state.mp_address or 0,
+        )
     state.problems.extend(problems)
     state._mmapped_search = (key, problems)
     return found
 
 
-def _analyze_focus(state, mem, reader, L, headers, focus, tcaches, candidates, all_maps,
-                   pagesize, heap_start, budget, max_list, earlier, program_break) -> HeapState:
+def _analyze_focus(
+    state,
+    mem,
+    reader,
+    L,
+    headers,
+    focus,
+    tcaches,
+    candidates,
+    all_maps,
+    pagesize,
+    heap_start,
+    budget,
+    max_list,
+    earlier,
+    program_break,
+) -> HeapState:
     """analyze(focus=ADDRESS): every arena's bounds, then only the heap holding ADDRESS walked
     (up to the chunk after it) and only the lists that can hold it or its neighbours."""
     problems = state.problems
@@ -480,8 +630,19 @@ def _analyze_focus(state, mem, reader, L, headers, focus, tcaches, candidates, a
     a.heaps = []
     budget.stop = focus
     if a.main:
-        _main_heaps(mem, reader, L, a, state.mp, heap_start, candidates + all_maps, pagesize,
-                    problems, budget, program_break)
+        _main_heaps(
+            mem,
+            reader,
+            L,
+            a,
+            state.mp,
+            heap_start,
+            candidates + all_maps,
+            pagesize,
+            problems,
+            budget,
+            program_break,
+        )
     else:
         _arena_heaps(mem, reader, L, a, state.mp, problems, budget)
     state._index()
@@ -494,8 +655,9 @@ def _analyze_focus(state, mem, reader, L, headers, focus, tcaches, candidates, a
         fill = (state.mp or {}).get("tcache_count")
         for label, addr in (tcaches or {}).items():
             if addr:
-                state.tcache[label] = walk_tcache(reader, L, label, addr, state.in_heap, steps,
-                                                  problems, fill, locate)
+                state.tcache[label] = walk_tcache(
+                    reader, L, label, addr, state.in_heap, steps, problems, fill, locate
+                )
     state._marked = {}
     _assign_states(state, problems, unwalked)
     # glibc's checks on what was walked (mallinfo2's needs every chunk: heapchunks has it).
@@ -508,13 +670,15 @@ def _analyze_focus(state, mem, reader, L, headers, focus, tcaches, candidates, a
 def _unwalked(state: HeapState) -> Callable[[int], bool]:
     """Whether an address lies outside every stretch of heap the focused walk covered: a list
     may run through chunks there, which are unknown rather than forged."""
-    spans = sorted((s.addrs[0], s.addrs[-1] + (s.raws[-1] & ~SIZE_BITS))
-                   for a in state.arenas for s in a.heaps if len(s))
+    spans = sorted(
+        (s.addrs[0], s.addrs[-1] + (s.raws[-1] & ~SIZE_BITS)) for a in state.arenas for s in a.heaps if len(s)
+    )
     starts = [lo for lo, _ in spans]
 
     def unwalked(p: int) -> bool:
         i = bisect_right(starts, p) - 1
         return i < 0 or p >= spans[i][1]
+
     return unwalked
 
 
@@ -530,13 +694,17 @@ def _sizes_around(state: HeapState, focus: int) -> Tuple[List[int], List[int]]:
     near = [k for k in (i - 1, i, i + 1) if 0 <= k < len(seg)]
     sizes = [seg.raws[k] & ~SIZE_BITS for k in near]
     # The top chunk is in no bin; the last chunk of a walk that stopped early may be free.
-    free = [seg.raws[k] & ~SIZE_BITS for k in near if seg.states[k] != TOP and
-            (k + 1 >= len(seg) or not seg.raws[k + 1] & PREV_INUSE)]
+    free = [
+        seg.raws[k] & ~SIZE_BITS
+        for k in near
+        if seg.states[k] != TOP and (k + 1 >= len(seg) or not seg.raws[k + 1] & PREV_INUSE)
+    ]
     return sizes, free
 
 
-def _walk_lists_for(reader, L, a: ArenaState, sizes, free_sizes, in_heap, steps,
-                    problems, locate=None) -> None:
+def _walk_lists_for(
+    reader, L, a: ArenaState, sizes, free_sizes, in_heap, steps, problems, locate=None
+) -> None:
     """The fast bins of chunks of `sizes`; the unsorted bin and the small or large bins only
     for `free_sizes`: a chunk marked in use belongs to no doubly linked bin, and the unsorted
     bin alone may hold a hundred thousand chunks.  (Finding such a chunk there anyway, a
@@ -598,26 +766,32 @@ def _top_size(reader: Reader, L: Layout, h: ArenaHeader) -> int:
         return 0
 
 
-def _main_heaps(mem, reader, L, a: ArenaState, mp, heap_start, maps, pagesize, problems, budget,
-                program_break=None):
+def _main_heaps(
+    mem, reader, L, a: ArenaState, mp, heap_start, maps, pagesize, problems, budget, program_break=None
+):
     h = a.header
     top = h.top
     if top == 0 or top == h.bin_address(L, 1):
         if h.system_mem:  # top is lost, not unset: list what system_mem says is there
-            _main_heap_without_top(mem, reader, L, a, mp, heap_start, maps, program_break,
-                                   budget, problems)
+            _main_heap_without_top(mem, reader, L, a, mp, heap_start, maps, program_break, budget, problems)
         return  # else malloc has not set the main heap up yet
     if (top + L.chunk_hdr_sz) & L.align_mask:
-        problems.append(Problem(a.address, "main arena's top %#x is misaligned; its heap is not "
-                                           "walked" % top))
+        problems.append(
+            Problem(a.address, "main arena's top %#x is misaligned; its heap is not walked" % top)
+        )
         return
     start = (mp or {}).get("sbrk_base") or heap_start
     if not start:
         m = _mapping_holding(maps, top)
         start = m.start if m else None
     if not start:
-        problems.append(Problem(a.address, "the main heap's start is unknown (no mp_.sbrk_base "
-                                           "nor heap start given); its chunks are not listed"))
+        problems.append(
+            Problem(
+                a.address,
+                "the main heap's start is unknown (no mp_.sbrk_base "
+                "nor heap start given); its chunks are not listed",
+            )
+        )
         return
     first = first_chunk_at(L, start)
     top_end = top + a.top_size
@@ -660,8 +834,9 @@ def _main_heaps(mem, reader, L, a: ArenaState, mp, heap_start, maps, pagesize, p
     a.heaps.sort(key=lambda s: s.start)
 
 
-def _main_heap_without_top(mem, reader, L, a: ArenaState, mp, heap_start, maps, program_break,
-                           budget, problems) -> None:
+def _main_heap_without_top(
+    mem, reader, L, a: ArenaState, mp, heap_start, maps, program_break, budget, problems
+) -> None:
     """The main heap's chunks from sbrk_base to sbrk_base + system_mem (no further than the
     break or the mapping that holds it), for an arena whose top pointer is lost."""
     start = (mp or {}).get("sbrk_base") or heap_start
@@ -711,8 +886,13 @@ def _add_top_segment(mem, reader, L, a, lo, top, top_end, maps, pagesize, proble
             budget.chunks = trial_budget.chunks
             a.heaps.append(trial)
             return
-    problems.append(Problem(top, "could not find where the main heap piece holding the top "
-                                 "chunk starts; its chunks are not listed"))
+    problems.append(
+        Problem(
+            top,
+            "could not find where the main heap piece holding the top "
+            "chunk starts; its chunks are not listed",
+        )
+    )
     seg = HeapSegment(L, top, top_end, top, a.address, True)
     walk(mem, reader, seg, top, problems, budget)
     a.heaps.append(seg)
@@ -742,8 +922,9 @@ def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
     hmax = heap_max_size(L, mp)
     top = h.top
     if top == 0 or (top + L.chunk_hdr_sz) & L.align_mask:
-        problems.append(Problem(a.address, "arena's top %#x is not a chunk address; its heaps "
-                                           "are not walked" % top))
+        problems.append(
+            Problem(a.address, "arena's top %#x is not a chunk address; its heaps are not walked" % top)
+        )
         return
     chain: List[HeapInfo] = []
     seen = set()
@@ -756,9 +937,12 @@ def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
             problems.append(Problem(addr, "arena %#x has too many heaps; stopped" % a.address))
             break
         if addr & (hmax - 1):
-            problems.append(Problem(chain[-1].address if chain else a.address,
-                                    "heap_info prev %#x is not aligned to the heap size %#x"
-                                    % (addr, hmax)))
+            problems.append(
+                Problem(
+                    chain[-1].address if chain else a.address,
+                    "heap_info prev %#x is not aligned to the heap size %#x" % (addr, hmax),
+                )
+            )
             break
         try:
             hi = read_heap_info(reader, L, addr)
@@ -766,8 +950,9 @@ def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
             problems.append(Problem(addr, "heap_info of arena %#x is unreadable" % a.address))
             break
         if hi.ar_ptr != a.address:
-            problems.append(Problem(addr, "heap_info says its arena is %#x, not %#x"
-                                    % (hi.ar_ptr, a.address)))
+            problems.append(
+                Problem(addr, "heap_info says its arena is %#x, not %#x" % (hi.ar_ptr, a.address))
+            )
             break
         seen.add(addr)
         chain.append(hi)
@@ -775,22 +960,21 @@ def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
     for hi in reversed(chain):
         size = hi.size
         if size > hmax or size < L.heap_info.sizeof:
-            problems.append(Problem(hi.address, "heap_info size %#x is impossible (max %#x)"
-                                    % (size, hmax)))
+            problems.append(Problem(hi.address, "heap_info size %#x is impossible (max %#x)" % (size, hmax)))
             size = min(max(size, L.heap_info.sizeof), hmax)
         after = hi.address + L.heap_info.sizeof
         if a.address == after:
             after += L.malloc_state.sizeof
-        seg = HeapSegment(L, hi.address, hi.address + size, first_chunk_at(L, after), a.address,
-                          False, hi)
+        seg = HeapSegment(L, hi.address, hi.address + size, first_chunk_at(L, after), a.address, False, hi)
         focus = budget.stop if budget is not None else None
         if budget is not None and (focus is None or seg.start <= focus < seg.end):
             walk(mem, reader, seg, top, problems, budget)
         a.heaps.append(seg)
 
 
-def _assign_states(state: HeapState, problems: List[Problem],
-                   unwalked: Optional[Callable[[int], bool]] = None) -> None:
+def _assign_states(
+    state: HeapState, problems: List[Problem], unwalked: Optional[Callable[[int], bool]] = None
+) -> None:
     lists: List[Tuple[BinList, Optional[int]]] = []
     for t in state.tcache.values():
         lists.extend((b, None) for b in t.bins)  # a thread may cache any arena's chunks
@@ -809,12 +993,21 @@ def _assign_states(state: HeapState, problems: List[Problem],
             if i < 0:
                 if unwalked is not None and unwalked(addr):
                     continue  # a focused model did not walk there: unknown, not wrong
-                problems.append(Problem(addr, "%s holds %#x, which is not the start of any chunk "
-                                              "the heap walk found" % (b.label, addr)))
+                problems.append(
+                    Problem(
+                        addr,
+                        "%s holds %#x, which is not the start of any chunk "
+                        "the heap walk found" % (b.label, addr),
+                    )
+                )
                 continue
             if owner is not None and seg.arena != owner:
-                problems.append(Problem(addr, "%s of arena %#x holds a chunk of arena %#x's heap"
-                                        % (b.label, owner, seg.arena)))
+                problems.append(
+                    Problem(
+                        addr,
+                        "%s of arena %#x holds a chunk of arena %#x's heap" % (b.label, owner, seg.arena),
+                    )
+                )
             states = seg.states
             old = states[i]
             if old == USED:
@@ -825,8 +1018,9 @@ def _assign_states(state: HeapState, problems: List[Problem],
             elif old in (CORRUPT, FENCEPOST):
                 problems.append(Problem(addr, "%s holds a %s chunk" % (b.label, STATES[old])))
             else:
-                problems.append(Problem(addr, "chunk is in both %s and %s (double free?)"
-                                        % (seg.bins.get(i), b.label)))
+                problems.append(
+                    Problem(addr, "chunk is in both %s and %s (double free?)" % (seg.bins.get(i), b.label))
+                )
     # A chunk in a doubly linked bin is free: the next chunk must say so, and vice versa.
     for seg in state.segments():
         states, raws, prevs, addrs = seg.states, seg.raws, seg.prevs, seg.addrs
@@ -844,16 +1038,31 @@ def _assign_states(state: HeapState, problems: List[Problem],
                 continue
             if i in binned:
                 if i not in marked:
-                    problems.append(Problem(addrs[i], "chunk is in %s but the next chunk's "
-                                                      "PREV_INUSE bit is set" % seg.bins.get(i)))
+                    problems.append(
+                        Problem(
+                            addrs[i],
+                            "chunk is in %s but the next chunk's PREV_INUSE bit is set" % seg.bins.get(i),
+                        )
+                    )
                 elif prevs[i + 1] != raws[i] & ~7:
-                    problems.append(Problem(addrs[i + 1], "prev_size %#x does not match the free "
-                                                          "chunk before it (size %#x)"
-                                            % (prevs[i + 1], raws[i] & ~7)))
+                    problems.append(
+                        Problem(
+                            addrs[i + 1],
+                            "prev_size %#x does not match the free "
+                            "chunk before it (size %#x)" % (prevs[i + 1], raws[i] & ~7),
+                        )
+                    )
             elif i in seg.bins:
-                problems.append(Problem(addrs[i], "chunk is in %s, where chunks stay marked in "
-                                                  "use, but the next chunk's PREV_INUSE is clear"
-                                        % seg.bins[i]))
+                problems.append(
+                    Problem(
+                        addrs[i],
+                        "chunk is in %s, where chunks stay marked in "
+                        "use, but the next chunk's PREV_INUSE is clear" % seg.bins[i],
+                    )
+                )
             else:
-                problems.append(Problem(addrs[i], "chunk looks free (the next chunk's PREV_INUSE "
-                                                  "is clear) but is in no bin"))
+                problems.append(
+                    Problem(
+                        addrs[i], "chunk looks free (the next chunk's PREV_INUSE is clear) but is in no bin"
+                    )
+                )

@@ -20,15 +20,28 @@ def _field(data: bytes, st: Struct, name: str, index: int = 0, width: Optional[i
     start = off + index * w
     if start + w > len(data):
         return None
-    return int.from_bytes(data[start:start + w], "little")
+    return int.from_bytes(data[start : start + w], "little")
 
 
 class ArenaHeader:
     """The fields of one malloc_state, read with one bulk read."""
 
-    __slots__ = ("address", "mutex", "flags", "have_fastchunks", "fastbins", "top",
-                 "last_remainder", "bins", "binmap", "next", "next_free", "attached_threads",
-                 "system_mem", "max_system_mem")
+    __slots__ = (
+        "address",
+        "mutex",
+        "flags",
+        "have_fastchunks",
+        "fastbins",
+        "top",
+        "last_remainder",
+        "bins",
+        "binmap",
+        "next",
+        "next_free",
+        "attached_threads",
+        "system_mem",
+        "max_system_mem",
+    )
 
     def __init__(self, address: int, layout: Layout, data: bytes):
         st, p = layout.malloc_state, layout.pointer_size
@@ -54,8 +67,12 @@ class ArenaHeader:
 
     def bin_address(self, layout: Layout, i: int) -> int:
         """bin_at(m, i): the fake chunk whose fd/bk are bins[(i-1)*2], bins[(i-1)*2+1]."""
-        return (self.address + layout.malloc_state.offset("bins") + (i - 1) * 2 * layout.pointer_size
-                - 2 * layout.size_sz)
+        return (
+            self.address
+            + layout.malloc_state.offset("bins")
+            + (i - 1) * 2 * layout.pointer_size
+            - 2 * layout.size_sz
+        )
 
     def bin_fd_bk(self, i: int) -> Tuple[int, int]:
         return self.bins[(i - 1) * 2], self.bins[(i - 1) * 2 + 1]
@@ -67,16 +84,18 @@ def read_arena(mem, layout: Layout, address: int) -> ArenaHeader:
     return ArenaHeader(address, layout, data)
 
 
-def arena_chain(mem, layout: Layout, main_arena: int, problems: List[Problem],
-                limit: int = MAX_ARENAS) -> List[ArenaHeader]:
+def arena_chain(
+    mem, layout: Layout, main_arena: int, problems: List[Problem], limit: int = MAX_ARENAS
+) -> List[ArenaHeader]:
     """main_arena and every arena its `next` list reaches before returning to it."""
     out: list = []
     seen: set = set()
     addr = main_arena
     while True:
         if addr in seen:
-            problems.append(Problem(addr, "arena list loops back to %#x without returning to "
-                                          "main_arena" % addr))
+            problems.append(
+                Problem(addr, "arena list loops back to %#x without returning to main_arena" % addr)
+            )
             break
         if len(out) >= limit:
             problems.append(Problem(addr, "arena list longer than %d; stopped" % limit))
@@ -89,8 +108,9 @@ def arena_chain(mem, layout: Layout, main_arena: int, problems: List[Problem],
         except MemoryReadError:
             if not out:
                 raise
-            problems.append(Problem(addr, "arena at %#x (next of %#x) is unreadable"
-                                    % (addr, out[-1].address)))
+            problems.append(
+                Problem(addr, "arena at %#x (next of %#x) is unreadable" % (addr, out[-1].address))
+            )
             break
         seen.add(addr)
         out.append(arena)
@@ -99,8 +119,7 @@ def arena_chain(mem, layout: Layout, main_arena: int, problems: List[Problem],
         if arena.next == 0:
             if len(out) == 1 and arena.top == 0:
                 break  # a main_arena malloc has not initialised yet
-            problems.append(Problem(addr, "arena's next is NULL; the list should return to "
-                                          "main_arena"))
+            problems.append(Problem(addr, "arena's next is NULL; the list should return to main_arena"))
             break
         addr = arena.next
     return out
@@ -134,7 +153,7 @@ def read_mp(mem, layout: Layout, address: int) -> Dict[str, int]:
     data = mem.read(address, st.sizeof)
     out = {}
     for name, (off, size) in st.fields.items():
-        v = int.from_bytes(data[off:off + size], "little")
+        v = int.from_bytes(data[off : off + size], "little")
         if name in ("n_mmaps", "n_mmaps_max", "max_n_mmaps", "no_dyn_threshold", "hp_flags") and size == 4:
             v = v - (1 << 32) if v >= 1 << 31 else v  # C ints
         out[name] = v

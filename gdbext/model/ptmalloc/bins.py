@@ -10,8 +10,15 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Set, 
 
 from ..memory import MemoryReadError
 from .arena import ArenaHeader
-from .chunks import (Problem, bin_index, fastbin_index, largebin_index, reveal_ptr, smallbin_index,
-                     tcache_index)
+from .chunks import (
+    Problem,
+    bin_index,
+    fastbin_index,
+    largebin_index,
+    reveal_ptr,
+    smallbin_index,
+    tcache_index,
+)
 from .layout import Layout
 from .reader import Reader
 
@@ -22,8 +29,18 @@ if TYPE_CHECKING:  # for the annotations only: heap.py is the walk, bins.py read
 class BinList:
     """One free list as walked: chunk addresses in list order and their raw size fields."""
 
-    __slots__ = ("kind", "index", "label", "head", "chunks", "sizes", "raw_links", "count",
-                 "complete", "where")
+    __slots__ = (
+        "kind",
+        "index",
+        "label",
+        "head",
+        "chunks",
+        "sizes",
+        "raw_links",
+        "count",
+        "complete",
+        "where",
+    )
 
     def __init__(self, kind: str, index: int, label: str, head: int):
         self.kind = kind  # "tcache", "fastbin", "unsorted", "smallbin", "largebin"
@@ -45,9 +62,16 @@ class BinList:
         return sum(s & ~7 for s in self.sizes)
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "index": self.index, "label": self.label,
-                "chunks": list(self.chunks), "sizes": [s & ~7 for s in self.sizes],
-                "count": self.count, "length": len(self.chunks), "complete": self.complete}
+        return {
+            "kind": self.kind,
+            "index": self.index,
+            "label": self.label,
+            "chunks": list(self.chunks),
+            "sizes": [s & ~7 for s in self.sizes],
+            "count": self.count,
+            "length": len(self.chunks),
+            "complete": self.complete,
+        }
 
 
 # A list may hold at most this many chunks that the heap walk did not find (a healthy list
@@ -64,10 +88,14 @@ class Steps:
 
     __slots__ = ("left", "per_list", "is_chunk", "unwalked", "span")
 
-    def __init__(self, total: int, per_list: int,
-                 is_chunk: Optional[Callable[[int], bool]] = None,
-                 unwalked: Optional[Callable[[int], bool]] = None,
-                 span: Optional[Callable[[int], Optional[Tuple[int, int]]]] = None):
+    def __init__(
+        self,
+        total: int,
+        per_list: int,
+        is_chunk: Optional[Callable[[int], bool]] = None,
+        unwalked: Optional[Callable[[int], bool]] = None,
+        span: Optional[Callable[[int], Optional[Tuple[int, int]]]] = None,
+    ):
         self.left = total
         self.per_list = per_list
         self.is_chunk = is_chunk
@@ -78,15 +106,19 @@ class Steps:
 
 
 def _too_long(what: str, n: int, bound: int, at: int) -> str:
-    return ("%s: the walk stopped after %s chunks (walk bound %s); the rest of the list, from "
-            "%#x, is not followed" % (what, format(n, ","), format(bound, ","), at))
+    return (
+        "%s: the walk stopped after %s chunks (walk bound %s); the rest of the list, from "
+        "%#x, is not followed" % (what, format(n, ","), format(bound, ","), at)
+    )
 
 
 def _off_walk_cut(what: str, n: int, at: int) -> str:
-    return ("%s: %s of its chunks are not chunks the heap walk found (a forged list, or one "
-            "running through foreign memory); the walk stopped after %s chunks (walk bound %d "
-            "such chunks); the rest of the list, from %#x, is not followed"
-            % (what, format(OFF_WALK_MAX, ","), format(n, ","), OFF_WALK_MAX, at))
+    return (
+        "%s: %s of its chunks are not chunks the heap walk found (a forged list, or one "
+        "running through foreign memory); the walk stopped after %s chunks (walk bound %d "
+        "such chunks); the rest of the list, from %#x, is not followed"
+        % (what, format(OFF_WALK_MAX, ","), format(n, ","), OFF_WALK_MAX, at)
+    )
 
 
 def _off_walk(steps: Steps, loc, locate, p: int) -> bool:
@@ -103,8 +135,9 @@ InHeap = Callable[[int], bool]
 Locate = Optional[Mapping[int, Optional[Tuple["HeapSegment", int]]]]
 
 
-def _check_ptr(L: Layout, p: int, holder: int, what: str, in_heap: InHeap,
-               problems: List[Problem], user: bool = False) -> bool:
+def _check_ptr(
+    L: Layout, p: int, holder: int, what: str, in_heap: InHeap, problems: List[Problem], user: bool = False
+) -> bool:
     mem_addr = p if user else p + L.chunk_hdr_sz
     if mem_addr & L.align_mask:
         problems.append(Problem(holder, "%s: pointer %#x is misaligned" % (what, p)))
@@ -115,8 +148,16 @@ def _check_ptr(L: Layout, p: int, holder: int, what: str, in_heap: InHeap,
     return True
 
 
-def walk_fastbin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InHeap,
-                 steps: Steps, problems: List[Problem], locate: Locate = None) -> BinList:
+def walk_fastbin(
+    reader: Reader,
+    L: Layout,
+    arena: ArenaHeader,
+    i: int,
+    in_heap: InHeap,
+    steps: Steps,
+    problems: List[Problem],
+    locate: Locate = None,
+) -> BinList:
     slot = arena.address + L.malloc_state.offset("fastbinsY") + i * L.pointer_size
     head = arena.fastbins[i] or 0
     b = BinList("fastbin", i, "fastbin[%d]" % i, head)
@@ -159,8 +200,8 @@ def walk_fastbin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap:
             raw, stored = loc[0].raws[loc[1]], loc[0].fds[loc[1]]
         else:
             o = p + ssz - wbase
-            if 0 <= o and o + 2 * ssz <= wend:
-                data = wblock[o:o + 2 * ssz]
+            if o >= 0 and o + 2 * ssz <= wend:
+                data = wblock[o : o + 2 * ssz]
             else:
                 try:
                     data = reader.read(p + ssz, 2 * ssz)
@@ -176,8 +217,9 @@ def walk_fastbin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap:
         if got_index is None:
             got_index = index_of_size[raw] = fastbin_index(L, raw & ~7)
         if got_index != i:
-            problems.append(Problem(p, "%s: chunk size %#x does not belong in this fastbin"
-                                    % (what, raw & ~7)))
+            problems.append(
+                Problem(p, "%s: chunk size %#x does not belong in this fastbin" % (what, raw & ~7))
+            )
         seen.add(p)
         b.chunks.append(p)
         b.sizes.append(raw)
@@ -190,8 +232,18 @@ def walk_fastbin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap:
     return b
 
 
-def _fastbin_run(reader: Reader, L: Layout, b: BinList, i: int, p: int, holder: int, what: str,
-                 in_heap: InHeap, steps: Steps, problems: List[Problem]) -> None:
+def _fastbin_run(
+    reader: Reader,
+    L: Layout,
+    b: BinList,
+    i: int,
+    p: int,
+    holder: int,
+    what: str,
+    in_heap: InHeap,
+    steps: Steps,
+    problems: List[Problem],
+) -> None:
     """walk_fastbin without the heap walk (analyze(lists_only=True)): the same checks, each
     header read straight from the Reader's cached block, the heap bounds looked up only when
     the list leaves the heap of the chunk before: a million-chunk list in about a second."""
@@ -200,8 +252,12 @@ def _fastbin_run(reader: Reader, L: Layout, b: BinList, i: int, p: int, holder: 
     unpack = two.unpack_from
     width = two.size
     seen: Set[int] = set()
-    seen_add, chunks_append, sizes_append, links_append = \
-        seen.add, b.chunks.append, b.sizes.append, b.raw_links.append
+    seen_add, chunks_append, sizes_append, links_append = (
+        seen.add,
+        b.chunks.append,
+        b.sizes.append,
+        b.raw_links.append,
+    )
     cap = min(steps.per_list, steps.left)
     n = 0
     lo = hi = 0
@@ -237,8 +293,9 @@ def _fastbin_run(reader: Reader, L: Layout, b: BinList, i: int, p: int, holder: 
         if got is None:
             got = index_of_size[raw] = fastbin_index(L, raw & ~7)
         if got != i:
-            problems.append(Problem(p, "%s: chunk size %#x does not belong in this fastbin"
-                                    % (what, raw & ~7)))
+            problems.append(
+                Problem(p, "%s: chunk size %#x does not belong in this fastbin" % (what, raw & ~7))
+            )
         seen_add(p)
         chunks_append(p)
         sizes_append(raw)
@@ -267,9 +324,13 @@ class Tcache:
         return sum(len(b) for b in self.bins)
 
     def as_dict(self) -> dict:
-        return {"thread": self.label, "address": self.address, "inactive": self.inactive,
-                "readable": self.readable,
-                "bins": [b.as_dict() for b in self.bins if len(b) or b.count]}
+        return {
+            "thread": self.label,
+            "address": self.address,
+            "inactive": self.inactive,
+            "readable": self.readable,
+            "bins": [b.as_dict() for b in self.bins if len(b) or b.count],
+        }
 
 
 def _tcache_label(owner, i: int) -> str:
@@ -277,9 +338,17 @@ def _tcache_label(owner, i: int) -> str:
     return "tcache[%s][%d]" % ("thread %d" % owner if isinstance(owner, int) else owner, i)
 
 
-def walk_tcache(reader: Reader, L: Layout, label, address: int, in_heap: InHeap, steps: Steps,
-                problems: List[Problem], fill_count: Optional[int] = None,
-                locate: Locate = None) -> Tcache:
+def walk_tcache(
+    reader: Reader,
+    L: Layout,
+    label,
+    address: int,
+    in_heap: InHeap,
+    steps: Steps,
+    problems: List[Problem],
+    fill_count: Optional[int] = None,
+    locate: Locate = None,
+) -> Tcache:
     tc = Tcache(label, address)
     st = L.tcache_perthread
     assert st is not None, "the callers walk tcaches only when L.has_tcache, which lays it out"
@@ -293,8 +362,8 @@ def walk_tcache(reader: Reader, L: Layout, label, address: int, in_heap: InHeap,
     cw, p, ssz = L.tcache_count_width, L.pointer_size, L.size_sz
     c_off = st.offset(L.tcache_counts_field) if st.has(L.tcache_counts_field) else 0
     e_off = st.offset("entries")
-    raw_counts = [int.from_bytes(data[c_off + i * cw:c_off + (i + 1) * cw], "little") for i in range(nb)]
-    entries = [int.from_bytes(data[e_off + i * p:e_off + (i + 1) * p], "little") for i in range(nb)]
+    raw_counts = [int.from_bytes(data[c_off + i * cw : c_off + (i + 1) * cw], "little") for i in range(nb)]
+    entries = [int.from_bytes(data[e_off + i * p : e_off + (i + 1) * p], "little") for i in range(nb)]
     if L.tcache_counts_down:
         if not any(entries) and not any(raw_counts):
             tc.inactive = True  # the dummy tcache (2.43), or one being torn down
@@ -333,8 +402,11 @@ def walk_tcache(reader: Reader, L: Layout, label, address: int, in_heap: InHeap,
                     b.complete = False
                     break
                 off += 1
-            got = None if loc is None or loc[1] in loc[0].unread else \
-                (loc[0].raws[loc[1]], loc[0].fds[loc[1]], loc[0].bks[loc[1]])
+            got = (
+                None
+                if loc is None or loc[1] in loc[0].unread
+                else (loc[0].raws[loc[1]], loc[0].fds[loc[1]], loc[0].bks[loc[1]])
+            )
             if got is not None:
                 raw, stored, key = got
             else:
@@ -345,14 +417,14 @@ def walk_tcache(reader: Reader, L: Layout, label, address: int, in_heap: InHeap,
                     b.complete = False
                     break
                 raw = int.from_bytes(d[:ssz], "little")
-                stored = int.from_bytes(d[ssz:ssz + p], "little")
-                key = int.from_bytes(d[ssz + p:ssz + 2 * p], "little")
+                stored = int.from_bytes(d[ssz : ssz + p], "little")
+                key = int.from_bytes(d[ssz + p : ssz + 2 * p], "little")
             if tcache_index(L, raw & ~7) != i:
-                problems.append(Problem(chunk, "%s: chunk size %#x does not belong in this bin"
-                                        % (what, raw & ~7)))
+                problems.append(
+                    Problem(chunk, "%s: chunk size %#x does not belong in this bin" % (what, raw & ~7))
+                )
             if L.tcache_key == "pointer" and key != address:
-                problems.append(Problem(chunk, "%s: key %#x is not this tcache (%#x)"
-                                        % (what, key, address)))
+                problems.append(Problem(chunk, "%s: key %#x is not this tcache (%#x)" % (what, key, address)))
             seen.add(e)
             b.chunks.append(chunk)
             b.sizes.append(raw)
@@ -363,15 +435,27 @@ def walk_tcache(reader: Reader, L: Layout, label, address: int, in_heap: InHeap,
             holder = chunk
             e = reveal_ptr(e, stored) if L.safe_linking else stored
         if b.complete and counts[i] != len(b.chunks):
-            problems.append(Problem(address + c_off + i * cw,
-                                    "%s: the tcache counts %d chunk(s) but its list holds %d"
-                                    % (what, counts[i], len(b.chunks))))
+            problems.append(
+                Problem(
+                    address + c_off + i * cw,
+                    "%s: the tcache counts %d chunk(s) but its list holds %d"
+                    % (what, counts[i], len(b.chunks)),
+                )
+            )
         tc.bins.append(b)
     return tc
 
 
-def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InHeap,
-             steps: Steps, problems: List[Problem], locate: Locate = None) -> BinList:
+def walk_bin(
+    reader: Reader,
+    L: Layout,
+    arena: ArenaHeader,
+    i: int,
+    in_heap: InHeap,
+    steps: Steps,
+    problems: List[Problem],
+    locate: Locate = None,
+) -> BinList:
     """Bin i of an arena: 1 is the unsorted bin, 2..63 small bins, 64..126 large bins."""
     if i == 1:
         kind, label = "unsorted", "unsorted"
@@ -384,9 +468,12 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
     b = BinList(kind, i, label, fd if fd != bin_addr else 0)
     if fd == bin_addr or (fd == 0 and bk == 0):
         if fd == bin_addr and bk != bin_addr:
-            problems.append(Problem(bin_addr + 3 * L.size_sz,
-                                    "%s of arena %#x: fd says empty but bk is %#x"
-                                    % (label, arena.address, bk)))
+            problems.append(
+                Problem(
+                    bin_addr + 3 * L.size_sz,
+                    "%s of arena %#x: fd says empty but bk is %#x" % (label, arena.address, bk),
+                )
+            )
         return b
     ssz, hdr, amask = L.size_sz, L.chunk_hdr_sz, L.align_mask
     what = "%s of arena %#x" % (label, arena.address)
@@ -399,8 +486,7 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
     lo = hi = 0  # as in walk_fastbin
     wbase, wblock, wend = 0, b"", 0
     if not off_walk and steps.unwalked is None and ssz == L.pointer_size:
-        prev, broke = _bin_run(reader, L, b, i, p, holder, bin_addr, what, in_heap, steps,
-                               problems, cap)
+        prev, broke = _bin_run(reader, L, b, i, p, holder, bin_addr, what, in_heap, steps, problems, cap)
         n = len(b.chunks)
         p = bin_addr if not broke else None
     while p is not None and p != bin_addr:
@@ -432,8 +518,8 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
             raw, pfd, pbk = seg.raws[k], seg.fds[k], seg.bks[k]
         else:
             o = p + ssz - wbase
-            if 0 <= o and o + 3 * ssz <= wend:
-                d = wblock[o:o + 3 * ssz]
+            if o >= 0 and o + 3 * ssz <= wend:
+                d = wblock[o : o + 3 * ssz]
             else:
                 try:
                     d = reader.read(p + ssz, 3 * ssz)
@@ -444,19 +530,19 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
                 wbase, wblock = reader.block(p + ssz)
                 wend = len(wblock)
             raw = int.from_bytes(d[:ssz], "little")
-            pfd = int.from_bytes(d[ssz:2 * ssz], "little")
-            pbk = int.from_bytes(d[2 * ssz:], "little")
+            pfd = int.from_bytes(d[ssz : 2 * ssz], "little")
+            pbk = int.from_bytes(d[2 * ssz :], "little")
         size = raw & ~7
         if pbk != prev:
-            problems.append(Problem(p, "%s: bk is %#x but the previous chunk in the list is %#x"
-                                    % (what, pbk, prev)))
+            problems.append(
+                Problem(p, "%s: bk is %#x but the previous chunk in the list is %#x" % (what, pbk, prev))
+            )
         if i >= 2:
             got_index = index_of_size.get(size)
             if got_index is None:
                 got_index = index_of_size[size] = bin_index(L, size)
             if got_index != i:
-                problems.append(Problem(p, "%s: chunk size %#x belongs in bin %d"
-                                        % (what, size, got_index)))
+                problems.append(Problem(p, "%s: chunk size %#x belongs in bin %d" % (what, size, got_index)))
         seen.add(p)
         chunks_append(p)
         sizes_append(raw)
@@ -465,17 +551,31 @@ def walk_bin(reader: Reader, L: Layout, arena: ArenaHeader, i: int, in_heap: InH
         holder, prev, p = p, p, pfd
     else:
         if p is not None and bk != prev:
-            problems.append(Problem(bin_addr + 3 * ssz, "%s: bin's bk is %#x but its last chunk "
-                                                        "is %#x" % (what, bk, prev)))
+            problems.append(
+                Problem(
+                    bin_addr + 3 * ssz, "%s: bin's bk is %#x but its last chunk is %#x" % (what, bk, prev)
+                )
+            )
     steps.left -= n
     if kind == "largebin" and b.chunks:
         check_nextsize(reader, L, b, what, problems)
     return b
 
 
-def _bin_run(reader: Reader, L: Layout, b: BinList, i: int, p: int, holder: int, bin_addr: int,
-             what: str, in_heap: InHeap, steps: Steps, problems: List[Problem],
-             cap: int) -> Tuple[int, bool]:
+def _bin_run(
+    reader: Reader,
+    L: Layout,
+    b: BinList,
+    i: int,
+    p: int,
+    holder: int,
+    bin_addr: int,
+    what: str,
+    in_heap: InHeap,
+    steps: Steps,
+    problems: List[Problem],
+    cap: int,
+) -> Tuple[int, bool]:
     """walk_bin's loop without the heap walk (analyze(lists_only=True)), as _fastbin_run:
     (the last chunk, whether the walk stopped before the list's end)."""
     ssz, hdr, amask = L.size_sz, L.chunk_hdr_sz, L.align_mask
@@ -515,16 +615,16 @@ def _bin_run(reader: Reader, L: Layout, b: BinList, i: int, p: int, holder: int,
             wbase, wblock = reader.block(p + ssz)
             wlast = len(wblock) - width
         if pbk != prev:
-            problems.append(Problem(p, "%s: bk is %#x but the previous chunk in the list is %#x"
-                                    % (what, pbk, prev)))
+            problems.append(
+                Problem(p, "%s: bk is %#x but the previous chunk in the list is %#x" % (what, pbk, prev))
+            )
         if i >= 2:
             size = raw & ~7
             got = index_of_size.get(size)
             if got is None:
                 got = index_of_size[size] = bin_index(L, size)
             if got != i:
-                problems.append(Problem(p, "%s: chunk size %#x belongs in bin %d"
-                                        % (what, size, got)))
+                problems.append(Problem(p, "%s: chunk size %#x belongs in bin %d" % (what, size, got)))
         seen_add(p)
         chunks_append(p)
         sizes_append(raw)
@@ -533,9 +633,11 @@ def _bin_run(reader: Reader, L: Layout, b: BinList, i: int, p: int, holder: int,
     return prev, False
 
 
-NEXTSIZE_ABORT = ('glibc aborts with "corrupted double-linked list (not small)" when it unlinks '
-                  'this chunk, or with "malloc(): largebin double linked list corrupted '
-                  '(nextsize)" when it inserts a chunk next to it')
+NEXTSIZE_ABORT = (
+    'glibc aborts with "corrupted double-linked list (not small)" when it unlinks '
+    'this chunk, or with "malloc(): largebin double linked list corrupted '
+    '(nextsize)" when it inserts a chunk next to it'
+)
 
 
 def _nextsize_links(reader: Reader, L: Layout, chunk: int) -> Optional[Tuple[int, int]]:
@@ -547,8 +649,7 @@ def _nextsize_links(reader: Reader, L: Layout, chunk: int) -> Optional[Tuple[int
     return int.from_bytes(d[:p], "little"), int.from_bytes(d[p:], "little")
 
 
-def check_nextsize(reader: Reader, L: Layout, b: BinList, what: str,
-                   problems: List[Problem]) -> None:
+def check_nextsize(reader: Reader, L: Layout, b: BinList, what: str, problems: List[Problem]) -> None:
     """A large bin is sorted by decreasing size, and the first chunk of each size is on a ring
     through fd_nextsize / bk_nextsize (to the next smaller size, wrapping to the largest); the
     other chunks keep NULL there, which is how glibc's unlink tells them apart."""
@@ -556,17 +657,26 @@ def check_nextsize(reader: Reader, L: Layout, b: BinList, what: str,
     heads = []
     for k, (c, size) in enumerate(zip(b.chunks, sizes)):
         if k and size > sizes[k - 1]:
-            problems.append(Problem(c, "%s: chunk size %#x follows the smaller %#x: a large bin "
-                                       "is kept in decreasing size order, and malloc's best-fit "
-                                       "search relies on it" % (what, size, sizes[k - 1])))
+            problems.append(
+                Problem(
+                    c,
+                    "%s: chunk size %#x follows the smaller %#x: a large bin "
+                    "is kept in decreasing size order, and malloc's best-fit "
+                    "search relies on it" % (what, size, sizes[k - 1]),
+                )
+            )
         links = _nextsize_links(reader, L, c)
         if links is None:
             continue
         if k and size == sizes[k - 1]:
             if links[0]:
-                problems.append(Problem(c, "%s: fd_nextsize is %#x, but this chunk is not the "
-                                           "first of its size (NULL expected): %s"
-                                        % (what, links[0], NEXTSIZE_ABORT)))
+                problems.append(
+                    Problem(
+                        c,
+                        "%s: fd_nextsize is %#x, but this chunk is not the "
+                        "first of its size (NULL expected): %s" % (what, links[0], NEXTSIZE_ABORT),
+                    )
+                )
             continue
         heads.append((c, links))
     m = len(heads)
@@ -574,38 +684,72 @@ def check_nextsize(reader: Reader, L: Layout, b: BinList, what: str,
         if j + 1 < m or b.complete:
             want = heads[(j + 1) % m][0]
             if fd_ns != want:
-                problems.append(Problem(c, "%s: fd_nextsize is %#x, not %#x, the first chunk of "
-                                           "the next %s: %s" % (what, fd_ns, want,
-                                           "smaller size" if j + 1 < m else "size round the ring "
-                                           "(the largest)", NEXTSIZE_ABORT)))
+                problems.append(
+                    Problem(
+                        c,
+                        "%s: fd_nextsize is %#x, not %#x, the first chunk of "
+                        "the next %s: %s"
+                        % (
+                            what,
+                            fd_ns,
+                            want,
+                            "smaller size" if j + 1 < m else "size round the ring (the largest)",
+                            NEXTSIZE_ABORT,
+                        ),
+                    )
+                )
         if j or b.complete:
             want = heads[j - 1][0]
             if bk_ns != want:
-                problems.append(Problem(c, "%s: bk_nextsize is %#x, not %#x, the first chunk of "
-                                           "the next %s: %s" % (what, bk_ns, want,
-                                           "larger size" if j else "size round the ring "
-                                           "(the smallest)", NEXTSIZE_ABORT)))
+                problems.append(
+                    Problem(
+                        c,
+                        "%s: bk_nextsize is %#x, not %#x, the first chunk of "
+                        "the next %s: %s"
+                        % (
+                            what,
+                            bk_ns,
+                            want,
+                            "larger size" if j else "size round the ring (the smallest)",
+                            NEXTSIZE_ABORT,
+                        ),
+                    )
+                )
 
 
 class ArenaBins(TypedDict):
     """What walk_arena_bins returns (a plain dict at run time)."""
+
     fastbins: List[BinList]
     unsorted: BinList
     smallbins: Dict[int, BinList]
     largebins: Dict[int, BinList]
 
 
-def walk_arena_bins(reader: Reader, L: Layout, arena: ArenaHeader, in_heap: InHeap, steps: Steps,
-                    problems: List[Problem], locate: Locate = None) -> ArenaBins:
-    fast = [walk_fastbin(reader, L, arena, i, in_heap, steps, problems, locate)
-            for i in range(L.nfastbins)]
+def walk_arena_bins(
+    reader: Reader,
+    L: Layout,
+    arena: ArenaHeader,
+    in_heap: InHeap,
+    steps: Steps,
+    problems: List[Problem],
+    locate: Locate = None,
+) -> ArenaBins:
+    fast = [walk_fastbin(reader, L, arena, i, in_heap, steps, problems, locate) for i in range(L.nfastbins)]
     unsorted = walk_bin(reader, L, arena, 1, in_heap, steps, problems, locate)
-    small = {i: walk_bin(reader, L, arena, i, in_heap, steps, problems, locate)
-             for i in range(2, 64)}
-    large = {i: walk_bin(reader, L, arena, i, in_heap, steps, problems, locate)
-             for i in range(64, L.nbins)}
+    small = {i: walk_bin(reader, L, arena, i, in_heap, steps, problems, locate) for i in range(2, 64)}
+    large = {i: walk_bin(reader, L, arena, i, in_heap, steps, problems, locate) for i in range(64, L.nbins)}
     return {"fastbins": fast, "unsorted": unsorted, "smallbins": small, "largebins": large}
 
 
-__all__ = ["BinList", "Tcache", "Steps", "walk_fastbin", "walk_tcache", "walk_bin",
-           "walk_arena_bins", "smallbin_index", "largebin_index"]
+__all__ = [
+    "BinList",
+    "Tcache",
+    "Steps",
+    "walk_fastbin",
+    "walk_tcache",
+    "walk_bin",
+    "walk_arena_bins",
+    "smallbin_index",
+    "largebin_index",
+]

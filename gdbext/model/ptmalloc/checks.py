@@ -30,6 +30,7 @@ def check_arenas(state, program_break: Optional[int], pagesize: int) -> None:
 
 # ---- the top chunk ---------------------------------------------------------------------------
 
+
 def initial_top(L: Layout, a) -> int:
     """glibc's initial_top(av): the unsorted bin's fake chunk, top before the first sysmalloc."""
     return a.header.bin_address(L, 1)
@@ -51,12 +52,22 @@ def check_top(state, a, L: Layout, program_break: Optional[int], pagesize: int) 
             field = a.address + L.malloc_state.offset("top")
             what = "NULL" if top == 0 else "the initial top (the unsorted bin)"
             problems = state.problems
-            problems.append(Problem(field, "%s's top is %s, but system_mem says the arena holds "
-                                           "%#x bytes: malloc would crash or lose that memory "
-                                           "on its next use of top%s"
-                                    % ("main_arena" if a.main else "arena %#x" % a.address, what,
-                                       a.system_mem, "; the main heap is walked from "
-                                       "mp_.sbrk_base to sbrk_base + system_mem" if a.main else "")))
+            problems.append(
+                Problem(
+                    field,
+                    "%s's top is %s, but system_mem says the arena holds "
+                    "%#x bytes: malloc would crash or lose that memory "
+                    "on its next use of top%s"
+                    % (
+                        "main_arena" if a.main else "arena %#x" % a.address,
+                        what,
+                        a.system_mem,
+                        "; the main heap is walked from mp_.sbrk_base to sbrk_base + system_mem"
+                        if a.main
+                        else "",
+                    ),
+                )
+            )
         return
     seg = next((s for s in a.heaps if s.addrs and s.addrs[-1] == top), None)
     if seg is not None:
@@ -71,10 +82,11 @@ def check_top(state, a, L: Layout, program_break: Optional[int], pagesize: int) 
     end = top + size
     reasons = []
     if size > a.system_mem:
-        reasons.append('its size %#x is above system_mem %#x: glibc aborts with "malloc(): '
-                       'corrupted top size" when malloc next takes from it (and mallinfo2\'s '
-                       'uordblks, system_mem less the free bytes, is below zero)'
-                       % (size, a.system_mem))
+        reasons.append(
+            'its size %#x is above system_mem %#x: glibc aborts with "malloc(): '
+            "corrupted top size\" when malloc next takes from it (and mallinfo2's "
+            "uordblks, system_mem less the free bytes, is below zero)" % (size, a.system_mem)
+        )
     failed = []
     if size < L.minsize:
         failed.append("size %#x below MINSIZE %#x" % (size, L.minsize))
@@ -83,21 +95,26 @@ def check_top(state, a, L: Layout, program_break: Optional[int], pagesize: int) 
     if end & (pagesize - 1):
         failed.append("end %#x not page-aligned" % (end & ((1 << 8 * L.size_sz) - 1)))
     if failed:
-        reasons.append("glibc's sysmalloc assertion on the old top fails (%s): glibc aborts with "
-                       "\"malloc assertion failure in sysmalloc\" when this arena next grows"
-                       % ", ".join(failed))
+        reasons.append(
+            "glibc's sysmalloc assertion on the old top fails (%s): glibc aborts with "
+            '"malloc assertion failure in sysmalloc" when this arena next grows' % ", ".join(failed)
+        )
     expected = main_heap_end(state, a)
     if expected is not None and end < expected:
-        reasons.append("it ends at %#x, short of the main heap's end %#x (mp_.sbrk_base + "
-                       "system_mem): the %#x bytes above it are in no chunk"
-                       % (end, expected, expected - end))
+        reasons.append(
+            "it ends at %#x, short of the main heap's end %#x (mp_.sbrk_base + "
+            "system_mem): the %#x bytes above it are in no chunk" % (end, expected, expected - end)
+        )
     if a.main and a.contiguous and program_break and end > program_break and size <= a.system_mem:
         reasons.append("it ends at %#x, past the program break %#x" % (end, program_break))
     if expected is not None and program_break and expected > program_break:
-        state.problems.append(Problem(a.address + L.malloc_state.offset("system_mem"),
-                                      "main_arena's system_mem %#x puts the heap's end at %#x, past "
-                                      "the program break %#x" % (a.system_mem, expected,
-                                                                 program_break)))
+        state.problems.append(
+            Problem(
+                a.address + L.malloc_state.offset("system_mem"),
+                "main_arena's system_mem %#x puts the heap's end at %#x, past "
+                "the program break %#x" % (a.system_mem, expected, program_break),
+            )
+        )
     if reasons:
         _add_to_problem_at(state.problems, top, "top chunk", reasons)
 
@@ -105,6 +122,7 @@ def check_top(state, a, L: Layout, program_break: Optional[int], pagesize: int) 
 def _top_field(state, L: Layout, top: int) -> Optional[int]:
     """The top chunk's size field read from memory, or None (a Problem says it is unreadable)."""
     from ..memory import MemoryReadError
+
     mem = state.memory
     if mem is None:
         return None
@@ -126,9 +144,11 @@ def _add_to_problem_at(problems: List[Problem], address: int, what: str, reasons
 
 # ---- IS_MMAPPED on arena chunks -------------------------------------------------------------
 
-MMAPPED_ON_HEAP = ("IS_MMAPPED is set on a chunk of an arena's heap: free() and realloc() take "
-                   "it for an mmapped chunk, and glibc aborts with \"munmap_chunk(): invalid "
-                   "pointer\" (or unmaps heap memory, if its bounds happen to be page-aligned)")
+MMAPPED_ON_HEAP = (
+    "IS_MMAPPED is set on a chunk of an arena's heap: free() and realloc() take "
+    'it for an mmapped chunk, and glibc aborts with "munmap_chunk(): invalid '
+    'pointer" (or unmaps heap memory, if its bounds happen to be page-aligned)'
+)
 
 
 def check_mmapped_bits(state) -> None:
@@ -138,7 +158,7 @@ def check_mmapped_bits(state) -> None:
         if not len(raws):
             continue
         w = raws.itemsize
-        flagged = raws.tobytes()[(_LOW_BYTE % w)::w].translate(_M_BIT)
+        flagged = raws.tobytes()[(_LOW_BYTE % w) :: w].translate(_M_BIT)
         if not flagged.count(1):
             continue
         skip = seg.states.translate(_NOT_CHECKED_FOR_M)
@@ -149,26 +169,38 @@ def check_mmapped_bits(state) -> None:
 
 # ---- mallinfo2 ---------------------------------------------------------------------------------
 
+
 def mallinfo2_wrapped(state) -> List[str]:
     """The mallinfo2 fields glibc's size_t arithmetic wraps around (a corrupt system_mem or
     top size): their true value is below zero or beyond a word."""
     from .summary import mallinfo2_exact
+
     word = (1 << (8 * state.layout.pointer_size)) - 1
     return [k for k, v in mallinfo2_exact(state).items() if not 0 <= v <= word]
 
 
 def check_mallinfo2(state) -> None:
     from .summary import _arena_free
+
     word = (1 << (8 * state.layout.pointer_size)) - 1
     for a in state.arenas:
         _, avail, _, _ = _arena_free(a)
         if avail > a.system_mem and a.top_size <= a.system_mem:  # else top's problem says it
-            state.problems.append(Problem(
-                a.address + state.layout.malloc_state.offset("system_mem"),
-                "system_mem %#x is below the %#x free bytes this arena's top and bins hold: "
-                "mallinfo2's uordblks (system_mem - free) would be below zero; glibc's "
-                "mallinfo2() returns it wrapped around" % (a.system_mem, avail & word)))
+            state.problems.append(
+                Problem(
+                    a.address + state.layout.malloc_state.offset("system_mem"),
+                    "system_mem %#x is below the %#x free bytes this arena's top and bins hold: "
+                    "mallinfo2's uordblks (system_mem - free) would be below zero; glibc's "
+                    "mallinfo2() returns it wrapped around" % (a.system_mem, avail & word),
+                )
+            )
 
 
-__all__ = ["check_arenas", "check_top", "check_mmapped_bits", "check_mallinfo2",
-           "mallinfo2_wrapped", "main_heap_end"]
+__all__ = [
+    "check_arenas",
+    "check_top",
+    "check_mmapped_bits",
+    "check_mallinfo2",
+    "mallinfo2_wrapped",
+    "main_heap_end",
+]

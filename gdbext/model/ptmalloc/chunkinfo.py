@@ -21,7 +21,7 @@ def free_links(memory: Memory, layout: Layout, chunk: Chunk) -> dict:
         data = memory.read(base, 4 * p)
     except Exception:  # MemoryReadError; the pointers are never worth failing for
         return {}
-    words = [int.from_bytes(data[i * p:(i + 1) * p], "little") for i in range(4)]
+    words = [int.from_bytes(data[i * p : (i + 1) * p], "little") for i in range(4)]
     st = chunk.state_name
     if st in ("tcache", "fastbin"):
         raw = words[0]
@@ -39,9 +39,10 @@ def free_links(memory: Memory, layout: Layout, chunk: Chunk) -> dict:
 
 class HeapHeaderPart(NamedTuple):
     """An address in a heap's header: `part` is "heap_info", "malloc_state" or "padding"."""
+
     part: str
-    segment: Any      # the HeapSegment
-    arena: Any        # its ArenaState, or None when the model has no arena at segment.arena
+    segment: Any  # the HeapSegment
+    arena: Any  # its ArenaState, or None when the model has no arena at segment.arena
 
 
 def heap_header_part(state, layout: Layout, address: int) -> Optional[HeapHeaderPart]:

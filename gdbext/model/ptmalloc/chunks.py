@@ -11,8 +11,18 @@ SIZE_BITS = PREV_INUSE | IS_MMAPPED | NON_MAIN_ARENA
 MMAP_HP = 0x1  # 2.43+: in an mmapped chunk's prev_size
 
 # The state of every chunk, by its code in HeapSegment.states.
-STATES = ("used", "tcache", "fastbin", "unsorted", "smallbin", "largebin", "top", "mmapped",
-          "corrupt", "fencepost")
+STATES = (
+    "used",
+    "tcache",
+    "fastbin",
+    "unsorted",
+    "smallbin",
+    "largebin",
+    "top",
+    "mmapped",
+    "corrupt",
+    "fencepost",
+)
 USED, TCACHE, FASTBIN, UNSORTED, SMALLBIN, LARGEBIN, TOP, MMAPPED, CORRUPT, FENCEPOST = range(10)
 FREE_STATES = frozenset((TCACHE, FASTBIN, UNSORTED, SMALLBIN, LARGEBIN, TOP))
 
@@ -46,8 +56,16 @@ class Chunk:
 
     __slots__ = ("address", "prev_size", "size_field", "state", "bin", "end", "arena")
 
-    def __init__(self, address: int, prev_size: int, size_field: int, state: int = USED,
-                 bin: Optional[str] = None, end: Optional[int] = None, arena: Optional[int] = None):
+    def __init__(
+        self,
+        address: int,
+        prev_size: int,
+        size_field: int,
+        state: int = USED,
+        bin: Optional[str] = None,
+        end: Optional[int] = None,
+        arena: Optional[int] = None,
+    ):
         self.address = address
         self.prev_size = prev_size
         self.size_field = size_field
@@ -108,8 +126,12 @@ class Chunk:
         return "|".join(names)
 
     def __repr__(self) -> str:
-        return "Chunk(%#x, size=%#x, %s%s)" % (self.address, self.size, self.state_name,
-                                               ", " + self.bin if self.bin else "")
+        return "Chunk(%#x, size=%#x, %s%s)" % (
+            self.address,
+            self.size,
+            self.state_name,
+            ", " + self.bin if self.bin else "",
+        )
 
 
 def flag_names(size_field: int) -> str:
@@ -156,8 +178,9 @@ def tcache_index(layout: Layout, size: int) -> int:
     idx = (size - layout.minsize + layout.align_mask) // layout.malloc_alignment
     if idx >= layout.tcache_small_bins and layout.tcache_max_bins > layout.tcache_small_bins:
         # large_csize2tidx: 64 + clz32(MAX_TCACHE_SMALL_SIZE) - clz32(nb)
-        small_max = ((layout.tcache_small_bins - 1) * layout.malloc_alignment + layout.minsize
-                     - layout.size_sz)  # MAX_TCACHE_SMALL_SIZE, tidx2usize (63)
+        small_max = (
+            (layout.tcache_small_bins - 1) * layout.malloc_alignment + layout.minsize - layout.size_sz
+        )  # MAX_TCACHE_SMALL_SIZE, tidx2usize (63)
         idx = layout.tcache_small_bins + _clz32(small_max) - _clz32(size)
     return idx
 

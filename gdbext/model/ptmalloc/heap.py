@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..memory import MemoryReadError
 from .arena import HeapInfo
-from .chunks import (CORRUPT, FENCEPOST, SIZE_BITS, TOP, Chunk, Problem)
+from .chunks import CORRUPT, FENCEPOST, SIZE_BITS, TOP, Chunk, Problem
 from .layout import Layout
 from .reader import Reader
 
@@ -47,12 +47,37 @@ class HeapSegment:
     read the heap again; indices in `unread` have none (0 stands in).
     """
 
-    __slots__ = ("start", "end", "first_chunk", "heap_info", "arena", "main", "addrs", "raws",
-                 "prevs", "states", "bins", "complete", "layout", "prev_free", "fds", "bks",
-                 "unread", "_sample")
+    __slots__ = (
+        "start",
+        "end",
+        "first_chunk",
+        "heap_info",
+        "arena",
+        "main",
+        "addrs",
+        "raws",
+        "prevs",
+        "states",
+        "bins",
+        "complete",
+        "layout",
+        "prev_free",
+        "fds",
+        "bks",
+        "unread",
+        "_sample",
+    )
 
-    def __init__(self, layout: Layout, start: int, end: int, first_chunk: int, arena: int,
-                 main: bool, heap_info: Optional[HeapInfo] = None):
+    def __init__(
+        self,
+        layout: Layout,
+        start: int,
+        end: int,
+        first_chunk: int,
+        arena: int,
+        main: bool,
+        heap_info: Optional[HeapInfo] = None,
+    ):
         self.layout = layout
         self.start = start
         self.end = end
@@ -87,8 +112,15 @@ class HeapSegment:
         return last
 
     def chunk(self, i: int) -> Chunk:
-        return Chunk(self.addrs[i], self.prevs[i], self.raws[i], self.states[i], self.bins.get(i),
-                     self.chunk_end(i), self.arena)
+        return Chunk(
+            self.addrs[i],
+            self.prevs[i],
+            self.raws[i],
+            self.states[i],
+            self.bins.get(i),
+            self.chunk_end(i),
+            self.arena,
+        )
 
     def chunks(self) -> Iterator[Chunk]:
         for i in range(len(self.addrs)):
@@ -141,9 +173,14 @@ class HeapSegment:
         self.bks.append(0)
 
     def as_dict(self) -> dict:
-        return {"start": self.start, "end": self.end, "first_chunk": self.first_chunk,
-                "chunks": len(self.addrs), "complete": self.complete,
-                "heap_info": self.heap_info.as_dict() if self.heap_info else None}
+        return {
+            "start": self.start,
+            "end": self.end,
+            "first_chunk": self.first_chunk,
+            "chunks": len(self.addrs),
+            "complete": self.complete,
+            "heap_info": self.heap_info.as_dict() if self.heap_info else None,
+        }
 
 
 def first_chunk_at(layout: Layout, address: int) -> int:
@@ -151,8 +188,9 @@ def first_chunk_at(layout: Layout, address: int) -> int:
     return address + ((-(address + layout.chunk_hdr_sz)) & layout.align_mask)
 
 
-def walk(mem, reader: Reader, seg: HeapSegment, top: Optional[int], problems: List[Problem],
-         budget: Budget) -> Optional[int]:
+def walk(
+    mem, reader: Reader, seg: HeapSegment, top: Optional[int], problems: List[Problem], budget: Budget
+) -> Optional[int]:
     """Walk `seg` from its first chunk to the top chunk (when `top` lies in it) or its end.
 
     Returns the top chunk's size field when the walk reached the top chunk, else None.  The
@@ -208,8 +246,9 @@ def walk(mem, reader: Reader, seg: HeapSegment, top: Optional[int], problems: Li
                 break
             got = _read_block(mem, pos, max(limit, pos + hdr), code, ssz)
             if got is None:
-                problems.append(Problem(pos, "heap memory at %#x is unreadable; the walk of the "
-                                             "heap stops here" % pos))
+                problems.append(
+                    Problem(pos, "heap memory at %#x is unreadable; the walk of the heap stops here" % pos)
+                )
                 seg.complete = False
                 break
             blk_base, words = got
@@ -256,7 +295,7 @@ def walk(mem, reader: Reader, seg: HeapSegment, top: Optional[int], problems: Li
             keep = before + max(remaining, 0)
             i = idxs[keep]
             seg.unread.difference_update(range(n + keep, n + len(idxs)))
-            del idxs[keep:], raws[n + keep:], prevs[n + keep:], fds[n + keep:], bks[n + keep:]
+            del idxs[keep:], raws[n + keep :], prevs[n + keep :], fds[n + keep :], bks[n + keep :]
             remaining = min(remaining, 0)
             pos = blk_base + (i << shift)
             problems.append(Problem(pos, "chunk budget exhausted; the walk stops here"))
@@ -283,11 +322,17 @@ def walk(mem, reader: Reader, seg: HeapSegment, top: Optional[int], problems: Li
         seg._add(top, prev, top_raw, TOP)
         top_size = top_raw & ~7
         if top + top_size > end:
-            problems.append(Problem(top, "top chunk size %#x runs past the heap end %#x by %#x"
-                                    % (top_size, end, top + top_size - end)))
+            problems.append(
+                Problem(
+                    top,
+                    "top chunk size %#x runs past the heap end %#x by %#x"
+                    % (top_size, end, top + top_size - end),
+                )
+            )
         elif top + top_size < end and not seg.main:
-            problems.append(Problem(top, "top chunk ends at %#x, before the heap end %#x"
-                                    % (top + top_size, end)))
+            problems.append(
+                Problem(top, "top chunk ends at %#x, before the heap end %#x" % (top + top_size, end))
+            )
     return top_raw
 
 
@@ -316,8 +361,16 @@ def _header(reader: Reader, addr: int, L: Layout):
     return int.from_bytes(data[:s], "little"), int.from_bytes(data[s:], "little")
 
 
-def _odd_chunk(reader: Reader, seg: HeapSegment, pos: int, prev: int, raw: int, limit: int,
-               top: Optional[int], problems: List[Problem]) -> Optional[int]:
+def _odd_chunk(
+    reader: Reader,
+    seg: HeapSegment,
+    pos: int,
+    prev: int,
+    raw: int,
+    limit: int,
+    top: Optional[int],
+    problems: List[Problem],
+) -> Optional[int]:
     """A header the fast path rejected: a fencepost, the end of the heap, or corruption.
 
     Records what it is and returns where the walk goes on, or None to stop the walk.
@@ -357,8 +410,13 @@ def _odd_chunk(reader: Reader, seg: HeapSegment, pos: int, prev: int, raw: int, 
     resume = _resync(reader, L, pos, limit, top)
     seg._add(pos, prev, raw, CORRUPT)
     if resume is None:
-        problems.append(Problem(pos, "corrupt chunk: %s; could not find the chunk chain again, "
-                                     "the rest of this heap is not listed" % why))
+        problems.append(
+            Problem(
+                pos,
+                "corrupt chunk: %s; could not find the chunk chain again, "
+                "the rest of this heap is not listed" % why,
+            )
+        )
         seg.complete = False
         return None
     problems.append(Problem(pos, "corrupt chunk: %s; the walk resumes at %#x" % (why, resume)))

@@ -140,8 +140,12 @@ class Layout:
 
     # ---- constructors ----
     @classmethod
-    def for_version(cls, version: Optional[Tuple[int, int]] = None, pointer_size: int = 8,
-                    malloc_alignment: Optional[int] = None) -> "Layout":
+    def for_version(
+        cls,
+        version: Optional[Tuple[int, int]] = None,
+        pointer_size: int = 8,
+        malloc_alignment: Optional[int] = None,
+    ) -> "Layout":
         """The layout of glibc `version` (major, minor); None means the newest known.
 
         Versions outside 2.26..2.43 are clamped to the nearest known one (older glibc has no
@@ -164,23 +168,45 @@ class Layout:
             state.append(("have_fastchunks", 4, 1))
         if has_fastbins:
             state.append(("fastbinsY", p, nfastbins))
-        state += [("top", p, 1), ("last_remainder", p, 1), ("bins", p, 254), ("binmap", 4, 4),
-                  ("next", p, 1), ("next_free", p, 1), ("attached_threads", sz, 1),
-                  ("system_mem", sz, 1), ("max_system_mem", sz, 1)]
+        state += [
+            ("top", p, 1),
+            ("last_remainder", p, 1),
+            ("bins", p, 254),
+            ("binmap", 4, 4),
+            ("next", p, 1),
+            ("next_free", p, 1),
+            ("attached_threads", sz, 1),
+            ("system_mem", sz, 1),
+            ("max_system_mem", sz, 1),
+        ]
         malloc_state = _lay_out("struct malloc_state", state, p)
 
-        par = [("trim_threshold", p, 1), ("top_pad", sz, 1), ("mmap_threshold", sz, 1),
-               ("arena_test", sz, 1), ("arena_max", sz, 1)]
+        par = [
+            ("trim_threshold", p, 1),
+            ("top_pad", sz, 1),
+            ("mmap_threshold", sz, 1),
+            ("arena_test", sz, 1),
+            ("arena_max", sz, 1),
+        ]
         if v >= (2, 43):
             par.append(("thp_mode", 4, 1))
         if v >= (2, 35):
             par += [("thp_pagesize", sz, 1), ("hp_pagesize", sz, 1), ("hp_flags", 4, 1)]
-        par += [("n_mmaps", 4, 1), ("n_mmaps_max", 4, 1), ("max_n_mmaps", 4, 1),
-                ("no_dyn_threshold", 4, 1), ("mmapped_mem", sz, 1), ("max_mmapped_mem", sz, 1),
-                ("sbrk_base", p, 1)]
-        par += [("tcache_small_bins" if v >= (2, 42) else "tcache_bins", p, 1),
-                ("tcache_max_bytes", p, 1), ("tcache_count", p, 1),
-                ("tcache_unsorted_limit", p, 1)]
+        par += [
+            ("n_mmaps", 4, 1),
+            ("n_mmaps_max", 4, 1),
+            ("max_n_mmaps", 4, 1),
+            ("no_dyn_threshold", 4, 1),
+            ("mmapped_mem", sz, 1),
+            ("max_mmapped_mem", sz, 1),
+            ("sbrk_base", p, 1),
+        ]
+        par += [
+            ("tcache_small_bins" if v >= (2, 42) else "tcache_bins", p, 1),
+            ("tcache_max_bytes", p, 1),
+            ("tcache_count", p, 1),
+            ("tcache_unsorted_limit", p, 1),
+        ]
         malloc_par = _lay_out("struct malloc_par", par, p)
 
         hi = [("ar_ptr", p, 1), ("prev", p, 1), ("size", p, 1), ("mprotect_size", p, 1)]
@@ -201,23 +227,37 @@ class Layout:
         tcache_entry = _lay_out("tcache_entry", entry, p)
 
         return cls(
-            version=v, source="version table", pointer_size=p, size_sz=sz,
-            malloc_alignment=align, minsize=minsize,
-            malloc_state=malloc_state, malloc_par=malloc_par, heap_info=heap_info,
-            tcache_perthread=tcache, tcache_entry=tcache_entry,
-            nfastbins=nfastbins, nbins=128,
+            version=v,
+            source="version table",
+            pointer_size=p,
+            size_sz=sz,
+            malloc_alignment=align,
+            minsize=minsize,
+            malloc_state=malloc_state,
+            malloc_par=malloc_par,
+            heap_info=heap_info,
+            tcache_perthread=tcache,
+            tcache_entry=tcache_entry,
+            nfastbins=nfastbins,
+            nbins=128,
             heap_max_size=(2 * 4 * 1024 * 1024 * p) if p == 8 else 1024 * 1024,
-            has_tcache=True, tcache_max_bins=tmax, tcache_small_bins=64, tcache_count_width=cw,
-            tcache_counts_down=v >= (2, 42), tcache_fill_count=16 if v >= (2, 43) else 7,
+            has_tcache=True,
+            tcache_max_bins=tmax,
+            tcache_small_bins=64,
+            tcache_count_width=cw,
+            tcache_counts_down=v >= (2, 42),
+            tcache_fill_count=16 if v >= (2, 43) else 7,
             tcache_key="random" if v >= (2, 34) else ("pointer" if v >= (2, 29) else "none"),
             safe_linking=v >= (2, 32),
             global_max_fast_size=0 if v >= (2, 43) else (1 if v >= (2, 37) else sz),
-            mmap_size_excludes_header=v >= (2, 43), mmap_hp_bit=v >= (2, 43),
+            mmap_size_excludes_header=v >= (2, 43),
+            mmap_hp_bit=v >= (2, 43),
         )
 
     @classmethod
-    def from_types(cls, struct_info: StructInfo, version: Optional[Tuple[int, int]] = None,
-                   pointer_size: int = 8) -> "Layout":
+    def from_types(
+        cls, struct_info: StructInfo, version: Optional[Tuple[int, int]] = None, pointer_size: int = 8
+    ) -> "Layout":
         """A layout from debug types; structs the debug info lacks come from the version table.
 
         `struct_info(name)` returns None or (sizeof, {field: (offset, size)}) for the names
@@ -226,6 +266,7 @@ class Layout:
         "struct tcache_entry".  Without a version, the version is inferred from the shape of
         what the debug types show (e.g. num_slots means 2.42+, no fastbinsY means 2.43+).
         """
+
         def look(*names):
             for n in names:
                 try:
@@ -234,7 +275,9 @@ class Layout:
                     got = None
                 if got:
                     sizeof, fields = got
-                    return Struct(names[0], int(sizeof), {k: (int(o), int(s)) for k, (o, s) in fields.items()})
+                    return Struct(
+                        names[0], int(sizeof), {k: (int(o), int(s)) for k, (o, s) in fields.items()}
+                    )
             return None
 
         ms = look("struct malloc_state")
@@ -250,7 +293,9 @@ class Layout:
         found = [s for s in (ms, mp, hi, tc, te) if s is not None]
         if not found:
             return base
-        changes: Dict[str, object] = {"source": "debug types" if len(found) == 5 else "debug types + version table"}
+        changes: Dict[str, object] = {
+            "source": "debug types" if len(found) == 5 else "debug types + version table"
+        }
         p = pointer_size
         if ms is not None:
             changes["malloc_state"] = ms
@@ -304,8 +349,12 @@ def _infer_version(ms, mp, hi, tc, te) -> Optional[Tuple[int, int]]:
         return (2, 41)  # 2.35..2.41 share every layout but global_max_fast's width
     if te is not None and not te.has("key"):
         return (2, 28)
-    if tc is not None and tc.has("counts") and tc.has("entries") and \
-            tc.size("entries") in (tc.size("counts") * 8, tc.size("counts") * 4):
+    if (
+        tc is not None
+        and tc.has("counts")
+        and tc.has("entries")
+        and tc.size("entries") in (tc.size("counts") * 8, tc.size("counts") * 4)
+    ):
         return (2, 29)  # char counts: 2.26..2.29
     if hi is not None and not hi.has("pagesize"):
         return (2, 34)  # 2.30..2.34: a guess; safe-linking (2.32) cannot be told from types

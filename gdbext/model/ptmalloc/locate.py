@@ -40,8 +40,9 @@ def _read_mapping(mem, m: Mapping) -> Optional[bytes]:
         return None
 
 
-def find_main_arena(mem, layout: Layout, candidates: Iterable[Mapping],
-                    heaps: Sequence[Range] = ()) -> Optional[Found]:
+def find_main_arena(
+    mem, layout: Layout, candidates: Iterable[Mapping], heaps: Sequence[Range] = ()
+) -> Optional[Found]:
     """main_arena in libc's writable data (`candidates`), given the heap ranges if known.
 
     A malloc_state qualifies when its `next` list returns to it (directly or through other
@@ -54,7 +55,11 @@ def find_main_arena(mem, layout: Layout, candidates: Iterable[Mapping],
         if defects:
             continue
         how = "malloc_state in %s at offset %#x: next list returns to it, %d of %d bins empty" % (
-            m.path or "anonymous memory", a - m.start, empty, layout.nbins - 1)
+            m.path or "anonymous memory",
+            a - m.start,
+            empty,
+            layout.nbins - 1,
+        )
         if best is None:
             best = Found(a, how)
         else:
@@ -62,8 +67,9 @@ def find_main_arena(mem, layout: Layout, candidates: Iterable[Mapping],
     return best
 
 
-def find_corrupt_main_arena(mem, layout: Layout, candidates: Iterable[Mapping],
-                            heaps: Sequence[Range] = ()) -> Optional[Found]:
+def find_corrupt_main_arena(
+    mem, layout: Layout, candidates: Iterable[Mapping], heaps: Sequence[Range] = ()
+) -> Optional[Found]:
     """When find_main_arena finds none: a malloc_state in libc's data that has main_arena's
     signature (most of its bins point to themselves, which nothing else does) but fails a check
     glibc relies on.  `how` names the first defects: the user is told main_arena is corrupt,
@@ -78,8 +84,9 @@ def find_corrupt_main_arena(mem, layout: Layout, candidates: Iterable[Mapping],
     return best[1] if best else None
 
 
-def _arena_candidates(mem, L: Layout, candidates: Iterable[Mapping], heaps: Sequence[Range],
-                      near_misses: bool = False):
+def _arena_candidates(
+    mem, L: Layout, candidates: Iterable[Mapping], heaps: Sequence[Range], near_misses: bool = False
+):
     """(address, mapping, empty bins, defects) for each word of the candidate mappings that may
     start a malloc_state (defects empty); with near_misses, also those that have most bins
     empty but fail other checks (defects says which)."""
@@ -118,21 +125,22 @@ def _arena_candidates(mem, L: Layout, candidates: Iterable[Mapping], heaps: Sequ
                 defects.append("its system_mem %#x is misaligned" % words[w + w_sys])
             if defects and not near_misses:
                 continue
-            empty, bad_bins = _bins_judged(words, w + w_bins, a + w_bins * p - 2 * L.size_sz, L,
-                                           heaps, stop_early=not near_misses)
+            empty, bad_bins = _bins_judged(
+                words, w + w_bins, a + w_bins * p - 2 * L.size_sz, L, heaps, stop_early=not near_misses
+            )
             if empty < half:
                 continue  # not main_arena's signature: nothing to report about it
             defects += bad_bins
             if not defects and not _chain_returns(mem, L, a, nxt):
-                defects.append("its next list %#x does not return to it within %d arenas"
-                               % (nxt, MAX_ARENAS))
+                defects.append("its next list %#x does not return to it within %d arenas" % (nxt, MAX_ARENAS))
             if defects and not near_misses:
                 continue
             yield a, m, empty, defects
 
 
-def _bins_judged(words, w0: int, bin0: int, L: Layout, heaps: Sequence[Range],
-                 stop_early: bool) -> Tuple[int, List[str]]:
+def _bins_judged(
+    words, w0: int, bin0: int, L: Layout, heaps: Sequence[Range], stop_early: bool
+) -> Tuple[int, List[str]]:
     """(bins that point to themselves, what is wrong with the others) for a malloc_state's
     bins array at word w0; bin0 is bin_at(1), the fake chunk of the first bin."""
     p = L.pointer_size
@@ -146,8 +154,7 @@ def _bins_judged(words, w0: int, bin0: int, L: Layout, heaps: Sequence[Range],
         for name, v in (("fd", fd), ("bk", bk)):
             if v == bin_addr or (v and not heaps) or (heaps and _in(heaps, v)):
                 continue
-            bad.append("bin %d's %s %#x points %s" % (
-                i, name, v, "outside the heap" if v else "to NULL"))
+            bad.append("bin %d's %s %#x points %s" % (i, name, v, "outside the heap" if v else "to NULL"))
         if (fd == bin_addr) != (bk == bin_addr):
             bad.append("bin %d is half empty (fd %#x, bk %#x)" % (i, fd, bk))
         if bad and stop_early:
@@ -157,9 +164,14 @@ def _bins_judged(words, w0: int, bin0: int, L: Layout, heaps: Sequence[Range],
 
 def _defect_text(a: int, m: Mapping, empty: int, L: Layout, defects: List[str]) -> str:
     more = " (and %d more)" % (len(defects) - 3) if len(defects) > 3 else ""
-    return ("malloc_state in %s at offset %#x, %d of %d bins empty (main_arena's signature), "
-            "but %s%s" % (m.path or "anonymous memory", a - m.start, empty, L.nbins - 1,
-                          "; ".join(defects[:3]), more))
+    return "malloc_state in %s at offset %#x, %d of %d bins empty (main_arena's signature), but %s%s" % (
+        m.path or "anonymous memory",
+        a - m.start,
+        empty,
+        L.nbins - 1,
+        "; ".join(defects[:3]),
+        more,
+    )
 
 
 def _chain_returns(mem, L: Layout, start: int, nxt: int, limit: int = MAX_ARENAS) -> bool:
@@ -181,8 +193,9 @@ def _chain_returns(mem, L: Layout, start: int, nxt: int, limit: int = MAX_ARENAS
     return False
 
 
-def find_mp(mem, layout: Layout, candidates: Iterable[Mapping],
-            heap_start: Union[int, Range]) -> Optional[Found]:
+def find_mp(
+    mem, layout: Layout, candidates: Iterable[Mapping], heap_start: Union[int, Range]
+) -> Optional[Found]:
     """mp_ in libc's writable data: sbrk_base equal to the main heap's start, sane tunables.
 
     heap_start may be a range [lo, hi) when only the brk area is known, not where malloc's
@@ -203,13 +216,19 @@ def find_mp(mem, layout: Layout, candidates: Iterable[Mapping],
             a = m.start + w * p - off_sbrk
             if a < m.start or a + mp.sizeof > m.end:
                 continue
-            rec = data[a - m.start:a - m.start + mp.sizeof]
-            f = {k: int.from_bytes(rec[o:o + s], "little") for k, (o, s) in mp.fields.items()}
+            rec = data[a - m.start : a - m.start + mp.sizeof]
+            f = {k: int.from_bytes(rec[o : o + s], "little") for k, (o, s) in mp.fields.items()}
             if _plausible_mp(L, f):
-                return Found(a, "malloc_par in %s at offset %#x: sbrk_base %s, thresholds and "
-                                "counters plausible" % (m.path or "anonymous memory", a - m.start,
-                                                        "is the heap start" if hi == lo + 1 else
-                                                        "lies in the brk area"))
+                return Found(
+                    a,
+                    "malloc_par in %s at offset %#x: sbrk_base %s, thresholds and "
+                    "counters plausible"
+                    % (
+                        m.path or "anonymous memory",
+                        a - m.start,
+                        "is the heap start" if hi == lo + 1 else "lies in the brk area",
+                    ),
+                )
     return None
 
 
@@ -251,8 +270,10 @@ def find_tcache(mem, layout: Layout, first_chunk: int, heap: Range) -> Optional[
     bad = [i for i, e in enumerate(entries) if e and not heap[0] <= e < heap[1]]
     if len(bad) > _tolerated_bad_entries(L, entries):
         return None
-    how = ("first chunk of the heap at %#x has the size of a tcache_perthread_struct and its "
-           "entries point into the heap" % heap[0])
+    how = (
+        "first chunk of the heap at %#x has the size of a tcache_perthread_struct and its "
+        "entries point into the heap" % heap[0]
+    )
     if bad:
         how += " (but for %s: see problems)" % _bad_entries_text(bad)
     return Found(first_chunk + L.chunk_hdr_sz, how)
@@ -262,8 +283,9 @@ def _tcache_entries(L: Layout, data: bytes) -> List[int]:
     st, p = L.tcache_perthread, L.pointer_size
     assert st is not None  # callers look for a tcache only where the layout has one
     e_off = st.offset("entries")
-    return [int.from_bytes(data[e_off + i * p:e_off + (i + 1) * p], "little")
-            for i in range(L.tcache_max_bins)]
+    return [
+        int.from_bytes(data[e_off + i * p : e_off + (i + 1) * p], "little") for i in range(L.tcache_max_bins)
+    ]
 
 
 def _tolerated_bad_entries(L: Layout, entries: Sequence[int]) -> int:
@@ -331,6 +353,7 @@ def find_tcache_chunks(state, limit: int = 1024) -> List[Found]:
     fill = (state.mp or {}).get("tcache_count") or L.tcache_fill_count
     out = []
     from .chunks import USED  # local: chunks imports nothing from here, but keep it explicit
+
     for seg in state.segments():
         for i, raw in enumerate(seg.raws):
             if raw & ~7 != want or seg.states[i] != USED:
@@ -339,10 +362,14 @@ def find_tcache_chunks(state, limit: int = 1024) -> List[Found]:
             data = state_read(state, addr, st.sizeof)
             if data is None:
                 continue
-            entries = [int.from_bytes(data[e_off + k * p:e_off + (k + 1) * p], "little")
-                       for k in range(L.tcache_max_bins)]
-            counts = [int.from_bytes(data[c_off + k * cw:c_off + (k + 1) * cw], "little")
-                      for k in range(L.tcache_max_bins)]
+            entries = [
+                int.from_bytes(data[e_off + k * p : e_off + (k + 1) * p], "little")
+                for k in range(L.tcache_max_bins)
+            ]
+            counts = [
+                int.from_bytes(data[c_off + k * cw : c_off + (k + 1) * cw], "little")
+                for k in range(L.tcache_max_bins)
+            ]
             if L.tcache_counts_down:
                 held = [fill - c for c in counts]
                 if any(c > fill for c in counts) or not any(counts):
@@ -351,10 +378,12 @@ def find_tcache_chunks(state, limit: int = 1024) -> List[Found]:
                 held = counts
                 if not any(counts):
                     continue  # all zero: a fresh tcache, or any zeroed memory
-            good = {k for k, (e, h) in enumerate(zip(entries, held)) if e and h > 0
-                    and not e & L.align_mask and state.in_heap(e)}
-            bad = [k for k, (e, h) in enumerate(zip(entries, held))
-                   if (e or h > 0) and k not in good]
+            good = {
+                k
+                for k, (e, h) in enumerate(zip(entries, held))
+                if e and h > 0 and not e & L.align_mask and state.in_heap(e)
+            }
+            bad = [k for k, (e, h) in enumerate(zip(entries, held)) if (e or h > 0) and k not in good]
             if not good or len(bad) > _tolerated_bad_entries(L, entries):
                 continue
             how = "in-use chunk of tcache_perthread_struct's size whose entries point into the heap"
@@ -385,13 +414,15 @@ def unaccepted_tcaches(state) -> List[Found]:
         if data is None or not any(data):
             continue
         entries = _tcache_entries(L, data)
-        bad = [i for i, e in enumerate(entries)
-               if e and (e & L.align_mask or not state.in_heap(e))]
-        out.append(Found(seg.addrs[0] + L.chunk_hdr_sz,
-                         "the first chunk of the heap at %#x has a tcache's size, but %d of its "
-                         "%d non-NULL entries point outside the heaps: not taken for a tcache, "
-                         "so chunks freed to it show as used"
-                         % (seg.start, len(bad), sum(1 for e in entries if e))))
+        bad = [i for i, e in enumerate(entries) if e and (e & L.align_mask or not state.in_heap(e))]
+        out.append(
+            Found(
+                seg.addrs[0] + L.chunk_hdr_sz,
+                "the first chunk of the heap at %#x has a tcache's size, but %d of its "
+                "%d non-NULL entries point outside the heaps: not taken for a tcache, "
+                "so chunks freed to it show as used" % (seg.start, len(bad), sum(1 for e in entries if e)),
+            )
+        )
     return out
 
 

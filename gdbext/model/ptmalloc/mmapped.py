@@ -33,8 +33,7 @@ MAX_REPORTED = 8  # damaged headers reported
 class MmappedChunk:
     __slots__ = ("address", "size_field", "prev_size", "mapping_start", "mapping_size")
 
-    def __init__(self, address: int, size_field: int, prev_size: int, mapping_start: int,
-                 mapping_size: int):
+    def __init__(self, address: int, size_field: int, prev_size: int, mapping_start: int, mapping_size: int):
         self.address = address
         self.size_field = size_field
         self.prev_size = prev_size
@@ -53,13 +52,22 @@ class MmappedChunk:
         return self.mapping_start + self.mapping_size
 
     def as_dict(self, layout: Layout) -> dict:
-        return {"address": self.address, "size": self.size, "user_address": self.user_address(layout),
-                "mapping_start": self.mapping_start, "mapping_size": self.mapping_size,
-                "offset": self.address - self.mapping_start}
+        return {
+            "address": self.address,
+            "size": self.size,
+            "user_address": self.user_address(layout),
+            "mapping_start": self.mapping_start,
+            "mapping_size": self.mapping_size,
+            "offset": self.address - self.mapping_start,
+        }
 
     def __repr__(self) -> str:
         return "MmappedChunk(%#x, size=%#x, mapping %#x+%#x)" % (
-            self.address, self.size, self.mapping_start, self.mapping_size)
+            self.address,
+            self.size,
+            self.mapping_start,
+            self.mapping_size,
+        )
 
 
 def _header(mem, L: Layout, addr: int) -> Optional[Tuple[int, int]]:
@@ -121,8 +129,7 @@ def _misalign_correction(L: Layout, base: int) -> int:
     return (-(base + L.chunk_hdr_sz)) & L.align_mask
 
 
-def chunk_at_page(mem, L: Layout, pos: int, limit: int,
-                  pagesize: int = 4096) -> Optional[MmappedChunk]:
+def chunk_at_page(mem, L: Layout, pos: int, limit: int, pagesize: int = 4096) -> Optional[MmappedChunk]:
     """The mmapped chunk whose own mmap began at page `pos` and ends by `limit`, else None."""
     if pos % pagesize or pos + L.chunk_hdr_sz > limit:
         return None
@@ -146,8 +153,9 @@ def _starts_like_mmapped(mem, L: Layout, base: int) -> bool:
     return h is not None and bool(h[1] & IS_MMAPPED)
 
 
-def chunks_in_mapping(mem, L: Layout, m: Mapping, pagesize: int = 4096,
-                      limit: int = MAX_PER_MAPPING) -> List[MmappedChunk]:
+def chunks_in_mapping(
+    mem, L: Layout, m: Mapping, pagesize: int = 4096, limit: int = MAX_PER_MAPPING
+) -> List[MmappedChunk]:
     """The mmapped chunks laid end to end from the start of mapping `m`."""
     return _chain(mem, L, m.start, m.end, pagesize, limit)
 
@@ -168,6 +176,7 @@ def _chain(mem, L: Layout, pos: int, end: int, pagesize: int, limit: int) -> Lis
 
 # ---- the search of whole mappings ----------------------------------------------------------
 
+
 class _Search:
     """What the page-by-page search found, suspected and left out."""
 
@@ -180,8 +189,7 @@ class _Search:
         self.exclude: List[Tuple[int, int]] = []
 
 
-def _page_headers(mem, L: Layout, lo: int, hi: int,
-                  pagesize: int) -> Iterator[Tuple[int, int, int]]:
+def _page_headers(mem, L: Layout, lo: int, hi: int, pagesize: int) -> Iterator[Tuple[int, int, int]]:
     """(page, prev_size, size field) of the headers at page starts in [lo, hi) (and at the
     misalignment correction where there is one) that could be an mmapped chunk's or a damaged
     one's; read WINDOW bytes at a time, the rest skipped without a Python call per page."""
@@ -198,8 +206,9 @@ def _page_headers(mem, L: Layout, lo: int, hi: int,
                     yield w + i * pagesize, prev, raw
 
 
-def _headers_in(mem, L: Layout, data: Optional[bytes], w: int, w_end: int, k: int,
-                pagesize: int) -> Iterator[Tuple[int, int, int]]:
+def _headers_in(
+    mem, L: Layout, data: Optional[bytes], w: int, w_end: int, k: int, pagesize: int
+) -> Iterator[Tuple[int, int, int]]:
     """(page index, prev_size, size field) at offset k of each page of the window at w: from
     `data` as machine words, or, when the window could not be read whole, page by page."""
     s = L.size_sz
@@ -208,8 +217,7 @@ def _headers_in(mem, L: Layout, data: Optional[bytes], w: int, w_end: int, k: in
         words = memoryview(data).cast("Q" if s == 8 else "I")
         step = pagesize // s
         first = k // s
-        return ((i, p, r) for i, (p, r) in enumerate(zip(words[first::step],
-                                                         words[first + 1::step])))
+        return ((i, p, r) for i, (p, r) in enumerate(zip(words[first::step], words[first + 1 :: step])))
     return _headers_one_by_one(mem, L, w, w_end, k, pagesize)
 
 
@@ -220,8 +228,9 @@ def _headers_one_by_one(mem, L: Layout, w: int, w_end: int, k: int, pagesize: in
             yield i, h[0], h[1]
 
 
-def _search_gap(mem, L: Layout, lo: int, hi: int, mapping: Mapping, pagesize: int,
-                search: _Search, enough) -> List[MmappedChunk]:
+def _search_gap(
+    mem, L: Layout, lo: int, hi: int, mapping: Mapping, pagesize: int, search: _Search, enough
+) -> List[MmappedChunk]:
     """The mmapped chunks anywhere in [lo, hi), page by page; damaged-looking headers are kept
     as suspects.  Stops when `enough()` says every chunk mp_ counts is found."""
     out: List[MmappedChunk] = []
@@ -248,8 +257,7 @@ def _search_gap(mem, L: Layout, lo: int, hi: int, mapping: Mapping, pagesize: in
     return out
 
 
-def _gaps(start: int, end: int, taken: List[Tuple[int, int]],
-          pagesize: int) -> List[Tuple[int, int]]:
+def _gaps(start: int, end: int, taken: List[Tuple[int, int]], pagesize: int) -> List[Tuple[int, int]]:
     """The page-aligned parts of [start, end) outside the sorted ranges `taken`."""
     out, pos = [], start
     for s, e in taken:
@@ -263,17 +271,27 @@ def _gaps(start: int, end: int, taken: List[Tuple[int, int]],
     return [(-(-a // pagesize) * pagesize, b) for a, b in out if -(-a // pagesize) * pagesize < b]
 
 
-def find_mmapped(mem, L: Layout, candidates: Iterable[Mapping], mp: Optional[dict],
-                 problems: List[Problem], pagesize: int = 4096,
-                 exclude: Iterable[Tuple[int, int]] = (), mp_address: int = 0,
-                 budget: int = SCAN_BUDGET) -> List[MmappedChunk]:
+def find_mmapped(
+    mem,
+    L: Layout,
+    candidates: Iterable[Mapping],
+    mp: Optional[dict],
+    problems: List[Problem],
+    pagesize: int = 4096,
+    exclude: Iterable[Tuple[int, int]] = (),
+    mp_address: int = 0,
+    budget: int = SCAN_BUDGET,
+) -> List[MmappedChunk]:
     """Every mmapped chunk in the candidate mappings, checked against mp_'s counters.
 
     exclude: ranges known to be something else (arena heaps); a mapping that starts in one is
     skipped, and no search looks inside one."""
     excl = sorted(exclude)
-    maps = [m for m in sorted(candidates, key=lambda m: m.start)
-            if m.perms[:2] == "rw" and not any(s <= m.start < e for s, e in excl)]
+    maps = [
+        m
+        for m in sorted(candidates, key=lambda m: m.start)
+        if m.perms[:2] == "rw" and not any(s <= m.start < e for s, e in excl)
+    ]
     want = _wanted(mp)
     out: List[MmappedChunk] = []
     for m in maps:
@@ -299,9 +317,16 @@ def _counts(chunks: List[MmappedChunk]) -> Tuple[int, int]:
     return len(chunks), sum(c.mapping_size for c in chunks)
 
 
-def _search_everywhere(mem, L: Layout, maps: List[Mapping], found: List[MmappedChunk],
-                       excl: List[Tuple[int, int]], pagesize: int, search: _Search,
-                       want: Optional[Tuple[int, int]]) -> List[MmappedChunk]:
+def _search_everywhere(
+    mem,
+    L: Layout,
+    maps: List[Mapping],
+    found: List[MmappedChunk],
+    excl: List[Tuple[int, int]],
+    pagesize: int,
+    search: _Search,
+    want: Optional[Tuple[int, int]],
+) -> List[MmappedChunk]:
     """`found` and the chunks in every page of the mappings that nothing claims yet."""
     out = list(found)
 
@@ -309,8 +334,10 @@ def _search_everywhere(mem, L: Layout, maps: List[Mapping], found: List[MmappedC
         return want is not None and _counts(out + more) == want
 
     for m in maps:
-        taken = sorted([(c.mapping_start, c.end) for c in out if m.start <= c.mapping_start < m.end]
-                       + [r for r in excl if r[0] < m.end and r[1] > m.start])
+        taken = sorted(
+            [(c.mapping_start, c.end) for c in out if m.start <= c.mapping_start < m.end]
+            + [r for r in excl if r[0] < m.end and r[1] > m.start]
+        )
         for lo, hi in _gaps(m.start, m.end, taken, pagesize):
             more = _search_gap(mem, L, lo, hi, m, pagesize, search, enough)
             out.extend(more)
@@ -319,21 +346,25 @@ def _search_everywhere(mem, L: Layout, maps: List[Mapping], found: List[MmappedC
     return out
 
 
-def _mismatch(out: List[MmappedChunk], want: Tuple[int, int], search: _Search,
-              mp_address: int) -> Problem:
+def _mismatch(out: List[MmappedChunk], want: Tuple[int, int], search: _Search, mp_address: int) -> Problem:
     n, total = _counts(out)
     text = "found %d mmapped chunk(s) of %#x bytes but mp_ counts %d of %#x bytes" % (
-        n, total, want[0], want[1])
+        n,
+        total,
+        want[0],
+        want[1],
+    )
     if search.unsearched:
         text += " (%#x bytes of anonymous memory were not searched: the search is bounded)" % (
-            search.unsearched)
+            search.unsearched
+        )
     return Problem(mp_address, text)
 
 
 # ---- damaged headers -----------------------------------------------------------------------
 
-def _marks(L: Layout, prev: int, raw: int, page: int, end: int,
-           pagesize: int) -> Tuple[bool, bool, bool]:
+
+def _marks(L: Layout, prev: int, raw: int, page: int, end: int, pagesize: int) -> Tuple[bool, bool, bool]:
     """Which of an mmapped chunk's three marks a header at page start `page` has: its flag bits
     (IS_MMAPPED alone), its prev_size (the offset in its mmap: 0 here), its size (whole pages
     that end by `end`)."""
@@ -350,8 +381,9 @@ def _resembles(L: Layout, prev: int, raw: int, page: int, end: int, pagesize: in
     return sum(_marks(L, prev, raw, page, end, pagesize)) == 2
 
 
-def _damaged_headers(mem, L: Layout, out: List[MmappedChunk], want: Tuple[int, int],
-                     search: _Search, pagesize: int) -> List[Problem]:
+def _damaged_headers(
+    mem, L: Layout, out: List[MmappedChunk], want: Tuple[int, int], search: _Search, pagesize: int
+) -> List[Problem]:
     """Problems at the headers that would account for what mp_ counts and the search missed:
     one with two of a chunk's three marks whose size fits the shortfall, else, for one missing
     chunk, the header at the start of unclaimed memory exactly as long as that chunk."""
@@ -376,8 +408,9 @@ def _damaged_headers(mem, L: Layout, out: List[MmappedChunk], want: Tuple[int, i
     return problems
 
 
-def _fits_shortfall(L: Layout, raw: int, page: int, end: int, missing: int, missing_bytes: int,
-                    pagesize: int) -> bool:
+def _fits_shortfall(
+    L: Layout, raw: int, page: int, end: int, missing: int, missing_bytes: int, pagesize: int
+) -> bool:
     """Whether a suspect header, repaired, could be the missing chunk (or one of them)."""
     size = raw & ~7
     total = _total(L, 0, size)
@@ -386,19 +419,24 @@ def _fits_shortfall(L: Layout, raw: int, page: int, end: int, missing: int, miss
     return page + (missing_bytes if missing == 1 else pagesize) <= end
 
 
-def _damage(L: Layout, page: int, prev: int, raw: int, end: int, m: Mapping,
-            pagesize: int) -> Problem:
+def _damage(L: Layout, page: int, prev: int, raw: int, end: int, m: Mapping, pagesize: int) -> Problem:
     """A problem at the first wrong field of the header at page start `page`."""
     flags_ok, prev_ok, size_ok = _marks(L, prev, raw, page, end, pagesize)
     where = "mmapped chunk header at %#x (in mapping %#x-%#x)" % (page, m.start, m.end)
     if not size_ok:
-        return Problem(page + L.size_sz, "%s: size field %#x %s" % (
-            where, raw, _size_fault(L, raw, page, end, m, pagesize)))
+        return Problem(
+            page + L.size_sz,
+            "%s: size field %#x %s" % (where, raw, _size_fault(L, raw, page, end, m, pagesize)),
+        )
     if not flags_ok:
-        return Problem(page + L.size_sz, "%s: size field %#x has %s; an mmapped chunk has "
-                       "IS_MMAPPED alone" % (where, raw, _flag_fault(raw)))
-    return Problem(page, "%s: prev_size %#x is not the chunk's offset in its mmap (0 at a page "
-                   "start)" % (where, prev))
+        return Problem(
+            page + L.size_sz,
+            "%s: size field %#x has %s; an mmapped chunk has "
+            "IS_MMAPPED alone" % (where, raw, _flag_fault(raw)),
+        )
+    return Problem(
+        page, "%s: prev_size %#x is not the chunk's offset in its mmap (0 at a page start)" % (where, prev)
+    )
 
 
 def _flag_fault(raw: int) -> str:

@@ -18,7 +18,7 @@ class Reader:
     def __init__(self, mem: Memory, pointer_size: int, max_blocks: int = 256):
         self.mem = mem
         self.pointer_size = pointer_size
-        self._blocks: "OrderedDict[int, Optional[bytes]]" = OrderedDict()
+        self._blocks: OrderedDict[int, Optional[bytes]] = OrderedDict()
         self._max = max_blocks
         self.reads = 0
 
@@ -30,7 +30,7 @@ class Reader:
             block = self._block(base)
             if block is not None:
                 off = address - base
-                return block[off:off + size]
+                return block[off : off + size]
         self.reads += 1
         return self.mem.read(address, size)
 
@@ -44,7 +44,7 @@ class Reader:
         except MemoryReadError:
             data = None
         except Exception as e:  # a Memory must raise MemoryReadError; be safe anyway
-            raise MemoryReadError(base, BLOCK, str(e))
+            raise MemoryReadError(base, BLOCK, str(e)) from e
         self._blocks[base] = data
         if len(self._blocks) > self._max:
             self._blocks.popitem(last=False)
@@ -72,4 +72,4 @@ class Reader:
     def ptrs(self, address: int, count: int):
         data = self.read(address, count * self.pointer_size)
         p = self.pointer_size
-        return [int.from_bytes(data[i:i + p], "little") for i in range(0, len(data), p)]
+        return [int.from_bytes(data[i : i + p], "little") for i in range(0, len(data), p)]

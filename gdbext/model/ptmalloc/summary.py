@@ -53,9 +53,18 @@ def mallinfo2_exact(state) -> dict:
         hblks, hblkhd = mp["n_mmaps"], mp.get("mmapped_mem", 0)
     else:  # without mp_, count what the mapping scan found
         hblks, hblkhd = len(state.mmapped), sum(c.mapping_size for c in state.mmapped)
-    return dict(arena=arena, ordblks=ordblks, smblks=smblks, hblks=hblks, hblkhd=hblkhd,
-                usmblks=0, fsmblks=fsmblks, uordblks=uordblks, fordblks=fordblks,
-                keepcost=keepcost)
+    return dict(
+        arena=arena,
+        ordblks=ordblks,
+        smblks=smblks,
+        hblks=hblks,
+        hblkhd=hblkhd,
+        usmblks=0,
+        fsmblks=fsmblks,
+        uordblks=uordblks,
+        fordblks=fordblks,
+        keepcost=keepcost,
+    )
 
 
 def compute_mallinfo2(state) -> Mallinfo2:
@@ -109,8 +118,9 @@ class MallocInfo(NamedTuple):
             out.append('<heap nr="%d">\n<sizes>\n' % a.nr)
             for g in a.sizes:
                 tag = "unsorted" if g.kind == "unsorted" else "size"
-                out.append('  <%s from="%d" to="%d" total="%d" count="%d"/>\n'
-                           % (tag, g.frm, g.to, g.total, g.count))
+                out.append(
+                    '  <%s from="%d" to="%d" total="%d" count="%d"/>\n' % (tag, g.frm, g.to, g.total, g.count)
+                )
             out.append("</sizes>\n")
             if self.has_fastbins:
                 out.append('<total type="fast" count="%d" size="%d"/>\n' % (a.fast_count, a.fast_size))
@@ -147,14 +157,21 @@ def compute_malloc_info(state) -> MallocInfo:
                 n = len(b)
                 fastavail += n * this
                 nfast += n
-                fast_groups.append(SizeGroup("fast", b.index, this - (L.malloc_alignment - 1), this,
-                                             n * this, n))
+                fast_groups.append(
+                    SizeGroup("fast", b.index, this - (L.malloc_alignment - 1), this, n * this, n)
+                )
         nblocks, avail = 1, a.top_size
         for b in a.bin_lists():
             if b.kind == "fastbin" or not len(b):
                 continue
-            g = SizeGroup("unsorted" if b.kind == "unsorted" else "bin", b.index, min(b.sizes),
-                          max(b.sizes), sum(b.sizes), len(b))  # chunksize_nomask: flag bits kept
+            g = SizeGroup(
+                "unsorted" if b.kind == "unsorted" else "bin",
+                b.index,
+                min(b.sizes),
+                max(b.sizes),
+                sum(b.sizes),
+                len(b),
+            )  # chunksize_nomask: flag bits kept
             nblocks += g.count
             avail += g.total
             if b.kind == "unsorted":
@@ -169,8 +186,22 @@ def compute_malloc_info(state) -> MallocInfo:
             am = sum(s.heap_info.mprotect_size for s in a.heaps if s.heap_info)
             subheaps = sum(1 for s in a.heaps if s.heap_info)
         sizes = fast_groups + bin_groups + ([unsorted] if unsorted else [])
-        arenas.append(ArenaInfo(nr, a.address, sizes, nfast, fastavail, nblocks, avail,
-                                a.system_mem, a.max_system_mem, at, am, subheaps))
+        arenas.append(
+            ArenaInfo(
+                nr,
+                a.address,
+                sizes,
+                nfast,
+                fastavail,
+                nblocks,
+                avail,
+                a.system_mem,
+                a.max_system_mem,
+                at,
+                am,
+                subheaps,
+            )
+        )
         tot["fc"] += nfast
         tot["fs"] += fastavail
         tot["rc"] += nblocks
@@ -184,5 +215,17 @@ def compute_malloc_info(state) -> MallocInfo:
         mc, ms = mp["n_mmaps"], mp.get("mmapped_mem", 0)
     else:
         mc, ms = len(state.mmapped), sum(c.mapping_size for c in state.mmapped)
-    return MallocInfo(arenas, tot["fc"], tot["fs"], tot["rc"], tot["rs"], mc, ms, tot["sys"],
-                      tot["smax"], tot["at"], tot["am"], L.has_fastbins)
+    return MallocInfo(
+        arenas,
+        tot["fc"],
+        tot["fs"],
+        tot["rc"],
+        tot["rs"],
+        mc,
+        ms,
+        tot["sys"],
+        tot["smax"],
+        tot["at"],
+        tot["am"],
+        L.has_fastbins,
+    )

@@ -12,8 +12,9 @@ from typing import Callable, Dict, Hashable, Mapping, Optional, TypeVar
 Thread = TypeVar("Thread", bound=Hashable)
 
 
-def find_tls_slot(below_tp: Mapping[Thread, bytes], known: Callable[[int], bool],
-                  pointer_size: int = 8, min_hits: int = 1) -> Optional[int]:
+def find_tls_slot(
+    below_tp: Mapping[Thread, bytes], known: Callable[[int], bool], pointer_size: int = 8, min_hits: int = 1
+) -> Optional[int]:
     """The offset below the thread pointer whose word is, in every thread, NULL or `known`.
 
     below_tp: per thread, the bytes just below its thread pointer (the last byte is at
@@ -29,7 +30,7 @@ def find_tls_slot(below_tp: Mapping[Thread, bytes], known: Callable[[int], bool]
         hits = 0
         for block in below_tp.values():
             end = len(block) - off
-            v = int.from_bytes(block[end:end + p], "little")
+            v = int.from_bytes(block[end : end + p], "little")
             if v == 0:
                 continue
             if not known(v):
@@ -41,12 +42,11 @@ def find_tls_slot(below_tp: Mapping[Thread, bytes], known: Callable[[int], bool]
     return best if best_hits >= min_hits else None
 
 
-def slot_values(below_tp: Mapping[Thread, bytes], offset: int,
-                pointer_size: int = 8) -> Dict[Thread, int]:
+def slot_values(below_tp: Mapping[Thread, bytes], offset: int, pointer_size: int = 8) -> Dict[Thread, int]:
     """Each thread's word at `offset` below its thread pointer."""
     out: Dict[Thread, int] = {}
     for label, block in below_tp.items():
         end = len(block) - offset
         if end >= 0:
-            out[label] = int.from_bytes(block[end:end + pointer_size], "little")
+            out[label] = int.from_bytes(block[end : end + pointer_size], "little")
     return out

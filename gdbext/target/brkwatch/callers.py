@@ -82,21 +82,37 @@ def describe(frame) -> dict:
     try:
         sal = frame.find_sal()
         symtab = sal.symtab
-        return {"function": frame.name(), "file": symtab.filename if symtab else None,
-                "line": (sal.line or None) if symtab else None, "pc": frame.pc()}
+        return {
+            "function": frame.name(),
+            "file": symtab.filename if symtab else None,
+            "line": (sal.line or None) if symtab else None,
+            "pc": frame.pc(),
+        }
     except gdb.error:
         return {"function": None, "file": None, "line": None, "pc": None}
 
 
-_ALLOC_ARGS = {"malloc": ("bytes",), "realloc": ("bytes",), "memalign": ("bytes",),
-               "aligned_alloc": ("bytes",), "valloc": ("bytes",), "pvalloc": ("bytes",),
-               "posix_memalign": ("size",), "calloc": ("n", "elem_size")}
+_ALLOC_ARGS = {
+    "malloc": ("bytes",),
+    "realloc": ("bytes",),
+    "memalign": ("bytes",),
+    "aligned_alloc": ("bytes",),
+    "valloc": ("bytes",),
+    "pvalloc": ("bytes",),
+    "posix_memalign": ("size",),
+    "calloc": ("n", "elem_size"),
+}
 
 # Where the request is still readable when the entry point's own argument is optimized out.
-_INNER_REQUEST = {"malloc": ("_int_malloc", "bytes"), "calloc": ("_int_malloc", "bytes"),
-                  "memalign": ("_int_memalign", "bytes"), "aligned_alloc": ("_int_memalign", "bytes"),
-                  "posix_memalign": ("_int_memalign", "bytes"), "valloc": ("_int_memalign", "bytes"),
-                  "pvalloc": ("_int_memalign", "bytes")}
+_INNER_REQUEST = {
+    "malloc": ("_int_malloc", "bytes"),
+    "calloc": ("_int_malloc", "bytes"),
+    "memalign": ("_int_memalign", "bytes"),
+    "aligned_alloc": ("_int_memalign", "bytes"),
+    "posix_memalign": ("_int_memalign", "bytes"),
+    "valloc": ("_int_memalign", "bytes"),
+    "pvalloc": ("_int_memalign", "bytes"),
+}
 
 
 def _read_ints(frame, names) -> Optional[List[int]]:

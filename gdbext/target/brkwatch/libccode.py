@@ -11,8 +11,19 @@ from ...model.brkcode import brk_failure_branch
 from ...model.libcsyms import is_loader, libc_symbols
 from .inferior import proc_maps, read_memory
 
-LIBC_FUNCS = ("__brk", "brk", "__curbrk", "syscall", "__mmap", "mmap", "__munmap", "munmap",
-              "__mremap", "mremap", "mp_")  # mp_: in .symtab when not stripped (static programs)
+LIBC_FUNCS = (
+    "__brk",
+    "brk",
+    "__curbrk",
+    "syscall",
+    "__mmap",
+    "mmap",
+    "__munmap",
+    "munmap",
+    "__mremap",
+    "mremap",
+    "mp_",
+)  # mp_: in .symtab when not stripped (static programs)
 
 
 class Unavailable(Exception):

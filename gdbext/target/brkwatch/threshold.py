@@ -27,8 +27,11 @@ class MmapThreshold:
     def find_with_symbols(self, libc: LibcInfo) -> None:
         self.address, self.how = None, ""
         try:
-            syms = gdb.lookup_static_symbols("mp_") if hasattr(gdb, "lookup_static_symbols") \
+            syms = (
+                gdb.lookup_static_symbols("mp_")
+                if hasattr(gdb, "lookup_static_symbols")
                 else [s for s in (gdb.lookup_static_symbol("mp_"),) if s]
+            )
         except (gdb.error, RuntimeError):
             syms = []
         for s in syms:
@@ -52,14 +55,13 @@ class MmapThreshold:
                 # mmap_threshold has been malloc_par's third word in every glibc with a tcache
                 layout = Layout.for_version(version, target.pointer_size)
                 self.address = libc.syms["mp_"][0] + layout.malloc_par.offset("mmap_threshold")
-                self.how = (f"mp_ from the symbol table of {libc.path}, laid out as "
-                            + (f"glibc {version[0]}.{version[1]}" if version
-                               else "every glibc since 2.26"))
+                self.how = f"mp_ from the symbol table of {libc.path}, laid out as " + (
+                    f"glibc {version[0]}.{version[1]}" if version else "every glibc since 2.26"
+                )
             except (ImportError, KeyError, UserError, gdb.error):
                 pass
 
-    def _find_without_symbols(self, libc: Optional[LibcInfo], log: M.BrkLog,
-                              cur_brk: Optional[int]) -> None:
+    def _find_without_symbols(self, libc: Optional[LibcInfo], log: M.BrkLog, cur_brk: Optional[int]) -> None:
         """mp_ found by its shape (the ptmalloc model) once the main heap exists."""
         if libc is None or log.start_brk is None or self._tries >= MAX_TRIES:
             return
@@ -76,14 +78,18 @@ class MmapThreshold:
             return
         target = Target()
         layout = Layout.for_version(glibc_version(target), target.pointer_size)
-        cands = [m for m in proc_maps(target.pid)
-                 if m.writable and (m.path == libc.path or (m.anonymous and any(
-                     m.start == hi for _, hi in libc.ranges)))]
+        cands = [
+            m
+            for m in proc_maps(target.pid)
+            if m.writable
+            and (m.path == libc.path or (m.anonymous and any(m.start == hi for _, hi in libc.ranges)))
+        ]
         found = None
         # mp_.sbrk_base: the kernel's start of the heap, or the break malloc found when it first
         # grew the heap (a static program's start-up may have moved the break before that)
-        starts = [log.start_brk] + [e.old_brk for e in list(log.events)[:8]
-                                    if e.kind == "brk" and e.old_brk and e.alloc]
+        starts = [log.start_brk] + [
+            e.old_brk for e in list(log.events)[:8] if e.kind == "brk" and e.old_brk and e.alloc
+        ]
         for start in dict.fromkeys(starts):
             found = find_mp(uncached_memory(), layout, cands, start)
             if found is not None:
@@ -92,8 +98,13 @@ class MmapThreshold:
             self.address = found.address + layout.malloc_par.offset("mmap_threshold")
             self.how = "mp_ found without symbols (" + found.how + ")"
 
-    def read(self, libc: Optional[LibcInfo], log: M.BrkLog, cur_brk: Optional[int],
-             on_error: Callable[[Exception], None]) -> Optional[int]:
+    def read(
+        self,
+        libc: Optional[LibcInfo],
+        log: M.BrkLog,
+        cur_brk: Optional[int],
+        on_error: Callable[[Exception], None],
+    ) -> Optional[int]:
         """mp_.mmap_threshold now, or None while it is not found."""
         if self.address is None:
             self._wait -= 1

@@ -17,13 +17,25 @@ from ..process import connection_type
 from .callers import add_context
 from .catchpoint import CONDITION, CatchCondition, SyscallCatchpoint
 from .hooks import Hook, delete_hooks
-from .inferior import (ARGS, is_selected_progspace, is_x86_64, live_pid, proc_maps, read_u64,
-                       registers, selected_inferior_num, start_brk)
+from .inferior import (
+    ARGS,
+    is_selected_progspace,
+    is_x86_64,
+    live_pid,
+    proc_maps,
+    read_u64,
+    registers,
+    selected_inferior_num,
+    start_brk,
+)
 from .libccode import LibcInfo, Unavailable, after_syscalls, failure_branch, find_libc, syscall_sites
 from .threshold import MmapThreshold
 
-NOT_READABLE_YET = ("the process's memory is not readable yet (a fork gdb keeps, still being "
-                    "set up); the hooks are set at the next prompt with it selected")
+NOT_READABLE_YET = (
+    "the process's memory is not readable yet (a fork gdb keeps, still being "
+    "set up); the hooks are set at the next prompt with it selected"
+)
+
 
 class _Inferior:
     """What brkwatch keeps for one gdb inferior: its log, its hooks (breakpoints sit at the
@@ -54,8 +66,10 @@ class _Inferior:
 def _of_selected_inferior(name: str):
     """An attribute of the selected inferior's state: a hook's stop() and gdb's events run with
     the inferior they concern selected, and the commands show the one the user selected."""
-    return property(lambda self: getattr(self.inferior_state(), name),
-                    lambda self, value: setattr(self.inferior_state(), name, value))
+    return property(
+        lambda self: getattr(self.inferior_state(), name),
+        lambda self, value: setattr(self.inferior_state(), name, value),
+    )
 
 
 class Watcher:
@@ -151,8 +165,10 @@ class Watcher:
             return
         if self.log.pid is not None and self.log.pid != pid:
             n = self.log.summary.events
-            note = (f"log cleared at a new run (process {pid}); {n} event(s) of process "
-                    f"{self.log.pid} were dropped")
+            note = (
+                f"log cleared at a new run (process {pid}); {n} event(s) of process "
+                f"{self.log.pid} were dropped"
+            )
             self.log.clear(note, pid)
             self.execs = 0
             if n:
@@ -167,8 +183,7 @@ class Watcher:
         if libc is None and why == "libc is not loaded yet" and method != "syscall":
             self.waiting = why
             return
-        if libc is not None and method != "syscall" and libc.ranges \
-                and read_u64(libc.ranges[0][0]) is None:
+        if libc is not None and method != "syscall" and libc.ranges and read_u64(libc.ranges[0][0]) is None:
             # gdb 10 announces a kept fork's objfiles before it can read the child's memory:
             # the hooks could not be made (and its syscall catchpoint stops nothing there).
             self.waiting = NOT_READABLE_YET
@@ -180,8 +195,12 @@ class Watcher:
         if self.catchpoint is not None:
             self.method, self.armed_pid, self.waiting = "syscall", pid, ""  # kept from the last run
             return
-        order = {"auto": ("watch", "break", "syscall"), "watch": ("watch", "break", "syscall"),
-                 "break": ("break", "syscall"), "syscall": ("syscall",)}[method]
+        order = {
+            "auto": ("watch", "break", "syscall"),
+            "watch": ("watch", "break", "syscall"),
+            "break": ("break", "syscall"),
+            "syscall": ("syscall",),
+        }[method]
         if libc is None:
             if method != "syscall":
                 self.why_not.append(f"watch, break: {why}")
@@ -230,9 +249,11 @@ class Watcher:
         if sites:
             parts.append("breakpoints around the system call in syscall()")
         if self.options.mmap:
-            for name, alt, handler in (("__mmap", "mmap", self.on_mmap),
-                                       ("__munmap", "munmap", self.on_munmap),
-                                       ("__mremap", "mremap", self.on_mremap)):
+            for name, alt, handler in (
+                ("__mmap", "mmap", self.on_mmap),
+                ("__munmap", "munmap", self.on_munmap),
+                ("__mremap", "mremap", self.on_mremap),
+            ):
                 for after in after_syscalls(self.libc, name, alt):
                     self._hook(after, handler, name.strip("_"))
             parts.append("breakpoints after the system call in mmap, munmap and mremap")
@@ -240,21 +261,32 @@ class Watcher:
 
     def _arm_watch(self) -> str:
         if self.execs:
-            raise Unavailable("the process executed a new program: gdb keeps its copy of the "
-                               "debug registers across an exec, which the kernel cleared, so a "
-                               "watchpoint at an address watched before would never fire")
+            raise Unavailable(
+                "the process executed a new program: gdb keeps its copy of the "
+                "debug registers across an exec, which the kernel cleared, so a "
+                "watchpoint at an address watched before would never fire"
+            )
         if not self.curbrk_addr:
             raise Unavailable("no __curbrk symbol in libc")
         start, size = self._need("__brk", "brk")
         fail = failure_branch(start, size)
         if fail is None:
             raise Unavailable("__brk has no failure branch brkwatch recognises")
-        if any(b.type in (gdb.BP_HARDWARE_WATCHPOINT, gdb.BP_READ_WATCHPOINT, gdb.BP_ACCESS_WATCHPOINT)
-               for b in gdb.breakpoints() or () if b.is_valid()):
+        if any(
+            b.type in (gdb.BP_HARDWARE_WATCHPOINT, gdb.BP_READ_WATCHPOINT, gdb.BP_ACCESS_WATCHPOINT)
+            for b in gdb.breakpoints() or ()
+            if b.is_valid()
+        ):
             raise Unavailable("the user's own hardware watchpoints may need every debug register")
         try:
-            hook = Hook(f"*(void **) {self.curbrk_addr:#x}", self.dispatch, self.on_brk_watch,
-                        "libc __curbrk", gdb.BP_WATCHPOINT, gdb.WP_WRITE)
+            hook = Hook(
+                f"*(void **) {self.curbrk_addr:#x}",
+                self.dispatch,
+                self.on_brk_watch,
+                "libc __curbrk",
+                gdb.BP_WATCHPOINT,
+                gdb.WP_WRITE,
+            )
         except (gdb.error, RuntimeError) as e:
             raise Unavailable(f"no hardware watchpoint ({e})") from None
         self.hooks.append(hook)
@@ -262,8 +294,9 @@ class Watcher:
             raise Unavailable("gdb can only make a software watchpoint here")
         self._hook(fail, self.on_brk_refused, "libc __brk")
         extra = self._arm_raw_and_maps()
-        return "hardware watchpoint on libc's __curbrk, breakpoint on __brk's failure branch" + \
-            (f"; {extra}" if extra else "")
+        return "hardware watchpoint on libc's __curbrk, breakpoint on __brk's failure branch" + (
+            f"; {extra}" if extra else ""
+        )
 
     def _arm_break(self) -> str:
         for after in after_syscalls(self.libc, "__brk", "brk"):
@@ -275,8 +308,10 @@ class Watcher:
         nrs = [NR["brk"]] + (list(MAPPING_CALLS) if self.options.mmap else [])
         self.catchpoint = SyscallCatchpoint.create(nrs, CONDITION, silent=not self.options.stop)
         names = "brk" + (", mmap, munmap, mremap" if self.options.mmap else "")
-        return (f"catchpoint {self.catchpoint.number} on the system calls {names} "
-                f"(every system call of the program stops in gdb while it exists)")
+        return (
+            f"catchpoint {self.catchpoint.number} on the system calls {names} "
+            f"(every system call of the program stops in gdb while it exists)"
+        )
 
     def disarm(self, state: Optional[_Inferior] = None):
         """Removes one inferior's hooks (the selected one's by default); the syscall catchpoint
@@ -363,8 +398,11 @@ class Watcher:
         self.libc = None
         start = start_brk(pid)
         where = f"; its heap starts at {start:#x}" if start else ""
-        self.log.new_program(f"process {pid} executed a new program after event #{n}{where}; "
-                             "brkwatch follows it in the new program's libc", start)
+        self.log.new_program(
+            f"process {pid} executed a new program after event #{n}{where}; "
+            "brkwatch follows it in the new program's libc",
+            start,
+        )
         self.waiting = "waiting for the new program's libc"
 
     def _on_before_prompt(self):
@@ -387,10 +425,12 @@ class Watcher:
             state = self.inferior_state(parent.num)
             if state.method != "syscall" or state.armed_pid is None:
                 return
-            note = (f"process {state.armed_pid} forked and gdb keeps the child (inferior "
-                    f"{child.num}): gdb's syscall catchpoint may stop no more system calls of "
-                    "either process, whose brk changes may be missing from here on "
-                    "('brkwatch on --method break' does not depend on it)")
+            note = (
+                f"process {state.armed_pid} forked and gdb keeps the child (inferior "
+                f"{child.num}): gdb's syscall catchpoint may stop no more system calls of "
+                "either process, whose brk changes may be missing from here on "
+                "('brkwatch on --method break' does not depend on it)"
+            )
             state.log.notes.append(note)
             self.inferior_state(child.num).log.notes.append(note)
             gdb.write(f"brkwatch: {note}\n")
@@ -403,8 +443,9 @@ class Watcher:
             state = self.inferior_state(inf.num if inf is not None else None)
             code = getattr(event, "exit_code", None)
             if state.log.pid is not None and self.on:
-                state.log.notes.append(f"process {state.log.pid} exited"
-                                       + (f" with code {code}" if code is not None else ""))
+                state.log.notes.append(
+                    f"process {state.log.pid} exited" + (f" with code {code}" if code is not None else "")
+                )
             if state.method in ("watch", "break"):
                 self.disarm(state)
                 state.waiting = "waiting for the program to start"
@@ -493,7 +534,7 @@ class Watcher:
         p = self.pending.pop(gdb.selected_thread().ptid[1], None)
         if p is None:
             return None
-        rax, = registers(frame, ("rax",))
+        (rax,) = registers(frame, ("rax",))
         return self._decode(p[0], p[1], rax)
 
     def on_mmap(self, frame):
@@ -539,19 +580,29 @@ class Watcher:
     # ---- status -------------------------------------------------------------------------
     def status(self) -> dict:
         self._check_catchpoint()
-        return {"on": self.on, "options": self.options.to_json(), "method": self.method,
-                "hooks": self.method_text or None, "waiting": self.waiting or None,
-                "not_used": list(self.why_not), "events": self.log.summary.events,
-                "kept": len(self.log), "pid": self.log.pid, "inferior": selected_inferior_num(),
-                "notes": list(self.log.notes),
-                "threshold_source": self.threshold.how or None, "errors": self.errors,
-                "last_error": self.last_error or None}
+        return {
+            "on": self.on,
+            "options": self.options.to_json(),
+            "method": self.method,
+            "hooks": self.method_text or None,
+            "waiting": self.waiting or None,
+            "not_used": list(self.why_not),
+            "events": self.log.summary.events,
+            "kept": len(self.log),
+            "pid": self.log.pid,
+            "inferior": selected_inferior_num(),
+            "notes": list(self.log.notes),
+            "threshold_source": self.threshold.how or None,
+            "errors": self.errors,
+            "last_error": self.last_error or None,
+        }
 
 
 def _file_ranges(pid: int) -> M.FileRanges:
     """The process's file mappings now: an mmap over them is not an anonymous mapping."""
-    return M.FileRanges((m.start, m.end) for m in proc_maps(pid)
-                        if not m.anonymous and not m.path.startswith("["))
+    return M.FileRanges(
+        (m.start, m.end) for m in proc_maps(pid) if not m.anonymous and not m.path.startswith("[")
+    )
 
 
 WATCHER = Watcher()
