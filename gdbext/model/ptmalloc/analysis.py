@@ -168,6 +168,9 @@ class ArenaState:
         return d
 
 
+PRELOAD_MAX = 512 << 20  # heaps up to this size are read whole for the lists-only walk
+
+
 def _chunk_dict(c: Chunk) -> dict:
     return {
         "address": c.address,
@@ -511,6 +514,11 @@ def _walk_lists_only(
         return (seg.start, seg.end) if seg is not None else None
 
     steps = Steps(max(max_list, 1) * 4, max_list, span=span)
+    heaps = [(s.start, s.end) for a in state.arenas for s in a.heaps]
+    if sum(hi - lo for lo, hi in heaps) <= PRELOAD_MAX:
+        # A long bin wanders over the whole heap, often several times: reading the heaps once
+        # in large pieces costs less than a small read at each turn (far less on gdb 16).
+        reader.preload(heaps)
     _walk_lists(state, reader, L, tcaches, steps)
     _check_list_membership(state, problems)
     reader.shrink(256)  # the state keeps its Reader: not the list walks' 64 MiB

@@ -50,6 +50,23 @@ class Reader:
             self._blocks.popitem(last=False)
         return data
 
+    def preload(self, ranges, piece: int = 1 << 20) -> None:
+        """Read `ranges` (start, end) whole, in large sequential pieces, into the cache: a list
+        walk that wanders over a whole heap then costs a few large reads, not a small read at
+        every turn (the cache grows to hold them; shrink() gives the room back)."""
+        for start, end in ranges:
+            lo, hi = start & ~(BLOCK - 1), end  # a partial last block is left to _block
+            self._max = max(self._max, len(self._blocks) + (hi - lo) // BLOCK + 16)
+            for base in range(lo, hi, piece):
+                n = min(piece, hi - base)
+                try:
+                    self.reads += 1
+                    data = self.mem.read(base, n)
+                except MemoryReadError:
+                    continue  # left to the blocks' own reads, which see each failure exactly
+                for off in range(0, len(data) - BLOCK + 1, BLOCK):
+                    self._blocks[base + off] = data[off : off + BLOCK]
+
     def shrink(self, max_blocks: int) -> None:
         """Keep at most max_blocks blocks from now on (the most recently used)."""
         self._max = max_blocks
