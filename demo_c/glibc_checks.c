@@ -42,25 +42,7 @@
 #pragma GCC diagnostic ignored "-Wuse-after-free"
 #endif
 
-static int safe_linking;
-#define PROTECT_PTR(pos, ptr) \
-    ((uintptr_t)(ptr) ^ (safe_linking ? (uintptr_t)(pos) >> 12 : 0))
-
-static void see_safe_linking(void *first_freed)
-{
-    safe_linking = *(uintptr_t *)first_freed != 0;
-    fact("safe_linking=%d", safe_linking);
-}
-
-static int nlive;
-
-static void *live(size_t n)
-{
-    void *p = malloc(n);
-    demo_check(p != NULL, "malloc");
-    fact("live.%d=0x%lx", nlive++, (unsigned long)p);
-    return p;
-}
+#include "heap_demo.h"
 
 static uintptr_t *size_field(void *chunk)
 {
