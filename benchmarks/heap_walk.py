@@ -134,7 +134,7 @@ class Runner:
         return took, gdb_peak, peak, text
 
 
-COUNT = ("python from gdbext.target.heap import heap_view; from gdbext.target.process import "
+COUNT = ("python from gdbext.inferior.heap import heap_view; from gdbext.inferior.process import "
          "Target; print('CHUNKS', sum(a.chunk_count for a in heap_view(Target()).state.arenas))")
 
 

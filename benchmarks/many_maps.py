@@ -29,7 +29,7 @@ MAX_RATIO = 15.0  # per 10x mappings; linear is 10
 MEASURE = r'''
 import gdb, re, time, json
 def _measure(cmd, out):
-    import gdbext.target.process as P, gdbext.target.memory as M
+    import gdbext.inferior.process as P, gdbext.inferior.memory as M
     P._facts_cache.clear(); M._invalidate()
     status = lambda k: int(re.search(k + r":\s*(\d+)", open("/proc/self/status").read()).group(1))
     rss, c0, t0 = status("VmRSS"), time.process_time(), time.perf_counter()

@@ -23,7 +23,7 @@ def _load():
 
     try:
         from gdbext.commands import register
-        from gdbext.target.memory import install_invalidation
+        from gdbext.inferior.memory import install_invalidation
 
         install_invalidation()
         register()

@@ -2,7 +2,7 @@
 
 from ..render import fmt, jsonout
 from ..render.table import Table
-from ..target.process import Target
+from ..inferior.process import Target
 from .base import GdbextCommand
 from .edge import arena_view, heap_view, target_json
 from .heapbase import arena_name, print_header, problems, problems_json

@@ -10,7 +10,7 @@ import gdb
 from ..render import style
 from ..render.escape import printable
 from ..render.table import Table
-from ..target.errors import UserError
+from ..inferior.errors import UserError
 
 
 class _ArgError(Exception):
@@ -162,7 +162,7 @@ class GdbextCommand(gdb.Command):
 
 
 def _require_stopped() -> None:
-    from ..target.process import require_stopped  # the target layer loads at first use
+    from ..inferior.process import require_stopped  # the inferior layer loads at first use
 
     require_stopped()
 

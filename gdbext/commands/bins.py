@@ -1,8 +1,8 @@
 """bins: every non-empty free list — each thread's tcache and each arena's bins."""
 
 from ..render import jsonout
-from ..target.errors import UserError
-from ..target.process import Target
+from ..inferior.errors import UserError
+from ..inferior.process import Target
 from ..views import bins as bins_view
 from ..views.bins import KINDS
 from .base import GdbextCommand

@@ -4,13 +4,13 @@ from ..model import brklog as M
 from ..model.brkoptions import Options
 from ..render import brkwatch as view
 from ..render import jsonout
-from ..target.errors import UserError
+from ..inferior.errors import UserError
 from .base import GdbextCommand
 
 
 def _bw():
     """The watcher and its helpers, loaded on first use: gdb start-up stays cheap."""
-    from ..target import brkwatch
+    from ..inferior import brkwatch
 
     return brkwatch
 
@@ -18,8 +18,8 @@ def _bw():
 def _target_doc():
     """The usual "target" object; the log outlives the process, so it may have none."""
     try:
-        from ..target.libc import target_json
-        from ..target.process import Target
+        from ..inferior.libc import target_json
+        from ..inferior.process import Target
 
         return target_json(Target())
     except Exception:  # not running: the log is still worth showing

@@ -2,8 +2,8 @@
 
 from ..model.regions import region_at
 from ..render import jsonout
-from ..target.errors import UserError
-from ..target.process import Target, evaluate_address
+from ..inferior.errors import UserError
+from ..inferior.process import Target, evaluate_address
 from ..views import chunk as chunk_views
 from .base import GdbextCommand
 from .edge import chunk_view, target_json, regions

@@ -1,53 +1,53 @@
 """The target functions commands call, imported on first call.
 
-Registering the commands at gdb start-up needs only their names and options; the target layer
+Registering the commands at gdb start-up needs only their names and options; the inferior layer
 and the models behind it load when a command first runs, so loading gdbext stays cheap.
 """
 
 
 def heap_view(target):
-    from ..target.heap import heap_view as f
+    from ..inferior.heap import heap_view as f
 
     return f(target)
 
 
 def chunk_view(target, address):
-    from ..target.heap import chunk_view as f
+    from ..inferior.heap import chunk_view as f
 
     return f(target, address)
 
 
 def target_json(target):
-    from ..target.libc import target_json as f
+    from ..inferior.libc import target_json as f
 
     return f(target)
 
 
 def regions(target):
-    from ..target.regions import regions as f
+    from ..inferior.regions import regions as f
 
     return f(target)
 
 
 def resident_sizes(target):
-    from ..target.mappings import resident_sizes as f
+    from ..inferior.mappings import resident_sizes as f
 
     return f(target)
 
 
 def stack_rows(target, wanted):
-    from ..target.stackuse import stack_rows as f
+    from ..inferior.stackuse import stack_rows as f
 
     return f(target, wanted)
 
 
 def maps_unreadable(target):
-    from ..target.mappings import maps_unreadable as f
+    from ..inferior.mappings import maps_unreadable as f
 
     return f(target)
 
 
 def arena_view(target):
-    from ..target.heap import arena_view as f
+    from ..inferior.heap import arena_view as f
 
     return f(target)

@@ -3,13 +3,13 @@ expression), and write the anchors' header and the problems a view built."""
 
 from typing import Optional, TYPE_CHECKING
 
-from ..target.errors import UserError
-from ..target.process import evaluate_address
+from ..inferior.errors import UserError
+from ..inferior.process import evaluate_address
 from ..views.heap import arena_name, header_items
 from ..views.problems import problem_items, problems_json, problems_within
 
-if TYPE_CHECKING:  # the target layer loads when a command runs, not at start-up
-    from ..target.heap import HeapView
+if TYPE_CHECKING:  # the inferior layer loads when a command runs, not at start-up
+    from ..inferior.heap import HeapView
 
 
 def select_arenas(view: "HeapView", spec: Optional[str]):

@@ -4,8 +4,8 @@ import argparse
 
 from ..model.ptmalloc import STATES
 from ..render import fmt
-from ..target.errors import UserError
-from ..target.process import Target
+from ..inferior.errors import UserError
+from ..inferior.process import Target
 from ..views import heapchunks as chunks_view
 from .base import GdbextCommand
 from .edge import heap_view, target_json

@@ -1,8 +1,8 @@
 """threadstacks: every thread's stack, how much of it is in use, and how deep it has been."""
 
 from ..render import jsonout
-from ..target.errors import UserError
-from ..target.process import Target
+from ..inferior.errors import UserError
+from ..inferior.process import Target
 from ..views import threadstacks as stacks_views
 from ..views.threadstacks import no_threads_text, short as _short
 from .base import GdbextCommand

@@ -5,8 +5,8 @@ import re
 
 from ..model.regions import CLASSES, KINDS, neighbours, region_at
 from ..render import jsonout
-from ..target.errors import UserError
-from ..target.process import Target, evaluate_address
+from ..inferior.errors import UserError
+from ..inferior.process import Target, evaluate_address
 from ..views import vmmap as vmmap_views
 from .base import GdbextCommand
 from .edge import maps_unreadable, target_json, regions, resident_sizes

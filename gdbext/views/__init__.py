@@ -6,8 +6,8 @@ table. An output item is one of
   - a line: a list of (text, style token or None) pieces,
   - a render.table.Table,
   - a str: raw text written as it is (the hand-made fast paths, already laid out).
-Commands call the target layer, then a view, then write (`Output.emit`). Nothing here imports
-gdb, gdbext.target or gdbext.commands (tests/unit/test_layers.py), so the output is tested on
+Commands call the inferior layer, then a view, then write (`Output.emit`). Nothing here imports
+gdb, gdbext.inferior or gdbext.commands (tests/unit/test_layers.py), so the output is tested on
 heap images and records (tests/unit/test_views.py).
 """
 

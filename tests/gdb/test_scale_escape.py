@@ -111,7 +111,7 @@ COMMANDS = ("vmmap --summary", "heapchunks", "arenas")
 MEASURE = r'''
 import gdb, re, time
 def _measure(cmd, out):
-    import gdbext.target.process as P, gdbext.target.memory as M
+    import gdbext.inferior.process as P, gdbext.inferior.memory as M
     P._facts_cache.clear(); M._invalidate()   # each command computes its facts afresh
     status = lambda k: int(re.search(k + r":\s*(\d+)", open("/proc/self/status").read()).group(1))
     rss, c0 = status("VmRSS"), time.process_time()

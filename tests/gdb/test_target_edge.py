@@ -171,7 +171,7 @@ def wait_until_stopped(g):
     raise AssertionError("the threads never stopped:\n" + g.cmd("info threads"))
 
 
-COUNT_COMPUTES = ("python import gdbext.target.process as P; n = [0]; "
+COUNT_COMPUTES = ("python import gdbext.inferior.process as P; n = [0]; "
                   "[P.cached('edge-test', lambda: n.append(1)) for _ in range(2)]; "
                   "print('computed', len(n) - 1)")
 

@@ -139,7 +139,7 @@ def test_program_break_is_libcs(gdb_session):
     saw at start-up, and gdb's look-up of the name answers with ld.so's."""
     g = gdb_session(demo("sbrk_grow"), "grow")
     g.run_to("after")
-    text = g.cmd("python from gdbext.target import regions as R, mappings as M, process as P; "
+    text = g.cmd("python from gdbext.inferior import regions as R, mappings as M, process as P; "
                  "t = P.Target(); print('BREAK', R.program_break(t, M.mappings(t)))")
     assert_clean(text)
     assert text.splitlines()[-1] == f"BREAK ({g.facts['brk.before']}, {g.facts['brk.after']})", text

@@ -32,7 +32,7 @@ def _imports(path: str):
 @pytest.mark.parametrize("path", list(_modules()))
 def test_no_gdb_below_the_edge(path):
     bad = [m for m in _imports(path)
-           if m == "gdb" or m.startswith("gdb.") or "target" in m.split(".") or "commands" in m.split(".")]
+           if m == "gdb" or m.startswith("gdb.") or "inferior" in m.split(".") or "commands" in m.split(".")]
     assert not bad, f"gdbext/{path} imports {bad}: the model and the views must not reach gdb"
 
 

@@ -9,7 +9,7 @@ import gdb
 
 from ...model.brkcode import brk_failure_branch
 from ...model.libcsyms import is_loader, libc_symbols
-from .inferior import proc_maps, read_memory
+from .running import proc_maps, read_memory
 
 LIBC_FUNCS = (
     "__brk",

@@ -17,7 +17,7 @@ from ..process import connection_type
 from .callers import add_context
 from .catchpoint import CONDITION, CatchCondition, SyscallCatchpoint
 from .hooks import Hook, delete_hooks
-from .inferior import (
+from .running import (
     ARGS,
     is_selected_progspace,
     is_x86_64,

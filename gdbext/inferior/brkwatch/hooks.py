@@ -5,7 +5,7 @@ from typing import Callable
 
 import gdb
 
-from .inferior import selected_inferior_num
+from .running import selected_inferior_num
 
 
 class Hook(gdb.Breakpoint):

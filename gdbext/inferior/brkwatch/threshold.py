@@ -8,7 +8,7 @@ import gdb
 
 from ...model import brklog as M
 from ..errors import UserError
-from .inferior import proc_maps, read_u64, uncached_memory
+from .running import proc_maps, read_u64, uncached_memory
 from .libccode import LibcInfo
 
 THRESHOLD_RETRY = 32  # events between attempts to find mp_ without symbols
