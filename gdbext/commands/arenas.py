@@ -4,7 +4,7 @@ from ..render import fmt, jsonout
 from ..render.table import Table
 from ..inferior.process import Target
 from .base import GdbextCommand
-from .edge import arena_view, heap_view, target_json
+from .lazy_inferior import arena_view, heap_view, target_json
 from .heapbase import arena_name, print_header, problems, problems_json
 
 MP_SHOWN = (

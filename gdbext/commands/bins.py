@@ -6,7 +6,7 @@ from ..inferior.process import Target
 from ..views import bins as bins_view
 from ..views.bins import KINDS
 from .base import GdbextCommand
-from .edge import heap_view, target_json
+from .lazy_inferior import heap_view, target_json
 
 
 class Bins(GdbextCommand):

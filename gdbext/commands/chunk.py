@@ -6,7 +6,7 @@ from ..inferior.errors import UserError
 from ..inferior.process import Target, evaluate_address
 from ..views import chunk as chunk_views
 from .base import GdbextCommand
-from .edge import chunk_view, target_json, regions
+from .lazy_inferior import chunk_view, target_json, regions
 
 
 class ChunkCommand(GdbextCommand):

@@ -8,7 +8,7 @@ from ..inferior.errors import UserError
 from ..inferior.process import Target
 from ..views import heapchunks as chunks_view
 from .base import GdbextCommand
-from .edge import heap_view, target_json
+from .lazy_inferior import heap_view, target_json
 from .heapbase import select_arenas
 
 

@@ -6,7 +6,7 @@ from ..inferior.process import Target
 from ..views import threadstacks as stacks_views
 from ..views.threadstacks import no_threads_text, short as _short
 from .base import GdbextCommand
-from .edge import target_json, stack_rows
+from .lazy_inferior import target_json, stack_rows
 
 
 class ThreadSelection:

@@ -9,7 +9,7 @@ from ..inferior.errors import UserError
 from ..inferior.process import Target, evaluate_address
 from ..views import vmmap as vmmap_views
 from .base import GdbextCommand
-from .edge import maps_unreadable, target_json, regions, resident_sizes
+from .lazy_inferior import maps_unreadable, target_json, regions, resident_sizes
 
 _EXPRESSION_START = re.compile(r"^[0-9$&*(\-]")
 

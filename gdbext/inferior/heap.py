@@ -37,7 +37,7 @@ from ..model.regions import Claim, Mapping
 from .errors import UserError
 from .libc import glibc_version_found, has_libc_debug_types, libc_starts as _libc_starts
 from .libc import version_text
-from .malloc import libc_struct_info, libc_symbol, per_thread_pointers, restarted_checkpoint
+from .debuginfo import libc_struct_info, libc_symbol, per_thread_pointers, restarted_checkpoint
 from .mappings import mappings
 from .process import Target, cached, cached_already
 from .threads import list_threads

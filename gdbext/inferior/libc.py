@@ -8,12 +8,12 @@ from typing import Optional, Tuple
 from ..model.libcsyms import libc_symbols
 from ..model.libcversion import looks_like_libc, version_from_bare_string, version_from_bytes
 from ..model.memory import MemoryReadError
-from .malloc import libc_struct_info
+from .debuginfo import libc_struct_info
 from .mappings import mappings
 from .process import Target, cached, symbol_address
 
 
-def libc_mappings(target: Target):
+def _libc_file_mappings(target: Target):
     return [m for m in mappings(target) if looks_like_libc(m.path)]
 
 
@@ -27,7 +27,7 @@ def glibc_version_found(target: Target) -> Tuple[Optional[Tuple[int, int]], str]
 
 
 def _glibc_version(target: Target):
-    maps = libc_mappings(target)
+    maps = _libc_file_mappings(target)
     if not maps:
         # A static binary carries glibc inside the executable: look in its read-only segments.
         exe = next(

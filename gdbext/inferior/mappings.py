@@ -249,11 +249,6 @@ def resident_sizes(target: Target) -> Tuple[Optional[Dict[int, int]], Optional[s
     return None, None
 
 
-def resident_bytes(target: Target) -> Optional[Dict[int, int]]:
-    """Resident bytes per mapping start, for a live process (local, or remote through gdbserver)."""
-    return resident_sizes(target)[0]
-
-
 def _file_blocks(path: str, size: int = 1 << 20):
     with open(path, "rb") as f:
         while True:

@@ -10,12 +10,8 @@ from dataclasses import dataclass, field
 from typing import Deque, Dict, List, Optional, Tuple
 
 PAGE = 0x1000
-MAP_FIXED = 0x10
 MAP_ANONYMOUS = 0x20
-MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 KINDS = ("brk", "mmap", "munmap", "mremap")
-# x86-64 system call numbers
-SYSCALLS_X86_64 = {12: "brk", 9: "mmap", 11: "munmap", 25: "mremap"}
 
 ALLOC_FUNCTIONS = (
     "malloc",

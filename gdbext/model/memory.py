@@ -5,7 +5,7 @@ provides a gdb-backed Memory, tests a BytesMemory built from recorded or synthet
 """
 
 from bisect import bisect_right
-from typing import Iterable, List, Optional, Protocol, Tuple
+from typing import Iterable, List, Protocol, Tuple
 
 
 class MemoryReadError(Exception):
@@ -49,8 +49,3 @@ class BytesMemory:
             if off + size <= len(data):
                 return data[off : off + size]
         raise MemoryReadError(address, size)
-
-
-def read_uint(mem: Memory, address: int, size: Optional[int] = None) -> int:
-    size = size or mem.pointer_size
-    return int.from_bytes(mem.read(address, size), "little")

@@ -133,16 +133,6 @@ class ArenaState:
     def chunk_count(self) -> int:
         return sum(len(s) for s in self.heaps)
 
-    @property
-    def bytes_in_use(self) -> int:
-        t = self.totals()
-        return sum(t.get(k, {}).get("bytes", 0) for k in ("used", "tcache", "fastbin"))
-
-    @property
-    def bytes_free(self) -> int:
-        t = self.totals()
-        return sum(t.get(k, {}).get("bytes", 0) for k in ("unsorted", "smallbin", "largebin", "top"))
-
     def as_dict(self, chunks: bool = False) -> dict:
         d = {
             "address": self.address,
@@ -198,7 +188,6 @@ class HeapState:
         self._segs: List[Tuple[int, HeapSegment]] = []
         self._last: Optional[HeapSegment] = None
         self._disjoint = False
-        self._marked: Dict[HeapSegment, Dict[int, int]] = {}  # locate(): address -> index
         self._mmapped_search: Optional[tuple] = None  # (what was searched, problems it found)
 
     # ---- lookups ----
@@ -477,7 +466,6 @@ def _analyze(
     locate = _Locator(state) if L.size_sz == L.pointer_size else None
     steps = Steps(max(max_list, 1) * 16, max_list, is_chunk=lambda address: state.locate(address) is not None)
     _walk_lists(state, reader, L, tcaches, steps, locate)
-    state._marked = {}
 
     state.mmapped = _find_mmapped(reader, L, candidates, state, pagesize, heap_ranges, earlier)
     _assign_states(state, problems)
@@ -666,7 +654,6 @@ def _analyze_focus(
                 state.tcache[label] = walk_tcache(
                     reader, L, label, addr, state.in_heap, steps, problems, fill, locate
                 )
-    state._marked = {}
     _assign_states(state, problems, unwalked)
     # glibc's checks on what was walked (mallinfo2's needs every chunk: heapchunks has it).
     for arena in state.arenas:

@@ -71,10 +71,6 @@ def _lay_out(name: str, members, align_cap: int) -> Struct:
     return Struct(name, sizeof, fields)
 
 
-def _at_least(version, other) -> bool:
-    return version is None or tuple(version) >= other
-
-
 @dataclass(frozen=True)
 class Layout:
     """Everything the model needs to know about one glibc build's malloc data structures."""

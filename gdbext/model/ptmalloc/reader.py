@@ -20,7 +20,6 @@ class Reader:
         self.pointer_size = pointer_size
         self._blocks: OrderedDict[int, Optional[bytes]] = OrderedDict()
         self._max = max_blocks
-        self.reads = 0
 
     def read(self, address: int, size: int) -> bytes:
         if address < 0 or size < 0 or address + size > 1 << (8 * self.pointer_size):
@@ -31,7 +30,6 @@ class Reader:
             if block is not None:
                 off = address - base
                 return block[off : off + size]
-        self.reads += 1
         return self.mem.read(address, size)
 
     def _block(self, base: int) -> Optional[bytes]:
@@ -39,7 +37,6 @@ class Reader:
             self._blocks.move_to_end(base)
             return self._blocks[base]
         try:
-            self.reads += 1
             data = self.mem.read(base, BLOCK)
         except MemoryReadError:
             data = None
@@ -60,7 +57,6 @@ class Reader:
             for base in range(lo, hi, piece):
                 n = min(piece, hi - base)
                 try:
-                    self.reads += 1
                     data = self.mem.read(base, n)
                 except MemoryReadError:
                     continue  # left to the blocks' own reads, which see each failure exactly

@@ -1,4 +1,4 @@
-"""The target functions commands call, imported on first call.
+"""The inferior layer's entry points the commands call, each imported on its first call.
 
 Registering the commands at gdb start-up needs only their names and options; the inferior layer
 and the models behind it load when a command first runs, so loading gdbext stays cheap.

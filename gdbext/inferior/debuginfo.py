@@ -1,4 +1,4 @@
-"""What the glibc malloc model needs from gdb: debug types, symbols and per-thread TLS pointers."""
+"""Debug types, symbols and per-thread TLS pointers, from gdb (what the heap model needs from debug info)."""
 
 from typing import Dict, Optional, Tuple
 
