@@ -161,18 +161,52 @@ if [ "$uninstall" = 1 ]; then
   exit 0
 fi
 
+can_apt() { [ "$deps" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
+apt_updated=0
+apt_install() {  # apt_install PACKAGE...: quietly; the package lists are updated once per run
+  if [ "$apt_updated" = 0 ]; then
+    apt-get update -qq || true
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
 # 1. System tools: gdb with Python, a C compiler and make, venv for gdb's Python.
 missing=()
 command -v gdb >/dev/null || missing+=(gdb)
 command -v gcc >/dev/null || missing+=(gcc)
 command -v make >/dev/null || missing+=(make)
 if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$deps" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  if can_apt; then
     say "installing ${missing[*]} with apt"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    apt_install "${missing[@]}"
   else
     echo "install.sh: missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]}) or run as root with --deps" >&2
     exit 1
+  fi
+fi
+
+# Packages only the tests use; each one's tests are skipped (pytest -rs says why) without it:
+# libc's debug symbols, gdbserver (remote targets), musl-gcc (a non-glibc malloc), jemalloc.
+optional=(libc6-dbg gdbserver musl-tools libjemalloc2)
+absent=()
+if command -v dpkg >/dev/null; then
+  for p in "${optional[@]}"; do
+    case "$(dpkg -s "$p" 2>/dev/null || true)" in *"Status: install ok installed"*) ;; *) absent+=("$p") ;; esac
+  done
+fi
+if [ ${#absent[@]} -gt 0 ]; then
+  if can_apt; then
+    say "installing ${absent[*]} with apt (for the tests)"
+    if ! apt_install "${absent[@]}" 2>/dev/null; then
+      for p in "${absent[@]}"; do  # one at a time: a package this distribution lacks stops no other
+        if ! err=$(apt_install "$p" 2>&1); then
+          echo "install.sh: could not install $p with apt${err:+ (${err##*$'\n'})}; the tests that need it will be skipped" >&2
+        fi
+      done
+    fi
+  else
+    say "the tests also use ${absent[*]} (not installed; those tests are skipped): --deps as root installs them"
   fi
 fi
 
@@ -198,10 +232,9 @@ say "gdb embeds Python $gdb_pyver ($gdb_python)"
 # 3. A virtualenv made with that Python, holding gdbext's dependencies (and the test tools).
 venv="$here/.venv"
 if ! "$gdb_python" -c 'import venv, ensurepip' 2>/dev/null; then
-  if [ "$deps" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  if can_apt; then
     say "installing python$gdb_pyver-venv with apt"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "python$gdb_pyver-venv" >/dev/null \
-      || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    apt_install "python$gdb_pyver-venv" 2>/dev/null || apt_install python3-venv
   else
     echo "install.sh: python$gdb_pyver lacks venv; install python3-venv or run as root with --deps" >&2
     exit 1
