@@ -7,6 +7,7 @@
 #     --no-gdbinit  leave ~/.gdbinit alone; print the line to source instead
 #     --uninstall   remove exactly the line this script added to ~/.gdbinit, restoring the file
 #     --tour        afterwards, run gdb on the demos and show every command's output
+#     --quiet       only what you must act on (the line to add, replacements, failures)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,7 +22,7 @@ for arg in "$@"; do
     --uninstall) uninstall=1 ;;
     --tour) tour=1 ;;
     --quiet) quiet=1 ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
   esac
 done
