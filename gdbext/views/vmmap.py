@@ -1,12 +1,74 @@
 """vmmap's documents and tables: the regions, their totals per kind and class, and the region
 that holds one address (or its neighbours when none does)."""
 
-from typing import Iterator, List, Optional
+import fnmatch
+import os
+import re
+from typing import Callable, Iterator, List, Optional, Tuple
 
 from ..model.regions import CLASSES, KINDS
 from ..render import fmt
 from ..render.table import Table
 from . import Item, line
+
+
+WILDCARDS = "*?"
+# What an expression starts with and a path or label never does (a number, a register or
+# convenience variable, &x, *p, (x), -x, a quoted name or string): tried as an expression first.
+_EXPRESSION_START = re.compile(r"""^[0-9$&*(\-'"!~+]""")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def starts_like_expression(text: str) -> bool:
+    return bool(_EXPRESSION_START.match(text))
+
+
+def is_identifier(text: str) -> bool:
+    """A bare name: a kind or a pattern to vmmap, and perhaps also a symbol to gdb."""
+    return bool(_IDENTIFIER.match(text))
+
+
+def pattern_matcher(pattern: str) -> Callable[..., bool]:
+    """Whether a region matches PATTERN.
+
+    Without wildcards, a substring of the path, the label or the description ('thread-stack of
+    thread 3'), brackets included: `[heap]`, `[stack]`, `[vdso]` match those labels, and
+    `[KIND]` also matches every region of that kind (a core file's heap has no `[heap]` path).
+    With shell wildcards (`*`, `?`; `[` stays literal) the whole of one name must match: the
+    path, its basename (`lib*`, `*.so*`), the label, the kind or the description."""
+    special_kind = pattern[1:-1] if pattern.startswith("[") and pattern.endswith("]") else None
+    if special_kind not in KINDS:
+        special_kind = None
+    if not any(c in pattern for c in WILDCARDS):
+
+        def literal(r) -> bool:
+            return (
+                pattern in r.path
+                or pattern in r.label
+                or pattern in r.describe()
+                or special_kind is not None
+                and r.kind == special_kind
+            )
+
+        return literal
+    regex = re.compile(fnmatch.translate(pattern.replace("[", "[[]")), re.DOTALL)
+
+    def wildcard(r) -> bool:
+        names = [r.path, os.path.basename(r.path), r.label, r.kind, r.describe()]
+        if r.label.startswith("/"):
+            names.append(os.path.basename(r.label))
+        return any(n and regex.match(n) for n in names)
+
+    return wildcard
+
+
+def select(regs, text: str) -> Tuple[str, list]:
+    """("kind", its regions) when TEXT is a kind's name, else ("pattern", the regions it
+    matches, perhaps none)."""
+    if text in KINDS:
+        return "kind", [r for r in regs if r.kind == text]
+    match = pattern_matcher(text)
+    return "pattern", [r for r in regs if match(r)]
 
 
 def region_json(r) -> dict:
