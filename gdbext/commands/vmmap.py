@@ -27,7 +27,7 @@ class Vmmap(GdbextCommand):
         "A KIND's name shows the regions of that kind (as --kind does). A PATTERN keeps the\n"
         "regions whose path, label or description holds it: [heap], [stack] and [vdso] as\n"
         "printed; with shell wildcards (* and ?) it matches a whole name: the path, its\n"
-        "basename (lib*, *.so*), the label or the kind.\n"
+        "basename (lib*, *.so*), the label or the kind. One quoted word is a pattern.\n"
         "A word is a kind first, then a pattern, then an expression; one that starts as an\n"
         "expression does ($sp, &x, *p, 0x..., (x)) is an expression first, and a pattern when\n"
         "gdb cannot evaluate it (*sqlite*). When a name is also a symbol vmmap says which it\n"
@@ -98,6 +98,13 @@ class Vmmap(GdbextCommand):
 
     def _resolve(self, what, regs):
         """What WHAT names: a kind, a pattern (a _Filter) or an address (Evaluated)."""
+        inside = vmmap_views.unquoted(what)
+        if inside is not None:
+            # A quoted word is a pattern ("/tmp/my dir"), and never a string literal: gdb would
+            # put one in the inferior's memory to give it an address. 'x' may be a symbol's name.
+            how, matched = vmmap_views.select(regs, inside)
+            if matched or what[0] == '"':
+                return _Filter(how, matched)
         how, matched = vmmap_views.select(regs, what)
         if how == "kind":
             return _Filter(how, matched, self._also_a_symbol(what, "a kind"))

@@ -23,6 +23,14 @@ def starts_like_expression(text: str) -> bool:
     return bool(_EXPRESSION_START.match(text))
 
 
+def unquoted(text: str) -> Optional[str]:
+    """The text inside, when TEXT is one quoted word ("my dir", '[heap]'): a pattern to vmmap."""
+    q = text[:1]
+    if len(text) >= 2 and q in "'\"" and text[-1] == q and q not in text[1:-1]:
+        return text[1:-1]
+    return None
+
+
 def is_identifier(text: str) -> bool:
     """A bare name: a kind or a pattern to vmmap, and perhaps also a symbol to gdb."""
     return bool(_IDENTIFIER.match(text))

@@ -148,6 +148,11 @@ def test_quotes_are_kept(threads):
     assert doc["address"] == f["data_global"]
     doc = threads.json('vmmap sizeof("a b c") --json')  # a string literal with spaces
     assert doc["address"] == 6
+    # One quoted word is a pattern, never a string literal gdb would copy into the inferior.
+    for command in ('vmmap "[heap]" --json', "vmmap '[heap]' --json", "vmmap 'lib*' --json"):
+        doc = threads.json(command)
+        assert doc["regions"] and doc["filter"]["as"] == "pattern", command
+    one_line_error(threads, 'vmmap "no such path"', "no region matches")
 
 
 def test_chunk_takes_one_expression(heap):

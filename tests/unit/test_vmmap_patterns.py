@@ -74,3 +74,9 @@ def test_what_starts_like_an_expression():
         assert not V.starts_like_expression(text), text
     assert V.is_identifier("main_arena") and not V.is_identifier("lib*")
     assert not V.is_identifier("a.b") and not V.is_identifier("9x")
+
+
+def test_one_quoted_word_is_a_pattern():
+    assert V.unquoted('"my dir/x"') == "my dir/x" and V.unquoted("'[heap]'") == "[heap]"
+    assert V.unquoted("'file.c'::var") is None and V.unquoted('"a" + "b"') is None
+    assert V.unquoted("libc") is None and V.unquoted('"') is None
