@@ -69,13 +69,13 @@ def test_bracketed_labels_match_literally(threads, label):
 def test_wildcards_match_the_basename(threads):
     maps = proc_maps(threads.facts["pid"])
     want = {m.path for m in maps if os.path.basename(m.path).startswith("lib")}
-    assert any("libc.so" in p for p in want)
+    assert any(os.path.basename(p).startswith("libc") for p in want)
     doc = threads.json("vmmap lib* --json")  # a library's bss past its file has its path as label
     assert {r["path"] or r["label"] for r in doc["regions"]} == want
     want = {m.path for m in maps if ".so" in os.path.basename(m.path)}
     doc = threads.json("vmmap *.so* --json")  # an expression gdb cannot evaluate: a pattern
     assert {r["path"] or r["label"] for r in doc["regions"]} == want
-    assert any("ld-linux" in p for p in want)
+    assert any(os.path.basename(p).startswith("ld-") for p in want)
     doc = threads.json("vmmap *libc* --json")
     assert doc["regions"] and all("libc" in (r["path"] or r["label"]) for r in doc["regions"])
     one_line_error(threads, "vmmap *sqlite*", "no region matches '*sqlite*'")
