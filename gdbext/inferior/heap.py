@@ -35,11 +35,13 @@ from ..model.ptmalloc.locate import looks_like_tcache, unaccepted_tcaches
 from ..model.ptmalloc.tls import find_tls_slot, slot_values
 from ..model.regions import Claim, Mapping
 from .errors import UserError
+from .brk import program_break
 from .libc import glibc_version_found, has_libc_debug_types, libc_starts as _libc_starts
 from .libc import version_text
 from .debuginfo import libc_struct_info, libc_symbol, per_thread_pointers, restarted_checkpoint
-from .mappings import mappings
+from .mappings import mappings, maps_unreadable
 from .process import Target, cached, cached_already
+from .stacks import thread_stacks
 from .threads import list_threads
 
 TLS_SPAN = 0x2000  # how far below a thread pointer libc's TLS variables are looked for
@@ -287,8 +289,6 @@ def _note_rebuilt_mappings(target: Target, view: HeapView) -> None:
     """Without /proc/PID/maps the mappings come from memory and symbols, which cannot show
     where malloc's mmapped chunks are: say so, instead of a count mismatch at mp_ that would
     read as corruption."""
-    from .mappings import maps_unreadable
-
     why = maps_unreadable(target)
     if not why:
         return
@@ -343,8 +343,6 @@ def _heuristic(note: str, got) -> str:
 
 def _main_heap_range(target: Target, maps) -> Tuple[Optional[Tuple[int, int]], bool]:
     """((start, end) of the brk heap or None, whether that is the exact program break)."""
-    from .regions import program_break  # regions imports this module for vmmap
-
     brk = program_break(target, maps)
     if brk and brk[1] > brk[0]:
         return brk, True
@@ -387,8 +385,6 @@ def _top_of(target: Target, layout: Layout, arena: int) -> Optional[int]:
 
 def _mmap_candidates(target: Target, maps) -> List[Mapping]:
     """Anonymous read-write mappings that are not the brk heap or a thread's stack."""
-    from .regions import thread_stacks
-
     stacks = sorted((s.low, s.high) for s in thread_stacks(target, maps))
     lows = [lo for lo, _ in stacks]
     reach = list(accumulate((hi for _, hi in stacks), max))  # highest end among stacks[:j+1]
