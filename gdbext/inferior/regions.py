@@ -9,7 +9,6 @@ from typing import List
 import gdb
 
 from ..model import elf
-from ..model.malloc_regions import malloc_claims
 from ..model.memory import MemoryReadError
 from ..model.regions import Claim, Facts, Region, classify
 from .brk import program_break
@@ -48,10 +47,7 @@ def _regions(target: Target) -> List[Region]:
         facts.claims.extend(s.claims())
         if s.main:
             facts.main_thread, facts.main_tid = s.thread, s.tid
-    claims = malloc_claims_from_model(target)
-    if claims is None:  # no glibc heap model: the quick check of each mapping's start
-        claims = malloc_claims(target.memory, maps, loose_perms=target.kind == "core")
-    facts.claims.extend(claims)
+    facts.claims.extend(malloc_claims_from_model(target))
     facts.claims.extend(kernel_claims(maps))
     return classify(maps, facts)
 

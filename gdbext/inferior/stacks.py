@@ -4,9 +4,11 @@ chunk search skips stacks) share them."""
 
 from typing import List, Optional
 
-from ..model.malloc_regions import mmapped_chunks_in
+from ..model.ptmalloc.layout import Layout
+from ..model.ptmalloc.mmapped import chunks_in_mapping
 from ..model.stacks import StackBounds, bounds_from_mappings, heap_chunk_holding, stack_in_block
 from .brk import brk_heap_in
+from .libc import glibc_version
 from .process import Target, cached
 from .threads import list_threads, pthread_block
 
@@ -24,9 +26,10 @@ def malloc_block_stack(target: Target, maps, t) -> Optional[StackBounds]:
     if heap is not None:
         block = heap_chunk_holding(target.memory, heap[0], heap[1], tp)
     elif m.anonymous:
-        for chunk, size, _ in mmapped_chunks_in(target.memory, m, limit=16):
-            if chunk + 16 <= tp < chunk + size:
-                block = (chunk + 16, chunk + size)
+        layout = Layout.for_version(glibc_version(target), target.pointer_size)
+        for c in chunks_in_mapping(target.memory, layout, m, limit=16):
+            if c.user_address(layout) <= tp < c.address + c.size:
+                block = (c.user_address(layout), c.address + c.size)
     if block is None or not block[0] <= (t.sp or block[0]) < block[1]:
         return None
     return stack_in_block(t.num, t.tid, block)
