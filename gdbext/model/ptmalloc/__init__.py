@@ -36,7 +36,7 @@ import importlib
 # Each public name and the submodule that defines it; loaded on first use (PEP 562), so that
 # gdb start-up, which only registers commands, does not pay for the whole model.
 _WHERE = {
-    "analysis": ("ArenaState", "HeapState", "analyze"),
+    "analysis": ("analyze",),
     "arena": ("ArenaHeader", "HeapInfo", "read_arena", "read_heap_info", "read_mp"),
     "bins": ("BinList", "Tcache"),
     "chunks": (
@@ -71,6 +71,7 @@ _WHERE = {
         "libc_data_mappings",
     ),
     "mmapped": ("MmappedChunk", "chunks_in_mapping"),
+    "state": ("ArenaState", "HeapState"),
     "summary": ("MallocInfo", "Mallinfo2"),
 }
 _MODULE_OF = {name: mod for mod, names in _WHERE.items() for name in names}
