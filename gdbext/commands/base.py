@@ -448,9 +448,9 @@ _ARGUMENT_HELP = (
     "\nafter the other arguments."
 )
 _EXPRESSION_HELP = (
-    "\nAn expression is the rest of the line after the options, as typed (quotes, spaces:"
-    "\n'$sp + 8', \"'file.c'::var\"); '--' ends the options, so an expression that starts with"
-    "\n'-' is written after it ('-- -8 + $sp'); a negative number works as it is."
+    "\nAn expression is the rest of the line after the options, as typed, quotes and spaces"
+    "\nkept: $sp + 8, 'file.c'::var. '--' ends the options, so an expression that starts"
+    "\nwith '-' is written after it (-- -8 + $sp); a negative number works as it is."
 )
 
 
