@@ -22,6 +22,7 @@ from ..model.ptmalloc import (
     HeapState,
     Layout,
     Problem,
+    ProblemKind,
     PtmallocError,
     analyze,
     find_corrupt_main_arena,
@@ -191,7 +192,7 @@ def _bounds_view(target: Target) -> HeapView:
                 )
             # Shown as it is, like a corrupt main_arena found by its symbol: the walk reports
             # each bad value.
-            corrupt = Problem(got.address, "main_arena looks corrupt: " + got.how)
+            corrupt = Problem(got.address, ProblemKind.CORRUPT_ARENA, "main_arena looks corrupt: " + got.how)
         main_arena, found["main_arena"] = got.address, _heuristic(found["main_arena"], got)
     if not exact:
         # The brk area is where main_arena's top chunk is (a core has no [heap] label).
@@ -280,7 +281,8 @@ def _model_view(
         view.state.problems.insert(0, i["corrupt"])
     if layout.has_tcache and not view.state.tcache and found.get("tcache", "").startswith("not"):
         view.state.problems.extend(
-            Problem(f.address, "no tcache found: " + f.how) for f in unaccepted_tcaches(view.state)
+            Problem(f.address, ProblemKind.CORRUPT_TCACHE, "no tcache found: " + f.how)
+            for f in unaccepted_tcaches(view.state)
         )
     _note_rebuilt_mappings(target, view)
     return view
@@ -303,9 +305,7 @@ def _note_rebuilt_mappings(target: Target, view: HeapView) -> None:
         state.problems[:] = [
             p
             for p in state.problems
-            if not (
-                p.address == state.mp_address and p.message.startswith("found ") and "mp_ counts" in p.message
-            )
+            if not (p.address == state.mp_address and p.kind is ProblemKind.MMAPPED_COUNT)
         ]
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gdbext.model.ptmalloc import Layout, Problem
+from gdbext.model.ptmalloc import Layout, Problem, ProblemKind
 from gdbext.model.ptmalloc.chunks import (STATES, bin_chunk_size, fastbin_index, largebin_index,
                                           largebin_max_size, reveal_ptr, smallbin_index,
                                           tcache_index)
@@ -238,13 +238,16 @@ def test_chunk_in_no_chunk_names_the_heap_header(real):
 # ---- problems ----
 
 def test_problems_fold_per_cause():
-    alike = [Problem(0x1000 + 0x10 * i, "bad size 0x%x" % i) for i in range(LISTED_PER_CAUSE + 5)]
-    other = [Problem(0x9000, "a loop in fastbin[1]")]
+    alike = [Problem(0x1000 + 0x10 * i, ProblemKind.CORRUPT_CHUNK, "bad size 0x%x" % i)
+             for i in range(LISTED_PER_CAUSE + 5)]
+    other = [Problem(0x9000, ProblemKind.LIST_LOOP, "a loop in fastbin[1]")]
     j = problems_json(alike + other)
     assert len(j) == LISTED_PER_CAUSE + 2
     folded = j[LISTED_PER_CAUSE]
     assert folded["more"] == 5 and folded["last"] == alike[-1].address
-    assert j[-1] == {"address": 0x9000, "message": "a loop in fastbin[1]"}
+    assert folded["kind"] == "corrupt-chunk"
+    assert j[-1] == {"address": 0x9000, "kind": "list-loop", "message": "a loop in fastbin[1]"}
+    assert json.loads(json.dumps(j)) == j  # the kind is a plain string
     lines = plain_text(problem_items(alike)).splitlines()
     assert len(lines) == SHOWN_PER_CAUSE + 1
     assert lines[-1].startswith(f"problem: {len(alike) - SHOWN_PER_CAUSE:,} more of this kind")

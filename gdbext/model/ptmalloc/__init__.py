@@ -15,7 +15,7 @@ Plain Python over bytes; gdb is never imported here.  The edge provides a Memory
     state.tcache        # {thread label: Tcache}: address, bins [BinList], counts, inactive
     state.mmapped       # [MmappedChunk]: address, size, user_address(layout), mapping_start/size
     state.mp            # malloc_par fields by name, or None
-    state.problems      # [Problem(address, message)]: every inconsistency found
+    state.problems      # [Problem(address, kind, message)]: every inconsistency found
     state.chunk_at(addr), state.neighbours(chunk)      # for `chunk ADDRESS`
     state.mallinfo2(), state.malloc_info().to_xml()    # what glibc would report, exactly
     state.as_dict(chunks=False)                        # plain data for JSON
@@ -47,6 +47,7 @@ _WHERE = {
         "STATES",
         "Chunk",
         "Problem",
+        "ProblemKind",
         "PtmallocError",
         "bin_chunk_size",
         "bin_index",

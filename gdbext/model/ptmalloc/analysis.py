@@ -25,6 +25,7 @@ from .chunks import (
     UNSORTED,
     USED,
     Problem,
+    ProblemKind,
     PtmallocError,
 )
 from .heap import Budget
@@ -150,7 +151,7 @@ def _analyze(
         try:
             state.mp = read_mp(reader, L, mp)
         except MemoryReadError:
-            problems.append(Problem(mp, "mp_ (malloc_par) is unreadable"))
+            problems.append(Problem(mp, ProblemKind.UNREADABLE, "mp_ (malloc_par) is unreadable"))
 
     try:
         headers = arena_chain(reader, L, main_arena, problems)
@@ -280,11 +281,15 @@ def _check_list_membership(state: HeapState, problems: List[Problem]) -> None:
         label = b.label
         on_top = tops.intersection(b.chunks)
         for addr in sorted(on_top):
-            problems.append(Problem(addr, "%s holds the top chunk" % label))
+            problems.append(Problem(addr, ProblemKind.BAD_LIST_ENTRY, "%s holds the top chunk" % label))
         twice = listed.intersection(b.chunks) - on_top
         for addr in sorted(twice):
             was = next(d.label for d in done if addr in d.chunks)
-            problems.append(Problem(addr, "chunk is in both %s and %s (double free?)" % (was, label)))
+            problems.append(
+                Problem(
+                    addr, ProblemKind.LISTED_TWICE, "chunk is in both %s and %s (double free?)" % (was, label)
+                )
+            )
         listed.update(b.chunks)
         done.append(b)
         if owner is None:
@@ -301,6 +306,7 @@ def _check_list_membership(state: HeapState, problems: List[Problem]) -> None:
                 problems.append(
                     Problem(
                         addr,
+                        ProblemKind.BAD_LIST_ENTRY,
                         "%s of arena %#x holds a chunk of arena %#x's "
                         "heap" % (label, owner.address, seg.arena),
                     )
@@ -508,6 +514,7 @@ def _assign_states(
                 problems.append(
                     Problem(
                         addr,
+                        ProblemKind.NOT_A_CHUNK,
                         "%s holds %#x, which is not the start of any chunk "
                         "the heap walk found" % (b.label, addr),
                     )
@@ -517,6 +524,7 @@ def _assign_states(
                 problems.append(
                     Problem(
                         addr,
+                        ProblemKind.BAD_LIST_ENTRY,
                         "%s of arena %#x holds a chunk of arena %#x's heap" % (b.label, owner, seg.arena),
                     )
                 )
@@ -526,12 +534,18 @@ def _assign_states(
                 states[i] = code
                 seg.bins[i] = label
             elif old == TOP:
-                problems.append(Problem(addr, "%s holds the top chunk" % b.label))
+                problems.append(Problem(addr, ProblemKind.BAD_LIST_ENTRY, "%s holds the top chunk" % b.label))
             elif old in (CORRUPT, FENCEPOST):
-                problems.append(Problem(addr, "%s holds a %s chunk" % (b.label, STATES[old])))
+                problems.append(
+                    Problem(addr, ProblemKind.BAD_LIST_ENTRY, "%s holds a %s chunk" % (b.label, STATES[old]))
+                )
             else:
                 problems.append(
-                    Problem(addr, "chunk is in both %s and %s (double free?)" % (seg.bins.get(i), b.label))
+                    Problem(
+                        addr,
+                        ProblemKind.LISTED_TWICE,
+                        "chunk is in both %s and %s (double free?)" % (seg.bins.get(i), b.label),
+                    )
                 )
     # A chunk in a doubly linked bin is free: the next chunk must say so, and vice versa.
     for seg in state.segments():
@@ -553,6 +567,7 @@ def _assign_states(
                     problems.append(
                         Problem(
                             addrs[i],
+                            ProblemKind.PREV_INUSE,
                             "chunk is in %s but the next chunk's PREV_INUSE bit is set" % seg.bins.get(i),
                         )
                     )
@@ -560,6 +575,7 @@ def _assign_states(
                     problems.append(
                         Problem(
                             addrs[i + 1],
+                            ProblemKind.PREV_INUSE,
                             "prev_size %#x does not match the free "
                             "chunk before it (size %#x)" % (prevs[i + 1], raws[i] & ~7),
                         )
@@ -568,6 +584,7 @@ def _assign_states(
                 problems.append(
                     Problem(
                         addrs[i],
+                        ProblemKind.PREV_INUSE,
                         "chunk is in %s, where chunks stay marked in "
                         "use, but the next chunk's PREV_INUSE is clear" % seg.bins[i],
                     )
@@ -575,6 +592,8 @@ def _assign_states(
             else:
                 problems.append(
                     Problem(
-                        addrs[i], "chunk looks free (the next chunk's PREV_INUSE is clear) but is in no bin"
+                        addrs[i],
+                        ProblemKind.PREV_INUSE,
+                        "chunk looks free (the next chunk's PREV_INUSE is clear) but is in no bin",
                     )
                 )

@@ -7,7 +7,7 @@ from typing import List, Optional
 from ..memory import MemoryReadError
 from ..regions import Mapping
 from .arena import ArenaHeader, HeapInfo, heap_max_size, read_heap_info, MAX_HEAPS_PER_ARENA
-from .chunks import FENCEPOST, IS_MMAPPED, PREV_INUSE, SIZE_BITS, Problem
+from .chunks import FENCEPOST, IS_MMAPPED, PREV_INUSE, SIZE_BITS, Problem, ProblemKind
 from .heap import Budget, HeapSegment, first_chunk_at, walk
 from .layout import Layout
 from .reader import Reader
@@ -51,7 +51,11 @@ def _main_heaps(
         return  # else malloc has not set the main heap up yet
     if (top + L.chunk_hdr_sz) & L.align_mask:
         problems.append(
-            Problem(a.address, "main arena's top %#x is misaligned; its heap is not walked" % top)
+            Problem(
+                a.address,
+                ProblemKind.CORRUPT_ARENA,
+                "main arena's top %#x is misaligned; its heap is not walked" % top,
+            )
         )
         return
     start = (mp or {}).get("sbrk_base") or heap_start
@@ -62,6 +66,7 @@ def _main_heaps(
         problems.append(
             Problem(
                 a.address,
+                ProblemKind.HEAP_NOT_FOUND,
                 "the main heap's start is unknown (no mp_.sbrk_base "
                 "nor heap start given); its chunks are not listed",
             )
@@ -163,6 +168,7 @@ def _add_top_segment(mem, reader, L, a, lo, top, top_end, maps, pagesize, proble
     problems.append(
         Problem(
             top,
+            ProblemKind.HEAP_NOT_FOUND,
             "could not find where the main heap piece holding the top "
             "chunk starts; its chunks are not listed",
         )
@@ -197,7 +203,11 @@ def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
     top = h.top
     if top == 0 or (top + L.chunk_hdr_sz) & L.align_mask:
         problems.append(
-            Problem(a.address, "arena's top %#x is not a chunk address; its heaps are not walked" % top)
+            Problem(
+                a.address,
+                ProblemKind.CORRUPT_ARENA,
+                "arena's top %#x is not a chunk address; its heaps are not walked" % top,
+            )
         )
         return
     chain: List[HeapInfo] = []
@@ -205,15 +215,20 @@ def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
     addr = top & ~(hmax - 1)
     while addr:
         if addr in seen:
-            problems.append(Problem(addr, "heap_info prev list of arena %#x loops" % a.address))
+            problems.append(
+                Problem(addr, ProblemKind.LIST_LOOP, "heap_info prev list of arena %#x loops" % a.address)
+            )
             break
         if len(chain) >= MAX_HEAPS_PER_ARENA:
-            problems.append(Problem(addr, "arena %#x has too many heaps; stopped" % a.address))
+            problems.append(
+                Problem(addr, ProblemKind.WALK_CUT, "arena %#x has too many heaps; stopped" % a.address)
+            )
             break
         if addr & (hmax - 1):
             problems.append(
                 Problem(
                     chain[-1].address if chain else a.address,
+                    ProblemKind.BAD_HEAP,
                     "heap_info prev %#x is not aligned to the heap size %#x" % (addr, hmax),
                 )
             )
@@ -221,11 +236,17 @@ def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
         try:
             hi = read_heap_info(reader, L, addr)
         except MemoryReadError:
-            problems.append(Problem(addr, "heap_info of arena %#x is unreadable" % a.address))
+            problems.append(
+                Problem(addr, ProblemKind.UNREADABLE, "heap_info of arena %#x is unreadable" % a.address)
+            )
             break
         if hi.ar_ptr != a.address:
             problems.append(
-                Problem(addr, "heap_info says its arena is %#x, not %#x" % (hi.ar_ptr, a.address))
+                Problem(
+                    addr,
+                    ProblemKind.BAD_HEAP,
+                    "heap_info says its arena is %#x, not %#x" % (hi.ar_ptr, a.address),
+                )
             )
             break
         seen.add(addr)
@@ -234,7 +255,13 @@ def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
     for hi in reversed(chain):
         size = hi.size
         if size > hmax or size < L.heap_info.sizeof:
-            problems.append(Problem(hi.address, "heap_info size %#x is impossible (max %#x)" % (size, hmax)))
+            problems.append(
+                Problem(
+                    hi.address,
+                    ProblemKind.BAD_HEAP,
+                    "heap_info size %#x is impossible (max %#x)" % (size, hmax),
+                )
+            )
             size = min(max(size, L.heap_info.sizeof), hmax)
         after = hi.address + L.heap_info.sizeof
         if a.address == after:

@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, List, Optional, Tuple
 
 from ..memory import MemoryReadError
 from ..regions import Mapping
-from .chunks import IS_MMAPPED, MMAP_HP, NON_MAIN_ARENA, PREV_INUSE, SIZE_BITS, Problem
+from .chunks import IS_MMAPPED, MMAP_HP, NON_MAIN_ARENA, PREV_INUSE, SIZE_BITS, Problem, ProblemKind
 from .layout import Layout
 
 MAX_PER_MAPPING = 4096
@@ -358,7 +358,7 @@ def _mismatch(out: List[MmappedChunk], want: Tuple[int, int], search: _Search, m
         text += " (%#x bytes of anonymous memory were not searched: the search is bounded)" % (
             search.unsearched
         )
-    return Problem(mp_address, text)
+    return Problem(mp_address, ProblemKind.MMAPPED_COUNT, text)
 
 
 # ---- damaged headers -----------------------------------------------------------------------
@@ -426,16 +426,20 @@ def _damage(L: Layout, page: int, prev: int, raw: int, end: int, m: Mapping, pag
     if not size_ok:
         return Problem(
             page + L.size_sz,
+            ProblemKind.CORRUPT_MMAPPED,
             "%s: size field %#x %s" % (where, raw, _size_fault(L, raw, page, end, m, pagesize)),
         )
     if not flags_ok:
         return Problem(
             page + L.size_sz,
+            ProblemKind.CORRUPT_MMAPPED,
             "%s: size field %#x has %s; an mmapped chunk has "
             "IS_MMAPPED alone" % (where, raw, _flag_fault(raw)),
         )
     return Problem(
-        page, "%s: prev_size %#x is not the chunk's offset in its mmap (0 at a page start)" % (where, prev)
+        page,
+        ProblemKind.CORRUPT_MMAPPED,
+        "%s: prev_size %#x is not the chunk's offset in its mmap (0 at a page start)" % (where, prev),
     )
 
 
