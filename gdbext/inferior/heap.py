@@ -9,7 +9,6 @@ model's HeapState.  `found` says how each was found, for the output header.
 import os
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, replace
-from functools import partial
 from itertools import accumulate
 from typing import Dict, List, Optional, Set, Tuple
 
@@ -19,8 +18,10 @@ from ..model.libcsyms import libc_symbols
 from ..model.libcversion import looks_like_libc
 from ..model.memory import MemoryReadError
 from ..model.ptmalloc import (
+    HeapInputs,
     HeapState,
     Layout,
+    ModelOptions,
     Problem,
     PtmallocError,
     analyze,
@@ -206,15 +207,17 @@ def _bounds_view(target: Target) -> HeapView:
     brk = heap_range[1] if exact and heap_range else None  # the top chunk is checked against it
     try:
         state = analyze(
-            target.memory,
-            layout,
-            main_arena,
-            mp=mp or None,
-            tcaches=None,
-            mmap_candidates=candidates,
-            heap_start=heap_start,
-            mappings=maps,
-            chunks=False,
+            HeapInputs(
+                target.memory,
+                layout,
+                main_arena,
+                mp=mp or None,
+                tcaches=None,
+                mmap_candidates=candidates,
+                heap_start=heap_start,
+                mappings=maps,
+            ),
+            ModelOptions(chunks=False),
         )
     except PtmallocError as e:
         raise UserError(str(e)) from None
@@ -249,8 +252,7 @@ def _model_view(
     tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
     if layout.has_tcache and not tcaches:
         focus, lists_only = None, False  # tcaches found by their shape only: a search of every heap
-    model = partial(
-        analyze,
+    inputs = HeapInputs(
         target.memory,
         layout,
         i["main_arena"],
@@ -259,17 +261,16 @@ def _model_view(
         heap_start=i["heap_start"],
         mappings=maps,
         program_break=i["program_break"],
-        focus=focus,
-        lists_only=lists_only,
     )
+    options = ModelOptions(focus=focus, lists_only=lists_only)
     try:
-        view.state = model(tcaches=tcaches, earlier=bounds.state)
+        view.state = analyze(replace(inputs, tcaches=tcaches), replace(options, earlier=bounds.state))
         if layout.has_tcache and not tcaches:
             # Neither symbols nor TLS: tcaches by their shape, owner unknown.
             orphans = find_tcache_chunks(view.state)
             if orphans:
                 labels = {f"unknown ({f.address:#x})": f.address for f in orphans}
-                view.state = model(tcaches=labels, earlier=view.state)
+                view.state = analyze(replace(inputs, tcaches=labels), replace(options, earlier=view.state))
                 found["tcache"] = "heuristic: " + orphans[0].how + "; owning threads unknown"
     except PtmallocError as e:
         raise UserError(str(e)) from None
