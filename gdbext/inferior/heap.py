@@ -3,7 +3,8 @@
 Everything the heap commands and vmmap know about malloc comes from heap_view(), computed
 once per stop: the Layout (debug types, else the version table), main_arena, mp_ and each
 thread's tcache and arena (symbols and TLS variables, else found by their shape), and the
-model's HeapState.  `found` says how each was found, for the output header.
+model's HeapState.  `found` says how each was found (a Provenance: a kind the code decides
+on, and a detail for the user), for the output header.
 """
 
 import os
@@ -34,6 +35,7 @@ from ..model.ptmalloc import (
 )
 from ..model.ptmalloc.locate import looks_like_tcache, unaccepted_tcaches
 from ..model.ptmalloc.tls import find_tls_slot, slot_values
+from ..model.provenance import How, Provenance
 from ..model.regions import Claim, Mapping
 from .errors import UserError
 from .libc import glibc_version_found, has_libc_debug_types, libc_starts as _libc_starts
@@ -45,7 +47,7 @@ from .threads import list_threads
 
 TLS_SPAN = 0x2000  # how far below a thread pointer libc's TLS variables are looked for
 RESTARTED_NOTE = (
-    " (libc's TLS variables are not read in a restarted checkpoint: gdb crashes reading them there)"
+    "(libc's TLS variables are not read in a restarted checkpoint: gdb crashes reading them there)"
 )
 OTHER_ALLOCATORS = (
     ("libjemalloc", "jemalloc"),
@@ -64,7 +66,7 @@ class LayoutChoice:
 
     layout: Layout
     version: Optional[Tuple[int, int]]
-    version_how: str
+    version_how: Provenance
     symbols: bool
 
 
@@ -92,10 +94,11 @@ class BrkHeap:
 
 @dataclass(frozen=True)
 class Anchor:
-    """Where one of malloc's structures is (None: not found) and how it was found."""
+    """Where one of malloc's structures is (None: not found) and how it was found (or why
+    not)."""
 
     address: Optional[int]
-    how: str
+    how: Provenance
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,8 @@ class Anchors:
 
     main_arena: int
     mp: Optional[int]
-    how_main_arena: str
-    how_mp: str
+    how_main_arena: Provenance
+    how_mp: Provenance
     corrupt: Optional[Problem] = None
 
 
@@ -116,7 +119,7 @@ class PerThread:
     are unknown -> address, or None where that thread has none) and how they were found."""
 
     values: Dict[Any, Optional[int]]
-    how: str
+    how: Provenance
 
 
 @dataclass
@@ -128,7 +131,8 @@ class HeapView:
     layout: Layout
     version: Optional[Tuple[int, int]]
     symbols: bool
-    found: Dict[str, str]  # "main_arena", "mp_", "tcache", "thread_arena", "layout" -> how
+    # "layout", "glibc", "mappings", "main_arena", "mp_", "tcache", "thread_arena" -> how
+    found: Dict[str, Provenance]
     thread_arena: Dict[int, int] = field(default_factory=dict)  # gdb thread -> arena address
     notes: List[str] = field(default_factory=list)
     # what the bounds' analyze() was given (no tcaches), for the models made on top of it
@@ -145,7 +149,13 @@ class HeapView:
         return sorted(t for t, a in self.thread_arena.items() if a == arena_address)
 
     def header(self) -> dict:
-        return {"glibc": version_text(self.version), "symbols": self.symbols, "found": dict(self.found)}
+        """The JSON "heap" block: "found" has each anchor's words, "how" their kinds."""
+        return {
+            "glibc": version_text(self.version),
+            "symbols": self.symbols,
+            "found": {key: how.text for key, how in self.found.items()},
+            "how": {key: how.kind.value for key, how in self.found.items()},
+        }
 
 
 def other_allocator(maps: List[Mapping]) -> Optional[str]:
@@ -226,8 +236,8 @@ def _bounds_view(target: Target) -> HeapView:
         raise UserError(str(e)) from None
     if anchors.corrupt is not None:
         state.problems.insert(0, anchors.corrupt)
-    found = {"layout": layout.source}
-    if choice.version_how != "banner":
+    found = {"layout": _layout_source(layout)}
+    if choice.version_how.kind is not How.BANNER:
         found["glibc"] = choice.version_how
     found["main_arena"], found["mp_"] = anchors.how_main_arena, anchors.how_mp
     view = HeapView(
@@ -235,6 +245,18 @@ def _bounds_view(target: Target) -> HeapView:
     )
     _note_rebuilt_mappings(target, view)
     return view
+
+
+# Layout.source's three values, as kinds.
+_LAYOUT_SOURCES = {
+    "debug types": Provenance(How.DEBUG_TYPES),
+    "debug types + version table": Provenance(How.DEBUG_TYPES, "+ version table"),
+    "version table": Provenance(How.VERSION_TABLE),
+}
+
+
+def _layout_source(layout: Layout) -> Provenance:
+    return _LAYOUT_SOURCES[layout.source]
 
 
 def _refuse_other_allocators(maps: List[Mapping]) -> None:
@@ -290,12 +312,12 @@ def _find_anchors(target: Target, layout: Layout, maps, data, brk: BrkHeap) -> T
     main_arena = _main_arena_by_symbol(target, maps, data)
     corrupt = None
     if main_arena.address is None:
-        main_arena, corrupt = _main_arena_by_shape(target, layout, data, brk, main_arena.how)
+        main_arena, corrupt = _main_arena_by_shape(target, layout, data, brk, main_arena.how.detail)
     assert main_arena.address is not None
     brk = _brk_heap_around_top(target, layout, maps, brk, main_arena.address)
     mp = _mp_by_symbol(target, maps, data)
     if mp.address is None:
-        mp = _mp_by_shape(target, layout, data, brk, mp.how)
+        mp = _mp_by_shape(target, layout, data, brk, mp.how.detail)
     return Anchors(main_arena.address, mp.address, main_arena.how, mp.how, corrupt), brk
 
 
@@ -339,7 +361,7 @@ def _mp_by_shape(target: Target, layout: Layout, data, brk: BrkHeap, note: str) 
         got = find_mp(target.memory, layout, data, near)
         if got is not None:
             return Anchor(got.address, _heuristic(note, got))
-    return Anchor(None, "not found (mmapped chunks are not cross-checked)")
+    return Anchor(None, Provenance(How.NOT_FOUND, "(mmapped chunks are not cross-checked)"))
 
 
 def _model_view(
@@ -373,7 +395,8 @@ def _model_view(
         raise UserError(str(e)) from None
     if anchors.corrupt is not None:
         view.state.problems.insert(0, anchors.corrupt)
-    if layout.has_tcache and not view.state.tcache and found.get("tcache", "").startswith("not"):
+    tcache_how = found.get("tcache")
+    if layout.has_tcache and not view.state.tcache and tcache_how and tcache_how.kind is How.NOT_FOUND:
         view.state.problems.extend(
             Problem(f.address, "no tcache found: " + f.how) for f in unaccepted_tcaches(view.state)
         )
@@ -388,7 +411,7 @@ def _tcaches_by_shape(state: HeapState) -> Optional[PerThread]:
     if not orphans:
         return None
     labels: Dict[Any, Optional[int]] = {f"unknown ({f.address:#x})": f.address for f in orphans}
-    return PerThread(labels, "heuristic: " + orphans[0].how + "; owning threads unknown")
+    return PerThread(labels, Provenance(How.HEURISTIC, orphans[0].how + "; owning threads unknown"))
 
 
 def _note_rebuilt_mappings(target: Target, view: HeapView) -> None:
@@ -402,9 +425,8 @@ def _note_rebuilt_mappings(target: Target, view: HeapView) -> None:
         return
     state = view.state
     n = (state.mp or {}).get("n_mmaps")
-    view.found["mappings"] = (
-        "rebuilt from memory and symbols (" + why + "); mmapped chunks "
-        "are not searched" + (f", mp_ counts {n}" if n else "")
+    view.found["mappings"] = Provenance(
+        How.REBUILT, "(" + why + "); mmapped chunks are not searched" + (f", mp_ counts {n}" if n else "")
     )
     if state.mp_address:
         state.problems[:] = [
@@ -417,18 +439,20 @@ def _note_rebuilt_mappings(target: Target, view: HeapView) -> None:
 
 
 def _anchor_symbol(target: Target, maps, data, name: str) -> Anchor:
-    """Libc's own `name`, found by "symbol", or (None, why not) for the heuristic to
-    say.  Only libc's definition counts (its debug info, else its symbol table, where a static
-    program's own objects may define the name too: malloc.c's static wins there), and only at
-    an address in libc's writable data."""
+    """Libc's own `name`, found by its symbol, or not found (the detail, if any, says why not,
+    for the heuristic to say).  Only libc's definition counts (its debug info, else its symbol
+    table, where a static program's own objects may define the name too: malloc.c's static wins
+    there), and only at an address in libc's writable data."""
     address = libc_symbol(_libc_starts(maps), name)
     if address is None:
         address = _libc_table_symbol(target, maps, name)
     if address is None:
-        return Anchor(None, "")
+        return Anchor(None, Provenance(How.NOT_FOUND))
     if any(m.start <= address < m.end for m in data):
-        return Anchor(address, "symbol")
-    return Anchor(None, f"symbol {name} at {address:#x} is outside libc's data, ignored")
+        return Anchor(address, Provenance(How.SYMBOL))
+    return Anchor(
+        None, Provenance(How.NOT_FOUND, f"symbol {name} at {address:#x} is outside libc's data, ignored")
+    )
 
 
 def _libc_table_symbol(target: Target, maps, name: str) -> Optional[int]:
@@ -445,8 +469,8 @@ def _libc_table_symbol(target: Target, maps, name: str) -> Optional[int]:
     return cached(("libc_table_symbol", name), find)
 
 
-def _heuristic(note: str, got) -> str:
-    return "heuristic: " + got.how + (f" ({note})" if note else "")
+def _heuristic(note: str, got) -> Provenance:
+    return Provenance(How.HEURISTIC, got.how + (f" ({note})" if note else ""))
 
 
 def _main_heap_range(target: Target, maps) -> Tuple[Optional[Tuple[int, int]], bool]:
@@ -520,7 +544,7 @@ def _per_thread_at_stop(target: Target, view: HeapView, maps) -> Dict[int, Dict[
     out = _per_thread(target, view, maps, read_tls=not restarted)
     if restarted:
         for key in ("tcache", "thread_arena"):
-            view.found[key] = view.found.get(key, "not found") + RESTARTED_NOTE
+            view.found[key] = view.found.get(key, Provenance(How.NOT_FOUND)).noted(RESTARTED_NOTE)
     return out
 
 
@@ -536,7 +560,7 @@ def _per_thread(
         out = _per_thread_by_tls_variables(maps, names)
     for name in names:
         if out and all(v.get(name) is not None for v in out.values()):
-            found[name] = f"TLS variable {name}"
+            found[name] = Provenance(How.TLS, name)
     missing = [n for n in names if n not in found]
     if not missing:
         return out
@@ -544,7 +568,7 @@ def _per_thread(
     blocks = _tls_blocks(target, maps, threads)
     if not blocks:
         for n in missing:
-            found[n] = "not found (no thread pointer to read TLS from)"
+            found[n] = Provenance(How.NOT_FOUND, "(no thread pointer to read TLS from)")
         return out
     for name, by_tls_slot in (("thread_arena", _thread_arenas_by_tls_slot), ("tcache", _tcaches_by_tls_slot)):
         if name in missing:
@@ -566,12 +590,14 @@ def _thread_arenas_by_tls_slot(target: Target, layout: Layout, state: HeapState,
     arenas = {a.address for a in state.arenas}
     slot = find_tls_slot(blocks, arenas.__contains__, layout.pointer_size)
     if slot is None:
-        return PerThread({}, "not found")
+        return PerThread({}, Provenance(How.NOT_FOUND))
     values = slot_values(blocks, slot, layout.pointer_size)
     return PerThread(
         {t: v if v in arenas else None for t, v in values.items()},
-        f"heuristic: the TLS word {slot:#x} below each thread "
-        f"pointer that holds an arena or NULL in every thread",
+        Provenance(
+            How.HEURISTIC,
+            f"the TLS word {slot:#x} below each thread pointer that holds an arena or NULL in every thread",
+        ),
     )
 
 
@@ -602,12 +628,14 @@ def _tcaches_by_tls_slot(target: Target, layout: Layout, state: HeapState, block
     if not known.intersection(values.values()):
         slot = None  # the shape alone is too weak: some thread must hold a first-chunk tcache
     if slot is None:
-        return PerThread({}, "not found by TLS")
+        return PerThread({}, Provenance(How.NOT_FOUND, "by TLS"))
     return PerThread(
         {t: v if v and tcache_like(v) else None for t, v in values.items()},
-        f"heuristic: the TLS word {slot:#x} below each thread pointer "
-        f"that points to a tcache (an arena's first chunk, or a chunk "
-        f"of a tcache's size and shape)",
+        Provenance(
+            How.HEURISTIC,
+            f"the TLS word {slot:#x} below each thread pointer that points to a tcache "
+            f"(an arena's first chunk, or a chunk of a tcache's size and shape)",
+        ),
     )
 
 
