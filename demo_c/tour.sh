@@ -1,16 +1,48 @@
 #!/usr/bin/env bash
 # A short guided tour: gdb runs each demo to its stop and shows what every gdbext command sees.
+# On a terminal (stdin and stdout both) it pauses between steps: Enter goes on, q ends the tour.
+# It ends with what to try next.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="$here/demo_c/build"
 loader="$here/gdbext/gdbinit.py"
+steps=$(grep -c "^step " "${BASH_SOURCE[0]}")
+pause=0
+if [ -t 0 ] && [ -t 1 ]; then pause=1; fi
 
+next_steps() {
+  echo
+  echo "That was the tour. What to try next:"
+  if [ -f "${HOME:-}/.gdbinit" ] && grep -qxF "source $loader" "$HOME/.gdbinit" 2>/dev/null; then
+    echo "  gdbext loads in every gdb: ~/.gdbinit sources it."
+  else
+    echo "  load gdbext in gdb with:  source $loader  (or add that line to ~/.gdbinit)"
+  fi
+  echo "  gdb -p PID            attach to one of your running programs (as its user, or root),"
+  echo "                        then vmmap, arenas, heapchunks, bins, chunk ADDRESS, threadstacks"
+  echo "  gdb PROGRAM CORE      the same on a core file; gdb PROGRAM, run, Ctrl-C on a program you start"
+  echo "  help gdbext           every command with a one-line summary; help vmmap for one command's options"
+  echo "  README.md, section \"Commands\" ($here/README.md#commands): every command, option and JSON key"
+}
+
+n=0
 step() {  # step TITLE PROGRAM ARGS... -- GDB-COMMANDS...
   local title=$1; shift
   local prog=() cmds=()
   while [ $# -gt 0 ] && [ "$1" != "--" ]; do prog+=("$1"); shift; done
   shift
   for c in "$@"; do cmds+=(-ex "echo \\n(gdb) $c\\n" -ex "$c"); done
+  n=$((n + 1))
+  if [ "$pause" = 1 ] && [ "$n" -gt 1 ]; then
+    local answer=""
+    echo
+    printf -- "-- press Enter for step %d of %d, q to end the tour -- " "$n" "$steps"
+    if ! read -r answer || [ "$answer" = q ] || [ "$answer" = Q ]; then
+      echo
+      next_steps
+      exit 0
+    fi
+  fi
   echo
   echo "== $title"
   gdb -nx -batch -iex 'set confirm off' -iex 'set pagination off' -iex 'set width 0' -ex "source $loader" \
@@ -38,3 +70,5 @@ step "7. brkwatch: the program break moving under sbrk, recorded without stoppin
 
 step "8. brkwatch --mmap: large requests arrive through mmap, and freeing one raises the threshold" \
   "$build/malloc_sizes" threshold -- "brkwatch on --mmap" "continue" "continue" "continue" "brkwatch log"
+
+next_steps

@@ -2,8 +2,8 @@
 
 from ..model import brklog as M
 from ..model.brkoptions import Options
-from ..render import brkwatch as view
 from ..render import jsonout
+from ..views import brkwatch as brk_views
 from ..inferior.errors import UserError
 from .base import GdbextCommand
 
@@ -86,71 +86,44 @@ class BrkWatch(GdbextCommand):
         if args.top_json:
             args.json = True
         want_json = getattr(args, "json", False)
-        lines = []
+        watcher = _bw().WATCHER
+        done = []  # what on, off or clear did
         if action == "on":
             if args.bt < 0 or args.bt > 256:
                 raise UserError("--bt takes a number of frames from 0 to 256")
-            text = _bw().WATCHER.turn_on(Options(args.mmap, args.stop, args.bt, args.method))
-            lines = [f"brkwatch: {text}"] + [f"brkwatch: not used: {w}" for w in _bw().WATCHER.why_not]
+            text = watcher.turn_on(Options(args.mmap, args.stop, args.bt, args.method))
+            done = brk_views.message_items(text, watcher.why_not)
         elif action == "off":
-            lines = [f"brkwatch: {_bw().WATCHER.turn_off()}"]
+            done = brk_views.message_items(watcher.turn_off())
         elif action == "clear":
-            n = _bw().WATCHER.log.summary.events
-            _bw().WATCHER.log.clear(None, _bw().WATCHER.log.pid)
-            lines = [f"brkwatch: {n} event(s) cleared"]
+            n = watcher.log.summary.events
+            watcher.log.clear(None, watcher.log.pid)
+            done = brk_views.message_items(brk_views.cleared_text(n))
         if action in ("on", "off", "clear", "status"):
-            st = _bw().WATCHER.status()
+            st = watcher.status()
             if want_json:
                 out.json(
-                    jsonout.document(
-                        "brkwatch", _target_doc(), status=st, summary=_bw().WATCHER.log.summary.to_json()
-                    )
+                    jsonout.document("brkwatch", _target_doc(), **brk_views.status_body(st, watcher.log))
                 )
                 return
-            for line in lines or view.status_lines(st):
-                out.line(line)
+            out.emit(done or brk_views.status_items(st))
         elif action == "log":
             self._log(args, out)
 
     def _log(self, args, out):
-        log = _bw().WATCHER.log
+        watcher = _bw().WATCHER
+        log = watcher.log
         if args.last is not None and args.last < 1:
             raise UserError("--last takes a positive number of events")
         events = log.selected(args.kind, args.last)
         if args.json:
             out.json(
                 jsonout.document(
-                    "brkwatch",
-                    _target_doc(),
-                    events=[e.to_json() for e in events],
-                    summary=log.summary.to_json(),
-                    start_brk=log.start_brk,
-                    notes=list(log.notes),
-                    dropped=log.dropped,
-                    status=_bw().WATCHER.status(),
-                    threshold_changes=[
-                        {"seq": s, "old": a, "new": b} for s, a, b in M.threshold_changes(log.events)
-                    ],
+                    "brkwatch", _target_doc(), **brk_views.log_body(log, events, watcher.status())
                 )
             )
             return
-        for n in log.notes:
-            out.line([("note: ", "muted"), (n, None)])
-        if not events:
-            state = "on" if _bw().WATCHER.on else "off ('brkwatch on' starts recording)"
-            out.line(f"brkwatch: no events recorded; brkwatch is {state}")
-            return
-        lines = view.event_table(events).lines()
-        out.line(lines[0])
-        for e, line in zip(events, lines[1:]):
-            out.line(line)
-            for text in view.backtrace_lines(e):
-                out.line(text)
-        out.line([("summary: ", "title"), (view.summary_text(log), None)])
-        for text in view.threshold_change_lines(log.events):
-            out.line(text)
-        if log.dropped:
-            out.line(f"({log.dropped} older event(s) not kept)")
+        out.emit(brk_views.log_items(log, events, watcher.on))
 
 
 COMMANDS = (BrkWatch,)

@@ -8,7 +8,7 @@ on, and a detail for the user), for the output header.
 """
 
 import os
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 from itertools import accumulate
 from typing import Any, Dict, List, Optional, Set, Tuple
@@ -33,16 +33,19 @@ from ..model.ptmalloc import (
     find_tcache_chunks,
     libc_data_mappings,
 )
+from ..model.ptmalloc.claims import malloc_claims
 from ..model.ptmalloc.locate import looks_like_tcache, unaccepted_tcaches
 from ..model.ptmalloc.tls import find_tls_slot, slot_values
 from ..model.provenance import How, Provenance
 from ..model.regions import Claim, Mapping
 from .errors import UserError
+from .brk import program_break
 from .libc import glibc_version_found, has_libc_debug_types, libc_starts as _libc_starts
 from .libc import version_text
 from .debuginfo import libc_struct_info, libc_symbol, per_thread_pointers, restarted_checkpoint
-from .mappings import mappings
+from .mappings import mappings, maps_unreadable
 from .process import Target, cached, cached_already
+from .stacks import thread_stacks
 from .threads import list_threads
 
 TLS_SPAN = 0x2000  # how far below a thread pointer libc's TLS variables are looked for
@@ -418,8 +421,6 @@ def _note_rebuilt_mappings(target: Target, view: HeapView) -> None:
     """Without /proc/PID/maps the mappings come from memory and symbols, which cannot show
     where malloc's mmapped chunks are: say so, instead of a count mismatch at mp_ that would
     read as corruption."""
-    from .mappings import maps_unreadable
-
     why = maps_unreadable(target)
     if not why:
         return
@@ -475,8 +476,6 @@ def _heuristic(note: str, got) -> Provenance:
 
 def _main_heap_range(target: Target, maps) -> Tuple[Optional[Tuple[int, int]], bool]:
     """((start, end) of the brk heap or None, whether that is the exact program break)."""
-    from .regions import program_break  # regions imports this module for vmmap
-
     brk = program_break(target, maps)
     if brk and brk[1] > brk[0]:
         return brk, True
@@ -519,8 +518,6 @@ def _top_of(target: Target, layout: Layout, arena: int) -> Optional[int]:
 
 def _mmap_candidates(target: Target, maps) -> List[Mapping]:
     """Anonymous read-write mappings that are not the brk heap or a thread's stack."""
-    from .regions import thread_stacks
-
     stacks = sorted((s.low, s.high) for s in thread_stacks(target, maps))
     lows = [lo for lo, _ in stacks]
     reach = list(accumulate((hi for _, hi in stacks), max))  # highest end among stacks[:j+1]
@@ -654,36 +651,22 @@ def _tls_blocks(target: Target, maps, threads) -> Dict[int, bytes]:
     return out
 
 
-def malloc_claims_from_model(target: Target) -> Optional[List[Claim]]:
-    """vmmap's arena-heap, arena-reserved and mmap-chunk regions, from the heap model;
-    None when there is no glibc heap to model (vmmap then uses its quick check)."""
+def malloc_claims_from_model(target: Target) -> List[Claim]:
+    """vmmap's arena-heap, arena-reserved and mmap-chunk regions (model/ptmalloc/claims.py):
+    from the heap model's bounds; when there is no model (main_arena not found, or
+    unreadable) from the same model's functions without it; none when malloc is not glibc's."""
+    maps = mappings(target)
+    loose = target.kind == "core"
     try:
         view = heap_bounds(target)
     except (UserError, gdb.error, MemoryReadError):
-        return None
-    maps = sorted(mappings(target), key=lambda m: m.start)
-    starts = [m.start for m in maps]
-    L, state = view.layout, view.state
-    hmax = L.heap_max_size
-    claims = []
-    for a in state.arenas:
-        if a.main:
-            continue
-        label = "arena %#x" % a.address
-        for seg in a.heaps:
-            hi = seg.heap_info
-            rw = max(hi.size, hi.mprotect_size) if hi else seg.end - seg.start
-            rw_end = min(seg.start + rw, seg.start + hmax)
-            claims.append(Claim(seg.start, rw_end, "arena-heap", label))
-            # Only the mappings inside this heap's reservation: bisect, not every mapping.
-            for m in maps[max(bisect_right(starts, rw_end) - 1, 0) : bisect_left(starts, seg.start + hmax)]:
-                if m.end <= rw_end or m.start >= seg.start + hmax:
-                    continue
-                loose = target.kind == "core" and m.perms[:2] == "r-"
-                if m.anonymous and (m.no_access or loose):
-                    claims.append(
-                        Claim(max(m.start, rw_end), min(m.end, seg.start + hmax), "arena-reserved", label)
-                    )
-    for c in state.mmapped:
-        claims.append(Claim(c.mapping_start, c.end, "mmap-chunk", "chunk %#x" % c.address))
-    return claims
+        try:
+            version = glibc_version_found(target)[0]
+            if version is None or other_allocator(maps):
+                return []
+            layout = Layout.for_version(version, target.pointer_size)
+            candidates = _mmap_candidates(target, maps)
+            return malloc_claims(target.memory, layout, maps, candidates=candidates, loose_perms=loose)
+        except (gdb.error, MemoryReadError):
+            return []
+    return malloc_claims(target.memory, view.layout, maps, state=view.state, loose_perms=loose)

@@ -187,8 +187,7 @@ def stack_mappings(threads, known: List[Mapping], probe: _Probe, pthread_block) 
 
 
 def mappings_from_memory(target) -> List[Mapping]:
-    from .regions import pthread_block  # regions imports mappings, which imports this module
-    from .threads import list_threads
+    from .threads import list_threads, pthread_block
 
     probe = _Probe(target.memory)
     objects = object_mappings(target, probe)

@@ -19,7 +19,8 @@ from ..model.stackuse import (
 from .errors import UserError
 from .mappings import mappings, maps_unreadable, remote_file
 from .process import Target
-from .regions import regions, thread_stacks
+from .regions import regions
+from .stacks import thread_stacks
 from .threads import list_threads
 
 

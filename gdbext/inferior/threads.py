@@ -86,3 +86,15 @@ def _function_name(frame) -> Optional[str]:
         return None
     except gdb.error:
         return None
+
+
+def pthread_block(fs_base: Optional[int]):
+    """(stackblock, stackblock_size, guardsize) through libc's debug type of struct pthread."""
+    if not fs_base:
+        return None
+    try:
+        t = gdb.lookup_type("struct pthread")
+        pd = gdb.Value(fs_base).cast(t.pointer()).dereference()
+        return (int(pd["stackblock"]), int(pd["stackblock_size"]), int(pd["guardsize"]))
+    except (gdb.error, RuntimeError):
+        return None

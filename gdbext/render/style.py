@@ -1,9 +1,12 @@
 """Colours through pygments tokens, so any pygments style themes gdbext's output.
 
-pygments is imported only when colour is actually produced, to keep gdb start-up cheap.
+pygments is imported only when colour is actually produced, to keep gdb start-up cheap. Without
+it (gdbext's source line added by hand where gdb's Python has no pygments) the output is plain
+and one line, once per session, says why.
 """
 
 import os
+import sys
 from typing import Iterable, List, Optional, Tuple
 
 # Our token names -> pygments token paths. Keep names semantic: classes of memory, states.
@@ -26,12 +29,31 @@ TOKEN_PATHS = {
 }
 
 _formatter_cache: dict = {}
+_pygments_ok: Optional[bool] = None  # unknown until colour is first wanted
+
+
+def _have_pygments() -> bool:
+    """Whether pygments imports; the first time it does not, a one-line hint on stderr."""
+    global _pygments_ok
+    if _pygments_ok is None:
+        try:
+            from pygments import formatters, styles, token  # noqa: F401
+
+            _pygments_ok = True
+        except ImportError as e:
+            _pygments_ok = False
+            sys.stderr.write(
+                f"gdbext: no colours: pygments cannot be imported ({e}); install it for gdb's "
+                f"Python {sys.version_info[0]}.{sys.version_info[1]} (install.sh does), or "
+                "'set gdbext color off'\n"
+            )
+    return _pygments_ok
 
 
 def colour_wanted(enabled_setting: bool, is_tty: bool) -> bool:
     if os.environ.get("NO_COLOR"):
         return False
-    return bool(enabled_setting and is_tty)
+    return bool(enabled_setting and is_tty) and _have_pygments()
 
 
 def _formatter(style_name: str):
@@ -62,7 +84,7 @@ def _token(name: str):
 
 def paint(pieces: Iterable[Tuple[str, Optional[str]]], colour: bool, style_name: str = "monokai") -> str:
     pieces = list(pieces)
-    if not colour:
+    if not colour or not _have_pygments():
         return "".join(text for text, _ in pieces)
     from pygments import format as pyg_format
     from pygments.token import Token

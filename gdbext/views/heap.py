@@ -1,6 +1,6 @@
 """What the heap views share: the header that says how malloc's anchors were found, arena
-names, chunk flags and data previews, and the one JSON shape of a chunk and of an arena in a
-chunk listing.
+names, chunk flags and data previews, and the one JSON shape of a chunk and of an arena (arenas
+lists every key of it, heapchunks a subset before each arena's chunks).
 
 `heap` is what inferior.heap.heap_view / chunk_view return (HeapView), used only through its plain
 fields: state (HeapState), layout, version, symbols, found ({key: Provenance}), thread_arena,
@@ -95,20 +95,103 @@ def chunk_json(c, hdr: int) -> dict:
     return d
 
 
-def arena_listing_json(heap, a) -> dict:
-    """An arena as heapchunks --json lists it, before its chunks."""
-    return {
-        "address": a.address,
-        "number": heap.arena_number(a.address),
-        "main": a.main,
-        "system_mem": a.system_mem,
-        "max_system_mem": a.max_system_mem,
-        "top": a.top,
-        "top_size": a.top_size,
-        "heaps": [{"start": s.start, "end": s.end, "complete": s.complete} for s in a.heaps],
-        "totals": a.totals(),
-        "threads": heap.threads_of(a.address),
+# A heap of an arena: its bounds, whether the walk of its chunks reached its end (false where
+# it stopped early, a problem says why), and its heap_info header (null for the main arena's
+# heap, which has none).
+HEAP_KEYS = ("start", "end", "complete", "heap_info")
+
+
+def heap_json(s, keys: tuple = HEAP_KEYS) -> dict:
+    """The one JSON shape of a heap, or the `keys` of it asked for, in their order."""
+    d = {
+        "start": s.start,
+        "end": s.end,
+        "complete": s.complete,
+        "heap_info": s.heap_info.as_dict() if s.heap_info else None,
     }
+    return {k: d[k] for k in keys}
+
+
+def free_bytes(a) -> int:
+    """glibc's avail for one arena, from its free lists: the fast, unsorted, small and large
+    bins' chunks plus top (what mallinfo2's fordblks adds up over the arenas)."""
+    from ..model.ptmalloc.summary import _arena_free
+
+    return _arena_free(a)[1]
+
+
+# Every key of an arena, in the order arenas --json has them.
+ARENA_KEYS = (
+    "address",
+    "number",
+    "main",
+    "heaps",
+    "top",
+    "top_size",
+    "last_remainder",
+    "system_mem",
+    "max_system_mem",
+    "attached_threads",
+    "flags",
+    "contiguous",
+    "have_fastchunks",
+    "next",
+    "next_free",
+    "free_bytes",
+    "chunks",
+    "totals",
+    "threads",
+)
+# arenas lists each heap without `complete`, which only the walk of every chunk finds: its
+# heaps read the same with and without --walk.
+ARENA_HEAP_KEYS = ("start", "end", "heap_info")
+# The subset heapchunks --json lists an arena with, in its order, before the arena's chunks
+# (its "chunks" is then the list of them, where arenas' is their number); its heaps have
+# every key.
+LISTING_KEYS = (
+    "address",
+    "number",
+    "main",
+    "system_mem",
+    "max_system_mem",
+    "top",
+    "top_size",
+    "heaps",
+    "totals",
+    "threads",
+)
+
+
+def arena_json(
+    heap, a, walked: bool = True, keys: tuple = ARENA_KEYS, heap_keys: tuple = ARENA_HEAP_KEYS
+) -> dict:
+    """The one JSON shape of an arena: the `keys` asked for (arenas --json's by default), in
+    their order, each heap with `heap_keys`.  Without a walk of every chunk (walked=False)
+    `chunks` and `totals` are not known: null.  Only the keys asked for are computed
+    (free_bytes adds up every free list, totals every chunk)."""
+
+    def value(k: str):
+        if k == "number":
+            return heap.arena_number(a.address)
+        if k == "heaps":
+            return [heap_json(s, heap_keys) for s in a.heaps]
+        if k == "free_bytes":
+            return free_bytes(a)
+        if k == "chunks":
+            return a.chunk_count if walked else None
+        if k == "totals":
+            return a.totals() if walked else None
+        if k == "threads":
+            return heap.threads_of(a.address)
+        return getattr(a, k)  # address, main and the malloc_state fields
+
+    return {k: value(k) for k in keys}
+
+
+def arena_listing_json(heap, a) -> dict:
+    """An arena as heapchunks --json lists it, before its chunks: arena_json's LISTING_KEYS,
+    its heaps with every key."""
+    return arena_json(heap, a, True, LISTING_KEYS, HEAP_KEYS)
 
 
 def arena_listing_text(heap, a) -> str:

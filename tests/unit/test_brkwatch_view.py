@@ -4,7 +4,7 @@ status and --stop print for events the model decoded."""
 from gdbext.model import brklog as M
 from gdbext.model.brkoptions import Options
 from gdbext.model.brksyscalls import ENOSYS_RAX, MAPPING_CALLS, NR, decode_mapping_call
-from gdbext.render import brkwatch as view
+from gdbext.views import brkwatch as view
 
 B = 0x555555559000
 A = 0x7F0000000000

@@ -265,15 +265,6 @@ def test_noncontiguous_main_heap_after_mmap_fallback():
     assert st.mmapped == []  # the fallback region is heap, not an mmapped chunk
 
 
-def test_as_dict_is_plain_data():
-    import json
-    b, _ = standard_heap((2, 36))
-    st = b.analyze()
-    d = st.as_dict(chunks=True)
-    json.dumps(d)
-    assert d["arenas"][0]["chunks"][-1]["state"] == "top"
-
-
 def test_32_bit_i386_heap():
     L = Layout.for_version((2, 36), pointer_size=4)
     b = HeapBuilder(L, libc_data=0xF7F00000, heap=0x0804C000,

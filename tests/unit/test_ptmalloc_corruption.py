@@ -8,6 +8,7 @@ from gdbext.model.memory import BytesMemory
 from gdbext.model.ptmalloc import HeapInputs, Layout, ModelOptions, PtmallocError, analyze
 
 from test_ptmalloc_builder import HEAP, MAIN_ARENA, MP, VERSIONS, HeapBuilder, standard_heap
+from test_views_arenas import every_document
 
 
 def addrs(problems):
@@ -231,7 +232,7 @@ def test_single_byte_corruptions_never_break_the_model(version, where, value, re
     if state is not None:
         state.mallinfo2()
         state.malloc_info().to_xml()
-        state.as_dict(chunks=True)
+        every_document(state)
 
 
 @FUZZ

@@ -21,11 +21,11 @@ One job per module:
   hooks.py       the internal breakpoints and watchpoint that hand a stop to the watcher
   catchpoint.py  the `catch syscall` catchpoint and its condition function
   libccode.py    libc's symbols and the instructions to hook (system calls, __brk's failure)
-  inferior.py    the process, registers, memory, heap start and mappings, read uncached
+  running.py     the process, registers, memory, heap start and mappings, read uncached
   callers.py     which frame of the program, and which malloc call, caused an event
   threshold.py   where mp_.mmap_threshold is
 The options are model/brkoptions.py, the log model/brklog.py, what a finished mmap, munmap
-or mremap means model/brksyscalls.py, and the words render/brkwatch.py.
+or mremap means model/brksyscalls.py, and the words and documents views/brkwatch.py.
 """
 
 from ...model.brkoptions import Options

@@ -12,7 +12,7 @@ from ...model.regions import Mapping
 from ..mappings import live_proc_maps
 from ..memory import GdbMemory
 from ..process import connection_type
-from ..regions import proc_start_brk
+from ..brk import proc_start_brk
 
 ARGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")  # x86-64 system call arguments
 

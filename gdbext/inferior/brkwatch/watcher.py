@@ -11,7 +11,7 @@ from ...model import brklog as M
 from ...model.brkoptions import Options
 from ...model.brksyscalls import ENOSYS_RAX, MAPPING_CALLS, NR, decode_mapping_call
 from ...model.libcversion import looks_like_libc
-from ...render.brkwatch import event_line
+from ...views.brkwatch import said, stop_line
 from ..errors import UserError
 from ..process import connection_type
 from .callers import add_context
@@ -172,7 +172,7 @@ class Watcher:
             self.log.clear(note, pid)
             self.execs = 0
             if n:
-                gdb.write(f"brkwatch: {note}\n")
+                gdb.write(said(note) + "\n")
         self.log.pid = pid
         if self.armed_pid != pid:
             self._reset_process_state()
@@ -433,7 +433,7 @@ class Watcher:
             )
             state.log.notes.append(note)
             self.inferior_state(child.num).log.notes.append(note)
-            gdb.write(f"brkwatch: {note}\n")
+            gdb.write(said(note) + "\n")
         except Exception as e:
             self._error(e)
 
@@ -494,7 +494,7 @@ class Watcher:
             self._error(e)
             return False
         if self.options.stop:
-            gdb.write(f"brkwatch: stopped at event {ev.seq}: {event_line(ev)}\n")
+            gdb.write(stop_line(ev) + "\n")  # between prompts: the view says it, the hook writes it
             return True
         return False
 

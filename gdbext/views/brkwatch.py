@@ -1,13 +1,15 @@
-"""brkwatch's words: an event's change and delta, its caller, the log's table and summary, the
-status lines and the line printed when --stop stops the program.  Plain Python over the
-model's records (model/brklog.py), tested without gdb."""
+"""brkwatch's documents and words: an event's change and delta, its caller, the log's table
+and summary, the status lines, what on, off and clear did, the log and status documents, and
+the lines the watcher writes on its own (the --stop line, notes).  Plain Python over the
+model's records (model/brklog.py) and the watcher's status (a dict), tested without gdb."""
 
-from typing import List, Optional
+from typing import Iterator, List, Optional, Sequence
 
 from ..model import brklog as M
 from ..model.brkoptions import Options
-from . import fmt
-from .table import Table
+from ..render import fmt
+from ..render.table import Table
+from . import Item, line
 
 
 def delta_text(d: Optional[int]) -> str:
@@ -35,7 +37,7 @@ def what_text(e: M.BrkEvent) -> str:
 
 
 def event_line(e: M.BrkEvent) -> str:
-    """One line for a stop with --stop."""
+    """An event in one line: kind, change, delta, result, caller's function."""
     return f"{e.kind} {what_text(e)} {delta_text(e.delta)} {e.result}" + (
         f" in {e.caller['function']}" if e.caller and e.caller.get("function") else ""
     )
@@ -144,3 +146,77 @@ def threshold_change_lines(events) -> List[str]:
         f"mmap_threshold changed from {fmt.human(a)} to {fmt.human(b)} (seen at event #{seq})"
         for seq, a, b in M.threshold_changes(events)
     ]
+
+
+# ---- the lines brkwatch writes ----
+
+
+def said(text: str) -> str:
+    """A line brkwatch writes itself: what a subcommand did, or a note from a hook."""
+    return f"brkwatch: {text}"
+
+
+def stop_line(e: M.BrkEvent) -> str:
+    """The line written when --stop stops the program at event e."""
+    return said(f"stopped at event {e.seq}: {event_line(e)}")
+
+
+def cleared_text(n: int) -> str:
+    return f"{n} event(s) cleared"
+
+
+def message_items(text: str, not_used: Sequence[str] = ()) -> List[Item]:
+    """What on, off or clear did, and after on why each cheaper way to watch was not used."""
+    items: List[Item] = [line(said(text))]
+    return items + [line(said(f"not used: {why}")) for why in not_used]
+
+
+# ---- status ----
+
+
+def status_body(st: dict, log: M.BrkLog) -> dict:
+    """The --json keys of status (and of on, off, clear) after the target's: status, summary."""
+    return {"status": st, "summary": log.summary.to_json()}
+
+
+def status_items(st: dict) -> List[Item]:
+    return [line(text) for text in status_lines(st)]
+
+
+# ---- the log ----
+
+
+def log_body(log: M.BrkLog, events: Sequence[M.BrkEvent], st: dict) -> dict:
+    """The --json keys of log after the target's: the events asked for, and the whole log's
+    summary, start, notes, dropped count, status and mmap_threshold changes."""
+    return {
+        "events": [e.to_json() for e in events],
+        "summary": log.summary.to_json(),
+        "start_brk": log.start_brk,
+        "notes": list(log.notes),
+        "dropped": log.dropped,
+        "status": st,
+        "threshold_changes": [{"seq": s, "old": a, "new": b} for s, a, b in M.threshold_changes(log.events)],
+    }
+
+
+def log_items(log: M.BrkLog, events: Sequence[M.BrkEvent], on: bool) -> Iterator[Item]:
+    """The log's notes, the events asked for (each row followed by its frames), the summary,
+    the mmap_threshold changes and how many older events were not kept."""
+    for n in log.notes:
+        yield [("note: ", "muted"), (n, None)]
+    if not events:
+        state = "on" if on else "off ('brkwatch on' starts recording)"
+        yield line(said(f"no events recorded; brkwatch is {state}"))
+        return
+    lines = event_table(events).lines()
+    yield lines[0]
+    for e, row in zip(events, lines[1:]):
+        yield row
+        for text in backtrace_lines(e):
+            yield line(text)
+    yield [("summary: ", "title"), (summary_text(log), None)]
+    for text in threshold_change_lines(log.events):
+        yield line(text)
+    if log.dropped:
+        yield line(f"({log.dropped} older event(s) not kept)")

@@ -1,0 +1,58 @@
+"""Loading gdbext into gdb (issue 12, items 2 and 4): a second copy is not silently ignored, and
+without pygments the commands print plain output and one hint instead of an internal error."""
+
+import os
+import shutil
+import subprocess
+
+from tests.harness import LOADER, ROOT, assert_clean, demo
+
+PACKAGE = os.path.join(ROOT, "gdbext")
+
+
+def _gdb(*cmds):
+    argv = [shutil.which("gdb") or "gdb", "-nx", "-q", "-batch"]
+    for c in cmds:
+        argv += ["-ex", c]
+    return subprocess.run(argv, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+
+
+def _second_copy(tmp_path):
+    other = tmp_path / "other-clone" / "gdbext"
+    shutil.copytree(PACKAGE, other, ignore=shutil.ignore_patterns("__pycache__"))
+    return str(other)
+
+
+def test_a_second_copy_warns_and_the_first_stays(tmp_path):
+    other = _second_copy(tmp_path)
+    p = _gdb(f"source {LOADER}", f"source {other}/gdbinit.py",
+             "python import gdbext; print('FROM', gdbext.__file__)")
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("gdbext: ") and other in lines[0] and PACKAGE in lines[0], lines
+    assert f"FROM {PACKAGE}/__init__.py" in p.stdout, p.stdout
+    assert other not in p.stdout
+
+
+def test_the_same_copy_twice_is_silent():
+    p = _gdb(f"source {LOADER}", f"source {LOADER}", "help gdbext")
+    assert p.stderr == "", p.stderr
+    assert "vmmap" in p.stdout
+
+
+def test_without_pygments_commands_print_plain_output_and_one_hint(gdb_session):
+    g = gdb_session(demo("thread_stacks"), extra_init=[
+        "set style enabled on", "python import sys; sys.modules['pygments'] = None"])
+    g.run_to("threads")
+    text = g.cmd("threadstacks")
+    assert_clean(text)
+    assert "\x1b[" not in text, repr(text)
+    hints = [line for line in text.splitlines() if "pygments" in line]
+    assert len(hints) == 1 and hints[0].startswith("gdbext: "), text
+    assert any(line.startswith("thread") for line in text.splitlines()), text
+    for again in ("vmmap", "set gdbext color on", "vmmap --kind stack"):
+        text = g.cmd(again)
+        assert_clean(text)
+        assert "pygments" not in text and "\x1b[" not in text, (again, text)
+    assert "[stack]" in text, text
