@@ -3,7 +3,7 @@
 import pytest
 
 from gdbext.model.memory import BytesMemory
-from gdbext.model.ptmalloc import Layout, ProblemKind, PtmallocError, analyze, read_mp
+from gdbext.model.ptmalloc import HeapInputs, Layout, ProblemKind, PtmallocError, analyze, read_mp
 from gdbext.model.regions import Mapping
 
 from test_ptmalloc_builder import (HEAP, MAIN_ARENA, MP, TCACHE_KEY, VERSIONS, HeapBuilder,
@@ -212,7 +212,7 @@ def test_tcache_key_pointer_versions():
 def test_main_arena_before_malloc_initialised():
     L = Layout.for_version((2, 36))
     mem = BytesMemory([(MAIN_ARENA, bytes(L.malloc_state.sizeof))])
-    st = analyze(mem, L, MAIN_ARENA)
+    st = analyze(HeapInputs(mem, L, MAIN_ARENA))
     assert len(st.arenas) == 1 and st.arenas[0].heaps == [] and st.problems == []
     assert st.mallinfo2().arena == 0
 
@@ -220,7 +220,7 @@ def test_main_arena_before_malloc_initialised():
 def test_unreadable_main_arena_raises_our_error():
     L = Layout.for_version((2, 36))
     with pytest.raises(PtmallocError):
-        analyze(BytesMemory([]), L, MAIN_ARENA)
+        analyze(HeapInputs(BytesMemory([]), L, MAIN_ARENA))
 
 
 def test_heap_start_without_mp():

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st_
 
 from gdbext.model.memory import BytesMemory
-from gdbext.model.ptmalloc import Layout, ProblemKind, PtmallocError, analyze
+from gdbext.model.ptmalloc import HeapInputs, Layout, ModelOptions, ProblemKind, PtmallocError, analyze
 
 from test_ptmalloc_builder import HEAP, MAIN_ARENA, MP, VERSIONS, HeapBuilder, standard_heap
 from test_views_arenas import every_document
@@ -185,7 +185,7 @@ FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=list(Heal
 
 def _analyze_or_our_error(mem, L, **kw):
     try:
-        return analyze(mem, L, MAIN_ARENA, max_chunks=200_000, max_list=10_000, **kw)
+        return analyze(HeapInputs(mem, L, MAIN_ARENA, **kw), ModelOptions(max_chunks=200_000, max_list=10_000))
     except PtmallocError as e:
         assert "internal error" not in str(e), str(e)
         return None

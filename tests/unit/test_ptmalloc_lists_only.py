@@ -29,9 +29,9 @@ def real(version, path):
     candidates = [m for m in maps if m.anonymous and m.perms.startswith("rw") and not m.path]
     tcaches = {int(k): v for k, v in doc["tcache"].items() if v}
     st = Layout.for_version(version)
-    from gdbext.model.ptmalloc import analyze
-    return doc, analyze(mem, st, doc["main_arena"], mp=doc["mp"], tcaches=tcaches,
-                        mmap_candidates=candidates, lists_only=True)
+    from gdbext.model.ptmalloc import HeapInputs, ModelOptions, analyze
+    return doc, analyze(HeapInputs(mem, st, doc["main_arena"], mp=doc["mp"], tcaches=tcaches,
+                                   mmap_candidates=candidates), ModelOptions(lists_only=True))
 
 
 @pytest.mark.parametrize("version,name", [((2, 36), os.path.basename(FIXTURE))] +

@@ -6,7 +6,7 @@ import pytest
 
 from gdbext.model.memory import BytesMemory
 from gdbext.model.ptmalloc import Layout, ProblemKind
-from gdbext.model.ptmalloc.mmapped import WINDOW, find_mmapped
+from gdbext.model.ptmalloc.mmapped import WINDOW, MmapScope, find_mmapped
 from gdbext.model.regions import Mapping
 
 PAGE = 0x1000
@@ -68,7 +68,7 @@ class Merged:
     def find(self, mp=None, **kw):
         mem = CountingMemory([(self.base, bytes(self.data))], self.L.pointer_size)
         problems = []
-        got = find_mmapped(mem, self.L, [Mapping(self.base, self.end, "rw-p")], mp, problems, **kw)
+        got = find_mmapped(mem, self.L, MmapScope([Mapping(self.base, self.end, "rw-p")], mp, **kw), problems)
         return got, problems, mem
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st_
 
 from gdbext.model.memory import BytesMemory
-from gdbext.model.ptmalloc import Problem, ProblemKind, PtmallocError, analyze
+from gdbext.model.ptmalloc import HeapInputs, ModelOptions, Problem, ProblemKind, PtmallocError, analyze
 from gdbext.model.ptmalloc.problems import fold_problems
 from gdbext.views.problems import problems_json
 
@@ -111,9 +111,9 @@ def test_every_problem_on_a_damaged_heap_has_a_kind(version, where, value, regio
     segs = [(s, d) for s, d in zip(mem._starts, mem._data)]
     segs[i] = (mem._starts[i], bytes(data))
     try:
-        state = analyze(BytesMemory(segs), b.L, MAIN_ARENA, mp=MP, tcaches=dict(b.tcaches),
-                        mmap_candidates=b.mappings(), max_chunks=200_000, max_list=10_000,
-                        lists_only=lists_only)
+        state = analyze(HeapInputs(BytesMemory(segs), b.L, MAIN_ARENA, mp=MP, tcaches=dict(b.tcaches),
+                                   mmap_candidates=b.mappings()),
+                        ModelOptions(max_chunks=200_000, max_list=10_000, lists_only=lists_only))
     except PtmallocError:
         return
     _check_kinds(state)
