@@ -19,7 +19,6 @@ Plain Python over bytes; gdb is never imported here.  The edge provides a Memory
     state.problems      # [Problem(address, kind, message)]: every inconsistency found
     state.chunk_at(addr), state.neighbours(chunk)      # for `chunk ADDRESS`
     state.mallinfo2(), state.malloc_info().to_xml()    # what glibc would report, exactly
-    state.as_dict(chunks=False)                        # plain data for JSON
 
 Each chunk has one state (chunks.STATES): used, tcache, fastbin, unsorted, smallbin, largebin,
 top, mmapped, corrupt, fencepost (the markers that end a heap an arena outgrew, or a piece of a

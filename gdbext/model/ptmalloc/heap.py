@@ -172,16 +172,6 @@ class HeapSegment:
         self.fds.append(0)
         self.bks.append(0)
 
-    def as_dict(self) -> dict:
-        return {
-            "start": self.start,
-            "end": self.end,
-            "first_chunk": self.first_chunk,
-            "chunks": len(self.addrs),
-            "complete": self.complete,
-            "heap_info": self.heap_info.as_dict() if self.heap_info else None,
-        }
-
 
 def first_chunk_at(layout: Layout, address: int) -> int:
     """The first address at or after `address` where a chunk's user memory is aligned."""
