@@ -2,7 +2,7 @@
 
 import os
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import BinaryIO, Dict, List, Optional, Tuple
 
 import gdb
 
@@ -249,15 +249,18 @@ class ResidentSizes(dict):
     def __init__(self, rss: Dict[int, int], pagemap: Optional[str] = None):
         super().__init__(rss)
         self.pagemap = pagemap
-        self._file = None
+        self._file: Optional[BinaryIO] = None
         self.page = os.sysconf("SC_PAGE_SIZE") if pagemap else 4096
 
     def _entries(self, first: int, count: int):
+        if not self.pagemap:
+            return None
         try:
             if self._file is None:
-                self._file = open(self.pagemap, "rb", buffering=0)  # type: ignore[arg-type]
-            self._file.seek(first * 8)
-            data = self._file.read(count * 8)
+                self._file = open(self.pagemap, "rb")  # noqa: SIM115 (kept open across parts)
+            f = self._file
+            f.seek(first * 8)
+            data = f.read(count * 8)
         except (OSError, OverflowError, ValueError):
             self.pagemap, self._file = None, None
             return None
