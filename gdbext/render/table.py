@@ -46,7 +46,20 @@ class Table:
                 if not last:
                     line.append(("  ", None))
             out.append(line)
-        return out
+        return [_rstrip(line) for line in out]
 
     def _pad(self, text: str, width: int, col: int) -> str:
         return text.rjust(width) if self.align[col] == "r" else text.ljust(width)
+
+
+def _rstrip(line: List[Cell]) -> List[Cell]:
+    """The line without the spaces at its end (padding of its last cells, empty cells)."""
+    pieces = list(line)
+    while pieces:
+        text, token = pieces[-1]
+        stripped = text.rstrip(" ")
+        if stripped:
+            pieces[-1] = (stripped, token)
+            break
+        pieces.pop()
+    return pieces

@@ -320,7 +320,7 @@ def rows_fast(heap, seg) -> Iterator[str]:
     )
     addr_w = max(len("user address"), len(fmt.address(0)))
     fmt_line = "%%-%ds  %%%ds  %%-5s  %%-%ds  %%-%ds  %%-%ds  %%s" % (addr_w, size_w, state_w, addr_w, data_w)
-    yield fmt_line % ("address", "size", "flags", "state", "user address", "data", "") + "\n"
+    yield (fmt_line % ("address", "size", "flags", "state", "user address", "data", "")).rstrip() + "\n"
     code = seg.fds.typecode
     address = "0x%%0%dx" % (len(fmt.address(0)) - 2)
     todo = sorted(special)
@@ -364,7 +364,7 @@ def rows_fast(heap, seg) -> Iterator[str]:
                 texts,
             ),
         )
-        yield "\n".join(rows) + "\n"
+        yield "\n".join(map(str.rstrip, rows)) + "\n"  # as Table ends its lines
 
 
 def footer(a) -> Iterator[Line]:
