@@ -217,7 +217,7 @@ def table(heap, arenas, flt: ChunkFilter, with_mmapped: bool, colour: bool) -> I
         for seg in a.heaps:
             yield line(
                 f"heap {fmt.address(seg.start)}-{fmt.address(seg.end)} "
-                f"({fmt.human(seg.end - seg.start)}), {len(seg)} chunks"
+                f"({fmt.human(seg.end - seg.start)}), {fmt.plural(len(seg), 'chunk')}"
                 + ("" if seg.complete else ", walk stopped early"),
                 "muted",
             )
@@ -277,9 +277,9 @@ def table(heap, arenas, flt: ChunkFilter, with_mmapped: bool, colour: bool) -> I
         if t.rows:
             yield t
         total = sum(c.mapping_size for c in state.mmapped)
-        yield line(f"  {len(state.mmapped)} mmapped chunks, {fmt.size(total)} mapped", "muted")
+        yield line(f"  {fmt.plural(len(state.mmapped), 'mmapped chunk')}, {fmt.size(total)} mapped", "muted")
     if hidden:
-        yield line(f"... {hidden} more chunks not shown (--limit {flt.limit})")
+        yield line(f"... {fmt.plural(hidden, 'more chunk')} not shown (--limit {flt.limit})")
     mi = state.mallinfo2()._asdict()
     wrapped = mallinfo2_wrapped(state)  # never shown: a problem says why
     shown = " ".join(
@@ -377,7 +377,7 @@ def footer(a) -> Iterator[Line]:
     )
     used = tot.get("used", {"count": 0, "bytes": 0})
     yield line(
-        f"  {a.chunk_count} chunks; in use {used['count']} ({fmt.human(used['bytes'])})"
+        f"  {fmt.plural(a.chunk_count, 'chunk')}; in use {used['count']} ({fmt.human(used['bytes'])})"
         f"; free: {free or 'none'}; top {fmt.size(a.top_size)}; system_mem "
         f"{fmt.size(a.system_mem)}",
         "muted",

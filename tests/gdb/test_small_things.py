@@ -37,3 +37,24 @@ def test_a_no_line_ends_in_spaces(merged):
         assert_clean(text)
         ends = [line for line in text.splitlines() if line != line.rstrip()]
         assert ends == [], (cmd, ends)
+
+
+# ---- b. one chunk, two chunks ----
+
+def test_b_counts_are_singular_or_plural(merged):
+    g = merged
+    g.cmd(f"call (void) free((void *) {g.facts['B.user']:#x})")
+    assert gdb_int(g, "mp_.n_mmaps") == 1  # glibc's own count: one mmapped chunk is left
+    text = g.cmd("heapchunks")
+    assert_clean(text)
+    assert re.search(r"^  1 mmapped chunk, ", text, re.M), text
+    assert not re.search(r"\b1 [a-z ]*chunks\b", text), text
+    doc = g.json("heapchunks --json")
+    for a in doc["arenas"]:
+        n = len(a["chunks"])
+        word = "chunk" if n == 1 else "chunks"
+        assert re.search(rf"^  {n} {word}; in use", text, re.M), (n, text)
+    g.cmd("heapchunks --limit 1")
+    text = g.cmd("heapchunks --limit 2")
+    hidden = sum(len(a["chunks"]) for a in doc["arenas"]) + 1 - 2
+    assert f"... {hidden} more chunk{'s' if hidden != 1 else ''} not shown" in text, text
