@@ -134,12 +134,22 @@ def address_body(address: int, r, below, above) -> dict:
         "address": address,
         "region": region_json(r) if r else None,
         "offset": address - r.start if r else None,
+        "into_guard": r.end - address if r and r.kind == "guard" else None,
         "below": dict(region_json(below), distance=address - below.end) if below else None,
         "above": dict(region_json(above), distance=above.start - address) if above else None,
     }
 
 
 def address_items(address: int, r, below, above) -> List[Item]:
+    if r and r.kind == "guard":  # from the stack's usable end down, as threadstacks counts
+        depth = r.end - address
+        return [
+            regions_table([r]),
+            line(
+                f"{fmt.address(address)} is {depth:#x} ({depth}) bytes into the {r.describe()}, "
+                f"below the end of the usable stack at {fmt.address(r.end)}"
+            ),
+        ]
     if r:
         return [
             regions_table([r]),

@@ -58,3 +58,21 @@ def test_b_counts_are_singular_or_plural(merged):
     text = g.cmd("heapchunks --limit 2")
     hidden = sum(len(a["chunks"]) for a in doc["arenas"]) + 1 - 2
     assert f"... {hidden} more chunk{'s' if hidden != 1 else ''} not shown" in text, text
+
+
+# ---- c. bytes into the guard, one way ----
+
+def test_c_vmmap_and_threadstacks_measure_the_guard_from_the_stacks_end(gdb_session):
+    g = gdb_session(demo("deep_recursion"), 1, "overflow")
+    assert "SIGSEGV" in g.cmd("run")
+    low = g.facts["thread.stack_addr"]  # pthread_getattr_np: the usable stack's lowest byte
+    sp = gdb_int(g, "$sp")
+    depth = low - sp  # how far the overflow went below the usable stack
+    assert 0 < depth <= g.facts["thread.guard_size"]
+    text = g.cmd("threadstacks")
+    assert f"{depth:#x} bytes into the guard" in text, text
+    text = g.cmd("vmmap $sp")
+    assert_clean(text)
+    assert f"is {depth:#x} ({depth}) bytes into the guard of thread" in text, text
+    doc = g.json("vmmap $sp --json")
+    assert doc["into_guard"] == depth and doc["region"]["end"] == low
