@@ -76,3 +76,31 @@ def test_c_vmmap_and_threadstacks_measure_the_guard_from_the_stacks_end(gdb_sess
     assert f"is {depth:#x} ({depth}) bytes into the guard of thread" in text, text
     doc = g.json("vmmap $sp --json")
     assert doc["into_guard"] == depth and doc["region"]["end"] == low
+
+
+# ---- d. wide thread names ----
+
+def test_d_wide_thread_names_keep_the_table_aligned(gdb_session):
+    import unicodedata
+
+    g = gdb_session(demo("thread_stacks"))
+    g.run_to("threads")
+    pid, tid = g.facts["pid"], g.facts["thread.2.tid"]
+    num = re.search(rf"^\*?\s*(\d+)\s+Thread 0x[0-9a-f]+ \(LWP {tid}\)", g.cmd("info threads"), re.M)
+    g.cmd(f"thread {num.group(1)}")
+    octal = "".join(f"\\{b:03o}" for b in "工作线程".encode())  # 12 bytes of UTF-8: the kernel keeps 15
+    assert g.cmd(f'call (int) prctl(15, "{octal}")').endswith("= 0")  # PR_SET_NAME
+    with open(f"/proc/{pid}/task/{tid}/comm", encoding="utf-8") as f:
+        assert f.read().strip() == "工作线程"  # the oracle: the name the kernel keeps
+    text = g.cmd("threadstacks")
+    assert_clean(text)
+    assert "工作线程" in text
+
+    def columns(s):
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+    rows = [line for line in text.splitlines() if re.match(r"\s*(#|\d+)\s", line)]
+    assert len(rows) >= 3 and any("工作线程" in r for r in rows), text
+    starts = {columns(line[:m.start()]) for line in rows[1:] for m in [re.search(r"0x[0-9a-f]{16}-", line)]}
+    assert len(starts) == 1, rows  # the stack column starts at one screen column in every row
+    assert columns(rows[0][:rows[0].index("stack [low")]) in starts
