@@ -13,6 +13,7 @@ class Table:
         self.headers = list(headers)
         self.align = align or "l" * len(headers)  # one of l/r per column
         self.rows: List[List[Cell]] = []
+        self.notes: List[str] = []  # lines under the table (footnotes), after its rows
 
     def add(self, *cells, token: Optional[str] = None) -> None:
         row = []
@@ -47,6 +48,7 @@ class Table:
                 if not last:
                     line.append(("  ", None))
             out.append(line)
+        out.extend([(printable(n), "muted")] for n in self.notes)
         return [_rstrip(line) for line in out]
 
     def _pad(self, text: str, width: int, col: int) -> str:

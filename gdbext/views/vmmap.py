@@ -9,6 +9,15 @@ from ..render.table import Table
 from . import Item, line
 
 
+# Regions that are no-access in a process; a core that shows them readable came from gcore,
+# which writes a PROT_NONE mapping's header as r--p.
+NO_ACCESS_KINDS = ("guard", "arena-reserved")
+GCORE_PROT_NONE_NOTE = (
+    "note: gcore writes PROT_NONE memory as r--p: the guard and arena-reserved regions above "
+    "were no-access (---p) in the process"
+)
+
+
 def region_json(r) -> dict:
     return {
         "start": r.start,
@@ -97,6 +106,8 @@ def regions_table(regs) -> Table:
             (r.kind, tok),
             region_name(r),
         )
+    if any(r.kind in NO_ACCESS_KINDS and r.perms[:3] != "---" for r in regs):
+        t.notes.append(GCORE_PROT_NONE_NOTE)
     return t
 
 

@@ -104,3 +104,30 @@ def test_d_wide_thread_names_keep_the_table_aligned(gdb_session):
     starts = {columns(line[:m.start()]) for line in rows[1:] for m in [re.search(r"0x[0-9a-f]{16}-", line)]}
     assert len(starts) == 1, rows  # the stack column starts at one screen column in every row
     assert columns(rows[0][:rows[0].index("stack [low")]) in starts
+
+
+# ---- e. gcore's r--p for PROT_NONE ----
+
+def test_e_core_vmmap_says_gcore_wrote_no_access_memory_as_readable(gdb_session, tmp_path):
+    live = gdb_session(demo("thread_stacks"))
+    live.run_to("threads")
+    maps = proc_maps(live.facts["pid"])
+    no_access = {(m.start, m.end) for m in maps if m.perms.startswith("---")}  # the kernel's word
+    text = live.cmd("vmmap")
+    assert "gcore writes PROT_NONE" not in text  # a live process shows ---p as it is
+    core = str(tmp_path / "ts.core")
+    live.cmd(f"gcore {core}", timeout=120)
+    g = gdb_session(demo("thread_stacks"))
+    g.cmd(f"core-file {core}", timeout=120)
+    doc = g.json("vmmap --json")
+    assert doc["target"]["kind"] == "core"
+    shown = [r for r in doc["regions"] if (r["start"], r["end"]) in no_access]
+    assert shown and any(r["perms"] == "r--p" for r in shown), shown  # what gcore wrote
+    text = g.cmd("vmmap")
+    assert_clean(text)
+    lines = text.splitlines()
+    assert "note: gcore writes PROT_NONE memory as r--p" in lines[-1], lines[-3:]
+    text = g.cmd("vmmap --kind code")
+    assert "gcore writes PROT_NONE" not in text  # only when such a region is shown
+    guard = next(r for r in shown if r["kind"] == "guard")
+    assert "gcore writes PROT_NONE" in g.cmd(f"vmmap {guard['start']:#x}")
