@@ -131,3 +131,19 @@ def test_e_core_vmmap_says_gcore_wrote_no_access_memory_as_readable(gdb_session,
     assert "gcore writes PROT_NONE" not in text  # only when such a region is shown
     guard = next(r for r in shown if r["kind"] == "guard")
     assert "gcore writes PROT_NONE" in g.cmd(f"vmmap {guard['start']:#x}")
+
+
+# ---- f. the top chunk ----
+
+def test_f_chunk_on_the_top_chunk_says_top_and_its_size(merged):
+    g = merged
+    top = gdb_int(g, "(unsigned long) main_arena.top")  # glibc's own word, through libc's debug info
+    size = gdb_int(g, "main_arena.top->mchunk_size") & ~7
+    text = g.cmd(f"chunk {top:#x}")
+    assert_clean(text)
+    assert "usable bytes" not in text, text
+    assert f"the arena's top chunk (the wilderness): {size:#x} (" in text, text
+    doc = g.json(f"chunk {top:#x} --json")["chunk"]
+    assert doc["state"] == "top" and doc["size"] == size and doc["usable_size"] is None
+    used = g.json(f"chunk {g.facts['A.user']:#x} --json")["chunk"]  # any other chunk keeps its figure
+    assert used["usable_size"] and "usable bytes" in g.cmd(f"chunk {g.facts['A.user']:#x}")
