@@ -119,7 +119,8 @@ def text(heap, f: ChunkFacts, address: int, expression: str) -> Iterator[Item]:
         )
     else:
         yield _plain(
-            f"  user memory {fmt.address(user)}, {c.usable_size(L)} usable bytes, ends at {fmt.address(c.end)}"
+            f"  user memory {fmt.address(user)}, {c.usable_size(L)} usable bytes, "
+            f"ends at {fmt.address(c.end)}"
         )
     for k, v in f.links.items():
         note = " (stored mangled: PROTECT_PTR)" if k == "next_raw" and L.safe_linking else ""

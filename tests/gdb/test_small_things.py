@@ -147,3 +147,30 @@ def test_f_chunk_on_the_top_chunk_says_top_and_its_size(merged):
     assert doc["state"] == "top" and doc["size"] == size and doc["usable_size"] is None
     used = g.json(f"chunk {g.facts['A.user']:#x} --json")["chunk"]  # any other chunk keeps its figure
     assert used["usable_size"] and "usable bytes" in g.cmd(f"chunk {g.facts['A.user']:#x}")
+
+
+# ---- g. stripped callers ----
+
+def test_g_stripped_callers_are_object_plus_offset(gdb_session, tmp_path):
+    import subprocess
+
+    stripped = str(tmp_path / "sbrk_grow_stripped")
+    subprocess.run(["strip", "-o", stripped, demo("sbrk_grow")], check=True)
+    g = gdb_session(stripped, "grow")
+    g.cmd("brkwatch on --stop --bt 2")
+    out = g.cmd("run")
+    assert_clean(out)
+    assert "brkwatch: stopped at event 1: brk" in out, out
+    maps = proc_maps(g.pid)  # the kernel's word on where the stripped program is loaded
+    base = min(m.start for m in maps if m.path == stripped)
+    events = g.json("brkwatch log --json")["events"]
+    caller = events[0]["caller"]
+    assert caller["function"] is None and caller["file"] is None  # stripped: no name to give
+    offset = caller["pc"] - base
+    assert caller["object"] == "sbrk_grow_stripped" and caller["object_offset"] == offset
+    text = g.cmd("brkwatch log")
+    assert_clean(text)
+    assert f"sbrk_grow_stripped+{offset:#x}" in text, text
+    frames = events[0]["backtrace"]
+    assert frames[0]["object"] == "sbrk_grow_stripped"
+    assert f"#0 sbrk_grow_stripped+{frames[0]['pc'] - base:#x}" in text, text
