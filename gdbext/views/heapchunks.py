@@ -213,6 +213,10 @@ def table(heap, arenas, flt: ChunkFilter, with_mmapped: bool, colour: bool) -> I
     hidden = 0
     fast = flt.everything and not colour and L.size_sz == L.pointer_size == 8 and 2 * L.size_sz == PREVIEW
     for a in arenas:
+        if (flt.codes, flt.min, flt.max) != (None, None, None) and not any(
+            flt.keep(st, raw & ~7) for seg in a.heaps for raw, st in zip(seg.raws, seg.states)
+        ):
+            continue  # filtered and no chunk of this arena matches: no header, no footer
         yield line(arena_name(heap, a), "title")
         for seg in a.heaps:
             yield line(

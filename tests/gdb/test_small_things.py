@@ -174,3 +174,20 @@ def test_g_stripped_callers_are_object_plus_offset(gdb_session, tmp_path):
     frames = events[0]["backtrace"]
     assert frames[0]["object"] == "sbrk_grow_stripped"
     assert f"#0 sbrk_grow_stripped+{frames[0]['pc'] - base:#x}" in text, text
+
+
+# ---- h. heapchunks --state mmapped ----
+
+def test_h_a_filter_shows_only_arenas_with_matching_chunks(merged):
+    g, f = merged, merged.facts
+    assert gdb_int(g, "mp_.n_mmaps") == 2 == f["mallinfo2.hblks"]  # glibc's count: chunks A and B
+    text = g.cmd("heapchunks --state mmapped")
+    assert_clean(text)
+    assert "main_arena" not in text and "in use" not in text, text  # no empty arena header, footer
+    assert "mmapped chunks" in text and "2 mmapped chunks" in text
+    for name in ("A", "B"):
+        assert f"{f[name + '.chunk']:#018x}" in text
+    text = g.cmd("heapchunks --state used")  # the main arena holds used chunks: it is shown
+    assert "main_arena" in text and "; in use" in text
+    text = g.cmd("heapchunks")  # unfiltered: every arena, as before
+    assert "main_arena" in text
