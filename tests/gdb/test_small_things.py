@@ -191,3 +191,23 @@ def test_h_a_filter_shows_only_arenas_with_matching_chunks(merged):
     assert "main_arena" in text and "; in use" in text
     text = g.cmd("heapchunks")  # unfiltered: every arena, as before
     assert "main_arena" in text
+
+
+# ---- j. brkwatch's heap column from the start ----
+
+def test_j_heap_total_is_known_from_brkwatch_on(gdb_session):
+    g = gdb_session(demo("malloc_sizes"), "threshold")
+    g.run_to("first")
+    f = g.facts
+    brk = f[f"brk.{max(int(k.split('.')[1]) for k in f if k.startswith('brk.'))}"]  # sbrk(0), printed
+    with open(f"/proc/{f['pid']}/stat") as fh:
+        start = int(fh.read().rsplit(")", 1)[1].split()[47 - 3])  # the kernel's start_brk
+    assert brk > start
+    g.cmd("brkwatch on --mmap")
+    g.run_to("freed")  # free(p) unmaps the 200 KiB chunk: an munmap event, no brk event yet
+    events = g.json("brkwatch log --json")["events"]
+    assert events and all(e["kind"] != "brk" for e in events), events
+    assert events[0]["heap_total"] == brk - start  # before: null ('?') until a brk event
+    text = g.cmd("brkwatch log")
+    row = next(line for line in text.splitlines() if line.startswith("1 "))
+    assert " ? " not in row, row

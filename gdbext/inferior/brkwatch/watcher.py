@@ -191,6 +191,7 @@ class Watcher:
         self.libc = libc
         if libc is not None:
             self._seed(pid, libc)
+        self._note_break(pid)
         self._check_catchpoint()
         if self.catchpoint is not None:
             self.method, self.armed_pid, self.waiting = "syscall", pid, ""  # kept from the last run
@@ -218,6 +219,18 @@ class Watcher:
         self.waiting = "no way to watch the break: " + "; ".join(self.why_not)
         if self.execs:
             self.log.notes.append(f"the watch was lost after the exec: {self.waiting}")
+
+    def _note_break(self, pid: int):
+        """The break as it is when the watch starts, so that the heap total is known from the
+        first event on, not only after a brk event: libc's __curbrk, or the kernel's start_brk
+        when the process has no [heap] yet (the break has not moved since exec)."""
+        s = self.log.summary
+        if s.last_brk is not None or self.log.start_brk is None:
+            return
+        if self.cur_brk:
+            s.last_brk = self.cur_brk
+        elif not any(m.path == "[heap]" for m in proc_maps(pid)):
+            s.last_brk = self.log.start_brk
 
     def _seed(self, pid: int, libc: LibcInfo):
         self.files = _file_ranges(pid)
