@@ -193,6 +193,25 @@ def test_h_a_filter_shows_only_arenas_with_matching_chunks(merged):
     assert "main_arena" in text
 
 
+# ---- i. brkwatch --stop without gdb's internals ----
+
+@pytest.mark.parametrize("method", ["watch", "break"])
+def test_i_brkwatch_stop_hides_gdb_internals(gdb_session, method):
+    g = gdb_session(demo("sbrk_grow"), "grow")
+    g.cmd(f"brkwatch on --stop --method {method}")
+    out = g.cmd("run")
+    assert_clean(out)
+    before = g.facts["brk.before"]  # the break the demo read with sbrk(0) before growing
+    assert re.search(rf"brkwatch: stopped at event 1: brk {before:#x} -> 0x[0-9a-f]+ ", out), out
+    for internal in ("atchpoint -", "reakpoint -", "Old value", "New value", "brk.c"):
+        assert internal not in out, (internal, out)  # before: "Hardware watchpoint -2: *(void **) 0x..."
+    status = g.json("brkwatch status --json")["status"]
+    assert status["method"] == method
+    out = g.cmd("continue")
+    assert "brkwatch: stopped at event 2: brk" in out and "atchpoint -" not in out, out
+    assert g.facts["brk.event.0"] != before
+
+
 # ---- j. brkwatch's heap column from the start ----
 
 def test_j_heap_total_is_known_from_brkwatch_on(gdb_session):

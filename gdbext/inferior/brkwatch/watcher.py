@@ -247,7 +247,7 @@ class Watcher:
         return self.libc.need(name, *alts)
 
     def _hook(self, address: int, handler, source: str):
-        self.hooks.append(Hook(f"*{address:#x}", self.dispatch, handler, source))
+        self.hooks.append(_silent(Hook(f"*{address:#x}", self.dispatch, handler, source)))
 
     def _arm_raw_and_maps(self) -> str:
         parts = []
@@ -302,7 +302,7 @@ class Watcher:
             )
         except (gdb.error, RuntimeError) as e:
             raise Unavailable(f"no hardware watchpoint ({e})") from None
-        self.hooks.append(hook)
+        self.hooks.append(_silent(hook))
         if hook.type != gdb.BP_HARDWARE_WATCHPOINT:  # a software watchpoint single-steps everything
             raise Unavailable("gdb can only make a software watchpoint here")
         self._hook(fail, self.on_brk_refused, "libc __brk")
@@ -609,6 +609,14 @@ class Watcher:
             "errors": self.errors,
             "last_error": self.last_error or None,
         }
+
+
+def _silent(hook: Hook) -> Hook:
+    """A hook that stops (--stop) without gdb's own words for its internal breakpoint or
+    watchpoint ("Hardware watchpoint -5: *(void **) 0x...", old and new value, libc's frame):
+    the watcher writes its own line instead."""
+    hook.silent = True
+    return hook
 
 
 def _file_ranges(pid: int) -> M.FileRanges:
