@@ -132,7 +132,7 @@ def _chunk_dict(c: Chunk) -> dict:
 
 class HeapState:
     """Everything analyze() found.  Lists are in address or list order; nothing is lazy but
-    totals.  `problems` holds every inconsistency as Problem(address, message)."""
+    totals.  `problems` holds every inconsistency as Problem(address, kind, message)."""
 
     def __init__(self, layout: Layout):
         self.layout = layout
@@ -252,5 +252,7 @@ class HeapState:
             "mp": self.mp,
             "mp_address": self.mp_address,
             "mallinfo2": self.mallinfo2()._asdict(),
-            "problems": [{"address": p.address, "message": p.message} for p in self.problems],
+            "problems": [
+                {"address": p.address, "kind": p.kind.value, "message": p.message} for p in self.problems
+            ],
         }
