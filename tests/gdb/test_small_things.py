@@ -88,6 +88,7 @@ def test_d_wide_thread_names_keep_the_table_aligned(gdb_session):
     pid, tid = g.facts["pid"], g.facts["thread.2.tid"]
     num = re.search(rf"^\*?\s*(\d+)\s+Thread 0x[0-9a-f]+ \(LWP {tid}\)", g.cmd("info threads"), re.M)
     g.cmd(f"thread {num.group(1)}")
+    g.cmd("set scheduler-locking on")  # only this thread runs the call: the others stay put
     octal = "".join(f"\\{b:03o}" for b in "工作线程".encode())  # 12 bytes of UTF-8: the kernel keeps 15
     assert g.cmd(f'call (int) prctl(15, "{octal}")').endswith("= 0")  # PR_SET_NAME
     with open(f"/proc/{pid}/task/{tid}/comm", encoding="utf-8") as f:
@@ -100,7 +101,7 @@ def test_d_wide_thread_names_keep_the_table_aligned(gdb_session):
         return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
 
     rows = [line for line in text.splitlines() if re.match(r"\s*(#|\d+)\s", line)]
-    assert len(rows) >= 3 and any("工作线程" in r for r in rows), text
+    assert len(rows) == 5 and any("工作线程" in r for r in rows), text  # the header, four threads
     starts = {columns(line[:m.start()]) for line in rows[1:] for m in [re.search(r"0x[0-9a-f]{16}-", line)]}
     assert len(starts) == 1, rows  # the stack column starts at one screen column in every row
     assert columns(rows[0][:rows[0].index("stack [low")]) in starts
