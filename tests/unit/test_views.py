@@ -332,13 +332,29 @@ def test_vmmap_regions_and_summary():
     assert rows[2]["kind"] == "arena-heap" and rows[2]["label"] == "arena 0x7ffff0000020"
     rss = {0x601000: 0x21000, 0x7ffff0000000: 0x1000}
     s = vmmap_views.summary(regs, rss)
-    assert s["total"] == {"size": sum(r.size for r in regs), "resident": 0x22000, "count": 4}
+    assert s["total"] == {"size": sum(r.size for r in regs), "resident": 0x22000, "count": 4,
+                          "resident_estimated": False}
     assert s["kinds"]["arena-heap"]["resident"] == 0x1000
     assert vmmap_views.summary(regs, None)["total"]["resident"] is None
     text = plain_text(vmmap_views.summary_items(dict(s, resident_unknown="why")))
     assert "by kind" in text and "by class" in text and "resident sizes unknown: why" in text
     table = plain_text([vmmap_views.regions_table(regs)])
     assert "/bin/demo" in table and "(arena 0x7ffff0000020)" in table
+
+
+def test_vmmap_summary_marks_shares_of_a_mapping_as_estimates():
+    m = Mapping(0x7ffff0000000, 0x7ffff0010000, "rw-p")
+    regs = classify([m], Facts(claims=[Claim(0x7ffff0004000, 0x7ffff0008000, "mmap-chunk")]))
+    assert [r.kind for r in regs] == ["anon", "mmap-chunk", "anon"]
+    s = vmmap_views.summary(regs, {m.start: 0x8000})  # a plain dict: no page map to ask
+    assert s["kinds"]["mmap-chunk"] == {"size": 0x4000, "resident": 0x2000, "count": 1,
+                                        "resident_estimated": True}
+    text = plain_text(vmmap_views.summary_items(s))
+    assert "~0x2000 (8 KiB)" in text and "~ estimated:" in text
+    whole = vmmap_views.summary(regs, {m.start: 0x10000})  # all resident: a share is exact
+    assert whole["total"]["resident_estimated"] is False
+    assert "~" not in plain_text(vmmap_views.summary_items(whole))
+    assert [vmmap_views.region_json(r)["offset"] for r in regs] == [0, 0, 0]  # as maps says
 
 
 def test_vmmap_one_address():
