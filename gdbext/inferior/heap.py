@@ -35,6 +35,7 @@ from ..model.ptmalloc import (
     libc_data_mappings,
 )
 from ..model.ptmalloc.claims import malloc_claims
+from ..model.ptmalloc.mmapped import chunk_at_page
 from ..model.ptmalloc.locate import looks_like_tcache, unaccepted_tcaches
 from ..model.ptmalloc.tls import find_tls_slot, slot_values
 from ..model.provenance import How, Provenance
@@ -229,7 +230,7 @@ def _bounds_view(target: Target) -> HeapView:
         layout,
         anchors.main_arena,
         mp=anchors.mp,
-        mmap_candidates=_mmap_candidates(target, maps),
+        mmap_candidates=_mmap_candidates(target, layout, maps),
         heap_start=brk.start,
         mappings=maps,
         program_break=brk.program_break,  # not used by the bounds: kept for the models on top
@@ -516,8 +517,10 @@ def _top_of(target: Target, layout: Layout, arena: int) -> Optional[int]:
         return None
 
 
-def _mmap_candidates(target: Target, maps) -> List[Mapping]:
-    """Anonymous read-write mappings that are not the brk heap or a thread's stack."""
+def _mmap_candidates(target: Target, layout: Layout, maps) -> List[Mapping]:
+    """Anonymous read-write mappings that are not the brk heap or a thread's stack, except a
+    mapping that is itself an mmapped chunk holding a thread's stack (a program may run a
+    thread on a large block from malloc: pthread_attr_setstack)."""
     stacks = sorted((s.low, s.high) for s in thread_stacks(target, maps))
     lows = [lo for lo, _ in stacks]
     reach = list(accumulate((hi for _, hi in stacks), max))  # highest end among stacks[:j+1]
@@ -528,10 +531,24 @@ def _mmap_candidates(target: Target, maps) -> List[Mapping]:
         # Some stack overlaps m if one starting below m's end reaches past its start: a bisect,
         # not a scan of every thread's stack for each of 200k mappings.
         i = bisect_left(lows, m.end)
-        if i and reach[i - 1] > m.start:
+        if i and reach[i - 1] > m.start and not _chunk_holds_stacks(target, layout, m, stacks[:i]):
             continue
         out.append(m)
     return out
+
+
+def _chunk_holds_stacks(target: Target, layout: Layout, m: Mapping, stacks) -> bool:
+    """Whether `m` starts with an mmapped chunk whose user memory holds every thread stack
+    that overlaps `m`: a stack glibc mapped starts the mapping with the stack's unused, zeroed
+    bottom (its guard is a mapping of its own), which no chunk header can be read from."""
+    try:
+        c = chunk_at_page(target.memory, layout, m.start, m.end)
+    except MemoryReadError:
+        return False
+    if c is None:
+        return False
+    inside = [(lo, hi) for lo, hi in stacks if hi > m.start]
+    return all(c.user_address(layout) <= lo and hi <= c.end for lo, hi in inside)
 
 
 def _per_thread_at_stop(target: Target, view: HeapView, maps) -> Dict[int, Dict[str, Optional[int]]]:
@@ -665,7 +682,7 @@ def malloc_claims_from_model(target: Target) -> List[Claim]:
             if version is None or other_allocator(maps):
                 return []
             layout = Layout.for_version(version, target.pointer_size)
-            candidates = _mmap_candidates(target, maps)
+            candidates = _mmap_candidates(target, layout, maps)
             return malloc_claims(target.memory, layout, maps, candidates=candidates, loose_perms=loose)
         except (gdb.error, MemoryReadError):
             return []
