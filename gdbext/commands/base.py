@@ -1,6 +1,7 @@
 """What every gdbext command shares: argument parsing, errors as one sentence, output."""
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
@@ -10,7 +11,7 @@ import gdb
 
 from ..render import style
 from ..render.escape import printable
-from ..render.table import Table
+from ..render.table import Table, wrap_line
 from ..inferior.errors import UserError
 
 
@@ -333,26 +334,65 @@ def colour_enabled() -> bool:
     return style.colour_wanted(enabled, tty)
 
 
+def terminal_width() -> Optional[int]:
+    """The columns a table may take: gdb's `set width` (the terminal's unless the user set it),
+    None when it is unlimited or the output is not a terminal (a pipe, batch mode)."""
+    try:
+        width = gdb.parameter("width")
+        tty = os.isatty(sys.__stdout__.fileno())  # type: ignore[union-attr]
+    except (gdb.error, RuntimeError, AttributeError, ValueError, OSError):
+        return None
+    if not tty or not isinstance(width, int) or width <= 0:
+        return None
+    return width
+
+
+@contextlib.contextmanager
+def unpaged():
+    """gdb's pager off for what is written inside (`set height 0`), as it was after."""
+    try:
+        height = gdb.parameter("height")
+    except (gdb.error, RuntimeError):
+        height = None
+    if not height:  # unlimited already (None or 0)
+        yield
+        return
+    gdb.execute("set height 0")  # not to_string: gdb restores the page size after that
+    try:
+        yield
+    finally:
+        gdb.execute(f"set height {int(height)}")
+
+
 class Output:
     """Collects styled lines; written through gdb.write so the pager and Ctrl-C work."""
 
     def __init__(self):
         self.colour = colour_enabled()
         self.style_name = setting("style", "monokai") or "monokai"
+        self.width = terminal_width()  # tables fit it; None: no limit
 
     def line(self, pieces=()):
         if isinstance(pieces, str):
             pieces = [(pieces, None)]
         # Every line passes here: escape what the inferior named (control characters).
         pieces = [(printable(text), token) for text, token in pieces]
-        gdb.write(style.paint(pieces, self.colour, self.style_name) + "\n")
+        for part in wrap_line(pieces, self.width):  # between words, never inside one
+            gdb.write(style.paint(part, self.colour, self.style_name) + "\n")
 
     def table(self, table):
-        for pieces in table.lines():
+        for pieces in table.lines(self.width):
             self.line(pieces)
 
     def json(self, text: str):
-        gdb.write(text + "\n")
+        with unpaged():  # a document for a script, not a screen at a time
+            gdb.write(text + "\n")
+
+    def json_pieces(self, pieces: Iterable[str]):
+        """A JSON document written in pieces (heapchunks streams its chunks), unpaged."""
+        with unpaged():
+            for piece in pieces:
+                gdb.write(piece)
 
     def write(self, text: str):
         """Raw text, for a document written in pieces."""

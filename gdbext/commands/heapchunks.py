@@ -59,9 +59,9 @@ class HeapChunks(GdbextCommand):
         view = heap_view(target)
         arenas = select_arenas(view, args.arena)
         if args.json:
-            out.emit(chunks_view.document(view, target_json(target), arenas, flt, args.arena is None))
+            out.json_pieces(chunks_view.document(view, target_json(target), arenas, flt, args.arena is None))
         else:
-            out.emit(chunks_view.table(view, arenas, flt, args.arena is None, out.colour))
+            out.emit(chunks_view.table(view, arenas, flt, args.arena is None, out.colour, out.width))
 
 
 COMMANDS = (HeapChunks,)

@@ -232,6 +232,39 @@ def cut_line(line: List[Cell], width: Optional[int]) -> List[Cell]:
     return out
 
 
+def wrap_line(line: List[Cell], width: Optional[int]) -> List[List[Cell]]:
+    """A line of prose (not a table's) in lines of at most `width` display columns, broken
+    between words, never inside one; the lines after the first indented two more than it. A
+    word wider than a line is cut with …. None: the line as it is."""
+    if not width or sum(display_width(t) for t, _ in line) <= width:
+        return [line]
+    text = "".join(t for t, _ in line)
+    indent = " " * (len(text) - len(text.lstrip(" ")) + 2)
+    if len(indent) >= width // 2:
+        indent = "  "
+    out: List[List[Cell]] = [[]]
+    used, spaces = 0, ""
+    for piece, token in line:
+        for part in re.findall(r"\s+|\S+", piece):
+            if part.isspace():
+                spaces += part
+                continue
+            w = display_width(part)
+            if used and used + len(spaces) + w > width:
+                out.append([(indent, None)])
+                used, spaces = len(indent), ""
+            if spaces:
+                out[-1].append((spaces, None))
+                used += len(spaces)
+                spaces = ""
+            if used + w > width:
+                part = cut(part, width - used)
+                w = display_width(part)
+            out[-1].append((part, token))
+            used += w
+    return out
+
+
 def _rstrip(line: List[Cell]) -> List[Cell]:
     """The line without the spaces at its end (padding of its last cells, empty cells)."""
     pieces = list(line)

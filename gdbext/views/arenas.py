@@ -68,6 +68,9 @@ def arenas_table(heap, walked: bool) -> Table:
         ["#", "arena", "heaps", "top", "top size", "system_mem", "max", "free", "attached", "threads"]
         + (["chunks"] if walked else []),
         "rlllrrrrrl" + ("r" if walked else ""),
+        drop=("max", "attached", "top", "system_mem", "heaps", "chunks"),
+        cut=("threads",),
+        addresses=("arena", "heaps", "top"),
     )
     for a in heap.state.arenas:
         j = arena_json(heap, a, walked)
@@ -101,7 +104,7 @@ def mp_items(state) -> List[Item]:
     if mp is None:
         return [line("mp_ (malloc_par): not found")]
     where = f" at {fmt.address(state.mp_address)}" if state.mp_address else ""
-    t = Table(["field", "value"], "ll")
+    t = Table(["field", "value"], "ll", cut=("value",))
     for k in MP_SHOWN:
         if k in mp:
             t.add(k, mp_value(k, mp[k]))

@@ -122,6 +122,8 @@ def event_table(events) -> Table:
     t = Table(
         ["#", "thread", "kind", "change", "delta", "result", "heap", "mmapped", "threshold", "caller"],
         "rllllrrrrl",
+        drop=("threshold", "mmapped", "result", "heap"),
+        cut=("thread", "caller"),
     )
     for e in events:
         tok = "warning" if not e.ok else ("dynamic" if (e.delta or 0) >= 0 else "free")

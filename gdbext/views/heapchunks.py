@@ -201,9 +201,12 @@ def document_filtered(heap, target_doc: dict, arenas, flt: ChunkFilter, with_mma
 # ---- table ----
 
 
-def table(heap, arenas, flt: ChunkFilter, with_mmapped: bool, colour: bool) -> Iterator[Item]:
+def table(
+    heap, arenas, flt: ChunkFilter, with_mmapped: bool, colour: bool, width: Optional[int] = None
+) -> Iterator[Item]:
     """The table: a header, each arena's heaps and footer, the mmapped chunks, mallinfo2 and
-    the problems. Without colour or filter, 64-bit heaps take the fast path (raw text)."""
+    the problems. Without colour, filter or width to fit, 64-bit heaps take the fast path (raw
+    text); a width (gdb's `set width`) goes to Table, which fits it."""
     yield from header_items(heap)
     state, L = heap.state, heap.layout
     if not any(a.heaps for a in state.arenas) and not state.mmapped:
@@ -211,7 +214,7 @@ def table(heap, arenas, flt: ChunkFilter, with_mmapped: bool, colour: bool) -> I
     hdr = L.chunk_hdr_sz
     left = flt.limit if flt.limit is not None else -1
     hidden = 0
-    fast = flt.everything and not colour and L.size_sz == L.pointer_size == 8 and 2 * L.size_sz == PREVIEW
+    fast = flt.everything and not colour and not width and L.size_sz == L.pointer_size == 8 and 2 * L.size_sz == PREVIEW
     for a in arenas:
         if (flt.codes, flt.min, flt.max) != (None, None, None) and not any(
             flt.keep(st, raw & ~7) for seg in a.heaps for raw, st in zip(seg.raws, seg.states)
@@ -228,7 +231,13 @@ def table(heap, arenas, flt: ChunkFilter, with_mmapped: bool, colour: bool) -> I
             if fast:
                 yield from rows_fast(heap, seg)
                 continue
-            t = Table(["address", "size", "flags", "state", "user address", "data", ""], "lrlllll")
+            t = Table(
+                ["address", "size", "flags", "state", "user address", "data", ""],
+                "lrlllll",
+                drop=("user address", "data", "flags"),
+                cut=("",),
+                addresses=("address", "user address"),
+            )
             for i, (addr, raw, st) in enumerate(zip(seg.addrs, seg.raws, seg.states)):
                 size = raw & ~7
                 if not flt.keep(st, size):
@@ -258,7 +267,13 @@ def table(heap, arenas, flt: ChunkFilter, with_mmapped: bool, colour: bool) -> I
         yield from footer(a)
     if with_mmapped and state.mmapped:
         yield line("mmapped chunks", "title")
-        t = Table(["address", "size", "flags", "state", "user address", "mapping", "data", ""], "lrllllll")
+        t = Table(
+            ["address", "size", "flags", "state", "user address", "mapping", "data", ""],
+            "lrllllll",
+            drop=("user address", "data", "mapping", "flags"),
+            cut=("",),
+            addresses=("address", "user address", "mapping"),
+        )
         for c in state.mmapped:
             if not flt.keep(_MMAPPED, c.size):
                 continue

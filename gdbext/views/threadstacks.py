@@ -60,6 +60,9 @@ def stacks_table(rows) -> Table:
             "function",
         ],
         "rrllrlllrrrl",
+        drop=("frames", "peak", "guard", "used", "tid", "sp"),
+        cut=("name", "function"),
+        addresses=("stack [low, high)", "guard", "sp"),
     )
     for r in rows:
         tok = "warning" if r.warnings else "automatic"

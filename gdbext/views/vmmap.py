@@ -168,7 +168,13 @@ def summary(regs, rss: Optional[dict]) -> dict:
 
 
 def regions_table(regs) -> Table:
-    t = Table(["start", "end", "size", "perms", "offset", "kind", "path / label"], "lllllll")
+    t = Table(
+        ["start", "end", "size", "perms", "offset", "kind", "path / label"],
+        "lllllll",
+        drop=("offset", "size", "perms"),
+        cut_start=("path / label",),
+        addresses=("start", "end"),
+    )
     for r in regs:
         tok = r.cls
         t.add(
@@ -195,7 +201,7 @@ def summary_items(s: dict) -> Iterator[Item]:
     """The totals by kind, then by class, then what `~` means and why resident sizes are
     unknown (when they are)."""
     for title, table, keys in (("by kind", s["kinds"], KINDS), ("by class", s["classes"], CLASSES)):
-        t = Table([title, "regions", "size", "resident"], "lrrr")
+        t = Table([title, "regions", "size", "resident"], "lrrr", drop=("regions",))
         for k in keys:
             if k in table:
                 e = table[k]
