@@ -119,7 +119,7 @@ def _layout(headers, align, rows, limits, notes, width, starts=frozenset()) -> L
     if limits:
         headers = [cut(h, limits[i]) if i in limits else h for i, h in enumerate(headers)]
         rows = [
-            [(cut(t, limits[i], i in starts), tok) if i in limits else (t, tok) for i, (t, tok) in enumerate(r)]
+            [(cut(t, limits[i], i in starts) if i in limits else t, tok) for i, (t, tok) in enumerate(r)]
             for r in rows
         ]
     widths = _widths(headers, rows)

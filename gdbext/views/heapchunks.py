@@ -214,7 +214,8 @@ def table(
     hdr = L.chunk_hdr_sz
     left = flt.limit if flt.limit is not None else -1
     hidden = 0
-    fast = flt.everything and not colour and not width and L.size_sz == L.pointer_size == 8 and 2 * L.size_sz == PREVIEW
+    fast = flt.everything and not colour and L.size_sz == L.pointer_size == 8 and 2 * L.size_sz == PREVIEW
+    fast = fast and not width
     for a in arenas:
         if (flt.codes, flt.min, flt.max) != (None, None, None) and not any(
             flt.keep(st, raw & ~7) for seg in a.heaps for raw, st in zip(seg.raws, seg.states)
