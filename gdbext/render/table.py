@@ -74,8 +74,9 @@ class Table:
             h = [headers[i] for i in keep]
             al = "".join(self.align[i] for i in keep)
             rs = [[r[i] for i in keep if i < len(r)] for r in rows]
-            limits = _cut_widths(h, rs, [self.headers[i] in self.cut for i in keep], width)
-            if limits is not None or k == len(self.drop):
+            last = k == len(self.drop)
+            limits = _cut_widths(h, rs, [self.headers[i] in self.cut for i in keep], width, last)
+            if limits is not None or last:
                 starts = {n for n, i in enumerate(keep) if self.headers[i] in self.cut_start}
                 return _layout(h, al, rs, limits or {}, self.notes, width, starts)
         raise AssertionError("unreachable")
@@ -94,9 +95,12 @@ def _total(widths: Sequence[int]) -> int:
     return sum(widths) + 2 * max(0, len(widths) - 1)
 
 
-def _cut_widths(headers, rows, cuttable: List[bool], width: int) -> Optional[Dict[int, int]]:
+def _cut_widths(
+    headers, rows, cuttable: List[bool], width: int, force: bool = False
+) -> Optional[Dict[int, int]]:
     """The widths the cuttable columns get so that the table fits `width`, or None when it
-    cannot fit with those columns cut to their least."""
+    cannot fit with those columns cut to their least (with `force`, their least: the lines are
+    then cut)."""
     widths = _widths(headers, rows)
     if _total(widths) <= width:
         return {}
@@ -108,9 +112,9 @@ def _cut_widths(headers, rows, cuttable: List[bool], width: int) -> Optional[Dic
     for n, i in enumerate(cols):
         share = room // (len(cols) - n)
         least = min(widths[i], max(MIN_CUT, display_width(headers[i])))
-        if share < least:
+        if share < least and not force:
             return None
-        limits[i] = min(widths[i], share)
+        limits[i] = min(widths[i], max(share, least))
         room -= limits[i]
     return limits
 

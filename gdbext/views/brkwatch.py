@@ -210,16 +210,19 @@ def log_body(log: M.BrkLog, events: Sequence[M.BrkEvent], st: dict) -> dict:
     }
 
 
-def log_items(log: M.BrkLog, events: Sequence[M.BrkEvent], on: bool) -> Iterator[Item]:
-    """The log's notes, the events asked for (each row followed by its frames), the summary,
-    the mmap_threshold changes and how many older events were not kept."""
+def log_items(
+    log: M.BrkLog, events: Sequence[M.BrkEvent], on: bool, width: Optional[int] = None
+) -> Iterator[Item]:
+    """The log's notes, the events asked for (each row followed by its frames, the table fitted
+    to `width`), the summary, the mmap_threshold changes and how many older events were not
+    kept."""
     for n in log.notes:
         yield [("note: ", "muted"), (n, None)]
     if not events:
         state = "on" if on else "off ('brkwatch on' starts recording)"
         yield line(said(f"no events recorded; brkwatch is {state}"))
         return
-    lines = event_table(events).lines()
+    lines = event_table(events).lines(width)
     yield lines[0]
     for e, row in zip(events, lines[1:]):
         yield row
