@@ -178,6 +178,19 @@ def test_brkwatch_log_fits_the_width(gdb_session, width):
         assert (int(m.group(3), 16), int(m.group(4), 16)) == (e["old_brk"], e["new_brk"])
 
 
+def test_pipe_and_to_string_get_full_tables(gdb_session):
+    """Output that is not for the screen stays as it always was, whatever `set width` says."""
+    g = gdb_session(demo("malloc_sizes"), "basic", extra_init=QUIET)
+    g.run_to("heap")
+    g.cmd("set width unlimited")
+    full = g.cmd("vmmap").splitlines()
+    assert max(map(len, full)) > 80
+    g.cmd("set width 80")
+    assert g.cmd("pipe vmmap | cat").splitlines() == full
+    out = g.cmd('python print(gdb.execute("vmmap", to_string=True), end="")')
+    assert out.splitlines() == full
+
+
 def test_json_is_not_paged(gdb_session):
     """With a 10-line page, a large --json document comes out whole, with no --Type <RET>
     prompt, and the page size is as it was after."""
