@@ -4,6 +4,7 @@ import argparse
 import os
 import sys
 import traceback
+from typing import Optional, Tuple
 
 import gdb
 
@@ -46,36 +47,100 @@ def setting(name: str, default=None):
         return default
 
 
-def colour_enabled() -> bool:
+# (height, width) as gdb had them at the last prompt; see _redirected.
+_prompt_page: Optional[Tuple[object, object]] = None
+_hint_shown = False
+
+
+def note_prompt() -> None:
+    """gdb.events.before_prompt: remember the page size outside any redirection."""
+    global _prompt_page
+    _prompt_page = _page_size()
+
+
+def _page_size() -> Tuple[object, object]:
     try:
-        enabled = gdb.parameter("style enabled")
+        return gdb.parameter("height"), gdb.parameter("width")
     except (gdb.error, RuntimeError):
-        enabled = False
+        return None, None
+
+
+def _redirected() -> bool:
+    """Whether this command's output is captured by gdb: `pipe`, `gdb.execute(...,
+    to_string=True)`, `thread apply`. gdb runs such a command in batch mode with an unlimited
+    page (every gdb from 10 to 16 does, in execute_fn_to_ui_file); gdb.write then goes to the
+    capture, and gdb does not style its own output there. No Python API says where gdb.write
+    goes before gdb 17 (gdb.Style), so the page size is compared with the last prompt's: both
+    unlimited now and not both then means a capture. With `set height 0` and `set width 0` at
+    the prompt a capture cannot be told from the terminal (a known gap: then `set gdbext color
+    off`, or `auto` with either limit set)."""
+    now = _page_size()
+    return now == (None, None) and _prompt_page is not None and _prompt_page != (None, None)
+
+
+def _logging_redirected() -> bool:
+    """`set logging redirect on` with logging enabled: output goes to the log file only."""
+    try:
+        if not gdb.parameter("logging redirect"):
+            return False
+    except (gdb.error, RuntimeError):
+        return False
+    try:
+        return bool(gdb.parameter("logging enabled"))  # gdb 12 and later
+    except (gdb.error, RuntimeError):
+        text = gdb.execute("show logging", to_string=True)  # gdb 10, 11: 'Currently logging to'
+        return "currently logging" in text.lower()
+
+
+def colour_enabled() -> bool:
+    """Colour this command's output? `set gdbext color on|off` decides; `auto` colours where
+    gdb would style its own output: styling on, gdb's stdout a terminal, and this command's
+    output not captured (pipe, to_string, thread apply) nor redirected to a log file."""
     mode = setting("color", "auto")
-    if mode == "off":
+    if mode == "off" or os.environ.get("NO_COLOR"):
         return False
     if mode == "on":
-        return not os.environ.get("NO_COLOR")
+        return True
+    try:
+        if not gdb.parameter("style enabled"):
+            return False
+    except (gdb.error, RuntimeError):
+        return False
     try:
         tty = os.isatty(sys.__stdout__.fileno())  # type: ignore[union-attr]
     except (AttributeError, ValueError, OSError):
         tty = False
-    return style.colour_wanted(enabled, tty)
+    return tty and not _redirected() and not _logging_redirected()
+
+
+def _gdb_style(name: str, part: str):
+    try:
+        return gdb.parameter(f"style {name} {part}")
+    except (gdb.error, RuntimeError):
+        return None
 
 
 class Output:
     """Collects styled lines; written through gdb.write so the pager and Ctrl-C work."""
 
     def __init__(self):
+        global _hint_shown
+        self.style_name = setting("style", style.DEFAULT_STYLE) or style.DEFAULT_STYLE
         self.colour = colour_enabled()
-        self.style_name = setting("style", "monokai") or "monokai"
+        if self.colour:
+            hint = style.pygments_missing(self.style_name)
+            if hint:
+                self.colour = False
+                if not _hint_shown:
+                    _hint_shown = True
+                    gdb.write(hint + "\n", gdb.STDERR)
 
     def line(self, pieces=()):
         if isinstance(pieces, str):
             pieces = [(pieces, None)]
         # Every line passes here: escape what the inferior named (control characters).
         pieces = [(printable(text), token) for text, token in pieces]
-        gdb.write(style.paint(pieces, self.colour, self.style_name) + "\n")
+        gdb.write(style.paint(pieces, self.colour, self.style_name, _gdb_style) + "\n")
 
     def table(self, table):
         for pieces in table.lines():
