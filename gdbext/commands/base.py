@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 
 import gdb
 
-from ..render import style
+from ..render import jsonout, style
 from ..render.escape import printable
 from ..render.table import Table
 from ..inferior.errors import UserError
@@ -197,19 +197,32 @@ class GdbextCommand(gdb.Command):
         except _HelpShown:
             return
         except _ArgError as e:
-            raise gdb.GdbError(f"{self.name}: {e}; see 'help {self.name}'") from None
+            message = f"{self.name}: {e}; see 'help {self.name}'"
+            if "--json" in arg.split():
+                self._json_error(message)
+            raise gdb.GdbError(message) from None
         try:
             if self.reads_stopped_process:
                 _require_stopped()
             self.run(args, Output())
         except KeyboardInterrupt:
+            if getattr(args, "json", False):
+                self._json_error(f"{self.name}: interrupted")
             gdb.write(f"{self.name}: interrupted\n")
         except Exception as e:
             # gdb prints a GdbError as its bare message whatever its cause, so the traceback
             # that `set gdbext debug on` promises is written here, to stderr, before the line.
             if _debug():
                 gdb.write(traceback.format_exc(), gdb.STDERR)
-            raise gdb.GdbError(printable(self._one_line(e))) from None
+            message = printable(self._one_line(e))
+            if getattr(args, "json", False):
+                self._json_error(message)
+            raise gdb.GdbError(message) from None
+
+    def _json_error(self, message: str) -> None:
+        """--json asked: the error as a JSON document on stdout too (gdb still prints the line
+        on stderr, and `gdb -batch` still exits non-zero), so a script's stdout always parses."""
+        gdb.write(jsonout.error_document(self.name, message) + "\n")
 
     def _one_line(self, e: Exception) -> str:
         """The error as one sentence starting with the command's name; never a traceback."""

@@ -123,7 +123,7 @@ class BrkWatch(GdbextCommand):
                 )
             )
             return
-        out.emit(brk_views.log_items(log, events, watcher.on))
+        out.emit(brk_views.log_items(log, events, watcher.on, args.kind))
 
 
 COMMANDS = (BrkWatch,)
