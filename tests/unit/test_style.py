@@ -25,7 +25,7 @@ def _spans(text):
     return re.findall(r"(\x1b\[[0-9;]+m)([^\x1b]*)\x1b\[m", text)
 
 
-@pytest.mark.parametrize("name", [style.DEFAULT_STYLE, "monokai", "solarized-light"])
+@pytest.mark.parametrize("name", [style.DEFAULT_STYLE, "monokai", "friendly"])
 def test_plain_text_is_never_coloured_and_every_colour_is_reset(name):
     text = style.paint(PIECES, True, name, gdb_defaults)
     assert ESC.sub("", text) == "".join(t for t, _ in PIECES)
@@ -91,6 +91,6 @@ def test_a_colour_never_spans_a_newline():
 
 def test_style_names_offered_are_gdb_and_pygments_styles():
     names = style.pygments_styles()
-    assert "monokai" in names and "solarized-light" in names
+    assert "monokai" in names and "friendly" in names
     assert style.pygments_missing(style.DEFAULT_STYLE) is None
     assert style.pygments_missing("monokai") is None
