@@ -106,6 +106,12 @@ def colour_enabled() -> bool:
             return False
     except (gdb.error, RuntimeError):
         return False
+    return to_terminal()
+
+
+def to_terminal() -> bool:
+    """Whether this command's output goes to a terminal: gdb's stdout is one, and gdb neither
+    captures the output (pipe, to_string, thread apply) nor sends it to a log file only."""
     try:
         tty = os.isatty(sys.__stdout__.fileno())  # type: ignore[union-attr]
     except (AttributeError, ValueError, OSError):
@@ -220,9 +226,12 @@ class GdbextCommand(gdb.Command):
             raise gdb.GdbError(message) from None
 
     def _json_error(self, message: str) -> None:
-        """--json asked: the error as a JSON document on stdout too (gdb still prints the line
-        on stderr, and `gdb -batch` still exits non-zero), so a script's stdout always parses."""
-        gdb.write(jsonout.error_document(self.name, message) + "\n")
+        """--json asked and the output goes to a program (a file, a pipe, `pipe`, a log), not a
+        terminal: the error as a JSON document on stdout, so what a script reads always parses.
+        gdb still prints the line on stderr and `gdb -batch` still exits 1; on a terminal that
+        line is all a user sees, as for any gdb command."""
+        if not to_terminal():
+            gdb.write(jsonout.error_document(self.name, message) + "\n")
 
     def _one_line(self, e: Exception) -> str:
         """The error as one sentence starting with the command's name; never a traceback."""

@@ -74,13 +74,16 @@ def test_a_json_error_is_a_json_document_on_stdout(demos, command, error):
     assert p.stderr.strip().splitlines()[-1] == error, p.stderr
 
 
-def test_a_json_error_on_a_live_process(gdb_session):
-    g = gdb_session(demo("thread_stacks"))
+def test_a_json_error_goes_to_programs_and_the_terminal_gets_the_line(gdb_session):
+    """On a terminal a --json error is the one line any gdb command gives; through `pipe` (a
+    program reading) the JSON document goes down the pipe and the line still reaches the user.
+    A page size as an interactive gdb has one: with both unlimited `pipe` looks like the terminal."""
+    g = gdb_session(demo("thread_stacks"), extra_init=["set height 200", "set width 300"])
     g.run_to("threads")
-    text = g.cmd("threadstacks 99 --json")
+    line = "threadstacks: no thread 99; 'info threads' lists them"
+    assert g.cmd("threadstacks 99 --json").strip().splitlines() == [line]
+    text = g.cmd("pipe threadstacks 99 --json | sed 's/^/PIPED /'")
     lines = text.strip().splitlines()
-    assert json.loads(lines[0]) == {"command": "threadstacks", "schema": 1,
-                                    "error": "threadstacks: no thread 99; 'info threads' lists them"}
-    assert lines[1] == "threadstacks: no thread 99; 'info threads' lists them"
-    # without --json, only the line
-    assert g.cmd("threadstacks 99").strip().splitlines() == [lines[1]]
+    piped = [x[len("PIPED "):] for x in lines if x.startswith("PIPED ")]
+    assert [json.loads(x) for x in piped] == [{"command": "threadstacks", "schema": 1, "error": line}], text
+    assert line in lines, text
