@@ -68,7 +68,7 @@ def _page_size() -> Tuple[object, object]:
 def _redirected() -> bool:
     """Whether this command's output is captured by gdb: `pipe`, `gdb.execute(...,
     to_string=True)`, `thread apply`. gdb runs such a command in batch mode with an unlimited
-    page (every gdb from 10 to 16 does, in execute_fn_to_ui_file); gdb.write then goes to the
+    page (execute_fn_to_ui_file's set_batch_flag_and_restore_page_info); gdb.write goes to the
     capture, and gdb does not style its own output there. No Python API says where gdb.write
     goes before gdb 17 (gdb.Style), so the page size is compared with the last prompt's: both
     unlimited now and not both then means a capture. With `set height 0` and `set width 0` at
@@ -133,6 +133,7 @@ class Output:
         global _hint_shown
         self.style_name = setting("style", style.DEFAULT_STYLE) or style.DEFAULT_STYLE
         self.colour = colour_enabled()
+        self._gdb_styles: dict = {}  # (style, part) -> gdb's setting, read once per command
         if self.colour:
             hint = style.pygments_missing(self.style_name)
             if hint:
@@ -146,7 +147,13 @@ class Output:
             pieces = [(pieces, None)]
         # Every line passes here: escape what the inferior named (control characters).
         pieces = [(printable(text), token) for text, token in pieces]
-        gdb.write(style.paint(pieces, self.colour, self.style_name, _gdb_style) + "\n")
+        gdb.write(style.paint(pieces, self.colour, self.style_name, self._gdb_style) + "\n")
+
+    def _gdb_style(self, name: str, part: str):
+        key = (name, part)
+        if key not in self._gdb_styles:
+            self._gdb_styles[key] = _gdb_style(name, part)
+        return self._gdb_styles[key]
 
     def table(self, table):
         for pieces in table.lines():
