@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from tests.harness import assert_clean, demo
+from tests.harness import assert_clean, demo, gdb_version
 
 ESC = re.compile(r"\x1b\[[0-9;]*m")
 SPAN = re.compile(r"\x1b\[[0-9;]+m[^\x1b\n]*\x1b\[m")
@@ -75,9 +75,10 @@ def test_no_colour_with_logging_redirected(terminal, tmp_path):
     log = tmp_path / "gdb.log"
     g.cmd(f"set logging file {log}")
     g.cmd("set logging redirect on")
-    g.cmd("set logging enabled on")
+    on, off = ("enabled on", "enabled off") if gdb_version() >= (12, 0) else ("on", "off")
+    g.cmd(f"set logging {on}")  # gdb 10 and 11: set logging on|off
     g.cmd("vmmap")
-    g.cmd("set logging enabled off")
+    g.cmd(f"set logging {off}")
     text = log.read_text()
     assert "[stack]" in text and "\x1b" not in text, repr(text[:500])
 
