@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 import traceback
-from typing import Optional, Tuple
+from typing import Iterable, List, NamedTuple, Optional, Tuple
 
 import gdb
 
@@ -38,6 +38,275 @@ class ArgParser(argparse.ArgumentParser):
 
     def print_usage(self, file=None):
         gdb.write(self.format_usage())
+
+
+def expression(text: str) -> str:
+    """`type=` of an argument that is a gdb expression (an ADDRESS). As a positional it is the rest
+    of the line after the options, as typed: quotes, spaces and a leading '-' are kept (`--` ends
+    the options). As an option's value it is one word as typed (quotes kept), or a parenthesised
+    group with spaces: `--arena (p + 16)`. Tab completes it as `print` does."""
+    return text
+
+
+class ChoiceList:
+    """`type=` and `choices=` of an option taking one or more comma-separated names
+    (`--state free,top`): the value is a list, every name checked, and Tab completes each name."""
+
+    def __init__(self, choices: Iterable[str], what: str):
+        self.choices = tuple(choices)
+        self.what = what
+
+    def __call__(self, text: str) -> List[str]:
+        out = []
+        for part in text.split(","):
+            if part not in self.choices:
+                raise argparse.ArgumentTypeError(
+                    f"unknown {self.what} {part!r} ({self.what}s: {', '.join(self.choices)})"
+                )
+            out.append(part)
+        return out
+
+    def __contains__(self, value) -> bool:  # argparse's check of a value __call__ already made
+        return isinstance(value, list) and all(v in self.choices for v in value)
+
+    def __iter__(self):
+        return iter(self.choices)
+
+    def __repr__(self) -> str:  # argparse names a type in some errors
+        return self.what
+
+
+# ---- the argument line ------------------------------------------------------------------------
+# gdb hands a command its arguments as one string. Options are split into words as
+# gdb.string_to_argv does (quotes group, a backslash escapes); an expression is kept as typed.
+
+
+class Word(NamedTuple):
+    text: str  # the word as gdb.string_to_argv gives it: quotes removed, escapes taken
+    start: int  # line[start:end] is the word as typed
+    end: int
+
+
+_BLANK = " \t\n"
+_OPEN = {"(": ")", "[": "]"}
+
+
+def _word_at(line: str, i: int, group: bool = False) -> Optional[Word]:
+    """The word starting at or after i, or None at the end of the line. With `group`, blanks
+    inside parentheses and brackets do not end the word (an expression option's value)."""
+    n = len(line)
+    while i < n and line[i] in _BLANK:
+        i += 1
+    if i >= n:
+        return None
+    start, quote = i, ""
+    text: List[str] = []
+    depth: List[str] = []  # the closing brackets awaited
+    while i < n:
+        c = line[i]
+        if c == "\\" and i + 1 < n:
+            text.append(line[i + 1])
+            i += 2
+            continue
+        if quote:
+            if c == quote:
+                quote = ""
+            else:
+                text.append(c)
+        elif c in "'\"":
+            quote = c
+        elif c in _BLANK and not depth:
+            break
+        else:
+            if group and c in _OPEN:
+                depth.append(_OPEN[c])
+            elif depth and c == depth[-1]:
+                depth.pop()
+            text.append(c)
+        i += 1
+    return Word("".join(text), start, i)
+
+
+def words(line: str, start: int = 0, group: bool = False) -> List[Word]:
+    out = []
+    w = _word_at(line, start, group)
+    while w is not None:
+        out.append(w)
+        w = _word_at(line, w.end, group)
+    return out
+
+
+class _Spec:
+    """What the line splitter and the completer need to know of one argparse parser."""
+
+    def __init__(self, parser: argparse.ArgumentParser):
+        self.options = dict(parser._option_string_actions)
+        self.expression = None  # the positional that is a gdb expression (the rest of the line)
+        self.positionals = []
+        self.subcommands: dict = {}
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                self.subcommands = dict(a.choices)
+            elif not a.option_strings:
+                self.positionals.append(a)
+                if a.type is expression and self.expression is None:
+                    self.expression = a
+
+    def option(self, text: str) -> Optional[argparse.Action]:
+        """The option a word names: `--kind`, or `--kind=code`."""
+        if not text.startswith("-"):
+            return None
+        return self.options.get(text.split("=", 1)[0] if text.startswith("--") else text)
+
+    @staticmethod
+    def takes_value(action: argparse.Action) -> bool:
+        return action.nargs != 0
+
+    def is_option_word(self, text: str) -> bool:
+        """Where an expression may start: `--x` and `-x` are options (perhaps unknown ones: an
+        error); `-0x1000`, `-(a+b)`, `-$sp` are the start of an expression, as in `print`."""
+        if self.option(text) is not None or text.startswith("--") and len(text) > 2:
+            return True
+        return len(text) > 1 and text[0] == "-" and text[1].isalpha()
+
+
+def split_arguments(parser: argparse.ArgumentParser, line: str) -> List[str]:
+    """The argv that `parser` reads from a command's argument line. Words as string_to_argv
+    splits them, except that an expression keeps what was typed: a positional expression is the
+    rest of the line from its first word (or after `--`), less the options that end the line
+    (`chunk p --json`); an expression option's value is its word as typed."""
+    spec = _Spec(parser)
+    argv: List[str] = []
+    w = _word_at(line, 0)
+    while w is not None:
+        raw = line[w.start : w.end]
+        if spec.expression is not None and not spec.subcommands:
+            if raw == "--":
+                rest = line[w.end :].strip()
+                return argv + (["--", rest] if rest else [])
+            if not spec.is_option_word(w.text):
+                expr, trailing = _expression_and_trailing_options(spec, line, w.start)
+                return argv + trailing + ["--", expr]
+        action = spec.option(w.text)
+        if action is not None and action.type is expression and "=" in raw and raw.startswith("--"):
+            argv.append(raw)  # --arena=EXPR, as typed
+        else:
+            argv.append(w.text)
+        nxt = w.end
+        if action is not None and spec.takes_value(action) and "=" not in w.text:
+            v = _word_at(line, w.end, group=action.type is expression)
+            if v is not None:
+                argv.append(line[v.start : v.end] if action.type is expression else v.text)
+                nxt = v.end
+        w = _word_at(line, nxt)
+    return argv
+
+
+def _expression_and_trailing_options(spec: _Spec, line: str, start: int):
+    """The expression from `start`, and the options typed after it (`vmmap $sp + 8 --json`)."""
+    ws = words(line, start, group=True)
+    k = len(ws)
+    while k > 1:
+        last = spec.option(ws[k - 1].text)
+        if last is not None and (not spec.takes_value(last) or "=" in ws[k - 1].text):
+            k -= 1
+            continue
+        if last is not None:  # an option that wants a value, with none: argparse says so
+            k -= 1
+            continue
+        before = spec.option(ws[k - 2].text) if k > 2 else None
+        if before is not None and spec.takes_value(before) and "=" not in ws[k - 2].text:
+            k -= 2
+            continue
+        break
+    trailing = []
+    for w in ws[k:]:
+        action = spec.option(w.text)
+        raw = line[w.start : w.end]
+        trailing.append(raw if action is None and _takes_expression(spec, ws, w) else w.text)
+    return line[ws[0].start : ws[k - 1].end], trailing
+
+
+def _takes_expression(spec: _Spec, ws: List[Word], w: Word) -> bool:
+    """Whether word w is the value of an expression option (kept as typed)."""
+    i = ws.index(w)
+    action = spec.option(ws[i - 1].text) if i > 0 else None
+    return action is not None and action.type is expression
+
+
+# ---- completion -------------------------------------------------------------------------------
+
+
+def complete_arguments(parser: argparse.ArgumentParser, text: str, word: Optional[str]):
+    """What gdb.Command.complete returns for a command's argument line `text` (up to the
+    cursor): options, an option's choices, subcommands, or gdb's own expression completion."""
+    spec = _Spec(parser)
+    ws = words(text)
+    current = ""
+    if ws and ws[-1].end == len(text) and text[-1:] not in _BLANK:
+        current = text[ws[-1].start :]
+        ws = ws[:-1]
+    expecting: Optional[argparse.Action] = None
+    in_expression = False
+    positionals = 0
+    for w in ws:
+        if expecting is not None:
+            expecting = None
+            continue
+        if in_expression:
+            continue
+        if spec.expression is not None and text[w.start : w.end] == "--":
+            return gdb.COMPLETE_EXPRESSION
+        action = spec.option(w.text)
+        if action is not None:
+            if spec.takes_value(action) and "=" not in w.text:
+                expecting = action
+            continue
+        if spec.is_option_word(w.text):
+            continue  # an unknown option: the command will say so
+        if spec.subcommands:
+            if w.text in spec.subcommands:
+                spec = _Spec(spec.subcommands[w.text])
+            continue
+        if spec.expression is not None:
+            in_expression = True
+        positionals += 1
+    if expecting is not None:
+        if expecting.type is expression:
+            return gdb.COMPLETE_EXPRESSION
+        return _aligned(_values(expecting, current), current, word)
+    if current.startswith("--") or current.startswith("-") and not in_expression:
+        return _aligned(_option_names(spec), current, word)
+    if in_expression or spec.expression is not None:
+        return gdb.COMPLETE_EXPRESSION
+    if spec.subcommands:
+        return _aligned(spec.subcommands, current, word)
+    if not spec.positionals and not current:
+        return _aligned(_option_names(spec), current, word)
+    return []
+
+
+def _option_names(spec: _Spec) -> List[str]:
+    return [o for o in spec.options if o.startswith("--")]
+
+
+def _values(action: argparse.Action, current: str) -> List[str]:
+    if action.choices is None:
+        return []
+    if isinstance(action.type, ChoiceList):  # complete the last of the comma-separated names
+        done = current[: current.rfind(",") + 1]
+        return [done + c for c in action.type.choices]
+    return [str(c) for c in action.choices]
+
+
+def _aligned(candidates: Iterable[str], current: str, word: Optional[str]) -> List[str]:
+    """The candidates that extend `current`, cut to replace gdb's `word`: gdb breaks words at
+    '-' and ',' too, so for `--st` it replaces `st`."""
+    out = sorted({c for c in candidates if c.startswith(current)})
+    if word is None or not current.endswith(word):
+        return out
+    cut = len(current) - len(word)
+    return [c[cut:] for c in out]
 
 
 def setting(name: str, default=None):
@@ -193,7 +462,8 @@ class GdbextCommand(gdb.Command):
 
     def _help_text(self) -> str:
         usage = self.parser.format_help().strip()
-        return f"{self.summary}\n\n{usage}" + (f"\n\n{self.details}" if self.details else "")
+        text = f"{self.summary}\n\n{usage}" + (f"\n\n{self.details}" if self.details else "")
+        return text + _ARGUMENT_HELP + (_EXPRESSION_HELP if _Spec(self.parser).expression else "")
 
     def make_parser(self) -> ArgParser:
         p = ArgParser(prog=self.name, description=None, add_help=True, allow_abbrev=False)
@@ -203,14 +473,25 @@ class GdbextCommand(gdb.Command):
     def add_arguments(self, parser: ArgParser):
         pass
 
+    def complete(self, text, word):
+        try:
+            return complete_arguments(self.parser, text, word)
+        except Exception:  # completion must never break the command line
+            if _debug():
+                gdb.write(traceback.format_exc(), gdb.STDERR)
+            return []
+
     def invoke(self, arg, from_tty):
         self.dont_repeat()
         try:
-            args = self.parser.parse_args(gdb.string_to_argv(arg))
+            args = self.parser.parse_args(split_arguments(self.parser, arg))
         except _HelpShown:
             return
         except _ArgError as e:
-            message = f"{self.name}: {e}; see 'help {self.name}'"
+            hint = ""
+            if _Spec(self.parser).expression and "unrecognized arguments: -" in str(e):
+                hint = "; put '--' before an expression that starts with '-'"
+            message = f"{self.name}: {e}{hint}; see 'help {self.name}'"
             if "--json" in arg.split():
                 self._json_error(message)
             raise gdb.GdbError(message) from None
@@ -253,6 +534,17 @@ class GdbextCommand(gdb.Command):
 
     def run(self, args, out: Output):
         raise NotImplementedError
+
+
+_ARGUMENT_HELP = (
+    "\n\nTab completes options, their values and expressions. Options are written before or"
+    "\nafter the other arguments."
+)
+_EXPRESSION_HELP = (
+    "\nAn expression is the rest of the line after the options, as typed, quotes and spaces"
+    "\nkept: $sp + 8, 'file.c'::var. '--' ends the options, so an expression that starts"
+    "\nwith '-' is written after it (-- -8 + $sp); a negative number works as it is."
+)
 
 
 def _require_stopped() -> None:

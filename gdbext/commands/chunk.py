@@ -5,7 +5,7 @@ from ..render import jsonout
 from ..inferior.errors import UserError
 from ..inferior.process import Target, evaluate_address
 from ..views import chunk as chunk_views
-from .base import GdbextCommand
+from .base import GdbextCommand, expression
 from .lazy_inferior import chunk_view, target_json, regions
 
 
@@ -19,11 +19,11 @@ class ChunkCommand(GdbextCommand):
     )
 
     def add_arguments(self, p):
-        p.add_argument("address", metavar="ADDRESS", nargs="+", help="an address expression")
+        p.add_argument("address", metavar="ADDRESS", type=expression, help="an address expression")
         p.add_argument("--json", action="store_true", help="one JSON document")
 
     def run(self, args, out):
-        expression = " ".join(args.address)
+        expression = args.address.strip()
         target = Target()
         address = evaluate_address(expression)
         view = chunk_view(target, address)  # not the whole heap: one chunk's answer

@@ -1,13 +1,11 @@
 """heapchunks: every chunk of every arena, heap by heap, then the mmapped chunks."""
 
-import argparse
-
 from ..model.ptmalloc import STATES
 from ..render import fmt
 from ..inferior.errors import UserError
 from ..inferior.process import Target
 from ..views import heapchunks as chunks_view
-from .base import GdbextCommand
+from .base import ChoiceList, GdbextCommand, expression
 from .lazy_inferior import heap_view, target_json
 from .heapbase import select_arenas
 
@@ -22,13 +20,7 @@ def make_filter(args) -> chunks_view.ChunkFilter:
     return chunks_view.ChunkFilter(set(args.state) if args.state else None, lo, hi, args.limit)
 
 
-def _state_list(text):
-    out = []
-    for part in text.split(","):
-        if part not in STATES:
-            raise argparse.ArgumentTypeError(f"unknown state {part!r} (states: {', '.join(STATES)})")
-        out.append(part)
-    return out
+STATE_LIST = ChoiceList(STATES, "state")
 
 
 class HeapChunks(GdbextCommand):
@@ -43,11 +35,12 @@ class HeapChunks(GdbextCommand):
     )
 
     def add_arguments(self, p):
-        p.add_argument("--arena", metavar="ADDRESS|main|N", help="only this arena")
+        p.add_argument("--arena", type=expression, metavar="ADDRESS|main|N", help="only this arena")
         p.add_argument(
             "--state",
             action="append",
-            type=_state_list,
+            type=STATE_LIST,
+            choices=STATE_LIST,
             metavar="STATE",
             help="only chunks in this state (repeatable, or comma-separated)",
         )

@@ -1,17 +1,21 @@
 """vmmap: every mapping of the process, named by what it holds."""
 
-import fnmatch
-import re
+from typing import NamedTuple, Optional
 
 from ..model.regions import CLASSES, KINDS, neighbours, region_at
 from ..render import jsonout
 from ..inferior.errors import UserError
-from ..inferior.process import Target, evaluate_address
+from ..inferior.process import EvaluationError, Evaluated, Target, evaluate
+from ..views import line
 from ..views import vmmap as vmmap_views
-from .base import GdbextCommand
+from .base import GdbextCommand, expression
 from .lazy_inferior import maps_unreadable, target_json, regions, resident_sizes
 
-_EXPRESSION_START = re.compile(r"^[0-9$&*(\-]")
+
+class _Filter(NamedTuple):
+    how: str  # "kind" or "pattern"
+    regions: list
+    note: Optional[str] = None
 
 
 class Vmmap(GdbextCommand):
@@ -19,16 +23,25 @@ class Vmmap(GdbextCommand):
     summary = "Show the memory map of the process, each region named by what it holds."
     details = (
         "An ADDRESS (any gdb expression) shows the one region that holds it, or the nearest\n"
-        "regions when it is unmapped. A PATTERN filters by path or label (shell wildcards\n"
-        "allowed). Kinds: " + ", ".join(KINDS) + ".\nClasses: " + ", ".join(CLASSES) + "."
+        "regions when it is unmapped; a struct or union (main_arena) shows where it is.\n"
+        "A KIND's name shows the regions of that kind (as --kind does). A PATTERN keeps the\n"
+        "regions whose path, label or description holds it: [heap], [stack] and [vdso] as\n"
+        "printed; with shell wildcards (* and ?) it matches a whole name: the path, its\n"
+        "basename (lib*, *.so*), the label or the kind. One quoted word is a pattern.\n"
+        "A word is a kind first, then a pattern, then an expression; one that starts as an\n"
+        "expression does ($sp, &x, *p, 0x..., (x)) is an expression first, and a pattern when\n"
+        "gdb cannot evaluate it (*sqlite*). When a name is also a symbol vmmap says which it\n"
+        "took; write (NAME) or &NAME for the symbol.\n"
+        "Kinds: " + ", ".join(KINDS) + ".\nClasses: " + ", ".join(CLASSES) + "."
     )
 
     def add_arguments(self, p):
         p.add_argument(
             "what",
             nargs="?",
-            metavar="ADDRESS|PATTERN",
-            help="an address expression, or a pattern matched against paths and labels",
+            type=expression,
+            metavar="ADDRESS|KIND|PATTERN",
+            help="an address expression, a kind, or a pattern matched against paths and labels",
         )
         p.add_argument(
             "--kind",
@@ -48,17 +61,13 @@ class Vmmap(GdbextCommand):
                 f"{why}; the heap commands and threadstacks still work from the process's memory and symbols"
             )
         regs = regions(target)
-        address = self._address(args.what, regs)
-        if address is not None:
-            return self._show_address(target, regs, address, args, out)
-        if args.what:
-            pat = args.what
-            match = (
-                (lambda s: fnmatch.fnmatchcase(s, pat))
-                if any(c in pat for c in "*?[")
-                else (lambda s: pat in s)
-            )
-            regs = [r for r in regs if match(r.path) or match(r.label) or match(r.describe())]
+        what = args.what.strip() if args.what else None
+        chosen = self._resolve(what, regs) if what else None
+        if isinstance(chosen, Evaluated):
+            return self._show_address(target, regs, chosen, what, args, out)
+        note = None
+        if isinstance(chosen, _Filter):
+            regs, note = chosen.regions, chosen.note
         if args.kind:
             regs = [r for r in regs if r.kind in args.kind]
         target_doc = target_json(target) if args.json else None
@@ -69,29 +78,66 @@ class Vmmap(GdbextCommand):
             summary = vmmap_views.summary(regs, rss)
             summary["resident_unknown"] = rss_unknown  # why, when a live process's is unknown
         if args.json:
-            body = {"regions": [vmmap_views.region_json(r) for r in regs]}
+            body: dict = {"regions": [vmmap_views.region_json(r) for r in regs]}
+            if isinstance(chosen, _Filter):
+                body["filter"] = {"text": what, "as": chosen.how}
             if summary is not None:
                 body["summary"] = summary
             out.json(jsonout.document("vmmap", target_doc, **body))
             return
+        if note:
+            out.line([(note, "muted")])
         if not regs:
-            raise UserError(f"no region matches {args.what!r}" if args.what else "no regions match")
+            if isinstance(chosen, _Filter) and chosen.how == "kind" and not args.kind:
+                raise UserError(f"the process has no region of kind {what!r}")
+            raise UserError(f"no region matches {what!r}" if what else "no regions match")
         if summary is not None:
             out.emit(vmmap_views.summary_items(summary))
             return
         out.table(vmmap_views.regions_table(regs))
 
-    def _address(self, what, regs):
-        if not what:
-            return None
-        if _EXPRESSION_START.match(what):
-            return evaluate_address(what)
+    def _resolve(self, what, regs):
+        """What WHAT names: a kind, a pattern (a _Filter) or an address (Evaluated)."""
+        inside = vmmap_views.unquoted(what)
+        if inside is not None:
+            # A quoted word is a pattern ("/tmp/my dir"), and never a string literal: gdb would
+            # put one in the inferior's memory to give it an address. 'x' may be a symbol's name.
+            how, matched = vmmap_views.select(regs, inside)
+            if matched or what[0] == '"':
+                return _Filter(how, matched)
+        how, matched = vmmap_views.select(regs, what)
+        if how == "kind":
+            return _Filter(how, matched, self._also_a_symbol(what, "a kind"))
+        if vmmap_views.starts_like_expression(what):
+            try:
+                return evaluate(what)
+            except EvaluationError as e:
+                if matched:  # *sqlite*, *.so*: not an expression gdb can evaluate, a pattern
+                    return _Filter(how, matched)
+                raise _neither(what, e) from None
+        if matched:
+            return _Filter(how, matched, self._also_a_symbol(what, "a pattern"))
         try:
-            return evaluate_address(what)
-        except UserError:
-            return None  # a word gdb cannot evaluate is a pattern
+            return evaluate(what)
+        except EvaluationError as e:
+            raise _neither(what, e) from None
 
-    def _show_address(self, target, regs, address, args, out):
+    @staticmethod
+    def _also_a_symbol(what, taken_as) -> Optional[str]:
+        """When a bare name vmmap took as a kind or a pattern is also something gdb can
+        evaluate, the line that says which it chose."""
+        if not vmmap_views.is_identifier(what):
+            return None
+        try:
+            evaluate(what)
+        except UserError:
+            return None
+        return (
+            f"{what!r} taken as {taken_as}; 'vmmap ({what})' shows the region at its value as an expression"
+        )
+
+    def _show_address(self, target, regs, evaluated, what, args, out):
+        address = evaluated.address
         r = region_at(regs, address)
         below, above = (None, None) if r else neighbours(regs, address)
         if args.json:
@@ -101,7 +147,15 @@ class Vmmap(GdbextCommand):
                 )
             )
             return
+        if evaluated.object_type:
+            out.line(line(f"{what} is a {evaluated.object_type}: showing where it is (&{what})", "muted"))
         out.emit(vmmap_views.address_items(address, r, below, above))
+
+
+def _neither(what: str, e: EvaluationError) -> UserError:
+    return UserError(
+        f"no region matches {what!r} (as a kind, path or label) and gdb cannot evaluate it: {e.reason}"
+    )
 
 
 COMMANDS = (Vmmap,)

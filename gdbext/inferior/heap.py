@@ -3,15 +3,15 @@
 Everything the heap commands and vmmap know about malloc comes from heap_view(), computed
 once per stop: the Layout (debug types, else the version table), main_arena, mp_ and each
 thread's tcache and arena (symbols and TLS variables, else found by their shape), and the
-model's HeapState.  `found` says how each was found, for the output header.
+model's HeapState.  `found` says how each was found (a Provenance: a kind the code decides
+on, and a detail for the user), for the output header.
 """
 
 import os
 from bisect import bisect_left
 from dataclasses import dataclass, field, replace
-from functools import partial
 from itertools import accumulate
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import gdb
 
@@ -19,9 +19,12 @@ from ..model.libcsyms import libc_symbols
 from ..model.libcversion import looks_like_libc
 from ..model.memory import MemoryReadError
 from ..model.ptmalloc import (
+    HeapInputs,
     HeapState,
     Layout,
+    ModelOptions,
     Problem,
+    ProblemKind,
     PtmallocError,
     analyze,
     find_corrupt_main_arena,
@@ -32,8 +35,10 @@ from ..model.ptmalloc import (
     libc_data_mappings,
 )
 from ..model.ptmalloc.claims import malloc_claims
+from ..model.ptmalloc.mmapped import chunk_at_page
 from ..model.ptmalloc.locate import looks_like_tcache, unaccepted_tcaches
 from ..model.ptmalloc.tls import find_tls_slot, slot_values
+from ..model.provenance import How, Provenance
 from ..model.regions import Claim, Mapping
 from .errors import UserError
 from .brk import program_break
@@ -47,7 +52,7 @@ from .threads import list_threads
 
 TLS_SPAN = 0x2000  # how far below a thread pointer libc's TLS variables are looked for
 RESTARTED_NOTE = (
-    " (libc's TLS variables are not read in a restarted checkpoint: gdb crashes reading them there)"
+    "(libc's TLS variables are not read in a restarted checkpoint: gdb crashes reading them there)"
 )
 OTHER_ALLOCATORS = (
     ("libjemalloc", "jemalloc"),
@@ -56,6 +61,70 @@ OTHER_ALLOCATORS = (
     ("ld-musl", "musl"),
     ("libc.musl", "musl"),
 )
+
+
+@dataclass(frozen=True)
+class LayoutChoice:
+    """How this glibc lays malloc's structures out, and how that was learnt: the version (from
+    libc's banner, else a symbol, else a heuristic: version_how says which) and whether libc's
+    debug types are loaded (then the layout comes from them, else from the version table)."""
+
+    layout: Layout
+    version: Optional[Tuple[int, int]]
+    version_how: Provenance
+    symbols: bool
+
+
+@dataclass(frozen=True)
+class BrkHeap:
+    """Where the brk heap is: heap_range is the program break's range when `exact`, else the
+    [heap] mapping's (None: neither); area is where its start may be."""
+
+    heap_range: Optional[Tuple[int, int]]
+    exact: bool
+    area: Optional[Tuple[int, int]]
+
+    @property
+    def start(self) -> Optional[int]:
+        """Where the main heap starts when mp_.sbrk_base is not known."""
+        if self.heap_range:
+            return self.heap_range[0]
+        return self.area[0] if self.area else None
+
+    @property
+    def program_break(self) -> Optional[int]:
+        """The exact break (the main heap's top chunk is checked against it), or None."""
+        return self.heap_range[1] if self.exact and self.heap_range else None
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Where one of malloc's structures is (None: not found) and how it was found (or why
+    not)."""
+
+    address: Optional[int]
+    how: Provenance
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """main_arena and mp_, how each was found, and the problem to report first when main_arena
+    was found by its shape but looks corrupt."""
+
+    main_arena: int
+    mp: Optional[int]
+    how_main_arena: Provenance
+    how_mp: Provenance
+    corrupt: Optional[Problem] = None
+
+
+@dataclass(frozen=True)
+class PerThread:
+    """One per-thread pointer of every thread (gdb thread number, or a label when the threads
+    are unknown -> address, or None where that thread has none) and how they were found."""
+
+    values: Dict[Any, Optional[int]]
+    how: Provenance
 
 
 @dataclass
@@ -67,11 +136,13 @@ class HeapView:
     layout: Layout
     version: Optional[Tuple[int, int]]
     symbols: bool
-    found: Dict[str, str]  # "main_arena", "mp_", "tcache", "thread_arena", "layout" -> how
+    # "layout", "glibc", "mappings", "main_arena", "mp_", "tcache", "thread_arena" -> how
+    found: Dict[str, Provenance]
     thread_arena: Dict[int, int] = field(default_factory=dict)  # gdb thread -> arena address
     notes: List[str] = field(default_factory=list)
-    # what analyze() was given (main_arena, mp, candidates, heap_start), to model again focused
-    inputs: Dict[str, object] = field(default_factory=dict)
+    # what the bounds' analyze() was given (no tcaches), for the models made on top of it
+    inputs: Optional[HeapInputs] = None
+    anchors: Optional[Anchors] = None  # main_arena and mp_, how they were found
 
     def arena_number(self, address: int) -> Optional[int]:
         for i, a in enumerate(self.state.arenas):
@@ -83,7 +154,13 @@ class HeapView:
         return sorted(t for t, a in self.thread_arena.items() if a == arena_address)
 
     def header(self) -> dict:
-        return {"glibc": version_text(self.version), "symbols": self.symbols, "found": dict(self.found)}
+        """The JSON "heap" block: "found" has each anchor's words, "how" their kinds."""
+        return {
+            "glibc": version_text(self.version),
+            "symbols": self.symbols,
+            "found": {key: how.text for key, how in self.found.items()},
+            "how": {key: how.kind.value for key, how in self.found.items()},
+        }
 
 
 def other_allocator(maps: List[Mapping]) -> Optional[str]:
@@ -139,13 +216,63 @@ def arena_view(target: Target) -> HeapView:
 
 
 def _bounds_view(target: Target) -> HeapView:
-    """Layout, anchors (main_arena, mp_: symbols, else their shape), arenas, heap bounds and
-    mmapped chunks."""
+    """Layout, anchors (main_arena, mp_: libc's symbols, else their shape), arenas, heap bounds
+    and mmapped chunks."""
     maps = mappings(target)
+    _refuse_other_allocators(maps)
+    choice = _choose_layout(target, maps)
+    layout = choice.layout
+    libc_path = _libc_path(maps)
+    data = libc_data_mappings(maps, libc_path) if libc_path else []
+    anchors, brk = _find_anchors(target, layout, maps, data, _brk_heap(maps, _main_heap_range(target, maps)))
+    inputs = HeapInputs(
+        target.memory,
+        layout,
+        anchors.main_arena,
+        mp=anchors.mp,
+        mmap_candidates=_mmap_candidates(target, layout, maps),
+        heap_start=brk.start,
+        mappings=maps,
+        program_break=brk.program_break,  # not used by the bounds: kept for the models on top
+    )
+    try:
+        state = analyze(inputs, ModelOptions(chunks=False))
+    except PtmallocError as e:
+        raise UserError(str(e)) from None
+    if anchors.corrupt is not None:
+        state.problems.insert(0, anchors.corrupt)
+    found = {"layout": _layout_source(layout)}
+    if choice.version_how.kind is not How.BANNER:
+        found["glibc"] = choice.version_how
+    found["main_arena"], found["mp_"] = anchors.how_main_arena, anchors.how_mp
+    view = HeapView(
+        target, state, layout, choice.version, choice.symbols, found, inputs=inputs, anchors=anchors
+    )
+    _note_rebuilt_mappings(target, view)
+    return view
+
+
+# Layout.source's three values, as kinds.
+_LAYOUT_SOURCES = {
+    "debug types": Provenance(How.DEBUG_TYPES),
+    "debug types + version table": Provenance(How.DEBUG_TYPES, "+ version table"),
+    "version table": Provenance(How.VERSION_TABLE),
+}
+
+
+def _layout_source(layout: Layout) -> Provenance:
+    return _LAYOUT_SOURCES[layout.source]
+
+
+def _refuse_other_allocators(maps: List[Mapping]) -> None:
     other = other_allocator(maps)
     if other:
         raise UserError(f"the program uses {other}; the heap commands read glibc malloc only")
-    libc_path = _libc_path(maps)
+
+
+def _choose_layout(target: Target, maps: List[Mapping]) -> LayoutChoice:
+    """libc's debug types when they are loaded, else the version's table entry; no glibc at
+    all is the user's error."""
     version, version_how = glibc_version_found(target)
     symbols = has_libc_debug_types(target)
     if version is None and not symbols:
@@ -165,75 +292,81 @@ def _bounds_view(target: Target) -> HeapView:
         layout = Layout.from_types(libc_struct_info(_libc_starts(maps)), version, target.pointer_size)
     else:
         layout = Layout.for_version(version, target.pointer_size)
-    found = {"layout": layout.source}
-    if version_how != "banner":
-        found["glibc"] = version_how
+    return LayoutChoice(layout, version, version_how, symbols)
 
-    heap_range, exact = _main_heap_range(target, maps)
-    # Without the exact break, the brk heap starts somewhere in the brk area.
+
+def _brk_heap(maps, main_heap_range: Tuple[Optional[Tuple[int, int]], bool]) -> BrkHeap:
+    """The brk heap's range and, without the exact break, the brk area holding [heap]."""
+    heap_range, exact = main_heap_range
     heap = next((m for m in maps if m.path == "[heap]"), None)
     area = heap_range if exact else (_brk_area(maps, heap.start) if heap else None)
-    data = libc_data_mappings(maps, libc_path) if libc_path else []
-    corrupt = None
-    main_arena, found["main_arena"] = _anchor_symbol(target, maps, data, "main_arena")
-    if not main_arena:
-        got = find_main_arena(target.memory, layout, data, [area] if area else ())
-        if got is None:
-            if heap_range is None:
-                raise UserError(
-                    "malloc has not set up its heap yet (no [heap] and no main_arena symbol); nothing to show"
-                )
-            got = find_corrupt_main_arena(target.memory, layout, data, [area] if area else ())
-            if got is None:
-                raise UserError(
-                    "cannot find main_arena: no symbol, and no malloc_state in "
-                    "libc's data has the shape it must have"
-                )
-            # Shown as it is, like a corrupt main_arena found by its symbol: the walk reports
-            # each bad value.
-            corrupt = Problem(got.address, "main_arena looks corrupt: " + got.how)
-        main_arena, found["main_arena"] = got.address, _heuristic(found["main_arena"], got)
-    if not exact:
-        # The brk area is where main_arena's top chunk is (a core has no [heap] label).
-        area = _brk_area(maps, _top_of(target, layout, main_arena)) or area
-    mp, found["mp_"] = _anchor_symbol(target, maps, data, "mp_")
-    if not mp and area:
-        got = find_mp(target.memory, layout, data, heap_range[0] if exact and heap_range else area)
-        if got is not None:
-            mp, found["mp_"] = got.address, _heuristic(found["mp_"], got)
-    if not mp:
-        found["mp_"] = "not found (mmapped chunks are not cross-checked)"
+    return BrkHeap(heap_range, exact, area)
 
-    candidates = _mmap_candidates(target, maps)
-    heap_start = heap_range[0] if heap_range else (area[0] if area else None)
-    brk = heap_range[1] if exact and heap_range else None  # the top chunk is checked against it
-    try:
-        state = analyze(
-            target.memory,
-            layout,
-            main_arena,
-            mp=mp or None,
-            tcaches=None,
-            mmap_candidates=candidates,
-            heap_start=heap_start,
-            mappings=maps,
-            chunks=False,
-        )
-    except PtmallocError as e:
-        raise UserError(str(e)) from None
-    if corrupt is not None:
-        state.problems.insert(0, corrupt)
-    view = HeapView(target, state, layout, version, symbols, found)
-    view.inputs = {
-        "main_arena": main_arena,
-        "mp": mp or None,
-        "candidates": candidates,
-        "heap_start": heap_start,
-        "program_break": brk,
-        "corrupt": corrupt,
-    }
-    _note_rebuilt_mappings(target, view)
-    return view
+
+def _brk_heap_around_top(target: Target, layout: Layout, maps, brk: BrkHeap, main_arena: int) -> BrkHeap:
+    """Without the exact break, the brk area is where main_arena's top chunk is (a core has no
+    [heap] label)."""
+    if brk.exact:
+        return brk
+    return replace(brk, area=_brk_area(maps, _top_of(target, layout, main_arena)) or brk.area)
+
+
+def _find_anchors(target: Target, layout: Layout, maps, data, brk: BrkHeap) -> Tuple[Anchors, BrkHeap]:
+    """main_arena and mp_, each by libc's symbol, else by its shape; and the brk heap as
+    main_arena's top chunk places it (mp_'s search starts there)."""
+    main_arena = _main_arena_by_symbol(target, maps, data)
+    corrupt = None
+    if main_arena.address is None:
+        main_arena, corrupt = _main_arena_by_shape(target, layout, data, brk, main_arena.how.detail)
+    assert main_arena.address is not None
+    brk = _brk_heap_around_top(target, layout, maps, brk, main_arena.address)
+    mp = _mp_by_symbol(target, maps, data)
+    if mp.address is None:
+        mp = _mp_by_shape(target, layout, data, brk, mp.how.detail)
+    return Anchors(main_arena.address, mp.address, main_arena.how, mp.how, corrupt), brk
+
+
+def _main_arena_by_symbol(target: Target, maps, data) -> Anchor:
+    return _anchor_symbol(target, maps, data, "main_arena")
+
+
+def _main_arena_by_shape(
+    target: Target, layout: Layout, data, brk: BrkHeap, note: str
+) -> Tuple[Anchor, Optional[Problem]]:
+    """main_arena by its shape in libc's data (`note`: why its symbol was not used), else a
+    corrupt one (shown as it is, like a corrupt main_arena found by its symbol: the walk reports
+    each bad value, after the problem returned here)."""
+    areas = [brk.area] if brk.area else ()
+    got = find_main_arena(target.memory, layout, data, areas)
+    corrupt = None
+    if got is None:
+        if brk.heap_range is None:
+            raise UserError(
+                "malloc has not set up its heap yet (no [heap] and no main_arena symbol); nothing to show"
+            )
+        got = find_corrupt_main_arena(target.memory, layout, data, areas)
+        if got is None:
+            raise UserError(
+                "cannot find main_arena: no symbol, and no malloc_state in "
+                "libc's data has the shape it must have"
+            )
+        corrupt = Problem(got.address, ProblemKind.CORRUPT_ARENA, "main_arena looks corrupt: " + got.how)
+    return Anchor(got.address, _heuristic(note, got)), corrupt
+
+
+def _mp_by_symbol(target: Target, maps, data) -> Anchor:
+    return _anchor_symbol(target, maps, data, "mp_")
+
+
+def _mp_by_shape(target: Target, layout: Layout, data, brk: BrkHeap, note: str) -> Anchor:
+    """mp_ by its shape in libc's data, next to the brk heap (`note`: why its symbol was not
+    used)."""
+    if brk.area:
+        near = brk.heap_range[0] if brk.exact and brk.heap_range else brk.area
+        got = find_mp(target.memory, layout, data, near)
+        if got is not None:
+            return Anchor(got.address, _heuristic(note, got))
+    return Anchor(None, Provenance(How.NOT_FOUND, "(mmapped chunks are not cross-checked)"))
 
 
 def _model_view(
@@ -243,7 +376,8 @@ def _model_view(
     needs; with lists_only, the free lists without the chunks); a copy, so the bounds stay as
     vmmap uses them."""
     view = replace(bounds, found=dict(bounds.found), notes=list(bounds.notes))
-    layout, found, i = view.layout, view.found, view.inputs
+    layout, found, inputs, anchors = view.layout, view.found, view.inputs, view.anchors
+    assert inputs is not None and anchors is not None  # every bounds view has them
     maps = mappings(target)
     per_thread = _per_thread_at_stop(target, view, maps)
     view.thread_arena = {
@@ -252,38 +386,38 @@ def _model_view(
     tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
     if layout.has_tcache and not tcaches:
         focus, lists_only = None, False  # tcaches found by their shape only: a search of every heap
-    model = partial(
-        analyze,
-        target.memory,
-        layout,
-        i["main_arena"],
-        mp=i["mp"],
-        mmap_candidates=i["candidates"],
-        heap_start=i["heap_start"],
-        mappings=maps,
-        program_break=i["program_break"],
-        focus=focus,
-        lists_only=lists_only,
-    )
+    options = ModelOptions(focus=focus, lists_only=lists_only)
     try:
-        view.state = model(tcaches=tcaches, earlier=bounds.state)
+        view.state = analyze(replace(inputs, tcaches=tcaches), replace(options, earlier=bounds.state))
         if layout.has_tcache and not tcaches:
-            # Neither symbols nor TLS: tcaches by their shape, owner unknown.
-            orphans = find_tcache_chunks(view.state)
-            if orphans:
-                labels = {f"unknown ({f.address:#x})": f.address for f in orphans}
-                view.state = model(tcaches=labels, earlier=view.state)
-                found["tcache"] = "heuristic: " + orphans[0].how + "; owning threads unknown"
+            orphans = _tcaches_by_shape(view.state)
+            if orphans is not None:
+                view.state = analyze(
+                    replace(inputs, tcaches=orphans.values), replace(options, earlier=view.state)
+                )
+                found["tcache"] = orphans.how
     except PtmallocError as e:
         raise UserError(str(e)) from None
-    if i["corrupt"] is not None:
-        view.state.problems.insert(0, i["corrupt"])
-    if layout.has_tcache and not view.state.tcache and found.get("tcache", "").startswith("not"):
+    if anchors.corrupt is not None:
+        view.state.problems.insert(0, anchors.corrupt)
+    tcache_how = found.get("tcache")
+    if layout.has_tcache and not view.state.tcache and tcache_how and tcache_how.kind is How.NOT_FOUND:
         view.state.problems.extend(
-            Problem(f.address, "no tcache found: " + f.how) for f in unaccepted_tcaches(view.state)
+            Problem(f.address, ProblemKind.CORRUPT_TCACHE, "no tcache found: " + f.how)
+            for f in unaccepted_tcaches(view.state)
         )
     _note_rebuilt_mappings(target, view)
     return view
+
+
+def _tcaches_by_shape(state: HeapState) -> Optional[PerThread]:
+    """Neither symbols nor TLS: the tcaches among the heaps' chunks, by their shape, each under
+    a label of its own (their threads are unknown); None when there are none."""
+    orphans = find_tcache_chunks(state)
+    if not orphans:
+        return None
+    labels: Dict[Any, Optional[int]] = {f"unknown ({f.address:#x})": f.address for f in orphans}
+    return PerThread(labels, Provenance(How.HEURISTIC, orphans[0].how + "; owning threads unknown"))
 
 
 def _note_rebuilt_mappings(target: Target, view: HeapView) -> None:
@@ -295,33 +429,32 @@ def _note_rebuilt_mappings(target: Target, view: HeapView) -> None:
         return
     state = view.state
     n = (state.mp or {}).get("n_mmaps")
-    view.found["mappings"] = (
-        "rebuilt from memory and symbols (" + why + "); mmapped chunks "
-        "are not searched" + (f", mp_ counts {n}" if n else "")
+    view.found["mappings"] = Provenance(
+        How.REBUILT, "(" + why + "); mmapped chunks are not searched" + (f", mp_ counts {n}" if n else "")
     )
     if state.mp_address:
         state.problems[:] = [
             p
             for p in state.problems
-            if not (
-                p.address == state.mp_address and p.message.startswith("found ") and "mp_ counts" in p.message
-            )
+            if not (p.address == state.mp_address and p.kind is ProblemKind.MMAPPED_COUNT)
         ]
 
 
-def _anchor_symbol(target: Target, maps, data, name: str) -> Tuple[Optional[int], str]:
-    """(address of libc's own `name`, "symbol"), or (None, why not) for the heuristic to
-    say.  Only libc's definition counts (its debug info, else its symbol table, where a static
-    program's own objects may define the name too: malloc.c's static wins there), and only at
-    an address in libc's writable data."""
+def _anchor_symbol(target: Target, maps, data, name: str) -> Anchor:
+    """Libc's own `name`, found by its symbol, or not found (the detail, if any, says why not,
+    for the heuristic to say).  Only libc's definition counts (its debug info, else its symbol
+    table, where a static program's own objects may define the name too: malloc.c's static wins
+    there), and only at an address in libc's writable data."""
     address = libc_symbol(_libc_starts(maps), name)
     if address is None:
         address = _libc_table_symbol(target, maps, name)
     if address is None:
-        return None, ""
+        return Anchor(None, Provenance(How.NOT_FOUND))
     if any(m.start <= address < m.end for m in data):
-        return address, "symbol"
-    return None, f"symbol {name} at {address:#x} is outside libc's data, ignored"
+        return Anchor(address, Provenance(How.SYMBOL))
+    return Anchor(
+        None, Provenance(How.NOT_FOUND, f"symbol {name} at {address:#x} is outside libc's data, ignored")
+    )
 
 
 def _libc_table_symbol(target: Target, maps, name: str) -> Optional[int]:
@@ -338,8 +471,8 @@ def _libc_table_symbol(target: Target, maps, name: str) -> Optional[int]:
     return cached(("libc_table_symbol", name), find)
 
 
-def _heuristic(note: str, got) -> str:
-    return "heuristic: " + got.how + (f" ({note})" if note else "")
+def _heuristic(note: str, got) -> Provenance:
+    return Provenance(How.HEURISTIC, got.how + (f" ({note})" if note else ""))
 
 
 def _main_heap_range(target: Target, maps) -> Tuple[Optional[Tuple[int, int]], bool]:
@@ -384,8 +517,10 @@ def _top_of(target: Target, layout: Layout, arena: int) -> Optional[int]:
         return None
 
 
-def _mmap_candidates(target: Target, maps) -> List[Mapping]:
-    """Anonymous read-write mappings that are not the brk heap or a thread's stack."""
+def _mmap_candidates(target: Target, layout: Layout, maps) -> List[Mapping]:
+    """Anonymous read-write mappings that are not the brk heap or a thread's stack, except a
+    mapping that is itself an mmapped chunk holding a thread's stack (a program may run a
+    thread on a large block from malloc: pthread_attr_setstack)."""
     stacks = sorted((s.low, s.high) for s in thread_stacks(target, maps))
     lows = [lo for lo, _ in stacks]
     reach = list(accumulate((hi for _, hi in stacks), max))  # highest end among stacks[:j+1]
@@ -396,10 +531,24 @@ def _mmap_candidates(target: Target, maps) -> List[Mapping]:
         # Some stack overlaps m if one starting below m's end reaches past its start: a bisect,
         # not a scan of every thread's stack for each of 200k mappings.
         i = bisect_left(lows, m.end)
-        if i and reach[i - 1] > m.start:
+        if i and reach[i - 1] > m.start and not _chunk_holds_stacks(target, layout, m, stacks[:i]):
             continue
         out.append(m)
     return out
+
+
+def _chunk_holds_stacks(target: Target, layout: Layout, m: Mapping, stacks) -> bool:
+    """Whether `m` starts with an mmapped chunk whose user memory holds every thread stack
+    that overlaps `m`: a stack glibc mapped starts the mapping with the stack's unused, zeroed
+    bottom (its guard is a mapping of its own), which no chunk header can be read from."""
+    try:
+        c = chunk_at_page(target.memory, layout, m.start, m.end)
+    except MemoryReadError:
+        return False
+    if c is None:
+        return False
+    inside = [(lo, hi) for lo, hi in stacks if hi > m.start]
+    return all(c.user_address(layout) <= lo and hi <= c.end for lo, hi in inside)
 
 
 def _per_thread_at_stop(target: Target, view: HeapView, maps) -> Dict[int, Dict[str, Optional[int]]]:
@@ -409,7 +558,7 @@ def _per_thread_at_stop(target: Target, view: HeapView, maps) -> Dict[int, Dict[
     out = _per_thread(target, view, maps, read_tls=not restarted)
     if restarted:
         for key in ("tcache", "thread_arena"):
-            view.found[key] = view.found.get(key, "not found") + RESTARTED_NOTE
+            view.found[key] = view.found.get(key, Provenance(How.NOT_FOUND)).noted(RESTARTED_NOTE)
     return out
 
 
@@ -417,15 +566,15 @@ def _per_thread(
     target: Target, view: HeapView, maps, read_tls: bool = True
 ) -> Dict[int, Dict[str, Optional[int]]]:
     """Each thread's tcache and thread_arena: libc's TLS variables (unless read_tls is False),
-    else a TLS slot search."""
+    else a TLS slot search.  view.found says how each was found."""
     layout, state, found = view.layout, view.state, view.found
     names = ("tcache", "thread_arena") if layout.has_tcache else ("thread_arena",)
     out: Dict[int, Dict[str, Optional[int]]] = {}
     if view.symbols and read_tls:
-        out = {t: dict(v) for t, v in per_thread_pointers(_libc_starts(maps), names).items()}
+        out = _per_thread_by_tls_variables(maps, names)
     for name in names:
         if out and all(v.get(name) is not None for v in out.values()):
-            found[name] = f"TLS variable {name}"
+            found[name] = Provenance(How.TLS, name)
     missing = [n for n in names if n not in found]
     if not missing:
         return out
@@ -433,55 +582,75 @@ def _per_thread(
     blocks = _tls_blocks(target, maps, threads)
     if not blocks:
         for n in missing:
-            found[n] = "not found (no thread pointer to read TLS from)"
+            found[n] = Provenance(How.NOT_FOUND, "(no thread pointer to read TLS from)")
         return out
-    arenas = {a.address for a in state.arenas}
-    if "thread_arena" in missing:
-        slot = find_tls_slot(blocks, arenas.__contains__, layout.pointer_size)
-        if slot is not None:
-            for t, v in slot_values(blocks, slot, layout.pointer_size).items():
-                out.setdefault(t, {})["thread_arena"] = v if v in arenas else None
-            found["thread_arena"] = (
-                f"heuristic: the TLS word {slot:#x} below each thread "
-                f"pointer that holds an arena or NULL in every thread"
-            )
-        else:
-            found["thread_arena"] = "not found"
-    if "tcache" in missing:
-        known: Set[int] = set()
-        for a in state.arenas:
-            if a.heaps:
-                seg = a.heaps[0]
-                got = find_tcache(target.memory, layout, seg.first_chunk, (seg.start, seg.end))
-                if got is not None:
-                    known.add(got.address)
-        ranges = [(s.start, s.end) for s in state.segments()]
-        # Threads that share an arena (past the arena limit, or after a thread exited) have
-        # their tcache elsewhere in it: in the slot, a first-chunk tcache or a tcache's shape.
-        shaped: Dict[int, bool] = {}
-
-        def tcache_like(v):
-            if v in known:
-                return True
-            if v not in shaped:
-                shaped[v] = looks_like_tcache(target.memory, layout, v, ranges)
-            return shaped[v]
-
-        slot = find_tls_slot(blocks, tcache_like, layout.pointer_size) if known else None
-        values = slot_values(blocks, slot, layout.pointer_size) if slot is not None else {}
-        if not known.intersection(values.values()):
-            slot = None  # the shape alone is too weak: some thread must hold a first-chunk tcache
-        if slot is not None:
-            for t, v in values.items():
-                out.setdefault(t, {})["tcache"] = v if v and tcache_like(v) else None
-            found["tcache"] = (
-                f"heuristic: the TLS word {slot:#x} below each thread pointer "
-                f"that points to a tcache (an arena's first chunk, or a chunk "
-                f"of a tcache's size and shape)"
-            )
-        else:
-            found["tcache"] = "not found by TLS"
+    for name, by_tls_slot in (("thread_arena", _thread_arenas_by_tls_slot), ("tcache", _tcaches_by_tls_slot)):
+        if name in missing:
+            got = by_tls_slot(target, layout, state, blocks)
+            for t, v in got.values.items():
+                out.setdefault(t, {})[name] = v
+            found[name] = got.how
     return out
+
+
+def _per_thread_by_tls_variables(maps, names) -> Dict[int, Dict[str, Optional[int]]]:
+    """libc's own TLS variables `names`, read through its debug info, for every thread."""
+    return {t: dict(v) for t, v in per_thread_pointers(_libc_starts(maps), names).items()}
+
+
+def _thread_arenas_by_tls_slot(target: Target, layout: Layout, state: HeapState, blocks) -> PerThread:
+    """The TLS word, at the same offset below every thread pointer, that holds an arena or
+    NULL in every thread."""
+    arenas = {a.address for a in state.arenas}
+    slot = find_tls_slot(blocks, arenas.__contains__, layout.pointer_size)
+    if slot is None:
+        return PerThread({}, Provenance(How.NOT_FOUND))
+    values = slot_values(blocks, slot, layout.pointer_size)
+    return PerThread(
+        {t: v if v in arenas else None for t, v in values.items()},
+        Provenance(
+            How.HEURISTIC,
+            f"the TLS word {slot:#x} below each thread pointer that holds an arena or NULL in every thread",
+        ),
+    )
+
+
+def _tcaches_by_tls_slot(target: Target, layout: Layout, state: HeapState, blocks) -> PerThread:
+    """The TLS word that points to a tcache in the threads that have one: a tcache at some
+    arena's first chunk, or a chunk of a tcache's size and shape."""
+    known: Set[int] = set()
+    for a in state.arenas:
+        if a.heaps:
+            seg = a.heaps[0]
+            got = find_tcache(target.memory, layout, seg.first_chunk, (seg.start, seg.end))
+            if got is not None:
+                known.add(got.address)
+    ranges = [(s.start, s.end) for s in state.segments()]
+    # Threads that share an arena (past the arena limit, or after a thread exited) have
+    # their tcache elsewhere in it: in the slot, a first-chunk tcache or a tcache's shape.
+    shaped: Dict[int, bool] = {}
+
+    def tcache_like(v):
+        if v in known:
+            return True
+        if v not in shaped:
+            shaped[v] = looks_like_tcache(target.memory, layout, v, ranges)
+        return shaped[v]
+
+    slot = find_tls_slot(blocks, tcache_like, layout.pointer_size) if known else None
+    values = slot_values(blocks, slot, layout.pointer_size) if slot is not None else {}
+    if not known.intersection(values.values()):
+        slot = None  # the shape alone is too weak: some thread must hold a first-chunk tcache
+    if slot is None:
+        return PerThread({}, Provenance(How.NOT_FOUND, "by TLS"))
+    return PerThread(
+        {t: v if v and tcache_like(v) else None for t, v in values.items()},
+        Provenance(
+            How.HEURISTIC,
+            f"the TLS word {slot:#x} below each thread pointer that points to a tcache "
+            f"(an arena's first chunk, or a chunk of a tcache's size and shape)",
+        ),
+    )
 
 
 def _tls_blocks(target: Target, maps, threads) -> Dict[int, bytes]:
@@ -513,7 +682,7 @@ def malloc_claims_from_model(target: Target) -> List[Claim]:
             if version is None or other_allocator(maps):
                 return []
             layout = Layout.for_version(version, target.pointer_size)
-            candidates = _mmap_candidates(target, maps)
+            candidates = _mmap_candidates(target, layout, maps)
             return malloc_claims(target.memory, layout, maps, candidates=candidates, loose_perms=loose)
         except (gdb.error, MemoryReadError):
             return []

@@ -8,6 +8,7 @@ from typing import Optional, Tuple
 from ..model.libcsyms import libc_symbols
 from ..model.libcversion import looks_like_libc, version_from_bare_string, version_from_bytes
 from ..model.memory import MemoryReadError
+from ..model.provenance import How, Provenance
 from .debuginfo import libc_struct_info
 from .mappings import mappings
 from .process import Target, cached, symbol_address
@@ -21,7 +22,7 @@ def glibc_version(target: Target) -> Optional[Tuple[int, int]]:
     return glibc_version_found(target)[0]
 
 
-def glibc_version_found(target: Target) -> Tuple[Optional[Tuple[int, int]], str]:
+def glibc_version_found(target: Target) -> Tuple[Optional[Tuple[int, int]], Provenance]:
     """(version, how it was found): from the banner, a symbol, or a heuristic."""
     return cached("glibc_version", lambda: _glibc_version(target))
 
@@ -41,7 +42,7 @@ def _glibc_version(target: Target):
         maps = [m for m in mappings(target) if m.path == exe]
     v = _version_from_file(target, maps, version_from_bytes)
     if v:
-        return v, "banner"
+        return v, Provenance(How.BANNER)
     readonly = []
     for m in maps:
         if m.perms[:3] != "r--":
@@ -53,16 +54,18 @@ def _glibc_version(target: Target):
         readonly.append(data)
         v = version_from_bytes(data)
         if v:
-            return v, "banner"
+            return v, Provenance(How.BANNER)
     v = _version_from_symbol(target)
     if v:
-        return v, "symbol"
+        return v, Provenance(How.SYMBOL)
     v = _version_from_file(target, maps, version_from_bare_string) or version_from_bare_string(
         b"\0".join(readonly)
     )
     if v:
-        return v, ("heuristic: the one bare version string in a program holding glibc malloc's tunables")
-    return None, "not found"
+        return v, Provenance(
+            How.HEURISTIC, "the one bare version string in a program holding glibc malloc's tunables"
+        )
+    return None, Provenance(How.NOT_FOUND)
 
 
 # A static program has no banner (nothing references it), but libthread_db's version check

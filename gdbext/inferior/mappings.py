@@ -2,7 +2,7 @@
 
 import os
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import BinaryIO, Dict, List, Optional, Tuple
 
 import gdb
 
@@ -233,13 +233,108 @@ def remote_file(path: str) -> str:
         raise UserError(f"cannot fetch {path} from the remote system ({e})") from None
 
 
+class ResidentSizes(dict):
+    """Resident bytes per mapping start (smaps' Rss), and `part(start, end)`: the resident bytes
+    of a part of a mapping from the page map (/proc/PID/pagemap), counted as smaps counts Rss,
+    or None when the page map cannot be read (another user's process, gdbserver) or cannot
+    tell: the view then shares the mapping's figure by size and marks it an estimate.
+
+    A page is resident when its entry's bit 63 ("present") is set, except the shared zero page
+    that a read of untouched anonymous memory maps (gdb's own reads do): smaps leaves it out
+    of Rss.  With its frame number (root) the zero page is known by it; without (frame numbers
+    read as 0), a present anonymous page mapped once (bit 56 "exclusive") or a file page
+    (bit 61) is resident, and a present anonymous page mapped more than once (the zero page,
+    or a page shared with a fork) leaves the figure unknown."""
+
+    def __init__(self, rss: Dict[int, int], pagemap: Optional[str] = None):
+        super().__init__(rss)
+        self.pagemap = pagemap
+        self._file: Optional[BinaryIO] = None
+        self.page = os.sysconf("SC_PAGE_SIZE") if pagemap else 4096
+
+    def _entries(self, first: int, count: int):
+        if not self.pagemap:
+            return None
+        try:
+            if self._file is None:
+                self._file = open(self.pagemap, "rb")  # noqa: SIM115 (kept open across parts)
+            f = self._file
+            f.seek(first * 8)
+            data = f.read(count * 8)
+        except (OSError, OverflowError, ValueError):
+            self.pagemap, self._file = None, None
+            return None
+        if len(data) != count * 8:  # past the user address space ([vsyscall])
+            return None
+        return memoryview(data).cast("Q")
+
+    def part(self, start: int, end: int) -> Optional[int]:
+        if not self.pagemap:
+            return None
+        if end <= start:
+            return 0
+        page = self.page
+        first, last = start // page, (end - 1) // page
+        entries = self._entries(first, last - first + 1)
+        if entries is None:
+            return None
+        zero = _zero_page_pfn(page)
+        total = 0
+        for i, e in enumerate(entries):
+            if not e >> 63:
+                continue
+            if zero is not None:
+                if e & _PFN == zero:
+                    continue  # the zero page: smaps does not count it
+            elif not (e >> 56 & 1 or e >> 61 & 1):
+                return None  # no frame numbers: the zero page or a page shared with a fork
+            lo = max(start, (first + i) * page)
+            total += min(end, (first + i + 1) * page) - lo
+        return total
+
+
+_PFN = (1 << 55) - 1
+_zero_pfn: Dict[int, Optional[int]] = {}
+
+
+def _zero_page_pfn(page: int) -> Optional[int]:
+    """The frame number of the kernel's zero page: what a read of a fresh anonymous page of
+    gdb's own maps.  None when frame numbers are hidden (not root) or cannot be read."""
+    if page not in _zero_pfn:
+        _zero_pfn[page] = None
+        try:
+            import ctypes
+            import mmap
+
+            m = mmap.mmap(-1, page, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            try:
+                c = ctypes.c_char.from_buffer(m)
+                address = ctypes.addressof(c)
+                _ = m[0]  # read, never written: the zero page is mapped
+                with open("/proc/self/pagemap", "rb", buffering=0) as f:
+                    f.seek(address // page * 8)
+                    (entry,) = memoryview(f.read(8)).cast("Q")
+                del c
+            finally:
+                m.close()
+            if entry >> 63 and entry & _PFN:
+                _zero_pfn[page] = entry & _PFN
+        except (OSError, ValueError, TypeError, BufferError):
+            pass
+    return _zero_pfn[page]
+
+
 def resident_sizes(target: Target) -> Tuple[Optional[Dict[int, int]], Optional[str]]:
     """(resident bytes per mapping start, or None; why they are unknown, or None).  A live
-    process's, local or remote through gdbserver; a core file records none."""
+    process's, local (a ResidentSizes, exact for parts of mappings when the page map is
+    readable) or remote through gdbserver (whole mappings only); a core file records none."""
     proc = target.local_proc
     if proc:
-        rss = _local_smaps_rss(proc)
-        return (rss, None) if rss is not None else (None, f"cannot read {proc}/smaps")
+        found = _local_smaps_rss(proc)
+        if found is None:
+            return None, f"cannot read {proc}/smaps"
+        rss, smaps = found
+        return ResidentSizes(rss, smaps[: -len("smaps")] + "pagemap"), None
     if target.kind == "remote":
         try:
             text, why = remote_file(f"/proc/{target.pid}/smaps"), None
@@ -258,9 +353,10 @@ def _file_blocks(path: str, size: int = 1 << 20):
             yield block
 
 
-def _local_smaps_rss(proc: str) -> Optional[Dict[int, int]]:
+def _local_smaps_rss(proc: str) -> Optional[Tuple[Dict[int, int], str]]:
     """Resident bytes per mapping from the process's smaps, or a live thread's when the main
-    thread has exited (its smaps is empty); read in blocks, never as one 200 MB string."""
+    thread has exited (its smaps is empty); read in blocks, never as one 200 MB string.  With
+    the path of the smaps read (its pagemap is beside it)."""
     try:
         tids = sorted(os.listdir(f"{proc}/task"), key=int)
     except OSError:
@@ -271,5 +367,5 @@ def _local_smaps_rss(proc: str) -> Optional[Dict[int, int]]:
         except OSError:
             continue
         if rss:
-            return rss
+            return rss, path
     return None

@@ -3,7 +3,7 @@
 import os
 from typing import Optional
 
-from typing import Any, Dict, Hashable, Tuple
+from typing import Any, Dict, Hashable, NamedTuple, Tuple
 
 import gdb
 
@@ -183,12 +183,38 @@ def symbol_address(name: str) -> Optional[int]:
         return None
 
 
-def evaluate_address(expression: str) -> int:
-    """A gdb expression as an address, or a UserError naming the expression."""
+class EvaluationError(UserError):
+    """gdb could not evaluate an expression; `reason` is gdb's own message."""
+
+    def __init__(self, expression: str, reason: str):
+        super().__init__(f"cannot evaluate {expression!r}: {reason}")
+        self.expression = expression
+        self.reason = reason
+
+
+class Evaluated(NamedTuple):
+    address: int
+    object_type: Optional[str] = None  # a struct or union given by name: its type; the address is where it is
+
+
+def evaluate(expression: str) -> Evaluated:
+    """A gdb expression as an address: its value, or for an array, a struct or a union (an
+    object, not an address: `main_arena`) where it is; an EvaluationError otherwise."""
+    object_type = None
     try:
         value = gdb.parse_and_eval(expression)
-        if value.type.strip_typedefs().code == gdb.TYPE_CODE_ARRAY:
+        code = value.type.strip_typedefs().code
+        if code in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION) and value.address is not None:
+            object_type = str(value.type)
             value = value.address
-        return int(value.cast(gdb.lookup_type("unsigned long"))) if value.type.sizeof <= 8 else int(value)
+        elif code == gdb.TYPE_CODE_ARRAY:
+            value = value.address
+        address = int(value.cast(gdb.lookup_type("unsigned long"))) if value.type.sizeof <= 8 else int(value)
     except gdb.error as e:
-        raise UserError(f"cannot evaluate {expression!r}: {e}") from None
+        raise EvaluationError(expression, str(e)) from None
+    return Evaluated(address, object_type)
+
+
+def evaluate_address(expression: str) -> int:
+    """A gdb expression as an address, or an EvaluationError (a UserError) naming it."""
+    return evaluate(expression).address

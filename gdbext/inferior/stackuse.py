@@ -12,6 +12,8 @@ from ..model.stackuse import (
     page_up,
     pagemap_range,
     parse_stack_rlimit,
+    StackFacts,
+    ThreadAtStop,
     stack_row,
 )
 from .errors import UserError
@@ -95,16 +97,8 @@ def stack_rows(target: Target, wanted=None) -> List[StackRow]:
         tb = bounds.get(t.num)
         rows.append(
             stack_row(
-                t.num,
-                t.tid,
-                t.name,
-                t.sp,
-                tb,
-                t.frames,
-                t.function,
-                extents.get(t.num),
-                lowest.get(t.num),
-                peak_known.get(t.num, False),
+                ThreadAtStop(t.num, t.tid, t.name, t.sp, t.frames, t.function),
+                StackFacts(tb, extents.get(t.num), lowest.get(t.num), peak_known.get(t.num, False)),
                 describe,
             )
         )

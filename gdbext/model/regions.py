@@ -296,7 +296,8 @@ def _overlap_sweep(claims):
 
 
 def _cut(m: Mapping, claims, default: str, facts: Facts):
-    """Split one mapping at its claims; earlier claims win where claims overlap."""
+    """Split one mapping at its claims; where claims overlap the narrowest wins (a thread's stack
+    inside the mmapped chunk it was given), then the earlier."""
     out: list = []
     thread = tid = None
     if default == "stack":
@@ -307,7 +308,9 @@ def _cut(m: Mapping, claims, default: str, facts: Facts):
     for lo, hi in zip(edges, edges[1:]):
         if lo >= hi:
             continue
-        c = next((c for c in claims if c.start <= lo and hi <= c.end), None)
+        c = min(
+            (c for c in claims if c.start <= lo and hi <= c.end), key=lambda c: c.end - c.start, default=None
+        )
         if c is None:
             piece = Region(lo, hi, m, default, "", thread, tid)
         else:

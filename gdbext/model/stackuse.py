@@ -161,27 +161,39 @@ class StackRow:
         }
 
 
-def stack_row(
-    num: int,
-    tid: int,
-    name: str,
-    sp: Optional[int],
-    bounds: Optional[StackBounds],
-    frames: Optional[int] = None,
-    function: Optional[str] = None,
-    main_extent: Optional[MainExtent] = None,
-    lowest_page: Optional[int] = None,
-    peak_known: bool = False,
-    describe_sp=None,
-    page: int = PAGE,
-) -> StackRow:
+@dataclass(frozen=True)
+class ThreadAtStop:
+    """What the debugger says of one thread at the stop."""
+
+    num: int
+    tid: int
+    name: str
+    sp: Optional[int]
+    frames: Optional[int] = None
+    function: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class StackFacts:
+    """What is known of one thread's stack: its bounds (None: unknown), the main thread's
+    growth extent, and the lowest written page from the page map (None: none found or unknown;
+    `peak_known` says which)."""
+
+    bounds: Optional[StackBounds]
+    main_extent: Optional[MainExtent] = None
+    lowest_page: Optional[int] = None
+    peak_known: bool = False
+
+
+def stack_row(thread: ThreadAtStop, stack: StackFacts, describe_sp=None, page: int = PAGE) -> StackRow:
     """Everything the table shows for one thread.
 
-    `lowest_page`: the lowest written page of the stack from the page map (None: none found or
-    unknown; `peak_known` says which).  `describe_sp(sp)` names the region holding SP when SP is
-    on no known stack (a signal stack, a user-allocated stack).
+    `describe_sp(sp)` names the region holding SP when SP is on no known stack (a signal
+    stack, a user-allocated stack).
     """
-    row = StackRow(num, tid, name, sp, frames=frames, function=function)
+    t = thread
+    row = StackRow(t.num, t.tid, t.name, t.sp, frames=t.frames, function=t.function)
+    bounds, main_extent = stack.bounds, stack.main_extent
     if bounds is not None:
         row.low, row.high = bounds.low, bounds.high
         row.guard_low, row.guard_high = bounds.guard_low, bounds.guard_high
@@ -189,7 +201,7 @@ def stack_row(
         if main_extent is not None and bounds.main:
             row.low, row.high = main_extent.low, main_extent.high
             row.mapped_low, row.limit = main_extent.mapped_low, main_extent.limit
-    _judge(row, lowest_page, peak_known, describe_sp, page)
+    _judge(row, stack.lowest_page, stack.peak_known, describe_sp, page)
     return row
 
 

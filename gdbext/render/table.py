@@ -1,5 +1,6 @@
 """Plain-text tables whose cells carry a style token, coloured only at the very end."""
 
+import unicodedata
 from typing import List, Optional, Sequence, Tuple
 
 from .escape import printable
@@ -12,6 +13,7 @@ class Table:
         self.headers = list(headers)
         self.align = align or "l" * len(headers)  # one of l/r per column
         self.rows: List[List[Cell]] = []
+        self.notes: List[str] = []  # lines under the table (footnotes), after its rows
 
     def add(self, *cells, token: Optional[str] = None) -> None:
         row = []
@@ -24,11 +26,11 @@ class Table:
 
     def lines(self) -> List[List[Cell]]:
         """Each output line as a list of (text, token) pieces, widths already applied."""
-        widths = [len(h) for h in self.headers]
+        widths = [display_width(h) for h in self.headers]
         for row in self.rows:
             for i, (text, _) in enumerate(row):
                 if i < len(widths):
-                    widths[i] = max(widths[i], len(text))
+                    widths[i] = max(widths[i], display_width(text))
         out: List[List[Tuple[str, Optional[str]]]] = []
         header: List[Tuple[str, Optional[str]]] = []
         for i, h in enumerate(self.headers):
@@ -46,7 +48,35 @@ class Table:
                 if not last:
                     line.append(("  ", None))
             out.append(line)
-        return out
+        out.extend([(printable(n), "muted")] for n in self.notes)
+        return [_rstrip(line) for line in out]
 
     def _pad(self, text: str, width: int, col: int) -> str:
-        return text.rjust(width) if self.align[col] == "r" else text.ljust(width)
+        fill = " " * max(0, width - display_width(text))
+        return fill + text if self.align[col] == "r" else text + fill
+
+
+def _rstrip(line: List[Cell]) -> List[Cell]:
+    """The line without the spaces at its end (padding of its last cells, empty cells)."""
+    pieces = list(line)
+    while pieces:
+        text, token = pieces[-1]
+        stripped = text.rstrip(" ")
+        if stripped:
+            pieces[-1] = (stripped, token)
+            break
+        pieces.pop()
+    return pieces
+
+
+def display_width(text: str) -> int:
+    """The columns a terminal gives `text`: wide and fullwidth characters (CJK, East Asian
+    Width W or F) take two, combining marks none, every other character one."""
+    if text.isascii():
+        return len(text)
+    width = 0
+    for c in text:
+        if unicodedata.combining(c):
+            continue
+        width += 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+    return width

@@ -3,6 +3,7 @@ fast, unsorted, small and large bins, in list order."""
 
 from typing import Iterator, List
 
+from ..model.provenance import How
 from ..model.ptmalloc.chunks import bin_chunk_size, largebin_max_size
 from ..render import fmt
 from . import Item, line
@@ -105,7 +106,8 @@ def text(heap, tcaches, arenas, kinds) -> Iterator[Item]:
         and "tcache" in kinds
         and L.has_tcache
         and not state.tcache
-        and heap.found.get("tcache", "").startswith("not found")
+        and "tcache" in heap.found
+        and heap.found["tcache"].kind is How.NOT_FOUND
     ):
         yield line(
             "no free chunk in the arenas' bins, and no thread's tcache was found: "

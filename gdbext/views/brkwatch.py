@@ -52,7 +52,7 @@ def caller_text(e: M.BrkEvent) -> str:
         i = next((k for k, n in enumerate(names) if n), None)
         text = f"(libc: {e.via[i + 1] if i is not None and i + 1 < len(e.via) else e.via[-1]})"
     if c:
-        text = c.get("function") or (f"{c['pc']:#x}" if c.get("pc") is not None else "?")
+        text = c.get("function") or object_text(c) or (f"{c['pc']:#x}" if c.get("pc") is not None else "?")
         if c.get("file"):
             text += f" ({c['file']}:{c['line']})" if c.get("line") else f" ({c['file']})"
     alloc = M.describe_alloc(e.alloc)
@@ -61,6 +61,14 @@ def caller_text(e: M.BrkEvent) -> str:
     elif e.via and e.source == "syscall()":
         text += " via syscall()"
     return text
+
+
+def object_text(frame: dict) -> str:
+    """'python3.11+0xfb51c': a frame of a stripped object, by its file and the offset from its
+    load base; '' when unknown."""
+    if frame.get("object") and frame.get("object_offset") is not None:
+        return f"{frame['object']}+{frame['object_offset']:#x}"
+    return ""
 
 
 def threshold_text(t: Optional[int]) -> str:
@@ -137,7 +145,7 @@ def backtrace_lines(e: M.BrkEvent) -> List[str]:
     out = []
     for i, fr in enumerate(e.backtrace):
         where = f" at {fr['file']}:{fr['line']}" if fr.get("file") else ""
-        out.append(f"      #{i} {fr.get('function') or '??'}{where} ({fr['pc']:#x})")
+        out.append(f"      #{i} {fr.get('function') or object_text(fr) or '??'}{where} ({fr['pc']:#x})")
     return out
 
 

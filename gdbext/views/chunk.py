@@ -66,7 +66,7 @@ def document_body(heap, f: ChunkFacts, address: int) -> dict:
     d = chunk_json(c, hdr)
     d.update(
         size_field=c.size_field,
-        usable_size=c.usable_size(L),
+        usable_size=None if c.state_name == "top" else c.usable_size(L),  # the top chunk holds none
         links=f.links,
         query=address,
         offset=address - c.address,
@@ -112,9 +112,16 @@ def text(heap, f: ChunkFacts, address: int, expression: str) -> Iterator[Item]:
         (f" in {c.bin}" if c.bin else "", None),
         (f" (thread {owner}'s tcache)" if isinstance(owner, int) else "", None),
     ]
-    yield _plain(
-        f"  user memory {fmt.address(user)}, {c.usable_size(L)} usable bytes, ends at {fmt.address(c.end)}"
-    )
+    if c.state_name == "top":  # the wilderness: free space malloc carves new chunks from
+        yield _plain(
+            f"  top chunk   the arena's top chunk (the wilderness): {fmt.size(c.size)} not yet "
+            f"carved into chunks, from {fmt.address(c.address)} to {fmt.address(c.end)}"
+        )
+    else:
+        yield _plain(
+            f"  user memory {fmt.address(user)}, {c.usable_size(L)} usable bytes, "
+            f"ends at {fmt.address(c.end)}"
+        )
     for k, v in f.links.items():
         note = " (stored mangled: PROTECT_PTR)" if k == "next_raw" and L.safe_linking else ""
         yield _plain(f"  {k:<11} {fmt.address(v)}{note}")

@@ -2,13 +2,15 @@
 names, chunk flags and data previews, and the one JSON shape of a chunk and of an arena (arenas
 lists every key of it, heapchunks a subset before each arena's chunks).
 
-`heap` is what target.heap.heap_view / chunk_view return (HeapView), used only through its plain
-fields: state (HeapState), layout, version, symbols, found, thread_arena, arena_number(),
-threads_of(), header(). Tests build one from a heap image (tests/unit/test_views.py)."""
+`heap` is what inferior.heap.heap_view / chunk_view return (HeapView), used only through its plain
+fields: state (HeapState), layout, version, symbols, found ({key: Provenance}), thread_arena,
+arena_number(), threads_of(), header(). Tests build one from a heap image
+(tests/unit/test_views.py)."""
 
 import json
 from typing import List, Optional
 
+from ..model.provenance import How
 from ..render import fmt
 from . import Line
 
@@ -30,15 +32,13 @@ def header_lines(heap) -> List[str]:
     """How the anchors were found: a user judging a heuristic needs to know it is one."""
     f = heap.found
     version = heap.header()["glibc"] or "unknown (assumed %d.%d)" % tuple(heap.layout.version)
-    lines = [
-        f"glibc {version}, layout from {f.get('layout', '?')}; "
-        f"libc debug symbols: {'yes' if heap.symbols else 'no'}"
-    ]
-    if f.get("glibc", "").startswith("heuristic"):
-        lines.append(f"glibc version: {f['glibc']}")
+    layout = f["layout"].text if "layout" in f else "?"
+    lines = [f"glibc {version}, layout from {layout}; libc debug symbols: {'yes' if heap.symbols else 'no'}"]
+    if "glibc" in f and f["glibc"].kind is How.HEURISTIC:
+        lines.append(f"glibc version: {f['glibc'].text}")
     for key in ("mappings", "main_arena", "mp_", "tcache", "thread_arena"):
-        if key in f and f[key] not in ("symbol",) and not f[key].startswith("TLS variable"):
-            lines.append(f"{key}: {f[key]}")
+        if key in f and f[key].kind not in (How.SYMBOL, How.TLS):  # libc's own: nothing to judge
+            lines.append(f"{key}: {f[key].text}")
     return lines
 
 

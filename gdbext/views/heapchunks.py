@@ -213,11 +213,15 @@ def table(heap, arenas, flt: ChunkFilter, with_mmapped: bool, colour: bool) -> I
     hidden = 0
     fast = flt.everything and not colour and L.size_sz == L.pointer_size == 8 and 2 * L.size_sz == PREVIEW
     for a in arenas:
+        if (flt.codes, flt.min, flt.max) != (None, None, None) and not any(
+            flt.keep(st, raw & ~7) for seg in a.heaps for raw, st in zip(seg.raws, seg.states)
+        ):
+            continue  # filtered and no chunk of this arena matches: no header, no footer
         yield line(arena_name(heap, a), "title")
         for seg in a.heaps:
             yield line(
                 f"heap {fmt.address(seg.start)}-{fmt.address(seg.end)} "
-                f"({fmt.human(seg.end - seg.start)}), {len(seg)} chunks"
+                f"({fmt.human(seg.end - seg.start)}), {fmt.plural(len(seg), 'chunk')}"
                 + ("" if seg.complete else ", walk stopped early"),
                 "muted",
             )
@@ -277,9 +281,9 @@ def table(heap, arenas, flt: ChunkFilter, with_mmapped: bool, colour: bool) -> I
         if t.rows:
             yield t
         total = sum(c.mapping_size for c in state.mmapped)
-        yield line(f"  {len(state.mmapped)} mmapped chunks, {fmt.size(total)} mapped", "muted")
+        yield line(f"  {fmt.plural(len(state.mmapped), 'mmapped chunk')}, {fmt.size(total)} mapped", "muted")
     if hidden:
-        yield line(f"... {hidden} more chunks not shown (--limit {flt.limit})")
+        yield line(f"... {fmt.plural(hidden, 'more chunk')} not shown (--limit {flt.limit})")
     mi = state.mallinfo2()._asdict()
     wrapped = mallinfo2_wrapped(state)  # never shown: a problem says why
     shown = " ".join(
@@ -320,7 +324,7 @@ def rows_fast(heap, seg) -> Iterator[str]:
     )
     addr_w = max(len("user address"), len(fmt.address(0)))
     fmt_line = "%%-%ds  %%%ds  %%-5s  %%-%ds  %%-%ds  %%-%ds  %%s" % (addr_w, size_w, state_w, addr_w, data_w)
-    yield fmt_line % ("address", "size", "flags", "state", "user address", "data", "") + "\n"
+    yield (fmt_line % ("address", "size", "flags", "state", "user address", "data", "")).rstrip() + "\n"
     code = seg.fds.typecode
     address = "0x%%0%dx" % (len(fmt.address(0)) - 2)
     todo = sorted(special)
@@ -364,7 +368,7 @@ def rows_fast(heap, seg) -> Iterator[str]:
                 texts,
             ),
         )
-        yield "\n".join(rows) + "\n"
+        yield "\n".join(map(str.rstrip, rows)) + "\n"  # as Table ends its lines
 
 
 def footer(a) -> Iterator[Line]:
@@ -377,7 +381,7 @@ def footer(a) -> Iterator[Line]:
     )
     used = tot.get("used", {"count": 0, "bytes": 0})
     yield line(
-        f"  {a.chunk_count} chunks; in use {used['count']} ({fmt.human(used['bytes'])})"
+        f"  {fmt.plural(a.chunk_count, 'chunk')}; in use {used['count']} ({fmt.human(used['bytes'])})"
         f"; free: {free or 'none'}; top {fmt.size(a.top_size)}; system_mem "
         f"{fmt.size(a.system_mem)}",
         "muted",

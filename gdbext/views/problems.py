@@ -1,5 +1,6 @@
 """The problems the heap model found, as every heap command shows them: each cause's first few,
-then one entry that counts the rest (a forged list or a hostile heap can hold a million alike)."""
+then one entry that counts the rest (a forged list or a hostile heap can hold a million alike).
+A cause is a kind of problem (ProblemKind) and its message with the numbers left out."""
 
 from typing import List, Optional, Tuple
 
@@ -39,16 +40,18 @@ def problem_items(problems) -> List[Line]:
 
 
 def problems_json(problems) -> List[dict]:
-    """The problems for --json: each cause's first LISTED_PER_CAUSE as they are, then one
-    entry with the count of the rest ("more") and the range of their addresses."""
+    """The problems for --json, each {"address", "kind", "message"}: each cause's first
+    LISTED_PER_CAUSE as they are, then one entry of the same kind with the count of the rest
+    ("more") and the range of their addresses."""
     out = []
     for p, more, lo, hi in fold_problems(problems, LISTED_PER_CAUSE):
         if not more:
-            out.append({"address": p.address, "message": p.message})
+            out.append({"address": p.address, "kind": p.kind.value, "message": p.message})
         else:
             out.append(
                 {
                     "address": lo,
+                    "kind": p.kind.value,
                     "message": f"{more:,} more of this kind, at {lo:#x} to {hi:#x} ({cause_of(p.message)})",
                     "more": more,
                     "last": hi,

@@ -94,10 +94,12 @@ def problems_of(doc):
     return doc["problems"] if isinstance(doc, dict) else []
 
 
-def problem_at(doc, address, *words):
+def problem_at(doc, address, *words, kind=None):
+    """The problem at `address` of `kind` (any, if None) whose message has every word."""
     hits = [p for p in problems_of(doc)
-            if p["address"] == address and all(w in p["message"] for w in words)]
-    assert hits, (f"no problem at {address:#x} with {words}", problems_of(doc))
+            if p["address"] == address and kind in (None, p["kind"])
+            and all(w in p["message"] for w in words)]
+    assert hits, (f"no problem at {address:#x} of kind {kind} with {words}", problems_of(doc))
     return hits[0]
 
 
@@ -135,8 +137,8 @@ def top_chunk_checks(runs, symbols):
     for kind, f, texts, docs in runs:
         top = f["top"]
         d = docs["heapchunks"]
-        problem_at(d, top, "sysmalloc")
-        ends = problem_at(d, top, f"{f['sbrk0']:#x}")
+        problem_at(d, top, "sysmalloc", kind="bad-top")
+        ends = problem_at(d, top, f"{f['sbrk0']:#x}", kind="bad-top")
         assert "system_mem" in ends["message"], ends
         main = d["arenas"][0]
         # the heap is not cut at the short top: it goes on to the break
@@ -157,7 +159,7 @@ def top_null(runs, symbols):
         if anchor_lost(symbols, docs):
             continue
         d = docs["heapchunks"]
-        problem_at(d, f["corrupt.address"], "top", "NULL", "system_mem")
+        problem_at(d, f["corrupt.address"], "NULL", kind="corrupt-arena")
         main = d["arenas"][0]
         assert main["heaps"] and main["heaps"][0]["end"] == f["sbrk0"], main["heaps"]
         assert main["chunks"][-1]["address"] == f["top"], main["chunks"][-3:]
@@ -172,7 +174,7 @@ def system_mem_zero(runs, symbols):
     no wrapped-around counter is printed."""
     for kind, f, texts, docs in runs:
         d = docs["heapchunks"]
-        problem_at(d, f["top"], "malloc(): corrupted top size")
+        problem_at(d, f["top"], "malloc(): corrupted top size", kind="bad-top")
         assert any("system_mem" in p["message"] and "uordblks" in p["message"]
                    for p in d["problems"]), d["problems"]
         assert d["mallinfo2_wrapped"] == ["uordblks"], d.get("mallinfo2_wrapped")
@@ -188,7 +190,8 @@ def mmapped_bit_on_a_heap_chunk(runs, symbols):
     aborts with "munmap_chunk(): invalid pointer" (or unmaps heap memory)."""
     for kind, f, texts, docs in runs:
         for command in commands_for("mmapped_bit"):
-            problem_at(docs[command], f["corrupt.chunk"], "IS_MMAPPED", "munmap_chunk(): invalid pointer")
+            problem_at(docs[command], f["corrupt.chunk"], "munmap_chunk(): invalid pointer",
+                       kind="mmapped-bit")
         chunk = docs[f"chunk {f['corrupt.chunk']:#x}"]["chunk"]
         assert chunk["mmapped"] and chunk["state"] == "used"
         assert [p["address"] for p in chunk["problems"]] == [f["corrupt.chunk"]]
@@ -203,7 +206,8 @@ def largebin_nextsize(runs, symbols):
     for kind, f, texts, docs in runs:
         head = f["corrupt.chunk"]
         for command in COMMANDS:
-            p = problem_at(docs[command], head, "fd_nextsize", "corrupted double-linked list (not small)")
+            p = problem_at(docs[command], head, "fd_nextsize", "corrupted double-linked list (not small)",
+                           kind="link-mismatch")
             assert f"{f['corrupt.value']:#x}" in p["message"], p
         # the list itself is intact and still shown whole
         (b,) = docs["bins"]["largebins"]

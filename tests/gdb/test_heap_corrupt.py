@@ -14,6 +14,9 @@ MODES = ["size", "tcache_next", "fastbin_loop", "unsorted_bk", "top_size"]
 # the state `chunk` and heapchunks give the damaged chunk
 STATE = {"size": "corrupt", "tcache_next": "tcache", "fastbin_loop": "fastbin",
          "unsorted_bk": "unsorted", "top_size": "top"}
+# the kind of the problem at the damaged chunk
+KIND = {"size": "corrupt-chunk", "tcache_next": "pointer-outside-heap", "fastbin_loop": "list-loop",
+        "unsorted_bk": "link-mismatch", "top_size": "bad-top"}
 QUICK = 20  # seconds: a walk that loops would hit this, not the harness's general timeout
 WORD = (1 << 64) - 1
 
@@ -49,18 +52,21 @@ def live_users(f):
     return [v for k, v in sorted(f.items()) if re.fullmatch(r"live\.\d+", k)]
 
 
-def the_problem(d, f):
-    """The one problem at the damaged chunk (others may follow from it)."""
+def the_problem(d, f, mode=None):
+    """The one problem at the damaged chunk (others may follow from it), of the kind the
+    damage is when the mode is given."""
     hits = [p for p in d["problems"] if p["address"] == f["corrupt.chunk"]]
     assert hits, f"no problem at {f['corrupt.chunk']:#x}: {d['problems']}"
     assert all(p["message"] for p in hits)
+    if mode is not None:
+        assert KIND[mode] in [p["kind"] for p in hits], (mode, hits)
     return hits[0]
 
 
 def test_heapchunks(corrupt):
     g, f = corrupt, corrupt.facts
     d = doc(g, "heapchunks")
-    p = the_problem(d, f)
+    p = the_problem(d, f, g.mode)
     (main,) = d["arenas"]
     chunks = main["chunks"]
     by_addr = {c["address"]: c for c in chunks}
@@ -103,7 +109,8 @@ def test_heapchunks(corrupt):
 def test_bins(corrupt):
     g, f = corrupt, corrupt.facts
     d = doc(g, "bins")
-    the_problem(d, f)
+    # (a corrupt size is a finding of the walk of every chunk, which bins need not make)
+    the_problem(d, f, g.mode if g.mode != "size" else None)
     tc = {c: b for t in d["tcache"] for b in t["bins"] for c in b["chunks"]}
     fast = {c: b for b in d["fastbins"] for c in b["chunks"]}
     bad = f["corrupt.chunk"]
@@ -156,7 +163,7 @@ def test_arenas(corrupt):
     g, f = corrupt, corrupt.facts
     # a corrupt chunk header is damage only the walk of every chunk sees: arenas --walk
     d = doc(g, "arenas --walk")
-    the_problem(d, f)
+    the_problem(d, f, g.mode)
     (a,) = d["arenas"]
     assert a["main"] and a["threads"] == [1] and a["chunks"]
     assert a["heaps"][0]["start"] == d["mp"]["sbrk_base"]

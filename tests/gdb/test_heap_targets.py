@@ -98,6 +98,7 @@ def comparable(docs: dict, drop_kind=False) -> dict:
             doc["target"].pop("kind", None)
         doc["heap"].pop("symbols", None)
         doc["heap"].pop("found", None)
+        doc["heap"].pop("how", None)
         # tcache_key is random per process (glibc 2.34 on)
         ((doc.get("chunk") or {}).get("links") or {}).pop("key", None)
     return out
@@ -218,18 +219,19 @@ def check_threads(stop: Stop, tids: dict, main_pid: int):
 def check_header(docs: dict, version: str, symbols: bool):
     for doc in docs.values():
         assert doc["target"]["glibc"] == version and doc["target"]["symbols"] is symbols
-        found = doc["heap"]["found"]
+        found, how = doc["heap"]["found"], doc["heap"]["how"]
         if symbols:
             assert found["layout"] == "debug types" and found["main_arena"] == "symbol"
             assert found["mp_"] == "symbol"
+            assert how["layout"] == "debug_types" and how["main_arena"] == how["mp_"] == "symbol"
             # Where gdb cannot read libc's TLS (gdb 10 on a live glibc 2.34+; it can in a core),
             # the per-thread pointers are found by heuristic.
-            tls = ("TLS variable", "heuristic: ") if libc_tls_unreadable(version) else ("TLS variable",)
-            assert found["tcache"].startswith(tls) and found["thread_arena"].startswith(tls)
+            tls = ("tls", "heuristic") if libc_tls_unreadable(version) else ("tls",)
+            assert how["tcache"] in tls and how["thread_arena"] in tls, found
         else:
-            assert found["layout"] == "version table"
+            assert found["layout"] == "version table" and how["layout"] == "version_table"
             for key in ("main_arena", "mp_", "tcache", "thread_arena"):
-                assert found[key].startswith("heuristic: "), (key, found[key])
+                assert how[key] == "heuristic", (key, found[key])
 
 
 # ---- sessions ---------------------------------------------------------------------------------
@@ -398,9 +400,9 @@ def test_stripped_static_program_same_answers(static_stops):
     assert_same(comparable(full.docs), comparable(stripped.docs), "static: unstripped vs stripped")
     for doc in stripped.docs.values():
         assert doc["target"]["glibc"] == HOST
-        found = doc["heap"]["found"]
+        found, how = doc["heap"]["found"], doc["heap"]["how"]
         for key in ("glibc", "main_arena", "mp_", "tcache", "thread_arena"):
-            assert found[key].startswith("heuristic: "), (key, found[key])
+            assert how[key] == "heuristic", (key, found[key])
 
 
 @pytest.mark.parametrize("which", (0, 1), ids=("unstripped", "stripped"))
@@ -681,6 +683,7 @@ def test_main_thread_exited(runs, version):
         tcaches = [t["address"] for t in bins["tcache"]]
         assert tcaches == ([main["chunks"][0]["user_address"]] if in_lists else [])
         if in_lists:
+            assert chunks["heap"]["how"]["tcache"] == "heuristic"
             assert chunks["heap"]["found"]["tcache"].endswith("owning threads unknown")
 
 

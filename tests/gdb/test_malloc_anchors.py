@@ -66,6 +66,10 @@ def problems_at(doc) -> dict:
     return {p["address"]: p["message"] for p in doc["problems"]}
 
 
+def kinds_at(doc) -> dict:
+    return {p["address"]: p["kind"] for p in doc["problems"]}
+
+
 # ---- item 2: the program's own main_arena and mp_ -----------------------------------------------
 
 ANCHOR_CASES = [(v, s) for v in G.VERSIONS for s in MODES]
@@ -86,14 +90,16 @@ def test_program_globals_named_main_arena_and_mp_(glibc_gdb, tmp_path, version, 
     assert arenas["mp_address"] != f["own.mp_"]
     assert arenas["mp"]["sbrk_base"] == main["heaps"][0]["start"]
     for doc in stop.docs.values():
-        found = doc["heap"]["found"]
+        found, how = doc["heap"]["found"], doc["heap"]["how"]
         # the program's own struct malloc_state and malloc_par are not libc's debug types
+        assert how["layout"] == ("debug_types" if symbols else "version_table"), how
         assert found["layout"] == ("debug types" if symbols else "version table"), found
         assert doc["target"]["symbols"] is symbols
         if symbols:
+            assert how["main_arena"] == how["mp_"] == "symbol", how
             assert found["main_arena"] == found["mp_"] == "symbol", found
         else:
-            assert found["main_arena"].startswith("heuristic: ") and ".so" in found["main_arena"]
+            assert how["main_arena"] == "heuristic" and ".so" in found["main_arena"], found
     for text in stop.extra["text"].values():
         assert_clean(text)
     if stop.core:
@@ -140,7 +146,8 @@ def test_71_arenas(glibc_gdb, tmp_path, version, symbols):
     assert_clean(stop.extra["text"]["arenas"])
     if not symbols:
         found = stop.docs["arenas"]["heap"]["found"]["main_arena"]
-        assert found.startswith("heuristic: ") and "next list returns to it" in found
+        assert stop.docs["arenas"]["heap"]["how"]["main_arena"] == "heuristic", found
+        assert "next list returns to it" in found
     if stop.core:
         docs, _ = core_docs(glibc_gdb, version, symbols, "malloc_sizes", stop.core, chunks=False)
         assert_same(comparable(stop.docs, drop_kind=True), comparable(docs, drop_kind=True),
@@ -163,10 +170,11 @@ def test_corrupt_main_arena_is_named(glibc_gdb, tmp_path, symbols):
             assert not ts[name].startswith(f"{name}:"), (where, ts[name])  # not a refusal
             doc = ds[name]
             assert doc["arenas"][0]["address"] == arena, (where, name)
-            probs = problems_at(doc)
-            assert f"{f['corrupt.value']:#x} points outside every heap" in probs[f["corrupt.entry"]]
+            probs, kinds = problems_at(doc), kinds_at(doc)
+            assert kinds[f["corrupt.entry"]] == "pointer-outside-heap", probs
+            assert f"{f['corrupt.value']:#x}" in probs[f["corrupt.entry"]]
             if not symbols:
-                assert probs[arena].startswith("main_arena looks corrupt: "), probs
+                assert kinds[arena] == "corrupt-arena", probs
                 assert f"bin 1's fd {f['corrupt.value']:#x} points outside the heap" in probs[arena]
             else:
                 assert arena not in probs
@@ -190,9 +198,9 @@ def check_tcache_entry(f: dict, docs: dict, texts: dict, where: str):
               for c in a["chunks"]}
     assert [states[p] for p in freed] == ["tcache"] * len(freed), where
     for name in COMMANDS:
-        probs = problems_at(docs[name])
-        assert f"{f['corrupt.value']:#x} points outside every heap" in probs[f["corrupt.entry"]], \
-            (where, name, probs)
+        probs, kinds = problems_at(docs[name]), kinds_at(docs[name])
+        assert kinds[f["corrupt.entry"]] == "pointer-outside-heap", (where, name, probs)
+        assert f"{f['corrupt.value']:#x}" in probs[f["corrupt.entry"]], (where, name, probs)
         assert_clean(texts[name])
     assert "all bins are empty" not in texts["bins"]
     assert f"tcache[0] size 0x20: count {f['tcache.count']}, {f['tcache.count']} chunks" in \
@@ -209,7 +217,7 @@ def test_one_bad_tcache_entry(glibc_gdb, tmp_path, version, symbols):
     check_tcache_entry(stop.facts, stop.docs, stop.extra["text"], "live")
     if not symbols:
         found = stop.docs["bins"]["heap"]["found"]["tcache"]
-        assert found.startswith("heuristic: "), found
+        assert stop.docs["bins"]["heap"]["how"]["tcache"] == "heuristic", found
     if stop.core:
         docs, texts = core_docs(glibc_gdb, version, symbols, "malloc_anchors", stop.core,
                                 chunks=False)
@@ -232,7 +240,7 @@ def test_unfindable_tcache_is_a_problem(glibc_gdb):
     assert "no thread's tcache was found" in text, text
     for name in COMMANDS:
         probs = problems_at(stop.docs[name])
-        assert probs.get(tcache, "").startswith("no tcache found: "), (name, probs)
+        assert kinds_at(stop.docs[name]).get(tcache) == "corrupt-tcache", (name, probs)
         assert "20 of its 21 non-NULL entries point outside the heaps" in probs[tcache]
 
 
@@ -261,9 +269,9 @@ def test_heap_commands_after_checkpoint_restart(glibc_gdb, version):
     assert g.child.isalive(), "gdb died"
     assert_same(comparable(before), comparable(after), f"glibc {version}: before vs restarted")
     for name, doc in after.items():
-        found = doc["heap"]["found"]
+        found, how = doc["heap"]["found"], doc["heap"]["how"]
         for key in ("tcache", "thread_arena"):
-            assert found[key].startswith("heuristic: ") and "restarted checkpoint" in found[key]
+            assert how[key] == "heuristic" and "restarted checkpoint" in found[key], found
     for t in texts.values():
         assert_clean(t)
         assert "restarted checkpoint" in t
@@ -271,11 +279,11 @@ def test_heap_commands_after_checkpoint_restart(glibc_gdb, version):
     back, _ = heap_docs(g)
     why = libc_tls_unreadable(version)
     for name, doc in back.items():
-        found = doc["heap"]["found"]["tcache"]
+        found, how = doc["heap"]["found"]["tcache"], doc["heap"]["how"]["tcache"]
         if why:  # as before the checkpoint: the TLS slot, and not for a restarted checkpoint
-            assert found.startswith("heuristic: "), (why, found)
+            assert how == "heuristic", (why, found)
             assert "restarted checkpoint" not in found, found
             assert found == before[name]["heap"]["found"]["tcache"], (found, before[name])
         else:
-            assert found == "TLS variable tcache", found
+            assert how == "tls" and found == "TLS variable tcache", found
     assert_same(comparable(before), comparable(back), f"glibc {version}: before vs main again")

@@ -60,7 +60,9 @@ def check_no_problem(g: Gdb, docs: dict):
         assert doc["problems"] == [], (name, doc["problems"][:5])
     for name in COMMANDS:
         text = g.cmd(name)
-        assert "problem" not in text and "mp_ counts" not in text, (name, text[-2000:])
+        # a problem line, not the word: libc's path in the header may hold it (a checkout in
+        # a folder named for problems)
+        assert "problem: " not in text and "mp_ counts" not in text, (name, text[-2000:])
 
 
 def check_counts(mmapped: list, facts: dict):
@@ -149,9 +151,11 @@ def test_damaged_header_is_named_with_its_mapping(glibc_gdb, tmp_path, mode, sym
             at = [p for p in doc["problems"] if p["address"] == f["corrupt.field"]]
             assert len(at) == 1, (name, doc["problems"])
             msg = at[0]["message"]
+            assert at[0]["kind"] == "corrupt-mmapped", at
             assert f"header at {f['A.chunk']:#x}" in msg and mapping in msg, msg
             assert DAMAGE[mode] in msg, msg
-            assert any("mp_ counts 2" in p["message"] for p in doc["problems"]), doc["problems"]
+            assert any(p["kind"] == "mmapped-count" and "mp_ counts 2" in p["message"]
+                       for p in doc["problems"]), doc["problems"]
             assert len(doc["problems"]) == 2, doc["problems"]
             text = t.cmd(name)
             assert_clean(text)

@@ -3,7 +3,7 @@
 import pytest
 
 from gdbext.model.memory import BytesMemory
-from gdbext.model.ptmalloc import Layout, PtmallocError, analyze, read_mp
+from gdbext.model.ptmalloc import HeapInputs, Layout, ProblemKind, PtmallocError, analyze, read_mp
 from gdbext.model.regions import Mapping
 
 from test_ptmalloc_builder import (HEAP, MAIN_ARENA, MP, TCACHE_KEY, VERSIONS, HeapBuilder,
@@ -173,7 +173,7 @@ def test_mmapped_count_mismatch_is_a_problem():
     b.mmap_chunk(0x21000)
     st = b.analyze(mmap_candidates=[])
     assert [p.address for p in st.problems] == [MP]
-    assert "mp_ counts 1" in st.problems[0].message
+    assert st.problems[0].kind is ProblemKind.MMAPPED_COUNT and "mp_ counts 1" in st.problems[0].message
 
 
 def test_tcache_counts_down_in_2_42_and_dummy_tcache():
@@ -206,13 +206,13 @@ def test_tcache_key_pointer_versions():
     b.img.w(e + 8, 0x1234)
     st = b.analyze()
     assert [p.address for p in st.problems] == [c["tcache"][0]]
-    assert "key" in st.problems[0].message
+    assert st.problems[0].kind is ProblemKind.TCACHE_KEY
 
 
 def test_main_arena_before_malloc_initialised():
     L = Layout.for_version((2, 36))
     mem = BytesMemory([(MAIN_ARENA, bytes(L.malloc_state.sizeof))])
-    st = analyze(mem, L, MAIN_ARENA)
+    st = analyze(HeapInputs(mem, L, MAIN_ARENA))
     assert len(st.arenas) == 1 and st.arenas[0].heaps == [] and st.problems == []
     assert st.mallinfo2().arena == 0
 
@@ -220,7 +220,7 @@ def test_main_arena_before_malloc_initialised():
 def test_unreadable_main_arena_raises_our_error():
     L = Layout.for_version((2, 36))
     with pytest.raises(PtmallocError):
-        analyze(BytesMemory([]), L, MAIN_ARENA)
+        analyze(HeapInputs(BytesMemory([]), L, MAIN_ARENA))
 
 
 def test_heap_start_without_mp():
@@ -231,7 +231,7 @@ def test_heap_start_without_mp():
     st2 = b.analyze(mp=None, mappings=[Mapping(HEAP, HEAP + 0x21000, "rw-p", path="[heap]")])
     assert len(st2.arenas[0].heaps[0]) == 14
     st3 = b.analyze(mp=None)
-    assert st3.arenas[0].heaps == [] and "start is unknown" in st3.problems[0].message
+    assert st3.arenas[0].heaps == [] and st3.problems[0].kind is ProblemKind.HEAP_NOT_FOUND
 
 
 def test_noncontiguous_main_heap_after_mmap_fallback():

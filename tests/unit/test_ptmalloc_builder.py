@@ -319,12 +319,17 @@ class HeapBuilder:
         return out
 
     def analyze(self, **kw):
-        from gdbext.model.ptmalloc import analyze
+        """analyze() on this heap: keywords naming ModelOptions fields are options, the rest
+        HeapInputs fields (mp, tcaches and mmap_candidates default to this heap's)."""
+        from dataclasses import fields
+
+        from gdbext.model.ptmalloc import HeapInputs, ModelOptions, analyze
         mem = self.finish()
         kw.setdefault("mp", self.mp_addr)
         kw.setdefault("tcaches", dict(self.tcaches))
         kw.setdefault("mmap_candidates", self.mappings())
-        return analyze(mem, self.L, self.main_arena, **kw)
+        options = {f.name: kw.pop(f.name) for f in fields(ModelOptions) if f.name in kw}
+        return analyze(HeapInputs(mem, self.L, self.main_arena, **kw), ModelOptions(**options))
 
 
 def standard_heap(version, pointer_size=8):

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from gdbext.model.memory import BytesMemory, MemoryReadError
-from gdbext.model.ptmalloc import Layout, analyze
+from gdbext.model.ptmalloc import HeapInputs, Layout, ModelOptions, analyze
 from gdbext.model.ptmalloc.claims import heaps_by_shape, malloc_claims
 from gdbext.model.regions import Facts, Mapping, classify
 
@@ -24,8 +24,8 @@ def _candidates(maps):
 def _model(version):
     doc, mem, maps = load(FIXTURES[version])
     layout = Layout.for_version(version)
-    st = analyze(mem, layout, doc["main_arena"], mp=doc["mp"], mmap_candidates=_candidates(maps),
-                 mappings=maps, chunks=False)
+    st = analyze(HeapInputs(mem, layout, doc["main_arena"], mp=doc["mp"], mmap_candidates=_candidates(maps),
+                            mappings=maps), ModelOptions(chunks=False))
     return doc, mem, maps, layout, st
 
 
@@ -90,8 +90,8 @@ def test_a_zeroed_main_arena_leaves_the_thread_heap_named():
     doc, mem, maps, layout, st = _model((2, 36))
     intact = malloc_claims(mem, layout, maps, state=st)
     damaged = _Damaged(mem, [(doc["main_arena"], bytes(layout.malloc_state.sizeof))])
-    broken = analyze(damaged, layout, doc["main_arena"], mp=doc["mp"], mmap_candidates=_candidates(maps),
-                     mappings=maps, chunks=False)
+    broken = analyze(HeapInputs(damaged, layout, doc["main_arena"], mp=doc["mp"],
+                                mmap_candidates=_candidates(maps), mappings=maps), ModelOptions(chunks=False))
     assert len(broken.arenas) == 1
     assert _key(malloc_claims(damaged, layout, maps, state=broken)) == _key(intact)
     assert _key(malloc_claims(damaged, layout, maps, candidates=_candidates(maps))) == _key(intact)

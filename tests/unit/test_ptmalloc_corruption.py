@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st_
 
 from gdbext.model.memory import BytesMemory
-from gdbext.model.ptmalloc import Layout, PtmallocError, analyze
+from gdbext.model.ptmalloc import HeapInputs, Layout, ModelOptions, ProblemKind, PtmallocError, analyze
 
 from test_ptmalloc_builder import HEAP, MAIN_ARENA, MP, VERSIONS, HeapBuilder, standard_heap
 from test_views_arenas import every_document
@@ -28,7 +28,8 @@ def test_garbage_size_is_reported_and_the_walk_resumes(version):
     assert c["unsorted"] in listed and seg.chunk(seg.index_of(c["unsorted"])).state_name == "unsorted"
     assert seg.chunk(len(seg) - 1).state_name == "top"
     corrupt = [p for p in st.problems if p.address == bad]
-    assert corrupt and "resumes at %#x" % c["unsorted"] in corrupt[0].message
+    assert corrupt and corrupt[0].kind is ProblemKind.CORRUPT_CHUNK
+    assert "resumes at %#x" % c["unsorted"] in corrupt[0].message
     assert st.chunk_at(bad + 0x10).state_name == "corrupt"
 
 
@@ -38,8 +39,8 @@ def test_bad_size_kinds(raw, why):
     bad = c["used"][2]
     b.img.w(bad + 8, raw)
     st = b.analyze()
-    msgs = [p.message for p in st.problems if p.address == bad]
-    assert msgs and why in msgs[0]
+    at = [p for p in st.problems if p.address == bad]
+    assert at and at[0].kind is ProblemKind.CORRUPT_CHUNK and why in at[0].message
 
 
 def test_unrecoverable_size_keeps_the_chunks_before_it():
@@ -55,7 +56,8 @@ def test_unrecoverable_size_keeps_the_chunks_before_it():
     assert listed[-1] == bad and seg.chunk(len(seg) - 1).state_name == "corrupt"
     assert c["large"] not in listed and c["small"] in listed
     assert not seg.complete
-    assert any(p.address == bad and "not listed" in p.message for p in st.problems)
+    assert any(p.address == bad and p.kind is ProblemKind.CORRUPT_CHUNK and "not listed" in p.message
+               for p in st.problems)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -66,7 +68,7 @@ def test_tcache_next_out_of_the_heap(version):
     b.img.w(e, b.protect(e, 0x4141414141410))
     st = b.analyze()
     assert addrs(st.problems) == [head]
-    assert "outside every heap" in st.problems[0].message
+    assert st.problems[0].kind is ProblemKind.POINTER_OUTSIDE_HEAP
     assert st.tcache[1].bins[0].chunks == [head] and not st.tcache[1].bins[0].complete
 
 
@@ -77,7 +79,7 @@ def test_fastbin_cycle(version):
     b.img.w(f0 + 16, b.protect(f0 + 16, f1))
     st = b.analyze()
     assert addrs(st.problems) == [f0]
-    assert "loops back to %#x" % f1 in st.problems[0].message
+    assert st.problems[0].kind is ProblemKind.LIST_LOOP and "%#x" % f1 in st.problems[0].message
     assert st.arenas[0].fastbins[1].chunks == [f1, f0]
 
 
@@ -86,7 +88,7 @@ def test_misaligned_fastbin_pointer():
     f0, f1 = c["fast"]
     b.img.w(f1 + 16, b.protect(f1 + 16, f0 + 8))
     st = b.analyze()
-    assert addrs(st.problems) == [f1] and "misaligned" in st.problems[0].message
+    assert addrs(st.problems) == [f1] and st.problems[0].kind is ProblemKind.MISALIGNED_POINTER
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -95,7 +97,7 @@ def test_unsorted_bk_broken(version):
     u = c["unsorted"]
     b.img.w(u + 24, 0x4242424242424240)
     st = b.analyze()
-    assert addrs(st.problems) == [u]
+    assert addrs(st.problems) == [u] and st.problems[0].kind is ProblemKind.LINK_MISMATCH
     assert "bk is 0x4242424242424240" in st.problems[0].message
     assert st.arenas[0].unsorted.chunks == [u]
 
@@ -106,7 +108,7 @@ def test_bin_fd_out_of_heap_is_reported_at_the_chunk_holding_it():
     b.img.w(s + 16, 0x13370)
     st = b.analyze()
     assert s in addrs(st.problems)
-    assert any("outside every heap" in p.message for p in st.problems)
+    assert any(p.kind is ProblemKind.POINTER_OUTSIDE_HEAP for p in st.problems)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -115,7 +117,7 @@ def test_top_size_beyond_the_heap(version):
     top = b.main.cursor
     b.img.w(top + 8, 0x100000 | 1)
     st = b.analyze()
-    assert addrs(st.problems) == [top]
+    assert addrs(st.problems) == [top] and st.problems[0].kind is ProblemKind.BAD_TOP
     assert "runs past the heap end %#x" % (HEAP + 0x21000) in st.problems[0].message
     seg = st.arenas[0].heaps[0]
     assert len(seg) == 14 and seg.chunk(13).state_name == "top"
@@ -128,7 +130,8 @@ def test_top_size_beyond_a_non_main_heap():
     top = ar.cursor
     b.img.w(top + 8, 0x100000 | 1)
     st = b.analyze()
-    assert addrs(st.problems) == [top] and "runs past the heap end" in st.problems[0].message
+    assert addrs(st.problems) == [top] and st.problems[0].kind is ProblemKind.BAD_TOP
+    assert "runs past the heap end" in st.problems[0].message
     assert [c.address for c in st.arenas[1].heaps[0].chunks()] == [x, top]
 
 
@@ -137,7 +140,8 @@ def test_tcache_count_mismatch():
     t = b.tcaches[1]
     b.img.w(t, 5, 2)
     st = b.analyze()
-    assert addrs(st.problems) == [t] and "counts 5" in st.problems[0].message
+    assert addrs(st.problems) == [t] and st.problems[0].kind is ProblemKind.TCACHE_COUNT
+    assert "counts 5" in st.problems[0].message
 
 
 def test_double_free_into_two_lists():
@@ -145,14 +149,15 @@ def test_double_free_into_two_lists():
     b.fastbin_put(c["used"][0])  # a 0x20 chunk already... in use; now also in tcache:
     b.tcache_put(1, c["used"][0])
     st = b.analyze()
-    assert any("in both" in p.message and p.address == c["used"][0] for p in st.problems)
+    assert any(p.kind is ProblemKind.LISTED_TWICE and p.address == c["used"][0] for p in st.problems)
 
 
 def test_size_not_belonging_to_its_bin():
     b, c = standard_heap((2, 36))
     b.img.w(c["small"] + 8, 0xa0 | 1)  # smallbin[9] holds 0x90 chunks
     st = b.analyze()
-    assert any(p.address == c["small"] and "belongs in bin 10" in p.message for p in st.problems)
+    assert any(p.address == c["small"] and p.kind is ProblemKind.BIN_SIZE and "belongs in bin 10" in p.message
+               for p in st.problems)
 
 
 def test_arena_list_cycle():
@@ -162,7 +167,7 @@ def test_arena_list_cycle():
     b.img.w(a2.address + b.L.malloc_state.offset("next"), a1.address)
     st = b.analyze()
     assert len(st.arenas) == 3
-    assert any("loops back" in p.message for p in st.problems)
+    assert any(p.kind is ProblemKind.LIST_LOOP for p in st.problems)
 
 
 def test_heap_info_pointing_elsewhere():
@@ -170,7 +175,7 @@ def test_heap_info_pointing_elsewhere():
     a1 = b.new_arena()
     b.img.w(a1.heap_start, 0x1234560)
     st = b.analyze()
-    assert any(p.address == a1.heap_start and "heap_info says" in p.message for p in st.problems)
+    assert any(p.address == a1.heap_start and p.kind is ProblemKind.BAD_HEAP for p in st.problems)
 
 
 # ---- fuzzing ----
@@ -180,7 +185,7 @@ FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=list(Heal
 
 def _analyze_or_our_error(mem, L, **kw):
     try:
-        return analyze(mem, L, MAIN_ARENA, max_chunks=200_000, max_list=10_000, **kw)
+        return analyze(HeapInputs(mem, L, MAIN_ARENA, **kw), ModelOptions(max_chunks=200_000, max_list=10_000))
     except PtmallocError as e:
         assert "internal error" not in str(e), str(e)
         return None
@@ -264,5 +269,5 @@ def test_bin_holding_another_arenas_chunk():
     b.alloc(0x20, ar)
     b.bin_put(x, 9)  # into the main arena's smallbin[9], which already holds c["small"]
     st = b.analyze()
-    assert [p.address for p in st.problems] == [x]
+    assert [p.address for p in st.problems] == [x] and st.problems[0].kind is ProblemKind.BAD_LIST_ENTRY
     assert "holds a chunk of arena %#x" % ar.address in st.problems[0].message

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gdbext.model.ptmalloc import Layout, Problem
+from gdbext.model.ptmalloc import Layout, Problem, ProblemKind
 from gdbext.model.ptmalloc.checks import mallinfo2_wrapped
 from gdbext.model.ptmalloc.problems import fold_problems
 
@@ -99,7 +99,7 @@ def test_nextsize_order():
     b, _ = standard_heap((2, 36))
     large_bin(b, (0x450, 0x470))  # the smaller first: out of order
     st = b.analyze()
-    assert any("decreasing size order" in p.message for p in st.problems)
+    assert any(p.kind is ProblemKind.LARGEBIN_ORDER for p in st.problems)
 
 
 def test_a_forged_fastbin_of_a_million_is_cut_quickly():
@@ -119,7 +119,7 @@ def test_a_forged_fastbin_of_a_million_is_cut_quickly():
     took = time.perf_counter() - t
     fast = st.arenas[0].fastbins[1]
     assert not fast.complete and len(fast) == 256 and fast.chunks[0] == first
-    cut = [p for p in st.problems if "walk bound" in p.message]
+    cut = [p for p in st.problems if p.kind is ProblemKind.WALK_CUT]
     assert len(cut) == 1 and "fastbin[1]" in cut[0].message
     assert len(st.problems) == 257  # the cut, and each of the 256 fake chunks walked
     assert took < 2.0, took
@@ -127,8 +127,8 @@ def test_a_forged_fastbin_of_a_million_is_cut_quickly():
 
 
 def test_fold_problems_one_line_per_cause():
-    ps = [Problem(0x1000 + 16 * k, "fastbin[0] holds %#x, which is odd" % (0x1000 + 16 * k))
-          for k in range(1000)] + [Problem(5, "something else")]
+    ps = [Problem(0x1000 + 16 * k, ProblemKind.NOT_A_CHUNK, "fastbin[0] holds %#x, which is odd" % (0x1000 + 16 * k))
+          for k in range(1000)] + [Problem(5, ProblemKind.CORRUPT_CHUNK, "something else")]
     folded = fold_problems(ps, 3)
     assert [f[1] for f in folded] == [0, 0, 0, 997, 0]
     assert folded[3][2:] == (0x1000 + 48, 0x1000 + 16 * 999)

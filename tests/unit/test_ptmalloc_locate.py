@@ -69,14 +69,14 @@ def test_tcache_chunks_found_in_a_walked_heap():
 
 def test_tcache_chunks_in_the_recorded_2_43_process():
     import os
-    from gdbext.model.ptmalloc import analyze, find_tcache_chunks
+    from gdbext.model.ptmalloc import HeapInputs, analyze, find_tcache_chunks
     from test_ptmalloc_real import HERE, OTHERS
     doc, mem, maps = load(os.path.join(HERE, OTHERS[(2, 43)]))
     L = Layout.for_version((2, 43))
-    st = analyze(mem, L, doc["main_arena"], mp=doc["mp"])
+    st = analyze(HeapInputs(mem, L, doc["main_arena"], mp=doc["mp"]))
     found = find_tcache_chunks(st)
     assert len(found) == 2  # the main thread's and the worker's, lazily allocated
     anon = [m for m in maps if m.anonymous and m.perms.startswith("rw") and not m.path]
-    st2 = analyze(mem, L, doc["main_arena"], mp=doc["mp"], mmap_candidates=anon,
-                  tcaches={i: f.address for i, f in enumerate(found)})
+    st2 = analyze(HeapInputs(mem, L, doc["main_arena"], mp=doc["mp"], mmap_candidates=anon,
+                             tcaches={i: f.address for i, f in enumerate(found)}))
     assert st2.problems == [] and sum(t.chunk_count for t in st2.tcache.values()) > 0

@@ -5,8 +5,8 @@ missing, and damaged headers named with their mapping (issue 10, items 1 and 6).
 import pytest
 
 from gdbext.model.memory import BytesMemory
-from gdbext.model.ptmalloc import Layout
-from gdbext.model.ptmalloc.mmapped import WINDOW, find_mmapped
+from gdbext.model.ptmalloc import Layout, ProblemKind
+from gdbext.model.ptmalloc.mmapped import WINDOW, MmapScope, find_mmapped
 from gdbext.model.regions import Mapping
 
 PAGE = 0x1000
@@ -68,7 +68,7 @@ class Merged:
     def find(self, mp=None, **kw):
         mem = CountingMemory([(self.base, bytes(self.data))], self.L.pointer_size)
         problems = []
-        got = find_mmapped(mem, self.L, [Mapping(self.base, self.end, "rw-p")], mp, problems, **kw)
+        got = find_mmapped(mem, self.L, MmapScope([Mapping(self.base, self.end, "rw-p")], mp, **kw), problems)
         return got, problems, mem
 
 
@@ -140,7 +140,8 @@ def test_search_is_bounded_and_says_so():
     m = merged_with_program()
     got, problems, _ = m.find(m.mp(), budget=0x20000)
     assert got == []
-    assert len(problems) == 1 and "were not searched: the search is bounded" in problems[0].message
+    assert len(problems) == 1 and problems[0].kind is ProblemKind.MMAPPED_COUNT
+    assert "were not searched: the search is bounded" in problems[0].message
 
 
 @pytest.mark.parametrize("field,value,expect", [
@@ -158,8 +159,9 @@ def test_damaged_header_is_named_with_its_mapping(field, value, expect):
     got, problems, _ = m.find(m.mp())
     assert [c.address for c in got] == [m.chunks[1][0]]
     assert len(problems) == 2, problems
-    assert "mp_ counts 2" in problems[0].message
+    assert problems[0].kind is ProblemKind.MMAPPED_COUNT and "mp_ counts 2" in problems[0].message
     p = problems[1]
+    assert p.kind is ProblemKind.CORRUPT_MMAPPED
     assert p.address == a + (8 if field == "size" else 0)
     assert f"mmapped chunk header at {a:#x} (in mapping {BASE:#x}-{m.end:#x})" in p.message
     assert expect in p.message, p.message
@@ -174,10 +176,12 @@ def test_garbage_header_named_when_its_memory_is_exactly_the_missing_chunk():
     m.write(a + 8, 0x4141414141414141)
     got, problems, _ = m.find(m.mp())
     assert len(got) == 2 and len(problems) == 2
-    assert problems[1].address == a + 8 and f"header at {a:#x}" in problems[1].message
+    assert problems[1].address == a + 8 and problems[1].kind is ProblemKind.CORRUPT_MMAPPED
+    assert f"header at {a:#x}" in problems[1].message
 
 
 def test_no_damage_is_guessed_when_nothing_fits_the_shortfall():
     m = merged_with_program()
     got, problems, _ = m.find(m.mp(extra_chunks=1, extra_bytes=0x5000))
-    assert len(got) == 2 and len(problems) == 1 and "mp_ counts 3" in problems[0].message
+    assert len(got) == 2 and len(problems) == 1 and problems[0].kind is ProblemKind.MMAPPED_COUNT
+    assert "mp_ counts 3" in problems[0].message

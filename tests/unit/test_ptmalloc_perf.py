@@ -9,7 +9,7 @@ taking the CPU for a while slows one sample, not the ratio.
 import struct
 import time
 
-from gdbext.model.ptmalloc import Layout, analyze
+from gdbext.model.ptmalloc import HeapInputs, Layout, analyze
 
 from test_ptmalloc_builder import HEAP, MAIN_ARENA, MP, HeapBuilder
 
@@ -50,7 +50,7 @@ def test_a_million_chunks():
         assert header_walk_floor(heap) == n + 1
         floors.append(time.perf_counter() - t)
         t = time.perf_counter()
-        st = analyze(mem, L, MAIN_ARENA, mp=MP)
+        st = analyze(HeapInputs(mem, L, MAIN_ARENA, mp=MP))
         tooks.append(time.perf_counter() - t)
     floor, took = min(floors), min(tooks)
     a = st.arenas[0]

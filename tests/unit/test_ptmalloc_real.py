@@ -14,7 +14,7 @@ import json
 import os
 
 from gdbext.model.memory import BytesMemory
-from gdbext.model.ptmalloc import Layout, analyze
+from gdbext.model.ptmalloc import HeapInputs, Layout, analyze
 from gdbext.model.regions import parse_proc_maps
 
 import pytest
@@ -77,8 +77,8 @@ def run(layout, path=FIXTURE):
     doc, mem, maps = load(path)
     candidates = [m for m in maps if m.anonymous and m.perms.startswith("rw") and not m.path]
     tcaches = {int(k): v for k, v in doc["tcache"].items() if v}
-    st = analyze(mem, layout, doc["main_arena"], mp=doc["mp"], tcaches=tcaches,
-                 mmap_candidates=candidates)
+    st = analyze(HeapInputs(mem, layout, doc["main_arena"], mp=doc["mp"], tcaches=tcaches,
+                            mmap_candidates=candidates))
     return doc, st
 
 

@@ -5,7 +5,8 @@ import struct
 from gdbext.model.regions import parse_proc_maps
 from gdbext.model.stacks import StackBounds, bounds_from_mappings
 from gdbext.model.stackuse import (PM_EXCLUSIVE, PM_PRESENT, PM_SWAPPED, lowest_used_page,
-                                   main_stack_extent, pagemap_range, parse_stack_rlimit, stack_row)
+                                   main_stack_extent, pagemap_range, parse_stack_rlimit, stack_row,
+                                   StackFacts, ThreadAtStop)
 
 MAPS = parse_proc_maps("""\
 555555554000-555555556000 r--p 00000000 fe:00 1 /tmp/demo
@@ -92,7 +93,7 @@ def _bounds():
 
 def test_row_use_and_peak():
     sp = T_HIGH - 0x5000 - 0x30
-    r = stack_row(2, 11, "worker", sp, _bounds(), 7, "f", lowest_page=T_HIGH - 0x8000, peak_known=True)
+    r = stack_row(ThreadAtStop(2, 11, "worker", sp, 7, "f"), StackFacts(_bounds(), lowest_page=T_HIGH - 0x8000, peak_known=True))
     assert r.used == 0x5030 and r.size == T_HIGH - T_LOW
     assert r.used_pct == round(100 * 0x5030 / (8 << 20), 1)
     assert r.peak_used == 0x8000 and r.guard_size == 0x1000
@@ -105,20 +106,20 @@ def test_row_use_and_peak():
 
 def test_peak_unknown_stays_none_and_peak_never_below_use():
     sp = T_HIGH - 0x3000
-    assert stack_row(2, 11, "", sp, _bounds()).peak_used is None
-    r = stack_row(2, 11, "", sp, _bounds(), lowest_page=None, peak_known=True)
+    assert stack_row(ThreadAtStop(2, 11, "", sp), StackFacts(_bounds())).peak_used is None
+    r = stack_row(ThreadAtStop(2, 11, "", sp), StackFacts(_bounds(), lowest_page=None, peak_known=True))
     assert r.peak_used == 0x3000
 
 
 def test_warns_above_75_percent():
     sp = T_LOW + (T_HIGH - T_LOW) // 5
-    r = stack_row(2, 11, "", sp, _bounds())
+    r = stack_row(ThreadAtStop(2, 11, "", sp), StackFacts(_bounds()))
     assert r.used_pct == 80.0
     assert any("80.0%" in w for w in r.warnings) and not r.overflow
 
 
 def test_sp_in_guard_is_an_overflow():
-    r = stack_row(2, 11, "", GUARD[0] + 0xEC0, _bounds(), lowest_page=T_LOW, peak_known=True)
+    r = stack_row(ThreadAtStop(2, 11, "", GUARD[0] + 0xEC0), StackFacts(_bounds(), lowest_page=T_LOW, peak_known=True))
     assert r.overflow and r.used > r.size
     assert r.peak_used == r.size
     assert len(r.warnings) == 1 and "stack overflow" in r.warnings[0] and "guard" in r.warnings[0]
@@ -126,16 +127,16 @@ def test_sp_in_guard_is_an_overflow():
 
 def test_sp_just_below_the_guard_is_an_overflow_unless_another_mapping_holds_it():
     sp = GUARD[0] - 0x100
-    assert stack_row(2, 11, "", sp, _bounds()).overflow
-    r = stack_row(2, 11, "", sp, _bounds(), describe_sp=lambda a: "anon [x, y)")
+    assert stack_row(ThreadAtStop(2, 11, "", sp), StackFacts(_bounds())).overflow
+    r = stack_row(ThreadAtStop(2, 11, "", sp), StackFacts(_bounds()), describe_sp=lambda a: "anon [x, y)")
     assert not r.overflow and r.used is None and "anon" in r.warnings[0]
 
 
 def test_sp_elsewhere_names_the_mapping():
-    r = stack_row(3, 12, "", 0x7FFFE8010010, _bounds(), describe_sp=lambda a: "arena-heap [a, b)")
+    r = stack_row(ThreadAtStop(3, 12, "", 0x7FFFE8010010), StackFacts(_bounds()), describe_sp=lambda a: "arena-heap [a, b)")
     assert r.used is None and r.sp_region == "arena-heap [a, b)"
     assert "not on this thread's stack" in r.warnings[0] and "arena-heap" in r.warnings[0]
-    r = stack_row(3, 12, "", 0x555555560000, None, describe_sp=lambda a: "heap")
+    r = stack_row(ThreadAtStop(3, 12, "", 0x555555560000), StackFacts(None), describe_sp=lambda a: "heap")
     assert r.low is None and r.size is None and "no known stack" in r.warnings[0]
     assert "heap" in r.warnings[0]
 
@@ -144,6 +145,6 @@ def test_main_thread_row_uses_the_growth_limit():
     stack = MAPS[-1]
     b = StackBounds(1, 10, stack.start, stack.end, None, None, True, "[stack]")
     e = main_stack_extent(stack, MAPS, 8 << 20)
-    r = stack_row(1, 10, "demo", stack.end - 0x900, b, main_extent=e)
+    r = stack_row(ThreadAtStop(1, 10, "demo", stack.end - 0x900), StackFacts(b, main_extent=e))
     assert r.size == 8 << 20 and r.mapped_low == stack.start and r.limit == 8 << 20
     assert r.used == 0x900 and r.main

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from gdbext.model.ptmalloc import Layout, Problem
+from gdbext.model.provenance import How, Provenance
+from gdbext.model.ptmalloc import Layout, Problem, ProblemKind
 from gdbext.model.ptmalloc.chunks import (STATES, bin_chunk_size, fastbin_index, largebin_index,
                                           largebin_max_size, reveal_ptr, smallbin_index,
                                           tcache_index)
@@ -36,8 +37,9 @@ class Heap:
         self.state, self.layout = state, state.layout
         self.version = tuple(state.layout.version)
         self.symbols = symbols
-        self.found = found if found is not None else {"layout": "debug types",
-                                                      "main_arena": "symbol", "mp_": "symbol"}
+        self.found = found if found is not None else {"layout": Provenance(How.DEBUG_TYPES),
+                                                      "main_arena": Provenance(How.SYMBOL),
+                                                      "mp_": Provenance(How.SYMBOL)}
         self.thread_arena = thread_arena or {}
 
     def arena_number(self, address):
@@ -47,7 +49,9 @@ class Heap:
         return sorted(t for t, a in self.thread_arena.items() if a == arena_address)
 
     def header(self):
-        return {"glibc": "%d.%d" % self.version, "symbols": self.symbols, "found": dict(self.found)}
+        return {"glibc": "%d.%d" % self.version, "symbols": self.symbols,
+                "found": {k: v.text for k, v in self.found.items()},
+                "how": {k: v.kind.value for k, v in self.found.items()}}
 
 
 @pytest.fixture(scope="module")
@@ -241,13 +245,16 @@ def test_chunk_in_no_chunk_names_the_heap_header(real):
 # ---- problems ----
 
 def test_problems_fold_per_cause():
-    alike = [Problem(0x1000 + 0x10 * i, "bad size 0x%x" % i) for i in range(LISTED_PER_CAUSE + 5)]
-    other = [Problem(0x9000, "a loop in fastbin[1]")]
+    alike = [Problem(0x1000 + 0x10 * i, ProblemKind.CORRUPT_CHUNK, "bad size 0x%x" % i)
+             for i in range(LISTED_PER_CAUSE + 5)]
+    other = [Problem(0x9000, ProblemKind.LIST_LOOP, "a loop in fastbin[1]")]
     j = problems_json(alike + other)
     assert len(j) == LISTED_PER_CAUSE + 2
     folded = j[LISTED_PER_CAUSE]
     assert folded["more"] == 5 and folded["last"] == alike[-1].address
-    assert j[-1] == {"address": 0x9000, "message": "a loop in fastbin[1]"}
+    assert folded["kind"] == "corrupt-chunk"
+    assert j[-1] == {"address": 0x9000, "kind": "list-loop", "message": "a loop in fastbin[1]"}
+    assert json.loads(json.dumps(j)) == j  # the kind is a plain string
     lines = plain_text(problem_items(alike)).splitlines()
     assert len(lines) == SHOWN_PER_CAUSE + 1
     assert lines[-1].startswith(f"problem: {len(alike) - SHOWN_PER_CAUSE:,} more of this kind")
@@ -265,6 +272,49 @@ def test_views_on_a_synthetic_heap_of_every_state():
                                     bins_views.KINDS)
     assert body["largebins"][0]["chunks"] == [c["large"]]
     assert "glibc 2.36" in header_lines(heap)[0]
+
+
+def test_header_shows_what_is_not_libcs_own_by_kind():
+    b, c = standard_heap((2, 36))
+    st = b.analyze()
+    found = {
+        "layout": Provenance(How.DEBUG_TYPES, "+ version table"),
+        "glibc": Provenance(How.HEURISTIC, "the one bare version string"),
+        "main_arena": Provenance(How.SYMBOL),
+        "mp_": Provenance(How.NOT_FOUND, "(mmapped chunks are not cross-checked)"),
+        "tcache": Provenance(How.TLS, "tcache"),
+        "thread_arena": Provenance(How.HEURISTIC, "the TLS word 0x10 below each thread pointer"),
+    }
+    assert header_lines(Heap(st, found=found)) == [
+        "glibc 2.36, layout from debug types + version table; libc debug symbols: yes",
+        "glibc version: heuristic: the one bare version string",
+        "mp_: not found (mmapped chunks are not cross-checked)",
+        "thread_arena: heuristic: the TLS word 0x10 below each thread pointer",
+    ]
+    # The kind decides, not the words: a detail that reads like a kind changes nothing.
+    found = {"layout": Provenance(How.VERSION_TABLE), "glibc": Provenance(How.SYMBOL, "heuristic"),
+             "main_arena": Provenance(How.SYMBOL, "TLS variable"),
+             "tcache": Provenance(How.HEURISTIC, "TLS variable tcache")}
+    assert header_lines(Heap(st, found=found)) == [
+        "glibc 2.36, layout from version table; libc debug symbols: yes",
+        "tcache: heuristic: TLS variable tcache",
+    ]
+
+
+def test_bins_say_no_tcache_was_found_by_kind():
+    b, c = standard_heap((2, 36))
+    st = b.analyze(tcaches={})
+    for arena in st.arenas:
+        arena.fastbins, arena.unsorted, arena.smallbins, arena.largebins = [], None, {}, {}
+
+    def text(how):
+        heap = Heap(st, found={"layout": Provenance(How.VERSION_TABLE), "tcache": how})
+        return plain_text(bins_views.text(heap, [], [], bins_views.KINDS))
+
+    assert "no thread's tcache was found" in text(Provenance(How.NOT_FOUND, "by TLS"))
+    assert "no thread's tcache was found" in text(Provenance(How.NOT_FOUND))
+    assert "no thread's tcache was found" not in text(Provenance(How.HEURISTIC, "not found"))
+    assert "all bins are empty" in text(Provenance(How.HEURISTIC, "not found"))
 
 
 # ---- vmmap ----
@@ -285,13 +335,29 @@ def test_vmmap_regions_and_summary():
     assert rows[2]["kind"] == "arena-heap" and rows[2]["label"] == "arena 0x7ffff0000020"
     rss = {0x601000: 0x21000, 0x7ffff0000000: 0x1000}
     s = vmmap_views.summary(regs, rss)
-    assert s["total"] == {"size": sum(r.size for r in regs), "resident": 0x22000, "count": 4}
+    assert s["total"] == {"size": sum(r.size for r in regs), "resident": 0x22000, "count": 4,
+                          "resident_estimated": False}
     assert s["kinds"]["arena-heap"]["resident"] == 0x1000
     assert vmmap_views.summary(regs, None)["total"]["resident"] is None
     text = plain_text(vmmap_views.summary_items(dict(s, resident_unknown="why")))
     assert "by kind" in text and "by class" in text and "resident sizes unknown: why" in text
     table = plain_text([vmmap_views.regions_table(regs)])
     assert "/bin/demo" in table and "(arena 0x7ffff0000020)" in table
+
+
+def test_vmmap_summary_marks_shares_of_a_mapping_as_estimates():
+    m = Mapping(0x7ffff0000000, 0x7ffff0010000, "rw-p")
+    regs = classify([m], Facts(claims=[Claim(0x7ffff0004000, 0x7ffff0008000, "mmap-chunk")]))
+    assert [r.kind for r in regs] == ["anon", "mmap-chunk", "anon"]
+    s = vmmap_views.summary(regs, {m.start: 0x8000})  # a plain dict: no page map to ask
+    assert s["kinds"]["mmap-chunk"] == {"size": 0x4000, "resident": 0x2000, "count": 1,
+                                        "resident_estimated": True}
+    text = plain_text(vmmap_views.summary_items(s))
+    assert "~0x2000 (8 KiB)" in text and "~ estimated:" in text
+    whole = vmmap_views.summary(regs, {m.start: 0x10000})  # all resident: a share is exact
+    assert whole["total"]["resident_estimated"] is False
+    assert "~" not in plain_text(vmmap_views.summary_items(whole))
+    assert [vmmap_views.region_json(r)["offset"] for r in regs] == [0, 0, 0]  # as maps says
 
 
 def test_vmmap_one_address():

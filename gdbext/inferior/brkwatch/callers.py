@@ -2,7 +2,8 @@
 way (malloc, sbrk, ...), the malloc call and the size it asked for when readable, and on
 request a short backtrace.  Frames only: nothing is called in the inferior."""
 
-from typing import Dict, List, Optional
+import os
+from typing import Dict, List, Optional, Tuple
 
 import gdb
 
@@ -10,6 +11,7 @@ from ...model import brklog as M
 from ...model.libcsyms import is_loader
 from ...model.libcversion import looks_like_libc
 from .libccode import LibcInfo
+from .running import live_pid, proc_maps
 
 MAX_LIBC_FRAMES = 64
 
@@ -79,17 +81,47 @@ def _backtrace(frame, count: int) -> List[dict]:
 
 
 def describe(frame) -> dict:
+    """The frame's function, file, line and pc; for a frame without a function name (a
+    stripped object) the object's file name and the pc's offset from where it is loaded."""
     try:
         sal = frame.find_sal()
         symtab = sal.symtab
+        name, pc = frame.name(), frame.pc()
+        where = _object_offset(pc) if not name else None
         return {
-            "function": frame.name(),
+            "function": name,
             "file": symtab.filename if symtab else None,
             "line": (sal.line or None) if symtab else None,
-            "pc": frame.pc(),
+            "pc": pc,
+            "object": where[0] if where else None,
+            "object_offset": where[1] if where else None,
         }
     except gdb.error:
-        return {"function": None, "file": None, "line": None, "pc": None}
+        return dict.fromkeys(("function", "file", "line", "pc", "object", "object_offset"))
+
+
+_last_maps: Dict[int, list] = {}  # pid -> its /proc/PID/maps as last read, for the next pc
+
+
+def _object_offset(pc: int) -> Optional[Tuple[str, int]]:
+    """(basename of the file mapped at pc, pc - that file's load base: its lowest mapping), from
+    /proc/PID/maps, read again only when pc is in no file mapping of the last read."""
+    pid = live_pid()
+    if pid is None:
+        return None
+    for fresh in (False, True):
+        if fresh or pid not in _last_maps:
+            _last_maps.clear()
+            _last_maps[pid] = proc_maps(pid)
+            fresh = True
+        maps = _last_maps[pid]
+        m = next((m for m in maps if m.start <= pc < m.end), None)
+        if m is not None and m.path and not m.anonymous and not m.path.startswith("["):
+            base = min(x.start for x in maps if x.path == m.path)
+            return os.path.basename(m.path), pc - base
+        if fresh:
+            return None
+    return None
 
 
 _ALLOC_ARGS = {

@@ -191,6 +191,7 @@ class Watcher:
         self.libc = libc
         if libc is not None:
             self._seed(pid, libc)
+        self._note_break(pid)
         self._check_catchpoint()
         if self.catchpoint is not None:
             self.method, self.armed_pid, self.waiting = "syscall", pid, ""  # kept from the last run
@@ -219,6 +220,18 @@ class Watcher:
         if self.execs:
             self.log.notes.append(f"the watch was lost after the exec: {self.waiting}")
 
+    def _note_break(self, pid: int):
+        """The break as it is when the watch starts, so that the heap total is known from the
+        first event on, not only after a brk event: libc's __curbrk, or the kernel's start_brk
+        when the process has no [heap] yet (the break has not moved since exec)."""
+        s = self.log.summary
+        if s.last_brk is not None or self.log.start_brk is None:
+            return
+        if self.cur_brk:
+            s.last_brk = self.cur_brk
+        elif not any(m.path == "[heap]" for m in proc_maps(pid)):
+            s.last_brk = self.log.start_brk
+
     def _seed(self, pid: int, libc: LibcInfo):
         self.files = _file_ranges(pid)
         cb = libc.syms.get("__curbrk")
@@ -234,7 +247,7 @@ class Watcher:
         return self.libc.need(name, *alts)
 
     def _hook(self, address: int, handler, source: str):
-        self.hooks.append(Hook(f"*{address:#x}", self.dispatch, handler, source))
+        self.hooks.append(_silent(Hook(f"*{address:#x}", self.dispatch, handler, source)))
 
     def _arm_raw_and_maps(self) -> str:
         parts = []
@@ -289,7 +302,7 @@ class Watcher:
             )
         except (gdb.error, RuntimeError) as e:
             raise Unavailable(f"no hardware watchpoint ({e})") from None
-        self.hooks.append(hook)
+        self.hooks.append(_silent(hook))
         if hook.type != gdb.BP_HARDWARE_WATCHPOINT:  # a software watchpoint single-steps everything
             raise Unavailable("gdb can only make a software watchpoint here")
         self._hook(fail, self.on_brk_refused, "libc __brk")
@@ -596,6 +609,14 @@ class Watcher:
             "errors": self.errors,
             "last_error": self.last_error or None,
         }
+
+
+def _silent(hook: Hook) -> Hook:
+    """A hook that stops (--stop) without gdb's own words for its internal breakpoint or
+    watchpoint ("Hardware watchpoint -5: *(void **) 0x...", old and new value, libc's frame):
+    the watcher writes its own line instead."""
+    hook.silent = True
+    return hook
 
 
 def _file_ranges(pid: int) -> M.FileRanges:

@@ -4,8 +4,9 @@ Plain Python over bytes; gdb is never imported here.  The edge provides a Memory
 (main_arena, mp_, each thread's tcache) and candidate mappings; the model reads and judges.
 
     layout = Layout.for_version((2, 36))            # or Layout.from_types(struct_info, version)
-    state = analyze(mem, layout, main_arena, mp=mp_address,
-                    tcaches={1: tcache_of_thread_1}, mmap_candidates=anon_rw_mappings)
+    inputs = HeapInputs(mem, layout, main_arena, mp=mp_address,
+                        tcaches={1: tcache_of_thread_1}, mmap_candidates=anon_rw_mappings)
+    state = analyze(inputs)                          # or analyze(inputs, ModelOptions(...))
     state.arenas        # [ArenaState]: address, main, flags, contiguous, top, top_size,
                         #   last_remainder, next, next_free, attached_threads, system_mem,
                         #   max_system_mem, heaps, fastbins, unsorted, smallbins, largebins,
@@ -15,10 +16,9 @@ Plain Python over bytes; gdb is never imported here.  The edge provides a Memory
     state.tcache        # {thread label: Tcache}: address, bins [BinList], counts, inactive
     state.mmapped       # [MmappedChunk]: address, size, user_address(layout), mapping_start/size
     state.mp            # malloc_par fields by name, or None
-    state.problems      # [Problem(address, message)]: every inconsistency found
+    state.problems      # [Problem(address, kind, message)]: every inconsistency found
     state.chunk_at(addr), state.neighbours(chunk)      # for `chunk ADDRESS`
     state.mallinfo2(), state.malloc_info().to_xml()    # what glibc would report, exactly
-    state.as_dict(chunks=False)                        # plain data for JSON
 
 Each chunk has one state (chunks.STATES): used, tcache, fastbin, unsorted, smallbin, largebin,
 top, mmapped, corrupt, fencepost (the markers that end a heap an arena outgrew, or a piece of a
@@ -36,7 +36,7 @@ import importlib
 # Each public name and the submodule that defines it; loaded on first use (PEP 562), so that
 # gdb start-up, which only registers commands, does not pay for the whole model.
 _WHERE = {
-    "analysis": ("analyze",),
+    "analysis": ("HeapInputs", "ModelOptions", "analyze"),
     "arena": ("ArenaHeader", "HeapInfo", "read_arena", "read_heap_info", "read_mp"),
     "bins": ("BinList", "Tcache"),
     "chunks": (
@@ -47,6 +47,7 @@ _WHERE = {
         "STATES",
         "Chunk",
         "Problem",
+        "ProblemKind",
         "PtmallocError",
         "bin_chunk_size",
         "bin_index",
@@ -70,7 +71,7 @@ _WHERE = {
         "find_tcache_chunks",
         "libc_data_mappings",
     ),
-    "mmapped": ("MmappedChunk", "chunks_in_mapping"),
+    "mmapped": ("MmapScope", "MmappedChunk", "chunks_in_mapping"),
     "state": ("ArenaState", "HeapState"),
     "summary": ("MallocInfo", "Mallinfo2"),
 }

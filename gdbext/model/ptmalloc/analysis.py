@@ -2,14 +2,15 @@
 glibc itself would print (mallinfo2, malloc_info), as one HeapState."""
 
 from bisect import bisect_right
+from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import sub
-from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from ..memory import Memory, MemoryReadError
 from ..regions import Mapping
-from .arena import arena_chain, read_mp
-from .bins import BinList, Steps, walk_arena_bins, walk_tcache
+from .arena import ArenaHeader, arena_chain, read_mp
+from .bins import BinList, Locate, Steps, walk_arena_bins, walk_tcache
 from .checks import check_arenas, check_mallinfo2, check_mmapped_bits, check_top
 from .chunks import (
     CORRUPT,
@@ -25,12 +26,13 @@ from .chunks import (
     UNSORTED,
     USED,
     Problem,
+    ProblemKind,
     PtmallocError,
 )
 from .heap import Budget
 from .layout import Layout
-from .mainheap import _arena_heaps, _heap_bounds, _main_heaps, _top_size
-from .mmapped import MmappedChunk, find_mmapped
+from .mainheap import HeapSearch, arena_heaps, bounds_only, main_heaps, top_size
+from .mmapped import MmapScope, MmappedChunk, find_mmapped
 from .reader import Reader
 from .state import ArenaState, HeapState
 
@@ -45,69 +47,67 @@ STATE_OF_KIND = {
 PRELOAD_MAX = 512 << 20  # heaps up to this size are read whole for the lists-only walk
 
 
-def analyze(
-    mem: Memory,
-    layout: Layout,
-    main_arena: int,
-    mp: Union[int, Dict[str, int], None] = None,
-    tcaches: Optional[Dict[object, int]] = None,
-    mmap_candidates: Optional[Iterable[Mapping]] = None,
-    pagesize: int = 4096,
-    max_chunks: int = 5_000_000,
-    max_list: int = 1_000_000,
-    heap_start: Optional[int] = None,
-    mappings: Optional[Iterable[Mapping]] = None,
-    chunks: bool = True,
-    earlier: Optional[HeapState] = None,
-    program_break: Optional[int] = None,
-    focus: Optional[int] = None,
-    lists_only: bool = False,
-) -> HeapState:
-    """Model glibc malloc's state in `mem`.
+@dataclass(frozen=True)
+class HeapInputs:
+    """What the edge found in the inferior for one model of malloc: where to read it, how its
+    structures are laid out, and where they are.
 
     main_arena: address of main_arena.  mp: address of mp_ (or its fields, already read).
     tcaches: {thread label: address of that thread's tcache_perthread_struct} (NULL ones left
     out).  mmap_candidates: anonymous rw mappings that may hold mmapped chunks (or pieces of a
     non-contiguous main heap).  heap_start: where the main heap starts when mp_ is not known
     (the start of [heap]).  mappings: every mapping, to find the main heap's pieces when it is
-    not contiguous.  max_chunks / max_list bound the work.  chunks=False finds only the
-    arenas, their heaps' bounds and the mmapped chunks (what a memory map needs): no chunk
-    walk, no free lists, no chunk states.  earlier: a state analyze() made at the same stop;
-    its mmapped chunks are taken over when the search for them would be the same (the search
-    may read a lot of memory).
-    program_break: the current break, when known, to check the main heap's top chunk
-    against.  focus=ADDRESS models what `chunk ADDRESS` needs: the heap holding it walked up
-    to the chunk after it, and the free lists that can hold it or its neighbours (tcaches, the
-    unsorted bin, their fast/small/large bins); the rest is bounds only, so one answer on a
-    heap of millions of chunks does not pay for them all.  States and problems are then right
-    for that chunk and its neighbours only.
+    not contiguous.  program_break: the current break, when known, to check the main heap's
+    top chunk against."""
+
+    memory: Memory
+    layout: Layout
+    main_arena: int
+    mp: Union[int, Dict[str, int], None] = None
+    tcaches: Optional[Dict[object, int]] = None
+    mmap_candidates: Optional[Sequence[Mapping]] = ()
+    heap_start: Optional[int] = None
+    mappings: Optional[Sequence[Mapping]] = ()
+    program_break: Optional[int] = None
+    pagesize: int = 4096
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How much of malloc to model, and within what bounds.
+
+    chunks=False finds only the arenas, their heaps' bounds and the mmapped chunks (what a
+    memory map needs): no chunk walk, no free lists, no chunk states.
+    focus=ADDRESS models what `chunk ADDRESS` needs: the heap holding it walked up to the chunk
+    after it, and the free lists that can hold it or its neighbours (tcaches, the unsorted bin,
+    their fast/small/large bins); the rest is bounds only, so one answer on a heap of millions
+    of chunks does not pay for them all.  States and problems are then right for that chunk
+    and its neighbours only.
     lists_only=True models what `arenas` needs: the bounds (as chunks=False), then every free
     list (fast, unsorted, small and large bins of each arena, each thread's tcache) walked with
     each chunk's header read from memory, the list checks that need no heap walk and glibc's
     arena-level checks (top, system_mem); no chunk walk, so no chunk states, no totals, and a
     list chunk cannot be told from a forged one (the walks stay bounded by max_list).
+    earlier: a state analyze() made at the same stop; its mmapped chunks are taken over when
+    the search for them would be the same (the search may read a lot of memory).
+    max_chunks / max_list bound the work."""
+
+    chunks: bool = True
+    lists_only: bool = False
+    focus: Optional[int] = None
+    earlier: Optional[HeapState] = None
+    max_chunks: int = 5_000_000
+    max_list: int = 1_000_000
+
+
+def analyze(inputs: HeapInputs, options: Optional[ModelOptions] = None) -> HeapState:
+    """Model glibc malloc's state in `inputs.memory`, as much of it as `options` asks for
+    (everything, by default).
 
     Raises PtmallocError when main_arena cannot be read; anything else that is wrong is a Problem.
     """
     try:
-        return _analyze(
-            mem,
-            layout,
-            main_arena,
-            mp,
-            tcaches,
-            mmap_candidates,
-            pagesize,
-            max_chunks,
-            max_list,
-            heap_start,
-            mappings,
-            chunks,
-            earlier,
-            program_break,
-            focus,
-            lists_only,
-        )
+        return _analyze(inputs, options or ModelOptions())
     except PtmallocError:
         raise
     except MemoryReadError as e:
@@ -116,32 +116,43 @@ def analyze(
         raise PtmallocError("internal error while modelling the heap: %s: %s" % (type(e).__name__, e)) from e
 
 
-def _analyze(
-    mem,
-    L,
-    main_arena,
-    mp,
-    tcaches,
-    mmap_candidates,
-    pagesize,
-    max_chunks,
-    max_list,
-    heap_start,
-    mappings,
-    chunks=True,
-    earlier=None,
-    program_break=None,
-    focus=None,
-    lists_only=False,
-) -> HeapState:
+@dataclass(frozen=True)
+class _Run:
+    """One analysis under way: what it was given, the state it fills, how it reads memory, and
+    what finding the heaps needs (with the chunk budget they share)."""
+
+    inputs: HeapInputs
+    options: ModelOptions
+    state: HeapState
+    reader: Reader
+    candidates: List[Mapping]
+    heaps: HeapSearch
+
+
+@dataclass(frozen=True)
+class _ListWalk:
+    """What the free-list walks of one analysis share: how to read, how to tell a heap address,
+    the step bound, where problems go, and the heap walk's chunks by address (or None)."""
+
+    reader: Reader
+    layout: Layout
+    in_heap: Callable[[int], bool]
+    steps: Steps
+    problems: List[Problem]
+    locate: Locate = None
+
+
+def _analyze(inputs: HeapInputs, options: ModelOptions) -> HeapState:
+    L, mp, main_arena = inputs.layout, inputs.mp, inputs.main_arena
+    chunks, lists_only = options.chunks, options.lists_only
     state = HeapState(L)
     problems = state.problems
     # Without the heap walk, the lists' chunks are read through the Reader alone: a long bin
     # sweeps the heap more than once (64 MiB of blocks at most, instead of 16).
-    reader = Reader(mem, L.pointer_size, max_blocks=1024 if lists_only else 256)
+    reader = Reader(inputs.memory, L.pointer_size, max_blocks=1024 if lists_only else 256)
     state.memory = reader
-    candidates = list(mmap_candidates or ())
-    all_maps = list(mappings or ())
+    candidates = list(inputs.mmap_candidates or ())
+    all_maps = list(inputs.mappings or ())
 
     if isinstance(mp, dict):
         state.mp = dict(mp)
@@ -150,98 +161,89 @@ def _analyze(
         try:
             state.mp = read_mp(reader, L, mp)
         except MemoryReadError:
-            problems.append(Problem(mp, "mp_ (malloc_par) is unreadable"))
+            problems.append(Problem(mp, ProblemKind.UNREADABLE, "mp_ (malloc_par) is unreadable"))
 
     try:
         headers = arena_chain(reader, L, main_arena, problems)
     except MemoryReadError:
         raise PtmallocError("main_arena at %#x is unreadable" % main_arena) from None
 
-    budget = Budget(max_chunks, max_list)
-    if focus is not None:
-        return _analyze_focus(
-            state,
-            mem,
-            reader,
-            L,
-            headers,
-            focus,
-            tcaches,
-            candidates,
-            all_maps,
-            pagesize,
-            heap_start,
-            budget,
-            max_list,
-            earlier,
-            program_break,
-        )
+    budget = Budget(options.max_chunks, options.max_list)
+    search = HeapSearch(
+        inputs.memory,
+        reader,
+        L,
+        state.mp,
+        inputs.heap_start,
+        candidates + all_maps,
+        inputs.pagesize,
+        inputs.program_break,
+        problems,
+        budget,
+    )
+    run = _Run(inputs, options, state, reader, candidates, search)
+    if options.focus is not None:
+        return _analyze_focus(run, headers)
     for n, h in enumerate(headers):
         a = ArenaState(h, n == 0)
         state.arenas.append(a)
-        a.top_size = _top_size(reader, L, h)
+        a.top_size = top_size(reader, L, h)
         if not chunks or lists_only:
-            _heap_bounds(reader, L, a, state.mp, heap_start, problems)
+            bounds_only(search, a)
         elif a.main:
-            _main_heaps(
-                mem,
-                reader,
-                L,
-                a,
-                state.mp,
-                heap_start,
-                candidates + all_maps,
-                pagesize,
-                problems,
-                budget,
-                program_break,
-            )
+            main_heaps(search, a)
         else:
-            _arena_heaps(mem, reader, L, a, state.mp, problems, budget)
+            arena_heaps(search, a)
     state._index()
     # Arena heaps are not searched for mmapped chunks (their chunks' data may look like one).
     heap_ranges = [(s.start, s.end) for a in state.arenas for s in a.heaps]
     if not chunks:
-        state.mmapped = _find_mmapped(reader, L, candidates, state, pagesize, heap_ranges, earlier)
+        state.mmapped = _find_mmapped(run, heap_ranges)
         return state
     if lists_only:
-        state.mmapped = _find_mmapped(reader, L, candidates, state, pagesize, heap_ranges, earlier)
-        _walk_lists_only(state, reader, L, tcaches, max_list, program_break, pagesize)
+        state.mmapped = _find_mmapped(run, heap_ranges)
+        _walk_lists_only(run)
         return state
 
     # The bin walks take what the heap walk read (size, fd, bk) instead of reading it again.
     locate = _Locator(state) if L.size_sz == L.pointer_size else None
+    max_list = options.max_list
     steps = Steps(max(max_list, 1) * 16, max_list, is_chunk=lambda address: state.locate(address) is not None)
-    _walk_lists(state, reader, L, tcaches, steps, locate)
+    _walk_lists(state, _ListWalk(reader, L, state.in_heap, steps, problems, locate), inputs.tcaches)
 
-    state.mmapped = _find_mmapped(reader, L, candidates, state, pagesize, heap_ranges, earlier)
+    state.mmapped = _find_mmapped(run, heap_ranges)
     _assign_states(state, problems)
-    check_arenas(state, program_break, pagesize)
+    check_arenas(state, inputs.program_break, inputs.pagesize)
     return state
 
 
-def _walk_lists(state: HeapState, reader: Reader, L: Layout, tcaches, steps: Steps, locate=None) -> None:
-    """Every arena's bins and every thread's tcache, within `steps`."""
+def _walk_lists(state: HeapState, w: _ListWalk, tcaches) -> None:
+    """Every arena's bins and every thread's tcache, within `w.steps`."""
     for a in state.arenas:
-        got = walk_arena_bins(reader, L, a.header, state.in_heap, steps, state.problems, locate)
+        got = walk_arena_bins(w.reader, w.layout, a.header, w.in_heap, w.steps, w.problems, w.locate)
         a.fastbins, a.unsorted = got["fastbins"], got["unsorted"]
         a.smallbins, a.largebins = got["smallbins"], got["largebins"]
-    if L.has_tcache:
+    _walk_tcaches(state, w, tcaches)
+
+
+def _walk_tcaches(state: HeapState, w: _ListWalk, tcaches) -> None:
+    """Each thread's tcache (when this glibc has them), within `w.steps`."""
+    if w.layout.has_tcache:
         fill = (state.mp or {}).get("tcache_count")
         for label, addr in (tcaches or {}).items():
             if addr:
                 state.tcache[label] = walk_tcache(
-                    reader, L, label, addr, state.in_heap, steps, state.problems, fill, locate
+                    w.reader, w.layout, label, addr, w.in_heap, w.steps, w.problems, fill, w.locate
                 )
 
 
-def _walk_lists_only(
-    state: HeapState, reader: Reader, L: Layout, tcaches, max_list: int, program_break, pagesize
-) -> None:
+def _walk_lists_only(run: _Run) -> None:
     """analyze(lists_only=True) after the bounds: every free list walked through the Reader's
     cached blocks (no heap walk to take headers from, nor to tell a list chunk from a forged
     one: the walks are bounded by max_list per list and 4 * max_list in all), the list checks
     that need no walk, and glibc's arena-level checks."""
+    state, reader, L = run.state, run.reader, run.inputs.layout
+    max_list, program_break, pagesize = run.options.max_list, run.inputs.program_break, run.inputs.pagesize
     problems = state.problems
 
     def span(p: int) -> Optional[Tuple[int, int]]:
@@ -254,7 +256,7 @@ def _walk_lists_only(
         # A long bin wanders over the whole heap, often several times: reading the heaps once
         # in large pieces costs less than a small read at each turn (far less on gdb 16).
         reader.preload(heaps)
-    _walk_lists(state, reader, L, tcaches, steps)
+    _walk_lists(state, _ListWalk(reader, L, state.in_heap, steps, problems), run.inputs.tcaches)
     _check_list_membership(state, problems)
     reader.shrink(256)  # the state keeps its Reader: not the list walks' 64 MiB
     for a in state.arenas:
@@ -280,11 +282,15 @@ def _check_list_membership(state: HeapState, problems: List[Problem]) -> None:
         label = b.label
         on_top = tops.intersection(b.chunks)
         for addr in sorted(on_top):
-            problems.append(Problem(addr, "%s holds the top chunk" % label))
+            problems.append(Problem(addr, ProblemKind.BAD_LIST_ENTRY, "%s holds the top chunk" % label))
         twice = listed.intersection(b.chunks) - on_top
         for addr in sorted(twice):
             was = next(d.label for d in done if addr in d.chunks)
-            problems.append(Problem(addr, "chunk is in both %s and %s (double free?)" % (was, label)))
+            problems.append(
+                Problem(
+                    addr, ProblemKind.LISTED_TWICE, "chunk is in both %s and %s (double free?)" % (was, label)
+                )
+            )
         listed.update(b.chunks)
         done.append(b)
         if owner is None:
@@ -301,17 +307,17 @@ def _check_list_membership(state: HeapState, problems: List[Problem]) -> None:
                 problems.append(
                     Problem(
                         addr,
+                        ProblemKind.BAD_LIST_ENTRY,
                         "%s of arena %#x holds a chunk of arena %#x's "
                         "heap" % (label, owner.address, seg.arena),
                     )
                 )
 
 
-def _find_mmapped(
-    reader, L, candidates, state: HeapState, pagesize, heap_ranges, earlier: Optional[HeapState]
-) -> List[MmappedChunk]:
+def _find_mmapped(run: _Run, heap_ranges: List[Tuple[int, int]]) -> List[MmappedChunk]:
     """find_mmapped, or what `earlier` found when it searched the same mappings with the same
     mp_ counters (its problems are added again)."""
+    state, candidates, pagesize, earlier = run.state, run.candidates, run.inputs.pagesize, run.options.earlier
     key = (
         tuple((m.start, m.end, m.perms) for m in candidates),
         tuple(sorted(heap_ranges)),
@@ -323,84 +329,48 @@ def _find_mmapped(
         found, problems = list(earlier.mmapped), earlier._mmapped_search[1]
     else:
         problems = []
-        found = find_mmapped(
-            reader,
-            L,
-            candidates,
-            state.mp,
-            problems,
-            pagesize,
-            exclude=heap_ranges,
-            mp_address=state.mp_address or 0,
-        )
+        scope = MmapScope(candidates, state.mp, state.mp_address or 0, heap_ranges, pagesize)
+        found = find_mmapped(run.reader, run.inputs.layout, scope, problems)
     state.problems.extend(problems)
     state._mmapped_search = (key, problems)
     return found
 
 
-def _analyze_focus(
-    state,
-    mem,
-    reader,
-    L,
-    headers,
-    focus,
-    tcaches,
-    candidates,
-    all_maps,
-    pagesize,
-    heap_start,
-    budget,
-    max_list,
-    earlier,
-    program_break,
-) -> HeapState:
+def _analyze_focus(run: _Run, headers: List[ArenaHeader]) -> HeapState:
     """analyze(focus=ADDRESS): every arena's bounds, then only the heap holding ADDRESS walked
     (up to the chunk after it) and only the lists that can hold it or its neighbours."""
+    state, reader, L, search = run.state, run.reader, run.inputs.layout, run.heaps
+    focus, max_list = run.options.focus, run.options.max_list
+    program_break, pagesize = run.inputs.program_break, run.inputs.pagesize
+    assert focus is not None and search.budget is not None
     problems = state.problems
     for n, h in enumerate(headers):
-        a = ArenaState(h, n == 0)
-        state.arenas.append(a)
-        a.top_size = _top_size(reader, L, h)
-        _heap_bounds(reader, L, a, state.mp, heap_start, problems)
+        arena = ArenaState(h, n == 0)
+        state.arenas.append(arena)
+        arena.top_size = top_size(reader, L, h)
+        bounds_only(search, arena)
     state._index()
     heap_ranges = [(s.start, s.end) for a in state.arenas for s in a.heaps]
-    state.mmapped = _find_mmapped(reader, L, candidates, state, pagesize, heap_ranges, earlier)
+    state.mmapped = _find_mmapped(run, heap_ranges)
     bounds = state.segment_at(focus)
     if bounds is None:
         return state  # in a mmapped chunk, or in no heap at all
     a = state.arena_of(bounds.arena)
+    assert a is not None
     a.heaps = []
-    budget.stop = focus
+    search.budget.stop = focus
     if a.main:
-        _main_heaps(
-            mem,
-            reader,
-            L,
-            a,
-            state.mp,
-            heap_start,
-            candidates + all_maps,
-            pagesize,
-            problems,
-            budget,
-            program_break,
-        )
+        main_heaps(search, a)
     else:
-        _arena_heaps(mem, reader, L, a, state.mp, problems, budget)
+        arena_heaps(search, a)
     state._index()
     unwalked = _unwalked(state)
     steps = Steps(max(max_list, 1) * 16, max_list, unwalked=unwalked)
     sizes, free_sizes = _sizes_around(state, focus)
     locate = _Locator(state) if L.size_sz == L.pointer_size else None
-    _walk_lists_for(reader, L, a, sizes, free_sizes, state.in_heap, steps, problems, locate)
-    if L.has_tcache:
-        fill = (state.mp or {}).get("tcache_count")
-        for label, addr in (tcaches or {}).items():
-            if addr:
-                state.tcache[label] = walk_tcache(
-                    reader, L, label, addr, state.in_heap, steps, problems, fill, locate
-                )
+    w = _ListWalk(reader, L, state.in_heap, steps, problems, locate)
+    _walk_lists_for(w, a, sizes, free_sizes)
+    _walk_tcaches(state, w, run.inputs.tcaches)
     _assign_states(state, problems, unwalked)
     # glibc's checks on what was walked (mallinfo2's needs every chunk: heapchunks has it).
     for arena in state.arenas:
@@ -444,9 +414,7 @@ def _sizes_around(state: HeapState, focus: int) -> Tuple[List[int], List[int]]:
     return sizes, free
 
 
-def _walk_lists_for(
-    reader, L, a: ArenaState, sizes, free_sizes, in_heap, steps, problems, locate=None
-) -> None:
+def _walk_lists_for(w: _ListWalk, a: ArenaState, sizes: List[int], free_sizes: List[int]) -> None:
     """The fast bins of chunks of `sizes`; the unsorted bin and the small or large bins only
     for `free_sizes`: a chunk marked in use belongs to no doubly linked bin, and the unsorted
     bin alone may hold a hundred thousand chunks.  (Finding such a chunk there anyway, a
@@ -454,6 +422,7 @@ def _walk_lists_for(
     from .bins import walk_bin, walk_fastbin
     from .chunks import bin_index, fastbin_index
 
+    reader, L, in_heap, steps, problems, locate = w.reader, w.layout, w.in_heap, w.steps, w.problems, w.locate
     h = a.header
     fast = sorted({fastbin_index(L, s) for s in sizes if s} & set(range(L.nfastbins)))
     regular = sorted({bin_index(L, s) for s in free_sizes if s} & set(range(2, L.nbins)))
@@ -508,6 +477,7 @@ def _assign_states(
                 problems.append(
                     Problem(
                         addr,
+                        ProblemKind.NOT_A_CHUNK,
                         "%s holds %#x, which is not the start of any chunk "
                         "the heap walk found" % (b.label, addr),
                     )
@@ -517,6 +487,7 @@ def _assign_states(
                 problems.append(
                     Problem(
                         addr,
+                        ProblemKind.BAD_LIST_ENTRY,
                         "%s of arena %#x holds a chunk of arena %#x's heap" % (b.label, owner, seg.arena),
                     )
                 )
@@ -526,12 +497,18 @@ def _assign_states(
                 states[i] = code
                 seg.bins[i] = label
             elif old == TOP:
-                problems.append(Problem(addr, "%s holds the top chunk" % b.label))
+                problems.append(Problem(addr, ProblemKind.BAD_LIST_ENTRY, "%s holds the top chunk" % b.label))
             elif old in (CORRUPT, FENCEPOST):
-                problems.append(Problem(addr, "%s holds a %s chunk" % (b.label, STATES[old])))
+                problems.append(
+                    Problem(addr, ProblemKind.BAD_LIST_ENTRY, "%s holds a %s chunk" % (b.label, STATES[old]))
+                )
             else:
                 problems.append(
-                    Problem(addr, "chunk is in both %s and %s (double free?)" % (seg.bins.get(i), b.label))
+                    Problem(
+                        addr,
+                        ProblemKind.LISTED_TWICE,
+                        "chunk is in both %s and %s (double free?)" % (seg.bins.get(i), b.label),
+                    )
                 )
     # A chunk in a doubly linked bin is free: the next chunk must say so, and vice versa.
     for seg in state.segments():
@@ -553,6 +530,7 @@ def _assign_states(
                     problems.append(
                         Problem(
                             addrs[i],
+                            ProblemKind.PREV_INUSE,
                             "chunk is in %s but the next chunk's PREV_INUSE bit is set" % seg.bins.get(i),
                         )
                     )
@@ -560,6 +538,7 @@ def _assign_states(
                     problems.append(
                         Problem(
                             addrs[i + 1],
+                            ProblemKind.PREV_INUSE,
                             "prev_size %#x does not match the free "
                             "chunk before it (size %#x)" % (prevs[i + 1], raws[i] & ~7),
                         )
@@ -568,6 +547,7 @@ def _assign_states(
                 problems.append(
                     Problem(
                         addrs[i],
+                        ProblemKind.PREV_INUSE,
                         "chunk is in %s, where chunks stay marked in "
                         "use, but the next chunk's PREV_INUSE is clear" % seg.bins[i],
                     )
@@ -575,6 +555,8 @@ def _assign_states(
             else:
                 problems.append(
                     Problem(
-                        addrs[i], "chunk looks free (the next chunk's PREV_INUSE is clear) but is in no bin"
+                        addrs[i],
+                        ProblemKind.PREV_INUSE,
+                        "chunk looks free (the next chunk's PREV_INUSE is clear) but is in no bin",
                     )
                 )

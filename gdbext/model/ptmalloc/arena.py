@@ -3,7 +3,7 @@
 from typing import Dict, List, Optional, Tuple
 
 from ..memory import MemoryReadError
-from .chunks import Problem
+from .chunks import Problem, ProblemKind
 from .layout import Layout, Struct
 
 NONCONTIGUOUS_BIT = 2
@@ -94,14 +94,18 @@ def arena_chain(
     while True:
         if addr in seen:
             problems.append(
-                Problem(addr, "arena list loops back to %#x without returning to main_arena" % addr)
+                Problem(
+                    addr,
+                    ProblemKind.LIST_LOOP,
+                    "arena list loops back to %#x without returning to main_arena" % addr,
+                )
             )
             break
         if len(out) >= limit:
-            problems.append(Problem(addr, "arena list longer than %d; stopped" % limit))
+            problems.append(Problem(addr, ProblemKind.WALK_CUT, "arena list longer than %d; stopped" % limit))
             break
         if addr % layout.size_sz:
-            problems.append(Problem(addr, "arena pointer is misaligned"))
+            problems.append(Problem(addr, ProblemKind.MISALIGNED_POINTER, "arena pointer is misaligned"))
             break
         try:
             arena = read_arena(mem, layout, addr)
@@ -109,7 +113,11 @@ def arena_chain(
             if not out:
                 raise
             problems.append(
-                Problem(addr, "arena at %#x (next of %#x) is unreadable" % (addr, out[-1].address))
+                Problem(
+                    addr,
+                    ProblemKind.UNREADABLE,
+                    "arena at %#x (next of %#x) is unreadable" % (addr, out[-1].address),
+                )
             )
             break
         seen.add(addr)
@@ -119,7 +127,13 @@ def arena_chain(
         if arena.next == 0:
             if len(out) == 1 and arena.top == 0:
                 break  # a main_arena malloc has not initialised yet
-            problems.append(Problem(addr, "arena's next is NULL; the list should return to main_arena"))
+            problems.append(
+                Problem(
+                    addr,
+                    ProblemKind.CORRUPT_ARENA,
+                    "arena's next is NULL; the list should return to main_arena",
+                )
+            )
             break
         addr = arena.next
     return out

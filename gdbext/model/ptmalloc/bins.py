@@ -12,6 +12,7 @@ from ..memory import MemoryReadError
 from .arena import ArenaHeader
 from .chunks import (
     Problem,
+    ProblemKind,
     bin_index,
     fastbin_index,
     largebin_index,
@@ -105,20 +106,54 @@ class Steps:
         self.span = span
 
 
-def _too_long(what: str, n: int, bound: int, at: int) -> str:
-    return (
+# The problems every list walk finds, at `holder` (the bin slot, tcache entry or chunk whose
+# link led to `at`) or at the chunk itself; `what` names the list.
+
+
+def _too_long(holder: int, what: str, n: int, bound: int, at: int) -> Problem:
+    return Problem(
+        holder,
+        ProblemKind.WALK_CUT,
         "%s: the walk stopped after %s chunks (walk bound %s); the rest of the list, from "
-        "%#x, is not followed" % (what, format(n, ","), format(bound, ","), at)
+        "%#x, is not followed" % (what, format(n, ","), format(bound, ","), at),
     )
 
 
-def _off_walk_cut(what: str, n: int, at: int) -> str:
-    return (
+def _off_walk_cut(holder: int, what: str, n: int, at: int) -> Problem:
+    return Problem(
+        holder,
+        ProblemKind.WALK_CUT,
         "%s: %s of its chunks are not chunks the heap walk found (a forged list, or one "
         "running through foreign memory); the walk stopped after %s chunks (walk bound %d "
         "such chunks); the rest of the list, from %#x, is not followed"
-        % (what, format(OFF_WALK_MAX, ","), format(n, ","), OFF_WALK_MAX, at)
+        % (what, format(OFF_WALK_MAX, ","), format(n, ","), OFF_WALK_MAX, at),
     )
+
+
+def _loop(holder: int, what: str, at: int) -> Problem:
+    return Problem(holder, ProblemKind.LIST_LOOP, "%s: the list loops back to %#x" % (what, at))
+
+
+def _unreadable_chunk(holder: int, what: str, at: int) -> Problem:
+    return Problem(holder, ProblemKind.UNREADABLE, "%s: chunk %#x is unreadable" % (what, at))
+
+
+def _not_this_fastbin(p: int, what: str, raw: int) -> Problem:
+    return Problem(
+        p, ProblemKind.BIN_SIZE, "%s: chunk size %#x does not belong in this fastbin" % (what, raw & ~7)
+    )
+
+
+def _bk_mismatch(p: int, what: str, pbk: int, prev: int) -> Problem:
+    return Problem(
+        p,
+        ProblemKind.LINK_MISMATCH,
+        "%s: bk is %#x but the previous chunk in the list is %#x" % (what, pbk, prev),
+    )
+
+
+def _wrong_bin(p: int, what: str, size: int, got: int) -> Problem:
+    return Problem(p, ProblemKind.BIN_SIZE, "%s: chunk size %#x belongs in bin %d" % (what, size, got))
 
 
 def _off_walk(steps: Steps, loc, locate, p: int) -> bool:
@@ -140,10 +175,18 @@ def _check_ptr(
 ) -> bool:
     mem_addr = p if user else p + L.chunk_hdr_sz
     if mem_addr & L.align_mask:
-        problems.append(Problem(holder, "%s: pointer %#x is misaligned" % (what, p)))
+        problems.append(
+            Problem(holder, ProblemKind.MISALIGNED_POINTER, "%s: pointer %#x is misaligned" % (what, p))
+        )
         return False
     if not in_heap(p):
-        problems.append(Problem(holder, "%s: pointer %#x points outside every heap" % (what, p)))
+        problems.append(
+            Problem(
+                holder,
+                ProblemKind.POINTER_OUTSIDE_HEAP,
+                "%s: pointer %#x points outside every heap" % (what, p),
+            )
+        )
         return False
     return True
 
@@ -173,18 +216,18 @@ def walk_fastbin(
         return b
     while p:
         if p in seen:
-            problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, p)))
+            problems.append(_loop(holder, what, p))
             b.complete = False
             break
         if n >= steps.per_list or steps.left <= 0:
-            problems.append(Problem(holder, _too_long(what, n, steps.per_list, p)))
+            problems.append(_too_long(holder, what, n, steps.per_list, p))
             b.complete = False
             break
         # A chunk the heap walk found at p is in a heap: only its alignment needs checking.
         loc = locate[p] if locate is not None else None
         if off_walk and _off_walk(steps, loc, locate, p):
             if off >= OFF_WALK_MAX:
-                problems.append(Problem(holder, _off_walk_cut(what, n, p)))
+                problems.append(_off_walk_cut(holder, what, n, p))
                 b.complete = False
                 break
             off += 1
@@ -206,7 +249,7 @@ def walk_fastbin(
                 try:
                     data = reader.read(p + ssz, 2 * ssz)
                 except MemoryReadError:
-                    problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
+                    problems.append(_unreadable_chunk(holder, what, p))
                     b.complete = False
                     break
                 wbase, wblock = reader.block(p + ssz)
@@ -217,9 +260,7 @@ def walk_fastbin(
         if got_index is None:
             got_index = index_of_size[raw] = fastbin_index(L, raw & ~7)
         if got_index != i:
-            problems.append(
-                Problem(p, "%s: chunk size %#x does not belong in this fastbin" % (what, raw & ~7))
-            )
+            problems.append(_not_this_fastbin(p, what, raw))
         seen.add(p)
         b.chunks.append(p)
         b.sizes.append(raw)
@@ -265,11 +306,11 @@ def _fastbin_run(
     index_of_size: Dict[int, int] = {}
     while p:
         if p in seen:
-            problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, p)))
+            problems.append(_loop(holder, what, p))
             b.complete = False
             break
         if n >= cap:
-            problems.append(Problem(holder, _too_long(what, n, cap, p)))
+            problems.append(_too_long(holder, what, n, cap, p))
             b.complete = False
             break
         if not lo <= p < hi or (p + hdr) & amask:
@@ -284,7 +325,7 @@ def _fastbin_run(
             try:
                 raw, stored = two.unpack(reader.read(p + ssz, width))
             except MemoryReadError:
-                problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
+                problems.append(_unreadable_chunk(holder, what, p))
                 b.complete = False
                 break
             wbase, wblock = reader.block(p + ssz)
@@ -293,9 +334,7 @@ def _fastbin_run(
         if got is None:
             got = index_of_size[raw] = fastbin_index(L, raw & ~7)
         if got != i:
-            problems.append(
-                Problem(p, "%s: chunk size %#x does not belong in this fastbin" % (what, raw & ~7))
-            )
+            problems.append(_not_this_fastbin(p, what, raw))
         seen_add(p)
         chunks_append(p)
         sizes_append(raw)
@@ -355,7 +394,7 @@ def walk_tcache(
     try:
         data = reader.read(address, st.sizeof)
     except MemoryReadError:
-        problems.append(Problem(address, "tcache of thread %s is unreadable" % label))
+        problems.append(Problem(address, ProblemKind.UNREADABLE, "tcache of thread %s is unreadable" % label))
         tc.readable = False
         return tc
     nb = L.tcache_max_bins
@@ -385,11 +424,11 @@ def walk_tcache(
         while e:
             chunk = e - L.chunk_hdr_sz
             if e in seen:
-                problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, chunk)))
+                problems.append(_loop(holder, what, chunk))
                 b.complete = False
                 break
             if n >= bound or steps.left <= 0:
-                problems.append(Problem(holder, _too_long(what, n, bound, chunk)))
+                problems.append(_too_long(holder, what, n, bound, chunk))
                 b.complete = False
                 break
             if not _check_ptr(L, e, holder, what, in_heap, problems, user=True):
@@ -398,7 +437,7 @@ def walk_tcache(
             loc = locate[chunk] if locate is not None else None
             if _off_walk(steps, loc, locate, chunk):
                 if off >= OFF_WALK_MAX:
-                    problems.append(Problem(holder, _off_walk_cut(what, n, chunk)))
+                    problems.append(_off_walk_cut(holder, what, n, chunk))
                     b.complete = False
                     break
                 off += 1
@@ -413,7 +452,9 @@ def walk_tcache(
                 try:
                     d = reader.read(e - ssz, ssz + 2 * p)
                 except MemoryReadError:
-                    problems.append(Problem(holder, "%s: entry %#x is unreadable" % (what, e)))
+                    problems.append(
+                        Problem(holder, ProblemKind.UNREADABLE, "%s: entry %#x is unreadable" % (what, e))
+                    )
                     b.complete = False
                     break
                 raw = int.from_bytes(d[:ssz], "little")
@@ -421,10 +462,20 @@ def walk_tcache(
                 key = int.from_bytes(d[ssz + p : ssz + 2 * p], "little")
             if tcache_index(L, raw & ~7) != i:
                 problems.append(
-                    Problem(chunk, "%s: chunk size %#x does not belong in this bin" % (what, raw & ~7))
+                    Problem(
+                        chunk,
+                        ProblemKind.BIN_SIZE,
+                        "%s: chunk size %#x does not belong in this bin" % (what, raw & ~7),
+                    )
                 )
             if L.tcache_key == "pointer" and key != address:
-                problems.append(Problem(chunk, "%s: key %#x is not this tcache (%#x)" % (what, key, address)))
+                problems.append(
+                    Problem(
+                        chunk,
+                        ProblemKind.TCACHE_KEY,
+                        "%s: key %#x is not this tcache (%#x)" % (what, key, address),
+                    )
+                )
             seen.add(e)
             b.chunks.append(chunk)
             b.sizes.append(raw)
@@ -438,6 +489,7 @@ def walk_tcache(
             problems.append(
                 Problem(
                     address + c_off + i * cw,
+                    ProblemKind.TCACHE_COUNT,
                     "%s: the tcache counts %d chunk(s) but its list holds %d"
                     % (what, counts[i], len(b.chunks)),
                 )
@@ -471,6 +523,7 @@ def walk_bin(
             problems.append(
                 Problem(
                     bin_addr + 3 * L.size_sz,
+                    ProblemKind.LINK_MISMATCH,
                     "%s of arena %#x: fd says empty but bk is %#x" % (label, arena.address, bk),
                 )
             )
@@ -491,17 +544,17 @@ def walk_bin(
         p = bin_addr if not broke else None
     while p is not None and p != bin_addr:
         if p in seen:
-            problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, p)))
+            problems.append(_loop(holder, what, p))
             b.complete = False
             break
         if n >= cap:
-            problems.append(Problem(holder, _too_long(what, n, cap, p)))
+            problems.append(_too_long(holder, what, n, cap, p))
             b.complete = False
             break
         loc = locate[p] if locate is not None else None  # as in walk_fastbin
         if off_walk and _off_walk(steps, loc, locate, p):
             if off >= OFF_WALK_MAX:
-                problems.append(Problem(holder, _off_walk_cut(what, n, p)))
+                problems.append(_off_walk_cut(holder, what, n, p))
                 b.complete = False
                 break
             off += 1
@@ -524,7 +577,7 @@ def walk_bin(
                 try:
                     d = reader.read(p + ssz, 3 * ssz)
                 except MemoryReadError:
-                    problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
+                    problems.append(_unreadable_chunk(holder, what, p))
                     b.complete = False
                     break
                 wbase, wblock = reader.block(p + ssz)
@@ -534,15 +587,13 @@ def walk_bin(
             pbk = int.from_bytes(d[2 * ssz :], "little")
         size = raw & ~7
         if pbk != prev:
-            problems.append(
-                Problem(p, "%s: bk is %#x but the previous chunk in the list is %#x" % (what, pbk, prev))
-            )
+            problems.append(_bk_mismatch(p, what, pbk, prev))
         if i >= 2:
             got_index = index_of_size.get(size)
             if got_index is None:
                 got_index = index_of_size[size] = bin_index(L, size)
             if got_index != i:
-                problems.append(Problem(p, "%s: chunk size %#x belongs in bin %d" % (what, size, got_index)))
+                problems.append(_wrong_bin(p, what, size, got_index))
         seen.add(p)
         chunks_append(p)
         sizes_append(raw)
@@ -553,7 +604,9 @@ def walk_bin(
         if p is not None and bk != prev:
             problems.append(
                 Problem(
-                    bin_addr + 3 * ssz, "%s: bin's bk is %#x but its last chunk is %#x" % (what, bk, prev)
+                    bin_addr + 3 * ssz,
+                    ProblemKind.LINK_MISMATCH,
+                    "%s: bin's bk is %#x but its last chunk is %#x" % (what, bk, prev),
                 )
             )
     steps.left -= n
@@ -590,11 +643,11 @@ def _bin_run(
     index_of_size: Dict[int, int] = {}
     while p != bin_addr:
         if p in seen:
-            problems.append(Problem(holder, "%s: the list loops back to %#x" % (what, p)))
+            problems.append(_loop(holder, what, p))
             b.complete = False
             return prev, True
         if n >= cap:
-            problems.append(Problem(holder, _too_long(what, n, cap, p)))
+            problems.append(_too_long(holder, what, n, cap, p))
             b.complete = False
             return prev, True
         if not lo <= p < hi or (p + hdr) & amask:
@@ -609,22 +662,20 @@ def _bin_run(
             try:
                 raw, pfd, pbk = three.unpack(reader.read(p + ssz, width))
             except MemoryReadError:
-                problems.append(Problem(holder, "%s: chunk %#x is unreadable" % (what, p)))
+                problems.append(_unreadable_chunk(holder, what, p))
                 b.complete = False
                 return prev, True
             wbase, wblock = reader.block(p + ssz)
             wlast = len(wblock) - width
         if pbk != prev:
-            problems.append(
-                Problem(p, "%s: bk is %#x but the previous chunk in the list is %#x" % (what, pbk, prev))
-            )
+            problems.append(_bk_mismatch(p, what, pbk, prev))
         if i >= 2:
             size = raw & ~7
             got = index_of_size.get(size)
             if got is None:
                 got = index_of_size[size] = bin_index(L, size)
             if got != i:
-                problems.append(Problem(p, "%s: chunk size %#x belongs in bin %d" % (what, size, got)))
+                problems.append(_wrong_bin(p, what, size, got))
         seen_add(p)
         chunks_append(p)
         sizes_append(raw)
@@ -660,6 +711,7 @@ def check_nextsize(reader: Reader, L: Layout, b: BinList, what: str, problems: L
             problems.append(
                 Problem(
                     c,
+                    ProblemKind.LARGEBIN_ORDER,
                     "%s: chunk size %#x follows the smaller %#x: a large bin "
                     "is kept in decreasing size order, and malloc's best-fit "
                     "search relies on it" % (what, size, sizes[k - 1]),
@@ -673,6 +725,7 @@ def check_nextsize(reader: Reader, L: Layout, b: BinList, what: str, problems: L
                 problems.append(
                     Problem(
                         c,
+                        ProblemKind.LINK_MISMATCH,
                         "%s: fd_nextsize is %#x, but this chunk is not the "
                         "first of its size (NULL expected): %s" % (what, links[0], NEXTSIZE_ABORT),
                     )
@@ -687,6 +740,7 @@ def check_nextsize(reader: Reader, L: Layout, b: BinList, what: str, problems: L
                 problems.append(
                     Problem(
                         c,
+                        ProblemKind.LINK_MISMATCH,
                         "%s: fd_nextsize is %#x, not %#x, the first chunk of "
                         "the next %s: %s"
                         % (
@@ -704,6 +758,7 @@ def check_nextsize(reader: Reader, L: Layout, b: BinList, what: str, problems: L
                 problems.append(
                     Problem(
                         c,
+                        ProblemKind.LINK_MISMATCH,
                         "%s: bk_nextsize is %#x, not %#x, the first chunk of "
                         "the next %s: %s"
                         % (

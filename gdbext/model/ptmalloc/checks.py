@@ -11,7 +11,7 @@ import sys
 from itertools import compress
 from typing import List, Optional
 
-from .chunks import CORRUPT, FENCEPOST, IS_MMAPPED, PREV_INUSE, TOP, Problem
+from .chunks import CORRUPT, FENCEPOST, IS_MMAPPED, PREV_INUSE, TOP, Problem, ProblemKind
 from .layout import Layout
 
 _LOW_BYTE = 0 if sys.byteorder == "little" else -1
@@ -55,6 +55,7 @@ def check_top(state, a, L: Layout, program_break: Optional[int], pagesize: int) 
             problems.append(
                 Problem(
                     field,
+                    ProblemKind.CORRUPT_ARENA,
                     "%s's top is %s, but system_mem says the arena holds "
                     "%#x bytes: malloc would crash or lose that memory "
                     "on its next use of top%s"
@@ -111,12 +112,13 @@ def check_top(state, a, L: Layout, program_break: Optional[int], pagesize: int) 
         state.problems.append(
             Problem(
                 a.address + L.malloc_state.offset("system_mem"),
+                ProblemKind.CORRUPT_ARENA,
                 "main_arena's system_mem %#x puts the heap's end at %#x, past "
                 "the program break %#x" % (a.system_mem, expected, program_break),
             )
         )
     if reasons:
-        _add_to_problem_at(state.problems, top, "top chunk", reasons)
+        _add_to_problem_at(state.problems, top, ProblemKind.BAD_TOP, "top chunk", reasons)
 
 
 def _top_field(state, L: Layout, top: int) -> Optional[int]:
@@ -129,17 +131,20 @@ def _top_field(state, L: Layout, top: int) -> Optional[int]:
     try:
         return int.from_bytes(mem.read(top + L.size_sz, L.size_sz), "little")
     except MemoryReadError:
-        state.problems.append(Problem(top, "top chunk: its header is unreadable"))
+        state.problems.append(Problem(top, ProblemKind.UNREADABLE, "top chunk: its header is unreadable"))
         return None
 
 
-def _add_to_problem_at(problems: List[Problem], address: int, what: str, reasons: List[str]):
-    """One problem per damaged structure: the reasons join the one the walk already gave."""
+def _add_to_problem_at(
+    problems: List[Problem], address: int, kind: ProblemKind, what: str, reasons: List[str]
+):
+    """One problem per damaged structure: the reasons join the one of this kind the walk
+    already gave at that address, else make one about `what`."""
     for k, p in enumerate(problems):
-        if p.address == address and p.message.startswith(what):
-            problems[k] = Problem(address, p.message + "; " + "; ".join(reasons))
+        if p.address == address and p.kind is kind:
+            problems[k] = Problem(address, kind, p.message + "; " + "; ".join(reasons))
             return
-    problems.append(Problem(address, "%s: %s" % (what, "; ".join(reasons))))
+    problems.append(Problem(address, kind, "%s: %s" % (what, "; ".join(reasons))))
 
 
 # ---- IS_MMAPPED on arena chunks -------------------------------------------------------------
@@ -164,7 +169,7 @@ def check_mmapped_bits(state) -> None:
         skip = seg.states.translate(_NOT_CHECKED_FOR_M)
         for i in compress(range(len(raws)), flagged):
             if not skip[i]:
-                state.problems.append(Problem(seg.addrs[i], MMAPPED_ON_HEAP))
+                state.problems.append(Problem(seg.addrs[i], ProblemKind.MMAPPED_BIT, MMAPPED_ON_HEAP))
 
 
 # ---- mallinfo2 ---------------------------------------------------------------------------------
@@ -189,6 +194,7 @@ def check_mallinfo2(state) -> None:
             state.problems.append(
                 Problem(
                     a.address + state.layout.malloc_state.offset("system_mem"),
+                    ProblemKind.CORRUPT_ARENA,
                     "system_mem %#x is below the %#x free bytes this arena's top and bins hold: "
                     "mallinfo2's uordblks (system_mem - free) would be below zero; glibc's "
                     "mallinfo2() returns it wrapped around" % (a.system_mem, avail & word),

@@ -1,5 +1,6 @@
-"""Chunk headers, chunk states, and the safe-linking pointer mangling."""
+"""Chunk headers, chunk states, problems, and the safe-linking pointer mangling."""
 
+from enum import Enum
 from typing import NamedTuple, Optional
 
 from .layout import Layout
@@ -27,10 +28,68 @@ USED, TCACHE, FASTBIN, UNSORTED, SMALLBIN, LARGEBIN, TOP, MMAPPED, CORRUPT, FENC
 FREE_STATES = frozenset((TCACHE, FASTBIN, UNSORTED, SMALLBIN, LARGEBIN, TOP))
 
 
+class ProblemKind(str, Enum):
+    """What is wrong, whatever the structure it is found in: what a script or a person filters
+    problems on.  The message says where and with which values.  The values are part of the
+    JSON output (README); add kinds freely, rename or remove none."""
+
+    # a list link (or an arena's next) not aligned as malloc aligns chunks
+    MISALIGNED_POINTER = "misaligned-pointer"
+    # a list link to an address in no heap
+    POINTER_OUTSIDE_HEAP = "pointer-outside-heap"
+    # a list (a free list, the arena list, a heap_info chain) comes back to an element
+    LIST_LOOP = "list-loop"
+    # a bounded walk (a list, the arena list, a heap_info chain, the chunk budget) stopped:
+    # what lies past the bound is not followed
+    WALK_CUT = "walk-cut"
+    # memory the model needed (a chunk, a tcache, an arena, a heap_info, mp_) is unreadable
+    UNREADABLE = "unreadable"
+    # a chunk's size does not belong in the bin that holds it
+    BIN_SIZE = "bin-size"
+    # a doubly linked list's links disagree: a chunk's bk (or a bin's), fd_nextsize, bk_nextsize
+    LINK_MISMATCH = "link-mismatch"
+    # a large bin not in decreasing size order
+    LARGEBIN_ORDER = "largebin-order"
+    # a tcache chunk's key is not its tcache
+    TCACHE_KEY = "tcache-key"
+    # a tcache's count for a bin is not the length of the bin's list
+    TCACHE_COUNT = "tcache-count"
+    # where a thread's tcache most likely is, a struct too damaged to be taken for one
+    CORRUPT_TCACHE = "corrupt-tcache"
+    # a list holds an address that is not the start of any chunk the heap walk found
+    NOT_A_CHUNK = "not-a-chunk"
+    # a list holds a chunk no list may hold: the top chunk, a fencepost, a corrupt chunk, a
+    # chunk of another arena's heap
+    BAD_LIST_ENTRY = "bad-list-entry"
+    # a chunk is in two lists (a double free?)
+    LISTED_TWICE = "listed-twice"
+    # a chunk's free or in-use state and the next chunk's PREV_INUSE bit or prev_size disagree
+    PREV_INUSE = "prev-inuse"
+    # a chunk size the heap walk cannot follow (zero, below MINSIZE, misaligned, too long)
+    CORRUPT_CHUNK = "corrupt-chunk"
+    # IS_MMAPPED set on a chunk of an arena's heap
+    MMAPPED_BIT = "mmapped-bit"
+    # the top chunk's own header: its size against the heap's end, glibc's checks on it
+    BAD_TOP = "bad-top"
+    # a malloc_state field is wrong (top, next, system_mem), or main_arena was found only by
+    # a damaged shape
+    CORRUPT_ARENA = "corrupt-arena"
+    # a heap's heap_info (its arena, size, prev link) or its bounds are impossible
+    BAD_HEAP = "bad-heap"
+    # where a heap, or a piece of the main heap, starts is unknown: its chunks are not listed
+    HEAP_NOT_FOUND = "heap-not-found"
+    # the mmapped chunks found are not what mp_ counts
+    MMAPPED_COUNT = "mmapped-count"
+    # an mmapped chunk's header is damaged
+    CORRUPT_MMAPPED = "corrupt-mmapped"
+
+
 class Problem(NamedTuple):
-    """Something inconsistent found at an address; the model collects these, never raises."""
+    """Something inconsistent found at an address; the model collects these, never raises.
+    kind says what is wrong, message the details (what shows in tables and JSON)."""
 
     address: int
+    kind: ProblemKind
     message: str
 
     def __str__(self) -> str:

@@ -15,7 +15,7 @@ from ..memory import MemoryReadError
 from ..regions import Claim, Mapping
 from .arena import HeapInfo, read_heap_info
 from .layout import Layout
-from .mmapped import MmappedChunk, find_mmapped
+from .mmapped import MmappedChunk, MmapScope, find_mmapped
 
 PAGE = 0x1000
 
@@ -53,7 +53,7 @@ def malloc_claims(
         mmapped: List[MmappedChunk] = list(state.mmapped)
     else:
         exclude = [(start, end) for _, start, end, _ in heaps]
-        mmapped = find_mmapped(mem, layout, candidates, None, [], exclude=exclude)
+        mmapped = find_mmapped(mem, layout, MmapScope(list(candidates), exclude=exclude), [])
     return _heap_claims(layout, heaps, maps, loose_perms) + [
         Claim(c.mapping_start, c.end, "mmap-chunk", "chunk %#x" % c.address) for c in mmapped
     ]

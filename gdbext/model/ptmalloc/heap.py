@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..memory import MemoryReadError
 from .arena import HeapInfo
-from .chunks import CORRUPT, FENCEPOST, SIZE_BITS, TOP, Chunk, Problem
+from .chunks import CORRUPT, FENCEPOST, SIZE_BITS, TOP, Chunk, Problem, ProblemKind
 from .layout import Layout
 from .reader import Reader
 
@@ -172,16 +172,6 @@ class HeapSegment:
         self.fds.append(0)
         self.bks.append(0)
 
-    def as_dict(self) -> dict:
-        return {
-            "start": self.start,
-            "end": self.end,
-            "first_chunk": self.first_chunk,
-            "chunks": len(self.addrs),
-            "complete": self.complete,
-            "heap_info": self.heap_info.as_dict() if self.heap_info else None,
-        }
-
 
 def first_chunk_at(layout: Layout, address: int) -> int:
     """The first address at or after `address` where a chunk's user memory is aligned."""
@@ -211,7 +201,13 @@ def walk(
     remaining = budget.chunks
     top_raw = None
     if pos < 0 or limit > 1 << (8 * L.pointer_size):
-        problems.append(Problem(max(pos, 0), "heap bounds %#x..%#x are impossible" % (max(pos, 0), limit)))
+        problems.append(
+            Problem(
+                max(pos, 0),
+                ProblemKind.BAD_HEAP,
+                "heap bounds %#x..%#x are impossible" % (max(pos, 0), limit),
+            )
+        )
         seg.complete = False
         return None
 
@@ -247,7 +243,11 @@ def walk(
             got = _read_block(mem, pos, max(limit, pos + hdr), code, ssz)
             if got is None:
                 problems.append(
-                    Problem(pos, "heap memory at %#x is unreadable; the walk of the heap stops here" % pos)
+                    Problem(
+                        pos,
+                        ProblemKind.UNREADABLE,
+                        "heap memory at %#x is unreadable; the walk of the heap stops here" % pos,
+                    )
                 )
                 seg.complete = False
                 break
@@ -298,7 +298,7 @@ def walk(
             del idxs[keep:], raws[n + keep :], prevs[n + keep :], fds[n + keep :], bks[n + keep :]
             remaining = min(remaining, 0)
             pos = blk_base + (i << shift)
-            problems.append(Problem(pos, "chunk budget exhausted; the walk stops here"))
+            problems.append(Problem(pos, ProblemKind.WALK_CUT, "chunk budget exhausted; the walk stops here"))
             seg.complete = False
             break
         remaining -= got_here
@@ -317,7 +317,7 @@ def walk(
         try:
             prev, top_raw = _header(reader, top, L)
         except MemoryReadError:
-            problems.append(Problem(top, "top chunk header is unreadable"))
+            problems.append(Problem(top, ProblemKind.UNREADABLE, "top chunk header is unreadable"))
             return None
         seg._add(top, prev, top_raw, TOP)
         top_size = top_raw & ~7
@@ -325,13 +325,18 @@ def walk(
             problems.append(
                 Problem(
                     top,
+                    ProblemKind.BAD_TOP,
                     "top chunk size %#x runs past the heap end %#x by %#x"
                     % (top_size, end, top + top_size - end),
                 )
             )
         elif top + top_size < end and not seg.main:
             problems.append(
-                Problem(top, "top chunk ends at %#x, before the heap end %#x" % (top + top_size, end))
+                Problem(
+                    top,
+                    ProblemKind.BAD_TOP,
+                    "top chunk ends at %#x, before the heap end %#x" % (top + top_size, end),
+                )
             )
     return top_raw
 
@@ -413,13 +418,16 @@ def _odd_chunk(
         problems.append(
             Problem(
                 pos,
+                ProblemKind.CORRUPT_CHUNK,
                 "corrupt chunk: %s; could not find the chunk chain again, "
                 "the rest of this heap is not listed" % why,
             )
         )
         seg.complete = False
         return None
-    problems.append(Problem(pos, "corrupt chunk: %s; the walk resumes at %#x" % (why, resume)))
+    problems.append(
+        Problem(pos, ProblemKind.CORRUPT_CHUNK, "corrupt chunk: %s; the walk resumes at %#x" % (why, resume))
+    )
     return resume
 
 

@@ -2,12 +2,13 @@
 contiguous, or without its top chunk) and a non-main arena's heaps from its heap_info chain,
 walked or as bounds only."""
 
-from typing import List, Optional
+from dataclasses import dataclass, replace
+from typing import Dict, List, Optional
 
-from ..memory import MemoryReadError
+from ..memory import Memory, MemoryReadError
 from ..regions import Mapping
 from .arena import ArenaHeader, HeapInfo, heap_max_size, read_heap_info, MAX_HEAPS_PER_ARENA
-from .chunks import FENCEPOST, IS_MMAPPED, PREV_INUSE, SIZE_BITS, Problem
+from .chunks import FENCEPOST, IS_MMAPPED, PREV_INUSE, SIZE_BITS, Problem, ProblemKind
 from .heap import Budget, HeapSegment, first_chunk_at, walk
 from .layout import Layout
 from .reader import Reader
@@ -16,9 +17,28 @@ from .state import ArenaState
 MAX_TOP_SEARCH_PAGES = 256
 
 
-def _heap_bounds(reader, L, a: ArenaState, mp, heap_start, problems) -> None:
+@dataclass(frozen=True)
+class HeapSearch:
+    """What finding one analysis's heaps needs: where to read and how, what is known of where
+    the main heap starts and ends, and where problems and the chunk budget go (budget None:
+    bounds only, nothing walked)."""
+
+    mem: Memory
+    reader: Reader
+    layout: Layout
+    mp: Optional[Dict[str, int]]  # mp_'s fields, or None
+    heap_start: Optional[int]  # the start of [heap], when mp_.sbrk_base is not known
+    maps: List[Mapping]  # where pieces of a non-contiguous main heap may be
+    pagesize: int
+    program_break: Optional[int]
+    problems: List[Problem]
+    budget: Optional[Budget]
+
+
+def bounds_only(search: HeapSearch, a: ArenaState) -> None:
     """Heaps without their chunks: the main heap from sbrk_base to the end of top, an arena's
     heaps from its heap_info chain."""
+    L, mp, heap_start = search.layout, search.mp, search.heap_start
     h = a.header
     if h.top == 0 or h.top == h.bin_address(L, 1):
         return
@@ -28,10 +48,10 @@ def _heap_bounds(reader, L, a: ArenaState, mp, heap_start, problems) -> None:
         if start and start <= h.top:
             a.heaps.append(HeapSegment(L, start, end, first_chunk_at(L, start), a.address, True))
         return
-    _arena_heaps(None, reader, L, a, mp, problems, None)
+    arena_heaps(replace(search, budget=None), a)
 
 
-def _top_size(reader: Reader, L: Layout, h: ArenaHeader) -> int:
+def top_size(reader: Reader, L: Layout, h: ArenaHeader) -> int:
     if h.top == 0:
         return 0
     try:
@@ -40,18 +60,31 @@ def _top_size(reader: Reader, L: Layout, h: ArenaHeader) -> int:
         return 0
 
 
-def _main_heaps(
-    mem, reader, L, a: ArenaState, mp, heap_start, maps, pagesize, problems, budget, program_break=None
-):
+def main_heaps(search: HeapSearch, a: ArenaState) -> None:
+    """The main heap's chunks, walked within search.budget: from sbrk_base up to top and beyond
+    when it is contiguous, else its pieces in search.maps; without top, what system_mem covers."""
+    mem, reader, L, problems, budget = (
+        search.mem,
+        search.reader,
+        search.layout,
+        search.problems,
+        search.budget,
+    )
+    mp, heap_start, maps, pagesize = search.mp, search.heap_start, search.maps, search.pagesize
+    assert budget is not None
     h = a.header
     top = h.top
     if top == 0 or top == h.bin_address(L, 1):
         if h.system_mem:  # top is lost, not unset: list what system_mem says is there
-            _main_heap_without_top(mem, reader, L, a, mp, heap_start, maps, program_break, budget, problems)
+            _main_heap_without_top(search, a)
         return  # else malloc has not set the main heap up yet
     if (top + L.chunk_hdr_sz) & L.align_mask:
         problems.append(
-            Problem(a.address, "main arena's top %#x is misaligned; its heap is not walked" % top)
+            Problem(
+                a.address,
+                ProblemKind.CORRUPT_ARENA,
+                "main arena's top %#x is misaligned; its heap is not walked" % top,
+            )
         )
         return
     start = (mp or {}).get("sbrk_base") or heap_start
@@ -62,6 +95,7 @@ def _main_heaps(
         problems.append(
             Problem(
                 a.address,
+                ProblemKind.HEAP_NOT_FOUND,
                 "the main heap's start is unknown (no mp_.sbrk_base "
                 "nor heap start given); its chunks are not listed",
             )
@@ -79,7 +113,7 @@ def _main_heaps(
         if seg.addrs and seg.states[-1] == FENCEPOST and seg.addrs[-1] < top:
             # A foreign sbrk left a gap: the chunks go on below top, from somewhere above.
             seg.end = seg.addrs[-1] + L.chunk_hdr_sz
-            _add_top_segment(mem, reader, L, a, seg.end, top, top_end, maps, pagesize, problems, budget)
+            _add_top_segment(search, a, seg.end, top, top_end)
         return
     # Not contiguous (mmap stood in for sbrk), or top is elsewhere: walk from sbrk_base to its
     # fenceposts, then find the piece that holds top, then any other pieces.
@@ -96,23 +130,30 @@ def _main_heaps(
         last = len(seg.addrs) - 1
         seg.end = min(seg.end, seg.addrs[last] + max(L.chunk_hdr_sz, seg.raws[last] & ~7))
     a.heaps.append(seg)
-    _add_top_segment(mem, reader, L, a, None, top, top_end, maps, pagesize, problems, budget)
+    _add_top_segment(search, a, None, top, top_end)
     covered = [(s.start, s.end) for s in a.heaps]
     for m in sorted(maps, key=lambda m: m.start):
         if any(s < m.end and m.start < e for s, e in covered) or m.perms[:2] != "rw":
             continue
-        piece = _main_piece(mem, reader, L, a, m, problems, budget)
+        piece = _main_piece(search, a, m)
         if piece is not None:
             a.heaps.append(piece)
             covered.append((piece.start, piece.end))
     a.heaps.sort(key=lambda s: s.start)
 
 
-def _main_heap_without_top(
-    mem, reader, L, a: ArenaState, mp, heap_start, maps, program_break, budget, problems
-) -> None:
+def _main_heap_without_top(search: HeapSearch, a: ArenaState) -> None:
     """The main heap's chunks from sbrk_base to sbrk_base + system_mem (no further than the
     break or the mapping that holds it), for an arena whose top pointer is lost."""
+    mem, reader, L, problems, budget = (
+        search.mem,
+        search.reader,
+        search.layout,
+        search.problems,
+        search.budget,
+    )
+    mp, heap_start, maps, program_break = search.mp, search.heap_start, search.maps, search.program_break
+    assert budget is not None
     start = (mp or {}).get("sbrk_base") or heap_start
     if not start or not a.header.contiguous:
         return
@@ -133,8 +174,18 @@ def _mapping_holding(maps, address) -> Optional[Mapping]:
     return None
 
 
-def _add_top_segment(mem, reader, L, a, lo, top, top_end, maps, pagesize, problems, budget):
-    """Find where the chunks that lead up to `top` start, and walk them."""
+def _add_top_segment(search: HeapSearch, a: ArenaState, lo: Optional[int], top: int, top_end: int) -> None:
+    """Find where the chunks that lead up to `top` start (at `lo` or above, when given), and
+    walk them."""
+    mem, reader, L, problems, budget = (
+        search.mem,
+        search.reader,
+        search.layout,
+        search.problems,
+        search.budget,
+    )
+    maps, pagesize = search.maps, search.pagesize
+    assert budget is not None
     m = _mapping_holding(maps, top)
     base = lo if lo is not None else (m.start if m else (top & ~(pagesize - 1)))
     starts = [base]
@@ -163,6 +214,7 @@ def _add_top_segment(mem, reader, L, a, lo, top, top_end, maps, pagesize, proble
     problems.append(
         Problem(
             top,
+            ProblemKind.HEAP_NOT_FOUND,
             "could not find where the main heap piece holding the top "
             "chunk starts; its chunks are not listed",
         )
@@ -172,8 +224,10 @@ def _add_top_segment(mem, reader, L, a, lo, top, top_end, maps, pagesize, proble
     a.heaps.append(seg)
 
 
-def _main_piece(mem, reader, L, a, m: Mapping, problems, budget) -> Optional[HeapSegment]:
+def _main_piece(search: HeapSearch, a: ArenaState, m: Mapping) -> Optional[HeapSegment]:
     """A piece of a non-contiguous main heap in mapping `m`: chunks from its start to fenceposts."""
+    mem, reader, L, budget = search.mem, search.reader, search.layout, search.budget
+    assert budget is not None
     first = first_chunk_at(L, m.start)
     try:
         raw = reader.uint(first + L.size_sz, L.size_sz)
@@ -191,13 +245,27 @@ def _main_piece(mem, reader, L, a, m: Mapping, problems, budget) -> Optional[Hea
     return trial
 
 
-def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
+def arena_heaps(search: HeapSearch, a: ArenaState) -> None:
+    """A non-main arena's heaps from its heap_info chain; the one holding search.budget.stop (all of
+    them without one) walked within search.budget, none without a budget."""
+    mem, reader, L, mp, problems, budget = (
+        search.mem,
+        search.reader,
+        search.layout,
+        search.mp,
+        search.problems,
+        search.budget,
+    )
     h = a.header
     hmax = heap_max_size(L, mp)
     top = h.top
     if top == 0 or (top + L.chunk_hdr_sz) & L.align_mask:
         problems.append(
-            Problem(a.address, "arena's top %#x is not a chunk address; its heaps are not walked" % top)
+            Problem(
+                a.address,
+                ProblemKind.CORRUPT_ARENA,
+                "arena's top %#x is not a chunk address; its heaps are not walked" % top,
+            )
         )
         return
     chain: List[HeapInfo] = []
@@ -205,15 +273,20 @@ def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
     addr = top & ~(hmax - 1)
     while addr:
         if addr in seen:
-            problems.append(Problem(addr, "heap_info prev list of arena %#x loops" % a.address))
+            problems.append(
+                Problem(addr, ProblemKind.LIST_LOOP, "heap_info prev list of arena %#x loops" % a.address)
+            )
             break
         if len(chain) >= MAX_HEAPS_PER_ARENA:
-            problems.append(Problem(addr, "arena %#x has too many heaps; stopped" % a.address))
+            problems.append(
+                Problem(addr, ProblemKind.WALK_CUT, "arena %#x has too many heaps; stopped" % a.address)
+            )
             break
         if addr & (hmax - 1):
             problems.append(
                 Problem(
                     chain[-1].address if chain else a.address,
+                    ProblemKind.BAD_HEAP,
                     "heap_info prev %#x is not aligned to the heap size %#x" % (addr, hmax),
                 )
             )
@@ -221,11 +294,17 @@ def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
         try:
             hi = read_heap_info(reader, L, addr)
         except MemoryReadError:
-            problems.append(Problem(addr, "heap_info of arena %#x is unreadable" % a.address))
+            problems.append(
+                Problem(addr, ProblemKind.UNREADABLE, "heap_info of arena %#x is unreadable" % a.address)
+            )
             break
         if hi.ar_ptr != a.address:
             problems.append(
-                Problem(addr, "heap_info says its arena is %#x, not %#x" % (hi.ar_ptr, a.address))
+                Problem(
+                    addr,
+                    ProblemKind.BAD_HEAP,
+                    "heap_info says its arena is %#x, not %#x" % (hi.ar_ptr, a.address),
+                )
             )
             break
         seen.add(addr)
@@ -234,7 +313,13 @@ def _arena_heaps(mem, reader, L, a: ArenaState, mp, problems, budget):
     for hi in reversed(chain):
         size = hi.size
         if size > hmax or size < L.heap_info.sizeof:
-            problems.append(Problem(hi.address, "heap_info size %#x is impossible (max %#x)" % (size, hmax)))
+            problems.append(
+                Problem(
+                    hi.address,
+                    ProblemKind.BAD_HEAP,
+                    "heap_info size %#x is impossible (max %#x)" % (size, hmax),
+                )
+            )
             size = min(max(size, L.heap_info.sizeof), hmax)
         after = hi.address + L.heap_info.sizeof
         if a.address == after:

@@ -16,11 +16,12 @@ an mmapped chunk's marks are named as the likely damage.
 """
 
 import sys
-from typing import Iterable, Iterator, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from ..memory import MemoryReadError
 from ..regions import Mapping
-from .chunks import IS_MMAPPED, MMAP_HP, NON_MAIN_ARENA, PREV_INUSE, SIZE_BITS, Problem
+from .chunks import IS_MMAPPED, MMAP_HP, NON_MAIN_ARENA, PREV_INUSE, SIZE_BITS, Problem, ProblemKind
 from .layout import Layout
 
 MAX_PER_MAPPING = 4096
@@ -178,9 +179,12 @@ def _chain(mem, L: Layout, pos: int, end: int, pagesize: int, limit: int) -> Lis
 
 
 class _Search:
-    """What the page-by-page search found, suspected and left out."""
+    """The page-by-page search: where it reads and how, what it found, suspected and left out."""
 
-    def __init__(self, budget: int):
+    def __init__(self, mem, L: Layout, pagesize: int, budget: int):
+        self.mem = mem
+        self.L = L
+        self.pagesize = pagesize
         self.budget = budget
         self.unsearched = 0
         # (page, prev_size, size field, end of the free stretch, mapping)
@@ -228,11 +232,10 @@ def _headers_one_by_one(mem, L: Layout, w: int, w_end: int, k: int, pagesize: in
             yield i, h[0], h[1]
 
 
-def _search_gap(
-    mem, L: Layout, lo: int, hi: int, mapping: Mapping, pagesize: int, search: _Search, enough
-) -> List[MmappedChunk]:
+def _search_gap(search: _Search, lo: int, hi: int, mapping: Mapping, enough) -> List[MmappedChunk]:
     """The mmapped chunks anywhere in [lo, hi), page by page; damaged-looking headers are kept
     as suspects.  Stops when `enough()` says every chunk mp_ counts is found."""
+    mem, L, pagesize = search.mem, search.L, search.pagesize
     out: List[MmappedChunk] = []
     pos = lo
     while pos < hi:
@@ -271,22 +274,28 @@ def _gaps(start: int, end: int, taken: List[Tuple[int, int]], pagesize: int) -> 
     return [(-(-a // pagesize) * pagesize, b) for a, b in out if -(-a // pagesize) * pagesize < b]
 
 
-def find_mmapped(
-    mem,
-    L: Layout,
-    candidates: Iterable[Mapping],
-    mp: Optional[dict],
-    problems: List[Problem],
-    pagesize: int = 4096,
-    exclude: Iterable[Tuple[int, int]] = (),
-    mp_address: int = 0,
-    budget: int = SCAN_BUDGET,
-) -> List[MmappedChunk]:
-    """Every mmapped chunk in the candidate mappings, checked against mp_'s counters.
+@dataclass(frozen=True)
+class MmapScope:
+    """Where to look for mmapped chunks and what to check them against.
 
-    exclude: ranges known to be something else (arena heaps); a mapping that starts in one is
-    skipped, and no search looks inside one."""
-    excl = sorted(exclude)
+    candidates: the mappings that may hold them.  mp: mp_'s fields (n_mmaps and mmapped_mem say
+    how many there must be; None: unknown, every page is searched) and mp_address, where a
+    mismatch is reported.  exclude: ranges known to be something else (arena heaps); a mapping
+    that starts in one is skipped, and no search looks inside one.  budget: the bytes the
+    page-by-page search may read."""
+
+    candidates: Sequence[Mapping]
+    mp: Optional[dict] = None
+    mp_address: int = 0
+    exclude: Sequence[Tuple[int, int]] = ()
+    pagesize: int = 4096
+    budget: int = SCAN_BUDGET
+
+
+def find_mmapped(mem, L: Layout, scope: MmapScope, problems: List[Problem]) -> List[MmappedChunk]:
+    """Every mmapped chunk in `scope`'s candidate mappings, checked against mp_'s counters."""
+    candidates, mp, mp_address, pagesize = scope.candidates, scope.mp, scope.mp_address, scope.pagesize
+    excl = sorted(scope.exclude)
     maps = [
         m
         for m in sorted(candidates, key=lambda m: m.start)
@@ -296,10 +305,10 @@ def find_mmapped(
     out: List[MmappedChunk] = []
     for m in maps:
         out.extend(chunks_in_mapping(mem, L, m, pagesize))
-    search = _Search(budget)
+    search = _Search(mem, L, pagesize, scope.budget)
     search.maps, search.exclude = maps, excl
     if want is None or _counts(out) != want:
-        out = _search_everywhere(mem, L, maps, out, excl, pagesize, search, want)
+        out = _search_everywhere(search, out, want)
     out.sort(key=lambda c: c.address)
     if want is not None and _counts(out) != want:
         problems.append(_mismatch(out, want, search, mp_address))
@@ -318,16 +327,10 @@ def _counts(chunks: List[MmappedChunk]) -> Tuple[int, int]:
 
 
 def _search_everywhere(
-    mem,
-    L: Layout,
-    maps: List[Mapping],
-    found: List[MmappedChunk],
-    excl: List[Tuple[int, int]],
-    pagesize: int,
-    search: _Search,
-    want: Optional[Tuple[int, int]],
+    search: _Search, found: List[MmappedChunk], want: Optional[Tuple[int, int]]
 ) -> List[MmappedChunk]:
-    """`found` and the chunks in every page of the mappings that nothing claims yet."""
+    """`found` and the chunks in every page of the search's mappings that nothing claims yet."""
+    maps, excl, pagesize = search.maps, search.exclude, search.pagesize
     out = list(found)
 
     def enough(more: List[MmappedChunk]) -> bool:
@@ -339,7 +342,7 @@ def _search_everywhere(
             + [r for r in excl if r[0] < m.end and r[1] > m.start]
         )
         for lo, hi in _gaps(m.start, m.end, taken, pagesize):
-            more = _search_gap(mem, L, lo, hi, m, pagesize, search, enough)
+            more = _search_gap(search, lo, hi, m, enough)
             out.extend(more)
             if more and enough([]):
                 return out
@@ -358,7 +361,7 @@ def _mismatch(out: List[MmappedChunk], want: Tuple[int, int], search: _Search, m
         text += " (%#x bytes of anonymous memory were not searched: the search is bounded)" % (
             search.unsearched
         )
-    return Problem(mp_address, text)
+    return Problem(mp_address, ProblemKind.MMAPPED_COUNT, text)
 
 
 # ---- damaged headers -----------------------------------------------------------------------
@@ -426,16 +429,20 @@ def _damage(L: Layout, page: int, prev: int, raw: int, end: int, m: Mapping, pag
     if not size_ok:
         return Problem(
             page + L.size_sz,
+            ProblemKind.CORRUPT_MMAPPED,
             "%s: size field %#x %s" % (where, raw, _size_fault(L, raw, page, end, m, pagesize)),
         )
     if not flags_ok:
         return Problem(
             page + L.size_sz,
+            ProblemKind.CORRUPT_MMAPPED,
             "%s: size field %#x has %s; an mmapped chunk has "
             "IS_MMAPPED alone" % (where, raw, _flag_fault(raw)),
         )
     return Problem(
-        page, "%s: prev_size %#x is not the chunk's offset in its mmap (0 at a page start)" % (where, prev)
+        page,
+        ProblemKind.CORRUPT_MMAPPED,
+        "%s: prev_size %#x is not the chunk's offset in its mmap (0 at a page start)" % (where, prev),
     )
 
 

@@ -4,7 +4,7 @@ alike, and a person (or a JSON consumer) needs the first few and a count, not a 
 import re
 from typing import Dict, Iterable, List, Tuple
 
-from .chunks import Problem
+from .chunks import Problem, ProblemKind
 
 _NUMBER = re.compile(r"0x[0-9a-f]+")
 
@@ -15,13 +15,13 @@ def cause_of(message: str) -> str:
 
 
 def fold_problems(problems: Iterable[Problem], keep: int) -> List[Tuple[Problem, int, int, int]]:
-    """Problems grouped by cause, in order of first appearance: for each cause the first `keep`
-    as (problem, 0, 0, 0), then one (problem, count, first, last) for the rest (count more,
-    at addresses first to last; problem is the first of them)."""
-    groups: Dict[str, list] = {}
+    """Problems grouped by kind and cause, in order of first appearance: for each group the
+    first `keep` as (problem, 0, 0, 0), then one (problem, count, first, last) for the rest
+    (count more, at addresses first to last; problem is the first of them)."""
+    groups: Dict[Tuple[ProblemKind, str], list] = {}
     order = []
     for p in problems:
-        key = cause_of(p.message)
+        key = (p.kind, cause_of(p.message))
         g = groups.get(key)
         if g is None:
             g = groups[key] = [[], None, 0, None, None]

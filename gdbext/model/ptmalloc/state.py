@@ -94,45 +94,10 @@ class ArenaState:
     def chunk_count(self) -> int:
         return sum(len(s) for s in self.heaps)
 
-    def as_dict(self, chunks: bool = False) -> dict:
-        d = {
-            "address": self.address,
-            "main": self.main,
-            "flags": self.flags,
-            "contiguous": self.contiguous,
-            "have_fastchunks": self.have_fastchunks,
-            "top": self.top,
-            "top_size": self.top_size,
-            "last_remainder": self.last_remainder,
-            "next": self.next,
-            "next_free": self.next_free,
-            "attached_threads": self.attached_threads,
-            "system_mem": self.system_mem,
-            "max_system_mem": self.max_system_mem,
-            "heaps": [s.as_dict() for s in self.heaps],
-            "bins": [b.as_dict() for b in self.bin_lists() if len(b)],
-            "totals": self.totals(),
-            "chunk_count": self.chunk_count,
-        }
-        if chunks:
-            d["chunks"] = [_chunk_dict(c) for s in self.heaps for c in s.chunks()]
-        return d
-
-
-def _chunk_dict(c: Chunk) -> dict:
-    return {
-        "address": c.address,
-        "size": c.size,
-        "flags": c.flags,
-        "state": c.state_name,
-        "bin": c.bin,
-        "end": c.end,
-    }
-
 
 class HeapState:
     """Everything analyze() found.  Lists are in address or list order; nothing is lazy but
-    totals.  `problems` holds every inconsistency as Problem(address, message)."""
+    totals.  `problems` holds every inconsistency as Problem(address, kind, message)."""
 
     def __init__(self, layout: Layout):
         self.layout = layout
@@ -237,20 +202,3 @@ class HeapState:
 
     def malloc_info(self) -> MallocInfo:
         return compute_malloc_info(self)
-
-    def as_dict(self, chunks: bool = False) -> dict:
-        L = self.layout
-        return {
-            "layout": {
-                "version": list(L.version) if L.version else None,
-                "source": L.source,
-                "pointer_size": L.pointer_size,
-            },
-            "arenas": [a.as_dict(chunks) for a in self.arenas],
-            "tcache": [t.as_dict() for t in self.tcache.values()],
-            "mmapped": [m.as_dict(L) for m in self.mmapped],
-            "mp": self.mp,
-            "mp_address": self.mp_address,
-            "mallinfo2": self.mallinfo2()._asdict(),
-            "problems": [{"address": p.address, "message": p.message} for p in self.problems],
-        }

@@ -1,0 +1,59 @@
+"""A thread running on a stack the program took from malloc (pthread_attr_setstack) above the
+mmap threshold: the stack lives inside an mmapped chunk of its own.  The heap model must find
+that chunk (it used to skip every mapping a thread's stack overlaps, then reported a false
+"found 0 mmapped chunks but mp_ counts 1"), and vmmap must still show the stack inside it.
+
+Oracles: the demo's own facts (the block malloc returned, its size, pthread_getattr_np's stack)
+and, with libc's debug symbols, glibc's own counters in mp_ read by gdb's `print`."""
+
+import os
+
+import pytest
+
+from tests.harness import demo
+
+NO_LIBC_DEBUG = "set debug-file-directory /nonexistent"
+PAGE = 4096
+
+
+def _session(gdb_session, tmp_path, symbols, core):
+    init = [] if symbols else [NO_LIBC_DEBUG]
+    live = gdb_session(demo("heap_stacks"), extra_init=init)
+    live.run_to("stacks")
+    if not core:
+        return live
+    path = str(tmp_path / "hs.core")
+    live.cmd(f"gcore {path}", timeout=120)
+    assert os.path.exists(path)
+    g = gdb_session(demo("heap_stacks"), extra_init=init)
+    g.facts = dict(live.facts)
+    g.cmd(f"core-file {path}", timeout=120)
+    return g
+
+
+@pytest.mark.parametrize("core", [False, True], ids=["live", "core"])
+@pytest.mark.parametrize("symbols", [True, False], ids=["symbols", "no-symbols"])
+def test_a_thread_stack_in_an_mmapped_chunk_is_that_chunk(gdb_session, tmp_path, symbols, core):
+    g = _session(gdb_session, tmp_path, symbols, core)
+    f = g.facts
+    doc = g.json("heapchunks --json --state mmapped")
+    assert doc.get("problems", []) == [], doc.get("problems")
+    users = [c["user_address"] for c in doc["mmapped"]]
+    assert f["big.buffer"] in users, (hex(f["big.buffer"]), [hex(u) for u in users])
+    chunk = next(c for c in doc["mmapped"] if c["user_address"] == f["big.buffer"])
+    # the chunk holds the whole block the program asked for, and no more than a page beyond
+    assert f["big.size"] <= chunk["size"] - 16 < f["big.size"] + PAGE, chunk
+    if symbols:
+        assert len(doc["mmapped"]) == int(g.cmd("print mp_.n_mmaps").split("=")[-1])
+    # vmmap: the stack (pthread_getattr_np's range) is a thread-stack region inside the chunk
+    regs = g.json("vmmap --json")["regions"]
+    stack = [r for r in regs if r["kind"] == "thread-stack" and r["tid"] == f["big.tid"]]
+    assert len(stack) == 1, stack
+    low, high = f["big.stack_addr"], f["big.stack_addr"] + f["big.stack_size"]
+    if symbols:  # struct pthread: the block the program gave
+        assert (stack[0]["start"], stack[0]["end"]) == (low, high)
+    else:  # the malloc chunk holding it: its user memory
+        assert stack[0]["start"] == low and high <= stack[0]["end"] < high + PAGE
+    around = [r for r in regs if r["kind"] == "mmap-chunk" and r["start"] < f["big.stack_addr"] + f["big.stack_size"]
+              and r["end"] > chunk["address"]]
+    assert around and around[0]["start"] == chunk["address"], around
