@@ -117,7 +117,7 @@ def gdb_colour_sgr(value: object, background: bool) -> str:
         return f"{base + 8};5;{int(text)}"
     if text.startswith("#") and len(text) == 7:
         try:
-            r, g, b = (int(text[i:i + 2], 16) for i in (1, 3, 5))
+            r, g, b = (int(text[i : i + 2], 16) for i in (1, 3, 5))
         except ValueError:
             return ""
         return f"{base + 8};2;{r};{g};{b}"
@@ -180,14 +180,24 @@ def token_sgr(token: Optional[str], style_name: str, read_gdb: Optional[GdbStyle
     if style_name == DEFAULT_STYLE or pygments_missing(style_name):
         code = BASIC.get(token)
         if token in GDB_STYLES:  # no gdb to ask (unit tests): gdb's defaults
-            code = {"address": "34", "function": "33", "file": "32", "header": "1",
-                    "title": "1", "muted": "2"}[token]
+            code = {
+                "address": "34",
+                "function": "33",
+                "file": "32",
+                "header": "1",
+                "title": "1",
+                "muted": "2",
+            }[token]
         return f"\x1b[{code}m" if code else ""
     return _pygments_sgr(style_name, token)
 
 
-def paint(pieces: Iterable[Tuple[str, Optional[str]]], colour: bool,
-          style_name: str = DEFAULT_STYLE, read_gdb: Optional[GdbStyleReader] = None) -> str:
+def paint(
+    pieces: Iterable[Tuple[str, Optional[str]]],
+    colour: bool,
+    style_name: str = DEFAULT_STYLE,
+    read_gdb: Optional[GdbStyleReader] = None,
+) -> str:
     """The pieces as one string. With colour, only a piece that has a token is coloured, and
     its colour is reset right after it, so no colour runs on past a piece or a line."""
     pieces = list(pieces)

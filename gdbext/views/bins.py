@@ -96,8 +96,11 @@ def text(heap, tcaches, arenas, kinds) -> Iterator[Item]:
         if not lists and not any(k != "tcache" for k in kinds):
             continue
         n = sum(len(b) for b in lists)
-        what = f"{fmt.plural(n, 'free chunk')} in bins" if filtered is None else (
-            f"{fmt.plural(n, f'{filtered} chunk')}" if n else f"no {filtered} chunks")
+        what = (
+            f"{fmt.plural(n, 'free chunk')} in bins"
+            if filtered is None
+            else (f"{fmt.plural(n, f'{filtered} chunk')}" if n else f"no {filtered} chunks")
+        )
         yield line(f"{arena_name(heap, a)}: {what}", "title")
         yield from list_lines(L, lists)
         shown += len(lists)
@@ -131,8 +134,9 @@ def kinds_words(kinds) -> str:
 def other_chunks(tcaches, arenas, kinds) -> int:
     """Free chunks of the threads' tcaches and the arenas shown in the kinds not asked for."""
     n = 0 if "tcache" in kinds else sum(len(b) for t in tcaches for b in t.bins)
-    return n + sum(len(b) for a in arenas for k in KINDS if k != "tcache" and k not in kinds
-                   for b in arena_lists(a, k))
+    return n + sum(
+        len(b) for a in arenas for k in KINDS if k != "tcache" and k not in kinds for b in arena_lists(a, k)
+    )
 
 
 def list_lines(layout, lists) -> List[Item]:

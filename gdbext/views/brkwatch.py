@@ -208,8 +208,9 @@ def log_body(log: M.BrkLog, events: Sequence[M.BrkEvent], st: dict) -> dict:
     }
 
 
-def log_items(log: M.BrkLog, events: Sequence[M.BrkEvent], on: bool,
-              kinds: Optional[Sequence[str]] = None) -> Iterator[Item]:
+def log_items(
+    log: M.BrkLog, events: Sequence[M.BrkEvent], on: bool, kinds: Optional[Sequence[str]] = None
+) -> Iterator[Item]:
     """The log's notes, the events asked for (each row followed by its frames), the summary,
     the mmap_threshold changes and how many older events were not kept. `kinds`: the --kind
     values asked for, so an empty answer names them instead of saying nothing was recorded."""
@@ -218,9 +219,12 @@ def log_items(log: M.BrkLog, events: Sequence[M.BrkEvent], on: bool,
     if not events and log.events and kinds:
         asked = " or ".join(dict.fromkeys(kinds))
         others = ", ".join(f"{k} {n}" for k, n in M.counts_by_kind(log.events).items())
-        yield line(said(
-            f"no {asked} events among the {fmt.plural(len(log.events), 'event')} recorded ({others}); "
-            "'brkwatch log' shows them all"))
+        yield line(
+            said(
+                f"no {asked} events among the {fmt.plural(len(log.events), 'event')} recorded ({others}); "
+                "'brkwatch log' shows them all"
+            )
+        )
         return
     if not events:
         state = "on" if on else "off ('brkwatch on' starts recording)"
