@@ -60,7 +60,7 @@ class Gdb:
             argv += ["-ex", f"source {LOADER}"]
         if program:
             argv += ["--args", program, *map(str, args)]
-        e = dict(os.environ, TERM="dumb", **(env or {}))
+        e = {**os.environ, "TERM": "dumb", **(env or {})}  # env may set TERM too
         self.child = pexpect.spawn(shutil.which("gdb") or "gdb", argv, encoding="utf-8",
                                    codec_errors="replace", timeout=timeout, env=e,
                                    dimensions=(500, 1000), echo=False)

@@ -4,6 +4,9 @@ import importlib
 
 import gdb
 
+from ..render import style
+from . import base
+
 # module name -> command classes; imported on registration, which stays cheap (no pygments).
 SETTINGS = ("color", "style", "debug")
 COMMAND_MODULES = ("vmmap", "heapchunks", "arenas", "bins", "chunk", "threadstacks", "brkwatch")
@@ -81,8 +84,19 @@ def register():
         "auto",
         ["auto", "on", "off"],
     )
-    _Param("style", gdb.PARAM_STRING, "the pygments style that colours gdbext output", "monokai")
+    # An enum, so an unknown name gets gdb's own "Undefined item" error and <Tab> lists them.
+    _Param(
+        "style",
+        gdb.PARAM_ENUM,
+        "how gdbext colours its output (gdb: gdb's 'set style' and the terminal's colours; "
+        "or a pygments style)",
+        style.DEFAULT_STYLE,
+        [style.DEFAULT_STYLE] + [n for n in style.pygments_styles() if n != style.DEFAULT_STYLE],
+    )
     _Param("debug", gdb.PARAM_BOOLEAN, "whether gdbext shows Python tracebacks of its own errors", False)
+    # The colour decision compares the page size with the prompt's (commands/base.py).
+    base.note_prompt()
+    gdb.events.before_prompt.connect(base.note_prompt)
     for cls in classes:
         cls()  # top-level name: vmmap
         cls(f"gdbext {cls.name}")  # and under the prefix, so 'help gdbext' lists it

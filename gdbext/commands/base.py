@@ -5,11 +5,11 @@ import contextlib
 import os
 import sys
 import traceback
-from typing import Iterable, List, NamedTuple, Optional
+from typing import Iterable, List, NamedTuple, Optional, Tuple
 
 import gdb
 
-from ..render import style
+from ..render import jsonout, style
 from ..render.escape import printable
 from ..render.table import Table, wrap_line
 from ..inferior.errors import UserError
@@ -317,32 +317,94 @@ def setting(name: str, default=None):
         return default
 
 
-def colour_enabled() -> bool:
+# (height, width) as gdb had them at the last prompt; see _redirected.
+_prompt_page: Optional[Tuple[object, object]] = None
+_hint_shown = False
+
+
+def note_prompt() -> None:
+    """gdb.events.before_prompt: remember the page size outside any redirection."""
+    global _prompt_page
+    _prompt_page = _page_size()
+
+
+def _page_size() -> Tuple[object, object]:
     try:
-        enabled = gdb.parameter("style enabled")
+        return gdb.parameter("height"), gdb.parameter("width")
     except (gdb.error, RuntimeError):
-        enabled = False
+        return None, None
+
+
+def _redirected() -> bool:
+    """Whether this command's output is captured by gdb: `pipe`, `gdb.execute(...,
+    to_string=True)`, `thread apply`. gdb runs such a command in batch mode with an unlimited
+    page (execute_fn_to_ui_file's set_batch_flag_and_restore_page_info); gdb.write goes to the
+    capture, and gdb does not style its own output there. No Python API says where gdb.write
+    goes before gdb 17 (gdb.Style), so the page size is compared with the last prompt's: both
+    unlimited now and not both then means a capture. With `set height 0` and `set width 0` at
+    the prompt a capture cannot be told from the terminal (a known gap: then `set gdbext color
+    off`, or `auto` with either limit set)."""
+    now = _page_size()
+    return now == (None, None) and _prompt_page is not None and _prompt_page != (None, None)
+
+
+def _logging_redirected() -> bool:
+    """`set logging redirect on` with logging enabled: output goes to the log file only."""
+    try:
+        if not gdb.parameter("logging redirect"):
+            return False
+    except (gdb.error, RuntimeError):
+        return False
+    try:
+        return bool(gdb.parameter("logging enabled"))  # gdb 12 and later
+    except (gdb.error, RuntimeError):
+        text = gdb.execute("show logging", to_string=True)  # gdb 10, 11: 'Currently logging to'
+        return "currently logging" in text.lower()
+
+
+def colour_enabled() -> bool:
+    """Colour this command's output? `set gdbext color on|off` decides; `auto` colours where
+    gdb would style its own output: styling on, gdb's stdout a terminal, and this command's
+    output not captured (pipe, to_string, thread apply) nor redirected to a log file."""
     mode = setting("color", "auto")
-    if mode == "off":
+    if mode == "off" or os.environ.get("NO_COLOR"):
         return False
     if mode == "on":
-        return not os.environ.get("NO_COLOR")
+        return True
+    try:
+        if not gdb.parameter("style enabled"):
+            return False
+    except (gdb.error, RuntimeError):
+        return False
+    return to_terminal()
+
+
+def to_terminal() -> bool:
+    """Whether this command's output goes to a terminal: gdb's stdout is one, and gdb neither
+    captures the output (pipe, to_string, thread apply) nor sends it to a log file only."""
     try:
         tty = os.isatty(sys.__stdout__.fileno())  # type: ignore[union-attr]
     except (AttributeError, ValueError, OSError):
         tty = False
-    return style.colour_wanted(enabled, tty)
+    return tty and not _redirected() and not _logging_redirected()
+
+
+def _gdb_style(name: str, part: str):
+    try:
+        return gdb.parameter(f"style {name} {part}")
+    except (gdb.error, RuntimeError):
+        return None
 
 
 def terminal_width() -> Optional[int]:
     """The columns a table may take: gdb's `set width` (the terminal's unless the user set it),
-    None when it is unlimited or the output is not a terminal (a pipe, batch mode)."""
+    None when it is unlimited or the output does not go to a terminal (`to_terminal`: a pipe,
+    `to_string`, a log file, batch mode)."""
     try:
         width = gdb.parameter("width")
-        tty = os.isatty(sys.__stdout__.fileno())  # type: ignore[union-attr]
-    except (gdb.error, RuntimeError, AttributeError, ValueError, OSError):
+    except (gdb.error, RuntimeError):
         return None
-    if not tty or not isinstance(width, int) or width <= 0:
+    if not isinstance(width, int) or width <= 0 or not to_terminal():
         return None
     return width
 
@@ -368,9 +430,18 @@ class Output:
     """Collects styled lines; written through gdb.write so the pager and Ctrl-C work."""
 
     def __init__(self):
+        global _hint_shown
+        self.style_name = setting("style", style.DEFAULT_STYLE) or style.DEFAULT_STYLE
         self.colour = colour_enabled()
-        self.style_name = setting("style", "monokai") or "monokai"
         self.width = terminal_width()  # tables fit it; None: no limit
+        self._gdb_styles: dict = {}  # (style, part) -> gdb's setting, read once per command
+        if self.colour:
+            hint = style.pygments_missing(self.style_name)
+            if hint:
+                self.colour = False
+                if not _hint_shown:
+                    _hint_shown = True
+                    gdb.write(hint + "\n", gdb.STDERR)
 
     def line(self, pieces=()):
         if isinstance(pieces, str):
@@ -378,7 +449,13 @@ class Output:
         # Every line passes here: escape what the inferior named (control characters).
         pieces = [(printable(text), token) for text, token in pieces]
         for part in wrap_line(pieces, self.width):  # between words, never inside one
-            gdb.write(style.paint(part, self.colour, self.style_name) + "\n")
+            gdb.write(style.paint(part, self.colour, self.style_name, self._gdb_style) + "\n")
+
+    def _gdb_style(self, name: str, part: str):
+        key = (name, part)
+        if key not in self._gdb_styles:
+            self._gdb_styles[key] = _gdb_style(name, part)
+        return self._gdb_styles[key]
 
     def table(self, table):
         for pieces in table.lines(self.width):
@@ -454,19 +531,35 @@ class GdbextCommand(gdb.Command):
             hint = ""
             if _Spec(self.parser).expression and "unrecognized arguments: -" in str(e):
                 hint = "; put '--' before an expression that starts with '-'"
-            raise gdb.GdbError(f"{self.name}: {e}{hint}; see 'help {self.name}'") from None
+            message = f"{self.name}: {e}{hint}; see 'help {self.name}'"
+            if "--json" in arg.split():
+                self._json_error(message)
+            raise gdb.GdbError(message) from None
         try:
             if self.reads_stopped_process:
                 _require_stopped()
             self.run(args, Output())
         except KeyboardInterrupt:
+            if getattr(args, "json", False):
+                self._json_error(f"{self.name}: interrupted")
             gdb.write(f"{self.name}: interrupted\n")
         except Exception as e:
             # gdb prints a GdbError as its bare message whatever its cause, so the traceback
             # that `set gdbext debug on` promises is written here, to stderr, before the line.
             if _debug():
                 gdb.write(traceback.format_exc(), gdb.STDERR)
-            raise gdb.GdbError(printable(self._one_line(e))) from None
+            message = printable(self._one_line(e))
+            if getattr(args, "json", False):
+                self._json_error(message)
+            raise gdb.GdbError(message) from None
+
+    def _json_error(self, message: str) -> None:
+        """--json asked and the output goes to a program (a file, a pipe, `pipe`, a log), not a
+        terminal: the error as a JSON document on stdout, so what a script reads always parses.
+        gdb still prints the line on stderr and `gdb -batch` still exits 1; on a terminal that
+        line is all a user sees, as for any gdb command."""
+        if not to_terminal():
+            gdb.write(jsonout.error_document(self.name, message) + "\n")
 
     def _one_line(self, e: Exception) -> str:
         """The error as one sentence starting with the command's name; never a traceback."""

@@ -1,10 +1,13 @@
 """bins: every non-empty free list — each thread's tcache and each arena's bins."""
 
+import gdb
+
 from ..render import jsonout
 from ..inferior.errors import UserError
 from ..inferior.process import Target
 from ..views import bins as bins_view
 from ..views.bins import KINDS
+from ..views.threadstacks import no_threads_message
 from .base import GdbextCommand
 from .lazy_inferior import heap_view, target_json
 
@@ -36,10 +39,9 @@ class Bins(GdbextCommand):
         if args.thread is not None:
             known = {t for t in view.thread_arena} | {t.label for t in tcaches}
             if args.thread not in known:
-                raise UserError(
-                    f"thread {args.thread} has no tcache or arena that gdbext can "
-                    f"find; 'info threads' lists the threads"
-                )
+                if args.thread not in _thread_numbers():  # worded as threadstacks words it
+                    raise UserError(no_threads_message([str(args.thread)]))
+                raise UserError(f"thread {args.thread} has no tcache or arena that gdbext can find")
             tcaches = [t for t in tcaches if t.label == args.thread]
             arena = view.thread_arena.get(args.thread)
             arenas = [a for a in arenas if a.address == arena] if arena else []
@@ -51,6 +53,11 @@ class Bins(GdbextCommand):
             )
             return
         out.emit(bins_view.text(view, tcaches, arenas, kinds))
+
+
+def _thread_numbers() -> set:
+    """gdb's numbers of the selected inferior's threads."""
+    return {t.num for t in gdb.selected_inferior().threads()}
 
 
 COMMANDS = (Bins,)

@@ -123,7 +123,7 @@ class BrkWatch(GdbextCommand):
                 )
             )
             return
-        out.emit(brk_views.log_items(log, events, watcher.on, out.width))
+        out.emit(brk_views.log_items(log, events, watcher.on, args.kind, out.width))
 
 
 COMMANDS = (BrkWatch,)

@@ -4,7 +4,7 @@ from ..render import jsonout
 from ..inferior.errors import UserError
 from ..inferior.process import Target
 from ..views import threadstacks as stacks_views
-from ..views.threadstacks import no_threads_text, short as _short
+from ..views.threadstacks import no_threads_message, short as _short
 from .base import GdbextCommand
 from .lazy_inferior import target_json, stack_rows
 
@@ -75,7 +75,7 @@ class ThreadStacks(GdbextCommand):
         rows = stack_rows(target, wanted)
         unmatched = wanted.unmatched(r.num for r in rows) if wanted else []
         if unmatched and not rows:
-            raise UserError(no_threads_text(unmatched) + "; 'info threads' lists them")
+            raise UserError(no_threads_message(unmatched))
         if args.json:
             out.json(
                 jsonout.document(

@@ -146,8 +146,11 @@ def _layout(headers, align, rows, limits, notes, width, starts=frozenset()) -> L
         out.append(line)
     for n in notes:
         n = printable(n)
-        parts = textwrap.wrap(n, width, subsequent_indent="  ", break_long_words=False,
-                                   break_on_hyphens=False) if width else [n]
+        parts = (
+            textwrap.wrap(n, width, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
+            if width
+            else [n]
+        )
         out.extend([(p, "muted")] for p in parts or [""])
     out = [_rstrip(line) for line in out]
     return [cut_line(line, width) for line in out] if width else out
@@ -182,8 +185,9 @@ def _shared_prefix(headers, rows, col: int) -> None:
         return
     prefix = found[0][:p]
     header = f"{headers[col]} (0x{prefix}{ELLIPSIS})"
-    new = [(_SHORT.sub(lambda m: m.group(1)[p:], r[col][0]), r[col][1]) if col < len(r) else None
-           for r in rows]
+    new = [
+        (_SHORT.sub(lambda m: m.group(1)[p:], r[col][0]), r[col][1]) if col < len(r) else None for r in rows
+    ]
     before = max([display_width(headers[col])] + [display_width(r[col][0]) for r in rows if col < len(r)])
     after = max([display_width(header)] + [display_width(c[0]) for c in new if c is not None])
     if after >= before:

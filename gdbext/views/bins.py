@@ -76,6 +76,8 @@ def text(heap, tcaches, arenas, kinds) -> Iterator[Item]:
     state, L = heap.state, heap.layout
     yield from header_items(heap)
     shown = 0
+    # "fast or unsorted" when some kinds were asked for: then an empty answer is not "empty bins".
+    filtered = None if set(kinds) >= set(KINDS) else kinds_words(kinds)
     if "tcache" in kinds:
         if not L.has_tcache:
             yield line("this glibc has no tcache")
@@ -93,9 +95,13 @@ def text(heap, tcaches, arenas, kinds) -> Iterator[Item]:
         lists = [b for k in kinds if k != "tcache" for b in arena_lists(a, k) if len(b)]
         if not lists and not any(k != "tcache" for k in kinds):
             continue
-        yield line(
-            f"{arena_name(heap, a)}: {fmt.plural(sum(len(b) for b in lists), 'free chunk')} in bins", "title"
+        n = sum(len(b) for b in lists)
+        what = (
+            f"{fmt.plural(n, 'free chunk')} in bins"
+            if filtered is None
+            else (f"{fmt.plural(n, f'{filtered} chunk')}" if n else f"no {filtered} chunks")
         )
+        yield line(f"{arena_name(heap, a)}: {what}", "title")
         yield from list_lines(L, lists)
         shown += len(lists)
     if (
@@ -110,9 +116,27 @@ def text(heap, tcaches, arenas, kinds) -> Iterator[Item]:
             "no free chunk in the arenas' bins, and no thread's tcache was found: "
             "chunks freed to a tcache show as used"
         )
+    elif not shown and filtered is not None:
+        others = other_chunks(tcaches, arenas, kinds)
+        elsewhere = f"; {fmt.plural(others, 'free chunk')} in the other bins ('bins' lists them)"
+        yield line(f"no {filtered} chunks" + (elsewhere if others else ""))
     elif not shown:
         yield line("all bins are empty")
     yield from problem_items(state.problems)
+
+
+def kinds_words(kinds) -> str:
+    """('fast', 'unsorted') -> 'fast or unsorted'; ('tcache', 'fast', 'small') -> 'tcache, fast or small'."""
+    kinds = [k for k in KINDS if k in kinds]
+    return kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} or {kinds[-1]}"
+
+
+def other_chunks(tcaches, arenas, kinds) -> int:
+    """Free chunks of the threads' tcaches and the arenas shown in the kinds not asked for."""
+    n = 0 if "tcache" in kinds else sum(len(b) for t in tcaches for b in t.bins)
+    return n + sum(
+        len(b) for a in arenas for k in KINDS if k != "tcache" and k not in kinds for b in arena_lists(a, k)
+    )
 
 
 def list_lines(layout, lists) -> List[Item]:

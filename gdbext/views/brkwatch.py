@@ -211,13 +211,28 @@ def log_body(log: M.BrkLog, events: Sequence[M.BrkEvent], st: dict) -> dict:
 
 
 def log_items(
-    log: M.BrkLog, events: Sequence[M.BrkEvent], on: bool, width: Optional[int] = None
+    log: M.BrkLog,
+    events: Sequence[M.BrkEvent],
+    on: bool,
+    kinds: Optional[Sequence[str]] = None,
+    width: Optional[int] = None,
 ) -> Iterator[Item]:
     """The log's notes, the events asked for (each row followed by its frames, the table fitted
     to `width`), the summary, the mmap_threshold changes and how many older events were not
-    kept."""
+    kept. `kinds`: the --kind values asked for, so an empty answer names them instead of saying
+    nothing was recorded."""
     for n in log.notes:
         yield [("note: ", "muted"), (n, None)]
+    if not events and log.events and kinds:
+        asked = " or ".join(dict.fromkeys(kinds))
+        others = ", ".join(f"{k} {n}" for k, n in M.counts_by_kind(log.events).items())
+        yield line(
+            said(
+                f"no {asked} events among the {fmt.plural(len(log.events), 'event')} recorded ({others}); "
+                "'brkwatch log' shows them all"
+            )
+        )
+        return
     if not events:
         state = "on" if on else "off ('brkwatch on' starts recording)"
         yield line(said(f"no events recorded; brkwatch is {state}"))

@@ -22,6 +22,12 @@ def no_threads_text(unmatched) -> str:
     return f"no thread{'s' if plural else ''} {shown}{more}"
 
 
+def no_threads_message(unmatched) -> str:
+    """The error for thread numbers that name no thread gdb knows, worded once for every
+    command that takes them (threadstacks THREAD..., bins --thread N)."""
+    return no_threads_text(unmatched) + "; 'info threads' lists them"
+
+
 def document_body(rows, unmatched: List[str]) -> dict:
     """The --json keys after the target's: threads, not_found, warnings."""
     return {

@@ -1,5 +1,6 @@
 """Loading gdbext into gdb (issue 12, items 2 and 4): a second copy is not silently ignored, and
-without pygments the commands print plain output and one hint instead of an internal error."""
+without pygments the default style still colours, and a pygments style gives plain output and
+one hint instead of an internal error."""
 
 import os
 import shutil
@@ -41,15 +42,33 @@ def test_the_same_copy_twice_is_silent():
     assert "vmmap" in p.stdout
 
 
-def test_without_pygments_commands_print_plain_output_and_one_hint(gdb_session):
+def test_without_pygments_the_default_style_colours_and_pygments_styles_are_refused(gdb_session):
+    """The default style ("gdb", issue 12 item 9) needs no pygments: without it the commands
+    still colour, with no hint, and only the styles that exist can be chosen."""
     g = gdb_session(demo("thread_stacks"), extra_init=[
         "set style enabled on", "python import sys; sys.modules['pygments'] = None"])
     g.run_to("threads")
+    g.cmd("set gdbext color on")
+    text = g.cmd("threadstacks")
+    assert_clean(text)
+    assert "pygments" not in text and "\x1b[" in text, repr(text)
+    assert g.cmd("set gdbext style monokai").strip() == 'Undefined item: "monokai".'
+
+
+def test_a_pygments_style_without_pygments_prints_plain_output_and_one_hint(gdb_session):
+    """A pygments style chosen, then pygments unimportable: plain output and one hint, not an
+    internal error on every command (issue 12, item 4)."""
+    g = gdb_session(demo("thread_stacks"), extra_init=["set style enabled on"])
+    g.run_to("threads")
+    g.cmd("set gdbext style monokai")
+    g.cmd("set gdbext color on")
+    g.cmd("python import sys; sys.modules['pygments'] = None")
     text = g.cmd("threadstacks")
     assert_clean(text)
     assert "\x1b[" not in text, repr(text)
     hints = [line for line in text.splitlines() if "pygments" in line]
     assert len(hints) == 1 and hints[0].startswith("gdbext: "), text
+    assert "'set gdbext style gdb'" in hints[0], hints
     assert any(line.startswith("thread") for line in text.splitlines()), text
     for again in ("vmmap", "set gdbext color on", "vmmap --kind stack"):
         text = g.cmd(again)

@@ -191,8 +191,11 @@ def test_bins_text_one_line_per_list(real):
     assert f"  tcache[{first.index}] size {bin_chunk_size(heap.layout, 'tcache', first.index):#x}: " \
            f"count {first.count}, " in text
     assert "arena 1 (non-main) at " in text and "all bins are empty" not in text
-    empty = plain_text(bins_views.text(heap, [], [], ["large"]))
+    empty = plain_text(bins_views.text(heap, [], [], bins_views.KINDS))
     assert "all bins are empty" in empty
+    # filtered, an empty answer names what was asked for (issue 12, item 11)
+    empty = plain_text(bins_views.text(heap, [], [], ["large"]))
+    assert empty.rstrip().endswith("no large chunks") and "all bins are empty" not in empty
 
 
 # ---- chunk ----
