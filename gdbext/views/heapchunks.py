@@ -8,8 +8,9 @@ model's arrays; they yield raw text in pieces, so the command writes them as the
 import json
 import sys
 from array import array
+from bisect import bisect_left
 from itertools import compress, repeat
-from operator import add, and_, lshift, mod, or_
+from operator import add, and_, lshift, or_
 from typing import Iterator, List, Optional, Set
 
 from ..model.ptmalloc.chunks import STATES
@@ -118,7 +119,15 @@ def document_all(heap, target_doc: dict, arenas, with_mmapped: bool) -> Iterator
         )
 
     templates = [template(k, "null") for k in range(nkeys)]
-    by_label: dict = {}  # bin label -> its templates, made when first needed
+    # (bin label or None, key) -> template: a chunk in a bin (only those have these states)
+    # names it
+    labelled = _Made(
+        lambda got: (
+            template(got[1], json.dumps(got[0]).replace("%", "%%"))
+            if got[0] is not None and _IN_BIN[got[1] >> 3]
+            else templates[got[1]]
+        )
+    )
     mm = [c.as_dict(heap.layout) for c in heap.state.mmapped] if with_mmapped else []
     head = _head(heap, target_doc, mm)
     yield head[:-1] + ',"arenas":['
@@ -130,25 +139,19 @@ def document_all(heap, target_doc: dict, arenas, with_mmapped: bool) -> Iterator
             for lo in range(0, len(seg.addrs), BATCH):
                 addrs, raws = seg.addrs[lo : lo + BATCH], seg.raws[lo : lo + BATCH]
                 states = seg.states[lo : lo + BATCH]
-                keys = list(map(or_, map(lshift, states, repeat(3)), map(and_, raws, repeat(7))))
-                rows = list(map(templates.__getitem__, keys))
-                # the chunks in a bin (only those have these states) name it
-                for i in compress(range(len(keys)), states.translate(_IN_BIN)):
-                    label = bins.get(lo + i)
-                    if label is None:
-                        continue
-                    named = by_label.get(label)
-                    if named is None:
-                        named = by_label[label] = [None] * nkeys
-                    t = named[keys[i]]
-                    if t is None:
-                        t = named[keys[i]] = template(keys[i], json.dumps(label).replace("%", "%%"))
-                    rows[i] = t
-                rows = list(
-                    map(mod, rows, zip(addrs, map(and_, raws, repeat(~7)), map(add, addrs, repeat(hdr))))
-                )
+                keys = map(or_, map(lshift, states, repeat(3)), map(and_, raws, repeat(7)))
+                if bins:
+                    named = zip(map(bins.get, range(lo, lo + len(addrs))), keys)
+                    rows = list(map(labelled.__getitem__, named))
+                else:
+                    rows = list(map(templates.__getitem__, keys))
                 if rows:
-                    yield sep + ",".join(rows)
+                    # one % over the batch: no tuple, call and string per row
+                    args: list = [0] * (3 * len(rows))
+                    args[0::3] = addrs
+                    args[1::3] = map(and_, raws, repeat(~7))
+                    args[2::3] = map(add, addrs, repeat(hdr))
+                    yield sep + ",".join(rows) % tuple(args)
                     sep = ","
         yield "]}"
     yield "]}\n"
@@ -313,7 +316,7 @@ def table(
 def rows_fast(heap, seg) -> Iterator[str]:
     """One heap's table without colour, filter or limit: the same lines as through Table,
     made a batch at a time at C speed, the data column from the two words after each
-    header that the heap walk kept."""
+    header that the heap walk kept: every column of a batch laid out at once (see below)."""
     n = len(seg.addrs)
     if not n:
         return
@@ -339,52 +342,114 @@ def rows_fast(heap, seg) -> Iterator[str]:
         + ([len(preview(bytes(PREVIEW))[0])] if len(special) < n else [])
     )
     addr_w = max(len("user address"), len(fmt.address(0)))
-    fmt_line = "%%-%ds  %%%ds  %%-5s  %%-%ds  %%-%ds  %%-%ds  %%s" % (addr_w, size_w, state_w, addr_w, data_w)
+    widths = (addr_w, size_w, 5, state_w, addr_w, data_w)
+    fmt_line = "%%-%ds  %%%ds  %%-%ds  %%-%ds  %%-%ds  %%-%ds  %%s" % widths
     yield (fmt_line % ("address", "size", "flags", "state", "user address", "data", "")).rstrip() + "\n"
-    code = seg.fds.typecode
     address = "0x%%0%dx" % (len(fmt.address(0)) - 2)
+    # Every row but the special ones is as wide as the others: a batch is laid out in one
+    # bytearray, each column's characters copied into place a position at a time (a strided
+    # slice per character, at C speed), the addresses and data from hex() of the arrays'
+    # bytes; the special rows are then laid out one by one and put in their place.
+    hexw = 2 * seg.fds.itemsize  # hex digits of a word
+    fixed_w = 2 + 5 + 2 + state_w + 2  # "  flags  state  "
+    c_size = addr_w + 2
+    c_fixed = c_size + size_w
+    c_user = c_fixed + fixed_w + 2
+    c_data = c_user + hexw + 2
+    c_text = c_data + data_w + 2
+    width = c_text + PREVIEW + 1
+    blank = bytearray(b" " * width)
+    blank[0:2] = blank[c_user - 2 : c_user] = b"0x"
+    blank[-1:] = b"\n"
+    sizes = _Made(("%%#%dx" % size_w).__mod__)  # size -> its column
+    nkeys = len(STATES) << 3
+
+    def fixed(key: int, state_text: str) -> bytes:
+        text = "  %s  %s  " % (_FLAG_LETTERS[key & 7].ljust(5), state_text.ljust(state_w))
+        return text.encode("ascii") if text.isascii() and len(text) == fixed_w else b""
+
+    by_key = [fixed(k, STATES[k >> 3]) for k in range(nkeys)]
+    labelled = _Made(  # (bin label or None, key) -> its fixed text, as document_all's
+        lambda got: (
+            fixed(got[1], STATES[got[1] >> 3] + " " + got[0])
+            if got[0] and _IN_BIN[got[1] >> 3]
+            else by_key[got[1]]
+        )
+    )
+    code = seg.fds.typecode
     todo = sorted(special)
-    j = 0
     for lo in range(0, n, BATCH):
         hi = min(n, lo + BATCH)
         m = hi - lo
         a, r, st = addrs[lo:hi], raws[lo:hi], states[lo:hi]
-        state_text = list(map(STATES.__getitem__, st))
-        for i in compress(range(m), st.translate(_IN_BIN)):
-            label = bins.get(lo + i)
-            if label:
-                state_text[i] = STATES[st[i]] + " " + label
+        keys = map(or_, map(lshift, st, repeat(3)), map(and_, r, repeat(7)))
+        if bins:
+            fixeds = list(map(labelled.__getitem__, zip(map(bins.get, range(lo, hi)), keys)))
+        else:
+            fixeds = list(map(by_key.__getitem__, keys))
+        odd = todo[bisect_left(todo, lo) : bisect_left(todo, hi)]
+        if b"" in fixeds:  # a label that is not plain ASCII: laid out as the special rows
+            odd = sorted(set(odd).union(lo + i for i, f in enumerate(fixeds) if not f))
+            fixeds = [f or b" " * fixed_w for f in fixeds]
+        out = blank * m
+        user = array(code, map(add, a, repeat(hdr)))
         fds, bks = seg.fds[lo:hi], seg.bks[lo:hi]
         words = array(code, bytes(2 * m * fds.itemsize))
         words[0::2], words[1::2] = fds, bks
-        text = words.tobytes().translate(_PRINTABLE).decode("ascii")
-        if sys.byteorder == "little":  # print each word's bytes in memory order
-            fds.byteswap()
-            bks.byteswap()
-        hexes = list(map(mod, repeat("%016x %016x"), zip(fds, bks)))
-        texts = list(
-            map(
-                text.__getitem__,
-                map(slice, range(0, PREVIEW * m, PREVIEW), range(PREVIEW, PREVIEW * m + 1, PREVIEW)),
-            )
-        )
-        while j < len(todo) and todo[j] < hi:
-            hexes[todo[j] - lo], texts[todo[j] - lo] = special[todo[j]]
-            j += 1
-        rows = map(
-            mod,
-            repeat(fmt_line),
-            zip(
-                map(mod, repeat(address), a),
-                map(mod, repeat("%#x"), map(and_, r, repeat(~7))),
-                map(_FLAG_LETTERS.__getitem__, map(and_, r, repeat(7))),
-                state_text,
-                map(mod, repeat(address), map(add, a, repeat(hdr))),
-                hexes,
-                texts,
-            ),
-        )
-        yield "\n".join(map(str.rstrip, rows)) + "\n"  # as Table ends its lines
+        raw_words = words.tobytes()
+        if sys.byteorder == "little":  # addresses big end first, the data in memory order
+            a.byteswap()
+            user.byteswap()
+        size_text = "".join(map(sizes.__getitem__, map(and_, r, repeat(~7))))
+        # each row's two words as 'hex hex', then hex()'s separator (the next row's space)
+        data = raw_words.hex(" ", fds.itemsize).encode("ascii") + b" "
+        _put(out, width, 2, a.tobytes().hex().encode("ascii"), hexw)
+        _put(out, width, c_size, size_text.encode("ascii"), size_w)
+        _put(out, width, c_fixed, b"".join(fixeds), fixed_w)
+        _put(out, width, c_user, user.tobytes().hex().encode("ascii"), hexw)
+        _put(out, width, c_data, data, 2 * hexw + 2, 2 * hexw + 1)
+        _put(out, width, c_text, raw_words.translate(_PRINTABLE), PREVIEW)
+        text = out.decode("ascii")
+        if odd:
+            rows = text.split("\n")
+            for i in odd:
+                label = bins.get(i)
+                k = i - lo
+                rows[k] = fmt_line % (
+                    (
+                        address % addrs[i],
+                        "%#x" % (raws[i] & ~7),
+                        _FLAG_LETTERS[raws[i] & 7],
+                        STATES[st[k]] + (" " + label if label and _IN_BIN[st[k]] else ""),
+                        address % (addrs[i] + hdr),
+                    )
+                    + special.get(i, ("", ""))
+                )
+                if i not in special:  # its preview as the others have it
+                    rows[k] = rows[k][:c_data] + text[k * width + c_data : (k + 1) * width - 1]
+            text = "\n".join(rows)
+        if " \n" in text:  # a preview or an odd row ending in spaces: end lines as Table does
+            text = "\n".join(map(str.rstrip, text.split("\n")))
+        yield text
+
+
+class _Made(dict):
+    """_Made(make)[key]: make(key), made once per key."""
+
+    def __init__(self, make):
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key):
+        got = self[key] = self.make(key)
+        return got
+
+
+def _put(out: bytearray, width: int, column: int, values: bytes, w: int, used: int = 0) -> None:
+    """Copy `values`, w bytes a row (the first `used` of them, when given), into the rows of
+    `out` (width bytes each) from `column` on."""
+    for k in range(used or w):
+        out[column + k :: width] = values[k::w]
 
 
 def footer(a) -> Iterator[Line]:

@@ -104,6 +104,31 @@ def test_heapchunks_fast_and_general_paths_agree(real):
     assert plain_text(chunks_views.table(heap, arenas, everything, True, colour=True)) == plain_text(slow)
 
 
+def test_heapchunks_fast_table_lays_out_odd_rows_as_the_general_one(monkeypatch):
+    """The fast table builds a batch's rows column by column; the rows that do not fit that
+    mould (no preview, a preview the walk's words cannot give, a label that is not plain
+    ASCII, a % in a label) come out as the general path (Table) has them."""
+    _, st = run(Layout.for_version((2, 36)))
+    heap = Heap(st, {1: st.arenas[0].address})
+    monkeypatch.setattr(chunks_views, "BATCH", 64)  # several batches
+    seg = st.arenas[0].heaps[0]
+    binned = sorted(seg.bins)
+    assert len(seg) > 200 and len(binned) > 2
+    plain = [i for i in range(len(seg)) if i not in seg.bins and seg.states[i] == 0]  # used
+    seg.states[plain[1]] = STATES.index("corrupt")  # no preview
+    seg.states[plain[-3]] = STATES.index("fencepost")  # in a later batch
+    seg.unread.update({plain[2], plain[-2], binned[1]})  # read from memory
+    seg.bins[binned[0]] = "tcache[thread \u00e9][1]"
+    seg.bins[binned[-1]] = "fastbin[100%s %d]"
+    arenas = list(st.arenas)
+    fast = list(chunks_views.table(heap, arenas, chunks_views.ChunkFilter(), True, colour=False))
+    slow = list(chunks_views.table(heap, arenas, chunks_views.ChunkFilter(min_size=0), True,
+                                   colour=False))
+    assert any(isinstance(i, str) for i in fast)
+    assert plain_text(fast) == plain_text(slow)
+    assert "tcache[thread \u00e9][1]" in plain_text(fast) and "fastbin[100%s %d]" in plain_text(fast)
+
+
 def test_heapchunks_filter_and_limit(real):
     _, heap = real
     st = heap.state

@@ -1,11 +1,12 @@
 """Small reads served from a bounded cache of aligned blocks, so list walks cost few reads."""
 
 from collections import OrderedDict
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 from ..memory import Memory, MemoryReadError
 
 BLOCK = 0x10000
+PIECE = 1 << 20  # what preload() reads at a time, and keeps as it was read
 
 
 class Reader:
@@ -20,10 +21,19 @@ class Reader:
         self.pointer_size = pointer_size
         self._blocks: OrderedDict[int, Optional[bytes]] = OrderedDict()
         self._max = max_blocks
+        # preload()'s pieces: address // PIECE -> (start, bytes), at most PIECE bytes each,
+        # never across a PIECE boundary; kept as read (not copied into blocks) until shrink()
+        self._pieces: Dict[int, Tuple[int, bytes]] = {}
 
     def read(self, address: int, size: int) -> bytes:
         if address < 0 or size < 0 or address + size > 1 << (8 * self.pointer_size):
             raise MemoryReadError(address, size, "outside the address space")
+        if self._pieces:
+            got = self._pieces.get(address // PIECE)
+            if got is not None:
+                off = address - got[0]
+                if off >= 0 and off + size <= len(got[1]):
+                    return got[1][off : off + size]
         base = address & ~(BLOCK - 1)
         if address + size <= base + BLOCK:
             block = self._block(base)
@@ -47,31 +57,38 @@ class Reader:
             self._blocks.popitem(last=False)
         return data
 
-    def preload(self, ranges, piece: int = 1 << 20) -> None:
-        """Read `ranges` (start, end) whole, in large sequential pieces, into the cache: a list
-        walk that wanders over a whole heap then costs a few large reads, not a small read at
-        every turn (the cache grows to hold them; shrink() gives the room back)."""
+    def preload(self, ranges) -> None:
+        """Read `ranges` (start, end) whole, in large sequential pieces (PIECE-aligned, none
+        beyond a range), and keep the pieces as they were read: a list walk that wanders over
+        a whole heap then costs a few large reads, not a small read at every turn, and block()
+        hands it a megabyte of neighbours at a time.  shrink() gives the room back."""
         for start, end in ranges:
-            lo, hi = start & ~(BLOCK - 1), end  # a partial last block is left to _block
-            self._max = max(self._max, len(self._blocks) + (hi - lo) // BLOCK + 16)
-            for base in range(lo, hi, piece):
-                n = min(piece, hi - base)
-                try:
-                    data = self.mem.read(base, n)
-                except MemoryReadError:
-                    continue  # left to the blocks' own reads, which see each failure exactly
-                for off in range(0, len(data) - BLOCK + 1, BLOCK):
-                    self._blocks[base + off] = data[off : off + BLOCK]
+            base = start
+            while base < end:
+                nxt = min((base // PIECE + 1) * PIECE, end)
+                if base // PIECE not in self._pieces:  # two ranges in one PIECE: the first's
+                    try:
+                        self._pieces[base // PIECE] = (base, self.mem.read(base, nxt - base))
+                    except MemoryReadError:
+                        pass  # left to the blocks' own reads, which see each failure exactly
+                base = nxt
 
     def shrink(self, max_blocks: int) -> None:
-        """Keep at most max_blocks blocks from now on (the most recently used)."""
+        """Keep at most max_blocks blocks from now on (the most recently used), and none of
+        preload()'s pieces."""
+        self._pieces.clear()
         self._max = max_blocks
         while len(self._blocks) > max_blocks:
             self._blocks.popitem(last=False)
 
     def block(self, address: int):
-        """(base, bytes) of the cached block holding `address`, for reading its neighbours
-        without a call each; (address, b"") when that block is not cached whole."""
+        """(base, bytes) of the cached block holding `address` (a preloaded piece, else a
+        BLOCK), for reading its neighbours without a call each; (address, b"") when that block
+        is not cached whole."""
+        if self._pieces:
+            piece = self._pieces.get(address // PIECE)
+            if piece is not None and 0 <= address - piece[0] < len(piece[1]):
+                return piece
         base = address & ~(BLOCK - 1)
         got = self._block(base)
         return (base, got) if got is not None else (address, b"")
