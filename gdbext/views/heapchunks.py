@@ -12,6 +12,7 @@ from itertools import compress, repeat
 from operator import add, and_, lshift, mod, or_
 from typing import Iterator, List, Optional, Set
 
+from ..model.progress import progress
 from ..model.ptmalloc.chunks import STATES
 from ..render import fmt, jsonout
 from ..render.table import Table
@@ -226,6 +227,8 @@ def table(heap, arenas, flt: ChunkFilter, with_mmapped: bool, colour: bool) -> I
                 continue
             t = Table(["address", "size", "flags", "state", "user address", "data", ""], "lrlllll")
             for i, (addr, raw, st) in enumerate(zip(seg.addrs, seg.raws, seg.states)):
+                if not i & 0xFFF:
+                    progress("listing chunks", i, len(seg), "chunks")
                 size = raw & ~7
                 if not flt.keep(st, size):
                     continue
@@ -326,6 +329,7 @@ def rows_fast(heap, seg) -> Iterator[str]:
     todo = sorted(special)
     j = 0
     for lo in range(0, n, BATCH):
+        progress("listing chunks", lo, n, "chunks")
         hi = min(n, lo + BATCH)
         m = hi - lo
         a, r, st = addrs[lo:hi], raws[lo:hi], states[lo:hi]
