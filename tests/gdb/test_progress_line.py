@@ -74,6 +74,21 @@ def test_no_progress_in_to_string(big):
     assert "\x1b" not in text and "mallinfo2" in text, repr(text[-500:])
 
 
+def test_no_progress_with_logging_redirected(big, tmp_path):
+    log = tmp_path / "gdb.log"
+    big.cmd(f"set logging file {log}")
+    big.cmd("set logging redirect on")
+    big.cmd("set logging enabled on")
+    try:
+        text = fresh(big, COMMAND)
+    finally:
+        big.cmd("set logging enabled off")
+        big.cmd("set logging redirect off")
+    assert "\x1b" not in text and "walking the heap" not in text, repr(text[-500:])
+    logged = log.read_text(errors="replace")
+    assert "mallinfo2:" in logged and "\x1b" not in logged
+
+
 def test_ctrl_c_is_instant_and_erases_the_line(big):
     big.cmd(FORGET)
     big.child.sendline(COMMAND)
