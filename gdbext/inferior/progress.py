@@ -105,13 +105,13 @@ class _Line:
         if not self.at_line_start:
             return
         gdb.flush()
+        self.drawn = True  # first: a Ctrl-C during the write still leaves the erase to do
         _stderr(ERASE + text[: max(20, _columns() - 1)])
-        self.drawn = True
 
     def erase(self) -> None:
         if self.drawn:
-            _stderr(ERASE)
             self.drawn = False
+            _stderr(ERASE)
 
 
 def _columns() -> int:
