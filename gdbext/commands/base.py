@@ -538,7 +538,8 @@ class GdbextCommand(gdb.Command):
         try:
             if self.reads_stopped_process:
                 _require_stopped()
-            self.run(args, Output())
+            with _progress(from_tty, getattr(args, "json", False)):  # erased on error and Ctrl-C too
+                self.run(args, Output())
         except KeyboardInterrupt:
             if getattr(args, "json", False):
                 self._json_error(f"{self.name}: interrupted")
@@ -591,6 +592,12 @@ def _require_stopped() -> None:
     from ..inferior.process import require_stopped  # the inferior layer loads at first use
 
     require_stopped()
+
+
+def _progress(from_tty: bool, json: bool):
+    from ..inferior.progress import showing  # the inferior layer loads at first use
+
+    return showing(bool(from_tty), bool(json))
 
 
 def _debug() -> bool:

@@ -13,6 +13,7 @@ from itertools import compress, repeat
 from operator import add, and_, lshift, or_
 from typing import Iterator, List, Optional, Set
 
+from ..model.progress import progress
 from ..model.ptmalloc.chunks import STATES
 from ..render import fmt, jsonout
 from ..render.table import Table
@@ -243,6 +244,8 @@ def table(
                 addresses=("address", "user address"),
             )
             for i, (addr, raw, st) in enumerate(zip(seg.addrs, seg.raws, seg.states)):
+                if not i & 0xFFF:
+                    progress("listing chunks", i, len(seg), "chunks")
                 size = raw & ~7
                 if not flt.keep(st, size):
                     continue
@@ -379,6 +382,7 @@ def rows_fast(heap, seg) -> Iterator[str]:
     code = seg.fds.typecode
     todo = sorted(special)
     for lo in range(0, n, BATCH):
+        progress("listing chunks", lo, n, "chunks")
         hi = min(n, lo + BATCH)
         m = hi - lo
         a, r, st = addrs[lo:hi], raws[lo:hi], states[lo:hi]

@@ -6,6 +6,7 @@ import os
 import re
 from typing import Callable, Iterator, List, Optional, Tuple
 
+from ..model.progress import progress
 from ..model.regions import CLASSES, KINDS
 from ..render import fmt
 from ..render.table import Table
@@ -175,7 +176,9 @@ def regions_table(regs) -> Table:
         cut_start=("path / label",),
         addresses=("start", "end"),
     )
-    for r in regs:
+    for k, r in enumerate(regs):
+        if not k & 0x3FF:
+            progress("listing mappings", k, len(regs), "mappings")
         tok = r.cls
         t.add(
             (fmt.address(r.start), tok),

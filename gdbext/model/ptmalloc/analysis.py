@@ -8,6 +8,7 @@ from operator import sub
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from ..memory import Memory, MemoryReadError
+from ..progress import progress
 from ..regions import Mapping
 from .arena import ArenaHeader, arena_chain, read_mp
 from .bins import BinList, Locate, Steps, walk_arena_bins, walk_tcache
@@ -219,7 +220,8 @@ def _analyze(inputs: HeapInputs, options: ModelOptions) -> HeapState:
 
 def _walk_lists(state: HeapState, w: _ListWalk, tcaches) -> None:
     """Every arena's bins and every thread's tcache, within `w.steps`."""
-    for a in state.arenas:
+    for k, a in enumerate(state.arenas):
+        progress("walking the free lists", k, len(state.arenas), "arenas")
         got = walk_arena_bins(w.reader, w.layout, a.header, w.in_heap, w.steps, w.problems, w.locate)
         a.fastbins, a.unsorted = got["fastbins"], got["unsorted"]
         a.smallbins, a.largebins = got["smallbins"], got["largebins"]

@@ -13,6 +13,7 @@ from operator import add, and_, lshift, not_
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..memory import MemoryReadError
+from ..progress import progress
 from .arena import HeapInfo
 from .chunks import CORRUPT, FENCEPOST, SIZE_BITS, TOP, Chunk, Problem, ProblemKind
 from .layout import Layout
@@ -237,6 +238,7 @@ def walk(
     while pos < limit:
         if pos + hdr > blk_end:
             flush()
+            progress("walking the heap", pos - seg.first_chunk, limit - seg.first_chunk, "B")  # per block
             if budget.stop is not None and addrs and addrs[-1] > budget.stop:
                 seg.complete = False  # one answer asked for: the chunks past it are not needed
                 break

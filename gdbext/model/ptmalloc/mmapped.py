@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 from ..memory import MemoryReadError
+from ..progress import progress
 from ..regions import Mapping
 from .chunks import IS_MMAPPED, MMAP_HP, NON_MAIN_ARENA, PREV_INUSE, SIZE_BITS, Problem, ProblemKind
 from .layout import Layout
@@ -303,7 +304,8 @@ def find_mmapped(mem, L: Layout, scope: MmapScope, problems: List[Problem]) -> L
     ]
     want = _wanted(mp)
     out: List[MmappedChunk] = []
-    for m in maps:
+    for k, m in enumerate(maps):
+        progress("searching for mmapped chunks", k, len(maps), "mappings")
         out.extend(chunks_in_mapping(mem, L, m, pagesize))
     search = _Search(mem, L, pagesize, scope.budget)
     search.maps, search.exclude = maps, excl
@@ -336,7 +338,8 @@ def _search_everywhere(
     def enough(more: List[MmappedChunk]) -> bool:
         return want is not None and _counts(out + more) == want
 
-    for m in maps:
+    for k, m in enumerate(maps):
+        progress("searching memory for mmapped chunks", k, len(maps), "mappings")
         taken = sorted(
             [(c.mapping_start, c.end) for c in out if m.start <= c.mapping_start < m.end]
             + [r for r in excl if r[0] < m.end and r[1] > m.start]
