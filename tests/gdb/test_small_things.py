@@ -44,6 +44,9 @@ def test_a_no_line_ends_in_spaces(merged):
 def test_b_counts_are_singular_or_plural(merged):
     g = merged
     g.cmd(f"call (void) free((void *) {g.facts['B.user']:#x})")
+    # free every other mmapped chunk but one (older glibcs leave more of them here)
+    for c in g.json("heapchunks --json --state mmapped")["mmapped"][1:]:
+        g.cmd(f"call (void) free((void *) {c['user_address']:#x})")
     assert gdb_int(g, "mp_.n_mmaps") == 1  # glibc's own count: one mmapped chunk is left
     text = g.cmd("heapchunks")
     assert_clean(text)
