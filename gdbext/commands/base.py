@@ -597,7 +597,7 @@ def _require_stopped() -> None:
 def _progress(from_tty: bool, json: bool):
     from ..inferior.progress import showing  # the inferior layer loads at first use
 
-    return showing(bool(from_tty), bool(json))
+    return showing(bool(from_tty), bool(json), to_terminal())
 
 
 def _debug() -> bool:

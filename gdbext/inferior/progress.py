@@ -85,9 +85,10 @@ def _in_pipe() -> bool:
     return any(p not in pids for p in _children())
 
 
-def wanted(from_tty: bool, json: bool) -> bool:
-    """Whether a progress line may be shown for this command."""
-    if json or not from_tty:
+def wanted(from_tty: bool, json: bool, to_terminal: bool = True) -> bool:
+    """Whether a progress line may be shown for this command.  `to_terminal`: the command's
+    output decision (commands/base.py), which also knows gdb 10 and 11's logging redirect."""
+    if json or not from_tty or not to_terminal:
         return False
     if not (_tty(sys.__stderr__) and _tty(sys.__stdout__)):
         return False
@@ -129,9 +130,9 @@ def _stderr(text: str) -> None:
 
 
 @contextmanager
-def showing(from_tty: bool, json: bool) -> Iterator[None]:
+def showing(from_tty: bool, json: bool, to_terminal: bool = True) -> Iterator[None]:
     """Show the progress of the work done inside the block, when `wanted`."""
-    if not wanted(from_tty, json):
+    if not wanted(from_tty, json, to_terminal):
         with reporting(None):
             yield
         return
