@@ -1,5 +1,6 @@
 """Drive a real gdb through pexpect: start a demo, stop at gdbext_stop, run commands, read facts."""
 
+import contextlib
 import fcntl
 import json
 import os
@@ -168,3 +169,37 @@ def assert_clean(text: str):
     assert "Traceback" not in text, text
     assert "Python Exception" not in text, text
     assert "internal error" not in text, text
+
+
+def gdbserver_start(argv, env=None):
+    """(server process, port): gdbserver on 127.0.0.1, an ephemeral port."""
+    server = subprocess.Popen(["gdbserver", "--once", "127.0.0.1:0", *argv],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=dict(os.environ, **(env or {})))
+    seen = []
+    for _ in range(100):
+        line = server.stdout.readline()
+        seen.append(line)
+        m = re.search(r"Listening on port (\d+)", line)
+        if m:
+            return server, int(m.group(1))
+        if not line:
+            break
+    server.kill()
+    raise AssertionError("gdbserver did not listen:\n" + "".join(seen))
+
+
+@contextlib.contextmanager
+def remote_session(gdb_session, program: str):
+    """A gdb connected to gdbserver running `program` (a demo name), stopped at its first
+    gdbext_stop; gdbserver is killed afterwards."""
+    server, port = gdbserver_start([demo(program)])
+    try:
+        g = gdb_session(demo(program))
+        g.cmd(f"target remote 127.0.0.1:{port}", timeout=60)
+        g.cmd("break gdbext_stop")
+        g.cmd("continue", timeout=60)
+        yield g
+    finally:
+        server.kill()
+        server.wait()

@@ -21,7 +21,7 @@ import pytest
 
 from tests import glibcs as G
 from tests import heaporacle as H
-from tests.harness import BUILD, Gdb, assert_clean, demo, libc_tls_unreadable
+from tests.harness import BUILD, Gdb, assert_clean, demo, gdbserver_start, libc_tls_unreadable
 
 pytestmark = pytest.mark.gdb
 
@@ -483,24 +483,6 @@ def test_core_from_a_crash(runs, tmp_path):
     assert all(doc["target"]["kind"] == "core" for doc in docs.values())
     assert_same(by_tid(comparable(live, drop_kind=True), tids),
                 by_tid(comparable(docs, drop_kind=True), core_tids), "live vs the kernel's core")
-
-
-def gdbserver_start(argv, env=None):
-    """(server process, port): gdbserver on 127.0.0.1, an ephemeral port."""
-    server = subprocess.Popen(["gdbserver", "--once", "127.0.0.1:0", *argv],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=dict(os.environ, **(env or {})))
-    seen = []
-    for _ in range(100):
-        line = server.stdout.readline()
-        seen.append(line)
-        m = re.search(r"Listening on port (\d+)", line)
-        if m:
-            return server, int(m.group(1))
-        if not line:
-            break
-    server.kill()
-    raise AssertionError("gdbserver did not listen:\n" + "".join(seen))
 
 
 def remote_run_to(g: Gdb, label: str, break_at: int = None):

@@ -13,9 +13,9 @@ import shutil
 import pytest
 
 from tests import glibcs as G
-from tests.gdb.test_heap_targets import (assert_same, comparable, gdbserver_start, heap_docs,
+from tests.gdb.test_heap_targets import (assert_same, comparable, heap_docs,
                                          mode_id, remote_run_to)
-from tests.harness import assert_clean, demo, file_arg, proc_maps
+from tests.harness import assert_clean, demo, file_arg, gdbserver_start, proc_maps
 
 pytestmark = pytest.mark.gdb
 

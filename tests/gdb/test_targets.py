@@ -1,13 +1,11 @@
 """vmmap on a core file and through gdbserver agrees with the live process."""
 
 import os
-import re
 import shutil
-import subprocess
 
 import pytest
 
-from tests.harness import assert_clean, demo, proc_maps
+from tests.harness import assert_clean, demo, proc_maps, remote_session
 
 
 def kinds_by_range(doc):
@@ -70,21 +68,7 @@ def test_core_address_lookup(live_and_core):
 
 @pytest.mark.skipif(shutil.which("gdbserver") is None, reason="gdbserver is not installed")
 def test_gdbserver_vmmap_matches_proc(gdb_session):
-    server = subprocess.Popen(["gdbserver", "--once", "127.0.0.1:0", demo("thread_stacks")],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        port = None
-        for _ in range(50):
-            line = server.stdout.readline()
-            m = re.search(r"Listening on port (\d+)", line)
-            if m:
-                port = int(m.group(1))
-                break
-        assert port, "gdbserver did not listen"
-        g = gdb_session(demo("thread_stacks"))
-        g.cmd(f"target remote 127.0.0.1:{port}", timeout=60)
-        g.cmd("break gdbext_stop")
-        g.cmd("continue", timeout=60)
+    with remote_session(gdb_session, "thread_stacks") as g:
         doc = g.json("vmmap --json")
         assert doc["target"]["kind"] == "remote"
         pid = doc["target"]["pid"]
@@ -96,6 +80,3 @@ def test_gdbserver_vmmap_matches_proc(gdb_session):
         assert {"code", "data", "heap", "stack", "thread-stack", "guard", "arena-heap"} <= kinds
         summary = g.json("vmmap --summary --json")["summary"]
         assert summary["total"]["resident"] > 0
-    finally:
-        server.kill()
-        server.wait()

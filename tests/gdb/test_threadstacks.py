@@ -3,7 +3,7 @@ its recursion depth, and the same stacks as vmmap shows them."""
 
 import pytest
 
-from tests.harness import assert_clean, demo
+from tests.harness import assert_clean, demo, remote_session
 
 PAGE = 4096
 NO_LIBC_DEBUG = "set debug-file-directory /nonexistent"  # no struct pthread: the mapping fallback
@@ -229,27 +229,12 @@ def test_core_file_rows_match_the_live_ones(gdb_session, tmp_path):
 
 
 def test_gdbserver_rows_match_pthread_getattr_np(gdb_session):
-    import re
     import resource
     import shutil
-    import subprocess
 
     if shutil.which("gdbserver") is None:
         pytest.skip("gdbserver is not installed")
-    server = subprocess.Popen(["gdbserver", "--once", "127.0.0.1:0", demo("thread_stacks")],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        port = None
-        for _ in range(50):
-            m = re.search(r"Listening on port (\d+)", server.stdout.readline())
-            if m:
-                port = int(m.group(1))
-                break
-        assert port, "gdbserver did not listen"
-        g = gdb_session(demo("thread_stacks"))
-        g.cmd(f"target remote 127.0.0.1:{port}", timeout=60)
-        g.cmd("break gdbext_stop")
-        g.cmd("continue", timeout=60)
+    with remote_session(gdb_session, "thread_stacks") as g:
         doc = g.json("threadstacks --json")
         assert doc["target"]["kind"] == "remote"
         main = [t for t in doc["threads"] if t["main"]]
@@ -261,6 +246,3 @@ def test_gdbserver_rows_match_pthread_getattr_np(gdb_session):
         assert {t["guard_size"] for t in others} == {4096, 64 * 1024}
         assert all(t["sp"] and t["low"] <= t["sp"] < t["high"] and t["peak_used"] is None
                    for t in others)
-    finally:
-        server.kill()
-        server.wait()

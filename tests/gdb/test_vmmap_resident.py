@@ -7,14 +7,12 @@ each region, /proc/PID/smaps' Rss, and the offsets /proc/PID/maps prints.
 """
 
 import os
-import re
 import shutil
 import struct
-import subprocess
 
 import pytest
 
-from tests.harness import assert_clean, demo, proc_maps
+from tests.harness import assert_clean, demo, proc_maps, remote_session
 
 pytestmark = pytest.mark.gdb
 
@@ -99,20 +97,7 @@ def test_offset_of_an_anonymous_remainder_is_what_maps_says(merged):
 def test_under_gdbserver_parts_are_marked_estimates(gdb_session):
     if shutil.which("gdbserver") is None:
         pytest.skip("gdbserver is not installed")
-    server = subprocess.Popen(["gdbserver", "--once", "127.0.0.1:0", demo("mmap_merge")],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        port = None
-        for _ in range(50):
-            m = re.search(r"Listening on port (\d+)", server.stdout.readline())
-            if m:
-                port = int(m.group(1))
-                break
-        assert port, "gdbserver did not listen"
-        g = gdb_session(demo("mmap_merge"))
-        g.cmd(f"target remote 127.0.0.1:{port}", timeout=60)
-        g.cmd("break gdbext_stop")
-        g.cmd("continue", timeout=60)
+    with remote_session(gdb_session, "mmap_merge") as g:
         doc = g.json("vmmap --summary --json")
         assert doc["target"]["kind"] == "remote"
         kinds = doc["summary"]["kinds"]
@@ -129,6 +114,3 @@ def test_under_gdbserver_parts_are_marked_estimates(gdb_session):
         code_row = next(line for line in text.splitlines() if line.startswith("code"))
         assert "~" not in code_row
         assert "~ estimated:" in text
-    finally:
-        server.kill()
-        server.wait()
