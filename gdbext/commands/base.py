@@ -342,10 +342,26 @@ def _redirected() -> bool:
     capture, and gdb does not style its own output there. No Python API says where gdb.write
     goes before gdb 17 (gdb.Style), so the page size is compared with the last prompt's: both
     unlimited now and not both then means a capture. With `set height 0` and `set width 0` at
-    the prompt a capture cannot be told from the terminal (a known gap: then `set gdbext color
-    off`, or `auto` with either limit set)."""
+    the prompt the page size cannot tell: then `pipe` is known by its shell and `to_string` by
+    its from_tty (False unless a script passes True)."""
     now = _page_size()
-    return now == (None, None) and _prompt_page is not None and _prompt_page != (None, None)
+    if now != (None, None):
+        return False
+    if _prompt_page is not None and _prompt_page != (None, None):
+        return True
+    # Unlimited at the prompt too (`set height 0`, `set width 0`): the page size cannot tell.
+    # A command typed at the terminal comes with from_tty, gdb.execute(..., to_string=True)
+    # without it (its default); gdb's `pipe` passes from_tty on, but its shell is a child.
+    return not _from_tty or _pipe_shell_running()
+
+
+_from_tty = True  # the running command's from_tty (GdbextCommand.invoke sets it)
+
+
+def _pipe_shell_running() -> bool:
+    from ..inferior.progress import in_pipe  # the inferior layer loads at first use
+
+    return in_pipe()
 
 
 def _logging_redirected() -> bool:
@@ -522,7 +538,9 @@ class GdbextCommand(gdb.Command):
             return []
 
     def invoke(self, arg, from_tty):
+        global _from_tty
         self.dont_repeat()
+        _from_tty = bool(from_tty)
         try:
             args = self.parser.parse_args(split_arguments(self.parser, arg))
         except _HelpShown:

@@ -77,7 +77,7 @@ def _children() -> List[int]:
     return out
 
 
-def _in_pipe() -> bool:
+def in_pipe() -> bool:
     """Whether this command may run inside gdb's `pipe`: a child of gdb that is not an
     inferior (pipe's shell command) is alive.  No Python API says where gdb.write goes; a
     child of another kind (`target remote | gdbserver ...`) only hides the line."""
@@ -92,7 +92,7 @@ def wanted(from_tty: bool, json: bool, to_terminal: bool = True) -> bool:
         return False
     if not (_tty(sys.__stderr__) and _tty(sys.__stdout__)):
         return False
-    return not (_batch() or _logging_redirected() or _in_pipe())
+    return not (_batch() or _logging_redirected() or in_pipe())
 
 
 class _Line:

@@ -121,3 +121,18 @@ def test_an_unknown_style_is_refused_as_gdb_refuses_an_enum(terminal):
     assert ESC.search(text)
     for line in text.splitlines():
         assert not ESC.search(SPAN.sub("", line)), repr(line)
+
+
+def test_no_colour_in_captures_with_an_unlimited_page(terminal):
+    """With `set height 0` and `set width 0` the page size at the prompt is already unlimited, so
+    it cannot tell a capture from the terminal: `pipe` (its shell is a child of gdb) and
+    gdb.execute(..., to_string=True) (no from_tty) still get no escapes, the terminal still does."""
+    g = terminal
+    g.cmd("set height 0")
+    g.cmd("set width 0")
+    assert ESC.search(g.cmd("vmmap"))
+    piped = g.cmd("pipe vmmap | cat")
+    assert "0x" in piped and not ESC.search(piped), repr(piped[:500])
+    text = g.cmd("python print(repr(gdb.execute('vmmap', to_string=True)))")
+    assert "0x" in text and "\\x1b" not in text, text
+    assert ESC.search(g.cmd("vmmap"))
