@@ -21,7 +21,7 @@ def vmmap_like():
         addresses=("start", "end"),
     )
     t.add("0x0000555555554000", "0x0000555555555000", "0x1000 (4 KiB)", "r--p", "0x0", "rodata",
-          "/work/some/long/directory/demo_c/build/malloc_sizes")
+          "/opt/example/a/long/directory/demo_c/build/malloc_sizes")
     t.add("0x00007ffff7dd5000", "0x00007ffff7dfb000", "0x26000 (152 KiB)", "r-xp", "0x26000", "code",
           "/usr/lib/x86_64-linux-gnu/libc.so.6")
     return t
