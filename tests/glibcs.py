@@ -52,9 +52,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_SRC = os.path.join(ROOT, "demo_c")
 DEFAULT_CACHE = os.path.join(ROOT, "tests", ".cache", "glibc")
 
-# The glibcs the tests cover, and the Debian suite that ships each one.
-SUITES = {"2.31": "bullseye", "2.36": "bookworm", "2.41": "trixie"}
-VERSIONS = tuple(SUITES)
+# The glibcs that can be fetched, and the Debian suite that ships each one. Experimental holds
+# only what is newer than sid, so its sources also list sid, pinned below it (EXTRA_SUITES).
+SUITES = {"2.31": "bullseye", "2.36": "bookworm", "2.41": "trixie", "2.43": "sid",
+          "2.44": "experimental"}
+EXTRA_SUITES = {"experimental": ("sid",)}
+# The glibcs the whole suite runs its demos under.
+VERSIONS = ("2.31", "2.36", "2.41")
 OLDEST = min(VERSIONS, key=lambda v: tuple(map(int, v.split("."))))
 # libgcc-s1: pthread_exit and pthread_cancel dlopen libgcc_s.so.1 to unwind, and the host's may
 # need a newer glibc than the one under test.
@@ -261,6 +265,9 @@ class _Apt:
             "APT::Sandbox::User": user,
             "Acquire::Retries": "0",           # fail fast when the archive is unreachable
             "Acquire::http::Timeout": "20",
+            # sid's and experimental's Release files may carry an expired Valid-Until on an
+            # archive snapshot; the signature is still checked.
+            "Acquire::Check-Valid-Until": "false",
         }
         return [x for k, v in o.items() for x in ("-o", f"{k}={v}")]
 
@@ -274,7 +281,12 @@ class _Apt:
         with open(os.path.join(self.dir, "sources.list"), "w") as f:
             f.write("# written by tests/glibcs.py: the host's Debian mirror, another suite\n")
             for uri in uris:
-                f.write(f"deb {opt}{uri} {self.suite} main\n")
+                for suite in (self.suite, *EXTRA_SUITES.get(self.suite, ())):
+                    f.write(f"deb {opt}{uri} {suite} main\n")
+        # experimental is NotAutomatic (priority 1): pin it above its base so its packages win
+        # where it has them, and the base suite gives the rest.
+        with open(os.path.join(self.dir, "preferences"), "w") as f:
+            f.write(f"Package: *\nPin: release a={self.suite}\nPin-Priority: 990\n")
         p = _run(["apt-get", "-q", *self.opts(), "update"])
         lists = glob.glob(os.path.join(self.dir, "state/lists", f"*_dists_{self.suite}_main_*Packages*"))
         if p.returncode != 0 or not lists:
@@ -469,7 +481,7 @@ def main(argv=None) -> int:
         versions = tuple(argv) or VERSIONS
         unknown = [v for v in versions if v not in SUITES]
         if unknown:
-            print(f"unknown glibc version(s) {', '.join(unknown)}; known: {', '.join(VERSIONS)}",
+            print(f"unknown glibc version(s) {', '.join(unknown)}; known: {', '.join(SUITES)}",
                   file=sys.stderr)
             return 2
         t0 = time.monotonic()
@@ -500,7 +512,7 @@ def main(argv=None) -> int:
             return 2
         version, program, *args = argv
         if version not in SUITES:
-            print(f"unknown glibc version {version}; known: {', '.join(VERSIONS)}",
+            print(f"unknown glibc version {version}; known: {', '.join(SUITES)}",
                   file=sys.stderr)
             return 2
         try:
