@@ -19,6 +19,10 @@
  *                                fd (in main_arena, found through the one
  *                                chunk in that bin) overwritten with a
  *                                pointer out of the heap
+ *   malloc_anchors mremap [N=3]  the plain heap, and one mmapped chunk grown
+ *                                N times by realloc (glibc moves it with
+ *                                mremap; from 2.43 each one adds 16 bytes
+ *                                too many to mp_.mmapped_mem)
  *
  * Facts at "heap": the malloc_info XML and mallinfo2.* (plain; the same
  * report as malloc_sizes), own.main_arena / own.mp_ (own_anchors),
@@ -28,7 +32,9 @@
  * (its index; the others follow it), corrupt.count (BAD), corrupt.value
  * (tcache_entry); unsorted.chunk (the freed chunk's header),
  * unsorted.bin (bin_at(main_arena, 1), the address its fd and bk held),
- * corrupt.entry, corrupt.value (arena_bin).  tcache_entry and arena_bin leave
+ * corrupt.entry, corrupt.value (arena_bin); mremap.count (N), mremap.user
+ * (the grown chunk), mremap.usable (its malloc_usable_size) and the plain
+ * report (mremap).  tcache_entry and arena_bin leave
  * with _exit(0) after the stop: no malloc or free runs on the damage.
  */
 #define _GNU_SOURCE
@@ -153,6 +159,21 @@ static void small_heap(void)
     fact("live.mapped=0x%lx", (unsigned long)mapped);
 }
 
+/* One mmapped chunk grown `n` times by realloc: each growth of an mmapped chunk is an mremap. */
+static void grown_by_mremap(int n)
+{
+    size_t size = 256 * 1024;
+    void *p = must_malloc(size);
+    for (int i = 0; i < n; i++) {
+        size += 64 * 1024 + 100;
+        p = realloc(p, size);
+        demo_check(p != NULL, "realloc");
+    }
+    fact("mremap.count=%d", n);
+    fact("mremap.user=0x%lx", (unsigned long)p);
+    fact("mremap.usable=%zu", malloc_usable_size(p));
+}
+
 /* ---- a damaged tcache ------------------------------------------------- */
 
 #define TCACHE_COUNT 5
@@ -221,6 +242,11 @@ int main(int argc, char **argv)
         small_heap();
         report();
         demo_stop("heap");
+    } else if (strcmp(mode, "mremap") == 0) {
+        small_heap();
+        grown_by_mremap((int)demo_arg_long(argc > 2 ? argv[2] : NULL, 3));
+        report();
+        demo_stop("heap");
     } else if (strcmp(mode, "tcache_entry") == 0 || strcmp(mode, "arena_bin") == 0) {
         if (strcmp(mode, "tcache_entry") == 0)
             tcache_entry((int)demo_arg_long(argc > 2 ? argv[2] : NULL, 1));
@@ -230,7 +256,7 @@ int main(int argc, char **argv)
         demo_done();
         _exit(0);
     } else {
-        demo_check(0, "usage: malloc_anchors [plain|tcache_entry|arena_bin]");
+        demo_check(0, "usage: malloc_anchors [plain|mremap|tcache_entry|arena_bin]");
     }
     demo_done();
     return 0;

@@ -157,6 +157,7 @@ class HeapView:
         """The JSON "heap" block: "found" has each anchor's words, "how" their kinds."""
         return {
             "glibc": version_text(self.version),
+            "glibc_known": self.layout.unknown_version is None,
             "symbols": self.symbols,
             "found": {key: how.text for key, how in self.found.items()},
             "how": {key: how.kind.value for key, how in self.found.items()},
@@ -420,6 +421,9 @@ def _tcaches_by_shape(state: HeapState) -> Optional[PerThread]:
     return PerThread(labels, Provenance(How.HEURISTIC, orphans[0].how + "; owning threads unknown"))
 
 
+_MMAPPED_CHECKS = (ProblemKind.MMAPPED_COUNT, ProblemKind.MMAPPED_DRIFT)
+
+
 def _note_rebuilt_mappings(target: Target, view: HeapView) -> None:
     """Without /proc/PID/maps the mappings come from memory and symbols, which cannot show
     where malloc's mmapped chunks are: say so, instead of a count mismatch at mp_ that would
@@ -434,9 +438,7 @@ def _note_rebuilt_mappings(target: Target, view: HeapView) -> None:
     )
     if state.mp_address:
         state.problems[:] = [
-            p
-            for p in state.problems
-            if not (p.address == state.mp_address and p.kind is ProblemKind.MMAPPED_COUNT)
+            p for p in state.problems if not (p.address == state.mp_address and p.kind in _MMAPPED_CHECKS)
         ]
 
 

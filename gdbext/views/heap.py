@@ -36,6 +36,9 @@ def header_lines(heap) -> List[str]:
     lines = [f"glibc {version}, layout from {layout}; libc debug symbols: {'yes' if heap.symbols else 'no'}"]
     if "glibc" in f and f["glibc"].kind is How.HEURISTIC:
         lines.append(f"glibc version: {f['glibc'].text}")
+    note = getattr(heap.layout, "unknown_note", None)
+    if note:
+        lines.append(note)
     for key in ("mappings", "main_arena", "mp_", "tcache", "thread_arena"):
         if key in f and f[key].kind not in (How.SYMBOL, How.TLS):  # libc's own: nothing to judge
             lines.append(f"{key}: {f[key].text}")

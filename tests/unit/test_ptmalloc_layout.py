@@ -90,7 +90,7 @@ def test_version_flags():
     L43 = Layout.for_version((2, 43))
     assert not L43.has_fastbins and L43.malloc_state.offset("top") == 8
     assert L43.malloc_par.offset("n_mmaps") == 0x44 and L43.mmap_size_excludes_header
-    assert Layout.for_version((2, 99)).version == (2, 43)
+    assert Layout.for_version((2, 99)).version == (2, 44)
 
 
 def test_32_bit_layout():
@@ -119,3 +119,43 @@ def test_safe_linking_round_trip():
     stored = protect_ptr(pos, ptr)
     assert stored == (pos >> 12) ^ ptr and reveal_ptr(pos, stored) == ptr
     assert reveal_ptr(pos, protect_ptr(pos, 0)) == 0
+
+
+# ptype /o struct malloc_par of Debian's libc6-dbg 2.43-7 and 2.44-3 on x86-64 (2.44 dropped
+# tcache_unsorted_limit; its thp_mode is an enum thp_mode_t, of the same size).
+MP_243 = (144, {
+    "trim_threshold": (0, 8), "top_pad": (8, 8), "mmap_threshold": (16, 8), "arena_test": (24, 8),
+    "arena_max": (32, 8), "thp_mode": (40, 4), "thp_pagesize": (48, 8), "hp_pagesize": (56, 8),
+    "hp_flags": (64, 4), "n_mmaps": (68, 4), "n_mmaps_max": (72, 4), "max_n_mmaps": (76, 4),
+    "no_dyn_threshold": (80, 4), "mmapped_mem": (88, 8), "max_mmapped_mem": (96, 8),
+    "sbrk_base": (104, 8), "tcache_small_bins": (112, 8), "tcache_max_bytes": (120, 8),
+    "tcache_count": (128, 8), "tcache_unsorted_limit": (136, 8)})
+MP_244 = (136, {k: v for k, v in MP_243[1].items() if k != "tcache_unsorted_limit"})
+
+
+@pytest.mark.parametrize("v,debug", [((2, 43), MP_243), ((2, 44), MP_244)])
+def test_version_table_malloc_par_matches_debug_types(v, debug):
+    L = Layout.for_version(v)
+    assert (L.malloc_par.sizeof, L.malloc_par.fields) == debug
+    assert L.version == v and L.unknown_version is None and L.unknown_note is None
+
+
+def test_2_44_inferred_from_its_malloc_par():
+    L = Layout.from_types({"struct malloc_par": MP_244}.get)
+    assert L.version == (2, 44) and not L.malloc_par.has("tcache_unsorted_limit")
+    assert Layout.from_types({"struct malloc_par": MP_243}.get).version == (2, 43)
+
+
+def test_newer_glibc_is_named_unknown_not_taken_for_the_newest():
+    L = Layout.for_version((2, 45))
+    assert L.version == (2, 44) and L.unknown_version == (2, 45)
+    assert "2.45 is newer than any gdbext knows (up to 2.44)" in L.unknown_note
+    assert "unknown" in L.describe()
+    typed = Layout.from_types({"struct malloc_par": MP_244}.get, version=(3, 0))
+    assert typed.unknown_version == (3, 0) and "debug types" in typed.unknown_note
+    assert Layout.for_version((2, 20)).unknown_version is None  # older: clamped, not modelled
+
+
+def test_mremap_drift_from_2_43():
+    assert not Layout.for_version((2, 41)).mremap_drift
+    assert Layout.for_version((2, 43)).mremap_drift and Layout.for_version((2, 44)).mremap_drift

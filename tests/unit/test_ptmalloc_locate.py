@@ -80,3 +80,30 @@ def test_tcache_chunks_in_the_recorded_2_43_process():
     st2 = analyze(HeapInputs(mem, L, doc["main_arena"], mp=doc["mp"], mmap_candidates=anon,
                              tcaches={i: f.address for i, f in enumerate(found)}))
     assert st2.problems == [] and sum(t.chunk_count for t in st2.tcache.values()) > 0
+
+
+def test_main_arena_before_malloc_has_a_heap():
+    """2.43 serves a first large request with mmap and makes no brk heap: main_arena is set up
+    (every bin empty, top = initial_top, bin_at(1) of itself) and must still be found."""
+    for v in ((2, 41), (2, 43), (2, 44)):
+        b, _ = standard_heap(v)
+        st = b.L.malloc_state
+        b.img.w(MAIN_ARENA + st.offset("top"), MAIN_ARENA + st.offset("bins") - 16, 8)
+        mem = b.finish()
+        libc = [Mapping(LIBC_DATA, LIBC_DATA + 0x4000, "rw-p", path="/lib/libc.so.6")]
+        assert find_main_arena(mem, b.L, libc).address == MAIN_ARENA, v
+        b.img.w(MAIN_ARENA + st.offset("top"), MAIN_ARENA + st.offset("bins") - 12, 8)
+        assert find_main_arena(b.finish(), b.L, libc) is None, v  # any other misaligned top
+
+
+def test_mp_with_glibc_243_mmapped_mem_drift():
+    """glibc >= 2.43 counts 16 bytes too many in mmapped_mem per mremap: mp_ is still mp_; before
+    2.43 such a value is not glibc's."""
+    for v, found in (((2, 41), False), ((2, 43), True), ((2, 44), True)):
+        b, _ = standard_heap(v)
+        b.mmap_chunk(0x21000)
+        b.mmapped_mem += 3 * 16
+        mem = b.finish()
+        libc = [Mapping(LIBC_DATA, LIBC_DATA + 0x4000, "rw-p", path="/lib/libc.so.6")]
+        got = find_mp(mem, b.L, libc, HEAP)
+        assert (got is not None and got.address == MP) is found, v

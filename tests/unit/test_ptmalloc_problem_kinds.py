@@ -266,6 +266,13 @@ def mmapped_count():
     return b.analyze(mmap_candidates=[]).problems, MP
 
 
+def mmapped_drift():
+    b, _ = standard_heap((2, 43))
+    b.mmap_chunk(0x21000)
+    b.mmapped_mem += 3 * 16  # glibc 2.43's mremap_chunk, three times
+    return b.analyze().problems, MP
+
+
 def corrupt_mmapped():
     m = merged_with_program()
     a = m.chunks[0][0]
@@ -296,6 +303,7 @@ SCENARIOS = {
     ProblemKind.BAD_HEAP: bad_heap,
     ProblemKind.HEAP_NOT_FOUND: heap_not_found,
     ProblemKind.MMAPPED_COUNT: mmapped_count,
+    ProblemKind.MMAPPED_DRIFT: mmapped_drift,
     ProblemKind.CORRUPT_MMAPPED: corrupt_mmapped,
 }
 # Kinds only the gdb layer makes (inferior/heap.py), each checked on a demo in tests/gdb.

@@ -326,6 +326,20 @@ def test_header_shows_what_is_not_libcs_own_by_kind():
     ]
 
 
+def test_header_names_a_glibc_newer_than_the_table():
+    """2.45 is not silently read as 2.44: the header says the layout is assumed."""
+    b, _ = standard_heap((2, 45))
+    heap = Heap(b.analyze(), found={"layout": Provenance(How.VERSION_TABLE)}, symbols=False)
+    heap.version = (2, 45)
+    assert header_lines(heap) == [
+        "glibc 2.45, layout from version table; libc debug symbols: no",
+        "glibc 2.45 is newer than any gdbext knows (up to 2.44): malloc's layout and limits are "
+        "assumed to be 2.44's (libc's debug symbols would give its own)",
+    ]
+    b, _ = standard_heap((2, 44))
+    assert len(header_lines(Heap(b.analyze(), found={"layout": Provenance(How.VERSION_TABLE)}))) == 1
+
+
 def test_bins_say_no_tcache_was_found_by_kind():
     b, c = standard_heap((2, 36))
     st = b.analyze(tcaches={})

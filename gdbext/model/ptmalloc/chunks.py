@@ -80,6 +80,7 @@ class ProblemKind(str, Enum):
     HEAP_NOT_FOUND = "heap-not-found"
     # the mmapped chunks found are not what mp_ counts
     MMAPPED_COUNT = "mmapped-count"
+    MMAPPED_DRIFT = "mmapped-drift"
     # an mmapped chunk's header is damaged
     CORRUPT_MMAPPED = "corrupt-mmapped"
 

@@ -3,8 +3,8 @@
 Two ways to build a Layout:
   - Layout.for_version((2, 36), pointer_size=8): from the table below, which lays the C structs
     out with the ABI's natural alignment (checked against glibc's malloc/malloc.c and
-    malloc/arena.c of 2.31, 2.36, 2.40, 2.41, 2.42 and 2.43, and against libc6-dbg's debug
-    types of 2.36 on x86-64).
+    malloc/arena.c of 2.31, 2.36, 2.40, 2.41, 2.42, 2.43 and 2.44, and against libc6-dbg's debug
+    types of 2.36, 2.43 and 2.44 on x86-64).
   - Layout.from_types(struct_info, version=None): from debug types, struct by struct, falling
     back to the table for any struct the debug info lacks.
 
@@ -24,7 +24,14 @@ Version history the table encodes (x86-64 figures):
         malloc_par.thp_mode; TCACHE_FILL_COUNT 16; the tcache TLS pointer is never NULL (it
         points at an all-zero dummy in libc until a thread's tcache exists); an mmapped chunk's
         size excludes a trailing header (mapping size = offset + size + 2*SIZE_SZ) and bit 0
-        of its prev_size marks huge pages.
+        of its prev_size marks huge pages; mremap_chunk then counts that header twice, so
+        mp_.mmapped_mem grows 2*SIZE_SZ too much per mremap (glibc's own drift, in malloc_info
+        and mallinfo2 too)
+  2.44  malloc_par.tcache_unsorted_limit removed (malloc_par 0x90 -> 0x88); malloc_thp_mode_t
+        renamed thp_mode_t (same size and place)
+
+A version newer than the table is not silently taken for the newest: its layout is the newest
+one's, and `unknown_version` names the version asked for, so the user is told it is a guess.
 """
 
 from dataclasses import dataclass, field, replace
@@ -34,7 +41,7 @@ FieldMap = Dict[str, Tuple[int, int]]
 StructInfo = Callable[[str], Optional[Tuple[int, FieldMap]]]
 
 OLDEST = (2, 26)
-NEWEST = (2, 43)
+NEWEST = (2, 44)
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,9 @@ class Layout:
     global_max_fast_size: int  # 8 (INTERNAL_SIZE_T), 1 from 2.37, 0 when absent (2.43)
     mmap_size_excludes_header: bool  # 2.43+: mapping size = offset + size + 2*SIZE_SZ
     mmap_hp_bit: bool  # 2.43+: bit 0 of an mmapped chunk's prev_size marks huge pages
+    mremap_drift: bool  # 2.43+: mremap_chunk adds 2*SIZE_SZ too many to mp_.mmapped_mem
+    # A glibc newer than the table: the version asked for (the layout is the newest known's)
+    unknown_version: Optional[Tuple[int, int]] = None
 
     # ---- derived figures ----
     @property
@@ -132,7 +142,25 @@ class Layout:
 
     def describe(self) -> str:
         v = "%d.%d" % self.version if self.version else "unknown glibc"
+        if self.unknown_version:
+            v = "%d.%d (unknown, assumed %s)" % (self.unknown_version + (v,))
         return "%s, %d-bit, from %s" % (v, self.pointer_size * 8, self.source)
+
+    @property
+    def unknown_note(self) -> Optional[str]:
+        """What to tell the user when this glibc is newer than every version the table knows."""
+        if not self.unknown_version:
+            return None
+        known = "%d.%d" % NEWEST
+        how = (
+            "its structs are read from libc's debug types"
+            if self.source.startswith("debug types")
+            else "libc's debug symbols would give its own"
+        )
+        return (
+            "glibc %d.%d is newer than any gdbext knows (up to %s): malloc's layout and limits "
+            "are assumed to be %s's (%s)" % (self.unknown_version + (known, known, how))
+        )
 
     # ---- constructors ----
     @classmethod
@@ -144,13 +172,15 @@ class Layout:
     ) -> "Layout":
         """The layout of glibc `version` (major, minor); None means the newest known.
 
-        Versions outside 2.26..2.43 are clamped to the nearest known one (older glibc has no
-        tcache and is not modelled; newer glibc is assumed to look like the newest).
+        Versions outside 2.26..2.44 are clamped to the nearest known one (older glibc has no
+        tcache and is not modelled); a newer glibc gets the newest layout with `unknown_version`
+        set, so that the guess is said.
         `malloc_alignment` defaults to 16 (x86-64 and i386; 32-bit ARM would pass 8).
         """
         if pointer_size not in (4, 8):
             raise ValueError("pointer_size must be 4 or 8")
         v: Tuple[int, int] = (version[0], version[1]) if version else NEWEST
+        unknown = v if v > NEWEST else None
         v = max(OLDEST, min(NEWEST, v))
         p = pointer_size
         sz = p  # INTERNAL_SIZE_T is size_t on Linux
@@ -201,8 +231,9 @@ class Layout:
             ("tcache_small_bins" if v >= (2, 42) else "tcache_bins", p, 1),
             ("tcache_max_bytes", p, 1),
             ("tcache_count", p, 1),
-            ("tcache_unsorted_limit", p, 1),
         ]
+        if v < (2, 44):
+            par.append(("tcache_unsorted_limit", p, 1))
         malloc_par = _lay_out("struct malloc_par", par, p)
 
         hi = [("ar_ptr", p, 1), ("prev", p, 1), ("size", p, 1), ("mprotect_size", p, 1)]
@@ -248,6 +279,8 @@ class Layout:
             global_max_fast_size=0 if v >= (2, 43) else (1 if v >= (2, 37) else sz),
             mmap_size_excludes_header=v >= (2, 43),
             mmap_hp_bit=v >= (2, 43),
+            mremap_drift=v >= (2, 43),
+            unknown_version=unknown,
         )
 
     @classmethod
@@ -333,6 +366,8 @@ def _nfastbins(size_sz: int, align: int, minsize: int) -> int:
 
 def _infer_version(ms, mp, hi, tc, te) -> Optional[Tuple[int, int]]:
     """A version consistent with what the debug types show, for the parts they do not show."""
+    if mp is not None and mp.has("thp_mode"):
+        return (2, 43) if mp.has("tcache_unsorted_limit") else (2, 44)
     if tc is not None and tc.has("num_slots"):
         if ms is not None and not ms.has("fastbinsY"):
             return (2, 43)

@@ -116,7 +116,9 @@ def _arena_candidates(
             top = words[w + w_top]
             if nxt == 0 or nxt % p:
                 defects.append("its next pointer %#x is %s" % (nxt, "NULL" if nxt == 0 else "misaligned"))
-            if top == 0 or (top + L.chunk_hdr_sz) & L.align_mask:
+            if top == a + w_bins * p - 2 * L.size_sz:
+                pass  # initial_top: bin_at(1) of itself, before malloc has a heap (2.43 mmaps first)
+            elif top == 0 or (top + L.chunk_hdr_sz) & L.align_mask:
                 defects.append("its top %#x is %s" % (top, "NULL" if top == 0 else "misaligned"))
             elif heaps and not _in(heaps, top):
                 defects.append("its top %#x is outside the heap" % top)
@@ -238,7 +240,9 @@ def _plausible_mp(L: Layout, f) -> bool:
         return False
     if not 0 <= signed(f["n_mmaps"]) <= signed(f["max_n_mmaps"]) or signed(f["n_mmaps_max"]) < 0:
         return False
-    if f["mmapped_mem"] % 0x1000 or f["mmapped_mem"] > f["max_mmapped_mem"]:
+    # Whole pages, but for glibc's own drift of 2*SIZE_SZ per mremap (2.43+).
+    unit = L.chunk_hdr_sz if L.mremap_drift else 0x1000
+    if f["mmapped_mem"] % unit or f["mmapped_mem"] > f["max_mmapped_mem"]:
         return False
     if f["no_dyn_threshold"] not in (0, 1):
         return False
