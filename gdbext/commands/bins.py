@@ -38,11 +38,15 @@ class Bins(GdbextCommand):
         arenas = list(state.arenas)
         if args.thread is not None:
             known = {t for t in view.thread_arena} | {t.label for t in tcaches}
+            # Tcaches whose owner is unknown (found by their shape only) may be this thread's:
+            # shown with it, under their own labels, rather than dropped without a word.
+            unowned = [t for t in tcaches if not isinstance(t.label, int)]
             if args.thread not in known:
                 if args.thread not in _thread_numbers():  # worded as threadstacks words it
                     raise UserError(no_threads_message([str(args.thread)]))
-                raise UserError(f"thread {args.thread} has no tcache or arena that gdbext can find")
-            tcaches = [t for t in tcaches if t.label == args.thread]
+                if not unowned:
+                    raise UserError(f"thread {args.thread} has no tcache or arena that gdbext can find")
+            tcaches = [t for t in tcaches if t.label == args.thread] or unowned
             arena = view.thread_arena.get(args.thread)
             arenas = [a for a in arenas if a.address == arena] if arena else []
         if args.json:

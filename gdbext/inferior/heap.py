@@ -11,7 +11,7 @@ import os
 from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 from itertools import accumulate
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import AbstractSet, Any, Callable, Dict, List, Optional, Set, Tuple
 
 import gdb
 
@@ -393,6 +393,7 @@ def _model_view(
         if layout.has_tcache and not tcaches:
             orphans = _tcaches_by_shape(view.state)
             if orphans is not None:
+                orphans = _tcache_owners(target, view, maps, orphans)
                 view.state = analyze(
                     replace(inputs, tcaches=orphans.values), replace(options, earlier=view.state)
                 )
@@ -422,6 +423,26 @@ def _tcaches_by_shape(state: HeapState) -> Optional[PerThread]:
 
 
 _MMAPPED_CHECKS = (ProblemKind.MMAPPED_COUNT, ProblemKind.MMAPPED_DRIFT)
+
+
+def _tcache_owners(target: Target, view: HeapView, maps, orphans: PerThread) -> PerThread:
+    """The threads of tcaches found by their shape: the TLS word that, in every thread, points
+    to one of them, to another chunk of a tcache's shape, to libc's empty dummy (2.43+: a
+    thread that has freed nothing yet) or is NULL.  glibc >= 2.43 makes a thread's tcache on its
+    first free, so it is rarely an arena's first chunk, which the search before the walk needs.
+    Tcaches no thread points to keep their labels; `orphans` unchanged when no word fits."""
+    found = set(v for v in orphans.values.values() if v)
+    if not found:
+        return orphans
+    threads = [t for t in list_threads() if t.fs_base]
+    blocks = _tls_blocks(target, maps, threads)
+    got = _tcaches_by_tls_slot(target, view.layout, view.state, blocks, anchors=found, maps=maps)
+    owned = {t: v for t, v in got.values.items() if v}
+    if not owned:
+        return orphans
+    values: Dict[Any, Optional[int]] = dict(owned)
+    values.update((label, v) for label, v in orphans.values.items() if v not in owned.values())
+    return PerThread(values, got.how)
 
 
 def _note_rebuilt_mappings(target: Target, view: HeapView) -> None:
@@ -586,9 +607,12 @@ def _per_thread(
         for n in missing:
             found[n] = Provenance(How.NOT_FOUND, "(no thread pointer to read TLS from)")
         return out
-    for name, by_tls_slot in (("thread_arena", _thread_arenas_by_tls_slot), ("tcache", _tcaches_by_tls_slot)):
+    for name in ("thread_arena", "tcache"):
         if name in missing:
-            got = by_tls_slot(target, layout, state, blocks)
+            if name == "tcache":
+                got = _tcaches_by_tls_slot(target, layout, state, blocks, maps=maps)
+            else:
+                got = _thread_arenas_by_tls_slot(target, layout, state, blocks)
             for t, v in got.values.items():
                 out.setdefault(t, {})[name] = v
             found[name] = got.how
@@ -617,10 +641,14 @@ def _thread_arenas_by_tls_slot(target: Target, layout: Layout, state: HeapState,
     )
 
 
-def _tcaches_by_tls_slot(target: Target, layout: Layout, state: HeapState, blocks) -> PerThread:
+def _tcaches_by_tls_slot(
+    target: Target, layout: Layout, state: HeapState, blocks, anchors: AbstractSet[int] = frozenset(), maps=()
+) -> PerThread:
     """The TLS word that points to a tcache in the threads that have one: a tcache at some
-    arena's first chunk, or a chunk of a tcache's size and shape."""
-    known: Set[int] = set()
+    arena's first chunk or among `anchors` (tcaches the walk found by their counts and
+    entries), or a chunk of a tcache's size and shape; in the threads that have none, NULL or
+    (2.43+) libc's empty dummy tcache."""
+    known: Set[int] = set(anchors)
     for a in state.arenas:
         if a.heaps:
             seg = a.heaps[0]
@@ -628,6 +656,7 @@ def _tcaches_by_tls_slot(target: Target, layout: Layout, state: HeapState, block
             if got is not None:
                 known.add(got.address)
     ranges = [(s.start, s.end) for s in state.segments()]
+    dummy = _dummy_tcache_test(target, layout, maps)
     # Threads that share an arena (past the arena limit, or after a thread exited) have
     # their tcache elsewhere in it: in the slot, a first-chunk tcache or a tcache's shape.
     shaped: Dict[int, bool] = {}
@@ -639,20 +668,49 @@ def _tcaches_by_tls_slot(target: Target, layout: Layout, state: HeapState, block
             shaped[v] = looks_like_tcache(target.memory, layout, v, ranges)
         return shaped[v]
 
-    slot = find_tls_slot(blocks, tcache_like, layout.pointer_size) if known else None
+    def tcache_or_dummy(v):
+        return tcache_like(v) or dummy(v)
+
+    slot = find_tls_slot(blocks, tcache_or_dummy, layout.pointer_size) if known else None
     values = slot_values(blocks, slot, layout.pointer_size) if slot is not None else {}
     if not known.intersection(values.values()):
-        slot = None  # the shape alone is too weak: some thread must hold a first-chunk tcache
+        slot = None  # the shape alone is too weak: some thread must hold a tcache found before
     if slot is None:
         return PerThread({}, Provenance(How.NOT_FOUND, "by TLS"))
+    dummy_note = ", or to libc's empty dummy" if any(dummy(v) for v in values.values() if v) else ""
     return PerThread(
         {t: v if v and tcache_like(v) else None for t, v in values.items()},
         Provenance(
             How.HEURISTIC,
             f"the TLS word {slot:#x} below each thread pointer that points to a tcache "
-            f"(an arena's first chunk, or a chunk of a tcache's size and shape)",
+            f"(an arena's first chunk, one whose counts agree with its lists, or a chunk of a "
+            f"tcache's size and shape){dummy_note}",
         ),
     )
+
+
+def _dummy_tcache_test(target: Target, layout: Layout, maps) -> Callable[[int], bool]:
+    """Whether a TLS word is glibc 2.43+'s `__tcache_dummy`: the all-zero tcache in libc's
+    read-only data a thread's `tcache` points to until its first free."""
+    st = layout.tcache_perthread
+    libc = _libc_path(list(maps)) if maps else None
+    if st is None or libc is None:
+        return lambda v: False
+    size = st.sizeof
+    ro = [(m.start, m.end) for m in maps if m.path == libc and not m.writable]
+    seen: Dict[int, bool] = {}
+
+    def test(v: int) -> bool:
+        if v not in seen:
+            seen[v] = False
+            if not v % layout.pointer_size and any(lo <= v and v + size <= hi for lo, hi in ro):
+                try:
+                    seen[v] = not any(target.memory.read(v, size))
+                except MemoryReadError:
+                    pass
+        return seen[v]
+
+    return test
 
 
 def _tls_blocks(target: Target, maps, threads) -> Dict[int, bytes]:
