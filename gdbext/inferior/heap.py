@@ -676,7 +676,7 @@ def _tcaches_by_tls_slot(
     if not known.intersection(values.values()):
         slot = None  # the shape alone is too weak: some thread must hold a tcache found before
     if slot is None:
-        return PerThread({}, Provenance(How.NOT_FOUND, "by TLS"))
+        return _no_tcache_yet(blocks, layout, dummy)
     dummy_note = ", or to libc's empty dummy" if any(dummy(v) for v in values.values() if v) else ""
     return PerThread(
         {t: v if v and tcache_like(v) else None for t, v in values.items()},
@@ -685,6 +685,23 @@ def _tcaches_by_tls_slot(
             f"the TLS word {slot:#x} below each thread pointer that points to a tcache "
             f"(an arena's first chunk, one whose counts agree with its lists, or a chunk of a "
             f"tcache's size and shape){dummy_note}",
+        ),
+    )
+
+
+def _no_tcache_yet(blocks, layout: Layout, dummy: Callable[[int], bool]) -> PerThread:
+    """glibc 2.43+ before any thread freed a chunk a tcache takes: the one TLS word that, in
+    every thread, points to libc's empty dummy tcache; else not found."""
+    slot = find_tls_slot(blocks, dummy, layout.pointer_size, min_hits=len(blocks)) if blocks else None
+    values = slot_values(blocks, slot, layout.pointer_size) if slot is not None else {}
+    if slot is None or len(set(values.values())) != 1:
+        return PerThread({}, Provenance(How.NOT_FOUND, "by TLS"))
+    return PerThread(
+        {t: None for t in values},
+        Provenance(
+            How.HEURISTIC,
+            f"none yet: the TLS word {slot:#x} below each thread pointer points to libc's "
+            f"empty dummy tcache in every thread (no thread has freed a chunk a tcache takes)",
         ),
     )
 

@@ -182,3 +182,31 @@ def test_malloc_par_fields_are_this_glibcs(start, new_glibcs, version, symbols):
     assert ("tcache_unsorted_limit" in fields) is (version == "2.43")
     assert set(doc["mp"]) - {"tcache_bins"} == fields
     assert doc["mp"]["tcache_count"] == 16 and doc["mp"]["n_mmaps"] == 1
+
+
+@cases(NEW)
+def test_threads_without_a_tcache_yet(start, version, symbols):
+    """2.43 points a thread's tcache at libc's empty dummy until its first free: heap_stacks'
+    main thread has freed nothing, its two threads have; the slot still names their tcaches."""
+    g = start(version, symbols, "heap_stacks")
+    g.run_to("stacks")
+    f = g.facts
+    number = {lwp: n for n, lwp in thread_tids(g).items()}
+    doc = g.json("bins --tcache --json")
+    assert sorted(t["thread"] for t in doc["tcache"]) == sorted(
+        number[f[f"{w}.tid"]] for w in ("big", "small"))
+    assert doc["heap"]["how"]["tcache"] in ("heuristic", "tls"), doc["heap"]["found"]
+
+
+@cases(NEW)
+def test_no_thread_has_a_tcache_yet(start, version, symbols):
+    """No thread of edge_target has freed a chunk a tcache takes (its one free is above the
+    tcache's sizes): no tcache is listed, and that is not reported as a tcache not found."""
+    g = start(version, symbols, "edge_target", "undumpable")
+    g.run_to("undumpable")
+    f = g.facts
+    doc = g.json("bins --json")
+    assert doc["tcache"] == [], doc["tcache"]
+    assert doc["heap"]["how"]["tcache"] != "not_found", doc["heap"]["found"]
+    assert [c for b in doc["largebins"] for c in b["chunks"]] == [f["free.1"] - 16]
+    assert "no thread's tcache was found" not in g.cmd("bins")
