@@ -36,7 +36,7 @@ from ..model.ptmalloc import (
 )
 from ..model.ptmalloc.claims import malloc_claims
 from ..model.ptmalloc.mmapped import chunk_at_page
-from ..model.ptmalloc.locate import looks_like_tcache, unaccepted_tcaches
+from ..model.ptmalloc.locate import find_mp_before_heap, looks_like_tcache, unaccepted_tcaches
 from ..model.ptmalloc.tls import find_tls_slot, slot_values
 from ..model.provenance import How, Provenance
 from ..model.regions import Claim, Mapping
@@ -365,6 +365,10 @@ def _mp_by_shape(target: Target, layout: Layout, data, brk: BrkHeap, note: str) 
     if brk.area:
         near = brk.heap_range[0] if brk.exact and brk.heap_range else brk.area
         got = find_mp(target.memory, layout, data, near)
+        if got is not None:
+            return Anchor(got.address, _heuristic(note, got))
+    elif brk.heap_range is None:
+        got = find_mp_before_heap(target.memory, layout, data)
         if got is not None:
             return Anchor(got.address, _heuristic(note, got))
     return Anchor(None, Provenance(How.NOT_FOUND, "(mmapped chunks are not cross-checked)"))

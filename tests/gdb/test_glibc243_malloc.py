@@ -157,6 +157,8 @@ def test_mmapped_chunks_before_any_heap(start, version, symbols):
     arenas = g.json("arenas --json")
     assert [a["main"] for a in arenas["arenas"]] == [True]
     assert arenas["problems"] == []
+    assert arenas["mp_address"] is not None, arenas["heap"]["found"]["mp_"]
+    assert (arenas["mp"]["n_mmaps"], arenas["mp"]["mmapped_mem"]) == (1, size)
     for command in ("bins", "heapchunks", "arenas"):  # each answers: no refusal
         assert not g.cmd(command).lstrip().startswith(command + ":"), command
 

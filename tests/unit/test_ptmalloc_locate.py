@@ -107,3 +107,25 @@ def test_mp_with_glibc_243_mmapped_mem_drift():
         libc = [Mapping(LIBC_DATA, LIBC_DATA + 0x4000, "rw-p", path="/lib/libc.so.6")]
         got = find_mp(mem, b.L, libc, HEAP)
         assert (got is not None and got.address == MP) is found, v
+
+
+def test_mp_before_any_brk_heap():
+    """sbrk_base NULL (2.43's first request mmapped, no brk heap): mp_ is the one plausible
+    malloc_par that counts mmapped chunks; two such, or none counting any, give no answer."""
+    from gdbext.model.ptmalloc.locate import find_mp_before_heap
+    for v in ((2, 41), (2, 43), (2, 44)):
+        b, _ = standard_heap(v)
+        b.mmap_chunk(0x33000)
+        mp = b.L.malloc_par
+        b.finish()
+        b.img.w(MP + mp.offset("sbrk_base"), 0)
+        libc = [Mapping(LIBC_DATA, LIBC_DATA + 0x4000, "rw-p", path="/lib/libc.so.6")]
+        got = find_mp_before_heap(b.img.memory(), b.L, libc)
+        assert got is not None and got.address == MP and "sbrk_base NULL" in got.how, v
+        copy = b.img.r(MP, mp.sizeof)
+        b.img.w(LIBC_DATA + 0x3000, copy, mp.sizeof)
+        assert find_mp_before_heap(b.img.memory(), b.L, libc) is None, v  # ambiguous
+    b, _ = standard_heap((2, 43))
+    b.finish()
+    b.img.w(MP + b.L.malloc_par.offset("sbrk_base"), 0)
+    assert find_mp_before_heap(b.img.memory(), b.L, libc) is None  # no mmapped chunk counted

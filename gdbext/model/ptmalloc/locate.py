@@ -234,6 +234,46 @@ def find_mp(
     return None
 
 
+def find_mp_before_heap(mem, layout: Layout, candidates: Iterable[Mapping]) -> Optional[Found]:
+    """mp_ while malloc has no brk heap yet (glibc 2.43+ serves a first large request with mmap
+    alone): sbrk_base NULL, so no address anchors it; a plausible malloc_par that counts
+    mmapped chunks qualifies, when it is the only one in `candidates`."""
+    L = layout
+    mp = L.malloc_par
+    p = L.pointer_size
+    found = []
+    for m in candidates:
+        data = _read_mapping(mem, m)
+        if data is None:
+            continue
+        for off in range(0, len(data) - mp.sizeof + 1, p):
+            rec = data[off : off + mp.sizeof]
+            if any(rec[mp.offset("sbrk_base") : mp.offset("sbrk_base") + p]):
+                continue
+            f = {k: int.from_bytes(rec[o : o + s], "little") for k, (o, s) in mp.fields.items()}
+            if _counts_mmaps(f) and _plausible_mp(L, f):
+                found.append(
+                    Found(
+                        m.start + off, "malloc_par in %s at offset %#x" % (m.path or "anonymous memory", off)
+                    )
+                )
+                if len(found) > 1:
+                    return None  # ambiguous: better not found than a wrong guess
+    if not found:
+        return None
+    f0 = found[0]
+    return Found(
+        f0.address,
+        f0.how + ": sbrk_base NULL (no brk heap yet), thresholds plausible, counts mmapped "
+        "chunks; the only such struct in libc's data",
+    )
+
+
+def _counts_mmaps(f) -> bool:
+    """mp_ after a first mmapped chunk: its counters moved, its limit is a count."""
+    return 0 < f["n_mmaps"] <= f["max_n_mmaps"] <= f["n_mmaps_max"] <= 1 << 24 and f["mmapped_mem"] > 0
+
+
 def _plausible_mp(L: Layout, f) -> bool:
     signed = lambda v: v - (1 << 32) if v >= 1 << 31 else v  # noqa: E731
     if f["mmap_threshold"] > L.heap_max_size // 2 or f["mmap_threshold"] == 0:
