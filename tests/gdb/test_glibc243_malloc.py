@@ -85,7 +85,7 @@ def tcache_frees(facts) -> dict:
 
 
 @cases(NEW)
-def test_each_tcache_is_named_by_its_thread(start, version, symbols):
+def test_each_tcache_is_named_by_its_thread(start, tmp_path, version, symbols):
     g = start(version, symbols, "malloc_sizes")
     g.run_to("heap")
     f = g.facts
@@ -108,6 +108,24 @@ def test_each_tcache_is_named_by_its_thread(start, version, symbols):
         assert [a["address"] for a in one["arenas"]] == [f[f"arena.{who}"]]
         assert freed[who] <= {c for b in one["tcache"][0]["bins"] for c in b["chunks"]}
     assert "unknown" not in g.cmd("bins --tcache")
+    # a gcore of this stop, read in a fresh gdb: the same thread owns the same tcache
+    core = str(tmp_path / "malloc_sizes.core")
+    g.cmd(f"gcore {core}", timeout=120)
+    live = {thread_tids(g)[t["thread"]]: t["address"] for t in doc["tcache"]}
+    c = start(version, symbols, "malloc_sizes")
+    c.cmd(f"core-file {core}", timeout=120)
+    got = c.json("bins --tcache --json")
+    assert got["target"]["kind"] == "core"
+    assert sorted(t["address"] for t in got["tcache"]) == sorted(live.values())
+    # gcore may save a thread's stack mapping as zeros (gdb cannot read it across the guard
+    # pages glibc >= 2.42 installs inside it, on Linux >= 6.13): its TCB, whose first word
+    # points to itself, is then zero and its TLS holds nothing to find
+    lwps = thread_tids(c)
+    saved = {n for n in lwps if c.cmd(f"thread {n}") and c.cmd(
+        "output *(unsigned long *)$fs_base == (unsigned long)$fs_base").strip().endswith("1")}
+    assert 1 in saved
+    owned = {lwps[t["thread"]]: t["address"] for t in got["tcache"] if isinstance(t["thread"], int)}
+    assert owned == {lwp: a for lwp, a in live.items() if lwp in {lwps[n] for n in saved}}
 
 
 # ---- item 3: mp_ with glibc's own mmapped_mem drift -------------------------------------------
