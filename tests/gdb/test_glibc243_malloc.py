@@ -126,6 +126,12 @@ def test_each_tcache_is_named_by_its_thread(start, tmp_path, version, symbols):
     assert 1 in saved
     owned = {lwps[t["thread"]]: t["address"] for t in got["tcache"] if isinstance(t["thread"], int)}
     assert owned == {lwp: a for lwp, a in live.items() if lwp in {lwps[n] for n in saved}}
+    # bins --thread N of a thread whose tcache has no known owner shows those of unknown owner
+    unowned = sorted(t["address"] for t in got["tcache"] if not isinstance(t["thread"], int))
+    for n in set(lwps) - saved:
+        one = c.json(f"bins --thread {n} --json")
+        assert sorted(t["address"] for t in one["tcache"]) == unowned, n
+        assert unowned and all(t["thread"].startswith("unknown") for t in one["tcache"])
 
 
 # ---- item 3: mp_ with glibc's own mmapped_mem drift -------------------------------------------
