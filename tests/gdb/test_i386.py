@@ -27,7 +27,9 @@ from test_heap import (  # the oracles of the x86-64 heap tests, with the snapsh
     snapshot,
     without_symbol_keys,
 )
-from test_threadstacks import by_tid, check_thread_stacks
+from test_heap_stack_chunks import _session as heap_stacks_session
+from test_heap_stack_chunks import check_stack_in_mmapped_chunk
+from test_threadstacks import by_tid, check_signal_stack_and_user_stack, check_thread_stacks
 
 from tests import heaporacle as H
 from tests.harness import (
@@ -291,3 +293,18 @@ def test_vmmap_tiles_proc_maps_and_names_the_stacks(m32, gdb_session, symbols):
     text = g.cmd("vmmap")
     assert_clean(text)
     assert os.path.basename(demo_m32("thread_stacks")) in text
+
+
+@pytest.mark.parametrize("symbols", SYMBOLS, ids=IDS)
+def test_signal_stack_and_user_stack(m32, gdb_session, symbols):
+    """Without struct pthread, the stack a thread got from malloc is the [heap] chunk holding
+    its thread pointer: found by a walk of i386 chunks (4-byte size fields)."""
+    check_signal_stack_and_user_stack(gdb_session, demo_m32("altstack"), list(init(symbols)))
+
+
+@pytest.mark.parametrize("core", [False, True], ids=["live", "core"])
+@pytest.mark.parametrize("symbols", SYMBOLS, ids=IDS)
+def test_a_thread_stack_in_an_mmapped_chunk(m32, gdb_session, tmp_path, symbols, core):
+    init(symbols)
+    g = heap_stacks_session(gdb_session, tmp_path, symbols, core, demo_m32("heap_stacks"))
+    check_stack_in_mmapped_chunk(g, symbols, size_sz=4)

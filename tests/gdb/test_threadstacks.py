@@ -163,7 +163,13 @@ def test_overflow_into_the_guard_is_reported(gdb_session, init):
 
 @pytest.mark.parametrize("init", [[], [NO_LIBC_DEBUG]])
 def test_signal_stack_and_user_stack(gdb_session, init):
-    g = gdb_session(demo("altstack"), extra_init=["handle SIGUSR1 nostop noprint pass", *init])
+    check_signal_stack_and_user_stack(gdb_session, demo("altstack"), init)
+
+
+def check_signal_stack_and_user_stack(gdb_session, program, init):
+    """The altstack demo (`program`: its x86-64 or i386 build): a thread on a malloc'd signal
+    stack, another on a malloc'd stack of its own (pthread_attr_setstack)."""
+    g = gdb_session(program, extra_init=["handle SIGUSR1 nostop noprint pass", *init])
     g.run_to("altstack")
     f = g.facts
     rows = by_tid(g.json("threadstacks --json"))
