@@ -308,3 +308,24 @@ def test_a_thread_stack_in_an_mmapped_chunk(m32, gdb_session, tmp_path, symbols,
     init(symbols)
     g = heap_stacks_session(gdb_session, tmp_path, symbols, core, demo_m32("heap_stacks"))
     check_stack_in_mmapped_chunk(g, symbols, size_sz=4)
+
+
+@pytest.mark.parametrize("symbols", SYMBOLS, ids=IDS)
+def test_chunk_finds_each_chunk_the_walk_lists(m32, gdb_session, symbols):
+    """chunk ADDRESS at a user pointer, inside the user memory and at the header: the chunk
+    heapchunks lists there (8-byte headers: the user memory starts 8 bytes in)."""
+    g = gdb_session(demo_m32("malloc_sizes"), "basic", extra_init=init(symbols))
+    g.run_to("heap")
+    doc = g.json("heapchunks --json")
+    listed = {c["address"]: (a["address"], c) for a in doc["arenas"] for c in a["chunks"]}
+    listed.update({m["address"]: (None, dict(m, state="mmapped")) for m in doc["mmapped"]})
+    users = [u for _, _, (u, _) in facts_like(g.facts, r"(?:malloc|free)\.t(\d+)\.(\d+)")]
+    assert len(users) > 80
+    for user in users[::7]:
+        arena, c = listed[user - 8]
+        for query, offset in ((user, 8), (user - 8, 0), (user + 5, 13)):
+            got = g.json(f"chunk {query:#x} --json")["chunk"]
+            assert (got["address"], got["size"], got["state"]) == (c["address"], c["size"], c["state"])
+            assert got["offset"] == offset and got["problems"] == []
+            if arena is not None:
+                assert got["arena"] == arena
