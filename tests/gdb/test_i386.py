@@ -147,6 +147,20 @@ def test_same_json_without_libc_debug_symbols(basic):
             without_symbol_keys(getattr(bare, name)), name
 
 
+def test_static_program(m32):
+    """malloc linked into an i386 program: no libc.so, no libc debug symbols; libthread_db
+    still hands gdb each thread's pthread_t, so TLS is read as in a dynamic program."""
+    if not os.path.exists(demo_m32("malloc_sizes_static")):
+        pytest.skip("no static i386 build of malloc_sizes (no i386 libc.a)")
+    g = Gdb(demo_m32("malloc_sizes_static"), ("basic",), extra_init=QUIET)
+    try:
+        s = snapshot(g, ("basic",), rules=H.I386)
+    finally:
+        g.close()
+    assert s.chunks["heap"]["symbols"] is False
+    check_basic(s)
+
+
 @pytest.mark.parametrize("symbols", SYMBOLS, ids=IDS)
 def test_random_sequence_agrees_with_glibc(m32, symbols):
     g = Gdb(demo_m32("malloc_sizes"), ("random", 1, 3000, 3), extra_init=init(symbols))
