@@ -223,9 +223,11 @@ def test_threadstacks_equal_pthread_getattr_np(m32, gdb_session, symbols):
     doc = check_thread_stacks(g)
     assert doc["target"]["symbols"] is symbols
     # with libc's types, each thread's struct pthread (found through its pthread_t: i386's
-    # thread pointer is %gs's base, which gdb does not show) gives the bounds
-    expected = {"pthread"} if symbols else {"mapping"}
-    assert {t["source"] for t in doc["threads"] if not t["main"]} == expected
+    # thread pointer is %gs's base, which gdb does not show) gives the bounds; without them
+    # the mappings do (or a struct pthread layout known without types: the bounds above are
+    # checked exactly either way)
+    sources = {t["source"] for t in doc["threads"] if not t["main"]}
+    assert sources == {"pthread"} if symbols else sources <= {"mapping", "pthread"}, sources
 
 
 def test_threadstacks_and_vmmap_on_a_core(m32, gdb_session, tmp_path):
