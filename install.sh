@@ -189,16 +189,16 @@ fi
 
 # Packages only the tests use; each one's tests are skipped (pytest -rs says why) without it:
 # libc's debug symbols, gdbserver (remote targets), musl-gcc (a non-glibc malloc), jemalloc.
-optional=(libc6-dbg gdbserver musl-tools libjemalloc2)
-absent=()
-if command -v dpkg >/dev/null; then
-  for p in "${optional[@]}"; do
+optional_packages() {  # optional_packages WHAT PACKAGE...: install those dpkg lacks, one by one if need be
+  local what=$1 p err
+  shift
+  local absent=()
+  for p in "$@"; do
     case "$(dpkg -s "$p" 2>/dev/null || true)" in *"Status: install ok installed"*) ;; *) absent+=("$p") ;; esac
   done
-fi
-if [ ${#absent[@]} -gt 0 ]; then
+  [ ${#absent[@]} -gt 0 ] || return 0
   if can_apt; then
-    say "installing ${absent[*]} with apt (for the tests)"
+    say "installing ${absent[*]} with apt ($what)"
     if ! apt_install "${absent[@]}" 2>/dev/null; then
       for p in "${absent[@]}"; do  # one at a time: a package this distribution lacks stops no other
         if ! err=$(apt_install "$p" 2>&1); then
@@ -207,7 +207,24 @@ if [ ${#absent[@]} -gt 0 ]; then
       done
     fi
   else
-    say "the tests also use ${absent[*]} (not installed; those tests are skipped): --deps as root installs them"
+    say "$what also use ${absent[*]} (not installed; those tests are skipped): --deps as root installs them"
+  fi
+}
+if command -v dpkg >/dev/null; then
+  optional_packages "for the tests" libc6-dbg gdbserver musl-tools libjemalloc2
+  # i386 inferiors (tests/gdb/test_i386.py): gcc -m32 and i386 libc's debug symbols, from
+  # Debian's i386 architecture, which dpkg must know first (then the package lists again).
+  if [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ]; then
+    if can_apt && ! dpkg --print-foreign-architectures 2>/dev/null | grep -qx i386; then
+      for p in gcc-multilib libc6-dev-i386 libc6-dbg:i386; do
+        case "$(dpkg -s "$p" 2>/dev/null || true)" in *"Status: install ok installed"*) ;; *)
+          say "adding dpkg's i386 architecture (for the i386 tests)"
+          dpkg --add-architecture i386 && apt_updated=0
+          break ;;
+        esac
+      done
+    fi
+    optional_packages "the i386 tests" gcc-multilib libc6-dev-i386 libc6-dbg:i386
   fi
 fi
 

@@ -47,6 +47,9 @@
 #define KiB 1024UL
 #define MiB (1024UL * 1024UL)
 #define MAXTHREADS 16
+/* The first large-bin size: 64 small bins of MALLOC_ALIGNMENT (16) bytes, one fewer where
+ * the alignment exceeds two size fields (i386: SIZE_SZ 4, glibc's SMALLBIN_CORRECTION). */
+#define MIN_LARGE_SIZE ((64 - (16 > 2 * sizeof(size_t))) * 16)
 
 /* The size field sits just before the user pointer; low bits are flags. */
 static size_t chunk_size(const void *p)
@@ -64,8 +67,9 @@ static int is_mmapped(const void *p)
 /* glibc's own rule (arena_for_chunk): a chunk without NON_MAIN_ARENA is
  * main_arena's; otherwise its heap_info sits at the start of the
  * HEAP_MAX_SIZE-aligned heap holding it, and its first field is ar_ptr.
+ * HEAP_MAX_SIZE is 2 * DEFAULT_MMAP_THRESHOLD_MAX: 64 MiB on 64-bit, 1 MiB on 32-bit.
  * Only pointers are read: nothing is allocated. */
-#define HEAP_MAX_SIZE (2UL * 4 * 1024 * 1024 * sizeof(long))
+#define HEAP_MAX_SIZE (sizeof(long) == 8 ? 2UL * 4 * 1024 * 1024 * sizeof(long) : 1024UL * 1024)
 
 static uintptr_t arena_seen[MAXTHREADS]; /* 0 unknown, 1 main, else ar_ptr */
 
@@ -157,7 +161,7 @@ static void sorted(int t)
     for (int i = 0; i < nrec; i++)
         if (recs[i].t == t && recs[i].freed &&
             strcmp(recs[i].bin, "unsorted") == 0)
-            recs[i].bin = recs[i].csize < 0x400 ? "smallbin" : "largebin";
+            recs[i].bin = recs[i].csize < MIN_LARGE_SIZE ? "smallbin" : "largebin";
 }
 
 static void print_recs(void)
@@ -385,11 +389,11 @@ static void mode_basic(void)
         struct mallinfo2 after = mallinfo2();
         demo_check(np == recs[b].p, "realloc shrink in place");
         recs[b].req = 500;
-        unsigned long tail = (unsigned long)np - 16 + chunk_size(np);
-        size_t tsize = ((size_t *)tail)[1] & ~7UL;
+        unsigned long tail = (unsigned long)np - 2 * sizeof(size_t) + chunk_size(np);
+        size_t tsize = ((size_t *)tail)[1] & ~(size_t)7;
         const char *bin = classify(&before, &after);
         if (strcmp(bin, "unsorted") == 0) /* sorted in step D */
-            bin = tsize < 0x400 ? "smallbin" : "largebin";
+            bin = tsize < MIN_LARGE_SIZE ? "smallbin" : "largebin";
         remainder = (struct rec){ .p = (void *)tail, .csize = tsize,
                                   .bin = bin };
     }

@@ -31,6 +31,52 @@ def demo(name: str) -> str:
     return os.path.join(BUILD, name)
 
 
+BUILD_M32 = os.path.join(BUILD, "m32")
+M32_PACKAGES = "gcc-multilib, libc6-dev-i386 (and libc6-dbg:i386 for libc's debug symbols)"
+_m32_missing = ["unknown"]
+
+
+def build_demos_m32():
+    """`make m32`: the demos compiled with gcc -m32 into demo_c/build/m32. Returns None, or why
+    they cannot be built here (no i386 toolchain), for a skip."""
+    if _m32_missing != ["unknown"]:
+        return _m32_missing[0]
+    os.makedirs(BUILD, exist_ok=True)
+    with open(os.path.join(BUILD, ".make-lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        got = subprocess.run(["make", "-s", "-C", os.path.join(ROOT, "demo_c"), "m32"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    why = None
+    if got.returncode != 0:
+        last = (got.stdout.strip().splitlines() or ["make failed"])[-1]
+        why = f"no i386 toolchain to build the -m32 demos ({last.strip()}); install {M32_PACKAGES}"
+    _m32_missing[0] = why
+    return why
+
+
+def demo_m32(name: str) -> str:
+    return os.path.join(BUILD_M32, name)
+
+
+def libc_debug_missing(program: str):
+    """None when the libc that `program` loads has its separate debug file installed (by
+    build-id, where gdb looks), else why not: for i386 demos, whether libc6-dbg:i386 is."""
+    out = subprocess.run(["ldd", program], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         text=True).stdout
+    m = re.search(r"libc\.so\.6 => (\S+)", out)
+    if not m:
+        return f"ldd {program} names no libc.so.6"
+    notes = subprocess.run(["readelf", "-n", m.group(1)], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True).stdout
+    b = re.search(r"Build ID: ([0-9a-f]+)", notes)
+    if not b:
+        return f"{m.group(1)} has no build-id"
+    path = f"/usr/lib/debug/.build-id/{b.group(1)[:2]}/{b.group(1)[2:]}.debug"
+    if not os.path.exists(path):
+        return f"no debug symbols for {m.group(1)} ({path}); install its libc6-dbg"
+    return None
+
+
 def parse_value(text: str):
     """'0x10' -> 16, '42' -> 42, '0x10:24' -> (16, 24), anything else stays text."""
     if ":" in text:

@@ -2,67 +2,100 @@
 
 The oracle side parses what the malloc_sizes demo printed: malloc_info() XML and mallinfo2().
 Our side is derived from the chunks, bins and mmapped list of `heapchunks --json` (not from its
-"mallinfo2" key), with glibc's bin-index rules written out here again, for x86-64 (SIZE_SZ 8,
-MALLOC_ALIGNMENT 16), so that a wrong state, bin or chunk boundary in the walk shows up as a
-disagreement with glibc. Nothing here imports gdbext.
+"mallinfo2" key), with glibc's bin-index rules written out here again, for x86-64 (SIZE_SZ 8)
+and i386 (SIZE_SZ 4), both with MALLOC_ALIGNMENT 16 (`Rules`), so that a wrong state, bin or
+chunk boundary in the walk shows up as a disagreement with glibc. Nothing here imports gdbext.
 """
 
 import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
-SIZE_SZ = 8
-ALIGN = 16
-MINSIZE = 32
+from dataclasses import dataclass
+
 PAGE = 4096
-MIN_LARGE_SIZE = 64 * ALIGN
 FREE_IN_BINS = ("fastbin", "unsorted", "smallbin", "largebin")  # tcache counts as in use
 
-# ---- glibc's size rules (malloc.c), 64-bit ---------------------------------------------------
+# ---- glibc's size rules (malloc.c) -------------------------------------------------------------
 
 
-def request2size(req: int) -> int:
-    return max(MINSIZE, (req + SIZE_SZ + ALIGN - 1) & ~(ALIGN - 1))
+@dataclass(frozen=True)
+class Rules:
+    """glibc's chunk arithmetic for one ABI: SIZE_SZ 8 on x86-64, 4 on i386; MALLOC_ALIGNMENT is
+    16 on both (i386's malloc-alignment.h), so i386 has one small bin fewer
+    (SMALLBIN_CORRECTION) and its chunk headers sit 8 bytes before 16-aligned user memory."""
+
+    size_sz: int
+    align: int = 16
+
+    @property
+    def minsize(self) -> int:  # offsetof(fd_nextsize), aligned up
+        return (4 * self.size_sz + self.align - 1) & ~(self.align - 1)
+
+    @property
+    def correction(self) -> int:  # SMALLBIN_CORRECTION
+        return 1 if self.align > 2 * self.size_sz else 0
+
+    @property
+    def min_large_size(self) -> int:
+        return (64 - self.correction) * self.align
+
+    def request2size(self, req: int) -> int:
+        return max(self.minsize, (req + self.size_sz + self.align - 1) & ~(self.align - 1))
+
+    def mmapped_size(self, req: int) -> int:
+        """sysmalloc's mapping for a request: ALIGN_UP(nb + SIZE_SZ, pagesize), plus the
+        alignment slack where MALLOC_ALIGNMENT is not the header size (i386)."""
+        slack = 0 if self.align == 2 * self.size_sz else self.align - 1
+        return (self.request2size(req) + self.size_sz + slack + PAGE - 1) & ~(PAGE - 1)
+
+    def fastbin_index(self, size: int) -> int:
+        return (size >> (4 if self.size_sz == 8 else 3)) - 2
+
+    def tcache_index(self, size: int) -> int:
+        return (size - self.minsize + self.align - 1) // self.align
+
+    def smallbin_index(self, size: int) -> int:
+        return (size >> 4) + self.correction
+
+    def largebin_index(self, size: int) -> int:
+        first = (6, 48, 48) if self.size_sz == 8 else (6, 45, 49)  # largebin_index_32_big
+        for shift, limit, base in (first, (9, 20, 91), (12, 10, 110), (15, 4, 119), (18, 2, 124)):
+            if size >> shift <= limit:
+                return base + (size >> shift)
+        return 126
+
+    def bin_index(self, size: int) -> int:
+        return self.smallbin_index(size) if size < self.min_large_size else self.largebin_index(size)
+
+    def expected_bin_label(self, state: str, size: int) -> str:
+        """The list glibc keeps a free chunk of this size on, as gdbext labels it (tcache aside)."""
+        if state == "fastbin":
+            return f"fastbin[{self.fastbin_index(size)}]"
+        if state in ("smallbin", "largebin"):
+            assert (state == "smallbin") == (size < self.min_large_size), (state, size)
+            return f"{state}[{self.bin_index(size)}]"
+        if state == "unsorted":
+            return "unsorted"
+        raise ValueError(state)
 
 
-def mmapped_size(req: int) -> int:
-    """sysmalloc's mmapped chunk size for a request: ALIGN_UP(nb + SIZE_SZ, pagesize)."""
-    return (request2size(req) + SIZE_SZ + PAGE - 1) & ~(PAGE - 1)
+X86_64 = Rules(8)
+I386 = Rules(4)
 
-
-def fastbin_index(size: int) -> int:
-    return (size >> 4) - 2
-
-
-def tcache_index(size: int) -> int:
-    return (size - MINSIZE + ALIGN - 1) // ALIGN
-
-
-def smallbin_index(size: int) -> int:
-    return size >> 4
-
-
-def largebin_index(size: int) -> int:
-    for shift, limit, base in ((6, 48, 48), (9, 20, 91), (12, 10, 110), (15, 4, 119), (18, 2, 124)):
-        if size >> shift <= limit:
-            return base + (size >> shift)
-    return 126
-
-
-def bin_index(size: int) -> int:
-    return smallbin_index(size) if size < MIN_LARGE_SIZE else largebin_index(size)
-
-
-def expected_bin_label(state: str, size: int) -> str:
-    """The list glibc keeps a free chunk of this size on, as gdbext labels it (tcache aside)."""
-    if state == "fastbin":
-        return f"fastbin[{fastbin_index(size)}]"
-    if state in ("smallbin", "largebin"):
-        assert (state == "smallbin") == (size < MIN_LARGE_SIZE), (state, size)
-        return f"{state}[{bin_index(size)}]"
-    if state == "unsorted":
-        return "unsorted"
-    raise ValueError(state)
+# x86-64's, for the tests of 64-bit demos
+SIZE_SZ = X86_64.size_sz
+ALIGN = X86_64.align
+MINSIZE = X86_64.minsize
+MIN_LARGE_SIZE = X86_64.min_large_size
+request2size = X86_64.request2size
+mmapped_size = X86_64.mmapped_size
+fastbin_index = X86_64.fastbin_index
+tcache_index = X86_64.tcache_index
+smallbin_index = X86_64.smallbin_index
+largebin_index = X86_64.largebin_index
+bin_index = X86_64.bin_index
+expected_bin_label = X86_64.expected_bin_label
 
 
 def raw_size(c: dict) -> int:
@@ -138,21 +171,21 @@ def top_chunk(arena: dict) -> dict:
     return tops[0]
 
 
-def malloc_info_from_json(doc: dict) -> dict:
+def malloc_info_from_json(doc: dict, rules: Rules = X86_64) -> dict:
     """malloc_info's figures, recomputed from heapchunks --json as glibc's __malloc_info does."""
     heaps = []
     for nr, a in enumerate(doc["arenas"]):
         fast = defaultdict(list)
         regular = defaultdict(list)
         for c in chunks_of(a, "fastbin"):
-            fast[fastbin_index(c["size"])].append(c)
+            fast[rules.fastbin_index(c["size"])].append(c)
         for state in ("smallbin", "largebin"):
             for c in chunks_of(a, state):
-                regular[bin_index(c["size"])].append(c)
+                regular[rules.bin_index(c["size"])].append(c)
         sizes = []
         for i in sorted(fast):  # every chunk of a fastbin is taken to have the first's size
             size, n = fast[i][0]["size"], len(fast[i])
-            sizes.append((size - (ALIGN - 1), size, n * size, n))
+            sizes.append((size - (rules.align - 1), size, n * size, n))
         for i in sorted(regular):
             raws = [raw_size(c) for c in regular[i]]
             sizes.append((min(raws), max(raws), sum(raws), len(raws)))
@@ -204,7 +237,7 @@ def mallinfo2_from_json(doc: dict) -> dict:
 
 # ---- structural checks of the walk ---------------------------------------------------------------
 
-def check_tiling(doc: dict) -> None:
+def check_tiling(doc: dict, rules: Rules = X86_64) -> None:
     """Each heap's chunks follow one another with no gap or overlap, from the first chunk to the
     heap's end, and the arena's top chunk is the last one of its newest heap."""
     for a in doc["arenas"]:
@@ -219,14 +252,22 @@ def check_tiling(doc: dict) -> None:
             for prev, nxt in zip(cs, cs[1:]):
                 assert prev["address"] + prev["size"] == nxt["address"], (prev, nxt)
             # An older heap of an arena ends in sysmalloc's fenceposts, the last of size 0:
-            # its header is the heap's last bytes.
+            # its header is the heap's last bytes, but for i386's 8 bytes of slack (the old
+            # top ended 8 bytes past a multiple of 16, and the fenceposts start at one).
             last = cs[-1]
-            span = last["size"] or (2 * SIZE_SZ if last["state"] == "fencepost" else 0)
-            assert last["address"] + span == h["end"], (h, last)
+            fence = last["state"] == "fencepost"
+            span = last["size"] or (2 * rules.size_sz if fence else 0)
+            slack = rules.align - 2 * rules.size_sz if fence else 0
+            assert last["address"] + span + slack == h["end"], (h, last)
             for c in cs:
-                assert c["user_address"] == c["address"] + 2 * SIZE_SZ
-                assert c["address"] % ALIGN == 0 and c["size"] % ALIGN == 0 and \
-                    (c["size"] >= MINSIZE or c["state"] == "fencepost"), c
+                assert c["user_address"] == c["address"] + 2 * rules.size_sz
+                # User memory is aligned, so on i386 a header sits 8 bytes before a multiple
+                # of 16; there the chunks that end where the heap's pages end (top, and the
+                # second of the two fenceposts, each one header long) are the exceptions.
+                edge = c["state"] in ("top", "fencepost") and rules.size_sz == 4
+                assert c["user_address"] % rules.align == 0 or c["state"] == "fencepost" and edge, c
+                assert c["size"] % rules.align == 0 or edge, c
+                assert c["size"] >= rules.minsize or c["state"] == "fencepost", c
                 # NON_MAIN_ARENA: never in main_arena; on every chunk another arena handed out
                 if a["main"] or c["state"] == "used":
                     assert c["non_main_arena"] == (not a["main"]), c
@@ -235,7 +276,7 @@ def check_tiling(doc: dict) -> None:
         assert any(by_heap[h["start"]][-1] is top for h in a["heaps"]), "top is not last"
 
 
-def check_bins_agree(doc: dict, bins: dict) -> None:
+def check_bins_agree(doc: dict, bins: dict, rules: Rules = X86_64) -> None:
     """The free lists of `bins --json` hold exactly the chunks `heapchunks --json` gives a free
     state, each on the list glibc's size rules pick."""
     for a, b in zip(doc["arenas"], bins["arenas"]):
@@ -246,7 +287,7 @@ def check_bins_agree(doc: dict, bins: dict) -> None:
             walked = {c["address"]: c for c in chunks_of(a, state)}
             assert set(listed) == set(walked), (hex(a["address"]), state)
             for addr, c in walked.items():
-                assert c["bin"] == listed[addr] == expected_bin_label(state, c["size"]), c
+                assert c["bin"] == listed[addr] == rules.expected_bin_label(state, c["size"]), c
             for bl in b[key]:
                 assert bl["complete"] and bl["count"] == len(bl["chunks"]), bl
     in_tcache = {}
@@ -259,7 +300,7 @@ def check_bins_agree(doc: dict, bins: dict) -> None:
     walked = {c["address"]: c for a in doc["arenas"] for c in chunks_of(a, "tcache")}
     assert set(in_tcache) == set(walked)
     for addr, (thread, index) in in_tcache.items():
-        assert tcache_index(walked[addr]["size"]) == index
+        assert rules.tcache_index(walked[addr]["size"]) == index
         assert walked[addr]["bin"] == f"tcache[thread {thread}][{index}]"
 
 

@@ -48,8 +48,9 @@ def proc_maps_error(proc: str) -> Optional[str]:
 class _Probe:
     """Reads the inferior one byte or word at a time: each probe is one gdb read."""
 
-    def __init__(self, memory):
+    def __init__(self, memory, pointer_size: int = 8):
         self.memory = memory
+        self.pointer_size = pointer_size
 
     def readable(self, address: int) -> bool:
         try:
@@ -60,7 +61,7 @@ class _Probe:
 
     def word(self, address: int) -> Optional[int]:
         try:
-            return int.from_bytes(self.memory.read(address, 8), "little")
+            return int.from_bytes(self.memory.read(address, self.pointer_size), "little")
         except MemoryReadError:
             return None
 
@@ -99,7 +100,8 @@ def object_mappings(target, probe: _Probe) -> List[Mapping]:
         return []
     out = []
     main = gdb.selected_inferior().progspace.filename or ""
-    for i, (l_addr, name) in enumerate(M.link_map_entries(probe.word, probe.string, r_debug)):
+    entries = M.link_map_entries(probe.word, probe.string, r_debug, probe.pointer_size)
+    for i, (l_addr, name) in enumerate(entries):
         path = name or (main if i == 0 else "")
         real = os.path.realpath(path) if path and os.path.isfile(path) else ""
         header = _object_header(real, probe, l_addr)
@@ -189,7 +191,7 @@ def stack_mappings(threads, known: List[Mapping], probe: _Probe, pthread_block) 
 def mappings_from_memory(target) -> List[Mapping]:
     from .threads import list_threads, pthread_block
 
-    probe = _Probe(target.memory)
+    probe = _Probe(target.memory, target.pointer_size)
     objects = object_mappings(target, probe)
     heap = brk_heap(target, probe, objects)
     stacks = stack_mappings(list_threads(), objects + heap, probe, pthread_block)

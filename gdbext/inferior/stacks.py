@@ -24,7 +24,7 @@ def malloc_block_stack(target: Target, maps, t) -> Optional[StackBounds]:
     block = None
     heap = brk_heap_in(target, maps, m)
     if heap is not None:
-        block = heap_chunk_holding(target.memory, heap[0], heap[1], tp)
+        block = heap_chunk_holding(target.memory, heap[0], heap[1], tp, size_sz=target.pointer_size)
     elif m.anonymous:
         layout = Layout.for_version(glibc_version(target), target.pointer_size)
         for c in chunks_in_mapping(target.memory, layout, m, limit=16):

@@ -14,7 +14,7 @@ class ThreadInfo:
     name: str
     sp: Optional[int]
     pc: Optional[int]
-    fs_base: Optional[int]
+    fs_base: Optional[int]  # the thread pointer: see _thread_pointer
     function: Optional[str] = None
     frames: Optional[int] = None
     is_main: bool = False
@@ -25,6 +25,23 @@ def _register(frame, name: str) -> Optional[int]:
         return int(frame.read_register(name)) & 0xFFFFFFFFFFFFFFFF
     except (gdb.error, ValueError):
         return None
+
+
+def _thread_pointer(thread, frame) -> Optional[int]:
+    """The thread pointer, which on x86 is the thread's struct pthread with its static TLS
+    below: x86-64's fs_base register; i386 reaches it through %gs, whose base gdb does not
+    show, so there it is the thread's pthread_t (the same address) that libthread_db or
+    gdbserver hands gdb."""
+    tp = _register(frame, "fs_base")
+    if tp:
+        return tp
+    try:
+        handle = thread.handle()  # gdb 8.3+; None without libthread_db
+    except (gdb.error, AttributeError, RuntimeError):
+        return None
+    if not handle:
+        return None
+    return int.from_bytes(bytes(handle), "little") or None
 
 
 def _frame_count(frame, limit: int = 100000) -> int:
@@ -60,7 +77,7 @@ def list_threads(with_frames: bool = False, wanted=None) -> List[ThreadInfo]:
                 frame = gdb.newest_frame()
                 info.sp = _register(frame, "sp")
                 info.pc = _register(frame, "pc")
-                info.fs_base = _register(frame, "fs_base")
+                info.fs_base = _thread_pointer(t, frame)
                 if with_frames:
                     info.function = _function_name(frame)
                     info.frames = _frame_count(frame)

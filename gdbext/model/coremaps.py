@@ -7,6 +7,7 @@ PT_LOAD headers hold every mapping with its exact permissions, the NT_FILE note 
 import struct
 from typing import Callable, List, Optional
 
+from .elfheader import elf_header, program_header
 from .regions import Mapping, maps_path
 
 PT_LOAD, PT_NOTE = 1, 4
@@ -25,20 +26,22 @@ def _notes(data: bytes):
         pos = name_end + ((descsz + 3) & ~3)
 
 
-def parse_nt_file(desc: bytes) -> List[tuple]:
-    """(start, end, file offset, path) for each file mapping the note lists."""
-    if len(desc) < 16:
+def parse_nt_file(desc: bytes, word: int = 8) -> List[tuple]:
+    """(start, end, file offset, path) for each file mapping the note lists; its numbers are
+    the core's longs (`word` bytes: 4 in an i386 core)."""
+    w = "Q" if word == 8 else "I"
+    if len(desc) < 2 * word:
         return []
-    count, page_size = struct.unpack_from("<QQ", desc, 0)
+    count, page_size = struct.unpack_from("<" + 2 * w, desc, 0)
     if count > 1 << 20:
         return []
     entries = []
-    pos = 16
+    pos = 2 * word
     for _ in range(count):
-        if pos + 24 > len(desc):
+        if pos + 3 * word > len(desc):
             return []
-        entries.append(struct.unpack_from("<QQQ", desc, pos))
-        pos += 24
+        entries.append(struct.unpack_from("<" + 3 * w, desc, pos))
+        pos += 3 * word
     names = desc[pos:].split(b"\0")
     return [
         (s, e, off * page_size, maps_path(names[i].decode("utf-8", "replace")) if i < len(names) else "")
@@ -47,29 +50,25 @@ def parse_nt_file(desc: bytes) -> List[tuple]:
 
 
 def core_mappings(read: Callable[[int, int], bytes]) -> Optional[List[Mapping]]:
-    """`read(offset, size)` reads the core file. None when it is not a 64-bit ELF core."""
-    head = read(0, 64)
-    if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+    """`read(offset, size)` reads the core file. None when it is not a little-endian ELF core
+    (64-bit or 32-bit)."""
+    h = elf_header(read(0, 64))
+    if h is None or h.e_type != 4:  # ET_CORE
         return None
-    (e_type,) = struct.unpack_from("<H", head, 0x10)
-    if e_type != 4:  # ET_CORE
-        return None
-    (e_phoff,) = struct.unpack_from("<Q", head, 0x20)
-    e_phentsize, e_phnum = struct.unpack_from("<HH", head, 0x36)
-    if e_phnum == 0xFFFF or e_phentsize < 56:
+    if h.phnum == 0xFFFF or h.phentsize < h.phdr_size:
         return None  # extended numbering: not produced by the kernel or gcore for our sizes
-    table = read(e_phoff, e_phentsize * e_phnum)
+    table = read(h.phoff, h.phentsize * h.phnum)
+    if len(table) < h.phentsize * h.phnum:
+        return None
     loads, files = [], []
-    for i in range(e_phnum):
-        p_type, p_flags, p_offset, p_vaddr, _, p_filesz, p_memsz, _ = struct.unpack_from(
-            "<IIQQQQQQ", table, i * e_phentsize
-        )
+    for i in range(h.phnum):
+        p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz = program_header(table, i * h.phentsize, h.word)
         if p_type == PT_LOAD and p_memsz:
             loads.append((p_vaddr, p_vaddr + p_memsz, p_flags))
         elif p_type == PT_NOTE and p_filesz < (64 << 20):
             for ntype, desc in _notes(read(p_offset, p_filesz)):
                 if ntype == NT_FILE:
-                    files = parse_nt_file(desc)
+                    files = parse_nt_file(desc, h.word)
     out = []
     for start, end, flags in loads:
         perms = (

@@ -8,6 +8,8 @@ import struct
 from dataclasses import dataclass
 from typing import List, Optional
 
+from .elfheader import elf_header, program_header
+
 PT_LOAD = 1
 ET_CORE = 4
 PT_GNU_RELRO = 0x6474E552
@@ -43,27 +45,20 @@ def is_core_header(header: bytes) -> bool:
 
 
 def parse_program_headers(header: bytes, mapping_start: int, path: str = "") -> Optional[LoadedObject]:
-    """`header` holds the first bytes of the object's offset-0 mapping at `mapping_start`."""
-    if len(header) < 64 or header[:4] != b"\x7fELF":
-        return None
-    if header[4] != 2 or header[5] != 1:  # 64-bit little-endian only
-        return None
+    """`header` holds the first bytes of the object's offset-0 mapping at `mapping_start`
+    (a 64-bit or 32-bit little-endian ELF)."""
     try:
-        (e_phoff,) = struct.unpack_from("<Q", header, 0x20)
-        e_phentsize, e_phnum = struct.unpack_from("<HH", header, 0x36)
+        h = elf_header(header)
     except struct.error:
         return None
-    if e_phentsize < 56 or e_phnum == 0 or e_phnum > 256:
+    if h is None or h.phentsize < h.phdr_size or h.phnum == 0 or h.phnum > 256:
         return None
     phdrs = []
-    for i in range(e_phnum):
-        off = e_phoff + i * e_phentsize
-        if off + 56 > len(header):
+    for i in range(h.phnum):
+        off = h.phoff + i * h.phentsize
+        if off + h.phdr_size > len(header):
             return None
-        p_type, p_flags, p_offset, p_vaddr, _, p_filesz, p_memsz, _ = struct.unpack_from(
-            "<IIQQQQQQ", header, off
-        )
-        phdrs.append((p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz))
+        phdrs.append(program_header(header, off, h.word))
     loads = [p for p in phdrs if p[0] == PT_LOAD]
     if not loads:
         return None

@@ -4,8 +4,9 @@ gdb's own look-up of a global variable defined in two objects (ld.so and libc bo
 `__curbrk`) may answer with the wrong object's copy; reading the object's own table does not.
 """
 
-import struct
 from typing import Callable, Dict, Iterable, Optional, Tuple
+
+from .elfheader import elf_header, section_header, symbol
 
 SHT_SYMTAB = 2
 SHT_DYNSYM = 11
@@ -16,7 +17,8 @@ Reader = Callable[[int, int], bytes]  # (file offset, size) -> bytes
 
 
 def symbols(read: Reader, wanted: Iterable[str], source: Optional[str] = None) -> Dict[str, Tuple[int, int]]:
-    """{name: (st_value, st_size)} for the wanted names defined in the file (64-bit LE only).
+    """{name: (st_value, st_size)} for the wanted names defined in the file (a little-endian
+    ELF, 64-bit or 32-bit).
 
     .symtab first (it has local symbols too), then .dynsym; the first definition wins, except
     that with `source` (a file name such as "malloc.c") a local definition listed under that
@@ -25,42 +27,33 @@ def symbols(read: Reader, wanted: Iterable[str], source: Optional[str] = None) -
     """
     wanted = set(wanted)
     out: Dict[str, Tuple[int, int]] = {}
-    head = read(0, 64)
-    if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+    h = elf_header(read(0, 64))
+    if h is None or h.shoff == 0 or h.shentsize < h.shdr_size or not 0 < h.shnum < 4096:
         return out
-    (e_shoff,) = struct.unpack_from("<Q", head, 0x28)
-    e_shentsize, e_shnum, _ = struct.unpack_from("<HHH", head, 0x3A)
-    if e_shoff == 0 or e_shentsize < 64 or not 0 < e_shnum < 4096:
+    table = read(h.shoff, h.shentsize * h.shnum)
+    if len(table) < h.shentsize * h.shnum:
         return out
-    table = read(e_shoff, e_shentsize * e_shnum)
-    if len(table) < e_shentsize * e_shnum:
-        return out
-    sections = []
-    for i in range(e_shnum):
-        (_, sh_type, _, _, sh_offset, sh_size, sh_link, _, _, sh_entsize) = struct.unpack_from(
-            "<IIQQQQIIQQ", table, i * e_shentsize
-        )
-        sections.append((sh_type, sh_offset, sh_size, sh_link, sh_entsize))
+    sections = [section_header(table, i * h.shentsize, h.word) for i in range(h.shnum)]
     for kind in (SHT_SYMTAB, SHT_DYNSYM):
         for sh_type, off, size, link, entsize in sections:
             if sh_type != kind or not 0 <= link < len(sections) or size > MAX_TABLE:
                 continue
-            entsize = entsize or 24
+            entsize = max(entsize, h.sym_size)
             strtab = sections[link]
             if strtab[2] > MAX_TABLE:
                 continue
             syms = read(off, size)
             strs = read(strtab[1], strtab[2])
-            _scan(syms, strs, entsize, wanted, out, source)
+            _scan(syms, strs, entsize, h.word, wanted, out, source)
         if wanted <= set(out):
             break
     return out
 
 
-def _scan(syms: bytes, strs: bytes, entsize: int, wanted, out, source: Optional[str] = None):
+def _scan(syms: bytes, strs: bytes, entsize: int, word: int, wanted, out, source: Optional[str] = None):
     current_file, preferred = None, {}
-    for pos in range(0, len(syms) - 23, entsize):
-        st_name, st_info, _, st_shndx, st_value, st_size = struct.unpack_from("<IBBHQQ", syms, pos)
+    for pos in range(0, len(syms) - entsize + 1, entsize):
+        st_name, st_info, st_shndx, st_value, st_size = symbol(syms, pos, word)
         if st_name >= len(strs):
             continue
         kind = st_info & 0xF

@@ -8,9 +8,9 @@ below libc's __curbrk, and each thread's stack around its stack pointer.  Only t
 find where readable memory ends go to the target; everything here is plain Python.
 """
 
-import struct
 from typing import Callable, List, Optional, Tuple
 
+from .elfheader import elf_header, program_header
 from .regions import Mapping
 
 PAGE = 4096
@@ -28,39 +28,35 @@ def page_up(x: int) -> int:
 
 
 def link_map_entries(
-    read_word: Callable[[int], Optional[int]], read_string: Callable[[int], Optional[str]], r_debug: int
+    read_word: Callable[[int], Optional[int]],
+    read_string: Callable[[int], Optional[str]],
+    r_debug: int,
+    word: int = 8,
 ) -> List[tuple]:
     """(l_addr, l_name) of each object in the loader's list, from r_debug.r_map on; bounded,
-    and stopped at a loop or an unreadable entry."""
+    and stopped at a loop or an unreadable entry. `word`: the inferior's pointer size."""
     out: list = []
     seen: set = set()
-    node = read_word(r_debug + 8)  # r_version is an int, padded: r_map is the second word
+    node = read_word(r_debug + word)  # r_version is an int, padded: r_map is the second word
     while node and node not in seen and len(out) < MAX_OBJECTS:
         seen.add(node)
-        l_addr, l_name = read_word(node), read_word(node + 8)
+        l_addr, l_name = read_word(node), read_word(node + word)
         if l_addr is None:
             break
         out.append((l_addr, (read_string(l_name) if l_name else "") or ""))
-        node = read_word(node + 24)  # l_next
+        node = read_word(node + 3 * word)  # l_next
     return out
 
 
 def program_headers(header: bytes) -> Optional[List[tuple]]:
-    """(p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz) of a 64-bit little-endian ELF
-    whose first bytes (ELF header and program headers) are `header`."""
-    if len(header) < 64 or header[:4] != b"\x7fELF" or header[4] != 2 or header[5] != 1:
+    """(p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz) of a little-endian ELF (64-bit
+    or 32-bit) whose first bytes (ELF header and program headers) are `header`."""
+    h = elf_header(header)
+    if h is None or h.phentsize < h.phdr_size or not 0 < h.phnum <= 256:
         return None
-    (e_phoff,) = struct.unpack_from("<Q", header, 0x20)
-    e_phentsize, e_phnum = struct.unpack_from("<HH", header, 0x36)
-    if e_phentsize < 56 or not 0 < e_phnum <= 256 or e_phoff + e_phnum * e_phentsize > len(header):
+    if h.phoff + h.phnum * h.phentsize > len(header):
         return None
-    out = []
-    for i in range(e_phnum):
-        p_type, p_flags, p_offset, p_vaddr, _, p_filesz, p_memsz, _ = struct.unpack_from(
-            "<IIQQQQQQ", header, e_phoff + i * e_phentsize
-        )
-        out.append((p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz))
-    return out
+    return [program_header(header, h.phoff + i * h.phentsize, h.word) for i in range(h.phnum)]
 
 
 def load_base(phdrs: List[tuple], bias: int) -> Optional[int]:

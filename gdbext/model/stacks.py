@@ -107,27 +107,29 @@ def stack_in_block(thread: int, tid: int, block: Tuple[int, int]) -> StackBounds
 
 
 def heap_chunk_holding(
-    mem: Memory, start: int, end: int, address: int, max_chunks: int = MAX_WALK_CHUNKS
+    mem: Memory, start: int, end: int, address: int, max_chunks: int = MAX_WALK_CHUNKS, size_sz: int = 8
 ) -> Optional[Tuple[int, int]]:
     """[user start, chunk end) of the chunk whose user memory holds `address`, walking the
     chunks laid end to end from `start` (a brk heap) in windows read in bulk; None when a size
-    field makes no sense before the address is reached."""
-    pos = (start + 15) & ~15
+    field makes no sense before the address is reached. `size_sz`: 8, or 4 on i386, where
+    16-aligned user memory puts each header 8 bytes before a multiple of 16."""
+    hdr = 2 * size_sz
+    pos = ((start + hdr + 15) & ~15) - hdr
     buf, base = b"", pos
     for _ in range(max_chunks):
-        if pos + 16 > end or pos > address:
+        if pos + hdr > end or pos > address:
             return None
         off = pos - base
-        if off + 16 > len(buf):
+        if off + hdr > len(buf):
             try:
                 buf, base, off = mem.read(pos, min(WALK_WINDOW, end - pos)), pos, 0
             except MemoryReadError:
                 return None
-        size_field = int.from_bytes(buf[off + 8 : off + 16], "little")
+        size_field = int.from_bytes(buf[off + size_sz : off + hdr], "little")
         size = size_field & ~7
-        if size < 32 or size % 16 or pos + size > end or size_field & IS_MMAPPED:
+        if size < 2 * hdr or size % 16 or pos + size > end or size_field & IS_MMAPPED:
             return None
-        if pos + 16 <= address < pos + size:
-            return pos + 16, pos + size
+        if pos + hdr <= address < pos + size:
+            return pos + hdr, pos + size
         pos += size
     return None

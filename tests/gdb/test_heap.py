@@ -34,6 +34,7 @@ class Snapshot:
     tids: dict  # gdb thread number -> tid
     gdb: Gdb = field(default=None, repr=False)
     walked: dict = None  # arenas --walk --json
+    rules: H.Rules = H.X86_64  # the inferior's chunk arithmetic (H.I386 for -m32 demos)
 
     def thread_of(self, t: int) -> int:
         """gdb thread number of the demo's thread t (0 = main)."""
@@ -48,7 +49,7 @@ class Snapshot:
         return v
 
 
-def snapshot(g: Gdb, args, stop="heap") -> Snapshot:
+def snapshot(g: Gdb, args, stop="heap", rules: H.Rules = H.X86_64) -> Snapshot:
     g.run_to(stop)
     text = "".join(g.transcript)
     assert g.facts["malloc_info.allocated"] == 0, "the report changed the heap it describes"
@@ -58,7 +59,7 @@ def snapshot(g: Gdb, args, stop="heap") -> Snapshot:
         assert docs[name]["command"] == name and docs[name]["schema"] == 1
     walked = g.json("arenas --walk --json")
     return Snapshot(tuple(args), dict(g.facts), text, docs["heapchunks"], docs["bins"],
-                    docs["arenas"], H.thread_tids(g.cmd("info threads")), g, walked)
+                    docs["arenas"], H.thread_tids(g.cmd("info threads")), g, walked, rules)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,7 @@ def take(demos):
 
 def check_malloc_info(s: Snapshot):
     glibc = H.parse_malloc_info(H.malloc_info_text(s.transcript))
-    ours = H.malloc_info_from_json(s.chunks)
+    ours = H.malloc_info_from_json(s.chunks, s.rules)
     assert len(glibc["heaps"]) == len(ours["heaps"]) == len(s.chunks["arenas"])
     for g, o, a in zip(glibc["heaps"], ours["heaps"], s.chunks["arenas"]):
         where = f"arena {o['nr']} ({a['address']:#x})"
@@ -119,8 +120,8 @@ def check_mallinfo2(s: Snapshot):
 
 def check_walk(s: Snapshot):
     assert s.chunks["problems"] == [] and s.bins["problems"] == [] and s.arenas["problems"] == []
-    H.check_tiling(s.chunks)
-    H.check_bins_agree(s.chunks, s.bins)
+    H.check_tiling(s.chunks, s.rules)
+    H.check_bins_agree(s.chunks, s.bins, s.rules)
     main = next(a for a in s.chunks["arenas"] if a["main"])
     assert s.chunks["arenas"][0] is main
     # the brk heap runs from mp_.sbrk_base to the break the program printed
@@ -139,21 +140,23 @@ def find_user(s: Snapshot, user: int):
 def check_allocation(s: Snapshot, t: int, user: int, req: int, mmapped: bool):
     """A pointer malloc/calloc/realloc/memalign returned to thread t for `req` bytes."""
     arena, c = find_user(s, user)
+    R = s.rules
     if mmapped:
         assert arena is None, f"{user:#x}: the demo saw IS_MMAPPED, we see {c}"
-        assert c["size"] - 2 * H.SIZE_SZ >= req
+        assert c["size"] - 2 * R.size_sz >= req
         if c["address"] == c["mapping_start"]:
-            assert c["size"] == H.mmapped_size(req), (c, req)
-        else:  # memalign dropped the head of the mapping: still one mapping, whole pages
+            assert c["size"] == R.mmapped_size(req), (c, req)
+        else:  # memalign dropped the head of the mapping (or i386 aligned the chunk in it):
+            # still one mapping, whole pages
             assert H.mapping_bytes(c) % H.PAGE == 0 and c["mapping_start"] % H.PAGE == 0
-            assert H.mapping_bytes(c) >= H.mmapped_size(req)
+            assert H.mapping_bytes(c) >= R.mmapped_size(req)
         return
     assert arena is not None, f"{user:#x} ({req} bytes) is not in any arena"
     assert c["state"] == "used", c
-    nb = H.request2size(req)
+    nb = R.request2size(req)
     # malloc hands out nb exactly or leaves a remainder smaller than MINSIZE attached
-    assert nb <= c["size"] <= nb + H.MINSIZE, (c, req)
-    assert c["size"] - H.SIZE_SZ >= req
+    assert nb <= c["size"] <= nb + R.minsize, (c, req)
+    assert c["size"] - R.size_sz >= req
     if f"arena.t{t}" in s.facts:
         assert arena["address"] == s.arena_address(t), (hex(user), t)
 
@@ -238,6 +241,12 @@ def test_basic_malloc_results_are_used_chunks(basic):
 
 
 def test_basic_freed_blocks_are_where_glibc_put_them(basic):
+    check_freed(basic)
+
+
+def check_freed(basic: Snapshot):
+    """Each block malloc_sizes basic freed is in the state and on the list glibc put it."""
+    R = basic.rules
     f = basic.facts
     chunks = {c["address"]: (a, c) for a in basic.chunks["arenas"] for c in a["chunks"]}
     tcache_of = {c: t["thread"] for t in basic.bins["tcache"] for b in t["bins"] for c in b["chunks"]}
@@ -247,16 +256,16 @@ def test_basic_freed_blocks_are_where_glibc_put_them(basic):
     for t, k, (user, req) in freed:
         where = f[f"bin.t{t}.{k}"]
         assert where in ("tcache", "fastbin", "unsorted", "smallbin", "largebin"), (t, k, where)
-        arena, c = chunks[user - 2 * H.SIZE_SZ]
+        arena, c = chunks[user - 2 * R.size_sz]
         assert c["state"] == where, (hex(user), where, c)
-        assert H.request2size(req) <= c["size"] <= H.request2size(req) + H.MINSIZE
+        assert R.request2size(req) <= c["size"] <= R.request2size(req) + R.minsize
         seen.add(where)
         if where == "tcache":
             # a tcache belongs to the thread that freed into it, whatever arena the chunk is in
             assert tcache_of[c["address"]] == basic.thread_of(t), (hex(user), t)
-            assert c["bin"] == f"tcache[thread {basic.thread_of(t)}][{H.tcache_index(c['size'])}]"
+            assert c["bin"] == f"tcache[thread {basic.thread_of(t)}][{R.tcache_index(c['size'])}]"
         else:
-            assert c["bin"] == H.expected_bin_label(where, c["size"])
+            assert c["bin"] == R.expected_bin_label(where, c["size"])
             assert arena["address"] == basic.arena_address(t), (hex(user), t)
     assert seen == {"tcache", "fastbin", "unsorted", "smallbin", "largebin"}
     # the tail a shrinking realloc split off and freed itself

@@ -16,16 +16,17 @@ NO_LIBC_DEBUG = "set debug-file-directory /nonexistent"
 PAGE = 4096
 
 
-def _session(gdb_session, tmp_path, symbols, core):
+def _session(gdb_session, tmp_path, symbols, core, program=None):
     init = [] if symbols else [NO_LIBC_DEBUG]
-    live = gdb_session(demo("heap_stacks"), extra_init=init)
+    program = program or demo("heap_stacks")
+    live = gdb_session(program, extra_init=init)
     live.run_to("stacks")
     if not core:
         return live
     path = str(tmp_path / "hs.core")
     live.cmd(f"gcore {path}", timeout=120)
     assert os.path.exists(path)
-    g = gdb_session(demo("heap_stacks"), extra_init=init)
+    g = gdb_session(program, extra_init=init)
     g.facts = dict(live.facts)
     g.cmd(f"core-file {path}", timeout=120)
     return g
@@ -34,7 +35,11 @@ def _session(gdb_session, tmp_path, symbols, core):
 @pytest.mark.parametrize("core", [False, True], ids=["live", "core"])
 @pytest.mark.parametrize("symbols", [True, False], ids=["symbols", "no-symbols"])
 def test_a_thread_stack_in_an_mmapped_chunk_is_that_chunk(gdb_session, tmp_path, symbols, core):
-    g = _session(gdb_session, tmp_path, symbols, core)
+    check_stack_in_mmapped_chunk(_session(gdb_session, tmp_path, symbols, core), symbols)
+
+
+def check_stack_in_mmapped_chunk(g, symbols, size_sz=8):
+    """`size_sz`: 4 for the i386 build, whose chunk headers are 8 bytes."""
     f = g.facts
     doc = g.json("heapchunks --json --state mmapped")
     assert doc.get("problems", []) == [], doc.get("problems")
@@ -42,7 +47,7 @@ def test_a_thread_stack_in_an_mmapped_chunk_is_that_chunk(gdb_session, tmp_path,
     assert f["big.buffer"] in users, (hex(f["big.buffer"]), [hex(u) for u in users])
     chunk = next(c for c in doc["mmapped"] if c["user_address"] == f["big.buffer"])
     # the chunk holds the whole block the program asked for, and no more than a page beyond
-    assert f["big.size"] <= chunk["size"] - 16 < f["big.size"] + PAGE, chunk
+    assert f["big.size"] <= chunk["size"] - 2 * size_sz < f["big.size"] + PAGE, chunk
     if symbols:
         assert len(doc["mmapped"]) == int(g.cmd("print mp_.n_mmaps").split("=")[-1])
     # vmmap: the stack (pthread_getattr_np's range) is a thread-stack region inside the chunk
@@ -56,4 +61,15 @@ def test_a_thread_stack_in_an_mmapped_chunk_is_that_chunk(gdb_session, tmp_path,
         assert stack[0]["start"] == low and high <= stack[0]["end"] < high + PAGE
     around = [r for r in regs if r["kind"] == "mmap-chunk" and r["start"] < f["big.stack_addr"] + f["big.stack_size"]
               and r["end"] > chunk["address"]]
-    assert around and around[0]["start"] == chunk["address"], around
+    # the small stack, a [heap] chunk: struct pthread gives the block; without it, the chunk
+    # holding the thread pointer is found by walking the heap's chunks
+    doc = g.json("threadstacks --json")
+    (small,) = [t for t in doc["threads"] if t["tid"] == f["small.tid"]]
+    if symbols:
+        assert (small["low"], small["size"]) == (f["small.stack_addr"], f["small.stack_size"])
+    else:
+        assert small["source"] == "malloc block" and small["low"] == f["small.buffer"], small
+        assert f["small.buffer"] + f["small.size"] <= small["high"] < f["small.buffer"] + f["small.size"] + 32
+    # the claim starts where the chunk's mapping does: at the chunk on x86-64, 8 bytes before
+    # it on i386 (sysmalloc aligns the user memory, prev_size holds the 8)
+    assert around and around[0]["start"] == chunk["mapping_start"], around

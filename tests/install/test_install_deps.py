@@ -7,10 +7,14 @@ import re
 from tests.harness import ROOT
 
 OPTIONAL = ("gdbserver", "musl-tools", "libjemalloc2", "libc6-dbg")
+I386 = ("gcc-multilib", "libc6-dev-i386", "libc6-dbg:i386")  # on amd64, after adding i386
 
 STUBS = {
-    # every optional package is missing
-    "dpkg": """case "$1" in -s) case "$2" in gdbserver|musl-tools|libjemalloc2|libc6-dbg) exit 1 ;; esac; exec /usr/bin/dpkg "$@" ;; esac
+    # every optional package is missing, and dpkg knows no foreign architecture
+    "dpkg": """case "$1" in -s) case "$2" in gdbserver|musl-tools|libjemalloc2|libc6-dbg|gcc-multilib|libc6-dev-i386|libc6-dbg:i386) exit 1 ;; esac; exec /usr/bin/dpkg "$@" ;;
+  --print-foreign-architectures) exit 0 ;;
+  --add-architecture) echo "dpkg $*" >> "$APT_LOG"; exit 0 ;;
+esac
 exec /usr/bin/dpkg "$@"
 """,
     # one package is not in this distribution's apt
@@ -44,6 +48,14 @@ def test_deps_installs_the_optional_test_packages_and_goes_on_without_one(instal
         assert any(pkg in args and "libjemalloc2" not in args for args in installs), log
     assert "libjemalloc2" in p.stderr and "skipped" in p.stderr, p.stderr
     assert "Traceback" not in p.stderr
+    if os.popen("/usr/bin/dpkg --print-architecture").read().strip() == "amd64":
+        # the i386 tests' packages, after dpkg learnt the architecture and apt its lists
+        lines = log.splitlines()
+        added = lines.index("dpkg --add-architecture i386")
+        assert set(I386) <= asked, log
+        assert any("update" in line for line in lines[added:]), log
+        first = next(i for i, line in enumerate(lines) if " install " in line and "gcc-multilib" in line)
+        assert added < first, log
 
 
 def _readme():

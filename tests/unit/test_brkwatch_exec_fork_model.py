@@ -43,3 +43,18 @@ def test_memfd_mapped_executable_is_a_file():
                            "/memfd:gdbext-jit (deleted)\n")
     (r,) = classify(maps)
     assert r.kind == "file" and r.path == "/memfd:gdbext-jit (deleted)"
+
+
+def test_chunk_holding_an_address_in_an_i386_heap():
+    """i386: 4-byte size fields, and user memory 16-aligned, so the first chunk of a
+    page-aligned heap starts 8 bytes in and every header sits at 8 modulo 16."""
+    base = 0x5655A000
+    sizes = [0x190, 0x8010, 0x10010]
+    data = bytes(8) + b"".join(struct.pack("<II", 0, size | 1) + bytes(size - 8) for size in sizes)
+    data += struct.pack("<II", 0, 0x1000 - 8 | 1) + bytes(0x1000 - 16)
+    mem, end = BytesMemory([(base, data)], pointer_size=4), base + len(data)
+    block = base + 8 + 0x190 + 0x8010
+    assert heap_chunk_holding(mem, base, end, block + 0x100, size_sz=4) == (block + 8, block + 0x10010)
+    assert heap_chunk_holding(mem, base, end, block + 8, size_sz=4) == (block + 8, block + 0x10010)
+    assert heap_chunk_holding(mem, base, end, block + 4, size_sz=4) is None  # its header
+    assert heap_chunk_holding(mem, base, end, block + 0x100) is None  # read as x86-64: no chunk

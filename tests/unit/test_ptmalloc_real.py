@@ -5,7 +5,9 @@ data with main_arena and mp_, and the anonymous mappings, big ones cut to 64 KiB
 its raise(SIGTRAP) under gdb, with /proc/PID/maps and what the program printed from
 malloc_info(0, stdout) and mallinfo2().  For 2.36 (this machine's glibc, with libc6-dbg) gdb
 gave the addresses of main_arena, mp_ and each thread's tcache; the 2.41 and 2.43 runs used
-Debian's libc6 through its own ld.so, without symbols, and ptmalloc.locate found them.
+Debian's libc6 through its own ld.so, without symbols, and ptmalloc.locate found them. The
+i386 one is the same program built with `gcc -m32` (SIZE_SZ 4, MALLOC_ALIGNMENT 16), its
+anchors given by gdb with libc6-dbg:i386.
 """
 
 import base64
@@ -22,6 +24,7 @@ import pytest
 HERE = os.path.dirname(__file__)
 FIXTURE = os.path.join(HERE, "test_ptmalloc_glibc236.json.gz")
 OTHERS = {(2, 41): "test_ptmalloc_glibc241.json.gz", (2, 43): "test_ptmalloc_glibc243.json.gz"}
+I386 = os.path.join(HERE, "test_ptmalloc_glibc236_i386.json.gz")
 
 PROGRAM = r"""
 #include <malloc.h>
@@ -129,3 +132,35 @@ def test_other_glibc_versions_found_without_symbols(version):
     assert find_mp(mem, st.layout, libc, heap.start).address == doc["mp"]
     if version >= (2, 43):
         assert "fast" not in doc["malloc_info"] and not st.layout.has_fastbins
+
+
+def test_i386_process_matches_glibc():
+    """A 32-bit heap: 4-byte size fields and pointers, 16-byte alignment, so chunk headers
+    sit 8 bytes before each 16-aligned user pointer and mmapped chunks 8 bytes into their
+    mappings, one small bin fewer (SMALLBIN_CORRECTION), a 1 MiB HEAP_MAX_SIZE."""
+    doc, st = run(Layout.for_version((2, 36), pointer_size=4), I386)
+    assert st.problems == []
+    assert st.malloc_info().to_xml() == doc["malloc_info"]
+    assert list(st.mallinfo2()) == doc["mallinfo2"]
+    main, thread = st.arenas
+    assert thread.heaps[0].heap_info.ar_ptr == thread.address and thread.address % (1 << 20) == 0x18
+    assert thread.heaps[0].start % (1 << 20) == 0  # heap_info at a HEAP_MAX_SIZE boundary
+    assert main.heaps[0].addrs[0] + 8 == doc["tcache"]["1"]  # the tcache: each heap's first chunk
+    assert thread.heaps[0].addrs[0] + 8 == doc["tcache"]["2"]
+    assert st.tcache[1].chunk_count > 0 and st.tcache[2].chunk_count > 0
+    assert len(st.mmapped) == 3
+    assert all(m.address % 16 == 8 for m in st.mmapped)
+    assert sorted(m.address - m.mapping_start for m in st.mmapped)[0] == 8
+    for a in st.arenas:
+        for h in a.heaps:
+            assert all(c % 16 == 8 for c in h.addrs)
+
+
+def test_i386_anchors_found_without_symbols():
+    from gdbext.model.ptmalloc import find_main_arena, find_mp, libc_data_mappings
+    doc, mem, maps = load(I386)
+    L = Layout.for_version((2, 36), pointer_size=4)
+    libc = libc_data_mappings(maps, next(m.path for m in maps if m.path.endswith("libc.so.6")))
+    heap = next(m for m in maps if m.path == "[heap]")
+    assert find_main_arena(mem, L, libc).address == doc["main_arena"]
+    assert find_mp(mem, L, libc, heap.start).address == doc["mp"]
