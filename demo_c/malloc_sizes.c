@@ -11,6 +11,8 @@
  *   malloc_sizes random SEED COUNT [T]   COUNT seeded random operations over
  *                                        T threads (default 3, incl. main)
  *   malloc_sizes threshold               the dynamic mmap threshold
+ *   malloc_sizes entries                 one mmapped block from each malloc
+ *                                        entry point, then each freed
  *   malloc_sizes many N                  N mixed allocations (benchmark)
  *   malloc_sizes threads N [EXITED [ARENA_MAX]]
  *                                        N threads that keep their arenas,
@@ -593,6 +595,44 @@ static void mode_threshold(void)
     demo_stop("heap");
 }
 
+/* ---- entries mode ------------------------------------------------------ */
+
+/* One block above a fixed mmap threshold from each allocator entry point, so
+ * each maps memory once (brkwatch --mmap names the entry point that did):
+ * entry.NAME=ADDRESS:REQUEST, then all freed (stop "mapped", then "freed"). */
+static void mode_entries(void)
+{
+    enum { N = 8 };
+    void *p[N];
+    const char *name[N] = {"malloc", "calloc", "realloc", "memalign",
+                           "aligned_alloc", "posix_memalign", "valloc",
+                           "pvalloc"};
+    size_t req[N];
+    long page = sysconf(_SC_PAGESIZE);
+
+    demo_check(mallopt(M_MMAP_THRESHOLD, 64 * KiB) == 1, "mallopt");
+    for (int i = 0; i < N; i++)
+        req[i] = (size_t)(200 + 40 * i) * KiB; /* page multiples, all distinct */
+    void *small = malloc(64);
+    demo_check(small != NULL, "malloc");
+    p[0] = malloc(req[0]);
+    p[1] = calloc(1, req[1]);
+    p[2] = realloc(small, req[2]); /* a heap chunk moved to an mmapped one */
+    p[3] = memalign((size_t)page, req[3]);
+    p[4] = aligned_alloc((size_t)page, req[4]);
+    demo_check(posix_memalign(&p[5], (size_t)page, req[5]) == 0, "posix_memalign");
+    p[6] = valloc(req[6]);
+    p[7] = pvalloc(req[7]);
+    for (int i = 0; i < N; i++) {
+        demo_check(p[i] != NULL && is_mmapped(p[i]), name[i]);
+        fact("entry.%s=0x%lx:%zu", name[i], (unsigned long)p[i], req[i]);
+    }
+    demo_stop("mapped");
+    for (int i = 0; i < N; i++)
+        free(p[i]);
+    demo_stop("freed");
+}
+
 /* ---- many mode --------------------------------------------------------- */
 
 static void mode_many(long n)
@@ -786,6 +826,8 @@ int main(int argc, char **argv)
                     (int)demo_arg_long(argc > 4 ? argv[4] : NULL, 3));
     } else if (strcmp(mode, "threshold") == 0) {
         mode_threshold();
+    } else if (strcmp(mode, "entries") == 0) {
+        mode_entries();
     } else if (strcmp(mode, "many") == 0) {
         mode_many(demo_arg_long(argc > 2 ? argv[2] : NULL, 100000));
     } else if (strcmp(mode, "threads") == 0) {
@@ -796,7 +838,7 @@ int main(int argc, char **argv)
     } else if (strcmp(mode, "big") == 0) {
         mode_big(demo_arg_long(argc > 2 ? argv[2] : NULL, 300));
     } else {
-        demo_check(0, "usage: malloc_sizes [basic|random|threshold|many|threads|big]");
+        demo_check(0, "usage: malloc_sizes [basic|random|threshold|entries|many|threads|big]");
     }
     demo_done();
     return 0;

@@ -13,6 +13,7 @@ from .elfheader import elf_header, program_header
 PT_LOAD = 1
 ET_CORE = 4
 PT_GNU_RELRO = 0x6474E552
+PT_GNU_EH_FRAME = 0x6474E550
 PF_X, PF_W, PF_R = 1, 2, 4
 
 
@@ -32,6 +33,7 @@ class LoadedObject:
     bias: int
     segments: tuple
     relro: Optional[tuple]  # (start, end) made read-only after relocation
+    eh_frame_hdr: Optional[tuple] = None  # (start, size) of the unwind search table
 
 
 def is_core_header(header: bytes) -> bool:
@@ -67,7 +69,8 @@ def parse_program_headers(header: bytes, mapping_start: int, path: str = "") -> 
     bias = mapping_start - ((first[3] - first[2]) & ~0xFFF)
     segs = tuple(Segment(bias + v, bias + v + fs, bias + v + ms, fl) for _, fl, _, v, fs, ms in loads)
     relro = next(((bias + v, bias + v + ms) for t, _, _, v, _, ms in phdrs if t == PT_GNU_RELRO), None)
-    return LoadedObject(path, bias, segs, relro)
+    eh = next(((bias + v, ms) for t, _, _, v, _, ms in phdrs if t == PT_GNU_EH_FRAME), None)
+    return LoadedObject(path, bias, segs, relro, eh)
 
 
 def pieces(obj: LoadedObject) -> List[tuple]:

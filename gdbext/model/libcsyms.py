@@ -33,6 +33,7 @@ class ObjectSymbols:
     bias: int
     ranges: List[Tuple[int, int]]  # the object's mappings
     syms: Dict[str, Tuple[int, int]]  # name -> (run-time address, size); absent names left out
+    eh_frame_hdr: Optional[Tuple[int, int]] = None  # (run-time address, size), see ehframe.py
 
     def address(self, name: str) -> Optional[int]:
         return self.syms[name][0] if name in self.syms else None
@@ -113,4 +114,5 @@ def object_symbols(
     finally:
         read.close()  # type: ignore[attr-defined]
     syms = {name: (obj.bias + value, size) for name, (value, size) in raw.items()}
-    return ObjectSymbols(path, static, obj.bias, [(m.start, m.end) for m in objmaps], syms), ""
+    ranges = [(m.start, m.end) for m in objmaps]
+    return ObjectSymbols(path, static, obj.bias, ranges, syms, obj.eh_frame_hdr), ""

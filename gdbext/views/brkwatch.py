@@ -48,8 +48,9 @@ def caller_text(e: M.BrkEvent) -> str:
     c = e.caller
     text = "?"
     if not c and e.via:  # no frame of the program's own: name what in libc asked
+        frame = (e.alloc or {}).get("frame")
         names = [M.alloc_name(v) for v in e.via]
-        i = next((k for k, n in enumerate(names) if n), None)
+        i = e.via.index(frame) if frame in e.via else next((k for k, n in enumerate(names) if n), None)
         text = f"(libc: {e.via[i + 1] if i is not None and i + 1 < len(e.via) else e.via[-1]})"
     if c:
         text = c.get("function") or object_text(c) or (f"{c['pc']:#x}" if c.get("pc") is not None else "?")

@@ -55,6 +55,11 @@ def test_caller_text():
     assert view.caller_text(e) == "0x401000"
     e.caller, e.via = None, ["__brk", "__sbrk", "sysmalloc", "_int_malloc", "malloc", "start"]
     assert view.caller_text(e) == "(libc: start)"  # the frame after the malloc call
+    # glibc 2.43: malloc's frame is gone (a tail call); the event names the frame that runs it
+    e.via = ["__brk", "sysmalloc", "_int_malloc", "__libc_malloc2", "_IO_file_doallocate", "start"]
+    e.alloc = {"function": "malloc", "size": None, "frame": "__libc_malloc2"}
+    assert view.caller_text(e) == "(libc: _IO_file_doallocate) via malloc"
+    e.alloc = None
     e.via, e.source = ["syscall"], "syscall()"
     assert view.caller_text(e) == "(libc: syscall) via syscall()"
 

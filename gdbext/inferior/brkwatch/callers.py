@@ -8,10 +8,11 @@ from typing import Dict, List, Optional, Tuple
 import gdb
 
 from ...model import brklog as M
+from ...model.callsite import call_before, plt_slot
 from ...model.libcsyms import is_loader
 from ...model.libcversion import looks_like_libc
 from .libccode import LibcInfo
-from .running import live_pid, proc_maps
+from .running import is_x86_64, live_pid, proc_maps, read_memory, read_u64
 
 MAX_LIBC_FRAMES = 64
 
@@ -37,12 +38,45 @@ def _in_libc_proper(libc: Optional[LibcInfo], pc: int) -> bool:
     return any(lo <= pc < hi for lo, hi in libc.ranges)
 
 
+def _allocator(libc: Optional[LibcInfo], name: Optional[str], pc: int) -> Optional[str]:
+    """The allocator entry point ('malloc') whose call this frame runs, or None.  Known from
+    libc's own code when libc was found (model/allocentries.py), else from gdb's name."""
+    if libc is not None:
+        return libc.allocators.entry_at(pc)
+    return M.alloc_name(name) if _in_libc_proper(libc, pc) else None
+
+
+def _called_entry(libc: Optional[LibcInfo], caller) -> Optional[str]:
+    """The allocator entry point that the caller's frame called ('valloc'), from its call
+    instruction (model/callsite.py): it names the call when a tail call left no frame of its
+    own.  x86-64 only; None when the call is not a direct one or not an entry point's."""
+    if libc is None or not is_x86_64():
+        return None
+    ret = caller.pc()
+    code = read_memory(ret - 6, 6)
+    target = call_before(code, ret) if code else None
+    for _ in range(2):  # the call's target, else the PLT stub's GOT slot
+        if target is None:
+            return None
+        kind, where = target
+        address = read_u64(where) if kind == "slot" else where
+        if address is None:
+            return None
+        name = libc.allocators.entry_named(address)
+        if name or kind == "slot":
+            return name
+        stub = read_memory(address, 16)
+        slot = plt_slot(stub, address) if stub else None
+        target = ("slot", slot) if slot is not None else None
+    return None
+
+
 def add_context(ev: M.BrkEvent, frame, libc: Optional[LibcInfo], bt: int) -> None:
     """Fills the event's via, caller, backtrace (bt frames) and alloc from the frames from
     `frame` (the newest) outwards."""
     via: list = []
     libc_frames: list = []
-    alloc_frame, n = None, 0
+    alloc_frame, alloc_entry, n = None, None, 0
     f = frame
     while f is not None and n < MAX_LIBC_FRAMES:
         pc = f.pc()
@@ -52,8 +86,10 @@ def add_context(ev: M.BrkEvent, frame, libc: Optional[LibcInfo], bt: int) -> Non
         name = f.name()
         if name and (not via or via[-1] != name):
             via.append(name)
-        if M.alloc_name(name) and _in_libc_proper(libc, pc):
-            alloc_frame = f
+        # An older frame's pc is a return address: pc - 1 is in the call, even a last one.
+        entry = _allocator(libc, name, pc if f is frame else pc - 1)
+        if entry:  # the outermost wins: realloc's own call of malloc is realloc's business
+            alloc_frame, alloc_entry = f, entry
         try:
             f = f.older()
         except gdb.error:
@@ -64,8 +100,11 @@ def add_context(ev: M.BrkEvent, frame, libc: Optional[LibcInfo], bt: int) -> Non
         ev.caller = describe(f)
         if bt:
             ev.backtrace = _backtrace(f, bt)
-    if alloc_frame is not None:
-        ev.alloc = alloc_request(alloc_frame, libc_frames)
+    called = _called_entry(libc, f) if libc_frames and ev.caller else None
+    if alloc_frame is not None and alloc_entry is not None:
+        ev.alloc = alloc_request(alloc_frame, called or alloc_entry, libc_frames, alloc_entry)
+    elif called:  # the entry point tail-called code that is not only its own (munmap)
+        ev.alloc = {"function": called, "size": None, "frame": None}
 
 
 def _backtrace(frame, count: int) -> List[dict]:
@@ -124,15 +163,18 @@ def _object_offset(pc: int) -> Optional[Tuple[str, int]]:
     return None
 
 
-_ALLOC_ARGS = {
-    "malloc": ("bytes",),
-    "realloc": ("bytes",),
-    "memalign": ("bytes",),
-    "aligned_alloc": ("bytes",),
-    "valloc": ("bytes",),
-    "pvalloc": ("bytes",),
-    "posix_memalign": ("size",),
-    "calloc": ("n", "elem_size"),
+# The request's arguments in an entry point's frame, or in the function it tail-called (glibc
+# 2.43's __libc_calloc2 has the product only): the first set that are all arguments there.
+_ALLOC_ARGS: Dict[str, Tuple[Tuple[str, ...], ...]] = {
+    "malloc": (("bytes",),),
+    "realloc": (("bytes",),),
+    "reallocarray": (("nmemb", "elem_size"),),
+    "memalign": (("bytes",),),
+    "aligned_alloc": (("bytes",),),
+    "valloc": (("bytes",),),
+    "pvalloc": (("bytes",),),
+    "posix_memalign": (("size",),),
+    "calloc": (("n", "elem_size"), ("sz",)),
 }
 
 # Where the request is still readable when the entry point's own argument is optimized out.
@@ -145,13 +187,21 @@ _INNER_REQUEST = {
     "valloc": ("_int_memalign", "bytes"),
     "pvalloc": ("_int_memalign", "bytes"),
 }
+# free's chunk (2 words below the user's pointer) in the functions that free hands it to.
+_FREE_CHUNK_HOLDERS = ("_int_free_chunk", "munmap_chunk", "_int_free")
 
 
 def _read_ints(frame, names) -> Optional[List[int]]:
+    """The values of the frame's arguments `names` (locals of those names do not count), or
+    None when one is missing, optimized out or unreadable (no debug info)."""
     try:
+        block = frame.block()
         vals = []
         for n in names:
-            v = frame.read_var(n)
+            sym = gdb.lookup_symbol(n, block, gdb.SYMBOL_VAR_DOMAIN)[0]
+            if sym is None or not sym.is_argument:
+                return None
+            v = sym.value(frame)
             if v.is_optimized_out:
                 return None
             vals.append(int(v))
@@ -160,16 +210,26 @@ def _read_ints(frame, names) -> Optional[List[int]]:
         return None
 
 
-def alloc_request(frame, libc_frames=()) -> dict:
-    """{"function", "size"} of the malloc call in `frame` ("pointer" for free), read from its
-    arguments or, when they are optimized out, from libc's inner frames."""
-    name = M.alloc_name(frame.name())
-    out: Dict[str, object] = {"function": name, "size": None}
-    names = _ALLOC_ARGS.get(name) if name else None
-    if names:
-        vals = _read_ints(frame, names)
-        if vals is None and name in _INNER_REQUEST:
-            inner, var = _INNER_REQUEST[name]
+def _word_size() -> int:
+    try:
+        return gdb.lookup_type("void").pointer().sizeof
+    except gdb.error:
+        return 8
+
+
+def alloc_request(frame, name: str, libc_frames=(), runs: Optional[str] = None) -> dict:
+    """{"function", "size"} of the call of allocator `name` that `frame` runs the code of
+    (`runs`: the entry point that code is, when the call handed over to another: valloc to
+    memalign's) ("pointer" for free), read from its arguments or, when they are optimized out,
+    from libc's inner frames; "frame": gdb's name of that frame (`__libc_malloc2` after glibc
+    2.43's tail call)."""
+    out: Dict[str, object] = {"function": name, "size": None, "frame": frame.name()}
+    choices = _ALLOC_ARGS.get(name, ()) + (_ALLOC_ARGS.get(runs, ()) if runs and runs != name else ())
+    if choices:
+        vals = next((v for v in (_read_ints(frame, c) for c in choices) if v is not None), None)
+        inner_name = name if name in _INNER_REQUEST else runs
+        if vals is None and inner_name in _INNER_REQUEST:
+            inner, var = _INNER_REQUEST[inner_name]
             for f in libc_frames:
                 if f.name() == inner:
                     vals = _read_ints(f, (var,))
@@ -184,11 +244,11 @@ def alloc_request(frame, libc_frames=()) -> dict:
         vals = _read_ints(frame, ("mem",))
         if vals is not None:
             out["pointer"] = vals[0]
-        else:  # the chunk the inner functions hold, 2 words below the user's pointer
+        else:
             for f in libc_frames:
-                if f.name() in ("munmap_chunk", "_int_free"):
+                if f.name() in _FREE_CHUNK_HOLDERS:
                     p = _read_ints(f, ("p",))
                     if p is not None:
-                        out["pointer"] = p[0] + 2 * 8
+                        out["pointer"] = p[0] + 2 * _word_size()
                         break
     return out

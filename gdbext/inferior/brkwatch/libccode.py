@@ -1,13 +1,17 @@
 """Where in the process's libc brkwatch can hook: libc's mappings and the symbols the hooks
-need (read from libc's file, not gdb's look-up), and the instructions of __brk, syscall(),
-mmap, munmap and mremap that matter (the system call, __brk's failure branch)."""
+need (read from libc's file, not gdb's look-up), the instructions of __brk, syscall(),
+mmap, munmap and mremap that matter (the system call, __brk's failure branch), and which of
+libc's code runs for which allocator entry point (model/allocentries.py)."""
 
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import gdb
 
+from ...model.allocentries import AllocatorCode, allocator_code, tail_calls
 from ...model.brkcode import brk_failure_branch
+from ...model.brklog import ALLOC_FUNCTIONS
+from ...model.ehframe import function_starts
 from ...model.libcsyms import is_loader, libc_symbols
 from .running import proc_maps, read_memory
 
@@ -23,7 +27,9 @@ LIBC_FUNCS = (
     "__mremap",
     "mremap",
     "mp_",
+    *ALLOC_FUNCTIONS,
 )  # mp_: in .symtab when not stripped (static programs)
+MAX_EH_FRAME_HDR = 4 << 20
 
 
 class Unavailable(Exception):
@@ -37,6 +43,15 @@ class LibcInfo:
     ranges: List[Tuple[int, int]]  # the object's mappings
     syms: Dict[str, Tuple[int, int]]  # name -> (run-time address, size)
     system: List[Tuple[int, int]]  # libc's and ld.so's mappings: frames in them are not the caller
+    eh_frame_hdr: Optional[Tuple[int, int]] = None  # (address, size): where functions start
+    _allocators: Optional[AllocatorCode] = None
+
+    @property
+    def allocators(self) -> AllocatorCode:
+        """libc's allocator entry points and the functions they tail-call, found once."""
+        if self._allocators is None:
+            self._allocators = _allocator_code(self)
+        return self._allocators
 
     def need(self, name: str, *alts: str) -> Tuple[int, int]:
         """(address, size) of the first of the functions named that libc defines with a size."""
@@ -55,7 +70,27 @@ def find_libc(pid: int) -> Tuple[Optional[LibcInfo], str]:
     if lib is None:
         return None, why
     system = lib.ranges + [(m.start, m.end) for m in maps if is_loader(m.path)]
-    return LibcInfo(lib.path, lib.static, lib.ranges, lib.syms, system), ""
+    return LibcInfo(lib.path, lib.static, lib.ranges, lib.syms, system, lib.eh_frame_hdr), ""
+
+
+def _allocator_code(libc: LibcInfo) -> AllocatorCode:
+    entries = {n: libc.syms[n] for n in ALLOC_FUNCTIONS if n in libc.syms}
+    functions = None
+    if libc.eh_frame_hdr and 0 < libc.eh_frame_hdr[1] <= MAX_EH_FRAME_HDR:
+        hdr = read_memory(*libc.eh_frame_hdr)
+        if hdr:
+            ptr = gdb.selected_inferior().architecture().name()
+            functions = function_starts(hdr, libc.eh_frame_hdr[0], 4 if ptr == "i386" else 8)
+    jumps: Dict[str, List[int]] = {}
+    if functions is not None:
+        for name, (start, size) in entries.items():
+            if size:
+                try:
+                    code = [(i["addr"], i["length"], i["asm"]) for i in _instructions(start, size)]
+                except gdb.error:
+                    continue
+                jumps[name] = tail_calls(code, start, start + size)
+    return allocator_code(entries, jumps, functions)
 
 
 def _instructions(start: int, size: int):

@@ -1,0 +1,88 @@
+"""Which code of libc runs on behalf of which allocator entry point (malloc, free, calloc, ...).
+
+A frame's name does not say it: glibc 2.43's `malloc` ends in a tail call to `__libc_malloc2`
+and `free` in one to `_int_free_chunk`, so at a system call malloc's own frame is gone, and
+without libc's debug symbols those functions have no name at all.  What is known in every
+version is what libc exports (the entry points, with their sizes, in the dynamic symbol table)
+and what their code does: a direct `jmp` from an entry point to the start of another function
+(by the unwind table, see ehframe.py) hands the call over to it.  So the code of an entry point
+is its own range plus the functions it tail-calls; a function reached so from several entry
+points (`_mid_memalign`, from memalign, aligned_alloc, valloc and pvalloc) is named after the
+first of them in ALLOC_FUNCTIONS' order, until the caller's call instruction says which one it
+called (callsite.py); only one level of tail calls is followed.
+"""
+
+import bisect
+import re
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from .brklog import ALLOC_FUNCTIONS
+from .ehframe import FunctionStarts
+
+Insn = Tuple[int, int, str]  # (address, length, text as gdb prints it)
+
+_JUMP = re.compile(r"^(?:(?:bnd|notrack)\s+)*jmp[lqw]?\s+(0x[0-9a-fA-F]+)\b")
+
+
+def tail_calls(insns: Iterable[Insn], start: int, end: int) -> List[int]:
+    """The targets of the direct unconditional jumps in [start, end) that leave it, in order,
+    without repeats (an indirect jump, `jmp *...`, has no target to read)."""
+    out: List[int] = []
+    for _, _, text in insns:
+        m = _JUMP.match(text.strip())
+        if m:
+            target = int(m.group(1), 16)
+            if not start <= target < end and target not in out:
+                out.append(target)
+    return out
+
+
+class AllocatorCode:
+    """Ranges of code, each with the entry point it runs for, and where each entry point is."""
+
+    def __init__(self, spans: List[Tuple[int, int, str]], entries: Optional[Dict[int, str]] = None):
+        self.spans = sorted(spans)
+        self._starts = [s for s, _, _ in self.spans]
+        self.entries = dict(entries or {})  # address -> name
+
+    def entry_named(self, address: int) -> Optional[str]:
+        """'valloc' when `address` is where valloc starts (a call's target); else None."""
+        return self.entries.get(address)
+
+    def entry_at(self, pc: int) -> Optional[str]:
+        """'malloc' when pc is in malloc's code or in a function malloc tail-calls; else None."""
+        i = bisect.bisect_right(self._starts, pc) - 1
+        if i >= 0:
+            start, end, name = self.spans[i]
+            if start <= pc < end:
+                return name
+        return None
+
+
+def allocator_code(
+    entries: Dict[str, Tuple[int, int]],
+    jumps: Dict[str, List[int]],
+    functions: Optional[FunctionStarts],
+) -> AllocatorCode:
+    """`entries`: entry point name -> (address, size) as libc's symbol table gives them (size 0:
+    unknown, left out); `jumps`: entry point -> its tail_calls; `functions`: where libc's
+    functions start (None: no tail call is followed)."""
+    spans: List[Tuple[int, int, str]] = []
+    own = {}
+    for name in ALLOC_FUNCTIONS:
+        addr, size = entries.get(name, (0, 0))
+        if size and addr not in own:  # an alias (cfree is free) keeps the first name
+            own[addr] = name
+            spans.append((addr, addr + size, name))
+    if functions is not None:
+        reached: Dict[int, str] = {}
+        for name in ALLOC_FUNCTIONS:
+            for target in jumps.get(name, ()):
+                if target in own or target in reached:
+                    continue  # another entry point (realloc(NULL, n) is malloc), or named first
+                reached[target] = name
+        for target, name in reached.items():
+            bounds = functions.bounds(target)
+            if bounds is not None and not any(s < bounds[1] and bounds[0] < e for s, e, _ in spans):
+                spans.append((bounds[0], bounds[1], name))
+    return AllocatorCode(spans, own)
