@@ -75,6 +75,12 @@ def text(heap, tcaches, arenas, kinds) -> Iterator[Item]:
     """The lists, one line each, a title per tcache and arena, then the problems."""
     state, L = heap.state, heap.layout
     yield from header_items(heap)
+    if "fast" in kinds and not L.has_fastbins:
+        yield line("this glibc has no fastbins (glibc 2.43 removed them)")
+        kinds = [k for k in kinds if k != "fast"]
+        if not kinds:
+            yield from problem_items(state.problems)
+            return
     shown = 0
     # "fast or unsorted" when some kinds were asked for: then an empty answer is not "empty bins".
     filtered = None if set(kinds) >= set(KINDS) else kinds_words(kinds)

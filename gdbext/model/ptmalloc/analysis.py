@@ -467,7 +467,9 @@ def _assign_states(
         code = STATE_OF_KIND[b.kind]
         label = b.label
         where = b.where if len(b.where) == len(b.chunks) else [None] * len(b.chunks)
+        prev: Optional[int] = None  # the list's chunk before: its link led here
         for addr, loc in zip(b.chunks, where):
+            holder, prev = prev, addr
             if loc is not None:
                 seg, i = loc
             else:
@@ -476,9 +478,11 @@ def _assign_states(
             if i < 0:
                 if unwalked is not None and unwalked(addr):
                     continue  # a focused model did not walk there: unknown, not wrong
+                # The bad value is the link that leads here: the problem is at the chunk that
+                # holds it (the bin's own slot holds the first link: then at the address).
                 problems.append(
                     Problem(
-                        addr,
+                        addr if holder is None else holder,
                         ProblemKind.NOT_A_CHUNK,
                         "%s holds %#x, which is not the start of any chunk "
                         "the heap walk found" % (b.label, addr),

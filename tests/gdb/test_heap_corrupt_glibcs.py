@@ -1,0 +1,69 @@
+"""heap_corrupt fastbin_loop under each glibc, with and without libc's debug symbols.  The demo
+frees A and B of size 0x40 and writes B's first word to lead back to A's chunk: before glibc 2.43
+they are in a fastbin, A -> B -> A, a loop; 2.43 has no fastbins and a tcache of 16, so both are
+tcache entries and B's link leads to A's header, which is not an entry.  Either way the damage is
+in B (corrupt.chunk): the problem must be listed there, not where the bad link leads."""
+
+import re
+
+import pytest
+
+from tests import glibcs as G
+from tests.harness import Gdb, assert_clean
+
+pytestmark = pytest.mark.gdb
+
+VERSIONS = ("2.31", "2.36", "2.41", "2.43", "2.44")  # named here, not G.VERSIONS
+CASES = [(v, s) for v in VERSIONS for s in (True, False)]
+QUICK = 20
+
+
+def no_fastbins(version):
+    return tuple(map(int, version.split("."))) >= (2, 43)  # glibc 2.43 removed them
+
+
+@pytest.fixture(scope="module", params=CASES, ids=lambda c: f"{c[0]}-{'symbols' if c[1] else 'nosymbols'}")
+def corrupt(request):
+    version, symbols = request.param
+    try:
+        g = G.ensure((version,))[version]
+    except G.Unreachable as e:
+        pytest.skip(f"Debian's archive is unreachable, no other glibc to test: {e}")
+    if symbols and not g.has_symbols:
+        pytest.skip(f"no debug symbols for glibc {version} ({g.libc}); install libc6-dbg")
+    gdb = Gdb(g.demo("heap_corrupt"), ("fastbin_loop",), extra_init=g.gdb_init(symbols), env=g.gdb_env)
+    try:
+        gdb.run_to("corrupt")
+        gdb.version = version
+        yield gdb
+    finally:
+        gdb.close()
+
+
+@pytest.mark.parametrize("command", ["bins", "heapchunks"])
+def test_problem_is_at_the_chunk_whose_link_is_bad(corrupt, command):
+    f = corrupt.facts
+    text = corrupt.cmd(f"{command} --json", timeout=QUICK)
+    assert_clean(text)
+    d = corrupt.json(f"{command} --json", timeout=QUICK)
+    at_b = [p for p in d["problems"] if p["address"] == f["corrupt.chunk"]]
+    kind = "not-a-chunk" if no_fastbins(corrupt.version) else "list-loop"
+    assert kind in [p["kind"] for p in at_b], (f["corrupt.chunk"], d["problems"])
+    if no_fastbins(corrupt.version):
+        # the entry B's link leads to: A's header, 16 bytes before A's entry
+        (p,) = [p for p in at_b if p["kind"] == "not-a-chunk"]
+        assert f"{f['corrupt.target'] - 16:#x}" in p["message"], p
+
+
+def test_bins_fast_says_there_are_no_fastbins(corrupt):
+    f = corrupt.facts
+    text = corrupt.cmd("bins --fast", timeout=QUICK)
+    assert_clean(text)
+    if no_fastbins(corrupt.version):
+        assert "this glibc has no fastbins" in text, text
+        assert not re.search(r"^\s*fastbin\[", text, re.M), text
+        assert "no fast chunks" not in text, text
+    else:
+        assert "no fastbins" not in text, text
+        line = re.search(r"^\s*fastbin\[2\] size 0x40: .*$", text, re.M)
+        assert line and f"{f['fast.a']:#018x} -> {f['fast.b']:#018x}" in line.group(0), text
