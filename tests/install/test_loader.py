@@ -75,3 +75,38 @@ def test_a_pygments_style_without_pygments_prints_plain_output_and_one_hint(gdb_
         assert_clean(text)
         assert "pygments" not in text and "\x1b[" not in text, (again, text)
     assert "[stack]" in text, text
+
+
+def _loaded(p):
+    """gdbext's commands are there, and nothing went to stderr."""
+    assert p.stderr == "", p.stderr
+    assert "vmmap" in p.stdout and "gdbext:" in p.stdout, p.stdout
+
+
+def test_sourced_from_another_python_script(tmp_path):
+    """gdb gives a file sourced from a Python script the outer script's __file__ (issue 13
+    item 7): the loader must not trust it."""
+    outer = tmp_path / "outer.py"
+    outer.write_text(f"import gdb\ngdb.execute('source {LOADER}')\n")
+    _loaded(_gdb(f"source {outer}", "help gdbext"))
+    _loaded(_gdb(f"python gdb.execute('source {LOADER}')", "help gdbext"))
+
+
+def test_run_by_exec_of_its_text(tmp_path):
+    """exec(open(PATH).read()) at the prompt (no __file__), in a script (the script's
+    __file__), and inside a function (separate locals)."""
+    _loaded(_gdb(f"python exec(open('{LOADER}').read())", "help gdbext"))
+    script = tmp_path / "script.py"
+    script.write_text(f"exec(open({LOADER!r}).read())\n")
+    _loaded(_gdb(f"source {script}", "help gdbext"))
+    inside = tmp_path / "inside.py"
+    inside.write_text(f"def load():\n    exec(open({LOADER!r}).read())\n\n\nload()\n")
+    _loaded(_gdb(f"source {inside}", "help gdbext"))
+
+
+def test_a_string_that_names_no_path_is_one_line(tmp_path):
+    text = tmp_path / "text.py"
+    text.write_text(f"import gdb\ngdb.loader_text = open({LOADER!r}).read()\n")
+    p = _gdb(f"source {text}", "python exec(gdb.loader_text)")
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gdbext: not loaded: cannot tell where"), p.stderr
