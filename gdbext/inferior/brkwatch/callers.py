@@ -15,6 +15,7 @@ from .libccode import LibcInfo
 from .running import is_x86_64, live_pid, proc_maps, read_memory, read_u64
 
 MAX_LIBC_FRAMES = 64
+MAX_CALL_SITES = 4096
 
 
 def _in_libc(libc: Optional[LibcInfo], frame, pc: int) -> bool:
@@ -53,6 +54,14 @@ def _called_entry(libc: Optional[LibcInfo], caller) -> Optional[str]:
     if libc is None or not is_x86_64():
         return None
     ret = caller.pc()
+    if ret not in libc.call_sites:  # code does not change: one look per call site
+        if len(libc.call_sites) >= MAX_CALL_SITES:
+            libc.call_sites.clear()
+        libc.call_sites[ret] = _call_target(libc, ret)
+    return libc.call_sites[ret]
+
+
+def _call_target(libc: LibcInfo, ret: int) -> Optional[str]:
     code = read_memory(ret - 6, 6)
     target = call_before(code, ret) if code else None
     for _ in range(2):  # the call's target, else the PLT stub's GOT slot

@@ -3,7 +3,7 @@ need (read from libc's file, not gdb's look-up), the instructions of __brk, sysc
 mmap, munmap and mremap that matter (the system call, __brk's failure branch), and which of
 libc's code runs for which allocator entry point (model/allocentries.py)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import gdb
@@ -45,6 +45,7 @@ class LibcInfo:
     system: List[Tuple[int, int]]  # libc's and ld.so's mappings: frames in them are not the caller
     eh_frame_hdr: Optional[Tuple[int, int]] = None  # (address, size): where functions start
     _allocators: Optional[AllocatorCode] = None
+    call_sites: Dict[int, Optional[str]] = field(default_factory=dict)  # return address -> entry
 
     @property
     def allocators(self) -> AllocatorCode:
