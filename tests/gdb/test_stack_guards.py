@@ -178,6 +178,27 @@ def test_overflow_into_the_guard(start, case):
     assert where["into_guard"] == r["guard_high"] - r["sp"]
 
 
+@pytest.mark.parametrize("version", [v for v in VERSIONS if v != G.host_version()])
+def test_unknown_layout_splits_the_merged_mapping_at_the_page_maps_guards(start, version):
+    """A glibc whose struct pthread no table row fits (here: the table emptied inside gdb) and
+    no debug types: the page map's guard runs still split the merged mapping exactly."""
+    g = start(version, False, "thread_stacks")
+    g.run_to("threads")
+    g.cmd("python import gdbext.model.pthread as P; P.TABLE.clear()")
+    f, pid = g.facts, g.facts["pid"]
+    doc = g.json("threadstacks --json")
+    rows = {t["tid"]: t for t in doc["threads"] if not t["main"]}
+    for tid, (low, high, glow, ghigh) in expected_stacks(f).items():
+        r = rows[tid]
+        assert (r["low"], r["high"], r["guard_low"], r["guard_high"]) == (low, high, glow, ghigh), r
+        assert (r["source"], r["guard_from"], r["pthread_layout"]) == ("mapping", "pagemap", None), r
+        assert r["warnings"] == [] and r["used"] <= r["peak_used"] <= 64 * 1024, r
+    maps = proc_maps(pid)
+    merged = {m for r in rows.values() for m in maps if m.start <= r["low"] < m.end}
+    assert len(merged) == 1, merged  # the premise: one mapping holds every thread's stack
+    check_regions(g.json("vmmap --json")["regions"], rows)
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_version_table_matches_the_debug_types(start, version):
     """The table's offsets of struct pthread are the ones libc's own debug types give."""
