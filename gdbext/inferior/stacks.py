@@ -76,10 +76,18 @@ def stacks_and_unsplit(target: Target, maps, threads=None) -> Tuple[List[StackBo
                 b.pthread_layout = found.layout.source
                 if guards and (b.guard_low, b.guard_high) in guards:
                     b.guard_from = "pagemap"  # the kernel's guard is where struct pthread says
+                elif b.guard_low is not None and _no_access_mapping(maps, b.guard_low, b.guard_high):
+                    b.guard_from = "mapping"  # glibc before 2.42: a PROT_NONE mapping of its own
             out.append(b)
         return split_shared(out)
 
     return compute() if threads is not None else cached("stacks", compute)
+
+
+def _no_access_mapping(maps, low: int, high) -> bool:
+    """Whether [low, high) is a mapping of its own that no access passes (a core from gcore
+    writes PROT_NONE as r--p: then it is read-only and holds no stack either)."""
+    return any(m.start == low and m.end == high and not m.writable for m in maps)
 
 
 def zeros_at_thread_pointer(target: Target, tp: Optional[int]) -> bool:

@@ -48,7 +48,7 @@ def stack_rows(target: Target, wanted=None) -> List[StackRow]:
     threads = list_threads(with_frames=True, wanted=wanted)
     maps = mappings(target)
     # every thread's, not only those asked for: a mapping several threads share is no one's
-    every, unsplit = stacks_and_unsplit(target, maps)
+    every, unsplit = stacks_and_unsplit(target, maps, None if wanted else threads)
     bounds: Dict[int, StackBounds] = {b.thread: b for b in every if b.thread in {t.num for t in threads}}
     shared = {n: u for u in unsplit for n in u.threads}
     rlimit, rlimit_unknown = None, None

@@ -124,8 +124,24 @@ def check_rows(doc, f, symbols, live_pid=None):
             else:  # a no-access mapping of its own below the stack
                 below = next(x for x in maps if x.start == r["guard_low"])
                 assert (below.start, below.end, below.perms[:3]) == (r["guard_low"], r["guard_high"], "---")
-                assert r["guard_from"] == "struct pthread", r
+                assert r["guard_from"] == "mapping", r
     return rows
+
+
+def check_sources_line(text, rows, symbols):
+    """The table says where bounds and guards came from when it is not debug types and
+    no-access mappings, and nothing when it is."""
+    assert_clean(text)
+    said = ("stack bounds from struct pthread at glibc's known offsets" in text,
+            "guards from the kernel's guard pages in the page map" in text,
+            "guards from struct pthread's guardsize alone" in text)
+    froms = {r["guard_from"] for r in rows.values()}
+    assert said == (not symbols, "pagemap" in froms, "struct pthread" in froms), (said, froms, text)
+
+
+def separate_guards(live_rows) -> bool:
+    """Whether the live process had each guard as a no-access mapping of its own."""
+    return all(r["guard_from"] == "mapping" for r in live_rows.values())
 
 
 def check_regions(regions, rows):
@@ -144,6 +160,7 @@ def test_live_stacks_guards_and_resident(start, case):
     g.run_to("threads")
     f, pid = g.facts, g.facts["pid"]
     rows = check_rows(g.json("threadstacks --json"), f, symbols, live_pid=pid)
+    check_sources_line(g.cmd("threadstacks"), rows, symbols)
     check_regions(g.json("vmmap --json")["regions"], rows)
     # --summary: guards are never resident; the stacks' mappings' Rss (smaps) is all the
     # thread stacks' (a merged mapping's pages are not shared out to its guards by size)
@@ -248,8 +265,10 @@ def test_kernel_core_stacks_and_guards(start, case, tmp_path):
     assert doc["target"]["kind"] == "core"
     rows = check_rows(doc, f, symbols)
     for tid, r in rows.items():
-        assert r["guard_from"] == "struct pthread", r  # a core records no guard bits
+        # a core records no guard bits: the guard's own mapping (before 2.42) or guardsize alone
+        assert r["guard_from"] == ("mapping" if separate_guards(live_rows) else "struct pthread"), r
         assert r["peak_used"] is None
+    check_sources_line(g.cmd("threadstacks"), rows, symbols)
     check_regions(g.json("vmmap --json")["regions"], rows)
     summary = g.json("vmmap --summary --json")["summary"]["kinds"]
     assert summary["guard"]["count"] == 3 and summary["guard"]["resident"] is None
@@ -329,7 +348,9 @@ def test_gdbserver_stacks_and_guards(start, case):
         doc = g.json("threadstacks --json")
         assert doc["target"]["kind"] == "remote"
         rows = check_rows(doc, f, symbols)
-        assert all(r["guard_from"] == "struct pthread" for r in rows.values())
+        separate = all(r["guard_from"] == "mapping" for r in rows.values())
+        assert separate or all(r["guard_from"] == "struct pthread" for r in rows.values()), rows
+        check_sources_line(g.cmd("threadstacks"), rows, symbols)
         check_regions(g.json("vmmap --json")["regions"], rows)
         # the guard pages' share of a merged mapping's Rss is none: estimates are over stacks
         pid = doc["target"]["pid"]
