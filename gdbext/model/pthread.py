@@ -8,10 +8,11 @@ kernel merges neighbouring stacks into one mapping, these three numbers are the 
 tell the stacks of a core or a gdbserver target apart; a live process's page map confirms the
 guards (`model/stackuse.py` `guard_runs`).
 
-The offsets come from libc's debug types when they are loaded (`from_fields`, checked against
-the table), else from the table below, keyed by glibc version and pointer size.  Every read is
-checked (the self pointer, the thread's own TID, the thread pointer inside the block), so a
-layout that does not fit this glibc gives no bounds rather than wrong ones.
+The offsets come from libc's debug types when they are loaded (`from_fields`; a gdb test checks
+the table against them for every glibc it runs), else from the table below, keyed by glibc
+version and pointer size.  Every read is checked (the self pointer, the thread's own TID, the
+thread pointer inside the block), so a layout that does not fit this glibc gives no bounds
+rather than wrong ones.
 """
 
 import struct
@@ -74,13 +75,6 @@ def from_fields(
     tid, block, size, guard = (fields[n][0] for n in need)
     self_ptr = header + 2 * pointer_size
     return PthreadLayout(pointer_size, self_ptr, tid, block, size, guard, "debug types", version)
-
-
-def differs_from_table(layout: PthreadLayout) -> bool:
-    """Debug types that disagree with the table's row for their version: the table is wrong
-    for this build (a distribution's patch), and says so in a test."""
-    rows = for_version(layout.version, layout.pointer_size)
-    return bool(rows) and layout.version is not None and all(r.offsets() != layout.offsets() for r in rows)
 
 
 @dataclass(frozen=True)
