@@ -49,12 +49,8 @@ def malloc_block_stack(target: Target, maps, t) -> Optional[StackBounds]:
 
 def thread_stacks(target: Target, maps, threads=None) -> List[StackBounds]:
     """Each thread's own stack bounds (threads whose stacks share one mapping nothing splits
-    are left out: `unsplit_stacks`)."""
+    are left out: `stacks_and_unsplit` gives those mappings too)."""
     return stacks_and_unsplit(target, maps, threads)[0]
-
-
-def unsplit_stacks(target: Target, maps, threads=None) -> List[UnsplitStacks]:
-    return stacks_and_unsplit(target, maps, threads)[1]
 
 
 def stacks_and_unsplit(target: Target, maps, threads=None) -> Tuple[List[StackBounds], List[UnsplitStacks]]:
@@ -64,6 +60,8 @@ def stacks_and_unsplit(target: Target, maps, threads=None) -> Tuple[List[StackBo
         version = glibc_version(target)
         where = [a for t in listed if not t.is_main for a in (t.fs_base, t.sp)]
         guards = stack_guard_runs(target, maps, where)
+        # a guard of its own: a mapping no access passes (gcore writes PROT_NONE as r--p)
+        sealed = {(m.start, m.end) for m in maps if not m.writable and m.anonymous}
         for t in listed:
             found = None if t.is_main else pthread_block(target, t.fs_base, t.tid, version)
             block = found.as_tuple() if found is not None else None
@@ -76,18 +74,12 @@ def stacks_and_unsplit(target: Target, maps, threads=None) -> Tuple[List[StackBo
                 b.pthread_layout = found.layout.source
                 if guards and (b.guard_low, b.guard_high) in guards:
                     b.guard_from = "pagemap"  # the kernel's guard is where struct pthread says
-                elif b.guard_low is not None and _no_access_mapping(maps, b.guard_low, b.guard_high):
+                elif (b.guard_low, b.guard_high) in sealed:
                     b.guard_from = "mapping"  # glibc before 2.42: a PROT_NONE mapping of its own
             out.append(b)
         return split_shared(out)
 
     return compute() if threads is not None else cached("stacks", compute)
-
-
-def _no_access_mapping(maps, low: int, high) -> bool:
-    """Whether [low, high) is a mapping of its own that no access passes (a core from gcore
-    writes PROT_NONE as r--p: then it is read-only and holds no stack either)."""
-    return any(m.start == low and m.end == high and not m.writable for m in maps)
 
 
 def zeros_at_thread_pointer(target: Target, tp: Optional[int]) -> bool:
