@@ -47,7 +47,7 @@ from .libc import version_text
 from .debuginfo import libc_struct_info, libc_symbol, per_thread_pointers, restarted_checkpoint
 from .mappings import mappings, maps_unreadable
 from .process import Target, cached, cached_already
-from .stacks import thread_stacks
+from .stacks import stacks_and_unsplit
 from .threads import list_threads
 
 TLS_SPAN = 0x2000  # how far below a thread pointer libc's TLS variables are looked for
@@ -548,7 +548,8 @@ def _mmap_candidates(target: Target, layout: Layout, maps) -> List[Mapping]:
     """Anonymous read-write mappings that are not the brk heap or a thread's stack, except a
     mapping that is itself an mmapped chunk holding a thread's stack (a program may run a
     thread on a large block from malloc: pthread_attr_setstack)."""
-    stacks = sorted((s.low, s.high) for s in thread_stacks(target, maps))
+    own, unsplit = stacks_and_unsplit(target, maps)
+    stacks = sorted([(s.low, s.high) for s in own] + [(u.start, u.end) for u in unsplit])
     lows = [lo for lo, _ in stacks]
     reach = list(accumulate((hi for _, hi in stacks), max))  # highest end among stacks[:j+1]
     out = []

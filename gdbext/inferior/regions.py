@@ -15,7 +15,7 @@ from .brk import program_break
 from .heap import malloc_claims_from_model
 from .mappings import mappings
 from .process import Target, cached
-from .stacks import thread_stacks
+from .stacks import stacks_and_unsplit
 
 
 def loaded_objects(target: Target, maps) -> list:
@@ -43,10 +43,13 @@ def _regions(target: Target) -> List[Region]:
     facts = Facts()
     facts.objects = loaded_objects(target, maps)
     facts.brk = program_break(target, maps)
-    for s in thread_stacks(target, maps):
+    stacks, unsplit = stacks_and_unsplit(target, maps)
+    for s in stacks:
         facts.claims.extend(s.claims())
         if s.main:
             facts.main_thread, facts.main_tid = s.thread, s.tid
+    for u in unsplit:
+        facts.claims.extend(u.claims())
     facts.claims.extend(malloc_claims_from_model(target))
     facts.claims.extend(kernel_claims(maps))
     return classify(maps, facts)

@@ -1,16 +1,28 @@
-"""Each thread's stack bounds: libc's struct pthread, else the mappings, else the malloc
-block a program gave pthread_create.  vmmap, threadstacks and the heap model (whose mmapped
-chunk search skips stacks) share them."""
+"""Each thread's stack bounds: libc's struct pthread (through debug types or the version
+table), else the mappings split at the guards the page map shows, else the malloc block a
+program gave pthread_create.  vmmap, threadstacks and the heap model (whose mmapped chunk
+search skips stacks) share them."""
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
+
+from ..model.memory import MemoryReadError
 
 from ..model.ptmalloc.layout import Layout
 from ..model.ptmalloc.mmapped import chunks_in_mapping
-from ..model.stacks import StackBounds, bounds_from_mappings, heap_chunk_holding, stack_in_block
+from ..model.stacks import (
+    StackBounds,
+    UnsplitStacks,
+    bounds_from_mappings,
+    heap_chunk_holding,
+    split_shared,
+    stack_in_block,
+)
 from .brk import brk_heap_in
 from .libc import glibc_version
+from .pagemap import stack_guard_runs
 from .process import Target, cached
-from .threads import list_threads, pthread_block
+from .pthread import pthread_block
+from .threads import list_threads
 
 
 def malloc_block_stack(target: Target, maps, t) -> Optional[StackBounds]:
@@ -36,17 +48,47 @@ def malloc_block_stack(target: Target, maps, t) -> Optional[StackBounds]:
 
 
 def thread_stacks(target: Target, maps, threads=None) -> List[StackBounds]:
+    """Each thread's own stack bounds (threads whose stacks share one mapping nothing splits
+    are left out: `stacks_and_unsplit` gives those mappings too)."""
+    return stacks_and_unsplit(target, maps, threads)[0]
+
+
+def stacks_and_unsplit(target: Target, maps, threads=None) -> Tuple[List[StackBounds], List[UnsplitStacks]]:
     def compute():
         out = []
-        for t in threads if threads is not None else list_threads():
-            if t.sp is None:
-                continue
-            block = None if t.is_main else pthread_block(t.fs_base)
-            b = bounds_from_mappings(t.num, t.tid, t.sp, maps, t.is_main, block, t.fs_base)
+        listed = [t for t in (threads if threads is not None else list_threads()) if t.sp is not None]
+        version = glibc_version(target)
+        where = [a for t in listed if not t.is_main for a in (t.fs_base, t.sp)]
+        guards = stack_guard_runs(target, maps, where)
+        # a guard of its own: a mapping no access passes (gcore writes PROT_NONE as r--p)
+        sealed = {(m.start, m.end) for m in maps if not m.writable and m.anonymous}
+        for t in listed:
+            found = None if t.is_main else pthread_block(target, t.fs_base, t.tid, version)
+            block = found.as_tuple() if found is not None else None
+            b = bounds_from_mappings(t.num, t.tid, t.sp, maps, t.is_main, block, t.fs_base, guards or ())
             if block is None and not t.is_main and (b is None or b.source == "mapping"):
                 b = malloc_block_stack(target, maps, t) or b
-            if b is not None:
-                out.append(b)
-        return out
+            if b is None:
+                continue
+            if found is not None:
+                b.pthread_layout = found.layout.source
+                if guards and (b.guard_low, b.guard_high) in guards:
+                    b.guard_from = "pagemap"  # the kernel's guard is where struct pthread says
+                elif (b.guard_low, b.guard_high) in sealed:
+                    b.guard_from = "mapping"  # glibc before 2.42: a PROT_NONE mapping of its own
+            out.append(b)
+        return split_shared(out)
 
     return compute() if threads is not None else cached("stacks", compute)
+
+
+def zeros_at_thread_pointer(target: Target, tp: Optional[int]) -> bool:
+    """Whether a core holds only zeros where a thread's struct pthread is: gdb's gcore stops
+    copying a mapping at its first unreadable page, and a guard inside the stacks' mapping
+    (glibc 2.42 and later) is one, so the stacks above it are lost."""
+    if target.kind != "core" or not tp:
+        return False
+    try:
+        return not any(target.memory.read(tp, 64))
+    except MemoryReadError:
+        return True

@@ -4,13 +4,12 @@ uses), the main thread's RLIMIT_STACK and the page map that tells how deep each 
 from typing import Dict, List, Optional, Tuple
 
 from ..model.regions import region_at
-from ..model.stacks import StackBounds
+from ..model.stacks import StackBounds, UnsplitStacks
 from ..model.stackuse import (
     StackRow,
     lowest_used_page,
     main_stack_extent,
     page_up,
-    pagemap_range,
     parse_stack_rlimit,
     StackFacts,
     ThreadAtStop,
@@ -18,9 +17,10 @@ from ..model.stackuse import (
 )
 from .errors import UserError
 from .mappings import mappings, maps_unreadable, remote_file
+from .pagemap import read_pagemap
 from .process import Target
 from .regions import regions
-from .stacks import thread_stacks
+from .stacks import stacks_and_unsplit, zeros_at_thread_pointer
 from .threads import list_threads
 
 
@@ -43,25 +43,14 @@ def stack_rlimit(target: Target) -> Tuple[Optional[int], Optional[str]]:
     return (parse_stack_rlimit(text) if text else None), why
 
 
-def read_pagemap(target: Target, low: int, high: int) -> Optional[bytes]:
-    proc = target.local_proc
-    if not proc or high <= low:
-        return None
-    offset, size = pagemap_range(low, high)
-    try:
-        with open(f"{proc}/pagemap", "rb") as f:
-            f.seek(offset)
-            data = f.read(size)
-    except (OSError, ValueError, OverflowError):
-        return None
-    return data if len(data) == size else None
-
-
 def stack_rows(target: Target, wanted=None) -> List[StackRow]:
     """One row per thread (gdb number order), restricted to `wanted` numbers when given."""
     threads = list_threads(with_frames=True, wanted=wanted)
     maps = mappings(target)
-    bounds: Dict[int, StackBounds] = {b.thread: b for b in thread_stacks(target, maps, threads)}
+    # every thread's, not only those asked for: a mapping several threads share is no one's
+    every, unsplit = stacks_and_unsplit(target, maps, None if wanted else threads)
+    bounds: Dict[int, StackBounds] = {b.thread: b for b in every if b.thread in {t.num for t in threads}}
+    shared = {n: u for u in unsplit for n in u.threads}
     rlimit, rlimit_unknown = None, None
     extents = {}
     for b in bounds.values():
@@ -106,6 +95,23 @@ def stack_rows(target: Target, wanted=None) -> List[StackRow]:
             rows[-1].warnings.append(f"RLIMIT_STACK unknown: {rlimit_unknown}")
         if tb is None and unreadable_maps:
             rows[-1].warnings[:] = [
-                "stack bounds unknown: the memory map is unreadable and libc's debug types are not loaded"
+                "stack bounds unknown: the memory map is unreadable and no struct pthread could be read"
             ]
+        elif tb is None and t.num in shared:
+            rows[-1].warnings[:] = [unsplit_warning(target, shared[t.num], t.fs_base)]
     return rows
+
+
+def unsplit_warning(target: Target, u: UnsplitStacks, tp: Optional[int]) -> str:
+    """Why a thread whose stack shares one mapping with others has no bounds of its own."""
+    others = ", ".join(map(str, u.threads))
+    why = "no struct pthread could be read"
+    if zeros_at_thread_pointer(target, tp):
+        why += (
+            " (the core holds only zeros there: gdb's gcore stops copying a mapping at its first "
+            "unreadable page, and glibc 2.42 and later put each stack's guard inside that mapping)"
+        )
+    if not target.local_proc:
+        why += " and no page map shows the guards"
+    where = f"[{u.start:#x}, {u.end:#x})"
+    return f"stack bounds unknown: threads {others} have their stacks in one mapping {where} and {why}"

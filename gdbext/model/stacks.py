@@ -1,7 +1,7 @@
 """Thread stack bounds, guard and use, from whatever the target could find."""
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from .memory import Memory, MemoryReadError
 from .regions import Claim, Mapping
@@ -20,7 +20,9 @@ class StackBounds:
     guard_low: Optional[int]
     guard_high: Optional[int]
     main: bool
-    source: str  # "pthread", "mapping", "[stack]"
+    source: str  # "pthread", "mapping", "[stack]", "malloc block"
+    guard_from: Optional[str] = None  # "pagemap", "struct pthread", "mapping"; None: no guard
+    pthread_layout: Optional[str] = None  # struct pthread read through "debug types" or the "version table"
 
     def claims(self) -> List[Claim]:
         kind = "stack" if self.main else "thread-stack"
@@ -28,6 +30,40 @@ class StackBounds:
         if self.guard_low is not None and self.guard_high and self.guard_high > self.guard_low:
             out.append(Claim(self.guard_low, self.guard_high, "guard", "", self.thread, self.tid))
         return out
+
+
+@dataclass(frozen=True)
+class UnsplitStacks:
+    """One mapping that holds the stacks of several threads and nothing to split it by (no
+    struct pthread could be read, no page map shows the guards): glibc 2.42 and later guard a
+    stack inside its own mapping and the kernel merges neighbouring stacks."""
+
+    start: int
+    end: int
+    threads: Tuple[int, ...]
+    tids: Tuple[int, ...]
+
+    def label(self) -> str:
+        return "stacks of threads " + ", ".join(map(str, self.threads)) + ", not split"
+
+    def claims(self) -> List[Claim]:
+        return [Claim(self.start, self.end, "thread-stack", self.label())]
+
+
+def split_shared(bounds: List[StackBounds]) -> Tuple[List[StackBounds], List[UnsplitStacks]]:
+    """The bounds that are one thread's own, and the mappings several threads' fallback bounds
+    share: no single thread's stack, so none of those threads gets them."""
+    groups: dict = {}
+    for b in bounds:
+        if b.source == "mapping" and not b.main:
+            groups.setdefault((b.low, b.high), []).append(b)
+    shared = {k: v for k, v in groups.items() if len(v) > 1}
+    kept = [b for b in bounds if (b.low, b.high) not in shared or b.source != "mapping" or b.main]
+    unsplit = [
+        UnsplitStacks(lo, hi, tuple(b.thread for b in v), tuple(b.tid for b in v))
+        for (lo, hi), v in shared.items()
+    ]
+    return kept, unsplit
 
 
 def _mapping_at(mappings, address: int) -> Optional[Mapping]:
@@ -38,7 +74,14 @@ def _mapping_at(mappings, address: int) -> Optional[Mapping]:
 
 
 def bounds_from_mappings(
-    thread: int, tid: int, sp: int, mappings, main: bool, pthread_block=None, tp: Optional[int] = None
+    thread: int,
+    tid: int,
+    sp: int,
+    mappings,
+    main: bool,
+    pthread_block=None,
+    tp: Optional[int] = None,
+    guards: Sequence[Tuple[int, int]] = (),
 ) -> Optional[StackBounds]:
     """Bounds of one thread's stack.
 
@@ -46,6 +89,9 @@ def bounds_from_mappings(
     target could read it; otherwise the mapping holding SP and the no-access mapping below it.
     `tp`, the thread pointer (fs_base) of a thread glibc created, points at its struct pthread
     at the top of its stack block: when SP is elsewhere (a signal stack), that mapping wins.
+    `guards` are the guard-region runs the page map shows (sorted): glibc 2.42 and later guard
+    a stack inside its own mapping, and the kernel merges neighbouring stacks into one mapping,
+    so a stack is what lies between the guard below it and the next guard up.
     """
     if pthread_block and pthread_block[0] and pthread_block[1]:
         block, size, guard = pthread_block
@@ -58,15 +104,22 @@ def bounds_from_mappings(
             block + guard if guard else None,
             main,
             "pthread",
+            "struct pthread" if guard else None,
         )
     m = _mapping_at(mappings, sp)
     if not main and tp:
         t = _mapping_at(mappings, tp)
+        if t is not None and t.anonymous and t.writable and _guards_in(guards, t):
+            return _between_guards(thread, tid, t, tp, _guards_in(guards, t))
         if t is not None and t is not m and t.anonymous and t.writable:
             below = _mapping_at(mappings, t.start - 1)
             if below is not None and below.no_access and below.anonymous:
-                return StackBounds(thread, tid, t.start, t.end, below.start, below.end, main, "mapping")
+                return StackBounds(
+                    thread, tid, t.start, t.end, below.start, below.end, main, "mapping", "mapping"
+                )
             return StackBounds(thread, tid, t.start, t.end, None, None, main, "mapping")
+    if m is not None and not main and m.anonymous and m.writable and _guards_in(guards, m):
+        return _between_guards(thread, tid, m, sp, _guards_in(guards, m))
     if m is not None and m.no_access:
         return bounds_in_guard(thread, tid, sp, mappings, main)  # no stack is no-access: overflow
     if m is None or not (m.anonymous or m.path.startswith("[stack")):
@@ -75,8 +128,34 @@ def bounds_from_mappings(
         return StackBounds(thread, tid, m.start, m.end, None, None, True, "[stack]")
     below = _mapping_at(mappings, m.start - 1)
     if below is not None and below.no_access and below.anonymous:
-        return StackBounds(thread, tid, m.start, m.end, below.start, below.end, main, "mapping")
+        return StackBounds(thread, tid, m.start, m.end, below.start, below.end, main, "mapping", "mapping")
     return StackBounds(thread, tid, m.start, m.end, None, None, main, "mapping")
+
+
+def _guards_in(guards, m: Mapping) -> List[Tuple[int, int]]:
+    return [(lo, hi) for lo, hi in guards if m.start <= lo and hi <= m.end]
+
+
+def _between_guards(thread: int, tid: int, m: Mapping, address: int, guards) -> StackBounds:
+    """The stack in mapping `m` that holds `address` (SP in a guard: the stack above it, an
+    overflow), bounded by the guard below it and the next guard up or the mapping's ends."""
+    below = None
+    for g in guards:
+        if g[0] <= address:
+            below = g
+    above = next((g[0] for g in guards if g[0] > address), m.end)
+    low = below[1] if below else m.start
+    return StackBounds(
+        thread,
+        tid,
+        low,
+        above,
+        below[0] if below else None,
+        below[1] if below else None,
+        False,
+        "mapping",
+        "pagemap" if below else None,
+    )
 
 
 def _stack_above_guard(mappings, m: Mapping) -> Optional[Mapping]:
@@ -98,7 +177,7 @@ def bounds_in_guard(thread: int, tid: int, sp: int, mappings, main: bool) -> Opt
     above = _stack_above_guard(mappings, g)
     if above is None:
         return None
-    return StackBounds(thread, tid, above.start, above.end, g.start, g.end, main, "mapping")
+    return StackBounds(thread, tid, above.start, above.end, g.start, g.end, main, "mapping", "mapping")
 
 
 def stack_in_block(thread: int, tid: int, block: Tuple[int, int]) -> StackBounds:

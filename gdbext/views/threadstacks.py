@@ -106,8 +106,33 @@ def table(rows, unmatched: List[str]) -> Iterator[Item]:
             yield line(
                 f"thread {r.num} is the main thread: RLIMIT_STACK unknown, size is the [stack] mapping as now"
             )
+    said = sources_line(rows)
+    if said:
+        yield line(said)
     for r in rows:
         for w in r.warnings:
             yield [("warning: ", "warning"), (f"thread {r.num}: {w}", None)]
     if unmatched:
         yield line(f"threadstacks: {no_threads_text(unmatched)}")
+
+
+GUARD_WORDS = {
+    "pagemap": "the kernel's guard pages in the page map",
+    "struct pthread": "struct pthread's guardsize alone",
+    "mapping": "no-access mappings",
+}
+
+
+def sources_line(rows) -> str:
+    """Where the threads' bounds and guards came from, when it is not plain debug types and
+    no-access mappings: what a reader of a core or of a glibc without symbols needs to know."""
+    layouts = {r.pthread_layout for r in rows if r.pthread_layout}
+    guards = {r.guard_from for r in rows if r.guard_from}
+    parts = []
+    if "version table" in layouts:
+        parts.append(
+            "stack bounds from struct pthread at glibc's known offsets (libc's debug types are not loaded)"
+        )
+    if guards and guards != {"mapping"}:
+        parts.append("guards from " + " and ".join(GUARD_WORDS[g] for g in sorted(guards)))
+    return "; ".join(parts)

@@ -87,6 +87,11 @@ GCORE_PROT_NONE_NOTE = (
     "note: gcore writes PROT_NONE memory as r--p: the guard and arena-reserved regions above "
     "were no-access (---p) in the process"
 )
+# glibc 2.42 and later guard a thread stack with MADV_GUARD_INSTALL inside the stack's mapping.
+GUARD_IN_MAPPING_NOTE = (
+    "note: a guard shown rw-p lies inside its stack's own mapping (MADV_GUARD_INSTALL, glibc "
+    "2.42 and later): the kernel faults every access to it and it is never resident"
+)
 
 
 def region_json(r) -> dict:
@@ -124,19 +129,23 @@ def region_name(r) -> str:
     return " ".join(parts)
 
 
-def region_resident(r, rss):
+def region_resident(r, rss, guarded: int = 0):
     """(resident bytes of region r, whether that figure is an estimate).  A whole mapping's is
     smaps' Rss; a part's is exact from the page map when `rss.part` can read it, else the
-    mapping's figure shared by size (exact too when none or all of the mapping is resident)."""
+    mapping's figure shared by size (exact too when none or all of the mapping is resident)
+    among the mapping's regions that are not guards (`guarded` bytes): a guard page is never
+    resident, whatever shares its mapping."""
     whole = rss.get(r.mapping.start, 0)
+    if r.kind == "guard":
+        return 0, False
     if r.start == r.mapping.start and r.end == r.mapping.end:
         return whole, False
     part = getattr(rss, "part", None)
     exact = part(r.start, r.end) if part is not None else None
     if exact is not None:
         return exact, False
-    share = whole * r.size // max(1, r.mapping.size)
-    return share, 0 < whole < r.mapping.size
+    share = whole * r.size // max(1, r.mapping.size - guarded)
+    return share, 0 < whole < r.mapping.size - guarded
 
 
 def summary(regs, rss: Optional[dict]) -> dict:
@@ -157,8 +166,12 @@ def summary(regs, rss: Optional[dict]) -> dict:
     kinds: dict = {}
     classes: dict = {}
     total = entry()
+    guarded: dict = {}
     for r in regs:
-        res, est = region_resident(r, rss) if known else (None, False)
+        if r.kind == "guard":
+            guarded[r.mapping.start] = guarded.get(r.mapping.start, 0) + r.size
+    for r in regs:
+        res, est = region_resident(r, rss, guarded.get(r.mapping.start, 0)) if known else (None, False)
         for e in (kinds.setdefault(r.kind, entry()), classes.setdefault(r.cls, entry()), total):
             e["size"] += r.size
             e["count"] += 1
@@ -189,8 +202,10 @@ def regions_table(regs) -> Table:
             (r.kind, tok),
             region_name(r),
         )
-    if any(r.kind in NO_ACCESS_KINDS and r.perms[:3] != "---" for r in regs):
+    if any(r.kind in NO_ACCESS_KINDS and r.perms[:3] == "r--" for r in regs):
         t.notes.append(GCORE_PROT_NONE_NOTE)
+    if any(r.kind == "guard" and r.perms[1:2] == "w" for r in regs):
+        t.notes.append(GUARD_IN_MAPPING_NOTE)
     return t
 
 

@@ -58,11 +58,13 @@ def test_rows_equal_pthread_getattr_np(threads):
 
 
 def test_fallback_without_libc_debug_types(gdb_session):
+    """Without libc's debug types struct pthread is read through the version table."""
     g = gdb_session(demo("thread_stacks"), extra_init=[NO_LIBC_DEBUG])
     g.run_to("threads")
     doc = check_thread_stacks(g)
     assert doc["target"]["symbols"] is False
-    assert {t["source"] for t in doc["threads"] if not t["main"]} == {"mapping"}
+    assert {t["source"] for t in doc["threads"] if not t["main"]} == {"pthread"}
+    assert {t["pthread_layout"] for t in doc["threads"] if not t["main"]} == {"version table"}
 
 
 def test_vmmap_shows_the_same_stacks_and_thread_numbers(threads):
