@@ -273,7 +273,7 @@ static void random_graph(unsigned seed, int n)
     int (*edges)[3] = mmap(NULL, (size_t)n * sizeof *edges + 4096, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     for (int i = 0; i < n; i++) {
-        size_t words = 3 + (size_t)(random() % 6);
+        size_t words = 4 + (size_t)(random() % 5); /* o[0], then up to 3 edges */
         void **o = calloc(words, sizeof(void *));
         keep[i] = (uintptr_t)o ^ KEY;
         o[0] = (void *)(uintptr_t)(0x1000 + i); /* not a pointer */
