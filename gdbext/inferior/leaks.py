@@ -4,12 +4,14 @@ used chunks), and the memory of both, read in large blocks once.  The scan itsel
 model/leaks.py."""
 
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import gdb
 
 from ..model.leaks import Nodes, Reachability, Register, Root, nodes_from_state, referrers, scan
 from ..model.memory import MemoryReadError
+from ..model.ptmalloc.chunks import CORRUPT
 from .errors import UserError
 from .heap import HeapView, TLS_SPAN, heap_view
 from .mappings import mappings
@@ -23,6 +25,7 @@ WINDOW = 16 << 20  # bytes read at once
 PAGE = 4096
 TCB_SPAN = 0x1000  # struct pthread above a thread pointer, as the TLS root counts it
 _STATIC = ("data", "bss")
+_CORRUPT = bytes(int(c == CORRUPT) for c in range(256))
 
 
 @dataclass
@@ -208,6 +211,24 @@ def node_blocks(target: Target, view: HeapView, skipped: List[str]):
         yield from read_blocks(target.memory, lo, hi, skipped, what)
 
 
+def unwalked_blocks(target: Target, view: HeapView, skipped: List[str]):
+    """Heap memory whose words may or may not be edges: past where a heap's walk stopped (chunks
+    nobody could list) and inside corrupt chunks (a used chunk with a smashed header, maybe)."""
+    hdr = view.layout.chunk_hdr_sz
+    for a in view.state.arenas:
+        for seg in a.heaps:
+            for i in compress(range(len(seg)), seg.states.translate(_CORRUPT)):
+                lo, hi = seg.addrs[i] + hdr, min(seg.chunk_end(i), seg.end)
+                if lo < hi:
+                    yield from read_blocks(target.memory, lo, hi, skipped, "a corrupt chunk")
+            if seg.complete:
+                continue
+            lo = seg.chunk_end(len(seg) - 1) if len(seg) else seg.first_chunk
+            if lo < seg.end:
+                skipped.append(f"{seg.end - lo} bytes of a heap past where its walk stopped, at {lo:#x}")
+                yield from read_blocks(target.memory, lo, seg.end, skipped, "an unwalked heap")
+
+
 def reachability(target: Target) -> Tuple[LeakInputs, Reachability]:
     def compute():
         inputs = leak_inputs(target)
@@ -217,6 +238,7 @@ def reachability(target: Target) -> Tuple[LeakInputs, Reachability]:
             inputs.registers,
             root_blocks(target, inputs.roots, skipped),
             node_blocks(target, inputs.view, skipped),
+            unwalked_blocks(target, inputs.view, skipped),
         )
         got.skipped = skipped
         return inputs, got

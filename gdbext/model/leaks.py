@@ -177,6 +177,7 @@ class Reachability:
     root_bytes: Dict[str, int] = field(default_factory=dict)
     registers: int = 0
     skipped: List[str] = field(default_factory=list)
+    doubtful: bytearray = field(default_factory=bytearray)  # reached from a heap's unwalked part
 
     def leaked(self) -> List[int]:
         """The nodes no root reaches, in address order (uncertain ones included)."""
@@ -223,10 +224,12 @@ def scan(
     registers: Sequence[Register],
     root_blocks: Iterable[Tuple[Root, int, bytes]],
     node_blocks: Iterable[Tuple[int, bytes]],
+    doubt_blocks: Iterable[Tuple[int, bytes]] = (),
 ) -> Reachability:
     """Reachability from the roots: `root_blocks` yields (root, address, bytes) pieces of root
     memory, `node_blocks` (address, bytes) pieces of heap memory, each read once; only the words
-    inside nodes of the latter are edges."""
+    inside nodes of the latter are edges.  `doubt_blocks` is heap memory past where a walk
+    stopped: whatever it points at, and all that reaches, is doubtful rather than leaked."""
     n = len(nodes)
     spans = nodes.spans()
     reachable, referenced = bytearray(n), bytearray(n)
@@ -288,8 +291,32 @@ def scan(
                 reachable[d] = 1
                 parent[d] = s
                 todo.append(d)
+    doubtful = bytearray(n)
+    todo = []
+    for base, data in doubt_blocks:
+        for _, v in word_hits(data, base, spans):
+            d = find(v)
+            if d >= 0 and not reachable[d] and not doubtful[d]:
+                doubtful[d] = 1
+                todo.append(d)
+    while todo:
+        s = todo.pop()
+        for e in range(edge_start[s], edge_start[s + 1]):
+            d = dst_l[e]
+            if not reachable[d] and not doubtful[d]:
+                doubtful[d] = 1
+                todo.append(d)
     return Reachability(
-        nodes, reachable, referenced, parent, root_of, edge_start, dst_l, root_bytes, len(registers)
+        nodes,
+        reachable,
+        referenced,
+        parent,
+        root_of,
+        edge_start,
+        dst_l,
+        root_bytes,
+        len(registers),
+        doubtful=doubtful,
     )
 
 

@@ -12,6 +12,7 @@ from .heap import arena_name, header_items, preview, read_or_none
 from .problems import problem_items, problems_json
 
 PREVIEW = 16
+UNKNOWN_WHY = "only memory the heap walk could not trust may point at them"
 ROOT_WORDS = {"stack": "stack", "static": "static", "tls": "TLS", "anon": "anon"}
 
 
@@ -97,10 +98,12 @@ def roots_json(reach) -> dict:
 
 def split(reach):
     """(leaked, unknown): a chunk no root reaches is unknown, not leaked, when its heap's walk
-    stopped early (a pointer to it may sit in the chunks the walk did not reach)."""
+    stopped early, or when a word past where some walk stopped points at it (directly or not):
+    that pointer may sit in a chunk the walk did not reach."""
     leaked, unknown = [], []
+    doubt = reach.doubtful or bytearray(len(reach.nodes))
     for i in reach.leaked():
-        (unknown if reach.nodes.uncertain[i] else leaked).append(i)
+        (unknown if reach.nodes.uncertain[i] or doubt[i] else leaked).append(i)
     return leaked, unknown
 
 
@@ -165,7 +168,7 @@ def leaks_text(heap, reach, shown, all_rows, leaked, unknown, by, summary: bool)
             f"{fmt.plural(t['leaked'], 'leaked chunk')} ({fmt.human(t['leaked_bytes'])}) of "
             f"{fmt.plural(t['used'], 'used chunk')} ({fmt.human(t['used_bytes'])}); "
             f"{t['unreferenced']} unreferenced, {t['reachable']} reachable"
-            + (f", {t['unknown']} unknown (their heap's walk stopped early)" if unknown else ""),
+            + (f", {t['unknown']} unknown ({UNKNOWN_WHY})" if unknown else ""),
             "heading",
         )
     )

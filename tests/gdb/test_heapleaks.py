@@ -183,3 +183,31 @@ def test_random_graphs_leak_what_the_demo_computes(gdb_session, seed):
     doc = g.json("heapleaks --json")
     got = {r["user_address"] for r in doc["leaked"]}
     assert got == want, (len(got), len(want))
+
+
+def test_a_corrupt_heap_leaks_what_the_demo_lost_and_says_what_is_wrong(gdb_session):
+    """heap_corrupt size: a used chunk's size is smashed; the demo's other chunks were malloc'd
+    and their pointers dropped (live.K): leaked, while the smashed chunk is not a node."""
+    g = gdb_session(demo("heap_corrupt"), "size")
+    g.run_to("corrupt")
+    f = g.facts
+    doc = g.json("heapleaks --json")
+    lost = {v for k, v in f.items() if k.startswith("live.")}
+    assert {r["user_address"] for r in doc["leaked"]} == lost
+    assert any(p["kind"] == "corrupt-chunk" for p in doc["problems"])
+    assert "corrupt chunk" in g.cmd("heapleaks")
+    assert_clean("\n".join(g.transcript))
+
+
+def test_chunks_only_untrusted_memory_reaches_are_unknown_not_leaked(gdb_session):
+    """list0's size smashed (by the test, through gdb): list0 is a corrupt chunk, not a node,
+    and list1 and list2, which only list0 points at, are unknown; the real leaks stay leaked."""
+    g = gdb_session(demo("leaks"))
+    g.run_to("leaks")
+    f = g.facts
+    g.cmd(f"set var *(long *){f['reach.list0'] - 8:#x} = 0")
+    doc = g.json("heapleaks --json")
+    leaks = {v for k, v in f.items() if k.startswith("leak.") and k.count(".") == 1}
+    assert {r["user_address"] for r in doc["leaked"]} == leaks
+    assert {r["user_address"] for r in doc["unknown"]} == {f["reach.list1"], f["reach.list2"]}
+    assert "2 unknown" in g.cmd("heapleaks --summary")

@@ -122,3 +122,12 @@ def test_random_graphs_match_a_search(data):
                 todo.append(j)
     got = scan(n, [], [root_block([n.start[r] for r in roots])] if roots else [], [(HEAP, heap_bytes(n, words))])
     assert set(got.leaked()) == set(range(count)) - seen
+
+
+def test_what_unwalked_memory_points_at_is_doubtful_not_leaked():
+    n = nodes_of([0x30] * 3)
+    words = {n.start[1]: n.start[2]}  # 1 -> 2; only unwalked memory points at 1
+    unwalked = struct.pack("<2Q", 0, n.start[1])
+    got = scan(n, [], [], [(HEAP, heap_bytes(n, words))], [(0x6000_0000_0000, unwalked)])
+    assert got.leaked() == [0, 1, 2]
+    assert list(got.doubtful) == [0, 1, 1]
