@@ -18,6 +18,7 @@
  *   cyc0, cyc1 a cycle with no way in, each starting with &cyc_ops (a signature)
  *   infree    its only pointer is in a freed chunk (fact free.holder)
  *   dead      its only copy is in a dead frame far below SP (fact dead.slot: where)
+ * libc.file: a FILE the demo opened and forgot (libc still lists it: reachable).
  * refs.multi.N: the addresses of the words that point at multi (static, chunk, free chunk).
  * Stop "leaks"; then every leaked object is freed (through pointers kept XOR-hidden) and stop
  * "freed" follows.  Registers and the red zone are cleared before each stop.
@@ -31,6 +32,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -324,6 +326,11 @@ int main(int argc, char **argv)
         demo_done();
         return 0;
     }
+    /* libc's own allocations: a FILE and its buffer, whose only pointers are libc's */
+    FILE *file = fopen("/dev/null", "r");
+    demo_check(file != NULL && fgetc(file) == EOF, "fopen");
+    fact("libc.file=0x%lx", (unsigned long)file);
+    file = NULL;
     pthread_barrier_init(&ready, NULL, 3);
     pthread_barrier_init(&release, NULL, 3);
     pthread_create(&t[0], NULL, thread_arena, NULL);

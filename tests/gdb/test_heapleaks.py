@@ -85,6 +85,7 @@ def test_heapleaks_reports_exactly_the_demos_leaks(leaks_target, kind, symbols):
     for address, name in want.items():
         assert got[address]["unreferenced"] == bool(f[f"leak.{name}.unreferenced"]), name
         assert got[address]["address"] == address - 16 and not got[address]["mmapped"]
+    assert f["libc.file"] not in got  # libc's own: its FILE list keeps it
     assert got[f["leak.chain0"]]["reaches"] == 2
     assert got[f["leak.chain1"]]["reaches"] == 1
     assert got[f["leak.cyc0"]]["reaches"] == 1
@@ -211,3 +212,22 @@ def test_chunks_only_untrusted_memory_reaches_are_unknown_not_leaked(gdb_session
     assert {r["user_address"] for r in doc["leaked"]} == leaks
     assert {r["user_address"] for r in doc["unknown"]} == {f["reach.list1"], f["reach.list2"]}
     assert "2 unknown" in g.cmd("heapleaks --summary")
+
+
+@pytest.mark.parametrize("version", ["2.31", "2.41"])
+@pytest.mark.parametrize("symbols", [True, False], ids=["symbols", "no-symbols"])
+def test_other_glibcs(glibc_gdb, version, symbols):
+    """The same leaks under the suite's other glibcs (2.31: no safe-linking, tcache keys are
+    the tcache's address; 2.41)."""
+    g = glibc_gdb(version, symbols, "leaks")
+    g.run_to("leaks")
+    f = g.facts
+    doc = g.json("heapleaks --json", timeout=120)
+    leaks = {v for k, v in f.items() if k.startswith("leak.") and k.count(".") == 1}
+    assert {r["user_address"] for r in doc["leaked"]} == leaks, doc["leaked"]
+    assert doc["problems"] == []
+    refs = g.json(f"heaprefs {f['reach.multi']:#x} --json", timeout=120)["referrers"]
+    assert {r["address"] for r in refs if r["kind"] not in ("register", "free-chunk")} == {
+        f["refs.multi.0"],
+        f["refs.multi.1"],
+    }
