@@ -23,6 +23,7 @@
  * Stop "leaks"; then every leaked object is freed (through pointers kept XOR-hidden) and stop
  * "freed" follows.  Registers and the red zone are cleared before each stop.
  *
+ * `leaks bench N MIB`: a million-chunk heap and 100 MiB of roots for benchmarks/leak_scan.py.
  * `leaks random SEED N`: a random graph of N objects (edges from a seeded generator, some
  * objects held by g_roots); facts rand.N=address and rand.N.leaked=0|1, computed here by a
  * search from the roots, then stop "random".
@@ -312,11 +313,44 @@ static void random_graph(unsigned seed, int n)
     fact("reach.roots=0x%lx", (unsigned long)roots);
 }
 
+/* `leaks bench N MIB`: N objects of 24 bytes; every tenth is leaked (nothing points at it, it
+ * points at the next one), the others point at a pseudo-random other and are held by MIB MiB
+ * of an anonymous mapping full of pointers to them.  For benchmarks/leak_scan.py. */
+static void bench(long n, long mib)
+{
+    uintptr_t *keep = mmap(NULL, (size_t)n * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    size_t words = (size_t)mib << 17;
+    void **root = mmap(NULL, words * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    demo_check(keep != MAP_FAILED && root != MAP_FAILED, "mmap");
+    for (long i = 0; i < n; i++)
+        keep[i] = (uintptr_t)malloc(24) ^ KEY;
+    for (long i = 0; i < n; i++) {
+        void **o = (void **)(keep[i] ^ KEY);
+        long j = i % 10 == 0 ? (i + 1) % n : (i * 7919 + 13) % n;
+        if (j % 10 == 0)
+            j = (j + 1) % n; /* never at a leaked one */
+        o[0] = (void *)(keep[j] ^ KEY);
+    }
+    for (size_t k = 0; k < words; k++) {
+        long i = (long)(k % (size_t)n);
+        root[k] = i % 10 == 0 ? (void *)(uintptr_t)k : (void *)(keep[i] ^ KEY);
+    }
+    fact("bench.leaked=%ld", (n + 9) / 10);
+}
+
 int main(int argc, char **argv)
 {
     pthread_t t[3];
 
     demo_fact_pid();
+    if (argc > 1 && strcmp(argv[1], "bench") == 0) {
+        bench(demo_arg_long(argc > 2 ? argv[2] : NULL, 1000000), demo_arg_long(argc > 3 ? argv[3] : NULL, 100));
+        scrub_stack();
+        CLEAR_REGISTERS();
+        demo_stop("bench");
+        demo_done();
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "random") == 0) {
         random_graph((unsigned)demo_arg_long(argc > 2 ? argv[2] : NULL, 1),
                      (int)demo_arg_long(argc > 3 ? argv[3] : NULL, 200));

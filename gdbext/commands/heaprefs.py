@@ -135,9 +135,11 @@ class HeapRefs(GdbextCommand):
         if got is None:
             return None
         (root, a), chain = got
+        n = reach.nodes
+        if a is None and not isinstance(root, Register):
+            a = L.root_word(target, root, n.start[chain[0]], n.end[chain[0]])
         first = self._root_ref(L, (root, a, 0), True)
         steps = [{"address": first.address, "kind": first.kind, "label": first.label}]
-        n = reach.nodes
         for j in chain:
             steps.append(
                 {

@@ -9,7 +9,16 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import gdb
 
-from ..model.leaks import Nodes, Reachability, Register, Root, nodes_from_state, referrers, scan
+from ..model.leaks import (
+    Nodes,
+    Reachability,
+    Register,
+    Root,
+    nodes_from_state,
+    referrers,
+    scan,
+    word_hits,
+)
 from ..model.memory import MemoryReadError
 from ..model.ptmalloc.chunks import CORRUPT
 from .errors import UserError
@@ -244,6 +253,15 @@ def reachability(target: Target) -> Tuple[LeakInputs, Reachability]:
         return inputs, got
 
     return cached("reachability", compute)
+
+
+def root_word(target: Target, root: Root, lo: int, hi: int) -> Optional[int]:
+    """The address of the first word of `root` that points into [lo, hi), or None."""
+    for a, data in read_blocks(target.memory, root.start, root.end, [], root.label):
+        hits = sorted(word_hits(data, a, [(lo, hi)]))
+        if hits:
+            return hits[0][0]
+    return None
 
 
 def find_referrers(target: Target, lo: int, hi: int):

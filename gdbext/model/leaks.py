@@ -14,16 +14,19 @@ search over the nodes' sorted starts.  Nothing here calls gdb.
 
 import sys
 from array import array
+from collections import Counter
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from itertools import compress
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from itertools import accumulate, chain, compress, repeat
+from operator import add, gt, lt, sub
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, cast
 
 from .ptmalloc.chunks import USED
 
 ROOT_KINDS = ("register", "stack", "static", "tls", "anon")
 REACH_BUDGET = 4_000_000  # edge visits spent on the leaked chunks' "reaches" counts
 _LITTLE = sys.byteorder == "little"
+_NO_FLAGS = ~7
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class Nodes:
         self.size = array("Q")  # the chunk's size, as its header says
         self.arena: List[Optional[int]] = []
         self.uncertain = bytearray()
+        self.spans: List[Tuple[int, int]] = []  # the heaps and mmapped chunks they lie in
+        self._index: Optional[Dict[int, int]] = None
 
     def __len__(self) -> int:
         return len(self.start)
@@ -65,10 +70,18 @@ class Nodes:
         i = bisect_right(self.start, value) - 1
         return i if i >= 0 and value < self.end[i] else -1
 
-    def spans(self) -> List[Tuple[int, int]]:
-        """The address ranges the nodes lie in, merged: what the candidate filter looks for."""
+    def index(self) -> Dict[int, int]:
+        """{user address: node}: most pointers point at a node's start, found without bisect."""
+        if self._index is None:
+            self._index = dict(zip(self.start, range(len(self.start))))
+        return self._index
+
+    def merged_spans(self) -> List[Tuple[int, int]]:
+        """The address ranges the nodes lie in, merged (gaps under 1 MiB closed): what the
+        candidate filter looks for."""
+        ranges = sorted(self.spans) or sorted(zip(self.start, self.end))
         out: List[Tuple[int, int]] = []
-        for s, e in zip(self.start, self.end):
+        for s, e in ranges:
             if out and s - out[-1][1] < 1 << 20:
                 if e > out[-1][1]:
                     out[-1] = (out[-1][0], e)
@@ -79,7 +92,8 @@ class Nodes:
 
 def nodes_from_state(state, layout, excluded: Iterable[int] = ()) -> Nodes:
     """Every used heap chunk and every mmapped chunk of a HeapState, less the chunks at
-    `excluded` (malloc's own: the tcaches), sorted by address."""
+    `excluded` (malloc's own: the tcaches), sorted by address.  Built with map and compress
+    (C speed): a million chunks cost no Python step each."""
     hdr, sz = layout.chunk_hdr_sz, layout.size_sz
     skip = set(excluded)
     pick = bytes(int(c == USED) for c in range(256))
@@ -101,86 +115,107 @@ def nodes_from_state(state, layout, excluded: Iterable[int] = ()) -> Nodes:
             n.size.append(b.size)
             n.arena.append(None)
             n.uncertain.append(0)
+            n.spans.append((b.address, b.address + b.size))
             continue
-        addrs, raws = b.addrs, b.raws
-        flag = 0 if b.complete else 1
-        for i in compress(range(len(addrs)), b.states.translate(pick)):
-            c = addrs[i]
-            if c in skip:
-                continue
-            n.chunk.append(c)
-            n.start.append(c + hdr)
-            size = raws[i] & ~7
-            n.end.append(c + size + sz)
-            n.size.append(size)
-            n.arena.append(arena)
-            n.uncertain.append(flag)
+        flags = b.states.translate(pick)
+        chunks = array("Q", compress(b.addrs, flags))
+        sizes = array("Q", map(_NO_FLAGS.__and__, compress(b.raws, flags)))
+        if skip.intersection(chunks):
+            keep = bytes(c not in skip for c in chunks)
+            chunks = array("Q", compress(chunks, keep))
+            sizes = array("Q", compress(sizes, keep))
+        if not chunks:
+            continue
+        n.chunk.extend(chunks)
+        n.start.extend(map(hdr.__add__, chunks))
+        n.end.extend(map(sz.__add__, map(add, chunks, sizes)))
+        n.size.extend(sizes)
+        n.arena.extend(repeat(arena, len(chunks)))
+        n.uncertain.extend(repeat(0 if b.complete else 1, len(chunks)))
+        n.spans.append((b.first_chunk, b.end))
     return n
+
+
+_EQUALS = [bytes(int(c == b) for c in range(256)) for b in range(256)]  # byte == b -> 1
+MAX_GRANULES = 64
+
+
+def granules(spans: Sequence[Tuple[int, int]]) -> List[int]:
+    """The 4 GiB granules (upper 32 bits of an address) the spans touch."""
+    return sorted({g for lo, hi in spans for g in range(lo >> 32, ((hi - 1) >> 32) + 1)})
+
+
+def _words(data, base: int):
+    """The aligned 8-byte words of `data` (which starts at `base`), and the address of the first."""
+    skip = (-base) % 8
+    usable = (len(data) - skip) // 8 * 8
+    if usable <= 0:
+        return memoryview(b"").cast("Q"), base
+    return memoryview(data)[skip : skip + usable].cast("Q"), base + skip
+
+
+def candidates(data, base: int, grans: Sequence[int]) -> Tuple[Iterable[int], Iterable[int]]:
+    """(addresses, values) of the aligned 8-byte words of `data` (which starts at `base`) whose
+    upper 32 bits are one of `grans`, as two lazy sequences.  Little-endian 64-bit: each upper
+    byte compared by bytes.translate, the comparisons combined as big integers, the words picked
+    by itertools.compress, all at C speed; no Python step per word."""
+    words, base = _words(data, base)
+    n = len(words)
+    if not n or not grans:
+        return (), ()
+    if not _LITTLE or len(grans) > MAX_GRANULES:
+        gs = set(grans)
+        keep = bytes(int((w >> 32) in gs) for w in words)
+    else:
+        raw = words.tobytes()
+        cols = [raw[k::8] for k in (4, 5, 6, 7)]
+        total = 0
+        for g in grans:
+            m = -1
+            for k, col in enumerate(cols):
+                m &= int.from_bytes(col.translate(_EQUALS[(g >> (8 * k)) & 0xFF]), "little")
+                if not m:
+                    break
+            total |= m
+        if not total:
+            return (), ()
+        keep = total.to_bytes(n, "little")
+    return compress(range(base, base + 8 * n, 8), keep), compress(words, keep)
 
 
 def word_hits(data, base: int, spans: Sequence[Tuple[int, int]]) -> Iterator[Tuple[int, int]]:
     """(address, value) of every aligned 8-byte word of `data` (which starts at `base`) whose
-    value lies in one of `spans`, in no particular order.  Little-endian 64-bit: the words whose
-    upper 32 bits name one of the spans' 4 GiB granules are found by bytes.find, the rest are
-    never looked at one by one."""
-    skip = (-base) % 8
-    usable = (len(data) - skip) // 8 * 8
-    if usable <= 0:
-        return
-    mv = memoryview(data)[skip : skip + usable]
-    base += skip
-    words = mv.cast("Q")
-    granules = sorted({g for lo, hi in spans for g in range(lo >> 32, ((hi - 1) >> 32) + 1)})
-    if not _LITTLE or len(granules) > 64:
-        for k, v in enumerate(words):
-            for lo, hi in spans:
-                if lo <= v < hi:
-                    yield base + 8 * k, v
-                    break
-        return
-    uppers = mv.cast("I")[1::2].tobytes()
-    one = len(spans) == 1
-    lo0, hi0 = spans[0] if spans else (0, 0)
-    for g in granules:
-        pat = g.to_bytes(4, "little")
-        find = uppers.find
-        pos = find(pat)
-        while pos >= 0:
-            if pos & 3:
-                pos = find(pat, pos + 1)
-                continue
-            k = pos >> 2
-            v = words[k]
-            if one:
-                if lo0 <= v < hi0:
-                    yield base + 8 * k, v
-            else:
-                for lo, hi in spans:
-                    if lo <= v < hi:
-                        yield base + 8 * k, v
-                        break
-            pos = find(pat, pos + 4)
+    value lies in one of `spans`, in address order."""
+    addresses, values = candidates(data, base, granules(spans))
+    for a, v in zip(addresses, values):
+        for lo, hi in spans:
+            if lo <= v < hi:
+                yield a, v
+                break
 
 
 @dataclass
 class Reachability:
-    """What scan() found.  `root_of[i]`: the root word (Root or Register, address) that
-    reaches node i first; `parent[i]`: the node whose word reached i (-1: a root did)."""
+    """What scan() found, per node: reachable, referenced (some word anywhere points at it),
+    doubtful (only untrusted memory may reach it); `levels[k]`: the nodes k edges from a root;
+    `root_of[i]`: (the Root or Register that reaches level-0 node i, None).  Edges are kept
+    sorted by source: node i's targets are dst[edge_start[i]:edge_start[i + 1]]."""
 
     nodes: Nodes
     reachable: bytearray
     referenced: bytearray
-    parent: array
+    doubtful: bytearray
+    levels: List[set]
     root_of: Dict[int, tuple]
-    edge_start: array  # CSR: node i's edges are dst[edge_start[i]:edge_start[i + 1]]
+    edge_start: array
+    src: array
     dst: array
     root_bytes: Dict[str, int] = field(default_factory=dict)
     registers: int = 0
     skipped: List[str] = field(default_factory=list)
-    doubtful: bytearray = field(default_factory=bytearray)  # reached from a heap's unwalked part
 
     def leaked(self) -> List[int]:
-        """The nodes no root reaches, in address order (uncertain ones included)."""
+        """The nodes no root reaches, in address order (doubtful ones included)."""
         return list(compress(range(len(self.nodes)), self.reachable.translate(_NOT)))
 
     def reaches(self, leaked: Iterable[int], budget: int = REACH_BUDGET) -> Dict[int, Optional[int]]:
@@ -196,9 +231,9 @@ class Reachability:
             todo = [i]
             while todo and budget > 0:
                 n = todo.pop()
-                for e in range(es[n], es[n + 1]):
-                    d = dst[e]
-                    budget -= 1
+                targets = dst[es[n] : es[n + 1]]
+                budget -= len(targets)
+                for d in targets:
                     if d not in seen and not reach[d]:
                         seen.add(d)
                         todo.append(d)
@@ -206,17 +241,62 @@ class Reachability:
         return out
 
     def path(self, i: int) -> Optional[Tuple[tuple, List[int]]]:
-        """(root word, [node, ..., i]) of one shortest chain from a root, or None (leaked)."""
-        if not self.reachable[i]:
+        """(root, [node, ..., i]): one shortest chain from a root, or None (not reachable)."""
+        level = next((k for k, nodes in enumerate(self.levels) if i in nodes), None)
+        if level is None:
             return None
         chain = [i]
-        while self.parent[chain[-1]] >= 0 and len(chain) <= len(self.nodes):
-            chain.append(self.parent[chain[-1]])
+        for k in range(level - 1, -1, -1):
+            below, node, pos = self.levels[k], chain[-1], 0
+            while True:  # an edge into `node` from the level below (dst.index: C speed)
+                pos = self.dst.index(node, pos)
+                if self.src[pos] in below:
+                    chain.append(self.src[pos])
+                    break
+                pos += 1
         chain.reverse()
         return self.root_of[chain[0]], chain
 
 
 _NOT = bytes(int(c == 0) for c in range(256))
+
+
+def _flags(n: int, members: set) -> bytearray:
+    """One byte per node: 1 for the members (map over a set's __contains__: C speed)."""
+    return bytearray(map(members.__contains__, range(n)))
+
+
+def _edges(nodes: Nodes, blocks: Iterable[Tuple[int, bytes]], grans) -> Tuple[array, array]:
+    """(sources, targets) of every edge: each candidate word of the heap blocks, its source the
+    node whose memory holds it (bisect in C through map; a header or free chunk holds none),
+    its target by a dict look-up (a pointer to a node's start), else by bisect.  Sources come
+    sorted when the blocks do (the caller sorts otherwise)."""
+    starts, index, find = nodes.start, nodes.index(), nodes.find
+    ends = [0]
+    ends.extend(nodes.end)  # ends[k] is node k-1's end; 0 before the first node
+    src_l, dst_l = array("q"), array("q")
+    for base, data in blocks:
+        where, what = candidates(data, base, grans)
+        addresses, words = list(where), list(what)
+        after = list(map(bisect_right, repeat(starts), addresses))  # source node + 1
+        inside = bytes(map(lt, addresses, map(ends.__getitem__, after)))
+        srcs = list(map(sub, compress(after, inside), repeat(1)))
+        words = list(compress(words, inside))
+        dsts = list(map(index.get, words))
+        if None in dsts:
+            k = dsts.index(None)
+            while True:
+                dsts[k] = find(words[k])
+                try:
+                    k = dsts.index(None, k + 1)
+                except ValueError:
+                    break
+            if -1 in dsts:
+                keep = bytes(map((-1).__ne__, dsts))
+                srcs, dsts = list(compress(srcs, keep)), list(compress(dsts, keep))
+        src_l.extend(srcs)
+        dst_l.extend(cast(List[int], dsts))  # every None replaced above
+    return src_l, dst_l
 
 
 def scan(
@@ -228,96 +308,80 @@ def scan(
 ) -> Reachability:
     """Reachability from the roots: `root_blocks` yields (root, address, bytes) pieces of root
     memory, `node_blocks` (address, bytes) pieces of heap memory, each read once; only the words
-    inside nodes of the latter are edges.  `doubt_blocks` is heap memory past where a walk
-    stopped: whatever it points at, and all that reaches, is doubtful rather than leaked."""
+    inside nodes of the latter are edges.  `doubt_blocks` is heap memory whose words may or may
+    not be edges (past where a walk stopped, inside a corrupt chunk): whatever it points at, and
+    all that reaches, is doubtful rather than leaked.  A root's words are taken as a set, so
+    root_of names the root, not the word (path() callers look it up).  The walk goes a level at
+    a time, each level's targets gathered by map and chain (C speed)."""
     n = len(nodes)
-    spans = nodes.spans()
-    reachable, referenced = bytearray(n), bytearray(n)
-    parent = array("q", [-1]) * n
+    spans = nodes.merged_spans()
+    grans = granules(spans)
+    index, find = nodes.index(), nodes.find
     root_of: Dict[int, tuple] = {}
     root_bytes = dict.fromkeys(ROOT_KINDS[1:], 0)
-    find = nodes.find
-    todo: List[int] = []
+    first: set = set()  # level 0: the nodes a root points into
     for r in registers:
         i = find(r.value)
-        if i >= 0:
-            referenced[i] = 1
-            if not reachable[i]:
-                reachable[i] = 1
-                root_of[i] = (r, None)
-                todo.append(i)
+        if i >= 0 and i not in first:
+            first.add(i)
+            root_of[i] = (r, None)
+    seen: set = set()  # values already taken: a root full of the same pointers costs little
     for root, base, data in root_blocks:
         root_bytes[root.kind] = root_bytes.get(root.kind, 0) + len(data)
-        for address, v in word_hits(data, base, spans):
-            i = find(v)
-            if i >= 0:
-                referenced[i] = 1
-                if not reachable[i]:
-                    reachable[i] = 1
-                    root_of[i] = (root, address)
-                    todo.append(i)
-    # edges, grouped by source node in address order (blocks come in any order: sort once)
-    src_l, dst_l = array("q"), array("q")
-    starts, ends = nodes.start, nodes.end
-    for base, data in node_blocks:
-        hits = sorted(word_hits(data, base, spans))
-        for address, v in hits:
-            s = bisect_right(starts, address) - 1
-            if s < 0 or address >= ends[s]:
-                continue  # a header, a free chunk, malloc's own
-            d = find(v)
-            if d >= 0:
-                src_l.append(s)
-                dst_l.append(d)
-    if any(a > b for a, b in zip(src_l, src_l[1:])):
+        values = set(candidates(data, base, grans)[1])
+        values.difference_update(seen)
+        seen.update(values)
+        hit = set(map(index.__getitem__, values.intersection(index)))
+        values.difference_update(index)
+        hit.update(i for i in map(find, values) if i >= 0)
+        hit.difference_update(first)
+        first.update(hit)
+        root_of.update(zip(hit, repeat((root, None))))
+    del seen
+    src_l, dst_l = _edges(nodes, node_blocks, grans)
+    if any(map(gt, src_l, src_l[1:])):
         order = sorted(range(len(src_l)), key=src_l.__getitem__)
-        src_l = array("q", (src_l[k] for k in order))
-        dst_l = array("q", (dst_l[k] for k in order))
-    edge_start = array("q", [0]) * (n + 1)
-    for s in src_l:
-        edge_start[s + 1] += 1
-    for k in range(n):
-        edge_start[k + 1] += edge_start[k]
-    for d in dst_l:
-        referenced[d] = 1
-    # breadth first, so that parent gives a shortest chain
-    head = 0
-    while head < len(todo):
-        s = todo[head]
-        head += 1
-        for e in range(edge_start[s], edge_start[s + 1]):
-            d = dst_l[e]
-            if not reachable[d]:
-                reachable[d] = 1
-                parent[d] = s
-                todo.append(d)
-    doubtful = bytearray(n)
-    todo = []
+        src_l = array("q", map(src_l.__getitem__, order))
+        dst_l = array("q", map(dst_l.__getitem__, order))
+    counts = Counter(src_l)
+    edge_start = array("q", [0])
+    edge_start.extend(accumulate(map(counts.get, range(n), repeat(0))))
+    visited, levels = _walk(first, set(), edge_start, dst_l)
+    doubt: set = set()
     for base, data in doubt_blocks:
-        for _, v in word_hits(data, base, spans):
-            d = find(v)
-            if d >= 0 and not reachable[d] and not doubtful[d]:
-                doubtful[d] = 1
-                todo.append(d)
-    while todo:
-        s = todo.pop()
-        for e in range(edge_start[s], edge_start[s + 1]):
-            d = dst_l[e]
-            if not reachable[d] and not doubtful[d]:
-                doubtful[d] = 1
-                todo.append(d)
+        doubt.update(i for i in map(find, candidates(data, base, grans)[1]) if i >= 0)
+    doubt.difference_update(visited)
+    doubt, _ = _walk(doubt, visited, edge_start, dst_l)
     return Reachability(
         nodes,
-        reachable,
-        referenced,
-        parent,
+        _flags(n, visited),
+        _flags(n, first.union(dst_l)),
+        _flags(n, doubt),
+        levels,
         root_of,
         edge_start,
+        src_l,
         dst_l,
         root_bytes,
         len(registers),
-        doubtful=doubtful,
     )
+
+
+def _walk(frontier: set, outside: set, edge_start: array, dst: array) -> Tuple[set, List[set]]:
+    """Every node reached from `frontier` without entering `outside`, and the levels."""
+    visited = set(frontier)
+    levels = [set(frontier)]
+    at = edge_start.__getitem__
+    while frontier:
+        order = list(frontier)
+        spans = map(slice, map(at, order), map(at, map((1).__add__, order)))
+        frontier = set(chain.from_iterable(map(dst.__getitem__, spans)))
+        frontier.difference_update(visited)
+        frontier.difference_update(outside)
+        visited.update(frontier)
+        if frontier:
+            levels.append(frontier)
+    return visited, levels
 
 
 def referrers(

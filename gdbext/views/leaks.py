@@ -101,7 +101,7 @@ def split(reach):
     stopped early, or when a word past where some walk stopped points at it (directly or not):
     that pointer may sit in a chunk the walk did not reach."""
     leaked, unknown = [], []
-    doubt = reach.doubtful or bytearray(len(reach.nodes))
+    doubt = reach.doubtful
     for i in reach.leaked():
         (unknown if reach.nodes.uncertain[i] or doubt[i] else leaked).append(i)
     return leaked, unknown

@@ -55,7 +55,7 @@ def test_chain_cycle_interior_and_free_words():
     assert [got.referenced[i] for i in (3, 4, 5)] == [1, 1, 0]
     assert got.reaches([3, 4, 5]) == {3: 1, 4: 1, 5: 0}
     (root, address), chain = got.path(2)
-    assert (root.kind, address, chain) == ("static", ROOT, [0, 1, 2])
+    assert (root.kind, address, chain) == ("static", None, [0, 1, 2])
     assert got.path(3) is None
     assert got.root_bytes["static"] == 24
 
@@ -131,3 +131,8 @@ def test_what_unwalked_memory_points_at_is_doubtful_not_leaked():
     got = scan(n, [], [], [(HEAP, heap_bytes(n, words))], [(0x6000_0000_0000, unwalked)])
     assert got.leaked() == [0, 1, 2]
     assert list(got.doubtful) == [0, 1, 1]
+
+
+def test_no_nodes_no_work():
+    got = scan(Nodes(), [Register(1, "rax", HEAP)], [root_block([HEAP])], [])
+    assert got.leaked() == [] and got.root_bytes["static"] == 8
