@@ -336,6 +336,7 @@ static void bench(long n, long mib)
         root[k] = i % 10 == 0 ? (void *)(uintptr_t)k : (void *)(keep[i] ^ KEY);
     }
     fact("bench.leaked=%ld", (n + 9) / 10);
+    fact("bench.first=0x%lx", (unsigned long)(keep[1 % n] ^ KEY));
 }
 
 int main(int argc, char **argv)
