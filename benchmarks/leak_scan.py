@@ -93,19 +93,23 @@ def gdb_argv(args, command, hwm_file: str):
 
 
 def run(tmp, args, command, expect=None):
-    """(seconds, gdb's peak KiB, stdout) of one batch run."""
+    """(seconds, CPU seconds of gdb and the demo, gdb's peak KiB, stdout) of one batch run."""
     out, err, hwm = (os.path.join(tmp, f) for f in ("out.txt", "err.txt", "hwm.txt"))
     if os.path.exists(hwm):
         os.unlink(hwm)
     with open(out, "w") as fo, open(err, "w") as fe:
         t = time.perf_counter()
-        subprocess.run(gdb_argv(args, command, hwm), stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, cwd=tmp)
+        proc = subprocess.Popen(gdb_argv(args, command, hwm), stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
+                                cwd=tmp)
+        _, _, usage = os.wait4(proc.pid, 0)
+        proc.returncode = 0
         took = time.perf_counter() - t
+        cpu = usage.ru_utime + usage.ru_stime
     text = read(out)
     if "Breakpoint 1, gdbext_stop" not in text or (expect and expect not in text):
         raise SystemExit(f"run failed: {command}\nstdout ends:\n{text[-1500:]}\nstderr:\n"
                          f"{read(err)[-1500:]}")
-    return took, int(read(hwm)), text
+    return took, cpu, int(read(hwm)), text
 
 
 def main():
@@ -124,7 +128,7 @@ def main():
         floor_py, floor_out = os.path.join(tmp, "floor.py"), os.path.join(tmp, "floor.txt")
         ranges = got["roots"] + got["heaps"]
         write(floor_py, FLOOR % {"out": floor_out, "ranges": ranges, "heaps": got["heaps"]})
-        _, _, text = run(tmp, args, "heapleaks --summary", "leaked chunk")
+        _, _, _, text = run(tmp, args, "heapleaks --summary", "leaked chunk")
         print("heapleaks --summary:", re.search(r"^\d+ leaked.*$", text, re.M).group(0), file=sys.stderr)
         configs = [
             ("(no command)", None, None),
@@ -133,19 +137,25 @@ def main():
             ("heaprefs ADDR", f"heaprefs {got['first']:#x}", "referrer"),
         ]
         times = {name: [] for name, _, _ in configs}
+        cpus = {name: [] for name, _, _ in configs}
         peaks = {name: [] for name, _, _ in configs}
         for _ in range(args.runs):
             for name, command, expect in configs:
-                took, peak, _ = run(tmp, args, command, expect)
+                took, cpu, peak, _ = run(tmp, args, command, expect)
                 times[name].append(took)
+                cpus[name].append(cpu)
                 peaks[name].append(peak)
-    base = statistics.median(times["(no command)"])
+    base, base_cpu = statistics.median(times["(no command)"]), statistics.median(cpus["(no command)"])
     floor = statistics.median(times["floor"]) - base
-    print(f"{args.chunks} used chunks, {args.roots_mib} MiB of roots; medians of {args.runs} runs")
-    print(f"{'command':<18} {'seconds':>8} {'x floor':>8} {'gdb MiB':>8}")
+    floor_cpu = statistics.median(cpus["floor"]) - base_cpu
+    print(f"{args.chunks} used chunks, {args.roots_mib} MiB of roots; medians of {args.runs} runs, less the run "
+          "without a command; CPU: gdb's and the demo's user + system time")
+    print(f"{'command':<18} {'seconds':>8} {'x floor':>8} {'CPU s':>8} {'x floor':>8} {'gdb MiB':>8}")
     for name, _, _ in configs[1:]:
         t = statistics.median(times[name]) - base
-        print(f"{name:<18} {t:8.2f} {t / floor if floor > 0 else 0:8.2f} {max(peaks[name]) / 1024:8.0f}")
+        c = statistics.median(cpus[name]) - base_cpu
+        print(f"{name:<18} {t:8.2f} {t / floor if floor > 0 else 0:8.2f} {c:8.2f} "
+              f"{c / floor_cpu if floor_cpu > 0 else 0:8.2f} {max(peaks[name]) / 1024:8.0f}")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,10 @@ class Nodes:
             self._index = dict(zip(self.start, range(len(self.start))))
         return self._index
 
+    def start_set(self) -> set:
+        """The nodes' starts as a set, for set operations against a root's values."""
+        return set(self.start)
+
     def merged_spans(self) -> List[Tuple[int, int]]:
         """The address ranges the nodes lie in, merged (gaps under 1 MiB closed): what the
         candidate filter looks for."""
@@ -140,9 +144,18 @@ _EQUALS = [bytes(int(c == b) for c in range(256)) for b in range(256)]  # byte =
 MAX_GRANULES = 64
 
 
-def granules(spans: Sequence[Tuple[int, int]]) -> List[int]:
-    """The 4 GiB granules (upper 32 bits of an address) the spans touch."""
-    return sorted({g for lo, hi in spans for g in range(lo >> 32, ((hi - 1) >> 32) + 1)})
+def granules(spans: Sequence[Tuple[int, int]], shift: int = 32) -> List[int]:
+    """The granules (addresses >> shift) the spans touch."""
+    return sorted({g for lo, hi in spans for g in range(lo >> shift, ((hi - 1) >> shift) + 1)})
+
+
+def fine_shift(lo: int, hi: int) -> int:
+    """The smallest whole-byte shift whose granules cover [lo, hi) in at most two: the finer the
+    granule, the fewer words pass the filter (heaprefs on one small chunk)."""
+    shift = 8
+    while shift < 32 and ((hi - 1) >> shift) - (lo >> shift) > 1:
+        shift += 8
+    return shift
 
 
 def _words(data, base: int):
@@ -154,21 +167,22 @@ def _words(data, base: int):
     return memoryview(data)[skip : skip + usable].cast("Q"), base + skip
 
 
-def candidates(data, base: int, grans: Sequence[int]) -> Tuple[Iterable[int], Iterable[int]]:
+def candidates(data, base: int, grans: Sequence[int], shift: int = 32) -> Tuple[Iterable[int], Iterable[int]]:
     """(addresses, values) of the aligned 8-byte words of `data` (which starts at `base`) whose
-    upper 32 bits are one of `grans`, as two lazy sequences.  Little-endian 64-bit: each upper
-    byte compared by bytes.translate, the comparisons combined as big integers, the words picked
-    by itertools.compress, all at C speed; no Python step per word."""
+    value >> shift is one of `grans` (shift a multiple of 8), as two lazy sequences.
+    Little-endian 64-bit: each byte above the shift compared by bytes.translate, the comparisons
+    combined as big integers, the words picked by itertools.compress, all at C speed; no Python
+    step per word."""
     words, base = _words(data, base)
     n = len(words)
     if not n or not grans:
         return (), ()
     if not _LITTLE or len(grans) > MAX_GRANULES:
         gs = set(grans)
-        keep = bytes(int((w >> 32) in gs) for w in words)
+        keep = bytes(int((w >> shift) in gs) for w in words)
     else:
         raw = words.tobytes()
-        cols = [raw[k::8] for k in (4, 5, 6, 7)]
+        cols = [raw[k::8] for k in range(shift // 8, 8)]
         total = 0
         for g in grans:
             m = -1
@@ -186,7 +200,8 @@ def candidates(data, base: int, grans: Sequence[int]) -> Tuple[Iterable[int], It
 def word_hits(data, base: int, spans: Sequence[Tuple[int, int]]) -> Iterator[Tuple[int, int]]:
     """(address, value) of every aligned 8-byte word of `data` (which starts at `base`) whose
     value lies in one of `spans`, in address order."""
-    addresses, values = candidates(data, base, granules(spans))
+    shift = fine_shift(spans[0][0], spans[0][1]) if len(spans) == 1 else 32
+    addresses, values = candidates(data, base, granules(spans, shift), shift)
     for a, v in zip(addresses, values):
         for lo, hi in spans:
             if lo <= v < hi:
@@ -325,17 +340,19 @@ def scan(
         if i >= 0 and i not in first:
             first.add(i)
             root_of[i] = (r, None)
+    # Set operations that iterate the smaller side only (`a - b`, `a & b` of two sets; never
+    # difference_update or intersection with a large dict, which walk all of it each time).
     seen: set = set()  # values already taken: a root full of the same pointers costs little
+    starts = nodes.start_set()
     for root, base, data in root_blocks:
         root_bytes[root.kind] = root_bytes.get(root.kind, 0) + len(data)
-        values = set(candidates(data, base, grans)[1])
-        values.difference_update(seen)
-        seen.update(values)
-        hit = set(map(index.__getitem__, values.intersection(index)))
-        values.difference_update(index)
-        hit.update(i for i in map(find, values) if i >= 0)
-        hit.difference_update(first)
-        first.update(hit)
+        values = set(candidates(data, base, grans)[1]) - seen
+        seen |= values
+        exact = values & starts
+        hit = set(map(index.__getitem__, exact))
+        hit.update(i for i in map(find, values - exact) if i >= 0)
+        hit = hit - first
+        first |= hit
         root_of.update(zip(hit, repeat((root, None))))
     del seen
     src_l, dst_l = _edges(nodes, node_blocks, grans)
@@ -350,7 +367,7 @@ def scan(
     doubt: set = set()
     for base, data in doubt_blocks:
         doubt.update(i for i in map(find, candidates(data, base, grans)[1]) if i >= 0)
-    doubt.difference_update(visited)
+    doubt = doubt - visited
     doubt, _ = _walk(doubt, visited, edge_start, dst_l)
     return Reachability(
         nodes,
@@ -376,8 +393,9 @@ def _walk(frontier: set, outside: set, edge_start: array, dst: array) -> Tuple[s
         order = list(frontier)
         spans = map(slice, map(at, order), map(at, map((1).__add__, order)))
         frontier = set(chain.from_iterable(map(dst.__getitem__, spans)))
-        frontier.difference_update(visited)
-        frontier.difference_update(outside)
+        frontier = frontier - visited
+        if outside:
+            frontier = frontier - outside
         visited.update(frontier)
         if frontier:
             levels.append(frontier)
