@@ -148,8 +148,8 @@ def main():
     base, base_cpu = statistics.median(times["(no command)"]), statistics.median(cpus["(no command)"])
     floor = statistics.median(times["floor"]) - base
     floor_cpu = statistics.median(cpus["floor"]) - base_cpu
-    print(f"{args.chunks} used chunks, {args.roots_mib} MiB of roots; medians of {args.runs} runs, less the run "
-          "without a command; CPU: gdb's and the demo's user + system time")
+    print(f"{args.chunks} used chunks, {args.roots_mib} MiB of roots; medians of {args.runs} runs, "
+          "less the run without a command; CPU: gdb's and the demo's user + system time")
     print(f"{'command':<18} {'seconds':>8} {'x floor':>8} {'CPU s':>8} {'x floor':>8} {'gdb MiB':>8}")
     for name, _, _ in configs[1:]:
         t = statistics.median(times[name]) - base
