@@ -33,7 +33,8 @@ def _facts_from(stream, until: str) -> dict:
 @pytest.fixture
 def leaks_target(gdb_session, tmp_path):
     """leaks_target(kind, symbols) -> a gdb stopped at the demo's stop "leaks", its facts in
-    g.facts; kind is live, core (a gcore of it) or remote (gdbserver)."""
+    g.facts; kind is live, core (a gcore of it), kernel-core (the core the kernel wrote when the
+    program died of SIGSEGV there) or remote (gdbserver)."""
     servers = []
 
     def start(kind, symbols):
@@ -48,11 +49,21 @@ def leaks_target(gdb_session, tmp_path):
             g.facts.update(_facts_from(server.stdout, "GDBEXT_STOP leaks"))
             return g
         live = gdb_session(demo("leaks"), extra_init=init)
+        if kind == "kernel-core":
+            _kernel_cores_or_skip()
+            live.cmd(f"set cwd {tmp_path}")
+            live.cmd("set exec-wrapper sh -c 'ulimit -c unlimited && exec \"$0\" \"$@\"'")
         live.run_to("leaks")
         if kind == "live":
             return live
         path = str(tmp_path / "leaks.core")
-        live.cmd(f"gcore {path}", timeout=120)
+        if kind == "kernel-core":  # the kernel writes it as the program dies, registers and all
+            assert "terminated with signal SIGSEGV" in live.cmd("signal SIGSEGV", timeout=120)
+            cores = [p for p in os.listdir(tmp_path) if p == "core" or p.startswith("core.")]
+            assert len(cores) == 1, os.listdir(tmp_path)
+            path = str(tmp_path / cores[0])
+        else:
+            live.cmd(f"gcore {path}", timeout=120)
         assert os.path.exists(path)
         g = gdb_session(demo("leaks"), extra_init=init)
         g.facts = dict(live.facts)
@@ -66,11 +77,22 @@ def leaks_target(gdb_session, tmp_path):
         s.wait()
 
 
+def _kernel_cores_or_skip():
+    import resource
+
+    with open("/proc/sys/kernel/core_pattern") as f:
+        pattern = f.read().strip()
+    if pattern.startswith("|") or "/" in pattern:
+        pytest.skip(f"core dumps go elsewhere (kernel.core_pattern = {pattern!r})")
+    if resource.getrlimit(resource.RLIMIT_CORE)[1] == 0:
+        pytest.skip("core dumps are disabled (hard RLIMIT_CORE is 0)")
+
+
 def _named(facts, prefix):
     return {k[len(prefix):]: v for k, v in facts.items() if k.startswith(prefix) and k.count(".") == 1}
 
 
-@pytest.mark.parametrize("kind", ["live", "core", "remote"])
+@pytest.mark.parametrize("kind", ["live", "core", "kernel-core", "remote"])
 @pytest.mark.parametrize("symbols", [True, False], ids=["symbols", "no-symbols"])
 def test_heapleaks_reports_exactly_the_demos_leaks(leaks_target, kind, symbols):
     g = leaks_target(kind, symbols)
