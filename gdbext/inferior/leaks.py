@@ -21,7 +21,6 @@ from ..model.leaks import (
 )
 from ..model.memory import MemoryReadError
 from ..model.ptmalloc.chunks import CORRUPT
-from .errors import UserError
 from .heap import HeapView, TLS_SPAN, heap_view
 from .mappings import mappings
 from .process import Target, cached
@@ -101,9 +100,10 @@ def _roots(target: Target, view: HeapView) -> Tuple[List[Root], List[str]]:
     return _relabel_tls(sorted(out, key=lambda r: r.start), tls), skipped
 
 
-def _outermost_sps(limit: int = 10000) -> Dict[int, int]:
+def _outermost_sps(limit: int = 256) -> Dict[int, int]:
     """Each thread's outermost frame's SP: for a thread glibc started, where its stack ends and
-    its static TLS begins.  Threads whose walk does not end within `limit` frames are left out."""
+    its static TLS begins.  Threads whose walk does not end within `limit` frames are left out
+    (their TLS is the fixed window below the thread pointer)."""
     inf = gdb.selected_inferior()
     out: Dict[int, int] = {}
     try:
@@ -289,42 +289,48 @@ def symbol_at(address: int) -> Optional[str]:
     return name.replace(" + ", "+")
 
 
-def frame_of(thread: int, address: int, limit: int = 4096) -> Optional[Tuple[int, str, int]]:
-    """(frame number, function, offset from its CFA) of the frame of `thread` whose stack holds
-    `address`: frame N spans [its SP, the caller's SP), and the caller's SP is N's CFA on x86-64."""
-    inf = gdb.selected_inferior()
-    try:
-        old_thread = gdb.selected_thread()
-        old_frame = gdb.selected_frame() if old_thread else None
-    except gdb.error:
-        old_thread, old_frame = None, None
-    try:
-        th = next((t for t in inf.threads() if t.num == thread), None)
-        if th is None:
-            return None
-        th.switch()
-        frame, n = gdb.newest_frame(), 0
-        while frame is not None and n < limit:
-            older = frame.older()
-            sp = int(frame.read_register("sp"))
-            cfa = int(older.read_register("sp")) if older is not None else None
-            if address >= sp and (cfa is None or address < cfa):
-                name = frame.name() or "??"
-                return n, name, address - cfa if cfa is not None else address - sp
-            frame, n = older, n + 1
-    except (gdb.error, RuntimeError):
-        return None
-    finally:
+FRAME_LIMIT = 4096  # frames of one thread that heaprefs names a stack slot by
+
+
+def _frames(thread: int) -> List[Tuple[int, Optional[int], int, str]]:
+    """[(SP, CFA or None, number, function)] of the newest FRAME_LIMIT frames of `thread`, once
+    per stop; frame N spans [its SP, the caller's SP), and the caller's SP is N's CFA on x86-64."""
+
+    def compute():
+        inf = gdb.selected_inferior()
         try:
-            if old_thread is not None and old_thread.is_valid():
-                old_thread.switch()
-                if old_frame is not None and old_frame.is_valid():
-                    old_frame.select()
+            old_thread = gdb.selected_thread()
+            old_frame = gdb.selected_frame() if old_thread else None
         except gdb.error:
+            old_thread, old_frame = None, None
+        out: List[Tuple[int, Optional[int], int, str]] = []
+        try:
+            th = next((t for t in inf.threads() if t.num == thread), None)
+            if th is None:
+                return out
+            th.switch()
+            frame, n = gdb.newest_frame(), 0
+            sp = int(frame.read_register("sp"))
+            while frame is not None and n < FRAME_LIMIT:
+                older = frame.older()
+                cfa = int(older.read_register("sp")) if older is not None else None
+                out.append((sp, cfa, n, frame.name() or "??"))
+                frame, n = older, n + 1
+                if cfa is not None:
+                    sp = cfa
+        except (gdb.error, RuntimeError):
             pass
+        finally:
+            _restore(old_thread, old_frame)
+        return out
+
+    return cached(("frames", thread), compute)
+
+
+def frame_of(thread: int, address: int) -> Optional[Tuple[int, str, int]]:
+    """(frame number, function, offset from its CFA) of the frame of `thread` whose stack holds
+    `address`, or None (past the frames walked)."""
+    for sp, cfa, n, name in _frames(thread):
+        if address >= sp and (cfa is None or address < cfa):
+            return n, name, address - (cfa if cfa is not None else sp)
     return None
-
-
-def require_heap(view: HeapView) -> None:
-    if not view.state.arenas:
-        raise UserError("no malloc arena was found")
