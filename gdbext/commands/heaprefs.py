@@ -134,10 +134,13 @@ class HeapRefs(GdbextCommand):
         got = reach.path(i)
         if got is None:
             return None
-        (root, a), chain = got
+        how, chain = got
         n = reach.nodes
-        if a is None and not isinstance(root, Register):
-            a = L.root_word(target, root, n.start[chain[0]], n.end[chain[0]])
+        if how is None:  # a memory root: the first whose words point into the chain's first node
+            how = L.root_for(target, n.start[chain[0]], n.end[chain[0]])
+            if how is None:
+                return None
+        root, a = how
         first = self._root_ref(L, (root, a, 0), True)
         steps = [{"address": first.address, "kind": first.kind, "label": first.label}]
         for j in chain:

@@ -264,6 +264,16 @@ def root_word(target: Target, root: Root, lo: int, hi: int) -> Optional[int]:
     return None
 
 
+def root_for(target: Target, lo: int, hi: int) -> Optional[Tuple[Root, int]]:
+    """(root, address of its word) of the first root, in address order, whose words point into
+    [lo, hi), or None."""
+    for r in leak_inputs(target).roots:
+        a = root_word(target, r, lo, hi)
+        if a is not None:
+            return r, a
+    return None
+
+
 def find_referrers(target: Target, lo: int, hi: int):
     inputs = leak_inputs(target)
     skipped = list(inputs.skipped)

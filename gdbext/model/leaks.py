@@ -24,6 +24,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, ca
 from .ptmalloc.chunks import USED
 
 ROOT_KINDS = ("register", "stack", "static", "tls", "anon")
+ROOT_VALUES = 4_000_000  # distinct root values held before they are resolved to nodes
 REACH_BUDGET = 4_000_000  # edge visits spent on the leaked chunks' "reaches" counts
 _LITTLE = sys.byteorder == "little"
 _NO_FLAGS = ~7
@@ -213,7 +214,7 @@ def word_hits(data, base: int, spans: Sequence[Tuple[int, int]]) -> Iterator[Tup
 class Reachability:
     """What scan() found, per node: reachable, referenced (some word anywhere points at it),
     doubtful (only untrusted memory may reach it); `levels[k]`: the nodes k edges from a root;
-    `root_of[i]`: (the Root or Register that reaches level-0 node i, None).  Edges are kept
+    `root_of[i]`: (the Register that reaches level-0 node i, None), for registers only.  Edges are kept
     sorted by source: node i's targets are dst[edge_start[i]:edge_start[i + 1]]."""
 
     nodes: Nodes
@@ -255,8 +256,10 @@ class Reachability:
             out[i] = len(seen) - 1 if not todo else None
         return out
 
-    def path(self, i: int) -> Optional[Tuple[tuple, List[int]]]:
-        """(root, [node, ..., i]): one shortest chain from a root, or None (not reachable)."""
+    def path(self, i: int) -> Optional[Tuple[Optional[tuple], List[int]]]:
+        """(how, [node, ..., i]): one shortest chain from a root, or None (not reachable); how
+        is (Register, None) when a register reaches the chain's first node, else None: the
+        memory root that does is for the caller to find (root_word), the scan keeps no word."""
         level = next((k for k, nodes in enumerate(self.levels) if i in nodes), None)
         if level is None:
             return None
@@ -270,7 +273,7 @@ class Reachability:
                     break
                 pos += 1
         chain.reverse()
-        return self.root_of[chain[0]], chain
+        return self.root_of.get(chain[0]), chain
 
 
 _NOT = bytes(int(c == 0) for c in range(256))
@@ -325,9 +328,9 @@ def scan(
     memory, `node_blocks` (address, bytes) pieces of heap memory, each read once; only the words
     inside nodes of the latter are edges.  `doubt_blocks` is heap memory whose words may or may
     not be edges (past where a walk stopped, inside a corrupt chunk): whatever it points at, and
-    all that reaches, is doubtful rather than leaked.  A root's words are taken as a set, so
-    root_of names the root, not the word (path() callers look it up).  The walk goes a level at
-    a time, each level's targets gathered by map and chain (C speed)."""
+    all that reaches, is doubtful rather than leaked.  The roots' words are taken as one set of
+    values, so no memory root is kept per node (path() callers look it up: root_word).  The walk
+    goes a level at a time, each level's targets gathered by map and chain (C speed)."""
     n = len(nodes)
     spans = nodes.merged_spans()
     grans = granules(spans)
@@ -340,21 +343,26 @@ def scan(
         if i >= 0 and i not in first:
             first.add(i)
             root_of[i] = (r, None)
-    # Set operations that iterate the smaller side only (`a - b`, `a & b` of two sets; never
-    # difference_update or intersection with a large dict, which walk all of it each time).
-    seen: set = set()  # values already taken: a root full of the same pointers costs little
+    # Every root's candidate values go into one set (set.update: C speed, each distinct value
+    # once), resolved to nodes by a set intersection with the starts and a dict look-up, the
+    # others (interior pointers, junk in a heap's range) by bisect; the set is resolved and
+    # emptied whenever it grows past ROOT_VALUES, so it stays bounded.
+    pending: set = set()
     starts = nodes.start_set()
+
+    def resolve() -> None:
+        exact = pending & starts
+        first.update(map(index.__getitem__, exact))
+        pending.difference_update(exact)
+        first.update(i for i in map(find, pending) if i >= 0)
+        pending.clear()
+
     for root, base, data in root_blocks:
         root_bytes[root.kind] = root_bytes.get(root.kind, 0) + len(data)
-        values = set(candidates(data, base, grans)[1]) - seen
-        seen |= values
-        exact = values & starts
-        hit = set(map(index.__getitem__, exact))
-        hit.update(i for i in map(find, values - exact) if i >= 0)
-        hit = hit - first
-        first |= hit
-        root_of.update(zip(hit, repeat((root, None))))
-    del seen
+        pending.update(candidates(data, base, grans)[1])
+        if len(pending) > ROOT_VALUES:
+            resolve()
+    resolve()
     src_l, dst_l = _edges(nodes, node_blocks, grans)
     if any(map(gt, src_l, src_l[1:])):
         order = sorted(range(len(src_l)), key=src_l.__getitem__)
