@@ -2,7 +2,9 @@
 the heap view and what the command looked up in gdb (symbols, frames)."""
 
 from collections import defaultdict
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import compress
 from typing import Dict, List, Optional
 
 from ..render import fmt
@@ -41,14 +43,39 @@ class LeakRow:
         }
 
 
+WINDOW = 1 << 20
+_NOT = bytes(int(c == 0) for c in range(256))
+
+
 def first_words(memory, nodes, leaked: List[int]) -> Dict[int, Optional[bytes]]:
-    return {i: read_or_none(memory, nodes.start[i], PREVIEW) for i in leaked}
+    """Each leaked node's first PREVIEW bytes, read a window of up to 1 MiB at a time (the
+    nodes come in address order), a node alone where its window cannot be read."""
+    out: Dict[int, Optional[bytes]] = {}
+    spans = sorted(nodes.spans) or [(nodes.start[0], nodes.end[-1])] if len(nodes) else []
+    span_starts = [s for s, _ in spans]
+    lo = hi = 0
+    data = b""
+    for i in leaked:
+        a = nodes.start[i]
+        if not lo <= a or a + PREVIEW > hi:
+            j = bisect_right(span_starts, a) - 1
+            limit = spans[j][1] if j >= 0 and a < spans[j][1] else a + PREVIEW  # within its heap
+            lo, hi = a, max(a + PREVIEW, min(a + WINDOW, limit))
+            got = read_or_none(memory, lo, hi - lo)
+            if got is None:
+                lo = hi = 0
+                out[i] = read_or_none(memory, a, PREVIEW)
+                continue
+            data = got
+        out[i] = data[a - lo : a - lo + PREVIEW]
+    return out
 
 
 def rows(reach, leaked: List[int], firsts, signatures: Dict[int, str], limit: Optional[int]) -> List[LeakRow]:
     """The leaked rows to show: unreferenced heads first (where a fix starts), then by address."""
     n = reach.nodes
-    order = sorted(leaked, key=lambda i: (reach.referenced[i], n.start[i]))
+    flags = bytes(map(reach.referenced.__getitem__, leaked))  # leaked is in address order
+    order = list(compress(leaked, flags.translate(_NOT))) + list(compress(leaked, flags))
     if limit is not None:
         order = order[:limit]
     counts = reach.reaches(order)

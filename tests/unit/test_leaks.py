@@ -136,3 +136,33 @@ def test_what_unwalked_memory_points_at_is_doubtful_not_leaked():
 def test_no_nodes_no_work():
     got = scan(Nodes(), [Register(1, "rax", HEAP)], [root_block([HEAP])], [])
     assert got.leaked() == [] and got.root_bytes["static"] == 8
+
+
+class _Memory:
+    def __init__(self, base, data):
+        self.base, self.data = base, data
+
+    def read(self, address, size):
+        off = address - self.base
+        if off < 0 or off + size > len(self.data):
+            raise ValueError("unreadable")
+        return self.data[off : off + size]
+
+
+def test_views_put_unreferenced_heads_first_and_read_first_words_in_bulk():
+    from gdbext.views import leaks as V
+
+    n = nodes_of([0x30] * 4)
+    s = n.start
+    words = {s[1]: s[2], s[3]: 0x4142}  # 1 -> 2; nothing reaches 1, 2, 3; 0 is a root's
+    heap = heap_bytes(n, words)
+    got = scan(n, [], [root_block([s[0]])], [(HEAP, heap)])
+    leaked, unknown = V.split(got)
+    assert (leaked, unknown) == ([1, 2, 3], [])
+    firsts = V.first_words(_Memory(HEAP, heap), n, leaked)
+    assert firsts[3][:8] == (0x4142).to_bytes(8, "little") and firsts[1][:8] == s[2].to_bytes(8, "little")
+    rows = V.rows(got, leaked, firsts, {s[2]: "sig"}, None)
+    assert [(r.node, r.unreferenced, r.reaches) for r in rows] == [(1, True, 1), (3, True, 0), (2, False, 0)]
+    assert rows[0].signature == "sig"
+    t = V.totals(got, leaked, unknown)
+    assert (t["used"], t["reachable"], t["leaked"], t["unreferenced"]) == (4, 1, 3, 2)
