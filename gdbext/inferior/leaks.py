@@ -21,6 +21,7 @@ from ..model.leaks import (
 )
 from ..model.memory import MemoryReadError
 from ..model.ptmalloc.chunks import CORRUPT
+from .errors import UserError
 from .heap import HeapView, TLS_SPAN, heap_view
 from .mappings import mappings
 from .process import Target, cached
@@ -50,6 +51,11 @@ def leak_inputs(target: Target) -> LeakInputs:
 
 
 def _leak_inputs(target: Target) -> LeakInputs:
+    if target.pointer_size != 8:
+        raise UserError(
+            "the leak scan reads 64-bit (x86-64) processes only; "
+            f"this one has {8 * target.pointer_size}-bit pointers"
+        )
     view = heap_view(target)
     hdr = view.layout.chunk_hdr_sz
     tcaches = [t.address - hdr for t in view.state.tcache.values() if t.address]
