@@ -51,3 +51,10 @@ def arena_view(target):
     from ..inferior.heap import arena_view as f
 
     return f(target)
+
+
+def leaks():
+    """inferior/leaks.py: the reachability scan's edge (roots, nodes, symbols, frames)."""
+    from ..inferior import leaks as module
+
+    return module
