@@ -51,3 +51,9 @@ def arena_view(target):
     from ..inferior.heap import arena_view as f
 
     return f(target)
+
+
+def heap_usage(target, view):
+    from ..inferior.usage import heap_usage as f
+
+    return f(target, view)
