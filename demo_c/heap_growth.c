@@ -15,7 +15,8 @@
  * with open/read into a stack buffer: no stdio, no malloc), calls
  * malloc_trim(0), reads it again and prints the drop.  Stop "trimmed".
  *
- * Stop "diff.a" (every main block in use, top the only free chunk), then,
+ * Stop "diff.a" (every main block in use, top the only free chunk but one
+ * 24-byte chunk freed first, so that glibc 2.43 has made the tcache), then,
  * with nothing else allocating: SMALL chunks of
  * SMALL_SIZE bytes and MEDIUM chunks of MEDIUM_SIZE bytes are allocated, the
  * SMALL ones are freed again (into the thread's tcache up to its fill count,
@@ -105,6 +106,8 @@ int main(void)
     fact("small_size=%d", SMALL_SIZE);
     fact("medium_size=%d", MEDIUM_SIZE);
 
+    /* glibc 2.43+ makes a thread's tcache on its first free: before the diff stops */
+    free(malloc(24));
     for (int i = 0; i < BLOCKS; i++) {
         main_blocks[i] = malloc(BLOCK);
         demo_check(main_blocks[i] != NULL, "malloc");

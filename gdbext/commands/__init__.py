@@ -9,7 +9,17 @@ from . import base
 
 # module name -> command classes; imported on registration, which stays cheap (no pygments).
 SETTINGS = ("color", "style", "debug")
-COMMAND_MODULES = ("vmmap", "heapchunks", "arenas", "bins", "chunk", "threadstacks", "brkwatch", "heapstat")
+COMMAND_MODULES = (
+    "vmmap",
+    "heapchunks",
+    "arenas",
+    "bins",
+    "chunk",
+    "threadstacks",
+    "brkwatch",
+    "heapstat",
+    "heapsnap",
+)
 
 
 class GdbextPrefix(gdb.Command):
