@@ -80,7 +80,10 @@ def text(heap, usage, stacks) -> Iterator[Item]:
             f"{fmt.human(sum(s['bytes'] or 0 for s in stacks))}, resident {_res(touched)}"
         )
     tot = usage.total
-    yield line(f"total: {fmt.human(tot.bytes)} in heaps and mmapped chunks, resident {_res(tot.resident)}")
+    yield line(
+        f"total: {fmt.human(tot.bytes)} in heaps (reservations included) and mmapped chunks, "
+        f"resident {_res(tot.resident)}"
+    )
     if usage.resident_known:
         yield line(
             f"malloc_trim(0) would return {fmt.human(usage.trim_reclaimable)} of resident memory", "title"
@@ -104,8 +107,8 @@ def _trim_lines(u) -> List[Item]:
     if u.highest_used:
         out.append(
             line(
-                f"the heap cannot shrink below {fmt.address(u.highest_used[0])} "
-                f"(the highest chunk in use under top: {u.highest_used[1]})",
+                f"the highest chunk in use under top is at {fmt.address(u.highest_used[0])} "
+                f"({u.highest_used[1]}): the heap cannot shrink below it",
                 "muted",
             )
         )
