@@ -18,8 +18,8 @@ def test_the_tour_without_a_terminal_never_pauses_and_ends_on_what_next(demos):
                        stderr=subprocess.STDOUT, text=True, timeout=600)
     assert p.returncode == 0, p.stdout
     assert PAUSE not in p.stdout
-    assert p.stdout.count("\n== ") == 8, p.stdout
-    tail = p.stdout[p.stdout.rindex("\n== 8."):]
+    assert p.stdout.count("\n== ") == 9, p.stdout
+    tail = p.stdout[p.stdout.rindex("\n== 9."):]
     last = tail[tail.index("summary:"):]  # the last table's end
     for words in NEXT:
         assert words in last, last
