@@ -28,6 +28,17 @@ class ResidentPages:
         first, flags = self._ranges[i]
         return (first, flags) if page < first + len(flags) else None
 
+    def flags_of(self, lo: int, hi: int) -> Optional[Tuple[int, bytes]]:
+        """(address of the first flag's page, flags) of the range read that holds [lo, hi), or
+        None when no one range does."""
+        if hi <= lo:
+            return None
+        page = self.page
+        got = self._range(lo // page)
+        if got is None or (hi - 1) // page >= got[0] + len(got[1]):
+            return None
+        return got[0] * page, got[1]
+
     def bytes_in(self, lo: int, hi: int) -> Optional[int]:
         """Resident bytes of [lo, hi): a page counts for the part of it inside; None when some
         page of it was not read."""

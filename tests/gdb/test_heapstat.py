@@ -11,6 +11,7 @@ change); the category totals must be glibc's own mallinfo2 at the same stop.
 import pytest
 
 from tests import glibcs as G
+from tests.gdb.test_vmmap_resident import pagemap_resident
 from tests.harness import assert_clean
 
 pytestmark = pytest.mark.gdb
@@ -70,6 +71,13 @@ def test_trim_prediction_is_the_measured_drop(at_trim):
     assert mi["fsmblks"] == f["fastbin"][1] and mi["smblks"] == f["fastbin"][0]
     assert mi["ordblks"] == f["unsorted"][0] + f["smallbin"][0] + f["largebin"][0] + len(doc["arenas"])
     assert mi["keepcost"] == doc["arenas"][0]["top"]["bytes"]
+
+    # the resident bytes of the main heap's chunks are the kernel's page map over that heap
+    heap = g.json("arenas --json")["arenas"][0]["heaps"][0]
+    cats = ("used", "tcache", "fastbin", "unsorted", "smallbin", "largebin", "top")
+    main = doc["arenas"][0]
+    assert sum(main[k]["resident"] for k in cats) == pagemap_resident(g.facts["pid"], heap["start"], heap["end"])
+    assert sum(main[k]["bytes"] for k in cats) == heap["end"] - heap["start"]
 
     g.run_to("trimmed")
     assert g.facts["trim.result"] == 1

@@ -12,6 +12,8 @@ is "freed to the thread's cache", not returned), and each arena's top apart from
 """
 
 from array import array
+from itertools import compress, repeat
+from operator import add, mul, sub
 from typing import Dict, List, Optional, Tuple
 
 from .chunks import FASTBIN, LARGEBIN, SMALLBIN, STATES, TOP, UNSORTED
@@ -20,6 +22,9 @@ FORMAT = "gdbext-heapsnap"
 VERSION = 1
 _BIN_STATES = (FASTBIN, UNSORTED, SMALLBIN, LARGEBIN)
 _STATE_CODE = {name: i for i, name in enumerate(STATES)}
+_NOT_TOP = bytes(int(c != TOP) for c in range(256))
+_IN_BINS = bytes(int(c in _BIN_STATES) for c in range(256))
+_FAST = bytes(int(c == FASTBIN) for c in range(256))
 
 
 class Snapshot:
@@ -45,16 +50,10 @@ class Snapshot:
     def mallinfo(self) -> Dict[str, int]:
         """The mallinfo2 fields a snapshot knows: arena (system_mem), fordblks, fsmblks, uordblks,
         smblks, hblkhd (bytes of mmapped chunks, as found)."""
-        free = fast = nfast = 0
         states, sizes = self.states, self.sizes
-        for st in _BIN_STATES:
-            i = states.find(st)
-            while i >= 0:
-                free += sizes[i]
-                if st == FASTBIN:
-                    fast += sizes[i]
-                    nfast += 1
-                i = states.find(st, i + 1)
+        free = sum(compress(sizes, states.translate(_IN_BINS)))
+        fast = sum(compress(sizes, states.translate(_FAST)))
+        nfast = states.count(FASTBIN)
         free += sum(a["top_size"] for a in self.arenas)
         system = sum(a["system_mem"] for a in self.arenas)
         return {
@@ -112,7 +111,8 @@ class Snapshot:
 
 
 def take(name: str, state, meta: dict) -> Snapshot:
-    """A snapshot of a HeapState (heap_view's model: every chunk walked)."""
+    """A snapshot of a HeapState (heap_view's model: every chunk walked).  At C speed per heap:
+    a chunk's size is the distance to the next chunk, top is left out."""
     s = Snapshot(name, dict(meta, chunk_header=state.layout.chunk_hdr_sz))
     for n, a in enumerate(state.arenas):
         s.arenas.append(
@@ -127,31 +127,115 @@ def take(name: str, state, meta: dict) -> Snapshot:
         tag = min(n, 255)
         for seg in a.heaps:
             addrs, states = seg.addrs, seg.states
-            for i in range(len(addrs)):
-                st = states[i]
-                if st == TOP:
-                    continue
-                s.addrs.append(addrs[i])
-                s.sizes.append(seg.chunk_end(i) - addrs[i])
-                s.states.append(st)
-                s.arena_of.append(tag)
+            if not len(addrs):
+                continue
+            sizes = array("Q", map(sub, addrs[1:], addrs[:-1]))
+            sizes.append(seg.chunk_end(len(addrs) - 1) - addrs[-1])
+            keep = states.translate(_NOT_TOP)
+            if keep.count(0):
+                s.addrs.extend(compress(addrs, keep))
+                s.sizes.extend(compress(sizes, keep))
+                s.states.extend(compress(states, keep))
+                s.arena_of.extend(repeat(tag, len(keep) - keep.count(0)))
+            else:
+                s.addrs.extend(addrs)
+                s.sizes.extend(sizes)
+                s.states.extend(states)
+                s.arena_of.extend(repeat(tag, len(addrs)))
     s.mmapped = [(m.address, m.size, m.mapping_size) for m in state.mmapped]
     return s
 
 
-def _chunk(s: Snapshot, i: int) -> dict:
-    a = s.addrs[i]
+_BLOCK = 4096
+
+
+def _equal(a: Snapshot, i: int, b: Snapshot, j: int, n: int) -> bool:
+    """Whether a's n entries from i are b's n entries from j (slices compared at C speed)."""
+    return (
+        a.addrs[i : i + n] == b.addrs[j : j + n]
+        and a.sizes[i : i + n] == b.sizes[j : j + n]
+        and a.states[i : i + n] == b.states[j : j + n]
+        and a.arena_of[i : i + n] == b.arena_of[j : j + n]
+    )
+
+
+def _same_addrs(a: Snapshot, i: int, b: Snapshot, j: int, n: int) -> bool:
+    return a.addrs[i : i + n] == b.addrs[j : j + n]
+
+
+def _run(same, most: int) -> int:
+    """How many leading positions `same(k, n)` (k onwards, n of them) holds for, found by blocks
+    then halving: C-speed slice compares, never a Python loop over the chunks."""
+    done = 0
+    while done < most:
+        n = min(_BLOCK, most - done)
+        if same(done, n):
+            done += n
+            continue
+        while n > 1:
+            half = n // 2
+            if same(done, half):
+                done += half
+                n -= half
+            else:
+                n = half
+        return done
+    return done
+
+
+def _common_ends(a: Snapshot, b: Snapshot) -> Tuple[int, int]:
+    """How many chunk addresses both start with and end with."""
+    most = min(len(a), len(b))
+    pre = _run(lambda k, n: _same_addrs(a, k, b, k, n), most)
+    na, nb = len(a), len(b)
+    suf = _run(lambda k, n: _same_addrs(a, na - k - n, b, nb - k - n, n), most - pre)
+    return pre, suf
+
+
+def _differing(a: Snapshot, i0: int, b: Snapshot, j0: int, n: int) -> List[int]:
+    """Offsets k < n where a's entry i0 + k and b's entry j0 + k (the same address) differ, by
+    halving ranges that differ: a few changes among a million chunks cost a few hundred
+    slice compares."""
+    out: List[int] = []
+    todo = [(0, n)]
+    while todo:
+        i, j = todo.pop()
+        if i >= j or _equal(a, i0 + i, b, j0 + i, j - i):
+            continue
+        if j - i <= 8:
+            out.extend(k for k in range(i, j) if not _equal(a, i0 + k, b, j0 + k, 1))
+            continue
+        m = (i + j) // 2
+        todo.append((m, j))
+        todo.append((i, m))
+    return out
+
+
+def _pair(s: Snapshot, i: int) -> Tuple[int, int]:
+    return s.addrs[i], (s.sizes[i] * 16 + s.states[i]) * 256 + s.arena_of[i]
+
+
+def _pairs(s: Snapshot, lo: int, hi: int) -> set:
+    """{(address, code)} of entries lo to hi: code packs size, state and arena, so set
+    differences find every added, removed and changed chunk without a loop in Python."""
+    codes = map(
+        add,
+        map(mul, map(add, map(mul, s.sizes[lo:hi], repeat(16)), s.states[lo:hi]), repeat(256)),
+        s.arena_of[lo:hi],
+    )
+    return set(zip(s.addrs[lo:hi], codes))
+
+
+def _decoded(address: int, code: int, hdr: int) -> dict:
+    rest, arena = divmod(code, 256)
+    size, st = divmod(rest, 16)
     return {
-        "address": a,
-        "user_address": a + s.hdr,
-        "size": s.sizes[i],
-        "state": STATES[s.states[i]],
-        "arena": s.arena_of[i],
+        "address": address,
+        "user_address": address + hdr,
+        "size": size,
+        "state": STATES[st],
+        "arena": arena,
     }
-
-
-def _index(s: Snapshot) -> Dict[int, int]:
-    return {a: i for i, a in enumerate(s.addrs)}
 
 
 def _address(c: dict) -> int:
@@ -160,24 +244,36 @@ def _address(c: dict) -> int:
 
 def diff(a: Snapshot, b: Snapshot, by: str = "size") -> dict:
     """What changed from a to b: the JSON body heapsnap diff prints (and its table reads)."""
-    ia, ib = _index(a), _index(b)
-    added = [_chunk(b, j) for addr, j in ib.items() if addr not in ia]
-    removed = [_chunk(a, i) for addr, i in ia.items() if addr not in ib]
+    # Chunks at the same addresses at both ends (most of a heap between two stops): only the
+    # entries that differ there; the middle, where chunks came and went, by set differences.
+    pre, suf = _common_ends(a, b)
+    hi_a, hi_b = len(a) - suf, len(b) - suf
+    pa, pb = _pairs(a, pre, hi_a), _pairs(b, pre, hi_b)
+    for i, j, n in ((0, 0, pre), (hi_a, hi_b, suf)):
+        for k in _differing(a, i, b, j, n):
+            pa.add(_pair(a, i + k))
+            pb.add(_pair(b, j + k))
+    only_a, only_b = pa - pb, pb - pa  # (address, code): C speed for a million chunks
+    from_a: Dict[int, int] = dict(only_a)
+    to_b: Dict[int, int] = dict(only_b)
+    hdr = b.hdr
+    added = [_decoded(addr, code, hdr) for addr, code in to_b.items() if addr not in from_a]
+    removed = [_decoded(addr, code, a.hdr) for addr, code in from_a.items() if addr not in to_b]
     changed = []
-    for addr, i in ia.items():
-        j = ib.get(addr)
-        if j is None:
+    for addr, code in from_a.items():
+        new = to_b.get(addr)
+        if new is None:
             continue
-        if a.sizes[i] != b.sizes[j] or a.states[i] != b.states[j]:
-            changed.append(
-                {
-                    "address": addr,
-                    "user_address": addr + b.hdr,
-                    "arena": b.arena_of[j],
-                    "from": {"size": a.sizes[i], "state": STATES[a.states[i]]},
-                    "to": {"size": b.sizes[j], "state": STATES[b.states[j]]},
-                }
-            )
+        old, now = _decoded(addr, code, hdr), _decoded(addr, new, hdr)
+        changed.append(
+            {
+                "address": addr,
+                "user_address": addr + hdr,
+                "arena": now["arena"],
+                "from": {"size": old["size"], "state": old["state"]},
+                "to": {"size": now["size"], "state": now["state"]},
+            }
+        )
     added.sort(key=_address)
     removed.sort(key=_address)
     changed.sort(key=_address)

@@ -7,12 +7,13 @@ every resident figure is then None, sizes are still known).  A page shared by tw
 for each the bytes of it that chunk holds, so the categories add up to the heap's resident bytes.
 """
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from ..residency import ResidentPages
 from .chunks import CORRUPT, FASTBIN, FENCEPOST, LARGEBIN, SMALLBIN, STATES, TCACHE, TOP, UNSORTED, USED
-from .trim import Run, arena_trim
+from .trim import Run, arena_trim, page_ranges
 
 CATEGORIES = ("used", "free", "tcache", "fastbin", "unsorted", "smallbin", "largebin", "top", "reserved")
 # the state codes each chunk category adds up (fenceposts and damaged chunks count as used)
@@ -92,15 +93,48 @@ def _sum(values) -> Optional[int]:
     return total
 
 
-def arena_usage(state, number: int, arena, pages: Optional[ResidentPages], page: int, program_break=None):
-    L = state.layout
-    u = ArenaUsage(arena.address, number, arena.main, {k: Figure() for k in CATEGORIES})
+def _absent_bytes(arena, pages: ResidentPages) -> Optional[Dict[str, int]]:
+    """{state name: bytes of its chunks on pages that are not resident}, from the runs of absent
+    pages alone (a written heap has few): a million resident chunks cost nothing here."""
+    out: Dict[str, int] = {}
     for seg in arena.heaps:
         addrs, states = seg.addrs, seg.states
         n = len(addrs)
-        for i in range(n):
-            lo, hi = addrs[i], (addrs[i + 1] if i + 1 < n else seg.chunk_end(i))
-            u.figures[_STATE_CATEGORY[states[i]]].add(1, hi - lo, _resident(pages, lo, hi))
+        if not n:
+            continue
+        lo_seg, hi_seg = addrs[0], seg.chunk_end(n - 1)
+        got = pages.flags_of(lo_seg, hi_seg)
+        if got is None:
+            return None
+        base, flags = got
+        page = pages.page
+        p = flags.find(0, (lo_seg - base) // page)
+        last = (hi_seg - 1 - base) // page
+        while 0 <= p <= last:
+            q = flags.find(1, p)
+            q = len(flags) if q < 0 else q
+            lo, hi = max(base + p * page, lo_seg), min(base + q * page, hi_seg)
+            k = max(bisect_right(addrs, lo) - 1, 0)
+            while k < n and addrs[k] < hi:
+                end = addrs[k + 1] if k + 1 < n else hi_seg
+                overlap = min(end, hi) - max(addrs[k], lo)
+                if overlap > 0:
+                    name = STATES[states[k]]
+                    out[name] = out.get(name, 0) + overlap
+                k += 1
+            p = flags.find(0, q)
+    return out
+
+
+def arena_usage(state, number: int, arena, pages: Optional[ResidentPages], page: int, program_break=None):
+    L = state.layout
+    u = ArenaUsage(arena.address, number, arena.main, {k: Figure() for k in CATEGORIES})
+    absent = _absent_bytes(arena, pages) if pages is not None else None
+    for name, t in arena.totals().items():
+        cat = _STATE_CATEGORY[STATES.index(name)]
+        resident = None if absent is None else t["bytes"] - absent.get(name, 0)
+        u.figures[cat].add(t["count"], t["bytes"], resident)
+    for seg in arena.heaps:
         hi_info = seg.heap_info
         if hi_info is not None and not arena.main:
             u.figures["reserved"].add(1, max(0, L.heap_max_size - hi_info.mprotect_size), 0)
@@ -119,8 +153,6 @@ def arena_usage(state, number: int, arena, pages: Optional[ResidentPages], page:
 
 
 def _holes(L, runs: List[Run], pages, page) -> List[Hole]:
-    from .trim import page_ranges
-
     biggest = sorted(runs, key=lambda r: r.end - r.start, reverse=True)[:HOLES]
     out = []
     for r in biggest:
