@@ -78,6 +78,7 @@ def test_diff_lists_what_the_demo_did(all_glibcs, demos, gdb_session, version, t
     # a file saved at this stop against a core of the same stop: nothing changed
     path, core = tmp_path / "b.json", tmp_path / "b.core"
     assert "written to" in s.cmd(f"heapsnap save b --file {path}")
+    live_stat = s.json("heapstat --json")
     s.cmd(f"gcore {core}", timeout=120)
     [saved] = [x for x in s.json("heapsnap list --json")["snapshots"] if x["name"] == "b"]
     assert os.path.getsize(path) < 60 * saved["chunks"]
@@ -87,6 +88,14 @@ def test_diff_lists_what_the_demo_did(all_glibcs, demos, gdb_session, version, t
     assert empty["target"]["kind"] == "core"
     assert (empty["added"], empty["removed"], empty["changed"], empty["top"]) == ([], [], [], [])
     assert "no chunk, top or mmapped chunk changed" in c.cmd(f"heapsnap diff {path}")
+    # heapstat on the core: the same sizes, resident bytes unknown
+    core_stat = c.json("heapstat --json")
+    assert core_stat["trim_reclaimable"] is None and core_stat["total"]["resident"] is None
+    sizes = [{k: v["bytes"] for k, v in a.items() if isinstance(v, dict) and "bytes" in v}
+             for a in core_stat["arenas"]]
+    assert sizes == [{k: v["bytes"] for k, v in a.items() if isinstance(v, dict) and "bytes" in v}
+                     for a in live_stat["arenas"]]
+    assert "unknown" in c.cmd("heapstat")
 
 
 def test_messages(demos, gdb_session):

@@ -148,14 +148,13 @@ def arena_usage(state, number: int, arena, pages: Optional[ResidentPages], page:
     u.trim_reclaimable = _sum((u.trim_madvise, u.trim_top))
     if plan.highest_used is not None:
         u.highest_used = (plan.highest_used[0], STATES[plan.highest_used[1]])
-    u.holes = _holes(L, plan.runs, pages, page)
+    u.holes = _holes(L, plan.largest, pages, page)
     return u
 
 
 def _holes(L, runs: List[Run], pages, page) -> List[Hole]:
-    biggest = sorted(runs, key=lambda r: r.end - r.start, reverse=True)[:HOLES]
     out = []
-    for r in biggest:
+    for r in runs[:HOLES]:
         got = page_ranges(L, [r], page)
         out.append(Hole(r.start, r.end - r.start, r.chunks, _sum(_resident(pages, lo, hi) for lo, hi in got)))
     return out
