@@ -14,6 +14,7 @@ from .lazy_inferior import heap_view, target_json
 # name -> Snapshot, for the gdb session
 SAVED: dict = {}
 CURRENT = "(current stop)"
+TARGET_KEYS = ("pid", "kind", "glibc", "symbols")
 
 
 def _snapshot_module():
@@ -104,8 +105,9 @@ class Heapsnap(GdbextCommand):
                 snap.meta["file"] = args.file
             SAVED[args.snap] = snap
             if want_json:
+                target = {k: snap.meta.get(k) for k in TARGET_KEYS}
                 out.json(
-                    jsonout.document("heapsnap", snap.meta, saved=args.snap, chunks=len(snap), file=args.file)
+                    jsonout.document("heapsnap", target, saved=args.snap, chunks=len(snap), file=args.file)
                 )
                 return
             where = f", written to {args.file}" if args.file else ""
@@ -136,11 +138,7 @@ class Heapsnap(GdbextCommand):
         doc = _snapshot_module().diff(a, b, args.by)
         if want_json:
             target = b.meta if args.b else target_json(Target())
-            out.json(
-                jsonout.document(
-                    "heapsnap", {k: target.get(k) for k in ("pid", "kind", "glibc", "symbols")}, **doc
-                )
-            )
+            out.json(jsonout.document("heapsnap", {k: target.get(k) for k in TARGET_KEYS}, **doc))
             return
         out.emit(snap_views.text(doc))
 
