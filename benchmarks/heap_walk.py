@@ -45,6 +45,11 @@ COMMANDS = [  # (name, gdb command, text that shows it worked)
     ("bins --json", "bins --json", '"command":"bins"'),
     ("arenas", "arenas", "mp_ (malloc_par)"),
     ("chunk ADDR", "chunk (char *)mp_.sbrk_base + 0x1000", "state"),
+    # issue 15: heapstat, and a snapshot saved then compared with the same stop (the model is
+    # walked once for both; the file is the snapshot's JSON)
+    ("heapstat", "heapstat", "malloc_trim(0) would return"),
+    ("heapsnap diff", "python gdb.execute('heapsnap save a'); gdb.execute('heapsnap diff a --json')",
+     '"command":"heapsnap"'),
 ]
 TARGETS = {  # (command, N) -> (seconds, ratio to the floor, gdb's peak MiB); None: no target
     ("heapchunks --json", 100_000): (0.5, 3.0, None),
@@ -54,6 +59,8 @@ TARGETS = {  # (command, N) -> (seconds, ratio to the floor, gdb's peak MiB); No
     ("bins --json", 1_000_000): (0.5, None, None),  # issue 11
     # arenas reads arena headers, heap bounds and the free lists, not every chunk (issues 10, 11)
     ("arenas", 1_000_000): (0.5, 0.3, None),
+    ("heapstat", 1_000_000): (2.0, None, None),  # issue 15
+    ("heapsnap diff", 1_000_000): (3.0, None, None),
 }
 # (command, than, N) -> the most `command` may take as a multiple of `than` (issue 11: the
 # table is no slower than the JSON, which is the larger output)

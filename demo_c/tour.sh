@@ -69,10 +69,14 @@ step "6. heapleaks: the chunks no root reaches; heaprefs --path: why one is stil
 
 step "7. threadstacks: every thread's stack, guard, SP and use" "$build/thread_stacks" -- "threadstacks"
 
-step "8. brkwatch: the program break moving under sbrk, recorded without stopping" "$build/sbrk_grow" -- \
+step "8. heapstat: the memory free() kept, and what malloc_trim(0) would give back" "$build/heap_growth" -- \
+  "continue" "continue" "heapstat" "continue" "frame function main" \
+  "printf \"the program then called malloc_trim(0): its anonymous RSS dropped by %ld KiB%c\", (before - after) / 1024, 10"
+
+step "9. brkwatch: the program break moving under sbrk, recorded without stopping" "$build/sbrk_grow" -- \
   "brkwatch on --mmap" "continue" "continue" "brkwatch log"
 
-step "9. brkwatch --mmap: large requests arrive through mmap, and freeing one raises the threshold" \
+step "10. brkwatch --mmap: large requests arrive through mmap, and freeing one raises the threshold" \
   "$build/malloc_sizes" threshold -- "brkwatch on --mmap" "continue" "continue" "continue" "brkwatch log"
 
 next_steps

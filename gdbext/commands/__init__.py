@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "heaprefs",
     "threadstacks",
     "brkwatch",
+    "heapstat",
+    "heapsnap",
 )
 
 

@@ -58,3 +58,9 @@ def leaks():
     from ..inferior import leaks as module
 
     return module
+
+
+def heap_usage(target, view):
+    from ..inferior.usage import heap_usage as f
+
+    return f(target, view)

@@ -474,3 +474,22 @@ def footer(a) -> Iterator[Line]:
     if any(k in tot for k in ("corrupt", "fencepost")):
         extra = ", ".join(f"{k} {tot[k]['count']}" for k in ("corrupt", "fencepost") if k in tot)
         yield line(f"  also: {extra}", "muted")
+
+
+def summary_body(groups, by: str) -> dict:
+    """heapchunks --summary --json: {"by", "groups": [{"key", "count", "bytes"}], "total"}."""
+    return {
+        "by": by,
+        "groups": [{"key": g.key, "count": g.count, "bytes": g.bytes} for g in groups],
+        "total": {"count": sum(g.count for g in groups), "bytes": sum(g.bytes for g in groups)},
+    }
+
+
+def summary_table(groups, by: str) -> Table:
+    """One row per size (or state), most bytes first, with its share of the bytes."""
+    whole = sum(g.bytes for g in groups)
+    t = Table([by, "chunks", "bytes", "% bytes"], "lrrr")
+    for g in groups:
+        key = fmt.size(g.key) if by == "size" else str(g.key)
+        t.add(key, format(g.count, ","), fmt.human(g.bytes), fmt.percent(g.bytes, whole))
+    return t
