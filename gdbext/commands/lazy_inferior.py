@@ -51,3 +51,9 @@ def arena_view(target):
     from ..inferior.heap import arena_view as f
 
     return f(target)
+
+
+def list_view(target):
+    from ..inferior.heap import list_view as f
+
+    return f(target)
