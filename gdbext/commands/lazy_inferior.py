@@ -64,3 +64,9 @@ def heap_usage(target, view):
     from ..inferior.usage import heap_usage as f
 
     return f(target, view)
+
+
+def list_view(target):
+    from ..inferior.heap import list_view as f
+
+    return f(target)
