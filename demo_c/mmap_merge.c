@@ -19,7 +19,8 @@
  *   prev    prev_size = 0x40
  *
  * Facts: X.chunk, X.user, X.map_start, X.map_len (X = A, B; the mapping is
- * the chunk's own mmap, from its header), X.merged, X.vma_start, X.vma_end
+ * the chunk's own mmap: its start from the header's prev_size, its length
+ * what mallinfo2's hblkhd grew by), X.merged, X.vma_start, X.vma_end
  * (the /proc/self/maps line that holds the chunk), own.N.{addr,len} (N = 1,
  * 2), mallinfo2.{hblks,hblkhd}, corrupt.{field,value} (with MODE).
  */
@@ -89,12 +90,13 @@ static char *own_below(uintptr_t below, size_t pages, size_t page, int n)
     return got;
 }
 
-static void report_chunk(const char *name, void *user)
+/* map_len is what glibc's own count of mmapped bytes grew by: its size field is the whole
+ * mapping less prev_size before glibc 2.43, less the chunk header too from 2.43 on. */
+static void report_chunk(const char *name, void *user, size_t map_len)
 {
     size_t *h = header(user);
     uintptr_t chunk = (uintptr_t)h;
     uintptr_t map_start = chunk - h[0];
-    size_t map_len = h[0] + (h[1] & ~(size_t)7);
     uintptr_t vs, ve;
     vma_of(chunk, &vs, &ve);
     fact("%s.chunk=0x%lx", name, (unsigned long)chunk);
@@ -112,16 +114,20 @@ int main(int argc, char **argv)
     const char *mode = argc > 1 ? argv[1] : "";
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
+    size_t mapped = mallinfo2().hblkhd;
     void *a = malloc(300000);
+    size_t a_len = mallinfo2().hblkhd - mapped;
     demo_check(a != NULL && (header(a)[1] & 2), "malloc(300000) is an mmapped chunk");
     own_below((uintptr_t)header(a) - header(a)[0], 64, page, 1);
 
+    mapped = mallinfo2().hblkhd;
     void *b = memalign(65536, 200000);
+    size_t b_len = mallinfo2().hblkhd - mapped;
     demo_check(b != NULL && (header(b)[1] & 2), "memalign(65536, 200000) is an mmapped chunk");
     own_below((uintptr_t)header(b) - header(b)[0], 16, page, 2);
 
-    report_chunk("A", a);
-    report_chunk("B", b);
+    report_chunk("A", a, a_len);
+    report_chunk("B", b, b_len);
     struct mallinfo2 mi = mallinfo2();
     fact("mallinfo2.hblks=%zu", mi.hblks);
     fact("mallinfo2.hblkhd=%zu", mi.hblkhd);

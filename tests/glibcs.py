@@ -1,5 +1,6 @@
 """Other glibcs for the gdb tests: the demos run under Debian's glibc 2.31 (bullseye), 2.36
-(bookworm) and 2.41 (trixie), each with or without libc debug symbols.
+(bookworm), 2.41 (trixie), 2.43 (sid) and 2.44 (experimental), each with or without libc debug
+symbols.
 
     python -m tests.glibcs fetch [VERSION...]    download, extract and build (idempotent)
     python -m tests.glibcs info [VERSION...]     what is cached, as JSON
@@ -58,7 +59,7 @@ SUITES = {"2.31": "bullseye", "2.36": "bookworm", "2.41": "trixie", "2.43": "sid
           "2.44": "experimental"}
 EXTRA_SUITES = {"experimental": ("sid",)}
 # The glibcs the whole suite runs its demos under.
-VERSIONS = ("2.31", "2.36", "2.41")
+VERSIONS = ("2.31", "2.36", "2.41", "2.43", "2.44")
 OLDEST = min(VERSIONS, key=lambda v: tuple(map(int, v.split("."))))
 # libgcc-s1: pthread_exit and pthread_cancel dlopen libgcc_s.so.1 to unwind, and the host's may
 # need a newer glibc than the one under test.

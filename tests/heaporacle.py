@@ -7,6 +7,7 @@ MALLOC_ALIGNMENT 16), so that a wrong state, bin or chunk boundary in the walk s
 disagreement with glibc. Nothing here imports gdbext.
 """
 
+import os
 import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
@@ -23,6 +24,12 @@ FREE_IN_BINS = ("fastbin", "unsorted", "smallbin", "largebin")  # tcache counts 
 
 def request2size(req: int) -> int:
     return max(MINSIZE, (req + SIZE_SZ + ALIGN - 1) & ~(ALIGN - 1))
+
+
+def glibc_key(glibc: str = None) -> tuple:
+    """(2, 43) for "2.43"; None means the glibc the tests run on (the host's)."""
+    glibc = glibc or os.confstr("CS_GNU_LIBC_VERSION").split()[-1]
+    return tuple(int(x) for x in glibc.split(".")[:2])
 
 
 def mmapped_size(req: int) -> int:
@@ -89,6 +96,8 @@ def _group(e) -> tuple:
 
 def _total(node, kind):
     e = node.find(f"total[@type='{kind}']")
+    if e is None and kind == "fast":
+        return (0, 0)  # glibc >= 2.43 has no fastbins, and malloc_info no "fast" total
     return (int(e.get("count")), int(e.get("size")))
 
 
@@ -138,8 +147,9 @@ def top_chunk(arena: dict) -> dict:
     return tops[0]
 
 
-def malloc_info_from_json(doc: dict) -> dict:
-    """malloc_info's figures, recomputed from heapchunks --json as glibc's __malloc_info does."""
+def malloc_info_from_json(doc: dict, glibc: str = None) -> dict:
+    """malloc_info's figures, recomputed from heapchunks --json as glibc `glibc`'s (default: the
+    host's) __malloc_info does."""
     heaps = []
     for nr, a in enumerate(doc["arenas"]):
         fast = defaultdict(list)
@@ -171,17 +181,20 @@ def malloc_info_from_json(doc: dict) -> dict:
     return {"heaps": heaps,
             "fast": (sum(h["fast"][0] for h in heaps), sum(h["fast"][1] for h in heaps)),
             "rest": (sum(h["rest"][0] for h in heaps), sum(h["rest"][1] for h in heaps)),
-            "mmap": (len(mm), sum(mapping_bytes(m) for m in mm)),
+            "mmap": (len(mm), sum(mapping_bytes(m, glibc) for m in mm)),
             "system": sum(h["system"] for h in heaps)}
 
 
-def mapping_bytes(m: dict) -> int:
-    """What munmap would release for an mmapped chunk: prev_size (its offset) + size."""
-    return m["address"] - m["mapping_start"] + m["size"]
+def mapping_bytes(m: dict, glibc: str = None) -> int:
+    """What munmap would release for an mmapped chunk: prev_size (its offset) + size, and from
+    glibc 2.43 on, whose size field leaves out the chunk header, + 2 * SIZE_SZ."""
+    header = 2 * SIZE_SZ if glibc_key(glibc) >= (2, 43) else 0
+    return m["address"] - m["mapping_start"] + m["size"] + header
 
 
-def mallinfo2_from_json(doc: dict) -> dict:
-    """mallinfo2() recomputed from heapchunks --json as glibc's int_mallinfo does."""
+def mallinfo2_from_json(doc: dict, glibc: str = None) -> dict:
+    """mallinfo2() recomputed from heapchunks --json as glibc `glibc`'s (default: the host's)
+    int_mallinfo does."""
     out = dict.fromkeys(MALLINFO2, 0)
     for a in doc["arenas"]:
         fast = chunks_of(a, "fastbin")
@@ -198,7 +211,7 @@ def mallinfo2_from_json(doc: dict) -> dict:
         if a["main"]:
             out["keepcost"] = top_chunk(a)["size"]
     out["hblks"] = len(doc["mmapped"])
-    out["hblkhd"] = sum(mapping_bytes(m) for m in doc["mmapped"])
+    out["hblkhd"] = sum(mapping_bytes(m, glibc) for m in doc["mmapped"])
     return out
 
 

@@ -1,4 +1,4 @@
-"""The demos under glibc 2.31, 2.36 and 2.41, with and without libc debug symbols: each loads
+"""The demos under glibc 2.31, 2.36, 2.41, 2.43 and 2.44, with and without libc debug symbols: each loads
 the glibc it was made for, and gdb sees malloc's types, main_arena and the thread-local tcache
 exactly when the symbols are there."""
 
@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests import glibcs as G
-from tests.harness import Gdb, libc_tls_unreadable, proc_maps
+from tests.harness import Gdb, guards_inside_stacks, known_defect, libc_tls_unreadable, proc_maps
 
 pytestmark = pytest.mark.gdb
 
@@ -110,7 +110,9 @@ def test_malloc_types_and_main_arena(at_heap):
         assert re.search(r"mchunkptr bins\[254\];", ptype), ptype
         assert re.search(r"<main_arena>", arena), arena
         assert re.search(r"<mp_>", mp), mp
-        assert gdb.cmd("print sizeof(struct malloc_state)").endswith("= 2200")
+        # 2.43 dropped fastbinsY and have_fastchunks: 80 + 8 bytes fewer
+        size = 2200 if version_key(g.version) < (2, 43) else 2112
+        assert gdb.cmd("print sizeof(struct malloc_state)").endswith(f"= {size}")
     else:
         assert "No struct type named malloc_state." in ptype, ptype
         assert 'No symbol "main_arena"' in arena, arena
@@ -151,9 +153,11 @@ def test_thread_local_tcache(at_heap):
 
 
 @pytest.mark.parametrize("version", G.VERSIONS)
-def test_glibc_gdb_fixture_runs_gdbext(glibc_gdb, glibcs, version):
+def test_glibc_gdb_fixture_runs_gdbext(request, glibc_gdb, glibcs, version):
     """The fixture other tests use: gdbext loaded, a demo under that glibc, vmmap sees its libc
     and every thread stack."""
+    known_defect(request, 1, "thread stacks merged into one mapping are one thread-stack region",
+                 guards_inside_stacks(version))
     g = glibcs[version]
     gdb = glibc_gdb(version, False, "thread_stacks")
     gdb.run_to("threads")

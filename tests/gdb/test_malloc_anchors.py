@@ -20,7 +20,15 @@ from tests import glibcs as G
 from tests import heaporacle as H
 from tests.gdb.test_heap_targets import (assert_same, check_oracle, chunk_samples, comparable,
                                          heap_docs, Stop)
-from tests.harness import Gdb, assert_clean, demo, libc_tls_unreadable
+from tests.harness import (
+    Gdb,
+    assert_clean,
+    demo,
+    glibc_key,
+    known_defect,
+    libc_tls_unreadable,
+    tcache_owner_lost,
+)
 
 pytestmark = pytest.mark.gdb
 
@@ -77,13 +85,14 @@ ANCHOR_CASES = [(v, s) for v in G.VERSIONS for s in MODES]
 
 @pytest.mark.parametrize("version,symbols", ANCHOR_CASES,
                          ids=[f"{v}-{mode_id(s)}" for v, s in ANCHOR_CASES])
-def test_program_globals_named_main_arena_and_mp_(glibc_gdb, tmp_path, version, symbols):
+def test_program_globals_named_main_arena_and_mp_(request, glibc_gdb, tmp_path, version, symbols):
     """own_anchors defines main_arena and mp_ itself: glibc's are still found (by libc's own
     debug info, or by their shape in libc's data), and the heap agrees with malloc_info."""
+    known_defect(request, 2, "tcaches without an owner", tcache_owner_lost(version, symbols))
     stop = take_stop(glibc_gdb, version, symbols, "own_anchors", ["plain"],
                      core_dir=tmp_path if version == HOST else None)
     f = stop.facts
-    check_oracle(stop)
+    check_oracle(stop, version)
     arenas = stop.docs["arenas"]
     main = arenas["arenas"][0]
     assert main["main"] and main["address"] != f["own.main_arena"]
@@ -135,12 +144,13 @@ ARENA_CASES = [(HOST, True), (HOST, False)] + [(v, False) for v in G.VERSIONS if
 
 @pytest.mark.parametrize("version,symbols", ARENA_CASES,
                          ids=[f"{v}-{mode_id(s)}" for v, s in ARENA_CASES])
-def test_71_arenas(glibc_gdb, tmp_path, version, symbols):
+def test_71_arenas(request, glibc_gdb, tmp_path, version, symbols):
     """71 arenas (main and one per thread): found without symbols as with them, as many as
     glibc's malloc_info lists, live and from a core."""
+    known_defect(request, 2, "tcaches without an owner", tcache_owner_lost(version, symbols))
     stop = take_stop(glibc_gdb, version, symbols, "malloc_sizes", ARENAS, chunks=False,
                      core_dir=tmp_path if version == HOST else None, texts=("arenas",))
-    check_oracle(stop)
+    check_oracle(stop, version)
     glibc = H.parse_malloc_info(H.malloc_info_text(stop.transcript))
     assert len(glibc["heaps"]) == len(stop.docs["arenas"]["arenas"]) == 71
     assert_clean(stop.extra["text"]["arenas"])
@@ -250,12 +260,14 @@ CHECKPOINT_VERSIONS = [v for v in G.VERSIONS]
 
 
 @pytest.mark.parametrize("version", CHECKPOINT_VERSIONS)
-def test_heap_commands_after_checkpoint_restart(glibc_gdb, version):
+def test_heap_commands_after_checkpoint_restart(request, glibc_gdb, version):
     """`checkpoint`, `restart 1` with libc debug symbols: gdb 13 crashes reading libc's TLS
     there, so gdbext must not; every heap command answers as before the checkpoint, the
     per-thread pointers found through the TLS slot.  Back on the main process (`restart 0`),
     libc's TLS variables are read again, where this gdb can read them at all (gdb 10 cannot on
     glibc 2.34 and later: there the TLS slot, as before the checkpoint)."""
+    known_defect(request, 2, "in a restarted checkpoint the TLS slot search finds no tcache",
+                 glibc_key(version) >= (2, 43))
     g = glibc_gdb(version, True, "malloc_anchors", "plain")
     g.run_to("heap")
     before, _ = heap_docs(g)

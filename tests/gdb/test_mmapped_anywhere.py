@@ -15,7 +15,7 @@ import os
 import pytest
 
 from tests import glibcs as G
-from tests.harness import Gdb, assert_clean, proc_maps
+from tests.harness import Gdb, assert_clean, glibc_key, known_defect, proc_maps, tcache_owner_lost
 
 pytestmark = pytest.mark.gdb
 
@@ -104,7 +104,11 @@ def check_demo(g: Gdb, facts: dict):
 # ---- the mmap_merge demo, every glibc, live and core ------------------------------------------
 
 @pytest.mark.parametrize("version,symbols", CASES, ids=[f"{v}-{mode_id(s)}" for v, s in CASES])
-def test_demo_chunks_inside_merged_mappings(glibc_gdb, tmp_path, version, symbols):
+def test_demo_chunks_inside_merged_mappings(request, glibc_gdb, tmp_path, version, symbols):
+    known_defect(request, 4, "without symbols the heap commands refuse while only mmapped chunks "
+                 "exist", glibc_key(version) >= (2, 43) and not symbols)
+    known_defect(request, 2, "a thread without a tcache yet is a problem where TLS is unreadable",
+                 tcache_owner_lost(version, symbols))
     g = glibc_gdb(version, symbols, "mmap_merge")
     g.run_to("merged")
     f = dict(g.facts)
