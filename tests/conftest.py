@@ -36,7 +36,7 @@ def glibcs():
     from tests import glibcs as G
 
     try:
-        return G.ensure()
+        return G.Fetched(G.ensure())
     except G.Unreachable as e:
         pytest.skip(f"Debian's archive is unreachable, no other glibc to test: {e}")
 

@@ -463,6 +463,16 @@ def ensure(versions=VERSIONS, build=True) -> dict:
     return out
 
 
+class Fetched(dict):
+    """{version: Glibc} as `ensure` returns it, which fetches a version asked for that is not
+    there yet: the host's own glibc when it is none of VERSIONS (a newer Debian, another
+    distribution), which the tests of host-only things (a kernel's core dump) still run under."""
+
+    def __missing__(self, version):
+        self[version] = ensure((version,))[version]
+        return self[version]
+
+
 # ---- command line --------------------------------------------------------------------------
 
 def _du(path: str) -> int:

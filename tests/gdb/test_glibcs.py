@@ -152,6 +152,15 @@ def test_thread_local_tcache(at_heap):
                                                                  counts), counts
 
 
+def test_host_glibc_outside_the_suite_versions(glibcs):
+    """On a host whose glibc is none of VERSIONS, the fixture still gives it (the tests that
+    run only under the host's glibc, such as a kernel-written core, ask for it)."""
+    host = G.host_version()
+    others = type(glibcs)({v: g for v, g in glibcs.items() if v != host})
+    g = others[host]
+    assert g.host and g.version == host and os.path.exists(g.demo("malloc_sizes"))
+
+
 @pytest.mark.parametrize("version", G.VERSIONS)
 def test_glibc_gdb_fixture_runs_gdbext(request, glibc_gdb, glibcs, version):
     """The fixture other tests use: gdbext loaded, a demo under that glibc, vmmap sees its libc
