@@ -119,7 +119,9 @@ static int m(int t, size_t req)
 
 /* Which bin did the chunk just freed go to, judging by mallinfo2?
  * (For a realloc that also allocated from top, pass realloc = 1: free
- * bytes then change even when the old chunk went to the tcache.) */
+ * bytes then change even when the old chunk went to the tcache.  A free
+ * that makes the thread's tcache, from glibc 2.43, lowers them: the
+ * tcache_perthread_struct came from top.) */
 static const char *classify2(const struct mallinfo2 *a,
                              const struct mallinfo2 *b, int realloc)
 {
@@ -130,7 +132,7 @@ static const char *classify2(const struct mallinfo2 *a,
     if (b->ordblks == a->ordblks + 1 && b->smblks == a->smblks)
         return "unsorted";
     if (b->ordblks == a->ordblks && b->smblks == a->smblks &&
-        b->fsmblks == a->fsmblks && (realloc || b->fordblks == a->fordblks))
+        b->fsmblks == a->fsmblks && (realloc || b->fordblks <= a->fordblks))
         return "tcache";
     return "other"; /* merged with a neighbour or top: not intended */
 }

@@ -12,7 +12,11 @@
  * start (facts A.merged, B.merged = 1).  The program's pages are filled with
  * data that is not a chunk header.  Stop "merged".
  *
- * MODE damages A's header after that stop (stop "corrupt"), then the demo
+ * MODE small first mallocs 24 bytes and keeps them: a brk heap, which glibc
+ * before 2.43 makes at the first malloc of any size (the tcache) and 2.43 only
+ * for a small request or a free.
+ *
+ * Another MODE damages A's header after that stop (stop "corrupt"), then the demo
  * leaves with _exit(0) without calling malloc or free again:
  *   size    size field + 0x1230: not a whole number of pages
  *   flags   PREV_INUSE set in the size field
@@ -113,6 +117,11 @@ int main(int argc, char **argv)
     demo_fact_pid();
     const char *mode = argc > 1 ? argv[1] : "";
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (strcmp(mode, "small") == 0) {
+        void *small = malloc(24);
+        demo_check(small != NULL, "malloc(24)");
+        fact("small=0x%lx", (unsigned long)small);
+    }
 
     size_t mapped = mallinfo2().hblkhd;
     void *a = malloc(300000);

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.gdb
 
 @pytest.fixture
 def merged(gdb_session):
-    g = gdb_session(demo("mmap_merge"))
+    g = gdb_session(demo("mmap_merge"), "small")  # with a brk heap, on glibc 2.43 too
     g.run_to("merged")
     return g
 
