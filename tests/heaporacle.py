@@ -130,6 +130,28 @@ def mallinfo2_facts(facts: dict) -> dict:
     return {k: facts[f"mallinfo2.{k}"] for k in MALLINFO2}
 
 
+def mmapped_bytes_less_drift(glibc_bytes: int, our_bytes: int, glibc: str = None) -> int:
+    """glibc's count of mmapped bytes (malloc_info's mmap total, mallinfo2's hblkhd), less
+    glibc 2.43's own drift: its mremap_chunk adds 16 bytes to mp_.mmapped_mem per mremap, so
+    from 2.43 glibc's figure may exceed what its mmapped chunks hold by a multiple of 16."""
+    drift = glibc_bytes - our_bytes
+    if glibc_key(glibc) >= (2, 43) and 0 < drift < 1 << 16 and drift % 16 == 0:
+        return our_bytes
+    return glibc_bytes
+
+
+def without_drift(glibc_figures: dict, ours: dict, glibc: str = None) -> dict:
+    """malloc_info's figures (key "mmap": (count, bytes)) or mallinfo2's (key "hblkhd") from
+    glibc, with mmapped_bytes_less_drift applied."""
+    out = dict(glibc_figures)
+    if "mmap" in out:
+        out["mmap"] = (out["mmap"][0], mmapped_bytes_less_drift(out["mmap"][1], ours["mmap"][1],
+                                                               glibc))
+    if "hblkhd" in out:
+        out["hblkhd"] = mmapped_bytes_less_drift(out["hblkhd"], ours["hblkhd"], glibc)
+    return out
+
+
 # ---- our side: the same figures from heapchunks --json -----------------------------------------
 
 def chunks_of(arena: dict, state: str):

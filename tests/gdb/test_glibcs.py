@@ -145,7 +145,9 @@ def test_thread_local_tcache(at_heap):
     assert ptrs[1] and ptrs[2] and ptrs[1] != ptrs[2], ptrs
     try:
         gdb.cmd("thread 2")
-        counts = gdb.cmd("print tcache->counts")
+        # glibc 2.42 counts each bin's free slots down instead (num_slots)
+        field = "num_slots" if version_key(g.version) >= (2, 42) else "counts"
+        counts = gdb.cmd(f"print tcache->{field}")
     finally:
         gdb.cmd("thread 1")
     assert re.search(r"= \{\d+, ", counts) and not re.fullmatch(r".*= \{0 <repeats \d+ times>\}",

@@ -117,9 +117,10 @@ def test_program_globals_named_main_arena_and_mp_(request, glibc_gdb, tmp_path, 
                     f"own_anchors {version} {mode_id(symbols)}: live vs core")
 
 
-def test_static_program_globals_named_main_arena_and_mp_(demos, gdb_session):
+def test_static_program_globals_named_main_arena_and_mp_(request, demos, gdb_session):
     """Statically linked: the program's global main_arena and glibc's static one (malloc.c's)
     sit in one symbol table; glibc's is taken."""
+    known_defect(request, 2, "tcaches without an owner in a static program", glibc_key(HOST) >= (2, 43))
     path = demo("own_anchors_static")
     if not os.path.exists(path):
         pytest.skip("own_anchors_static did not build (no static libc: libc6-dev's libc.a)")
@@ -238,10 +239,11 @@ def test_one_bad_tcache_entry(glibc_gdb, tmp_path, version, symbols):
                     f"tcache_entry {version} {mode_id(symbols)}: live vs core")
 
 
-def test_unfindable_tcache_is_a_problem(glibc_gdb):
+def test_unfindable_tcache_is_a_problem(request, glibc_gdb):
     """Twenty overwritten entries: without symbols the tcache cannot be told from any chunk, so
     its chunks show as used; that is said, at the tcache's address, and `bins` does not claim
     that every bin is empty."""
+    known_defect(request, 2, "the tcache search by shape loses its anchor from 2.43", glibc_key(HOST) >= (2, 43))
     stop = take_stop(glibc_gdb, HOST, False, "malloc_anchors", ["tcache_entry", "20"],
                      chunks=False)
     f = stop.facts

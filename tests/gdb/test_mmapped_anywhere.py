@@ -137,7 +137,9 @@ DAMAGE = {"size": "not a whole number of pages", "flags": "PREV_INUSE set",
 
 @pytest.mark.parametrize("mode,symbols", [(m, s) for m in DAMAGE for s in (True, False)],
                          ids=[f"{m}-{mode_id(s)}" for m in DAMAGE for s in (True, False)])
-def test_damaged_header_is_named_with_its_mapping(glibc_gdb, tmp_path, mode, symbols):
+def test_damaged_header_is_named_with_its_mapping(request, glibc_gdb, tmp_path, mode, symbols):
+    known_defect(request, 4, "without symbols the heap commands refuse while only mmapped chunks "
+                 "exist", glibc_key(HOST) >= (2, 43) and not symbols)
     g = glibc_gdb(HOST, symbols, "mmap_merge", mode)
     g.run_to("corrupt")
     f = dict(g.facts)

@@ -12,6 +12,7 @@ import subprocess
 
 import pytest
 
+from tests import glibcs as G
 from tests.harness import assert_clean, demo, proc_maps
 
 # ---- item 17: control characters from the inferior ---------------------------------------
@@ -91,7 +92,7 @@ def test_threadstacks_escapes_thread_name(gdb_session, remove_mapped_file):
 @pytest.mark.parametrize("symbols", [True, False], ids=["symbols", "nosymbols"])
 def test_escapes_without_libc_symbols(glibc_gdb, symbols, remove_mapped_file):
     """Same with and without libc's debug symbols (heap commands then find malloc by shape)."""
-    g = glibc_gdb("2.36", symbols, "escape_names")
+    g = glibc_gdb(G.host_version(), symbols, "escape_names")
     g.run_to("named")
     remove_mapped_file(g)
     f = g.facts
