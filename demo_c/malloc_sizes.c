@@ -327,6 +327,10 @@ static void mode_basic(void)
     /* Helper threads first: pthread_create callocs in the main arena. */
     start_worker(&w[0], 1, basic_thread1, NULL);
     start_worker(&w[1], 2, basic_thread2, NULL);
+    /* glibc 2.43 makes a thread's tcache at its first free, from the best free chunk: make it
+     * now, from top, not later out of a chunk this mode reports as free (before 2.43 the tcache
+     * exists already, and the next malloc of this size takes the chunk back). */
+    free(malloc(16));
 
     /* A. Chunks we will free (or realloc), from a clean top, each with a
      *    live guard after it, so nothing coalesces and nothing touches top.
