@@ -73,7 +73,10 @@ def test_error_lines_escape_file_name(named):
     g, f = named, named.facts
     out = g.cmd(f"chunk {f['file.addr'] + 0x10:#x}")
     no_raw_control(out)
-    assert out.startswith("chunk: ") and f["file.path"] in out
+    # gdb's own warnings on its first read of the core's registers may come first (gdb 16 and
+    # later on a kernel whose xstate is larger: "Section `.reg-xstate/N' in core file too small")
+    ours = [line for line in out.splitlines() if not line.startswith("warning: ")]
+    assert ours[0].startswith("chunk: ") and f["file.path"] in out
 
 
 def test_threadstacks_escapes_thread_name(gdb_session, remove_mapped_file):
