@@ -398,9 +398,12 @@ def test_json_keys_of_the_contract(basic):
 # ---- random mode ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("seed,count,threads", RANDOM, ids=lambda v: str(v))
-def test_random_sequence_agrees_with_glibc(take, seed, count, threads):
+def test_random_sequence_agrees_with_glibc(request, take, seed, count, threads):
     s = take("random", seed, count, threads)
     f = s.facts
+    drift = H.mallinfo2_facts(f)["hblkhd"] != H.mallinfo2_from_json(s.chunks)["hblkhd"]
+    known_defect(request, 3, "glibc 2.43's mremap drift of mmapped_mem is reported as a problem",
+                 drift and H.glibc_key() >= (2, 43))
     assert (f["random.seed"], f["random.count"], f["random.threads"]) == (seed, count, threads)
     check_malloc_info(s)
     check_mallinfo2(s)
