@@ -9,7 +9,8 @@ never leaving a heap it did not walk looking sound. When the stop already has th
 
 import pytest
 
-from tests.harness import Gdb, demo
+from tests.harness import Gdb, demo, known_defect
+from tests.heaporacle import glibc_key as host_glibc
 
 pytestmark = pytest.mark.gdb
 

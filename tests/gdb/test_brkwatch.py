@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from tests.harness import assert_clean, demo
+from tests.harness import assert_clean, demo, known_defect
+from tests.heaporacle import glibc_key
 
 MiB = 1 << 20
 METHODS = ["watch", "break", "syscall"]
@@ -95,8 +96,20 @@ def test_raw_brk_syscall_is_caught(gdb_session, method):
 NO_LIBC_DEBUG = "set debug-file-directory /nonexistent"  # no mp_ symbol: found by its shape
 
 
+def mapping_length(f: dict) -> int:
+    """The mapping of the demo's first mmapped chunk: its size field, which from glibc 2.43 (the
+    host's, where the demo runs) leaves out the chunk header."""
+    return f["threshold.first.chunk_size"] + (16 if glibc_key() >= (2, 43) else 0)
+
+
 @pytest.mark.parametrize("method,init", [("auto", ()), ("syscall", ()), ("auto", (NO_LIBC_DEBUG,))])
-def test_threshold_mmap_events(gdb_session, method, init):
+def test_threshold_mmap_events(request, gdb_session, method, init):
+    known_defect(request, 5, "the allocator entry points of 2.43 are not recognised (no \"via "
+                 "malloc(N)\")", glibc_key() >= (2, 43) and not init)
+    known_defect(request, 6, "2.44's malloc_par is read with 2.43's layout without symbols",
+                 glibc_key() >= (2, 44) and bool(init))
+    known_defect(request, 3, "mp_ (its mmap_threshold) is not found without symbols on 2.43",
+                 glibc_key() == (2, 43) and bool(init))
     g = gdb_session(demo("malloc_sizes"), "threshold", extra_init=list(init))
     g.cmd(f"brkwatch on --mmap --method {method}")
     symbols = not init
@@ -108,7 +121,7 @@ def test_threshold_mmap_events(gdb_session, method, init):
     maps = [e for e in doc["events"] if e["kind"] == "mmap" and e["caller"]]
     assert len(maps) == 1 and f["threshold.first.mmapped"] == 1
     first = maps[0]
-    assert first["address"] == addr - 16 and first["length"] == f["threshold.first.chunk_size"]
+    assert first["address"] == addr - 16 and first["length"] == mapping_length(f)
     assert first["delta"] == first["length"] and first["result"] == "ok"
     assert first["mmap_threshold"] == 128 * 1024  # glibc's default
     assert (first["alloc"]["function"], first["alloc"]["size"]) == ("malloc", req if symbols else None)
@@ -312,7 +325,9 @@ def test_falls_back_to_a_breakpoint_without_hardware_watchpoints(gdb_session):
     assert [e["new_brk"] for e in evs] == facts_in_order(g.facts, "brk.event.")
 
 
-def test_static_program(gdb_session):
+def test_static_program(request, gdb_session):
+    known_defect(request, 5, "the allocator entry points of 2.43 are not recognised (no \"via "
+                 "malloc(N)\")", glibc_key() >= (2, 43))
     import os
 
     if not os.path.exists(demo("malloc_sizes_static")):
@@ -323,7 +338,7 @@ def test_static_program(gdb_session):
     f = g.facts
     addr, req = f["threshold.first"]
     first = [e for e in log(g)["events"] if e["kind"] == "mmap"][-1]
-    assert first["address"] == addr - 16 and first["length"] == f["threshold.first.chunk_size"]
+    assert first["address"] == addr - 16 and first["length"] == mapping_length(f)
     assert first["caller"]["function"] == "mode_threshold" and first["alloc"]["function"] == "malloc"
     assert first["mmap_threshold"] == 128 * 1024
     g.run_to("freed")

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests import heaporacle as H
-from tests.harness import Gdb, assert_clean, demo
+from tests.harness import Gdb, assert_clean, demo, known_defect
 
 MODES = ["size", "tcache_next", "fastbin_loop", "unsorted_bk", "top_size"]
 # the state `chunk` and heapchunks give the damaged chunk
@@ -34,6 +34,15 @@ def corrupt(request, demos):
         yield g
     finally:
         g.close()
+
+
+def fastbin_loop_on_tcache(request, g):
+    """Issue 13 defect 7 (another branch): glibc >= 2.43 has no fastbins, so the fastbin_loop
+    damage lands in a tcache list; these expectations (a fastbin) and gdbext's problem address
+    are both to be redone there."""
+    known_defect(request, 7, "no fastbins from glibc 2.43: the loop lands in a tcache list, and "
+                 "its problem at the bogus target", g.mode == "fastbin_loop" and
+                 H.glibc_key() >= (2, 43))
 
 
 def run(g, command):
@@ -63,8 +72,9 @@ def the_problem(d, f, mode=None):
     return hits[0]
 
 
-def test_heapchunks(corrupt):
+def test_heapchunks(request, corrupt):
     g, f = corrupt, corrupt.facts
+    fastbin_loop_on_tcache(request, g)
     d = doc(g, "heapchunks")
     p = the_problem(d, f, g.mode)
     (main,) = d["arenas"]
@@ -151,8 +161,9 @@ def test_bins(corrupt):
         assert b["chunks"] == [bad]
 
 
-def test_chunk_on_the_damage(corrupt):
+def test_chunk_on_the_damage(request, corrupt):
     g, f = corrupt, corrupt.facts
+    fastbin_loop_on_tcache(request, g)
     for address in (f["corrupt.user"], f["corrupt.chunk"], f["corrupt.user"] + 8):
         d = doc(g, f"chunk {address:#x}")["chunk"]
         assert d["address"] == f["corrupt.chunk"] and d["state"] == STATE[g.mode]
@@ -176,8 +187,9 @@ def test_chunk_on_the_damage(corrupt):
         assert d["state"] == "used" and d["user_address"] == user and d["problems"] == []
 
 
-def test_arenas(corrupt):
+def test_arenas(request, corrupt):
     g, f = corrupt, corrupt.facts
+    fastbin_loop_on_tcache(request, g)
     # a corrupt chunk header is damage only the walk of every chunk sees: arenas --walk
     d = doc(g, "arenas --walk")
     the_problem(d, f, g.mode)

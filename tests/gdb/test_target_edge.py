@@ -16,6 +16,7 @@ from tests import glibcs as G
 from tests.gdb.test_heap_targets import (assert_same, comparable, heap_docs,
                                          mode_id, remote_run_to)
 from tests.harness import assert_clean, demo, file_arg, gdbserver_start, proc_maps
+from tests.harness import guards_inside_stacks, known_defect
 
 pytestmark = pytest.mark.gdb
 
@@ -284,13 +285,15 @@ def check_unfinished_stop(g, pid: int):
 
 
 @pytest.mark.parametrize("symbols", SYMBOLS, ids=map(mode_id, SYMBOLS))
-def test_unreadable_proc_maps(glibc_gdb, monkeypatch, tmp_path, symbols):
+def test_unreadable_proc_maps(request, glibc_gdb, monkeypatch, tmp_path, symbols):
     """gdb as user nobody, attached to a program that then makes itself non-dumpable: the
     kernel hides /proc/PID/maps from gdb (not the memory).  vmmap names the cause in one line;
     the heap commands agree with glibc's own mallinfo2 and every block the program reported;
     threadstacks gives each stack as /proc/PID/maps (read here as root) has it, where libc's
     types tell the bounds.  It used to be "is the process still alive?" from every command.
     Where gdb itself cannot read the process (gdb 10), each command says why in one line."""
+    known_defect(request, 1, "thread stacks merged into one mapping, guards inside it",
+                 guards_inside_stacks(HOST) and symbols)
     from tests import heaporacle as H
 
     as_nobody(monkeypatch, tmp_path)
