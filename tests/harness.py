@@ -237,32 +237,6 @@ def glibc_key(glibc: str) -> tuple:
     return tuple(int(x) for x in glibc.split(".")[:2])
 
 
-def known_defect(request, defect: int, why: str, when: bool = True):
-    """Mark this test case as failing for a gdbext defect of issue 13 that another branch fixes
-    (strict: it fails the suite once it passes, so the mark goes when the fix merges). Applied
-    when the case runs, since `when` may depend on the glibcs fetched (libc_tls_unreadable)."""
-    import pytest
-
-    if when:
-        request.node.add_marker(pytest.mark.xfail(reason=f"issue 13 defect {defect}: {why}",
-                                                  strict=True))
-
-
-def tcache_owner_lost(glibc: str, symbols: bool) -> bool:
-    """Issue 13 defect 2: from glibc 2.43 (a tcache made at a thread's first free, not its
-    arena's first chunk) the per-thread pointers are lost wherever gdb cannot read libc's TLS
-    variables: without libc debug symbols, or with them where libthread_db does not load."""
-    return glibc_key(glibc) >= (2, 43) and (not symbols or bool(libc_tls_unreadable(glibc)))
-
-
-def guards_inside_stacks(glibc: str) -> bool:
-    """Issue 13 defect 1: glibc >= 2.42 on a kernel >= 6.13 guards a thread stack inside its
-    mapping (MADV_GUARD_INSTALL), and the kernel merges neighbouring stacks into one mapping."""
-    m = re.match(r"(\d+)\.(\d+)", os.uname().release)
-    kernel = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-    return glibc_key(glibc) >= (2, 42) and kernel >= (6, 13)
-
-
 def proc_maps(pid: int):
     from gdbext.model.regions import parse_proc_maps
 

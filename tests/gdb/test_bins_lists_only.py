@@ -9,8 +9,7 @@ never leaving a heap it did not walk looking sound. When the stop already has th
 
 import pytest
 
-from tests.harness import Gdb, demo, known_defect
-from tests.heaporacle import glibc_key as host_glibc
+from tests.harness import Gdb, demo
 
 pytestmark = pytest.mark.gdb
 

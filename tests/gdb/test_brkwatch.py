@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.harness import assert_clean, demo, known_defect
+from tests.harness import assert_clean, demo
 from tests.heaporacle import glibc_key
 
 MiB = 1 << 20
@@ -104,12 +104,6 @@ def mapping_length(f: dict) -> int:
 
 @pytest.mark.parametrize("method,init", [("auto", ()), ("syscall", ()), ("auto", (NO_LIBC_DEBUG,))])
 def test_threshold_mmap_events(request, gdb_session, method, init):
-    known_defect(request, 5, "the allocator entry points of 2.43 are not recognised (no \"via "
-                 "malloc(N)\")", glibc_key() >= (2, 43) and not init)
-    known_defect(request, 6, "2.44's malloc_par is read with 2.43's layout without symbols",
-                 glibc_key() >= (2, 44) and bool(init))
-    known_defect(request, 3, "mp_ (its mmap_threshold) is not found without symbols on 2.43",
-                 glibc_key() == (2, 43) and bool(init))
     g = gdb_session(demo("malloc_sizes"), "threshold", extra_init=list(init))
     g.cmd(f"brkwatch on --mmap --method {method}")
     symbols = not init
@@ -326,8 +320,6 @@ def test_falls_back_to_a_breakpoint_without_hardware_watchpoints(gdb_session):
 
 
 def test_static_program(request, gdb_session):
-    known_defect(request, 5, "the allocator entry points of 2.43 are not recognised (no \"via "
-                 "malloc(N)\")", glibc_key() >= (2, 43))
     import os
 
     if not os.path.exists(demo("malloc_sizes_static")):

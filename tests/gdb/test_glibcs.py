@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests import glibcs as G
-from tests.harness import Gdb, guards_inside_stacks, known_defect, libc_tls_unreadable, proc_maps
+from tests.harness import Gdb, libc_tls_unreadable, proc_maps
 
 pytestmark = pytest.mark.gdb
 
@@ -167,8 +167,6 @@ def test_host_glibc_outside_the_suite_versions(glibcs):
 def test_glibc_gdb_fixture_runs_gdbext(request, glibc_gdb, glibcs, version):
     """The fixture other tests use: gdbext loaded, a demo under that glibc, vmmap sees its libc
     and every thread stack."""
-    known_defect(request, 1, "thread stacks merged into one mapping are one thread-stack region",
-                 guards_inside_stacks(version))
     g = glibcs[version]
     gdb = glibc_gdb(version, False, "thread_stacks")
     gdb.run_to("threads")

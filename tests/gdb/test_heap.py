@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests import heaporacle as H
-from tests.harness import Gdb, assert_clean, demo, known_defect
+from tests.harness import Gdb, assert_clean, demo
 
 RANDOM = [(1, 3000, 3), (2, 3000, 3), (3, 3000, 3), (4, 3000, 3), (5, 3000, 3), (6, 4000, 5)]
 NO_SYMBOLS = ("set debug-file-directory /nonexistent",)
@@ -364,7 +364,6 @@ def test_threshold_stops(gdb_session):
 
 def test_static_program(request, take):
     """malloc linked into the program: no libc.so, no libc debug symbols."""
-    known_defect(request, 2, "tcaches without an owner in a static program", H.glibc_key() >= (2, 43))
     import os
     if not os.path.exists(demo("malloc_sizes_static")):
         pytest.skip("no static build of malloc_sizes (no libc.a)")
@@ -410,9 +409,6 @@ def test_json_keys_of_the_contract(basic):
 def test_random_sequence_agrees_with_glibc(request, take, seed, count, threads):
     s = take("random", seed, count, threads)
     f = s.facts
-    drift = H.mallinfo2_facts(f)["hblkhd"] != H.mallinfo2_from_json(s.chunks)["hblkhd"]
-    known_defect(request, 3, "glibc 2.43's mremap drift of mmapped_mem is reported as a problem",
-                 drift and H.glibc_key() >= (2, 43))
     assert (f["random.seed"], f["random.count"], f["random.threads"]) == (seed, count, threads)
     check_malloc_info(s)
     check_mallinfo2(s)
@@ -620,7 +616,6 @@ def without_symbol_keys(doc):
 @pytest.mark.parametrize("args", [("basic",), ("random", 1, 3000, 3), ("random", 2, 3000, 3)],
                          ids=lambda a: "-".join(map(str, a)))
 def test_same_json_without_libc_debug_symbols(request, take, basic, args):
-    known_defect(request, 2, "tcaches without an owner without symbols", H.glibc_key() >= (2, 43))
     with_symbols = basic if args == ("basic",) else take(*args)
     bare = take(*args, symbols=False)
     assert bare.chunks["heap"]["symbols"] is False and bare.chunks["target"]["symbols"] is False

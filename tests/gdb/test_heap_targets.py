@@ -28,9 +28,7 @@ from tests.harness import (
     demo,
     gdbserver_start,
     glibc_key,
-    known_defect,
     libc_tls_unreadable,
-    tcache_owner_lost,
 )
 
 pytestmark = pytest.mark.gdb
@@ -305,10 +303,6 @@ MATRIX = [(v, s, name) for v in VERSIONS for s in (True, False) for name in SCEN
 @pytest.mark.parametrize("version,symbols,scenario", MATRIX,
                          ids=[f"{v}-{mode_id(s)}-{n}" for v, s, n in MATRIX])
 def test_glibc_agrees_with_malloc_info(request, runs, version, symbols, scenario):
-    known_defect(request, 2, "tcaches and thread arenas without an owner",
-                 tcache_owner_lost(version, symbols))
-    known_defect(request, 3, "glibc's mremap drift of mp_.mmapped_mem is reported as a problem",
-                 glibc_key(version) >= (2, 43) and symbols and scenario == "random")
     stop = runs.get(version, symbols, SCENARIOS[scenario], core=scenario == "basic")
     check_oracle(stop, version)
     check_header(stop.docs, version, symbols)
@@ -326,12 +320,6 @@ def test_glibc_agrees_with_malloc_info(request, runs, version, symbols, scenario
 @pytest.mark.parametrize("version,scenario", [(v, n) for v in VERSIONS for n in SCENARIOS],
                          ids=[f"{v}-{n}" for v in VERSIONS for n in SCENARIOS])
 def test_same_answers_without_symbols(request, runs, version, scenario):
-    known_defect(request, 2, "tcache owners are lost without symbols only",
-                 glibc_key(version) >= (2, 43) and not libc_tls_unreadable(version))
-    known_defect(request, 6, "2.44 has its own malloc_par (no tcache_unsorted_limit)",
-                 version == "2.44")
-    known_defect(request, 3, "mp_ is not found without symbols once glibc's mmapped_mem drifts",
-                 glibc_key(version) >= (2, 43) and scenario == "random")
     with_symbols = runs.get(version, True, SCENARIOS[scenario])
     without = runs.get(version, False, SCENARIOS[scenario])
     assert_same(comparable(with_symbols.docs), comparable(without.docs),
@@ -402,7 +390,6 @@ def static_stops(demos, tmp_path_factory):
 def test_static_program(request, static_stops):
     """gcc -static: malloc's symbols are in .symtab without types; the version comes from the
     program itself, the layout from the table; the answers agree with glibc's."""
-    known_defect(request, 2, "tcaches without an owner in a static program", glibc_key(HOST) >= (2, 43))
     stop = static_stops[0]
     check_oracle(stop)
     check_threads(stop, stop.extra["tids"], stop.facts["pid"])
@@ -418,7 +405,6 @@ def test_static_program(request, static_stops):
 def test_stripped_static_program_same_answers(request, static_stops):
     """Stripped as well: no symbol at all, so the version, main_arena, mp_, tcache and
     thread_arena are all found by their shape, and every answer stays the same."""
-    known_defect(request, 2, "tcaches without an owner in a static program", glibc_key(HOST) >= (2, 43))
     full, stripped = static_stops
     check_oracle(stripped)
     assert_same(comparable(full.docs), comparable(stripped.docs), "static: unstripped vs stripped")
@@ -456,8 +442,6 @@ CORE_CASES = [(v, s) for v in VERSIONS for s in (True, False)]
 def test_core_file_equals_live_process(request, runs, version, symbols):
     """gcore at the stop, then `gdb prog core`: the same documents as the live process gave just
     before the dump."""
-    known_defect(request, 2, "thread arenas found live are lost in the core where libthread_db "
-                 "does not load", glibc_key(version) >= (2, 43) and bool(libc_tls_unreadable(version)))
     live = runs.get(version, symbols, BASIC, core=True)
     g = runs.gdb(version, symbols)
     try:
@@ -644,7 +628,6 @@ def scale_check(stop: Stop, seconds: int, version: str):
 def test_exited_threads(request, runs, version):
     """Three of six threads exited: their arenas wait on the free list with no thread attached
     (one was taken again by a late thread), their tcaches went back to the arenas."""
-    known_defect(request, 2, "tcaches without an owner", tcache_owner_lost(version, False))
     stop = runs.get(version, False, EXITED)
     scale_check(stop, SECONDS["small"], version)
     arenas = stop.docs["arenas"]["arenas"]
@@ -659,10 +642,6 @@ def test_main_thread_exited(request, runs, version):
     """pthread_exit in main: the process's own /proc stat reads 0 for the break then (a zombie
     leader has no mm), and main's tcache is orphaned (glibc frees it only for other threads).
     Both symbol modes say the same, and mp_ is the real one."""
-    known_defect(request, 6, "2.44 has its own malloc_par (no tcache_unsorted_limit)",
-                 version == "2.44")
-    known_defect(request, 2, "tcache owners are lost without symbols only",
-                 glibc_key(version) >= (2, 43) and not libc_tls_unreadable(version))
     docs = {}
     for symbols in (True, False):
         g = runs.gdb(version, symbols, program="nothreads_exit")
@@ -720,7 +699,6 @@ SCALE_IDS = [f"{v}-{mode_id(s)}" for v, s in SCALE_CASES]
 
 @pytest.mark.parametrize("version,symbols", SCALE_CASES, ids=SCALE_IDS)
 def test_200_threads(request, runs, version, symbols):
-    known_defect(request, 2, "tcaches without an owner", tcache_owner_lost(version, symbols))
     stop = runs.get(version, symbols, MANY)
     scale_check(stop, SECONDS["many"], version)
     assert len(stop.extra["tids"]) == 201
@@ -732,7 +710,6 @@ def test_200_threads(request, runs, version, symbols):
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_arena_max(request, runs, version):
-    known_defect(request, 2, "tcaches without an owner", tcache_owner_lost(version, False))
     stop = runs.get(version, False, ARENA_MAX)
     scale_check(stop, SECONDS["small"], version)
     assert len(stop.docs["arenas"]["arenas"]) in arena_limit(stop, 12) == {4}
@@ -741,7 +718,6 @@ def test_arena_max(request, runs, version):
 
 @pytest.mark.parametrize("version,symbols", SCALE_CASES, ids=SCALE_IDS)
 def test_heap_of_hundreds_of_mib(request, runs, version, symbols):
-    known_defect(request, 2, "tcaches without an owner", tcache_owner_lost(version, symbols))
     stop = runs.get(version, symbols, BIG, timeout=300)
     scale_check(stop, SECONDS["big"], version)
     main, thread = stop.docs["arenas"]["arenas"]

@@ -9,7 +9,7 @@ import pytest
 
 from tests import glibcs as G
 from tests import heaporacle as H
-from tests.harness import glibc_key, known_defect, tcache_owner_lost
+from tests.harness import glibc_key
 
 pytestmark = pytest.mark.gdb
 
@@ -74,5 +74,4 @@ def test_chunks_are_where_glibc_put_them(request, glibc_gdb, version, symbols, m
         assert [w for _, _, w in freed(f)][3:] == ["tcache"] * 3, freed(f)
 
     # and each tcache names its thread, the only one
-    known_defect(request, 2, "tcaches without an owner", tcache_owner_lost(version, symbols))
     assert [t["thread"] for t in bins["tcache"]] == [1], bins["tcache"]

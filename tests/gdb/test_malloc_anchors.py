@@ -18,16 +18,13 @@ import pytest
 
 from tests import glibcs as G
 from tests import heaporacle as H
-from tests.gdb.test_heap_targets import (assert_same, check_oracle, chunk_samples, comparable,
+from tests.gdb.test_heap_targets import (assert_same, check_oracle, comparable,
                                          heap_docs, Stop)
 from tests.harness import (
-    Gdb,
     assert_clean,
     demo,
     glibc_key,
-    known_defect,
     libc_tls_unreadable,
-    tcache_owner_lost,
 )
 
 pytestmark = pytest.mark.gdb
@@ -88,7 +85,6 @@ ANCHOR_CASES = [(v, s) for v in G.VERSIONS for s in MODES]
 def test_program_globals_named_main_arena_and_mp_(request, glibc_gdb, tmp_path, version, symbols):
     """own_anchors defines main_arena and mp_ itself: glibc's are still found (by libc's own
     debug info, or by their shape in libc's data), and the heap agrees with malloc_info."""
-    known_defect(request, 2, "tcaches without an owner", tcache_owner_lost(version, symbols))
     stop = take_stop(glibc_gdb, version, symbols, "own_anchors", ["plain"],
                      core_dir=tmp_path if version == HOST else None)
     f = stop.facts
@@ -120,7 +116,6 @@ def test_program_globals_named_main_arena_and_mp_(request, glibc_gdb, tmp_path, 
 def test_static_program_globals_named_main_arena_and_mp_(request, demos, gdb_session):
     """Statically linked: the program's global main_arena and glibc's static one (malloc.c's)
     sit in one symbol table; glibc's is taken."""
-    known_defect(request, 2, "tcaches without an owner in a static program", glibc_key(HOST) >= (2, 43))
     path = demo("own_anchors_static")
     if not os.path.exists(path):
         pytest.skip("own_anchors_static did not build (no static libc: libc6-dev's libc.a)")
@@ -148,7 +143,6 @@ ARENA_CASES = [(HOST, True), (HOST, False)] + [(v, False) for v in G.VERSIONS if
 def test_71_arenas(request, glibc_gdb, tmp_path, version, symbols):
     """71 arenas (main and one per thread): found without symbols as with them, as many as
     glibc's malloc_info lists, live and from a core."""
-    known_defect(request, 2, "tcaches without an owner", tcache_owner_lost(version, symbols))
     stop = take_stop(glibc_gdb, version, symbols, "malloc_sizes", ARENAS, chunks=False,
                      core_dir=tmp_path if version == HOST else None, texts=("arenas",))
     check_oracle(stop, version)
@@ -243,7 +237,6 @@ def test_unfindable_tcache_is_a_problem(request, glibc_gdb):
     """Twenty overwritten entries: without symbols the tcache cannot be told from any chunk, so
     its chunks show as used; that is said, at the tcache's address, and `bins` does not claim
     that every bin is empty."""
-    known_defect(request, 2, "the tcache search by shape loses its anchor from 2.43", glibc_key(HOST) >= (2, 43))
     stop = take_stop(glibc_gdb, HOST, False, "malloc_anchors", ["tcache_entry", "20"],
                      chunks=False)
     f = stop.facts
@@ -270,8 +263,6 @@ def test_heap_commands_after_checkpoint_restart(request, glibc_gdb, version):
     per-thread pointers found through the TLS slot.  Back on the main process (`restart 0`),
     libc's TLS variables are read again, where this gdb can read them at all (gdb 10 cannot on
     glibc 2.34 and later: there the TLS slot, as before the checkpoint)."""
-    known_defect(request, 2, "in a restarted checkpoint the TLS slot search finds no tcache",
-                 glibc_key(version) >= (2, 43))
     g = glibc_gdb(version, True, "malloc_anchors", "plain")
     g.run_to("heap")
     before, _ = heap_docs(g)

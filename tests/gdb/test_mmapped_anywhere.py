@@ -15,7 +15,7 @@ import os
 import pytest
 
 from tests import glibcs as G
-from tests.harness import Gdb, assert_clean, glibc_key, known_defect, proc_maps, tcache_owner_lost
+from tests.harness import Gdb, assert_clean, proc_maps
 
 pytestmark = pytest.mark.gdb
 
@@ -105,10 +105,6 @@ def check_demo(g: Gdb, facts: dict):
 
 @pytest.mark.parametrize("version,symbols", CASES, ids=[f"{v}-{mode_id(s)}" for v, s in CASES])
 def test_demo_chunks_inside_merged_mappings(request, glibc_gdb, tmp_path, version, symbols):
-    known_defect(request, 4, "without symbols the heap commands refuse while only mmapped chunks "
-                 "exist", glibc_key(version) >= (2, 43) and not symbols)
-    known_defect(request, 2, "a thread without a tcache yet is a problem where TLS is unreadable",
-                 tcache_owner_lost(version, symbols))
     g = glibc_gdb(version, symbols, "mmap_merge")
     g.run_to("merged")
     f = dict(g.facts)
@@ -138,8 +134,6 @@ DAMAGE = {"size": "not a whole number of pages", "flags": "PREV_INUSE set",
 @pytest.mark.parametrize("mode,symbols", [(m, s) for m in DAMAGE for s in (True, False)],
                          ids=[f"{m}-{mode_id(s)}" for m in DAMAGE for s in (True, False)])
 def test_damaged_header_is_named_with_its_mapping(request, glibc_gdb, tmp_path, mode, symbols):
-    known_defect(request, 4, "without symbols the heap commands refuse while only mmapped chunks "
-                 "exist", glibc_key(HOST) >= (2, 43) and not symbols)
     g = glibc_gdb(HOST, symbols, "mmap_merge", mode)
     g.run_to("corrupt")
     f = dict(g.facts)

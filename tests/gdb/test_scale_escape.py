@@ -8,7 +8,6 @@ in it must reach the user's terminal as \\xHH text, and JSON must keep the real 
 
 import os
 import re
-import subprocess
 
 import pytest
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.harness import assert_clean, demo, guards_inside_stacks, known_defect, proc_maps
+from tests.harness import assert_clean, demo, proc_maps
 from tests.heaporacle import glibc_key
 
 pytestmark = pytest.mark.gdb
@@ -111,8 +111,6 @@ def test_d_wide_thread_names_keep_the_table_aligned(gdb_session):
 # ---- e. gcore's r--p for PROT_NONE ----
 
 def test_e_core_vmmap_says_gcore_wrote_no_access_memory_as_readable(request, gdb_session, tmp_path):
-    known_defect(request, 1, "guards inside the stack mapping are not seen as no-access memory",
-                 guards_inside_stacks(".".join(map(str, glibc_key()))))
     live = gdb_session(demo("thread_stacks"))
     live.run_to("threads")
     maps = proc_maps(live.facts["pid"])

@@ -16,7 +16,6 @@ from tests import glibcs as G
 from tests.gdb.test_heap_targets import (assert_same, comparable, heap_docs,
                                          mode_id, remote_run_to)
 from tests.harness import assert_clean, demo, file_arg, gdbserver_start, proc_maps
-from tests.harness import guards_inside_stacks, known_defect
 
 pytestmark = pytest.mark.gdb
 
@@ -292,8 +291,6 @@ def test_unreadable_proc_maps(request, glibc_gdb, monkeypatch, tmp_path, symbols
     threadstacks gives each stack as /proc/PID/maps (read here as root) has it, where libc's
     types tell the bounds.  It used to be "is the process still alive?" from every command.
     Where gdb itself cannot read the process (gdb 10), each command says why in one line."""
-    known_defect(request, 1, "thread stacks merged into one mapping, guards inside it",
-                 guards_inside_stacks(HOST) and symbols)
     from tests import heaporacle as H
 
     as_nobody(monkeypatch, tmp_path)

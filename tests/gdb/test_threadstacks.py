@@ -4,8 +4,6 @@ its recursion depth, and the same stacks as vmmap shows them."""
 import pytest
 
 from tests.harness import assert_clean, demo, remote_session
-from tests.harness import guards_inside_stacks, known_defect
-from tests.glibcs import host_version
 
 PAGE = 4096
 NO_LIBC_DEBUG = "set debug-file-directory /nonexistent"  # no struct pthread: the mapping fallback
@@ -151,8 +149,6 @@ def test_deep_recursion_above_75_percent_warns(gdb_session):
 
 @pytest.mark.parametrize("init", [[], [NO_LIBC_DEBUG]])
 def test_overflow_into_the_guard_is_reported(request, gdb_session, init):
-    known_defect(request, 1, "thread stacks merged into one mapping, guards inside it",
-                 guards_inside_stacks(host_version()) and bool(init))
     g = gdb_session(demo("deep_recursion"), 1, "overflow", extra_init=init)
     out = g.cmd("run")
     assert "SIGSEGV" in out
