@@ -95,7 +95,10 @@ def parse_value(text: str):
 class Gdb:
     """One gdb session. Every expect has a timeout, so a hang fails fast."""
 
-    def __init__(self, program=None, args=(), load=True, extra_init=(), timeout=TIMEOUT, env=None):
+    def __init__(self, program=None, args=(), load=True, extra_init=(), timeout=TIMEOUT, env=None,
+                 progress=False):
+        """`progress`: leave gdbext's progress line on. Off by default: a command that runs past
+        half a second on a loaded machine would draw it into the transcript a test compares."""
         self.timeout = timeout
         self.facts = {}
         self.transcript = []
@@ -106,6 +109,8 @@ class Gdb:
             argv += ["-iex", cmd]
         if load:
             argv += ["-ex", f"source {LOADER}"]
+            if not progress:
+                argv += ["-ex", "set gdbext progress off"]
         if program:
             argv += ["--args", program, *map(str, args)]
         e = {**os.environ, "TERM": "dumb", **(env or {})}  # env may set TERM too

@@ -8,7 +8,7 @@ from ..render import style
 from . import base
 
 # module name -> command classes; imported on registration, which stays cheap (no pygments).
-SETTINGS = ("color", "style", "debug")
+SETTINGS = ("color", "style", "progress", "debug")
 COMMAND_MODULES = (
     "vmmap",
     "heapchunks",
@@ -104,6 +104,12 @@ def register():
         "or a pygments style)",
         style.DEFAULT_STYLE,
         [style.DEFAULT_STYLE] + [n for n in style.pygments_styles() if n != style.DEFAULT_STYLE],
+    )
+    _Param(
+        "progress",
+        gdb.PARAM_BOOLEAN,
+        "whether a long command typed at a terminal shows a progress line on stderr",
+        True,
     )
     _Param("debug", gdb.PARAM_BOOLEAN, "whether gdbext shows Python tracebacks of its own errors", False)
     # The colour decision compares the page size with the prompt's (commands/base.py).

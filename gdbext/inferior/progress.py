@@ -10,7 +10,7 @@ writes (`gdb.write`) erase it first, so a table never lands after the progress t
 Shown only where a user watches: the command typed at gdb's prompt (`from_tty`: not a script,
 not `-batch`, not `gdb.execute` without from_tty), stdout and stderr both terminals, not
 `--json`, not inside `pipe` (gdb runs the shell command as its child while ours runs), and not
-to a log file only (`set logging redirect on`).
+to a log file only (`set logging redirect on`), and not after `set gdbext progress off`.
 
 Ctrl-C: gdb turns it into KeyboardInterrupt inside Python code, so a model loop stops at once;
 the erase runs in a `finally`, before the command says it was interrupted.
@@ -85,10 +85,18 @@ def in_pipe() -> bool:
     return any(p not in pids for p in _children())
 
 
+def _enabled() -> bool:
+    """`set gdbext progress` (on unless the user or a test turned it off)."""
+    try:
+        return bool(gdb.parameter("gdbext progress"))
+    except (gdb.error, RuntimeError):
+        return True
+
+
 def wanted(from_tty: bool, json: bool, to_terminal: bool = True) -> bool:
     """Whether a progress line may be shown for this command.  `to_terminal`: the command's
     output decision (commands/base.py), which also knows gdb 10 and 11's logging redirect."""
-    if json or not from_tty or not to_terminal:
+    if json or not from_tty or not to_terminal or not _enabled():
         return False
     if not (_tty(sys.__stderr__) and _tty(sys.__stdout__)):
         return False

@@ -27,7 +27,7 @@ FORGET = (
 
 @pytest.fixture(scope="module")
 def big(demos):
-    g = Gdb(demo("malloc_sizes"), ("many", N), timeout=600)
+    g = Gdb(demo("malloc_sizes"), ("many", N), timeout=600, progress=True)
     try:
         g.run_to("heap", timeout=600)
         yield g
@@ -40,6 +40,16 @@ def fresh(g, command: str) -> str:
     g.child.sendline(command)  # the raw text: the harness's cmd keeps \r only inside lines
     g.child.expect_exact(PROMPT, timeout=600)
     return g.child.before
+
+
+def test_set_gdbext_progress_off_hides_the_line(big):
+    big.cmd("set gdbext progress off")
+    try:
+        text = fresh(big, COMMAND)
+    finally:
+        big.cmd("set gdbext progress on")
+    assert "\x1b[K" not in text and "mallinfo2:" in text, repr(text[:2000])
+    assert "whether a long command" in big.cmd("show gdbext progress")
 
 
 def test_a_long_command_draws_progress_and_erases_it(big):

@@ -21,10 +21,11 @@ def test_show_gdbext_lists_every_setting_with_its_value(gdb_session):
     text = g.cmd("show gdbext")
     assert_clean(text)
     lines = text.splitlines()
-    assert len(lines) == 3, text
+    assert len(lines) == 4, text
     assert re.search(r"^gdbext color: .*: off$", text, re.M), text
     assert re.search(r"^gdbext style: .*: friendly$", text, re.M), text
     assert re.search(r"^gdbext debug: .*: off$", text, re.M), text
+    assert re.search(r"^gdbext progress: .*: off$", text, re.M), text  # the harness turns it off
     assert g.cmd("show gdbext debug").endswith(": off")
 
 
