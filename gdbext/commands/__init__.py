@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "threadstacks",
     "brkwatch",
     "mallocwhere",
+    "memreport",
 )
 
 
