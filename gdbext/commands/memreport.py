@@ -17,9 +17,12 @@ class MemReport(GdbextCommand):
     )
 
     def add_arguments(self, p):
-        p.add_argument("--html", metavar="FILE", required=True, help="the HTML file to write")
+        # optional to argparse, so usage shows it as an option; run() asks for it
+        p.add_argument("--html", metavar="FILE", help="the HTML file to write (the one format)")
 
     def run(self, args, out):
+        if not args.html:
+            raise UserError("say where to write the report: memreport --html FILE")
         target = Target()
         regs = regions(target)
         state, note = None, ""
