@@ -211,7 +211,7 @@ optional_packages() {  # optional_packages WHAT PACKAGE...: install those dpkg l
   fi
 }
 if command -v dpkg >/dev/null; then
-  optional_packages "for the tests" libc6-dbg gdbserver musl-tools libjemalloc2
+  optional_packages "for the tests" libc6-dbg gdbserver musl-tools libjemalloc2 chromium  # chromium: memreport's browser test
   # i386 inferiors (tests/gdb/test_i386.py): gcc -m32 and i386 libc's debug symbols, from
   # Debian's i386 architecture, which dpkg must know first (then the package lists again).
   if [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ]; then

@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "brkwatch",
     "heapstat",
     "heapsnap",
+    "mallocwhere",
+    "memreport",
 )
 
 

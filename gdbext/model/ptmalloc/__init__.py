@@ -74,6 +74,7 @@ _WHERE = {
     "mmapped": ("MmapScope", "MmappedChunk", "chunks_in_mapping"),
     "state": ("ArenaState", "HeapState"),
     "summary": ("MallocInfo", "Mallinfo2"),
+    "where": ("Where", "WhereInputs", "where"),
 }
 _MODULE_OF = {name: mod for mod, names in _WHERE.items() for name in names}
 

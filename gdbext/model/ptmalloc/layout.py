@@ -142,6 +142,12 @@ class Layout:
         return (64 - self.smallbin_correction) * self.smallbin_width
 
     @property
+    def malloc_path_modelled(self) -> bool:
+        """Whether mallocwhere's dry run (where.py) follows this glibc's malloc paths: 2.26 to
+        2.41; 2.42 added large tcache bins and 2.43 removed fastbins, which it does not mirror."""
+        return self.version is not None and self.version <= (2, 41) and self.unknown_version is None
+
+    @property
     def tcache_counts_field(self) -> str:
         return "num_slots" if self.tcache_counts_down else "counts"
 

@@ -1,0 +1,223 @@
+"""memreport --html: one self-contained HTML page (no network, no external scripts) with the
+memory map, each arena's heaps and the thread stacks, to attach to a bug report.
+
+The page is drawn from the same objects as the tables (Regions, the heap model, StackRows).
+Up to CHUNK_CAP chunks each get an element with their facts as a tooltip; past that, each heap
+is drawn as CELLS cells of equal bytes, each holding its bytes per state, so the page stays
+light at a million chunks."""
+
+import math
+from html import escape
+from typing import Dict, List, Optional
+
+from ..model.ptmalloc.chunks import STATES
+from ..render import fmt
+
+CHUNK_CAP = 20000  # chunks drawn one element each; above it, aggregated cells
+CELLS = 1024  # cells per heap when aggregated
+
+_COLOURS = {
+    "used": "#4e79a7",
+    "tcache": "#f28e2b",
+    "fastbin": "#e15759",
+    "unsorted": "#76b7b2",
+    "smallbin": "#59a14f",
+    "largebin": "#edc948",
+    "top": "#bab0ac",
+    "mmapped": "#b07aa1",
+    "corrupt": "#000000",
+    "fencepost": "#9c755f",
+}
+_CLASS_COLOURS = {
+    "static": "#4e79a7",
+    "automatic": "#59a14f",
+    "dynamic": "#f28e2b",
+    "reserved": "#bab0ac",
+    "kernel": "#b07aa1",
+    "file": "#76b7b2",
+}
+
+_STYLE = """
+body{font:13px sans-serif;margin:1em}
+.map,.strip{display:flex;flex-wrap:nowrap;width:100%;height:40px;border:1px solid #888}
+.region{overflow:hidden;white-space:nowrap;font-size:10px;border-right:1px solid #fff;min-width:2px}
+.strip span{display:block;height:100%;min-width:1px}
+.mixed{outline:1px dotted #000;outline-offset:-1px}
+#zoomer{overflow-x:auto;width:100%}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
+.legend span{display:inline-block;padding:0 6px;margin:2px;color:#fff}
+"""
+
+_SCRIPT = """
+(function(){
+  var z=document.getElementById('zoom');
+  function apply(){document.querySelectorAll('.strip').forEach(function(s){
+    s.style.width=(100*Number(z.value))+'%';});}
+  z.addEventListener('input',apply);apply();
+  document.body.setAttribute('data-ready','1');
+})();
+"""
+
+
+def _h(x) -> str:
+    return escape(str(x), quote=True)
+
+
+def _legend(colours: Dict[str, str]) -> str:
+    return '<div class="legend">%s</div>' % "".join(
+        '<span style="background:%s">%s</span>' % (c, _h(k)) for k, c in colours.items()
+    )
+
+
+def html(regions, state, stacks, title: str = "", cap: int = CHUNK_CAP, cells: int = CELLS) -> str:
+    """The page as one string; `state` None when there is no heap model."""
+    parts: List[str] = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>gdbext memreport</title>",
+        "<style>%s</style></head><body>" % _STYLE,
+        "<h1>gdbext memreport</h1><p>%s</p>" % _h(title),
+    ]
+    parts.append(_map(regions))
+    parts.append(_heaps(state, cap, cells))
+    parts.append(_stacks(stacks))
+    parts.append("<script>%s</script></body></html>" % _SCRIPT)
+    return "".join(parts)
+
+
+def _map(regions) -> str:
+    out = [
+        '<section id="map"><h2>Memory map</h2><p>%s, in address order; width grows with the '
+        "logarithm of the size</p>" % _h(fmt.plural(len(regions), "region"))
+    ]
+    out.append(_legend(_CLASS_COLOURS))
+    out.append('<div class="map">')
+    for r in regions:
+        label = r.label or r.path or r.kind
+        tip = "%s-%s %s %s %s %s" % (
+            fmt.address(r.start),
+            fmt.address(r.end),
+            fmt.size(r.size),
+            r.perms,
+            r.kind,
+            label,
+        )
+        out.append(
+            '<div class="region" data-kind="%s" data-start="%d" data-end="%d" title="%s" '
+            'style="flex-grow:%.2f;background:%s">%s</div>'
+            % (
+                _h(r.kind),
+                r.start,
+                r.end,
+                _h(tip),
+                max(1.0, math.log2(max(r.size, 2)) - 11),
+                _CLASS_COLOURS.get(r.cls, "#ccc"),
+                _h(r.kind),
+            )
+        )
+    out.append("</div></section>")
+    return "".join(out)
+
+
+def _heaps(state, cap: int, cells: int) -> str:
+    out = ['<section id="heaps"><h2>Heaps</h2>']
+    if state is None:
+        out.append("<p>no glibc heap model</p></section>")
+        return "".join(out)
+    total = sum(len(s) for a in state.arenas for s in a.heaps)
+    each = total <= cap
+    out.append(
+        "<p>%s; %s. Zoom <input id='zoom' type='range' min='1' max='64' value='1'></p>"
+        % (
+            _h(fmt.plural(total, "chunk")),
+            "one element per chunk" if each else "aggregated into %d cells per heap" % cells,
+        )
+    )
+    out.append(_legend(_COLOURS))
+    out.append('<div id="zoomer">')
+    for n, a in enumerate(state.arenas):
+        for seg in a.heaps:
+            out.append(
+                "<h3>arena %d %s heap %s-%s</h3>"
+                % (n, "(main_arena)" if a.main else "", _h(fmt.address(seg.start)), _h(fmt.address(seg.end)))
+            )
+            out.append(
+                '<div class="strip" data-arena="%d" data-chunks="%d" data-aggregated="%d">'
+                % (a.address, len(seg), 0 if each else 1)
+            )
+            out.append(_chunks(seg) if each else _cells(seg, cells))
+            out.append("</div>")
+    out.append("</div></section>")
+    return "".join(out)
+
+
+def _chunks(seg) -> str:
+    out = []
+    for i in range(len(seg)):
+        c = seg.chunk(i)
+        st = STATES[c.state]
+        tip = "chunk %s size %#x %s%s" % (fmt.address(c.address), c.size, st, " in " + c.bin if c.bin else "")
+        out.append(
+            '<span class="chunk" data-state="%s" data-size="%d" title="%s" '
+            'style="flex-grow:%d;background:%s"></span>'
+            % (st, c.end - c.address, _h(tip), max(1, c.end - c.address), _COLOURS.get(st, "#ccc"))
+        )
+    return "".join(out)
+
+
+def _cells(seg, cells: int) -> str:
+    span = max(1, seg.end - seg.start)
+    acc: List[Dict[int, int]] = [dict() for _ in range(cells)]
+    addrs, states = seg.addrs, seg.states
+    for i in range(len(addrs)):
+        k = (addrs[i] - seg.start) * cells // span
+        if 0 <= k < cells:
+            d = acc[k]
+            size = seg.chunk_end(i) - addrs[i]
+            d[states[i]] = d.get(states[i], 0) + size
+    out = []
+    step = span / cells
+    for k, d in enumerate(acc):
+        if not d:
+            out.append('<span class="cell" style="flex-grow:1"></span>')
+            continue
+        top = max(d, key=lambda s: d[s])
+        tip = "%s: " % fmt.address(int(seg.start + k * step)) + ", ".join(
+            "%s %s" % (STATES[s], fmt.size(b)) for s, b in sorted(d.items())
+        )
+        out.append(
+            '<span class="cell%s" data-bytes="%s" title="%s" style="flex-grow:1;background:%s"></span>'
+            % (
+                " mixed" if len(d) > 1 else "",
+                _h(",".join("%s:%d" % (STATES[s], b) for s, b in d.items())),
+                _h(tip),
+                _COLOURS.get(STATES[top], "#ccc"),
+            )
+        )
+    return "".join(out)
+
+
+def _stacks(stacks) -> str:
+    out = [
+        '<section id="threads"><h2>Thread stacks</h2><table><tr><th>thread</th><th>tid</th>'
+        "<th>name</th><th>low</th><th>high</th><th>guard</th><th>sp</th><th>used</th></tr>"
+    ]
+    for r in stacks:
+
+        def a(v: Optional[int]) -> str:
+            return fmt.address(v) if v is not None else "?"
+
+        guard = "%s-%s" % (a(r.guard_low), a(r.guard_high)) if r.guard_low is not None else "none"
+        out.append(
+            ('<tr class="thread">' + "<td>%s</td>" * 8 + "</tr>")
+            % (
+                r.num,
+                r.tid,
+                _h(r.name),
+                a(r.low),
+                a(r.high),
+                guard,
+                a(r.sp),
+                _h(fmt.size(r.used)) if r.used is not None else "?",
+            )
+        )
+    out.append("</table></section>")
+    return "".join(out)

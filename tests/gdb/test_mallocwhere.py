@@ -1,0 +1,100 @@
+"""mallocwhere against the truth (issue 16): malloc_where makes a seeded random heap and calls
+malloc(SIZE) through probe(); at each probe the test asks `mallocwhere size --json`, then
+`finish`es out of probe and checks the pointer malloc really returned: the chunk mallocwhere
+named (user pointer minus the header), an mmapped chunk (IS_MMAPPED in its size field, read
+with gdb) for "mmap", a chunk of a thread arena in another heap than top's for "new-heap".
+Under each glibc, with and without libc's debug symbols, in the main thread (main_arena, the
+break) and in a second thread (a thread arena that grows its heap and makes new ones)."""
+
+import re
+
+import pytest
+
+from tests import glibcs as G
+from tests.harness import Gdb
+
+pytestmark = pytest.mark.gdb
+
+# 2.31..2.41: the glibcs whose malloc paths mallocwhere mirrors; 2.43 and 2.44 (no fastbins,
+# large tcache bins) it answers the same way, saying so in depends_on: held to the truth too
+VERSIONS = ("2.31", "2.36", "2.41", "2.43", "2.44")
+SEEDS = (1, 2, 3)
+PROBES = 40
+CASES = [(v, s, m) for v in VERSIONS for s in (True, False) for m in ("main", "thread")]
+HEAP_MAX = 64 << 20  # a thread arena's heaps are aligned to HEAP_MAX_SIZE (x86-64)
+RETURNED = re.compile(r"Value returned is \$\d+ = \(void \*\) (0x[0-9a-f]+)")
+# What the seeds must reach, so that the test proves each path (fastbins from the demo's bursts,
+# new heaps from the 8 MiB blocks the thread keeps)
+MUST_MEET = {
+    "main": {"tcache", "fastbin", "unsorted", "largebin", "top", "top-after-brk", "mmap"},
+    "thread": {"tcache", "fastbin", "largebin", "top", "new-heap", "mmap"},
+}
+
+
+def _glibc(version, symbols):
+    try:
+        g = G.ensure((version,))[version]
+    except G.Unreachable as e:
+        pytest.skip(f"Debian's archive is unreachable, no other glibc to test: {e}")
+    if symbols and not g.has_symbols:
+        pytest.skip(f"no debug symbols for glibc {version} ({g.libc}); install libc6-dbg")
+    return g
+
+
+def _word(gdb, address):
+    out = gdb.cmd(f"p/x *(unsigned long *){address:#x}")
+    return int(re.search(r"= (0x[0-9a-f]+)", out).group(1), 16)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{'symbols' if c[1] else 'nosymbols'}-{c[2]}")
+def test_mallocwhere_names_the_chunk_malloc_returns(case):
+    version, symbols, mode = case
+    g = _glibc(version, symbols)
+    wrong, checked, seen = [], 0, set()
+    for seed in SEEDS:
+        args = (seed, PROBES) + (("thread",) if mode == "thread" else ())
+        gdb = Gdb(g.demo("malloc_where"), args, extra_init=g.gdb_init(symbols), env=g.gdb_env)
+        try:
+            gdb.cmd("break probe")
+            out = gdb.cmd("run", timeout=60)
+            for k in range(PROBES):
+                assert "Breakpoint" in out and "probe (" in out, out[-2000:]
+                d = gdb.json("mallocwhere size --json", timeout=60)
+                m = RETURNED.search(gdb.cmd("finish", timeout=60))
+                assert m, gdb.transcript[-1][-2000:]
+                ptr = int(m.group(1), 16)
+                seen.add(d["source"])
+                why = _wrong(gdb, d, ptr)
+                if why:
+                    wrong.append(f"seed {seed} probe {k} malloc({d['size']}): {why}; said {d}")
+                checked += 1
+                out = gdb.cmd("continue", timeout=60)
+        finally:
+            gdb.close()
+    assert not wrong, f"{len(wrong)} of {checked} wrong:\n" + "\n".join(wrong[:10])
+    must = set(MUST_MEET[mode])
+    if tuple(map(int, version.split("."))) >= (2, 43):
+        must.discard("fastbin")  # glibc 2.43 removed them
+        assert "fastbin" not in seen
+    assert must <= seen, ("paths the seeds did not reach", must - seen)
+
+
+def _wrong(gdb, d, ptr):
+    """Why what mallocwhere said (d) is not where malloc's pointer came from; None when it is."""
+    chunk = ptr - 16
+    size_field = _word(gdb, chunk + 8)
+    if d["source"] == "mmap":
+        return None if size_field & 2 else f"{ptr:#x} is not mmapped (size field {size_field:#x})"
+    if size_field & 2:
+        return f"{ptr:#x} is an mmapped chunk"
+    if d["chunk"] is not None:
+        return None if d["chunk"] == chunk else f"malloc returned chunk {chunk:#x}"
+    if d["source"] == "new-heap":
+        if not size_field & 4:
+            return f"{ptr:#x} is not a thread arena's chunk"
+        if d["top"] is not None and d["top"] // HEAP_MAX == chunk // HEAP_MAX:
+            return f"{ptr:#x} is in the heap that held top {d['top']:#x}"
+        return None
+    if d["source"] == "top-after-brk":
+        return None if d["depends_on"] else "no chunk and no reason"
+    return f"{d['source']} without a chunk"
