@@ -131,7 +131,7 @@ static void __attribute__((noinline)) local_wait(void)
     free(local);
 }
 
-static void *thread_local(void *arg)
+static void *local_thread(void *arg)
 {
     (void)arg;
     scrub_stack();
@@ -369,7 +369,7 @@ int main(int argc, char **argv)
     pthread_barrier_init(&ready, NULL, 3);
     pthread_barrier_init(&release, NULL, 3);
     pthread_create(&t[0], NULL, thread_arena, NULL);
-    pthread_create(&t[1], NULL, thread_local, NULL);
+    pthread_create(&t[1], NULL, local_thread, NULL);
     pthread_create(&t[2], NULL, thread_register, NULL);
     build_reachable();
     build_leaks();
