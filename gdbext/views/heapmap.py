@@ -8,7 +8,7 @@ state shows that state's capital letter; a cell shared by chunks of several stat
 lower-case letter of the state holding most of its bytes (a mixed cell reads as lower case
 without colour too)."""
 
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..model.ptmalloc.chunks import FASTBIN, LARGEBIN, SMALLBIN, STATES, TCACHE, UNSORTED
 from ..render import fmt, jsonout
@@ -138,7 +138,7 @@ def default_bytes_per_cell(strips_span: int, per_row: int, alignment: int, rows:
     return bpc
 
 
-def strips(heap, arenas, bytes_per_cell: int) -> List[Tuple[object, List[Strip]]]:
+def strips(heap, arenas, bytes_per_cell: int) -> List[Tuple[Any, List[Strip]]]:
     return [(a, [Strip(seg, bytes_per_cell) for seg in a.heaps]) for a in arenas]
 
 
@@ -216,7 +216,7 @@ def _painted(row: str) -> list:
     return out
 
 
-def document(heap, target_doc: dict, arenas, width: int, bytes_per_cell: Optional[int]) -> dict:
+def document(heap, target_doc: dict, arenas, width: int, bytes_per_cell: Optional[int]) -> str:
     per_row, bpc = choose_cell(heap, arenas, width, bytes_per_cell)
     return jsonout.document(
         "heapmap",
