@@ -7,12 +7,13 @@ table's chunk sizes added up. The free bytes it draws (bins and top) are mallinf
 the demo printed it, which is glibc's figure, not ours.
 """
 
+import os
 import re
 from collections import defaultdict
 
 import pytest
 
-from tests.harness import Gdb, demo
+from tests.harness import Gdb, assert_clean, demo, gdbserver_start, parse_value
 
 QUIET = ("set print thread-events off",)
 NO_SYMBOLS = ("set debug-file-directory /nonexistent",)
@@ -65,7 +66,10 @@ def stop(request, demos):
 
 @pytest.mark.parametrize("bpc", [None, 16, 48, 256])
 def test_heapmap_adds_up_to_heapchunks(stop, bpc):
-    g = stop
+    check_adds_up(stop, bpc)
+
+
+def check_adds_up(g, bpc):
     chunks = g.json("heapchunks --json")
     opt = f" --bytes-per-cell {bpc}" if bpc else ""
     doc = g.json("heapmap --json" + opt)
@@ -111,3 +115,43 @@ def test_heapmap_one_arena_and_errors(stop):
     assert len(doc["arenas"]) == 1 and doc["arenas"][0]["main"]
     assert "must be 1 or more" in g.cmd("heapmap --bytes-per-cell 0")
     assert "rows; give a larger one" in g.cmd("heapmap --bytes-per-cell 1")
+
+
+def test_heapmap_core(stop, tmp_path):
+    """From a gcore of the stop: the same picture as the live process, and it adds up."""
+    path = str(tmp_path / "core")
+    stop.cmd(f"gcore {path}", timeout=120)
+    assert os.path.exists(path)
+    live = stop.json("heapmap --json")
+    g = Gdb(demo("malloc_sizes"), extra_init=QUIET)
+    try:
+        g.cmd(f"core-file {path}", timeout=120)
+        g.facts = dict(stop.facts)
+        core = g.json("heapmap --json")
+        assert core["arenas"] == live["arenas"]
+        check_adds_up(g, 64)
+        assert_clean("".join(g.transcript))
+    finally:
+        g.close()
+
+
+def test_heapmap_gdbserver(demos):
+    server, port = gdbserver_start([demo("malloc_sizes"), "basic"])
+    g = Gdb(demo("malloc_sizes"), extra_init=QUIET)
+    try:
+        g.cmd(f"target remote 127.0.0.1:{port}", timeout=60)
+        g.cmd("break gdbext_stop")
+        assert '"heap"' in g.cmd("continue", timeout=60)
+        # the demo's facts went to gdbserver's output, up to its stop line
+        for text in iter(server.stdout.readline, ""):
+            m = re.match(r"GDBEXT_FACT (\S+)=(\S+)", text)
+            if m:
+                g.facts[m.group(1)] = parse_value(m.group(2))
+            if text.startswith("GDBEXT_STOP heap"):
+                break
+        check_adds_up(g, None)
+        assert_clean("".join(g.transcript))
+    finally:
+        g.close()
+        server.kill()
+        server.wait()
