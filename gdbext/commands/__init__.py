@@ -9,7 +9,17 @@ from . import base
 
 # module name -> command classes; imported on registration, which stays cheap (no pygments).
 SETTINGS = ("color", "style", "debug")
-COMMAND_MODULES = ("vmmap", "heapchunks", "heapmap", "arenas", "bins", "chunk", "threadstacks", "brkwatch")
+COMMAND_MODULES = (
+    "vmmap",
+    "heapchunks",
+    "heapmap",
+    "addrinfo",
+    "arenas",
+    "bins",
+    "chunk",
+    "threadstacks",
+    "brkwatch",
+)
 
 
 class GdbextPrefix(gdb.Command):
