@@ -51,3 +51,9 @@ def arena_view(target):
     from ..inferior.heap import arena_view as f
 
     return f(target)
+
+
+def map_marks(target):
+    from ..inferior.marks import map_marks as f
+
+    return f(target)

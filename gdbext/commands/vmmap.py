@@ -8,8 +8,9 @@ from ..inferior.errors import UserError
 from ..inferior.process import EvaluationError, Evaluated, Target, evaluate
 from ..views import line
 from ..views import vmmap as vmmap_views
+from ..views import vmmap_map
 from .base import GdbextCommand, expression
-from .lazy_inferior import maps_unreadable, target_json, regions, resident_sizes
+from .lazy_inferior import map_marks, maps_unreadable, target_json, regions, resident_sizes
 
 
 class _Filter(NamedTuple):
@@ -51,6 +52,10 @@ class Vmmap(GdbextCommand):
             help="show only regions of this kind (repeatable)",
         )
         p.add_argument("--summary", action="store_true", help="totals per kind and per class")
+        p.add_argument("--map", action="store_true", help="draw the regions as a picture (log scale)")
+        p.add_argument(
+            "--width", type=int, metavar="N", help="--map: columns (default: the terminal's, else 80)"
+        )
         p.add_argument("--json", action="store_true", help="one JSON document")
 
     def run(self, args, out):
@@ -93,6 +98,12 @@ class Vmmap(GdbextCommand):
             raise UserError(f"no region matches {what!r}" if what else "no regions match")
         if summary is not None:
             out.emit(vmmap_views.summary_items(summary))
+            return
+        if args.map:
+            width = args.width or out.width or 80
+            if width < 60:
+                raise UserError("--width must be 60 or more")
+            out.emit(vmmap_map.picture(regs, width, map_marks(target)))
             return
         out.table(vmmap_views.regions_table(regs))
 
