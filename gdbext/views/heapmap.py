@@ -169,7 +169,7 @@ def legend_items(width: int) -> Iterator[Item]:
         pieces.append((NAMES[s], STATE_TOKENS.get(s)))
         pieces.append((f" {s}" + (", " if k + 1 < len(STATES) else ""), None))
     yield from wrap_line(pieces, width)
-    yield line("  lower case: a cell: shared by several states, named by the one with most bytes", "muted")
+    yield line("  lower case: a cell shared by several states, named by the one with most bytes", "muted")
 
 
 def table(heap, arenas, width: int, bytes_per_cell: Optional[int]) -> Iterator[Item]:
