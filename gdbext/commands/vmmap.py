@@ -8,7 +8,7 @@ from ..inferior.errors import UserError
 from ..inferior.process import EvaluationError, Evaluated, Target, evaluate
 from ..views import line
 from ..views import vmmap as vmmap_views
-from ..views import vmmap_map
+from ..views import explain, vmmap_map
 from .base import GdbextCommand, expression
 from .lazy_inferior import map_marks, maps_unreadable, target_json, regions, resident_sizes
 
@@ -52,6 +52,7 @@ class Vmmap(GdbextCommand):
             help="show only regions of this kind (repeatable)",
         )
         p.add_argument("--summary", action="store_true", help="totals per kind and per class")
+        p.add_argument("--explain", action="store_true", help="after the output, what each kind shown means")
         p.add_argument("--map", action="store_true", help="draw the regions as a picture (log scale)")
         p.add_argument(
             "--width", type=int, metavar="N", help="--map: columns (default: the terminal's, else 80)"
@@ -104,8 +105,10 @@ class Vmmap(GdbextCommand):
             if width < 60:
                 raise UserError("--width must be 60 or more")
             out.emit(vmmap_map.picture(regs, width, map_marks(target)))
-            return
-        out.table(vmmap_views.regions_table(regs))
+        else:
+            out.table(vmmap_views.regions_table(regs))
+        if args.explain:
+            out.emit(explain.vmmap(regs))
 
     def _resolve(self, what, regs):
         """What WHAT names: a kind, a pattern (a _Filter) or an address (Evaluated)."""
