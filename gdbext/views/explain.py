@@ -135,3 +135,51 @@ def threadstacks(rows: Iterable) -> Iterator[Item]:
         "used is the stack's top less the thread's $sp now; peak is the deepest the stack "
         "has been used so far, as the table measures it.",
     )
+
+
+BRK_WORDS = {
+    "brk": "the program break moved: malloc grows (or trims) main_arena's heap this way.",
+    "mmap": "a new mapping: malloc serves a block at or above mp_.mmap_threshold with its own mmap, "
+    "and a thread arena gets its heap this way; the program's own mmaps are here too.",
+    "munmap": "a mapping given back: free of a mmapped block, or the program's own munmap.",
+    "mremap": "a mapping resized or moved: realloc of a mmapped block.",
+}
+
+
+def brk_log(events) -> Iterator[Item]:
+    """A paragraph per kind of event shown (how many, bytes gained and released), then each
+    change of mp_.mmap_threshold the events saw, with the munmap just before it."""
+    events = list(events)
+    yield line("")
+    yield line("explained:", "header")
+    for kind in ("brk", "mmap", "munmap", "mremap"):
+        es = [e for e in events if e.kind == kind]
+        if not es:
+            continue
+        gained = sum(e.delta for e in es if e.delta and e.delta > 0)
+        released = -sum(e.delta for e in es if e.delta and e.delta < 0)
+        failed = sum(1 for e in es if not e.ok)
+        numbers = f"{fmt.plural(len(es), 'event')}, +{fmt.human(gained)} -{fmt.human(released)}"
+        if failed:
+            numbers += f", {failed} failed"
+        yield from paragraph(f"{kind} ({numbers}):", BRK_WORDS[kind])
+    before: Optional[int] = None
+    last_munmap = None
+    for e in events:
+        if e.kind == "munmap" and e.ok:
+            last_munmap = e
+        if e.mmap_threshold is None:
+            continue
+        if before is not None and e.mmap_threshold != before:
+            why = (
+                f" after a munmap of {fmt.human(last_munmap.length)} (event {last_munmap.seq}): "
+                "free() of a mmapped block raises the threshold to its size, so blocks that size "
+                "now come from the heap"
+                if last_munmap is not None and last_munmap.length
+                else ""
+            )
+            yield from paragraph(
+                f"mp_.mmap_threshold {fmt.human(before)} -> {fmt.human(e.mmap_threshold)}:",
+                f"changed by event {e.seq}{why}.",
+            )
+        before = e.mmap_threshold

@@ -56,3 +56,26 @@ def test_threadstacks_explain(stop):
     assert f"other threads ({len(others)}):" in text
     assert "main thread:" in text and "used and peak:" in text
     assert_clean(text)
+
+
+def test_brkwatch_log_explain(demos):
+    """malloc_sizes threshold: a 200 KiB block mmapped then freed raises mp_.mmap_threshold;
+    the explanation names the munmap that did it, with the demo's new threshold."""
+    g = Gdb(demo("malloc_sizes"), ("threshold",), extra_init=("set print thread-events off",))
+    try:
+        g.cmd("brkwatch on --mmap")
+        g.run_to("freed")
+        new = g.facts["threshold.new_threshold"]
+        events = g.json("brkwatch log --json")["events"]
+        text = g.cmd("brkwatch log --explain")
+        heads = dict(re.findall(r"^(brk|mmap|munmap|mremap) \((\d+) events?", text, re.M))
+        assert {k: int(v) for k, v in heads.items()} == dict(Counter(e["kind"] for e in events))
+        m = re.search(r"^mp_\.mmap_threshold 128 KiB -> ([^:]+): changed by event (\d+) after a munmap "
+                      r"of ([^(]+) \(event (\d+)\)", text, re.M)
+        assert m, text
+        munmap = next(e for e in events if e["kind"] == "munmap")
+        assert munmap["mmap_threshold"] == new and int(m.group(4)) == munmap["seq"]
+        assert m.group(1) == m.group(3).strip()  # the threshold is the freed block's size
+        assert_clean(text)
+    finally:
+        g.close()
