@@ -17,6 +17,7 @@ NO_LIBC_DEBUG = "set debug-file-directory /nonexistent"
 def stop(request, demos):
     extra = ("set print thread-events off",) + ((NO_LIBC_DEBUG,) if request.param == "no-symbols" else ())
     g = Gdb(demo("thread_stacks"), extra_init=extra)
+    g.extra = extra  # a core of this stop is read with the same settings
     try:
         g.run_to("threads")
         yield g
@@ -106,3 +107,24 @@ def test_annotate_words(stop):
     # `$sp + 8` is an expression, not COUNT 8 after `$sp +`
     assert len(g.json("annotate --json $sp + 8")["words"]) == 8
     assert "COUNT must be" in g.cmd("annotate $sp 0")
+
+
+def test_from_a_core(stop, tmp_path):
+    """A gcore of the stop answers the same for globals, the malloc block and each thread's
+    local (gdb unwinds a core's threads too)."""
+    g0 = stop
+    path = str(tmp_path / "core")
+    g0.cmd(f"gcore {path}", timeout=120)
+    addresses = [g0.facts[k] for k in ("data_global", "code_function", "malloc_block", "main.local",
+                                       "thread.1.local", "thread.2.local", "thread.3.local")]
+    live = [info(g0, a) for a in addresses]
+    g = Gdb(demo("thread_stacks"), extra_init=g0.extra)
+    try:
+        g.cmd(f"core-file {path}", timeout=120)
+        core = [info(g, a) for a in addresses]
+        for a, b in zip(live, core):
+            assert (b["symbol"], b["chunk"], b["frame"]) == (a["symbol"], a["chunk"], a["frame"])
+            assert b["region"]["kind"] == a["region"]["kind"]
+        assert_clean("".join(g.transcript))
+    finally:
+        g.close()
