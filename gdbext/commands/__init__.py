@@ -12,6 +12,8 @@ SETTINGS = ("color", "style", "progress", "debug")
 COMMAND_MODULES = (
     "vmmap",
     "heapchunks",
+    "heapmap",
+    "addrinfo",
     "arenas",
     "bins",
     "chunk",

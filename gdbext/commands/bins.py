@@ -6,6 +6,7 @@ from ..render import jsonout
 from ..inferior.errors import UserError
 from ..inferior.process import Target
 from ..views import bins as bins_view
+from ..views import explain
 from ..views.bins import KINDS
 from ..views.threadstacks import no_threads_message
 from .base import GdbextCommand
@@ -29,6 +30,7 @@ class Bins(GdbextCommand):
     )
 
     def add_arguments(self, p):
+        p.add_argument("--explain", action="store_true", help="after the output, what each kind shown means")
         for k in KINDS:
             p.add_argument(f"--{k}", action="store_true", help=f"only the {k} bins")
         p.add_argument("--thread", type=int, metavar="N", help="only gdb thread N's tcache and arena")
@@ -68,6 +70,9 @@ class Bins(GdbextCommand):
             )
             return
         out.emit(bins_view.text(view, tcaches, arenas, kinds))
+        if args.explain:
+            binned = {k: v for k, v in explain.totals_of(arenas).items() if k in explain.BIN_STATES}
+            out.emit(explain.heap_states(binned, state.mp))
 
 
 def _thread_numbers() -> set:

@@ -1,6 +1,7 @@
 """brkwatch: record every change of the program break (and anonymous mappings) as it runs."""
 
 from ..model import brklog as M
+from ..views import explain
 from ..model.brkoptions import Options
 from ..render import jsonout
 from ..views import brkwatch as brk_views
@@ -71,6 +72,7 @@ class BrkWatch(GdbextCommand):
         lg = sub.add_parser("log", help="the events, with running totals and a summary")
         lg.add_argument("--json", action="store_true", help="one JSON document")
         lg.add_argument("--last", type=int, metavar="N", help="only the last N events")
+        lg.add_argument("--explain", action="store_true", help="after the log, what each kind of event means")
         lg.add_argument(
             "--kind",
             action="append",
@@ -124,6 +126,8 @@ class BrkWatch(GdbextCommand):
             )
             return
         out.emit(brk_views.log_items(log, events, watcher.on, args.kind, out.width))
+        if args.explain:
+            out.emit(explain.brk_log(events))
 
 
 COMMANDS = (BrkWatch,)

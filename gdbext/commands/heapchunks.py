@@ -4,6 +4,7 @@ from ..model.ptmalloc import STATES
 from ..render import fmt, jsonout
 from ..inferior.errors import UserError
 from ..inferior.process import Target
+from ..views import explain
 from ..views import heapchunks as chunks_view
 from .base import ChoiceList, GdbextCommand, expression
 from .lazy_inferior import heap_view, target_json
@@ -50,6 +51,7 @@ class HeapChunks(GdbextCommand):
         p.add_argument("--limit", type=int, metavar="N", help="show at most N chunks")
         p.add_argument("--summary", action="store_true", help="a histogram of the chunks instead of the list")
         p.add_argument("--by", choices=("size", "state"), default="size", help="--summary's groups")
+        p.add_argument("--explain", action="store_true", help="after the output, what each kind shown means")
         p.add_argument("--json", action="store_true", help="one JSON document")
 
     def run(self, args, out):
@@ -68,6 +70,13 @@ class HeapChunks(GdbextCommand):
             out.json_pieces(chunks_view.document(view, target_json(target), arenas, flt, args.arena is None))
         else:
             out.emit(chunks_view.table(view, arenas, flt, args.arena is None, out.colour, out.width))
+            if args.explain:
+                mm = view.state.mmapped if args.arena is None else []
+                shown = {
+                    k: v for k, v in explain.totals_of(arenas).items() if not flt.states or k in flt.states
+                }
+                mm = mm if not flt.states or "mmapped" in flt.states else []
+                out.emit(explain.heap_states(shown, view.state.mp, mm))
 
     def summary_of(self, view, target, arenas, args, out):
         """--summary: chunks counted by size or state (the filters --min, --max, --limit apply to

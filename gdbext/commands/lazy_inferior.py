@@ -70,3 +70,9 @@ def list_view(target):
     from ..inferior.heap import list_view as f
 
     return f(target)
+
+
+def map_marks(target):
+    from ..inferior.marks import map_marks as f
+
+    return f(target)

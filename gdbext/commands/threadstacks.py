@@ -3,6 +3,7 @@
 from ..render import jsonout
 from ..inferior.errors import UserError
 from ..inferior.process import Target
+from ..views import explain
 from ..views import threadstacks as stacks_views
 from ..views.threadstacks import no_threads_message, short as _short
 from .base import GdbextCommand
@@ -67,6 +68,7 @@ class ThreadStacks(GdbextCommand):
 
     def add_arguments(self, p):
         p.add_argument("threads", nargs="*", metavar="THREAD", help="gdb thread numbers or ranges")
+        p.add_argument("--explain", action="store_true", help="after the output, what each kind shown means")
         p.add_argument("--json", action="store_true", help="one JSON document")
 
     def run(self, args, out):
@@ -86,6 +88,8 @@ class ThreadStacks(GdbextCommand):
         if not rows:
             raise UserError("the process has no threads gdb can see")
         out.emit(stacks_views.table(rows, unmatched))
+        if args.explain:
+            out.emit(explain.threadstacks(rows))
 
 
 COMMANDS = (ThreadStacks,)

@@ -8,8 +8,9 @@ from ..inferior.errors import UserError
 from ..inferior.process import EvaluationError, Evaluated, Target, evaluate
 from ..views import line
 from ..views import vmmap as vmmap_views
+from ..views import explain, vmmap_map
 from .base import GdbextCommand, expression
-from .lazy_inferior import maps_unreadable, target_json, regions, resident_sizes
+from .lazy_inferior import map_marks, maps_unreadable, target_json, regions, resident_sizes
 
 
 class _Filter(NamedTuple):
@@ -51,6 +52,11 @@ class Vmmap(GdbextCommand):
             help="show only regions of this kind (repeatable)",
         )
         p.add_argument("--summary", action="store_true", help="totals per kind and per class")
+        p.add_argument("--explain", action="store_true", help="after the output, what each kind shown means")
+        p.add_argument("--map", action="store_true", help="draw the regions as a picture (log scale)")
+        p.add_argument(
+            "--width", type=int, metavar="N", help="--map: columns (default: the terminal's, else 80)"
+        )
         p.add_argument("--json", action="store_true", help="one JSON document")
 
     def run(self, args, out):
@@ -94,7 +100,15 @@ class Vmmap(GdbextCommand):
         if summary is not None:
             out.emit(vmmap_views.summary_items(summary))
             return
-        out.table(vmmap_views.regions_table(regs))
+        if args.map:
+            width = args.width or out.width or 80
+            if width < 60:
+                raise UserError("--width must be 60 or more")
+            out.emit(vmmap_map.picture(regs, width, map_marks(target)))
+        else:
+            out.table(vmmap_views.regions_table(regs))
+        if args.explain:
+            out.emit(explain.vmmap(regs))
 
     def _resolve(self, what, regs):
         """What WHAT names: a kind, a pattern (a _Filter) or an address (Evaluated)."""

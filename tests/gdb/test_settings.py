@@ -4,7 +4,8 @@ import re
 
 from tests.harness import assert_clean
 
-COMMANDS = ("vmmap", "heapchunks", "arenas", "bins", "chunk", "threadstacks", "brkwatch")
+COMMANDS = ("vmmap", "heapchunks", "heapmap", "arenas", "bins", "chunk", "threadstacks", "brkwatch", "addrinfo",
+            "annotate")
 
 
 def test_help_gdbext_lists_each_command_once(gdb_session):

@@ -1,0 +1,130 @@
+"""addrinfo and annotate against what the thread_stacks demo says about itself (the addresses of
+its globals, of main, of a malloc block and of a local in each thread's frame), /proc/PID/maps,
+and gdb's own answers (`info frame`'s "frame at", the CFA; `x/Ngx` for the words)."""
+
+import os
+import re
+
+import pytest
+
+from tests.harness import Gdb, assert_clean, demo
+from tests.heaporacle import thread_tids
+
+NO_LIBC_DEBUG = "set debug-file-directory /nonexistent"
+
+
+@pytest.fixture(scope="module", params=["symbols", "no-symbols"])
+def stop(request, demos):
+    extra = ("set print thread-events off",) + ((NO_LIBC_DEBUG,) if request.param == "no-symbols" else ())
+    g = Gdb(demo("thread_stacks"), extra_init=extra)
+    g.extra = extra  # a core of this stop is read with the same settings
+    try:
+        g.run_to("threads")
+        yield g
+    finally:
+        g.close()
+
+
+def info(g, address):
+    return g.json(f"addrinfo --json {address:#x}")
+
+
+def test_globals_and_code(stop):
+    g = stop
+    for fact, kind, name in (("data_global", "data", "data_global"), ("bss_global", "bss", "bss_global"),
+                             ("code_function", "code", "main")):
+        d = info(g, g.facts[fact])
+        assert d["region"]["kind"] == kind, d
+        assert d["region"]["path"] == os.path.realpath(demo("thread_stacks"))
+        assert (d["symbol"]["name"], d["symbol"]["offset"]) == (name, 0), d
+        assert d["chunk"] is None and d["frame"] is None
+        inside = info(g, g.facts[fact] + 2)
+        assert (inside["symbol"]["name"], inside["symbol"]["offset"]) == (name, 2)
+    assert info(g, g.facts["rodata_string"])["region"]["kind"] == "rodata"
+    # libc's malloc: named from libc's .symtab, or its .dynsym when the file is stripped
+    d = g.json("addrinfo --json &malloc")
+    assert d["symbol"]["name"] in ("malloc", "__libc_malloc") and d["symbol"]["offset"] == 0
+    assert d["symbol"]["object"].startswith("libc")
+    assert d["region"]["kind"] == "code"
+    assert g.cmd("addrinfo 0x10").endswith("not mapped")
+
+
+def test_malloc_block(stop):
+    g = stop
+    block = g.facts["malloc_block"]
+    pid = g.facts["pid"]
+    with open(f"/proc/{pid}/maps") as f:
+        spans = [tuple(int(x, 16) for x in ln.split()[0].split("-")) for ln in f]
+    heap = [m for m in spans if m[0] <= block < m[1]]
+    assert heap, "the demo's block is in no mapping of /proc/PID/maps"
+    for address in (block, block + 40):
+        d = info(g, address)
+        assert d["chunk"]["address"] == block - 16 and d["chunk"]["user_address"] == block
+        assert d["chunk"]["state"] == "used" and d["chunk"]["size"] == 80  # malloc(64)
+        assert d["region"]["class"] == "dynamic"
+        assert d["region"]["start"] >= heap[0][0] and d["region"]["end"] <= heap[0][1]
+    assert "chunk 0x" in g.cmd(f"addrinfo {block:#x}") and "used of arena 0" in g.cmd(f"addrinfo {block:#x}")
+
+
+def test_stack_locals(stop):
+    g = stop
+    tids = thread_tids(g.cmd("info threads"))
+    names = {"main": "main", "thread.1": "thread_main", "thread.2": "thread_main", "thread.3": "thread_main"}
+    for prefix, function in names.items():
+        local, tid = g.facts[f"{prefix}.local"], g.facts[f"{prefix}.tid"]
+        thread = next(n for n, lwp in tids.items() if lwp == tid)
+        d = info(g, local)
+        assert d["region"]["kind"] == ("stack" if prefix == "main" else "thread-stack"), d
+        assert d["region"]["thread"] == thread
+        assert d["frame"]["function"] == function
+        # gdb's oracle: that frame's CFA ("frame at") in `info frame`
+        g.cmd(f"thread {thread}")
+        g.cmd(f"frame {d['frame']['level']}")
+        text = g.cmd("info frame")
+        cfa = int(re.search(r"frame at (0x[0-9a-f]+)", text).group(1), 16)
+        assert function in text
+        assert d["frame"]["cfa_offset"] == local - cfa
+        g.cmd("thread 1")
+    assert_clean("".join(g.transcript))
+
+
+def test_annotate_words(stop):
+    g = stop
+    doc = g.json("annotate --json &rodata_string 4")
+    words = doc["words"]
+    assert len(words) == 4
+    shown = g.cmd("x/4gx &rodata_string")
+    values = [int(v, 16) for v in re.findall(r"\t(0x[0-9a-f]+)", shown)]
+    assert [w["value"] for w in words] == values
+    addresses = [w["address"] for w in words]
+    assert addresses == [addresses[0] + 8 * k for k in range(4)]
+    first = words[0]
+    assert first["value"] == g.facts["rodata_string"]
+    assert first["points_to"]["region"]["kind"] == "rodata"
+    text = g.cmd("annotate &rodata_string 4")
+    rows = [ln for ln in text.splitlines() if ln.startswith("0x")]
+    assert len(rows) == 4 and "rodata of" in rows[0]
+    # `$sp + 8` is an expression, not COUNT 8 after `$sp +`
+    assert len(g.json("annotate --json $sp + 8")["words"]) == 8
+    assert "COUNT must be" in g.cmd("annotate $sp 0")
+
+
+def test_from_a_core(stop, tmp_path):
+    """A gcore of the stop answers the same for globals, the malloc block and each thread's
+    local (gdb unwinds a core's threads too)."""
+    g0 = stop
+    path = str(tmp_path / "core")
+    g0.cmd(f"gcore {path}", timeout=120)
+    addresses = [g0.facts[k] for k in ("data_global", "code_function", "malloc_block", "main.local",
+                                       "thread.1.local", "thread.2.local", "thread.3.local")]
+    live = [info(g0, a) for a in addresses]
+    g = Gdb(demo("thread_stacks"), extra_init=g0.extra)
+    try:
+        g.cmd(f"core-file {path}", timeout=120)
+        core = [info(g, a) for a in addresses]
+        for a, b in zip(live, core):
+            assert (b["symbol"], b["chunk"], b["frame"]) == (a["symbol"], a["chunk"], a["frame"])
+            assert b["region"]["kind"] == a["region"]["kind"]
+        assert_clean("".join(g.transcript))
+    finally:
+        g.close()
