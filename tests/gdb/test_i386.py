@@ -230,6 +230,35 @@ def test_threadstacks_equal_pthread_getattr_np(m32, gdb_session, symbols):
     assert sources == {"pthread"} if symbols else sources <= {"mapping", "pthread"}, sources
 
 
+def test_threadstacks_without_libc_types_read_struct_pthread_by_the_version_table(m32, gdb_session):
+    """Without libc's debug types each thread's bounds come from its struct pthread read
+    through the table's i386 row (not from the mappings), and equal pthread_getattr_np's."""
+    g = gdb_session(demo_m32("thread_stacks"), extra_init=init(False))
+    g.run_to("threads")
+    doc = check_thread_stacks(g)
+    rows = [t for t in doc["threads"] if not t["main"]]
+    assert len(rows) == 3
+    for r in rows:
+        assert (r["source"], r["pthread_layout"]) == ("pthread", "version table"), r
+
+
+def test_version_table_matches_the_i386_debug_types(m32, gdb_session):
+    """The table's i386 offsets of struct pthread are the ones libc6-dbg:i386's types give."""
+    import re
+
+    from gdbext.model.pthread import for_version
+
+    g = gdb_session(demo_m32("thread_stacks"), extra_init=init(True))
+    g.run_to("threads")
+    got = []
+    for name in ("header.self", "tid", "stackblock", "stackblock_size", "guardsize"):
+        text = g.cmd(f"print/x (unsigned long) &((struct pthread *) 0)->{name}")
+        got.append(int(re.search(r"= (0x[0-9a-f]+)", text).group(1), 16))
+    version = g.json("threadstacks --json")["target"]["glibc"]
+    (row,) = for_version(tuple(int(x) for x in version.split(".")[:2]), 4)
+    assert tuple(got) == row.offsets(), version
+
+
 def test_threadstacks_and_vmmap_on_a_core(m32, gdb_session, tmp_path):
     live = gdb_session(demo_m32("thread_stacks"))
     live.run_to("threads")
