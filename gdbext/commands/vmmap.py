@@ -94,7 +94,7 @@ class Vmmap(GdbextCommand):
         if summary is not None:
             out.emit(vmmap_views.summary_items(summary))
             return
-        out.table(vmmap_views.regions_table(regs))
+        out.table(vmmap_views.regions_table(regs, target.pointer_size))
 
     def _resolve(self, what, regs):
         """What WHAT names: a kind, a pattern (a _Filter) or an address (Evaluated)."""
@@ -149,7 +149,7 @@ class Vmmap(GdbextCommand):
             return
         if evaluated.object_type:
             out.line(line(f"{what} is a {evaluated.object_type}: showing where it is (&{what})", "muted"))
-        out.emit(vmmap_views.address_items(address, r, below, above))
+        out.emit(vmmap_views.address_items(address, r, below, above, target.pointer_size))
 
 
 def _neither(what: str, e: EvaluationError) -> UserError:
