@@ -8,7 +8,9 @@ small and large bins all fill, and stops at gdbext_stop.  Every figure is a whol
 `gdb -nx -batch` run (start gdb, load gdbext, run the demo to gdbext_stop, run one command with
 its output to a file, exit) minus the median of the same run without the command, so gdb's
 start-up and the demo's own run time cancel out.  Medians of --runs runs, the configurations
-taken in turn so that a slow moment of a shared machine spreads over all of them.
+taken in turn so that a slow moment of a shared machine spreads over all of them.  "cpu" is the
+same difference in CPU seconds (user + system of gdb and the demo, from getrusage of the
+children), which a busy machine disturbs less than the wall time.
 
 The floor, measured the same way: one read_memory of each arena heap (its bounds from an earlier
 `arenas --json` run; gdb turns ASLR off, so they stay put) and a memoryview walk over the size
@@ -27,6 +29,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -45,6 +48,11 @@ COMMANDS = [  # (name, gdb command, text that shows it worked)
     ("bins --json", "bins --json", '"command":"bins"'),
     ("arenas", "arenas", "mp_ (malloc_par)"),
     ("chunk ADDR", "chunk (char *)mp_.sbrk_base + 0x1000", "state"),
+    # issue 15: heapstat, and a snapshot saved then compared with the same stop (the model is
+    # walked once for both; the file is the snapshot's JSON)
+    ("heapstat", "heapstat", "malloc_trim(0) would return"),
+    ("heapsnap diff", "python gdb.execute('heapsnap save a'); gdb.execute('heapsnap diff a --json')",
+     '"command":"heapsnap"'),
 ]
 TARGETS = {  # (command, N) -> (seconds, ratio to the floor, gdb's peak MiB); None: no target
     ("heapchunks --json", 100_000): (0.5, 3.0, None),
@@ -54,6 +62,8 @@ TARGETS = {  # (command, N) -> (seconds, ratio to the floor, gdb's peak MiB); No
     ("bins --json", 1_000_000): (0.5, None, None),  # issue 11
     # arenas reads arena headers, heap bounds and the free lists, not every chunk (issues 10, 11)
     ("arenas", 1_000_000): (0.5, 0.3, None),
+    ("heapstat", 1_000_000): (2.0, None, None),  # issue 15
+    ("heapsnap diff", 1_000_000): (3.0, None, None),
 }
 # (command, than, N) -> the most `command` may take as a multiple of `than` (issue 11: the
 # table is no slower than the JSON, which is the larger output)
@@ -113,7 +123,8 @@ class Runner:
         self.use_time = use_time
 
     def run(self, n: int, command, expect=None):
-        """(seconds, gdb's peak KiB, time -v's peak KiB or None, stdout path) of one batch run."""
+        """(seconds, gdb's peak KiB, time -v's peak KiB or None, CPU seconds, stdout) of one
+        batch run."""
         out = os.path.join(self.tmp, "out.txt")
         hwm = os.path.join(self.tmp, "hwm.txt")
         tv = os.path.join(self.tmp, "time.txt")
@@ -124,9 +135,12 @@ class Runner:
             if os.path.exists(f):
                 os.unlink(f)
         with open(out, "w") as fo, open(os.path.join(self.tmp, "err.txt"), "w") as fe:
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
             subprocess.run(argv, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, cwd=self.tmp)
             took = time.perf_counter() - t
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
         with open(out, errors="replace") as f:
             text = f.read()
         with open(os.path.join(self.tmp, "err.txt"), errors="replace") as f:
@@ -141,7 +155,7 @@ class Runner:
             with open(tv) as f:
                 m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", f.read())
             peak = int(m.group(1)) if m else None
-        return took, gdb_peak, peak, text
+        return took, gdb_peak, peak, cpu, text
 
 
 COUNT = ("python from gdbext.inferior.heap import heap_view; from gdbext.inferior.process import "
@@ -151,9 +165,9 @@ COUNT = ("python from gdbext.inferior.heap import heap_view; from gdbext.inferio
 def heap_ranges(runner: Runner, n: int):
     """[(start, end, first chunk, top)] per arena heap from arenas --json (which reads headers
     only), and the chunk count from the heap model."""
-    _, _, _, text = runner.run(n, "arenas --json", '"command":"arenas"')
+    text = runner.run(n, "arenas --json", '"command":"arenas"')[-1]
     doc = json.loads(text[text.index('{"command"'):].splitlines()[0])
-    _, _, _, counted = runner.run(n, COUNT, "CHUNKS ")
+    counted = runner.run(n, COUNT, "CHUNKS ")[-1]
     chunks = int(re.search(r"CHUNKS (\d+)", counted).group(1))
     heaps = []
     for a in doc["arenas"]:
@@ -203,7 +217,7 @@ def main():
             inside = []  # the floor's own time, measured inside gdb
             for _ in range(args.runs):
                 for name, command, expect in configs:
-                    got[name].append(runner.run(n, command, expect)[:3])
+                    got[name].append(runner.run(n, command, expect)[:4])
                     if name == "floor":
                         with open(floor_out) as f:
                             walked, took = f.read().split()
@@ -212,18 +226,25 @@ def main():
                         if walked != chunks:
                             raise SystemExit(f"floor walked {walked} chunks, the heap model "
                                              f"counts {chunks}")
-            base = statistics.median(t for t, _, _ in got["(no command)"])
-            floor = statistics.median(t for t, _, _ in got["floor"]) - base
+            base = statistics.median(t for t, _, _, _ in got["(no command)"])
+            base_cpu = statistics.median(c for _, _, _, c in got["(no command)"])
+            floor = statistics.median(t for t, _, _, _ in got["floor"]) - base
+            floor_cpu = statistics.median(c for _, _, _, c in got["floor"]) - base_cpu
             for name, _, _ in configs:
-                times = [t for t, _, _ in got[name]]
+                times = [t for t, _, _, _ in got[name]]
                 med = statistics.median(times)
                 net = med if name == "(no command)" else med - base
-                peaks = [p for _, _, p in got[name] if p is not None]
+                cpu = statistics.median(c for _, _, _, c in got[name])
+                net_cpu = cpu if name == "(no command)" else cpu - base_cpu
+                peaks = [p for _, _, p, _ in got[name] if p is not None]
                 rows.append({
                     "n": n, "chunks": chunks, "command": name, "seconds": round(net, 4),
                     "ratio_to_floor": None if name in ("(no command)", "floor") or floor <= 0
                     else round(net / floor, 2),
-                    "gdb_peak_mib": round(max(g for _, g, _ in got[name]) / 1024, 1),
+                    "cpu_seconds": round(net_cpu, 4),
+                    "cpu_ratio_to_floor": None if name in ("(no command)", "floor") or floor_cpu <= 0
+                    else round(net_cpu / floor_cpu, 2),
+                    "gdb_peak_mib": round(max(g for _, g, _, _ in got[name]) / 1024, 1),
                     "time_peak_mib": round(max(peaks) / 1024, 1) if peaks else None,
                     "runs": [round(t, 4) for t in times]})
                 if name == "floor":
@@ -243,12 +264,14 @@ def print_row(r, first=False):
         print("seconds: median whole-run time minus the run without a command "
               "(that row: the whole run)")
         print(f"{'N':>5} {'chunks':>8}  {'command':<18} {'seconds':>8} {'x floor':>8} "
-              f"{'gdb MiB':>8} {'time MiB':>9}")
+              f"{'cpu s':>7} {'x floor':>8} {'gdb MiB':>8} {'time MiB':>9}")
     ratio = "" if r["ratio_to_floor"] is None else f"{r['ratio_to_floor']:.2f}"
+    cpu_ratio = "" if r["cpu_ratio_to_floor"] is None else f"{r['cpu_ratio_to_floor']:.2f}"
     tp = "-" if r["time_peak_mib"] is None else f"{r['time_peak_mib']:.0f}"
     note = f"  (read and walk inside gdb: {r['inside_gdb']:.3f})" if "inside_gdb" in r else ""
     print(f"{label(r['n']):>5} {r['chunks']:>8}  {r['command']:<18} {r['seconds']:8.3f} "
-          f"{ratio:>8} {r['gdb_peak_mib']:8.0f} {tp:>9}{note}", flush=True)
+          f"{ratio:>8} {r['cpu_seconds']:7.3f} {cpu_ratio:>8} {r['gdb_peak_mib']:8.0f} {tp:>9}{note}",
+          flush=True)
 
 
 def verdicts(rows):

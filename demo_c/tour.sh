@@ -19,7 +19,8 @@ next_steps() {
     echo "  load gdbext in gdb with:  source $loader  (or add that line to ~/.gdbinit)"
   fi
   echo "  gdb -p PID            attach to one of your running programs (as its user, or root),"
-  echo "                        then vmmap, arenas, heapchunks, bins, chunk ADDRESS, threadstacks"
+  echo "                        then vmmap, arenas, heapchunks, bins, chunk ADDRESS, heapleaks,"
+  echo "                        heaprefs ADDRESS --path, threadstacks"
   echo "  gdb PROGRAM CORE      the same on a core file; gdb PROGRAM, run, Ctrl-C on a program you start"
   echo "  help gdbext           every command with a one-line summary; help vmmap for one command's options"
   echo "  README.md, section \"Commands\" ($here/README.md#commands): every command, option and JSON key"
@@ -63,12 +64,19 @@ step "4. bins: each thread's tcache and each arena's free lists" "$build/malloc_
 
 step "5. chunk: one chunk explained" "$build/malloc_sizes" basic -- "chunk recs[3].p" "chunk recs[3].p + 5"
 
-step "6. threadstacks: every thread's stack, guard, SP and use" "$build/thread_stacks" -- "threadstacks"
+step "6. heapleaks: the chunks no root reaches; heaprefs --path: why one is still alive" "$build/leaks" -- \
+  "heapleaks" "heaprefs g_list->next->next --path"
 
-step "7. brkwatch: the program break moving under sbrk, recorded without stopping" "$build/sbrk_grow" -- \
+step "7. threadstacks: every thread's stack, guard, SP and use" "$build/thread_stacks" -- "threadstacks"
+
+step "8. heapstat: the memory free() kept, and what malloc_trim(0) would give back" "$build/heap_growth" -- \
+  "continue" "continue" "heapstat" "continue" "frame function main" \
+  "printf \"the program then called malloc_trim(0): its anonymous RSS dropped by %ld KiB%c\", (before - after) / 1024, 10"
+
+step "9. brkwatch: the program break moving under sbrk, recorded without stopping" "$build/sbrk_grow" -- \
   "brkwatch on --mmap" "continue" "continue" "brkwatch log"
 
-step "8. brkwatch --mmap: large requests arrive through mmap, and freeing one raises the threshold" \
+step "10. brkwatch --mmap: large requests arrive through mmap, and freeing one raises the threshold" \
   "$build/malloc_sizes" threshold -- "brkwatch on --mmap" "continue" "continue" "continue" "brkwatch log"
 
 next_steps

@@ -9,7 +9,19 @@ from . import base
 
 # module name -> command classes; imported on registration, which stays cheap (no pygments).
 SETTINGS = ("color", "style", "debug")
-COMMAND_MODULES = ("vmmap", "heapchunks", "arenas", "bins", "chunk", "threadstacks", "brkwatch")
+COMMAND_MODULES = (
+    "vmmap",
+    "heapchunks",
+    "arenas",
+    "bins",
+    "chunk",
+    "heapleaks",
+    "heaprefs",
+    "threadstacks",
+    "brkwatch",
+    "heapstat",
+    "heapsnap",
+)
 
 
 class GdbextPrefix(gdb.Command):

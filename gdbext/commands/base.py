@@ -2,6 +2,7 @@
 
 import argparse
 import contextlib
+import gc
 import os
 import sys
 import traceback
@@ -426,6 +427,22 @@ def terminal_width() -> Optional[int]:
 
 
 @contextlib.contextmanager
+def _no_cycle_collection():
+    """Python's cycle collector off while a command runs, as it was after: a heap model makes
+    hundreds of thousands of tuples and lists (the list walks' look-ups, rows), none of them in
+    a cycle, and the collector would scan them again and again as they come (measured: 0.4 s
+    of the 1.8 s a model of a million chunks takes). What a command leaves in a cycle is
+    collected later, as usual."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+@contextlib.contextmanager
 def unpaged():
     """gdb's pager off for what is written inside (`set height 0`), as it was after."""
     try:
@@ -556,8 +573,8 @@ class GdbextCommand(gdb.Command):
         try:
             if self.reads_stopped_process:
                 _require_stopped()
-            with _progress(from_tty, getattr(args, "json", False)):  # erased on error and Ctrl-C too
-                self.run(args, Output())
+            with _progress(from_tty, getattr(args, "json", False)), _no_cycle_collection():
+                self.run(args, Output())  # the progress line is erased on error and Ctrl-C too
         except KeyboardInterrupt:
             if getattr(args, "json", False):
                 self._json_error(f"{self.name}: interrupted")

@@ -9,7 +9,7 @@ from ..views import bins as bins_view
 from ..views.bins import KINDS
 from ..views.threadstacks import no_threads_message
 from .base import GdbextCommand
-from .lazy_inferior import heap_view, target_json
+from .lazy_inferior import heap_view, list_view, target_json
 
 
 class Bins(GdbextCommand):
@@ -20,19 +20,30 @@ class Bins(GdbextCommand):
         "shown decoded (safe-linking undone); raw stored values are in --json as raw_links.\n"
         "count: for a tcache bin, the count glibc keeps; otherwise the list's length.\n"
         "--thread N: only thread N's tcache and the bins of the arena it uses.\n"
-        "Problems met on the way (loops, bad pointers, wrong sizes) are listed at the end."
+        "Problems met on the way (loops, bad pointers, wrong sizes, a chunk on two lists)\n"
+        "are listed at the end.  Only the lists are read (each list chunk's header), not\n"
+        "every chunk, so the cost follows the lists' length; a line says so.  --walk\n"
+        "walks every chunk as heapchunks does, adding the problems only that walk finds\n"
+        "(a corrupt size field, a list entry that is no chunk, a free chunk in no bin);\n"
+        "a list cut at the walk bound (a million chunks) may be forged, and takes that walk."
     )
 
     def add_arguments(self, p):
         for k in KINDS:
             p.add_argument(f"--{k}", action="store_true", help=f"only the {k} bins")
         p.add_argument("--thread", type=int, metavar="N", help="only gdb thread N's tcache and arena")
+        p.add_argument(
+            "--walk",
+            action="store_true",
+            help="walk every chunk too: the problems only that walk finds (costs as much as heapchunks)",
+        )
         p.add_argument("--json", action="store_true", help="one JSON document")
 
     def run(self, args, out):
         kinds = [k for k in KINDS if getattr(args, k)] or list(KINDS)
         target = Target()
-        view = heap_view(target)
+        # the lists-only model unless every chunk must be walked (or a list may be forged)
+        view = heap_view(target) if args.walk else list_view(target)
         state = view.state
         tcaches = list(state.tcache.values())
         arenas = list(state.arenas)

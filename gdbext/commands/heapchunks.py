@@ -1,7 +1,7 @@
 """heapchunks: every chunk of every arena, heap by heap, then the mmapped chunks."""
 
 from ..model.ptmalloc import STATES
-from ..render import fmt
+from ..render import fmt, jsonout
 from ..inferior.errors import UserError
 from ..inferior.process import Target
 from ..views import heapchunks as chunks_view
@@ -31,7 +31,8 @@ class HeapChunks(GdbextCommand):
         "Flags: P = PREV_INUSE, M = IS_MMAPPED, A = NON_MAIN_ARENA.\n"
         "--arena takes 'main', an arena number as 'arenas' lists them, or an address.\n"
         "SIZE accepts 4096, 0x1000, 4k, 1.5M. A footer per arena gives its totals;\n"
-        "glibc's own counts (mallinfo2) close the listing."
+        "glibc's own counts (mallinfo2) close the listing.\n"
+        "--summary counts chunks by size (or --by state) instead: count, bytes, share."
     )
 
     def add_arguments(self, p):
@@ -47,6 +48,8 @@ class HeapChunks(GdbextCommand):
         p.add_argument("--min", metavar="SIZE", help="only chunks of at least SIZE bytes")
         p.add_argument("--max", metavar="SIZE", help="only chunks of at most SIZE bytes")
         p.add_argument("--limit", type=int, metavar="N", help="show at most N chunks")
+        p.add_argument("--summary", action="store_true", help="a histogram of the chunks instead of the list")
+        p.add_argument("--by", choices=("size", "state"), default="size", help="--summary's groups")
         p.add_argument("--json", action="store_true", help="one JSON document")
 
     def run(self, args, out):
@@ -58,10 +61,26 @@ class HeapChunks(GdbextCommand):
         target = Target()
         view = heap_view(target)
         arenas = select_arenas(view, args.arena)
+        if args.summary:
+            self.summary_of(view, target, arenas, args, out)
+            return
         if args.json:
             out.json_pieces(chunks_view.document(view, target_json(target), arenas, flt, args.arena is None))
         else:
             out.emit(chunks_view.table(view, arenas, flt, args.arena is None, out.colour, out.width))
+
+    def summary_of(self, view, target, arenas, args, out):
+        """--summary: chunks counted by size or state (the filters --min, --max, --limit apply to
+        the list only)."""
+        from ..model.ptmalloc.histogram import histogram
+
+        mmapped = view.state.mmapped if args.arena is None else ()
+        groups = histogram(arenas, mmapped, args.by, set(args.state) if args.state else None)
+        if args.json:
+            body = chunks_view.summary_body(groups, args.by)
+            out.json(jsonout.document("heapchunks", target_json(target), heap=view.header(), summary=body))
+            return
+        out.emit([chunks_view.summary_table(groups, args.by)])
 
 
 COMMANDS = (HeapChunks,)

@@ -51,3 +51,22 @@ def arena_view(target):
     from ..inferior.heap import arena_view as f
 
     return f(target)
+
+
+def leaks():
+    """inferior/leaks.py: the reachability scan's edge (roots, nodes, symbols, frames)."""
+    from ..inferior import leaks as module
+
+    return module
+
+
+def heap_usage(target, view):
+    from ..inferior.usage import heap_usage as f
+
+    return f(target, view)
+
+
+def list_view(target):
+    from ..inferior.heap import list_view as f
+
+    return f(target)

@@ -143,6 +143,9 @@ class HeapView:
     # what the bounds' analyze() was given (no tcaches), for the models made on top of it
     inputs: Optional[HeapInputs] = None
     anchors: Optional[Anchors] = None  # main_arena and mp_, how they were found
+    # every chunk of every heap walked (heap_view's model; arena_view's too when a tcache found
+    # by its shape needed that walk): chunk states, totals and the problems only that walk finds
+    walked: bool = False
 
     def arena_number(self, address: int) -> Optional[int]:
         for i, a in enumerate(self.state.arenas):
@@ -208,12 +211,23 @@ def chunk_view(target: Target, address: int) -> HeapView:
 
 
 def arena_view(target: Target) -> HeapView:
-    """What `arenas` needs: the bounds, every free list walked (with each list chunk's header
+    """What `arenas` and `bins` need: the bounds, every free list walked (with each list chunk's header
     read from memory) and the arena-level checks (analyze(lists_only=True)), not the walk of
     every chunk.  The full model when this stop already has it."""
     if cached_already("heap_view"):
         return heap_view(target)
     return cached("arena_view", lambda: _model_view(target, heap_bounds(target), lists_only=True))
+
+
+def list_view(target: Target) -> HeapView:
+    """What `bins` needs: arena_view's lists, unless a walk there stopped at its bound (a list
+    of a million chunks): so long a list may be forged (a chain of fake chunks inside a chunk in
+    use, which bins would list whole), and only the walk of every chunk tells (it stops a list
+    after OFF_WALK_MAX chunks that are no chunks the walk found): then heap_view."""
+    view = arena_view(target)
+    if not view.walked and any(p.kind is ProblemKind.WALK_CUT for p in view.state.problems):
+        return heap_view(target)
+    return view
 
 
 def _bounds_view(target: Target) -> HeapView:
@@ -392,6 +406,7 @@ def _model_view(
     if layout.has_tcache and not tcaches:
         focus, lists_only = None, False  # tcaches found by their shape only: a search of every heap
     options = ModelOptions(focus=focus, lists_only=lists_only)
+    view.walked = focus is None and not lists_only
     try:
         view.state = analyze(replace(inputs, tcaches=tcaches), replace(options, earlier=bounds.state))
         if layout.has_tcache and not tcaches:

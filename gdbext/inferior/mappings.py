@@ -8,6 +8,7 @@ import gdb
 
 from ..model import elf
 from ..model.coremaps import core_mappings
+from ..model.residency import ResidentPages
 from ..model.regions import Mapping, parse_proc_maps, parse_smaps_rss, smaps_rss_from_chunks
 from .errors import UserError
 from .process import Target, cached
@@ -369,3 +370,37 @@ def _local_smaps_rss(proc: str) -> Optional[Tuple[Dict[int, int], str]]:
         if rss:
             return rss, path
     return None
+
+
+def resident_pages(target: Target, ranges) -> Optional[ResidentPages]:
+    """Which pages of each (start, end) range are resident, from the live local process's page
+    map, one read per range, counted as smaps counts Rss (the zero page left out, as
+    `ResidentSizes.part` does); None on a core, a remote target or an unreadable page map."""
+    proc = target.local_proc
+    if not proc:
+        return None
+    page = os.sysconf("SC_PAGE_SIZE")
+    zero = _zero_page_pfn(page)
+    out = ResidentPages(page)
+    try:
+        with open(f"{proc}/pagemap", "rb") as f:
+            for start, end in sorted(set(ranges)):
+                if end <= start:
+                    continue
+                first, last = start // page, (end - 1) // page
+                f.seek(first * 8)
+                data = f.read((last - first + 1) * 8)
+                if len(data) != (last - first + 1) * 8:
+                    return None
+                flags = bytearray(last - first + 1)
+                for i, e in enumerate(memoryview(data).cast("Q")):
+                    if not e >> 63:
+                        continue
+                    if zero is not None:
+                        flags[i] = e & _PFN != zero
+                    else:
+                        flags[i] = bool(e >> 56 & 1 or e >> 61 & 1)
+                out.add(first * page, bytes(flags))
+    except (OSError, OverflowError, ValueError):
+        return None
+    return out

@@ -50,6 +50,18 @@ class GdbMemory:
         except (gdb.MemoryError, gdb.error, OverflowError, ValueError) as e:
             raise MemoryReadError(address, size, str(e)) from None
 
+    def view(self, address: int, size: int) -> memoryview:
+        """Exactly `size` bytes as a memoryview of gdb's own buffer, not copied (model/memory.py
+        read_view): for bulk reads, which the block cache does not keep anyway."""
+        if size <= 0:
+            return memoryview(b"")
+        if address < 0 or address + size > (1 << (8 * self.pointer_size)):
+            raise MemoryReadError(address, size, "outside the address space")
+        try:
+            return memoryview(self.inferior.read_memory(address, size))
+        except (gdb.MemoryError, gdb.error, OverflowError, ValueError) as e:
+            raise MemoryReadError(address, size, str(e)) from None
+
     def read(self, address: int, size: int) -> bytes:
         if size <= 0:
             return b""

@@ -115,3 +115,51 @@ def pthread_block(fs_base: Optional[int]):
         return (int(pd["stackblock"]), int(pd["stackblock_size"]), int(pd["guardsize"]))
     except (gdb.error, RuntimeError):
         return None
+
+
+# x86-64's general registers, for a gdb without Architecture.registers() (before gdb 12).
+_GENERAL = (
+    ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp") + tuple(f"r{n}" for n in range(8, 16)) + ("rip",)
+)
+
+
+def thread_registers() -> List[tuple]:
+    """(thread number, register name, value) of every general register of every thread's newest
+    frame, then the user's selection put back: roots of the leak scan."""
+    inf = gdb.selected_inferior()
+    try:
+        old_thread = gdb.selected_thread()
+        old_frame = gdb.selected_frame() if old_thread else None
+    except gdb.error:
+        old_thread, old_frame = None, None
+    out = []
+    try:
+        for t in sorted(inf.threads(), key=lambda t: t.num):
+            if not t.is_valid() or t.is_exited():
+                continue
+            try:
+                t.switch()
+                frame = gdb.newest_frame()
+                names = _general_names(frame)
+            except gdb.error:
+                continue
+            for name in names:
+                value = _register(frame, name)
+                if value is not None:
+                    out.append((t.num, name, value))
+    finally:
+        try:
+            if old_thread is not None and old_thread.is_valid():
+                old_thread.switch()
+                if old_frame is not None and old_frame.is_valid():
+                    old_frame.select()
+        except gdb.error:
+            pass
+    return out
+
+
+def _general_names(frame) -> tuple:
+    try:
+        return tuple(r.name for r in frame.architecture().registers("general"))
+    except (AttributeError, ValueError, gdb.error):
+        return _GENERAL

@@ -24,6 +24,16 @@ class Memory(Protocol):
         """Exactly `size` bytes or MemoryReadError."""
 
 
+def read_view(mem: Memory, address: int, size: int) -> memoryview:
+    """`size` bytes at `address` as a read-only memoryview: a bulk read (a heap, a window of
+    mappings) without the copy into bytes that read() makes, where the Memory can hand out its
+    buffer (`view`, as the gdb-backed one does: copying a 500 MiB heap costs about 0.4 s)."""
+    view = getattr(mem, "view", None)
+    if view is not None:
+        return view(address, size)
+    return memoryview(mem.read(address, size))
+
+
 class BytesMemory:
     """Sparse memory made of (start, bytes) segments; reads may not cross a gap."""
 

@@ -1,5 +1,9 @@
 """bins' document and text: every non-empty free list, each thread's tcache then each arena's
-fast, unsorted, small and large bins, in list order."""
+fast, unsorted, small and large bins, in list order.
+
+`heap` is inferior.heap.arena_view's lists-only model or, with `bins --walk` (or when the stop
+already has it), heap_view's whole one: `heap.walked` says which, and without the walk of every
+chunk the output says that only the lists were checked."""
 
 from typing import Iterator, List
 
@@ -12,6 +16,7 @@ from .problems import problem_items, problems_json
 
 KINDS = ("tcache", "fast", "unsorted", "small", "large")
 SHOWN_PER_BIN = 32  # chunks listed per bin in the table; JSON lists them all
+NOT_WALKED = "chunks not walked: only the lists were checked (bins --walk or heapchunks checks every chunk)"
 _ARENA_KEYS = (("fast", "fastbins"), ("unsorted", "unsorted"), ("small", "smallbins"), ("large", "largebins"))
 
 
@@ -47,7 +52,8 @@ def arena_lists(a, kind: str) -> list:
 
 def document_body(heap, tcaches, arenas, kinds) -> dict:
     """The --json keys after the target's: tcache, arenas, the per-arena lists again at the
-    top level (each with its arena), heap and problems."""
+    top level (each with its arena), heap, walked (every chunk walked, so the problems include
+    that walk's) and problems."""
     L = heap.layout
     doc: dict = {"tcache": [], "arenas": []}
     if "tcache" in kinds:
@@ -68,7 +74,12 @@ def document_body(heap, tcaches, arenas, kinds) -> dict:
     # Top-level per-arena lists too, as the contract names them (main arena first).
     for _, key in _ARENA_KEYS:
         doc[key] = [dict(b, arena=e["address"]) for e in doc["arenas"] for b in e.get(key, [])]
-    return {"heap": heap.header(), "problems": problems_json(heap.state.problems), **doc}
+    return {
+        "heap": heap.header(),
+        "walked": heap.walked,
+        "problems": problems_json(heap.state.problems),
+        **doc,
+    }
 
 
 def text(heap, tcaches, arenas, kinds) -> Iterator[Item]:
@@ -128,6 +139,8 @@ def text(heap, tcaches, arenas, kinds) -> Iterator[Item]:
         yield line(f"no {filtered} chunks" + (elsewhere if others else ""))
     elif not shown:
         yield line("all bins are empty")
+    if not heap.walked:
+        yield line(NOT_WALKED, "muted")
     yield from problem_items(state.problems, L.pointer_size)
 
 

@@ -137,15 +137,13 @@ def document_all(heap, target_doc: dict, arenas, with_mmapped: bool) -> Iterator
         sep = ""
         for seg in a.heaps:
             bins = seg.bins
+            order = sorted(bins)
             for lo in range(0, len(seg.addrs), BATCH):
                 addrs, raws = seg.addrs[lo : lo + BATCH], seg.raws[lo : lo + BATCH]
                 states = seg.states[lo : lo + BATCH]
-                keys = map(or_, map(lshift, states, repeat(3)), map(and_, raws, repeat(7)))
-                if bins:
-                    named = zip(map(bins.get, range(lo, lo + len(addrs))), keys)
-                    rows = list(map(labelled.__getitem__, named))
-                else:
-                    rows = list(map(templates.__getitem__, keys))
+                keys = list(map(or_, map(lshift, states, repeat(3)), map(and_, raws, repeat(7))))
+                rows = list(map(templates.__getitem__, keys))
+                _name_bins(rows, keys, lo, order, bins, labelled)
                 if rows:
                     # one % over the batch: no tuple, call and string per row
                     args: list = [0] * (3 * len(rows))
@@ -382,16 +380,15 @@ def rows_fast(heap, seg) -> Iterator[str]:
     )
     code = seg.fds.typecode
     todo = sorted(special)
+    order = sorted(bins)
     for lo in range(0, n, BATCH):
         progress("listing chunks", lo, n, "chunks")
         hi = min(n, lo + BATCH)
         m = hi - lo
         a, r, st = addrs[lo:hi], raws[lo:hi], states[lo:hi]
-        keys = map(or_, map(lshift, st, repeat(3)), map(and_, r, repeat(7)))
-        if bins:
-            fixeds = list(map(labelled.__getitem__, zip(map(bins.get, range(lo, hi)), keys)))
-        else:
-            fixeds = list(map(by_key.__getitem__, keys))
+        keys = list(map(or_, map(lshift, st, repeat(3)), map(and_, r, repeat(7))))
+        fixeds = list(map(by_key.__getitem__, keys))
+        _name_bins(fixeds, keys, lo, order, bins, labelled)
         odd = todo[bisect_left(todo, lo) : bisect_left(todo, hi)]
         if b"" in fixeds:  # a label that is not plain ASCII: laid out as the special rows
             odd = sorted(set(odd).union(lo + i for i, f in enumerate(fixeds) if not f))
@@ -433,9 +430,17 @@ def rows_fast(heap, seg) -> Iterator[str]:
                 if i not in special:  # its preview as the others have it
                     rows[k] = rows[k][:c_data] + text[k * width + c_data : (k + 1) * width - 1]
             text = "\n".join(rows)
-        if " \n" in text:  # a preview or an odd row ending in spaces: end lines as Table does
-            text = "\n".join(map(str.rstrip, text.split("\n")))
+        while " \n" in text:  # a preview or an odd row ending in spaces: end lines as Table does
+            text = text.replace(" \n", "\n")  # a pass per space, each at C speed: rows end in few
         yield text
+
+
+def _name_bins(rows: list, keys: list, lo: int, order: list, bins: dict, labelled) -> None:
+    """rows[k] (chunk lo + k, whose template key is keys[k]) from labelled[(bin, key)] for the
+    chunks in a bin; order is bins' indices, sorted. A look-up per chunk in a bin only: most
+    chunks are in none."""
+    for i in order[bisect_left(order, lo) : bisect_left(order, lo + len(rows))]:
+        rows[i - lo] = labelled[bins[i], keys[i - lo]]
 
 
 class _Made(dict):
@@ -475,3 +480,22 @@ def footer(a) -> Iterator[Line]:
     if any(k in tot for k in ("corrupt", "fencepost")):
         extra = ", ".join(f"{k} {tot[k]['count']}" for k in ("corrupt", "fencepost") if k in tot)
         yield line(f"  also: {extra}", "muted")
+
+
+def summary_body(groups, by: str) -> dict:
+    """heapchunks --summary --json: {"by", "groups": [{"key", "count", "bytes"}], "total"}."""
+    return {
+        "by": by,
+        "groups": [{"key": g.key, "count": g.count, "bytes": g.bytes} for g in groups],
+        "total": {"count": sum(g.count for g in groups), "bytes": sum(g.bytes for g in groups)},
+    }
+
+
+def summary_table(groups, by: str) -> Table:
+    """One row per size (or state), most bytes first, with its share of the bytes."""
+    whole = sum(g.bytes for g in groups)
+    t = Table([by, "chunks", "bytes", "% bytes"], "lrrr")
+    for g in groups:
+        key = fmt.size(g.key) if by == "size" else str(g.key)
+        t.add(key, format(g.count, ","), fmt.human(g.bytes), fmt.percent(g.bytes, whole))
+    return t

@@ -106,14 +106,33 @@ def test_heapchunks(corrupt):
     assert f"0x{f['corrupt.chunk']:016x}" in text.split("problem:")[0], "damaged chunk not listed"
 
 
+# bins walks the lists, not every chunk: the damage it must name is the lists' and the arena's;
+# a corrupt size field on a chunk in use is the walk of every chunk's (bins --walk names it).
+LIST_DAMAGE = {"tcache_next", "fastbin_loop", "unsorted_bk", "top_size"}
+NEW_STOP = "python import gdbext.inferior.memory as m; m._invalidate()"  # forget the stop's models
+
+
 def test_bins(corrupt):
     g, f = corrupt, corrupt.facts
+    bad = f["corrupt.chunk"]
+    g.cmd(NEW_STOP)  # whatever ran before: bins builds its own, lists-only model
     d = doc(g, "bins")
-    # (a corrupt size is a finding of the walk of every chunk, which bins need not make)
-    the_problem(d, f, g.mode if g.mode != "size" else None)
+    text = run(g, "bins")
+    assert d["walked"] is False and "chunks not walked: only the lists were checked" in text
+    if g.mode in LIST_DAMAGE:
+        the_problem(d, f, g.mode)
+        assert f"problem: 0x{bad:016x}: " in text
+    else:
+        assert not [p for p in d["problems"] if p["address"] == bad], d["problems"]
+    walked = doc(g, "bins --walk")
+    assert walked["walked"] is True
+    the_problem(walked, f, g.mode)
+    assert f"problem: 0x{bad:016x}: " in run(g, "bins --walk")
+    for x in (d, walked):
+        assert {k: v for k, v in x.items() if k not in ("problems", "walked")} == {
+            k: v for k, v in d.items() if k not in ("problems", "walked")}
     tc = {c: b for t in d["tcache"] for b in t["bins"] for c in b["chunks"]}
     fast = {c: b for b in d["fastbins"] for c in b["chunks"]}
-    bad = f["corrupt.chunk"]
     if g.mode == "tcache_next":
         # the list is shown up to the damage, marked incomplete; glibc's count is kept
         b = tc[bad]
@@ -130,8 +149,6 @@ def test_bins(corrupt):
     elif g.mode == "unsorted_bk":
         (b,) = d["unsorted"]
         assert b["chunks"] == [bad]
-    text = run(g, "bins")
-    assert f"problem: 0x{bad:016x}: " in text
 
 
 def test_chunk_on_the_damage(corrupt):

@@ -579,7 +579,8 @@ def test_other_allocator_is_named_not_walked(demos, gdb_session, allocator):
     g = gdb_session(program, extra_init=init)
     g.run_to("threads")
     f = g.facts
-    for command in ("heapchunks", "bins", "arenas", f"chunk {f['malloc_block']:#x}"):
+    for command in ("heapchunks", "bins", "arenas", f"chunk {f['malloc_block']:#x}", "heapleaks",
+                    f"heaprefs {f['malloc_block']:#x}"):
         for suffix in ("", " --json"):
             text = g.cmd(command + suffix)
             assert_clean(text)

@@ -453,6 +453,11 @@ def test_heap_text_addresses_are_8_hex_digits(m32, gdb_session, symbols):
         no_wide_words(text)
         assert f"chunk {a32(user - 8)}" in text and f"user memory {a32(user)}," in text, text
 
+    text = g.cmd("heapstat", timeout=120)  # (heapleaks and heaprefs read x86-64 processes only)
+    assert_clean(text)
+    no_wide_words(text)
+    assert "highest chunk in use under top is at 0x" in text, text
+
     text = g.cmd("vmmap")
     no_wide_words(text)
     spans = column_words(text, r"(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+0x")

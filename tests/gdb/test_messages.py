@@ -34,6 +34,8 @@ def test_filtered_bins_say_what_they_did_not_find(gdb_session):
     assert_clean(text)
     assert "all bins are empty" not in text and "0 free chunks" not in text, text
     lines = text.strip().splitlines()
+    # then the line that says only the lists were walked (bins' lists-only model)
+    assert lines.pop().startswith("chunks not walked: only the lists were checked"), text
     assert lines[-2].endswith(": no fast or unsorted chunks"), text
     assert lines[-1].startswith("no fast or unsorted chunks; "), text
     assert lines[-1].endswith(" free chunks in the other bins ('bins' lists them)") \

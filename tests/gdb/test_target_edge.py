@@ -152,7 +152,7 @@ def test_gdbserver_remote_file_failure_is_said(gdb_session, tmp_path):
 # ---- item 9: a program that runs while gdb's prompt is back -------------------------------------
 
 READING_COMMANDS = ("vmmap", "vmmap --summary --json", "heapchunks", "heapchunks --json", "bins",
-                    "arenas", "threadstacks", "chunk $pc")
+                    "arenas", "threadstacks", "chunk $pc", "heapleaks", "heaprefs $pc")
 RUNNING = "the selected thread is running; interrupt it first (interrupt or Ctrl-C)"
 
 

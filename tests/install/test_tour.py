@@ -18,8 +18,13 @@ def test_the_tour_without_a_terminal_never_pauses_and_ends_on_what_next(demos):
                        stderr=subprocess.STDOUT, text=True, timeout=600)
     assert p.returncode == 0, p.stdout
     assert PAUSE not in p.stdout
-    assert p.stdout.count("\n== ") == 8, p.stdout
-    tail = p.stdout[p.stdout.rindex("\n== 8."):]
+    assert p.stdout.count("\n== ") == 10, p.stdout
+    # the leaks step finds the demo's seven leaks and follows list2 back to its root, g_list
+    leaks = p.stdout[p.stdout.index("\n== 6."):p.stdout.index("\n== 7.")]
+    assert "7 leaked chunks" in leaks and "3 unreferenced" in leaks, leaks
+    path = leaks[leaks.index("path from a root:"):].splitlines()
+    assert "static" in path[1] and "g_list" in path[1] and len(path) >= 5, path
+    tail = p.stdout[p.stdout.rindex("\n== 10."):]
     last = tail[tail.index("summary:"):]  # the last table's end
     for words in NEXT:
         assert words in last, last

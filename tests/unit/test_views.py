@@ -34,8 +34,9 @@ TARGET = {"pid": 1, "kind": "live", "glibc": "2.36", "symbols": True}
 class Heap:
     """What target.heap.heap_view returns, for a model built here: the view's plain fields."""
 
-    def __init__(self, state, thread_arena=None, found=None, symbols=True):
+    def __init__(self, state, thread_arena=None, found=None, symbols=True, walked=True):
         self.state, self.layout = state, state.layout
+        self.walked = walked  # every chunk walked (heap_view), or the lists only (arena_view)
         self.version = tuple(state.layout.version)
         self.symbols = symbols
         self.found = found if found is not None else {"layout": Provenance(How.DEBUG_TYPES),
@@ -222,6 +223,23 @@ def test_bins_text_one_line_per_list(real):
     # filtered, an empty answer names what was asked for (issue 12, item 11)
     empty = plain_text(bins_views.text(heap, [], [], ["large"]))
     assert empty.rstrip().endswith("no large chunks") and "all bins are empty" not in empty
+
+
+def test_bins_say_when_the_chunks_were_not_walked(real):
+    """bins on the lists-only model says only the lists were checked (in JSON: walked false),
+    so a heap it did not walk never reads as sound; on the whole model it says nothing."""
+    _, heap = real
+    st = heap.state
+    lists = Heap(st, heap.thread_arena, walked=False)
+    for h, walked in ((heap, True), (lists, False)):
+        body = bins_views.document_body(h, list(st.tcache.values()), list(st.arenas), bins_views.KINDS)
+        assert body["walked"] is walked
+        text = plain_text(bins_views.text(h, list(st.tcache.values()), list(st.arenas), bins_views.KINDS))
+        assert (bins_views.NOT_WALKED in text) is not walked
+        empty = plain_text(bins_views.text(h, [], [], bins_views.KINDS)).rstrip().splitlines()
+        assert empty[-1 if walked else -2] == "all bins are empty"
+        if not walked:
+            assert empty[-1] == bins_views.NOT_WALKED
 
 
 # ---- chunk ----

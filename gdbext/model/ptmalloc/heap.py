@@ -12,7 +12,7 @@ from itertools import compress, repeat
 from operator import add, and_, lshift, not_
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from ..memory import MemoryReadError
+from ..memory import MemoryReadError, read_view
 from ..progress import progress
 from .arena import HeapInfo
 from .chunks import CORRUPT, FENCEPOST, SIZE_BITS, TOP, Chunk, Problem, ProblemKind
@@ -350,10 +350,10 @@ def _read_block(mem, pos: int, limit: int, code: str, ssz: int):
     n = (n + ssz - 1) & ~(ssz - 1)
     while True:
         try:
-            data = mem.read(pos, n)
+            data = read_view(mem, pos, n)
             if len(data) != n:
                 raise MemoryReadError(pos, n, "short read")
-            return pos, memoryview(data).cast(code)  # type: ignore[call-overload]
+            return pos, data.cast(code)  # type: ignore[call-overload]
         except MemoryReadError:
             if n <= 2 * ssz:
                 return None

@@ -121,6 +121,11 @@ class Layout:
         return 2 * self.size_sz
 
     @property
+    def malloc_chunk_size(self) -> int:
+        """sizeof (struct malloc_chunk): mtrim keeps these bytes of a free chunk untouched."""
+        return 2 * self.size_sz + 4 * self.pointer_size
+
+    @property
     def has_fastbins(self) -> bool:
         return self.nfastbins > 0
 

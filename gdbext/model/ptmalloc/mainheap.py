@@ -45,6 +45,11 @@ def bounds_only(search: HeapSearch, a: ArenaState) -> None:
     if a.main:
         start = (mp or {}).get("sbrk_base") or heap_start
         end = h.top + a.top_size
+        expected_end = start + h.system_mem if start and h.contiguous else None
+        if start and expected_end is not None and first_chunk_at(L, start) <= h.top < expected_end:
+            # as main_heaps: a top that ends short of sbrk_base + system_mem does not cut the
+            # heap short (arenas' heaps read the same with and without --walk)
+            end = expected_end if end <= expected_end else max(expected_end, h.top + L.minsize)
         if start and start <= h.top:
             a.heaps.append(HeapSegment(L, start, end, first_chunk_at(L, start), a.address, True))
         return

@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Sequence, Tuple
 
-from ..memory import MemoryReadError
+from ..memory import MemoryReadError, read_view
 from ..progress import progress
 from ..regions import Mapping
 from .chunks import IS_MMAPPED, MMAP_HP, NON_MAIN_ARENA, PREV_INUSE, SIZE_BITS, Problem, ProblemKind
@@ -202,7 +202,7 @@ def _page_headers(mem, L: Layout, lo: int, hi: int, pagesize: int) -> Iterator[T
     for w in range(lo, hi, WINDOW):
         w_end = min(hi, w + WINDOW)
         try:
-            data = mem.read(w, w_end - w)
+            data = read_view(mem, w, w_end - w)
         except MemoryReadError:
             data = None
         for k in (0, k0) if k0 else (0,):
@@ -212,7 +212,7 @@ def _page_headers(mem, L: Layout, lo: int, hi: int, pagesize: int) -> Iterator[T
 
 
 def _headers_in(
-    mem, L: Layout, data: Optional[bytes], w: int, w_end: int, k: int, pagesize: int
+    mem, L: Layout, data: Optional[memoryview], w: int, w_end: int, k: int, pagesize: int
 ) -> Iterator[Tuple[int, int, int]]:
     """(page index, prev_size, size field) at offset k of each page of the window at w: from
     `data` as machine words, or, when the window could not be read whole, page by page."""

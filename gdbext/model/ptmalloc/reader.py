@@ -3,7 +3,7 @@
 from collections import OrderedDict
 from typing import Dict, Optional, Tuple
 
-from ..memory import Memory, MemoryReadError
+from ..memory import Memory, MemoryReadError, read_view
 
 BLOCK = 0x10000
 PIECE = 1 << 20  # what preload() reads at a time, and keeps as it was read
@@ -21,9 +21,9 @@ class Reader:
         self.pointer_size = pointer_size
         self._blocks: OrderedDict[int, Optional[bytes]] = OrderedDict()
         self._max = max_blocks
-        # preload()'s pieces: address // PIECE -> (start, bytes), at most PIECE bytes each,
-        # never across a PIECE boundary; kept as read (not copied into blocks) until shrink()
-        self._pieces: Dict[int, Tuple[int, bytes]] = {}
+        # preload()'s pieces: address // PIECE -> (start, memoryview), at most PIECE bytes
+        # each, never across a PIECE boundary; kept as read (not copied) until shrink()
+        self._pieces: Dict[int, Tuple[int, memoryview]] = {}
 
     def read(self, address: int, size: int) -> bytes:
         if address < 0 or size < 0 or address + size > 1 << (8 * self.pointer_size):
@@ -33,7 +33,7 @@ class Reader:
             if got is not None:
                 off = address - got[0]
                 if off >= 0 and off + size <= len(got[1]):
-                    return got[1][off : off + size]
+                    return bytes(got[1][off : off + size])
         base = address & ~(BLOCK - 1)
         if address + size <= base + BLOCK:
             block = self._block(base)
@@ -41,6 +41,20 @@ class Reader:
                 off = address - base
                 return block[off : off + size]
         return self.mem.read(address, size)
+
+    def view(self, address: int, size: int) -> memoryview:
+        """read() as a memoryview (model/memory.py read_view): a preloaded piece's part, else a
+        bulk read from the Memory without copying it."""
+        if address < 0 or size < 0 or address + size > 1 << (8 * self.pointer_size):
+            raise MemoryReadError(address, size, "outside the address space")
+        got = self._pieces.get(address // PIECE) if self._pieces else None
+        if got is not None:
+            off = address - got[0]
+            if off >= 0 and off + size <= len(got[1]):
+                return got[1][off : off + size]
+        if size < BLOCK:
+            return memoryview(self.read(address, size))
+        return read_view(self.mem, address, size)
 
     def _block(self, base: int) -> Optional[bytes]:
         if base in self._blocks:
@@ -68,7 +82,7 @@ class Reader:
                 nxt = min((base // PIECE + 1) * PIECE, end)
                 if base // PIECE not in self._pieces:  # two ranges in one PIECE: the first's
                     try:
-                        self._pieces[base // PIECE] = (base, self.mem.read(base, nxt - base))
+                        self._pieces[base // PIECE] = (base, read_view(self.mem, base, nxt - base))
                     except MemoryReadError:
                         pass  # left to the blocks' own reads, which see each failure exactly
                 base = nxt
@@ -82,9 +96,9 @@ class Reader:
             self._blocks.popitem(last=False)
 
     def block(self, address: int):
-        """(base, bytes) of the cached block holding `address` (a preloaded piece, else a
-        BLOCK), for reading its neighbours without a call each; (address, b"") when that block
-        is not cached whole."""
+        """(base, bytes or memoryview) of the cached block holding `address` (a preloaded
+        piece, else a BLOCK), for reading its neighbours without a call each; (address, b"")
+        when that block is not cached whole."""
         if self._pieces:
             piece = self._pieces.get(address // PIECE)
             if piece is not None and 0 <= address - piece[0] < len(piece[1]):

@@ -1,0 +1,168 @@
+"""The reachability scan (model/leaks.py) over bytes, without gdb: hand-made graphs, the word
+filter against a plain loop, and random graphs against a search written here."""
+
+import struct
+
+from hypothesis import given, settings, strategies as st
+
+from gdbext.model.leaks import Nodes, Register, Root, scan, word_hits, referrers
+
+HEAP = 0x5555_5555_0000
+ROOT = 0x7FFF_0000_0000
+
+
+def nodes_of(sizes):
+    """Nodes laid out back to back from HEAP, as chunks with a 16-byte header."""
+    n = Nodes()
+    a = HEAP
+    for s in sizes:
+        n.chunk.append(a)
+        n.start.append(a + 16)
+        n.end.append(a + s + 8)
+        n.size.append(s)
+        n.arena.append(0x1000)
+        n.uncertain.append(0)
+        a += s
+    return n
+
+
+def heap_bytes(nodes, words):
+    """The heap's memory: {address: value} written, zeros elsewhere."""
+    size = nodes.end[-1] - HEAP
+    buf = bytearray(size)
+    for address, value in words.items():
+        struct.pack_into("<Q", buf, address - HEAP, value)
+    return bytes(buf)
+
+
+def root_block(values):
+    return (Root("static", ROOT, ROOT + 8 * len(values), "g"), ROOT, struct.pack(f"<{len(values)}Q", *values))
+
+
+def test_chain_cycle_interior_and_free_words():
+    n = nodes_of([0x30] * 6)
+    s = n.start
+    words = {
+        s[0]: s[1] + 8,  # 0 -> 1 (interior)
+        s[1]: s[2],  # 1 -> 2
+        s[3]: s[4],  # 3 <-> 4: a cycle nobody enters
+        s[4]: s[3],
+        n.chunk[5] + 8: s[5],  # 5's own size field: a header, no edge
+    }
+    got = scan(n, [Register(1, "rbx", 0)], [root_block([s[0], 7, 0])], [(HEAP, heap_bytes(n, words))])
+    assert list(got.reachable) == [1, 1, 1, 0, 0, 0]
+    assert got.leaked() == [3, 4, 5]
+    assert [got.referenced[i] for i in (3, 4, 5)] == [1, 1, 0]
+    assert got.reaches([3, 4, 5]) == {3: 1, 4: 1, 5: 0}
+    how, chain = got.path(2)
+    assert (how, chain) == (None, [0, 1, 2])  # a memory root: the caller finds which
+    assert got.path(3) is None
+    assert got.root_bytes["static"] == 24
+
+
+def test_a_register_is_a_root_and_the_last_word_of_a_chunk_is_its_own():
+    n = nodes_of([0x20, 0x20])
+    # chunk 0's user memory runs to chunk 1's prev_size field (chunk 1's address + 8)
+    words = {n.chunk[1]: n.start[1]}
+    got = scan(n, [Register(2, "r12", n.start[0] + 3)], [], [(HEAP, heap_bytes(n, words))])
+    assert list(got.reachable) == [1, 1]
+    assert got.root_of[0][0].name == "r12"
+
+
+def test_referrers_lists_roots_and_heap_words():
+    n = nodes_of([0x30, 0x30])
+    words = {n.start[0] + 8: n.start[1]}
+    roots, heap = referrers(
+        n.start[1], n.end[1], [Register(1, "rax", n.start[1])], [root_block([0, n.start[1] + 4])],
+        [(HEAP, heap_bytes(n, words))],
+    )
+    assert [(type(r).__name__, a) for r, a, _ in roots] == [("Register", None), ("Root", ROOT + 8)]
+    assert heap == [(n.start[0] + 8, n.start[1])]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, (1 << 64) - 1), max_size=64),
+    st.lists(st.tuples(st.integers(0, 1 << 48), st.integers(1, 1 << 36)), min_size=1, max_size=4),
+    st.integers(0, 15),
+)
+def test_word_hits_finds_what_a_plain_loop_finds(values, spans, shift):
+    spans = sorted((lo, lo + n) for lo, n in spans)
+    # some values inside the spans, so that there is something to find
+    values = values + [lo + (v % (hi - lo)) for (lo, hi), v in zip(spans, values)]
+    data = bytes(shift) + struct.pack(f"<{len(values)}Q", *values)
+    base = 0x1000 - shift
+    want = set()
+    for k in range(len(data) - 7):
+        if (base + k) % 8 == 0:
+            v = int.from_bytes(data[k : k + 8], "little")
+            if any(lo <= v < hi for lo, hi in spans):
+                want.add((base + k, v))
+    assert set(word_hits(data, base, spans)) == want
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_random_graphs_match_a_search(data):
+    count = data.draw(st.integers(1, 40))
+    sizes = [data.draw(st.sampled_from([0x20, 0x30, 0x50])) for _ in range(count)]
+    n = nodes_of(sizes)
+    edges = {i: data.draw(st.lists(st.integers(0, count - 1), max_size=3)) for i in range(count)}
+    roots = data.draw(st.lists(st.integers(0, count - 1), max_size=4))
+    words = {}
+    for i, outs in edges.items():
+        for k, j in enumerate(outs[: (sizes[i] - 8) // 8 - 1]):
+            words[n.start[i] + 8 * k] = n.start[j] + data.draw(st.sampled_from([0, 8]))
+    seen, todo = set(roots), list(roots)
+    while todo:
+        i = todo.pop()
+        for j in [j for k, j in enumerate(edges[i][: (sizes[i] - 8) // 8 - 1])]:
+            if j not in seen:
+                seen.add(j)
+                todo.append(j)
+    got = scan(n, [], [root_block([n.start[r] for r in roots])] if roots else [], [(HEAP, heap_bytes(n, words))])
+    assert set(got.leaked()) == set(range(count)) - seen
+
+
+def test_what_unwalked_memory_points_at_is_doubtful_not_leaked():
+    n = nodes_of([0x30] * 3)
+    words = {n.start[1]: n.start[2]}  # 1 -> 2; only unwalked memory points at 1
+    unwalked = struct.pack("<2Q", 0, n.start[1])
+    got = scan(n, [], [], [(HEAP, heap_bytes(n, words))], [(0x6000_0000_0000, unwalked)])
+    assert got.leaked() == [0, 1, 2]
+    assert list(got.doubtful) == [0, 1, 1]
+
+
+def test_no_nodes_no_work():
+    got = scan(Nodes(), [Register(1, "rax", HEAP)], [root_block([HEAP])], [])
+    assert got.leaked() == [] and got.root_bytes["static"] == 8
+
+
+class _Memory:
+    def __init__(self, base, data):
+        self.base, self.data = base, data
+
+    def read(self, address, size):
+        off = address - self.base
+        if off < 0 or off + size > len(self.data):
+            raise ValueError("unreadable")
+        return self.data[off : off + size]
+
+
+def test_views_put_unreferenced_heads_first_and_read_first_words_in_bulk():
+    from gdbext.views import leaks as V
+
+    n = nodes_of([0x30] * 4)
+    s = n.start
+    words = {s[1]: s[2], s[3]: 0x4142}  # 1 -> 2; nothing reaches 1, 2, 3; 0 is a root's
+    heap = heap_bytes(n, words)
+    got = scan(n, [], [root_block([s[0]])], [(HEAP, heap)])
+    leaked, unknown = V.split(got)
+    assert (leaked, unknown) == ([1, 2, 3], [])
+    firsts = V.first_words(_Memory(HEAP, heap), n, leaked)
+    assert firsts[3][:8] == (0x4142).to_bytes(8, "little") and firsts[1][:8] == s[2].to_bytes(8, "little")
+    rows = V.rows(got, leaked, firsts, {s[2]: "sig"}, None)
+    assert [(r.node, r.unreferenced, r.reaches) for r in rows] == [(1, True, 1), (3, True, 0), (2, False, 0)]
+    assert rows[0].signature == "sig"
+    t = V.totals(got, leaked, unknown)
+    assert (t["used"], t["reachable"], t["leaked"], t["unreferenced"]) == (4, 1, 3, 2)
