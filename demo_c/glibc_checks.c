@@ -16,7 +16,10 @@
  *                 chunk, through COUNT (default 3000000) well-formed fake
  *                 chunks laid out inside one big used chunk of the brk heap,
  *                 and the tcache list of 0x20 chunks through min(COUNT,
- *                 100000) more (glibc's counts stop at 65535)
+ *                 100000) more (glibc's counts stop at 65535); the chunks
+ *                 freed first fill the tcache (7 before glibc 2.43, 16
+ *                 from it: counted, not assumed), and glibc 2.43 and later,
+ *                 which have no fastbins, get the tcache list only
  *
  * main_arena is found without symbols: the one word in libc's writable data
  * that holds the top chunk's address is main_arena.top; system_mem is the
@@ -26,7 +29,8 @@
  * (the word changed), top, top.size (before), sbrk0, system_mem (before),
  * arena.top_field, live.K (user pointers of live chunks), large.K (the large
  * bin's chunks, nextsize), forged.{count,tcache_count,base,fast_head,tcache_tail,
- * fast_first,tcache_first}.
+ * fast_first,tcache_first}, forged.fast (1 when a fastbin was forged),
+ * forged.tcache_fill (the chunks the tcache took).
  */
 #define _GNU_SOURCE
 #include "demo.h"
@@ -189,20 +193,37 @@ static void mode_nextsize(void)
 
 static void mode_forged(long count)
 {
-    enum { FILL = 7, FAKE = 0x20, TCACHE_FAKES = 100000 };
-    char *t[FILL];
+    enum { MAXFILL = 64, FAKE = 0x20, TCACHE_FAKES = 100000 };
+    char *t[MAXFILL];
     demo_check(mallopt(M_MMAP_MAX, 0) == 1, "mallopt"); /* the big chunk from the brk heap */
     live(0x18);
-    for (int i = 0; i < FILL; i++)
+    for (int i = 0; i < MAXFILL; i++)
         t[i] = malloc(0x18);
-    char *f = malloc(0x18);
     live(0x18);
     long tcount = count < TCACHE_FAKES ? count : TCACHE_FAKES;
     char *big = live((size_t)(count + tcount + 2) * FAKE);
-    for (int i = 0; i < FILL; i++)
-        free(t[i]);             /* tcache[0]: t6 -> ... -> t0 */
+    /* Free until a free raises mallinfo2's free bytes: those before it went to the tcache
+     * (tcache[0]: t[fill-1] -> ... -> t0; the first lowers them when it makes the tcache, from
+     * glibc 2.43); that one went to fastbin[0] if it raised smblks (glibc < 2.43), else to the
+     * unsorted bin; nothing is allocated after. */
+    int fill = 0;
+    char *f = NULL;
+    while (fill < MAXFILL) {
+        struct mallinfo2 a = mallinfo2();
+        free(t[fill]);
+        struct mallinfo2 b = mallinfo2();
+        if (b.fordblks <= a.fordblks) {
+            fill++;
+            continue;
+        }
+        if (b.smblks > a.smblks)
+            f = t[fill];
+        break;
+    }
+    demo_check(fill > 0 && fill < MAXFILL, "the tcache took some chunks, not all");
     see_safe_linking(t[0]);
-    free(f);                    /* the tcache is full: fastbin[0] = f; nothing is allocated after */
+    fact("forged.tcache_fill=%d", fill);
+    fact("forged.fast=%d", f != NULL);
 
     /* Fake 0x20 chunks one after the other, each linking to the next: the first
      * `count` for the fastbin (chunk addresses), the next `count` for the tcache
@@ -210,7 +231,7 @@ static void mode_forged(long count)
     char *fast = (char *)(((uintptr_t)big + 15) & ~(uintptr_t)15);
     char *tc = fast + (size_t)count * FAKE;
     uintptr_t key = ((uintptr_t *)t[0])[1];
-    for (long k = 0; k < count; k++) {
+    for (long k = 0; f && k < count; k++) {
         uintptr_t *c = (uintptr_t *)(fast + k * FAKE);
         c[0] = 0;
         c[1] = FAKE | 1;
@@ -227,12 +248,14 @@ static void mode_forged(long count)
     fact("forged.count=%ld", count);
     fact("forged.tcache_count=%ld", tcount);
     fact("forged.base=0x%lx", (unsigned long)fast);
-    fact("forged.fast_head=0x%lx", (unsigned long)(f - 16));
+    if (f) {
+        fact("forged.fast_head=0x%lx", (unsigned long)(f - 16));
+        fact("forged.fast_first=0x%lx", (unsigned long)fast);
+        uintptr_t *fd = (uintptr_t *)f;
+        *fd = PROTECT_PTR(fd, fast);
+    }
     fact("forged.tcache_tail=0x%lx", (unsigned long)(t[0] - 16));
-    fact("forged.fast_first=0x%lx", (unsigned long)fast);
     fact("forged.tcache_first=0x%lx", (unsigned long)tc);
-    uintptr_t *fd = (uintptr_t *)f;
-    *fd = PROTECT_PTR(fd, fast);
     uintptr_t *next = (uintptr_t *)t[0];
     *next = PROTECT_PTR(next, tc + 16);
 }

@@ -181,15 +181,21 @@ static void grown_by_mremap(int n)
 #define BAD_VALUE 0x4141414141414140UL
 
 /* Address of entries[0] of this thread's tcache_perthread_struct: the word that holds `head`,
- * the chunk freed last into tcache[0], searched for below it (the struct is the heap's first
- * chunk, a few hundred bytes below).  Seen, not computed, so that every glibc's layout fits. */
+ * the chunk freed last into tcache[0].  Before glibc 2.43 the struct is the heap's first chunk,
+ * a few hundred bytes below; from 2.43 glibc makes it at the thread's first free, so above the
+ * chunks freed (searched first, up to the break: nothing else there holds `head`).  Seen, not
+ * computed, so that every glibc's layout fits. */
 static uintptr_t *find_entries0(void *head)
 {
-    uintptr_t *w = (uintptr_t *)head - 2;
+    uintptr_t *w = (uintptr_t *)head;
+    for (uintptr_t *end = sbrk(0); w + 1 <= end; w++)
+        if (*w == (uintptr_t)head)
+            return w;
+    w = (uintptr_t *)head - 2;
     for (int i = 0; i < 4096; i++, w--)
         if (*w == (uintptr_t)head)
             return w;
-    demo_check(0, "tcache entries[0] not found below the first chunks");
+    demo_check(0, "tcache entries[0] not found near the first chunks");
     return NULL;
 }
 

@@ -12,14 +12,19 @@
  * start (facts A.merged, B.merged = 1).  The program's pages are filled with
  * data that is not a chunk header.  Stop "merged".
  *
- * MODE damages A's header after that stop (stop "corrupt"), then the demo
+ * MODE small first mallocs 24 bytes and keeps them: a brk heap, which glibc
+ * before 2.43 makes at the first malloc of any size (the tcache) and 2.43 only
+ * for a small request or a free.
+ *
+ * Another MODE damages A's header after that stop (stop "corrupt"), then the demo
  * leaves with _exit(0) without calling malloc or free again:
  *   size    size field + 0x1230: not a whole number of pages
  *   flags   PREV_INUSE set in the size field
  *   prev    prev_size = 0x40
  *
  * Facts: X.chunk, X.user, X.map_start, X.map_len (X = A, B; the mapping is
- * the chunk's own mmap, from its header), X.merged, X.vma_start, X.vma_end
+ * the chunk's own mmap: its start from the header's prev_size, its length
+ * what mallinfo2's hblkhd grew by), X.merged, X.vma_start, X.vma_end
  * (the /proc/self/maps line that holds the chunk), own.N.{addr,len} (N = 1,
  * 2), mallinfo2.{hblks,hblkhd}, corrupt.{field,value} (with MODE).
  */
@@ -89,12 +94,13 @@ static char *own_below(uintptr_t below, size_t pages, size_t page, int n)
     return got;
 }
 
-static void report_chunk(const char *name, void *user)
+/* map_len is what glibc's own count of mmapped bytes grew by: its size field is the whole
+ * mapping less prev_size before glibc 2.43, less the chunk header too from 2.43 on. */
+static void report_chunk(const char *name, void *user, size_t map_len)
 {
     size_t *h = header(user);
     uintptr_t chunk = (uintptr_t)h;
     uintptr_t map_start = chunk - h[0];
-    size_t map_len = h[0] + (h[1] & ~(size_t)7);
     uintptr_t vs, ve;
     vma_of(chunk, &vs, &ve);
     fact("%s.chunk=0x%lx", name, (unsigned long)chunk);
@@ -111,17 +117,26 @@ int main(int argc, char **argv)
     demo_fact_pid();
     const char *mode = argc > 1 ? argv[1] : "";
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (strcmp(mode, "small") == 0) {
+        void *small = malloc(24);
+        demo_check(small != NULL, "malloc(24)");
+        fact("small=0x%lx", (unsigned long)small);
+    }
 
+    size_t mapped = mallinfo2().hblkhd;
     void *a = malloc(300000);
+    size_t a_len = mallinfo2().hblkhd - mapped;
     demo_check(a != NULL && (header(a)[1] & 2), "malloc(300000) is an mmapped chunk");
     own_below((uintptr_t)header(a) - header(a)[0], 64, page, 1);
 
+    mapped = mallinfo2().hblkhd;
     void *b = memalign(65536, 200000);
+    size_t b_len = mallinfo2().hblkhd - mapped;
     demo_check(b != NULL && (header(b)[1] & 2), "memalign(65536, 200000) is an mmapped chunk");
     own_below((uintptr_t)header(b) - header(b)[0], 16, page, 2);
 
-    report_chunk("A", a);
-    report_chunk("B", b);
+    report_chunk("A", a, a_len);
+    report_chunk("B", b, b_len);
     struct mallinfo2 mi = mallinfo2();
     fact("mallinfo2.hblks=%zu", mi.hblks);
     fact("mallinfo2.hblkhd=%zu", mi.hblkhd);

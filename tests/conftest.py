@@ -30,13 +30,13 @@ def gdb_session(demos):
 
 @pytest.fixture(scope="session")
 def glibcs():
-    """{version: tests.glibcs.Glibc} for 2.31, 2.36 (this host) and 2.41, fetched from Debian's
+    """{version: tests.glibcs.Glibc} for 2.31, 2.36, 2.41, 2.43 and 2.44, fetched from Debian's
     archive once (cached in tests/.cache/glibc) with the demos built to run under each;
     skips when the archive cannot be reached."""
     from tests import glibcs as G
 
     try:
-        return G.ensure()
+        return G.Fetched(G.ensure())
     except G.Unreachable as e:
         pytest.skip(f"Debian's archive is unreachable, no other glibc to test: {e}")
 

@@ -1,5 +1,6 @@
 """Other glibcs for the gdb tests: the demos run under Debian's glibc 2.31 (bullseye), 2.36
-(bookworm) and 2.41 (trixie), each with or without libc debug symbols.
+(bookworm), 2.41 (trixie), 2.43 (sid) and 2.44 (experimental), each with or without libc debug
+symbols.
 
     python -m tests.glibcs fetch [VERSION...]    download, extract and build (idempotent)
     python -m tests.glibcs info [VERSION...]     what is cached, as JSON
@@ -57,8 +58,24 @@ DEFAULT_CACHE = os.path.join(ROOT, "tests", ".cache", "glibc")
 SUITES = {"2.31": "bullseye", "2.36": "bookworm", "2.41": "trixie", "2.43": "sid",
           "2.44": "experimental"}
 EXTRA_SUITES = {"experimental": ("sid",)}
-# The glibcs the whole suite runs its demos under.
-VERSIONS = ("2.31", "2.36", "2.41")
+# The glibcs the whole suite runs its demos under. GDBEXT_TEST_GLIBCS=host keeps only the host's
+# own (tests/compat/matrix.sh in its chroots: the host's run covers the others), or names a
+# comma-separated list.
+ALL_VERSIONS = ("2.31", "2.36", "2.41", "2.43", "2.44")
+
+
+def _versions() -> tuple:
+    chosen = os.environ.get("GDBEXT_TEST_GLIBCS", "").strip()
+    if chosen == "host":
+        return (host_version(),)
+    return tuple(v.strip() for v in chosen.split(",") if v.strip()) or ALL_VERSIONS
+
+
+def host_version() -> str:
+    return os.confstr("CS_GNU_LIBC_VERSION").split()[-1]  # "glibc 2.36"
+
+
+VERSIONS = _versions()
 OLDEST = min(VERSIONS, key=lambda v: tuple(map(int, v.split("."))))
 # libgcc-s1: pthread_exit and pthread_cancel dlopen libgcc_s.so.1 to unwind, and the host's may
 # need a newer glibc than the one under test.
@@ -76,10 +93,6 @@ class Unreachable(Exception):
 
 def cache_dir() -> str:
     return os.path.abspath(os.environ.get("GDBEXT_GLIBC_CACHE") or DEFAULT_CACHE)
-
-
-def host_version() -> str:
-    return os.confstr("CS_GNU_LIBC_VERSION").split()[-1]  # "glibc 2.36"
 
 
 def _run(argv, **kw) -> subprocess.CompletedProcess:
@@ -460,6 +473,16 @@ def ensure(versions=VERSIONS, build=True) -> dict:
             out = {v: dataclasses.replace(g, build_error=_build_demos(g, sysroot))
                    for v, g in out.items()}
     return out
+
+
+class Fetched(dict):
+    """{version: Glibc} as `ensure` returns it, which fetches a version asked for that is not
+    there yet: the host's own glibc when it is none of VERSIONS (a newer Debian, another
+    distribution), which the tests of host-only things (a kernel's core dump) still run under."""
+
+    def __missing__(self, version):
+        self[version] = ensure((version,))[version]
+        return self[version]
 
 
 # ---- command line --------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pexpect
 
@@ -194,13 +195,46 @@ def libc_tls_unreadable(glibc: str):
     """Why this gdb cannot read glibc `glibc`'s thread-local variables (malloc's tcache), or
     None when it can. gdb reads them through libthread_db, which gdb before 11 loads only when
     libpthread comes in, before libc's symbols; glibc 2.34 merged libpthread into libc, so its
-    libthread_db finds none of the symbols it needs there and gdb 10 sees bare LWPs."""
+    libthread_db finds none of the symbols it needs there and gdb 10 sees bare LWPs. And gdb
+    loads the inferior's libthread_db into itself: one that needs a newer glibc than the one gdb
+    runs on (2.43's asks for GLIBC_ABI_DT_X86_64_PLT) does not load, and gdb sees bare LWPs."""
     v = tuple(int(x) for x in glibc.split(".")[:2])
     if gdb_version() < (11, 0) and v >= (2, 34):
         return (f"gdb {gdb_version()[0]}.{gdb_version()[1]} cannot read glibc {glibc}'s "
                 "thread-local variables: gdb before 11 cannot load the libthread_db of glibc "
                 "2.34 and later, where libpthread was merged into libc")
-    return None
+    return thread_db_unloadable(glibc)
+
+
+_thread_db_errors: dict = {}
+
+
+def thread_db_unloadable(glibc: str):
+    """Why glibc `glibc`'s libthread_db cannot be loaded next to the glibc gdb runs on, or None.
+    Asked of this Python (it runs on the same glibc as gdb, as on every Debian-like host): a
+    dlopen in a child process, as gdb's own; the ps_* functions it needs are gdb's, so only
+    their absence here is no reason."""
+    from tests import glibcs as G
+
+    if glibc == G.host_version():
+        return None
+    if glibc not in _thread_db_errors:
+        path = os.path.join(G.describe(glibc).libdir, "libthread_db.so.1")
+        p = subprocess.run([sys.executable, "-c", "import ctypes, os, sys; ctypes.CDLL(sys.argv[1], os.RTLD_LAZY)",
+                            path],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        err = (p.stdout.strip().splitlines() or [""])[-1]
+        ok = p.returncode == 0 or "undefined symbol: ps_" in err
+        _thread_db_errors[glibc] = None if ok else (
+            f"this gdb cannot load glibc {glibc}'s libthread_db, which needs a newer glibc than "
+            f"the {G.host_version()} gdb runs on ({err}): gdb sees bare LWPs and no thread-local "
+            "variables")
+    return _thread_db_errors[glibc]
+
+
+def glibc_key(glibc: str) -> tuple:
+    """(2, 43) for "2.43"."""
+    return tuple(int(x) for x in glibc.split(".")[:2])
 
 
 def proc_maps(pid: int):

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Compatibility matrix: run the whole test suite inside minimal Debian chroots, one per suite.
 #
-#   sudo tests/compat/matrix.sh [bullseye|trixie|all ...] [--rebuild] [--shell] [-- ARGS...]
+#   sudo tests/compat/matrix.sh [bullseye|trixie|sid|experimental|all ...] [--rebuild] [--shell] [-- ARGS...]
 #
-#   bullseye   gdb 10, Python 3.9, glibc 2.31
-#   trixie     gdb 16, Python 3.13, glibc 2.41
-#   all        both (the default)
+#   bullseye      gdb 10, Python 3.9, glibc 2.31
+#   trixie        gdb 16, Python 3.13, glibc 2.41
+#   sid           gdb 18, Python 3.14, glibc 2.43
+#   experimental  sid with experimental's glibc (2.44)
+#   all           all four (the default)
 #   --rebuild  make the chroots again from scratch instead of reusing the cached ones
 #   --shell    instead of the tests, a shell in the chroot, set up as for the tests (for
 #              looking into a failure); with `-- COMMAND ARGS...`, run that command in /src
@@ -29,6 +31,17 @@
 # The suite runs with the chroot's own python3, pytest, pexpect, pygments and hypothesis (the
 # Debian packages, no virtualenv): `python3 -m pytest -q -n 2 tests -p no:cacheprovider`, two gdbs
 # at a time (GDBEXT_COMPAT_JOBS=N for another number).
+#
+# What a chroot adds is its gdb, its Python and its own glibc as the host's: every test runs
+# there, but the demos run under the chroot's glibc only (GDBEXT_TEST_GLIBCS=host), not again
+# under the other glibcs of tests/glibcs.py: the host's own run of the suite (.ci/run) runs them
+# under all five, and repeating that in four chroots multiplied the matrix's time for little
+# (the heap model's answers depend on the glibc, not on the gdb that reads the memory).
+# GDBEXT_COMPAT_GLIBCS=all (or a list such as 2.31,2.43) runs them all in the chroots too.
+#
+# Time on a 2-core machine: each chroot is made once (debootstrap and packages, about a minute)
+# and cached; a suite's run is the rest (the README's Tests section has the figures). The suites
+# run one after another, each with two gdbs at a time, which already keeps both cores busy.
 #
 # Exit status: 0 when every suite passed, 1 when a suite failed, 2 on a usage error or when a
 # chroot could not be made.
@@ -96,14 +109,28 @@ set_traps() {
 # Inside the private namespace: debootstrap a minimal system, then let apt (whose resolver,
 # unlike debootstrap's, follows virtual packages such as bullseye's libboost-regex for gdb)
 # install the packages. Called as `matrix.sh --provision SUITE DIR MIRROR`.
+# experimental is not a whole release: its chroot is sid with experimental's glibc pinned above
+# sid's. sid's (and so experimental's) Release may carry an expired Valid-Until on a snapshot
+# mirror: apt in those chroots is told not to check it.
 provision() {
-  local suite=$1 dir=$2 mirror=$3
+  local suite=$1 dir=$2 mirror=$3 base=$1
   set_traps
-  forward debootstrap --variant=minbase "$suite" "$dir" "$mirror"
+  [ "$suite" != experimental ] || base=sid
+  forward debootstrap --variant=minbase "$base" "$dir" "$mirror"
   mnt -t proc -o nosuid,nodev,noexec proc "$dir/proc"
   mnt --rbind /dev "$dir/dev"
+  if [ "$base" = sid ]; then
+    echo 'Acquire::Check-Valid-Until "false";' >"$dir/etc/apt/apt.conf.d/99gdbext-valid-until"
+  fi
+  if [ "$suite" = experimental ]; then
+    echo "deb $mirror experimental main" >"$dir/etc/apt/sources.list.d/experimental.list"
+    printf 'Package: src:glibc\nPin: release a=experimental\nPin-Priority: 990\n' \
+      >"$dir/etc/apt/preferences.d/gdbext-glibc"
+  fi
   local env=(env -i HOME=/root "PATH=$chroot_path" LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive)
   forward chroot "$dir" "${env[@]}" apt-get update -q
+  # experimental's glibc replaces the one debootstrap installed before the rest comes
+  [ "$suite" != experimental ] || forward chroot "$dir" "${env[@]}" apt-get dist-upgrade -y -q
   # shellcheck disable=SC2086  # the package list, split on purpose
   forward chroot "$dir" "${env[@]}" apt-get install -y -q --no-install-recommends ${packages//,/ }
   chroot "$dir" "${env[@]}" apt-get clean
@@ -140,6 +167,10 @@ inside() {
   local env=(env -i HOME=/root "PATH=$chroot_path" LANG=C.UTF-8 TERM=dumb PYTHONDONTWRITEBYTECODE=1)
   [ -z "${GDBEXT_TEST_TIMEOUT:-}" ] || env+=("GDBEXT_TEST_TIMEOUT=$GDBEXT_TEST_TIMEOUT")
   [ -z "${GDBEXT_COMPAT_JOBS:-}" ] || env+=("GDBEXT_COMPAT_JOBS=$GDBEXT_COMPAT_JOBS")
+  case "${GDBEXT_COMPAT_GLIBCS:-host}" in
+    all) ;;
+    *) env+=("GDBEXT_TEST_GLIBCS=${GDBEXT_COMPAT_GLIBCS:-host}") ;;
+  esac
   if [ "$mode" = shell ]; then
     if [ $# -gt 0 ]; then
       chroot "$dir" "${env[@]}" /bin/sh -c 'cd /src && exec "$@"' sh "$@"
@@ -268,17 +299,17 @@ main() {
   rebuild=0 mode=tests
   while [ $# -gt 0 ]; do
     case "$1" in
-      bullseye|trixie) suites+=("$1") ;;
-      all) suites+=(bullseye trixie) ;;
+      bullseye|trixie|sid|experimental) suites+=("$1") ;;
+      all) suites+=(bullseye trixie sid experimental) ;;
       --rebuild) rebuild=1 ;;
       --shell) mode=shell ;;
       --) shift; pytest_args=("$@"); break ;;
-      -h|--help) sed -n '2,12p' "$self" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      -h|--help) sed -n '2,14p' "$self" | sed 's/^# \{0,1\}//'; exit 0 ;;
       *) die "unknown argument $1 (see --help)" ;;
     esac
     shift
   done
-  [ ${#suites[@]} -gt 0 ] || suites=(bullseye trixie)
+  [ ${#suites[@]} -gt 0 ] || suites=(bullseye trixie sid experimental)
   # shellcheck disable=SC2207  # suite names have no spaces
   suites=($(printf '%s\n' "${suites[@]}" | awk '!seen[$0]++'))  # each once, in order
   [ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot and mount); run it with sudo"

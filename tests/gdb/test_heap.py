@@ -18,6 +18,9 @@ RANDOM = [(1, 3000, 3), (2, 3000, 3), (3, 3000, 3), (4, 3000, 3), (5, 3000, 3), 
 NO_SYMBOLS = ("set debug-file-directory /nonexistent",)
 # gdb's "[New Thread ...]" / "[Thread ... exited]" can land inside the XML the program prints
 QUIET = ("set print thread-events off",)
+# glibc 2.43 removed the fastbins: the demos run under the host's glibc here
+FASTBINS = H.glibc_key() < (2, 43)
+FREE_STATES = {"tcache", "unsorted", "smallbin", "largebin"} | ({"fastbin"} if FASTBINS else set())
 COMMANDS = ("heapchunks", "bins", "arenas", "chunk")
 
 
@@ -96,7 +99,7 @@ def take(demos):
 
 def check_malloc_info(s: Snapshot):
     glibc = H.parse_malloc_info(H.malloc_info_text(s.transcript))
-    ours = H.malloc_info_from_json(s.chunks, s.rules)
+    ours = H.malloc_info_from_json(s.chunks, rules=s.rules)
     assert len(glibc["heaps"]) == len(ours["heaps"]) == len(s.chunks["arenas"])
     for g, o, a in zip(glibc["heaps"], ours["heaps"], s.chunks["arenas"]):
         where = f"arena {o['nr']} ({a['address']:#x})"
@@ -107,15 +110,16 @@ def check_malloc_info(s: Snapshot):
         assert g["unsorted"] == o["unsorted"], where
         assert g["fast"] == o["fast"], where
         assert g["rest"] == o["rest"], where
+    glibc = H.without_drift(glibc, ours)
     for key in ("fast", "rest", "mmap", "system"):
         assert glibc[key] == ours[key], key
 
 
 def check_mallinfo2(s: Snapshot):
-    oracle = H.mallinfo2_facts(s.facts)
-    assert H.mallinfo2_from_json(s.chunks) == oracle
-    # our own summary key says the same
-    assert {k: s.chunks["mallinfo2"][k] for k in H.MALLINFO2} == oracle
+    ours = H.mallinfo2_from_json(s.chunks)
+    assert ours == H.without_drift(H.mallinfo2_facts(s.facts), ours)
+    # our own summary key says what glibc says (mp_'s mmapped_mem, drift and all)
+    assert {k: s.chunks["mallinfo2"][k] for k in H.MALLINFO2} == H.mallinfo2_facts(s.facts)
 
 
 def check_walk(s: Snapshot):
@@ -145,7 +149,7 @@ def check_allocation(s: Snapshot, t: int, user: int, req: int, mmapped: bool):
         assert arena is None, f"{user:#x}: the demo saw IS_MMAPPED, we see {c}"
         assert c["size"] - 2 * R.size_sz >= req
         if c["address"] == c["mapping_start"]:
-            assert c["size"] == R.mmapped_size(req), (c, req)
+            assert H.mapping_bytes(c, rules=R) == R.mmapped_size(req), (c, req)
         else:  # memalign dropped the head of the mapping (or i386 aligned the chunk in it):
             # still one mapping, whole pages
             assert H.mapping_bytes(c) % H.PAGE == 0 and c["mapping_start"] % H.PAGE == 0
@@ -220,7 +224,7 @@ def test_basic_walk_covers_every_heap_and_bin(basic):
     check_walk(basic)
     states = {c["state"] for a in basic.chunks["arenas"] for c in a["chunks"]}
     # basic mode fills every kind of list: the test would prove little otherwise
-    assert {"used", "tcache", "fastbin", "unsorted", "smallbin", "largebin", "top"} <= states
+    assert {"used", "top"} | FREE_STATES <= states
     assert len(basic.chunks["arenas"]) == 3 and len(basic.chunks["mmapped"]) == 5
     # one of them (memalign's) starts inside its mapping
     (inside,) = [m for m in basic.chunks["mmapped"] if m["address"] != m["mapping_start"]]
@@ -255,7 +259,7 @@ def check_freed(basic: Snapshot):
     seen = set()
     for t, k, (user, req) in freed:
         where = f[f"bin.t{t}.{k}"]
-        assert where in ("tcache", "fastbin", "unsorted", "smallbin", "largebin"), (t, k, where)
+        assert where in FREE_STATES, (t, k, where)
         arena, c = chunks[user - 2 * R.size_sz]
         assert c["state"] == where, (hex(user), where, c)
         assert R.request2size(req) <= c["size"] <= R.request2size(req) + R.minsize
@@ -267,7 +271,7 @@ def check_freed(basic: Snapshot):
         else:
             assert c["bin"] == R.expected_bin_label(where, c["size"])
             assert arena["address"] == basic.arena_address(t), (hex(user), t)
-    assert seen == {"tcache", "fastbin", "unsorted", "smallbin", "largebin"}
+    assert seen == FREE_STATES
     # the tail a shrinking realloc split off and freed itself
     arena, c = chunks[f["realloc_remainder.t0"]]
     assert c["size"] == f["realloc_remainder.t0.size"]
@@ -315,7 +319,7 @@ def test_after_the_threads_exit(demos):
     f = before.facts
     moved = [(t, u) for t, k, (u, _) in facts_like(f, r"free\.t([12])\.(\d+)")
              if f[f"bin.t{t}.{k}"] == "tcache"]
-    assert len(moved) == 13
+    assert len(moved) >= 13  # 13 with 7 chunks per tcache bin, more from glibc 2.43 (16)
     for t, user in moved:
         arena = next(a for a in after.chunks["arenas"] if a["address"] == before.arena_address(t))
         (c,) = [c for c in arena["chunks"] if c["address"] <= user < c["address"] + c["size"]]
@@ -358,7 +362,7 @@ def test_threshold_stops(gdb_session):
     check_walk(s)
 
 
-def test_static_program(take):
+def test_static_program(request, take):
     """malloc linked into the program: no libc.so, no libc debug symbols."""
     import os
     if not os.path.exists(demo("malloc_sizes_static")):
@@ -390,7 +394,7 @@ def test_json_keys_of_the_contract(basic):
         assert isinstance(t["thread"], int)
         assert all(set(b) >= {"size", "count", "chunks"} for b in t["bins"])
     for key in ("fastbins", "unsorted", "smallbins", "largebins"):
-        assert basic.bins[key], key
+        assert basic.bins[key] or (key == "fastbins" and not FASTBINS), key
         assert all(set(b) >= {"size", "count", "chunks"} for b in basic.bins[key])
     assert set(basic.arenas["mp"]) >= {"mmap_threshold", "trim_threshold", "n_mmaps", "mmapped_mem",
                                        "sbrk_base", "tcache_count"}
@@ -402,7 +406,7 @@ def test_json_keys_of_the_contract(basic):
 # ---- random mode ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("seed,count,threads", RANDOM, ids=lambda v: str(v))
-def test_random_sequence_agrees_with_glibc(take, seed, count, threads):
+def test_random_sequence_agrees_with_glibc(request, take, seed, count, threads):
     s = take("random", seed, count, threads)
     f = s.facts
     assert (f["random.seed"], f["random.count"], f["random.threads"]) == (seed, count, threads)
@@ -524,7 +528,8 @@ FILTERS = [  # options, and which rows of the unfiltered listing they keep: (are
     ("--arena 1", lambda a, c, ars: a == ars[1]),
     ("--arena ADDR2", lambda a, c, ars: a == ars[2]),
     ("--arena &main_arena", lambda a, c, ars: a == ars[0]),
-    ("--state fastbin", lambda a, c, ars: c["state"] == "fastbin"),
+    pytest.param("--state fastbin", lambda a, c, ars: c["state"] == "fastbin", marks=pytest.mark.skipif(
+        not FASTBINS, reason="this glibc (>= 2.43) has no fastbins")),
     ("--state tcache,largebin --state top",
      lambda a, c, ars: c["state"] in ("tcache", "largebin", "top")),
     ("--state mmapped", lambda a, c, ars: c["state"] == "mmapped"),
@@ -538,7 +543,8 @@ FILTERS = [  # options, and which rows of the unfiltered listing they keep: (are
 ]
 
 
-@pytest.mark.parametrize("opts,keep", FILTERS, ids=[f[0] for f in FILTERS])
+@pytest.mark.parametrize("opts,keep", FILTERS, ids=[f.values[0] if hasattr(f, "marks") else f[0]
+                                                    for f in FILTERS])
 def test_heapchunks_filters_are_exact_subsets(basic, opts, keep):
     full = basic.chunks
     arenas = [a["address"] for a in full["arenas"]]
@@ -609,7 +615,7 @@ def without_symbol_keys(doc):
 
 @pytest.mark.parametrize("args", [("basic",), ("random", 1, 3000, 3), ("random", 2, 3000, 3)],
                          ids=lambda a: "-".join(map(str, a)))
-def test_same_json_without_libc_debug_symbols(take, basic, args):
+def test_same_json_without_libc_debug_symbols(request, take, basic, args):
     with_symbols = basic if args == ("basic",) else take(*args)
     bare = take(*args, symbols=False)
     assert bare.chunks["heap"]["symbols"] is False and bare.chunks["target"]["symbols"] is False

@@ -14,7 +14,7 @@ import os
 import pytest
 
 from tests import glibcs as G
-from tests.harness import Gdb, assert_clean
+from tests.harness import assert_clean
 
 pytestmark = pytest.mark.gdb
 

@@ -104,7 +104,7 @@ def check_demo(g: Gdb, facts: dict):
 # ---- the mmap_merge demo, every glibc, live and core ------------------------------------------
 
 @pytest.mark.parametrize("version,symbols", CASES, ids=[f"{v}-{mode_id(s)}" for v, s in CASES])
-def test_demo_chunks_inside_merged_mappings(glibc_gdb, tmp_path, version, symbols):
+def test_demo_chunks_inside_merged_mappings(request, glibc_gdb, tmp_path, version, symbols):
     g = glibc_gdb(version, symbols, "mmap_merge")
     g.run_to("merged")
     f = dict(g.facts)
@@ -133,7 +133,7 @@ DAMAGE = {"size": "not a whole number of pages", "flags": "PREV_INUSE set",
 
 @pytest.mark.parametrize("mode,symbols", [(m, s) for m in DAMAGE for s in (True, False)],
                          ids=[f"{m}-{mode_id(s)}" for m in DAMAGE for s in (True, False)])
-def test_damaged_header_is_named_with_its_mapping(glibc_gdb, tmp_path, mode, symbols):
+def test_damaged_header_is_named_with_its_mapping(request, glibc_gdb, tmp_path, mode, symbols):
     g = glibc_gdb(HOST, symbols, "mmap_merge", mode)
     g.run_to("corrupt")
     f = dict(g.facts)

@@ -8,10 +8,10 @@ in it must reach the user's terminal as \\xHH text, and JSON must keep the real 
 
 import os
 import re
-import subprocess
 
 import pytest
 
+from tests import glibcs as G
 from tests.harness import assert_clean, demo, proc_maps
 
 # ---- item 17: control characters from the inferior ---------------------------------------
@@ -72,7 +72,10 @@ def test_error_lines_escape_file_name(named):
     g, f = named, named.facts
     out = g.cmd(f"chunk {f['file.addr'] + 0x10:#x}")
     no_raw_control(out)
-    assert out.startswith("chunk: ") and f["file.path"] in out
+    # gdb's own warnings on its first read of the core's registers may come first (gdb 16 and
+    # later on a kernel whose xstate is larger: "Section `.reg-xstate/N' in core file too small")
+    ours = [line for line in out.splitlines() if not line.startswith("warning: ")]
+    assert ours[0].startswith("chunk: ") and f["file.path"] in out
 
 
 def test_threadstacks_escapes_thread_name(gdb_session, remove_mapped_file):
@@ -91,7 +94,7 @@ def test_threadstacks_escapes_thread_name(gdb_session, remove_mapped_file):
 @pytest.mark.parametrize("symbols", [True, False], ids=["symbols", "nosymbols"])
 def test_escapes_without_libc_symbols(glibc_gdb, symbols, remove_mapped_file):
     """Same with and without libc's debug symbols (heap commands then find malloc by shape)."""
-    g = glibc_gdb("2.36", symbols, "escape_names")
+    g = glibc_gdb(G.host_version(), symbols, "escape_names")
     g.run_to("named")
     remove_mapped_file(g)
     f = g.facts

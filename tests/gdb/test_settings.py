@@ -37,9 +37,10 @@ def test_debug_on_prints_the_traceback_of_an_internal_error(gdb_session):
     _break_vmmap(g)
     text = g.cmd("vmmap")
     assert "Traceback" not in text
-    assert text.strip().splitlines() == [
-        "vmmap: internal error (ZeroDivisionError: integer division or modulo by zero); "
-        "'set gdbext debug on' shows the traceback"], text
+    # (Python 3.14 says "division by zero", earlier ones "integer division or modulo by zero")
+    (line,) = text.strip().splitlines()
+    assert re.fullmatch(r"vmmap: internal error \(ZeroDivisionError: (integer )?division( or "
+                        r"modulo)? by zero\); 'set gdbext debug on' shows the traceback", line), text
     g.cmd("set gdbext debug on")
     text = g.cmd("vmmap")
     assert "Traceback (most recent call last)" in text and "ZeroDivisionError" in text, text

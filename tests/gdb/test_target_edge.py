@@ -284,7 +284,7 @@ def check_unfinished_stop(g, pid: int):
 
 
 @pytest.mark.parametrize("symbols", SYMBOLS, ids=map(mode_id, SYMBOLS))
-def test_unreadable_proc_maps(glibc_gdb, monkeypatch, tmp_path, symbols):
+def test_unreadable_proc_maps(request, glibc_gdb, monkeypatch, tmp_path, symbols):
     """gdb as user nobody, attached to a program that then makes itself non-dumpable: the
     kernel hides /proc/PID/maps from gdb (not the memory).  vmmap names the cause in one line;
     the heap commands agree with glibc's own mallinfo2 and every block the program reported;

@@ -148,7 +148,7 @@ def test_deep_recursion_above_75_percent_warns(gdb_session):
 
 
 @pytest.mark.parametrize("init", [[], [NO_LIBC_DEBUG]])
-def test_overflow_into_the_guard_is_reported(gdb_session, init):
+def test_overflow_into_the_guard_is_reported(request, gdb_session, init):
     g = gdb_session(demo("deep_recursion"), 1, "overflow", extra_init=init)
     out = g.cmd("run")
     assert "SIGSEGV" in out

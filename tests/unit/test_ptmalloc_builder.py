@@ -17,7 +17,15 @@ HEAP = 0x555555559000
 ARENA_HEAPS = (0x7FFFF0000000, 0x7FFFE8000000, 0x7FFFE0000000, 0x7FFFD8000000)
 MMAP_AREA = 0x7FFFF7000000
 TCACHE_KEY = 0x5A5AC3C3A5A53C3C
-VERSIONS = ((2, 31), (2, 36), (2, 41), (2, 42))
+VERSIONS = ((2, 31), (2, 36), (2, 41), (2, 42), (2, 43))
+
+
+def fastbin_versions():
+    """VERSIONS as pytest params, those without fastbins (glibc >= 2.43) skipped and saying so."""
+    import pytest
+
+    return [pytest.param(v, marks=pytest.mark.skip(reason=f"glibc {v[0]}.{v[1]} has no fastbins"))
+            if v >= (2, 43) else v for v in VERSIONS]
 
 
 class Image:
