@@ -39,7 +39,7 @@ def problems(view: "HeapView", out, within=None):
     """Every problem the model found (or those in [lo, hi)): one line each, and past the first
     few of one cause, one line that counts the rest."""
     shown = problems_within(view.state.problems, within)
-    out.emit(problem_items(shown))
+    out.emit(problem_items(shown, view.layout.pointer_size))
     return shown
 
 

@@ -3,6 +3,8 @@
 import json
 import os
 
+import gdb
+
 from ..inferior.errors import UserError
 from ..inferior.process import Target
 from ..render import jsonout
@@ -140,7 +142,13 @@ class Heapsnap(GdbextCommand):
             target = b.meta if args.b else target_json(Target())
             out.json(jsonout.document("heapsnap", {k: target.get(k) for k in TARGET_KEYS}, **doc))
             return
-        out.emit(snap_views.text(doc))
+        out.emit(snap_views.text(doc, _pointer_size()))
 
 
 COMMANDS = (Heapsnap,)
+
+
+def _pointer_size() -> int:
+    """The target architecture's pointer size, as `Target.pointer_size` has it, but known with no
+    process too (a diff of two saved snapshots): addresses print that wide."""
+    return gdb.lookup_type("void").pointer().sizeof

@@ -87,7 +87,7 @@ class ThreadStacks(GdbextCommand):
             return
         if not rows:
             raise UserError("the process has no threads gdb can see")
-        out.emit(stacks_views.table(rows, unmatched))
+        out.emit(stacks_views.table(rows, unmatched, target.pointer_size))
         if args.explain:
             out.emit(explain.threadstacks(rows))
 

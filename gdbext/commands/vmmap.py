@@ -106,7 +106,7 @@ class Vmmap(GdbextCommand):
                 raise UserError("--width must be 60 or more")
             out.emit(vmmap_map.picture(regs, width, map_marks(target)))
         else:
-            out.table(vmmap_views.regions_table(regs))
+            out.table(vmmap_views.regions_table(regs, target.pointer_size))
         if args.explain:
             out.emit(explain.vmmap(regs))
 
@@ -163,7 +163,7 @@ class Vmmap(GdbextCommand):
             return
         if evaluated.object_type:
             out.line(line(f"{what} is a {evaluated.object_type}: showing where it is (&{what})", "muted"))
-        out.emit(vmmap_views.address_items(address, r, below, above))
+        out.emit(vmmap_views.address_items(address, r, below, above, target.pointer_size))
 
 
 def _neither(what: str, e: EvaluationError) -> UserError:

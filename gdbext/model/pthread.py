@@ -46,10 +46,12 @@ class PthreadLayout:
 
 # (first version, last version, pointer size) -> (self, tid, stackblock, stackblock_size,
 # guardsize).  x86-64: read from libc6-dbg's debug types of Debian's glibc 2.31, 2.36, 2.41,
-# 2.43 and 2.44 (`ptype/o struct pthread`), all the same.  i386 (pointer size 4) has its own
-# layout; no row yet, so a 32-bit inferior gets its bounds from debug types or the mappings.
+# 2.43 and 2.44 (`ptype/o struct pthread`), all the same.  i386: read from libc6-dbg:i386's
+# debug types of Debian's glibc 2.36 (4-byte pointers and size_t, tcbhead_t's `self` its
+# third word); other i386 glibcs try it too, accepted only where a thread's fields check out.
 TABLE: Dict[Tuple[Version, Version, int], Tuple[int, int, int, int, int]] = {
     ((2, 31), (2, 44), 8): (0x10, 0x2D0, 0x690, 0x698, 0x6A0),
+    ((2, 36), (2, 36), 4): (0x8, 0x68, 0x260, 0x264, 0x268),
 }
 
 

@@ -1,12 +1,23 @@
 """Addresses and sizes, the same way in every command."""
 
+from functools import partial
+from typing import Callable
+
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
-def address(value, width: int = 16) -> str:
+def address(value, pointer_size: int = 8) -> str:
+    """As many hex digits as the target's pointers have, as gdb prints them: 0x00007ffff7a00000
+    on x86-64, 0x0804a000 on i386.  The views take `pointer_size` from the model (the heap's
+    `Layout`) or the command's `Target`, so one target's output has one width."""
     if value is None:
         return "-"
-    return f"0x{value:0{width}x}"
+    return f"0x{value:0{2 * pointer_size}x}"
+
+
+def address_of(pointer_size: int) -> Callable[..., str]:
+    """`address` for one target, for a view that prints many."""
+    return partial(address, pointer_size=pointer_size)
 
 
 def human(n: int) -> str:

@@ -72,14 +72,15 @@ def arenas_table(heap, walked: bool) -> Table:
         cut=("threads",),
         addresses=("arena", "heaps", "top"),
     )
+    ps = heap.layout.pointer_size
     for a in heap.state.arenas:
         j = arena_json(heap, a, walked)
-        heaps = ", ".join(f"{fmt.address(s.start)}-{fmt.address(s.end)}" for s in a.heaps) or "-"
+        heaps = ", ".join(f"{fmt.address(s.start, ps)}-{fmt.address(s.end, ps)}" for s in a.heaps) or "-"
         t.add(
             str(j["number"]),
-            ((fmt.address(a.address) + (" main" if a.main else "")), "address"),
+            ((fmt.address(a.address, ps) + (" main" if a.main else "")), "address"),
             heaps,
-            (fmt.address(a.top), "address"),
+            (fmt.address(a.top, ps), "address"),
             fmt.human(a.top_size),
             fmt.human(a.system_mem),
             fmt.human(a.max_system_mem),
@@ -91,10 +92,10 @@ def arenas_table(heap, walked: bool) -> Table:
     return t
 
 
-def mp_value(name: str, value: int) -> str:
+def mp_value(name: str, value: int, pointer_size: int = 8) -> str:
     """A malloc_par field as the table shows it: sbrk_base as an address, sizes as sizes."""
     if name == "sbrk_base":
-        return fmt.address(value)
+        return fmt.address(value, pointer_size)
     return fmt.size(value) if name in MP_SIZES else str(value)
 
 
@@ -103,11 +104,12 @@ def mp_items(state) -> List[Item]:
     mp = state.mp
     if mp is None:
         return [line("mp_ (malloc_par): not found")]
-    where = f" at {fmt.address(state.mp_address)}" if state.mp_address else ""
+    ps = state.layout.pointer_size
+    where = f" at {fmt.address(state.mp_address, ps)}" if state.mp_address else ""
     t = Table(["field", "value"], "ll", cut=("value",))
     for k in MP_SHOWN:
         if k in mp:
-            t.add(k, mp_value(k, mp[k]))
+            t.add(k, mp_value(k, mp[k], ps))
     return [line(f"mp_ (malloc_par){where}", "title"), t]
 
 
@@ -123,4 +125,4 @@ def text(heap, walked: bool) -> Iterator[Item]:
         if len(a.heaps) > 1:
             yield line(f"{arena_name(heap, a)}: {len(a.heaps)} heaps", "muted")
     yield from mp_items(state)
-    yield from problem_items(state.problems)
+    yield from problem_items(state.problems, heap.layout.pointer_size)

@@ -90,7 +90,7 @@ def text(heap, tcaches, arenas, kinds) -> Iterator[Item]:
         yield line("this glibc has no fastbins (glibc 2.43 removed them)")
         kinds = [k for k in kinds if k != "fast"]
         if not kinds:
-            yield from problem_items(state.problems)
+            yield from problem_items(state.problems, L.pointer_size)
             return
     shown = 0
     # "fast or unsorted" when some kinds were asked for: then an empty answer is not "empty bins".
@@ -102,7 +102,7 @@ def text(heap, tcaches, arenas, kinds) -> Iterator[Item]:
             lists = [b for b in t.bins if len(b) or b.count]
             owner = f"thread {t.label}" if isinstance(t.label, int) else str(t.label)
             yield line(
-                f"tcache of {owner} at {fmt.address(t.address)}: "
+                f"tcache of {owner} at {fmt.address(t.address, L.pointer_size)}: "
                 f"{fmt.plural(sum(len(b) for b in lists), 'chunk')}",
                 "title",
             )
@@ -141,7 +141,7 @@ def text(heap, tcaches, arenas, kinds) -> Iterator[Item]:
         yield line("all bins are empty")
     if not heap.walked:
         yield line(NOT_WALKED, "muted")
-    yield from problem_items(state.problems)
+    yield from problem_items(state.problems, L.pointer_size)
 
 
 def kinds_words(kinds) -> str:
@@ -166,7 +166,7 @@ def list_lines(layout, lists) -> List[Item]:
         label = f"tcache[{b.index}]" if b.kind == "tcache" else b.label
         what = "" if size is None else (f" size {size:#x}" + ("+" if b.kind == "largebin" else ""))
         count = f"count {b.count}, " if b.count is not None else ""
-        chain = " -> ".join(fmt.address(c) for c in b.chunks[:SHOWN_PER_BIN])
+        chain = " -> ".join(fmt.address(c, layout.pointer_size) for c in b.chunks[:SHOWN_PER_BIN])
         more = f" -> ... ({len(b.chunks) - SHOWN_PER_BIN} more)" if len(b.chunks) > SHOWN_PER_BIN else ""
         end = "" if b.complete else "  [walk stopped: see problems]"
         out.append(

@@ -85,6 +85,7 @@ def document_body(heap, f: ChunkFacts, address: int) -> dict:
 def text(heap, f: ChunkFacts, address: int, expression: str) -> Iterator[Item]:
     """The chunk's fields, one per line, then its data and problems."""
     c, L = f.chunk, heap.layout
+    addr = fmt.address_of(L.pointer_size)
     yield from header_items(heap)
     user = c.address + L.chunk_hdr_sz
     off = address - c.address
@@ -100,7 +101,7 @@ def text(heap, f: ChunkFacts, address: int, expression: str) -> Iterator[Item]:
     else:
         where = ""
     owner = f.tcache_thread
-    yield [(f"chunk {fmt.address(c.address)}", "title"), (where, None)]
+    yield [(f"chunk {addr(c.address)}", "title"), (where, None)]
     yield _plain(f"  prev_size   {c.prev_size:#x}")
     yield _plain(
         f"  size        {c.size_field:#x}: size {fmt.size(c.size)}, flags "
@@ -115,33 +116,30 @@ def text(heap, f: ChunkFacts, address: int, expression: str) -> Iterator[Item]:
     if c.state_name == "top":  # the wilderness: free space malloc carves new chunks from
         yield _plain(
             f"  top chunk   the arena's top chunk (the wilderness): {fmt.size(c.size)} not yet "
-            f"carved into chunks, from {fmt.address(c.address)} to {fmt.address(c.end)}"
+            f"carved into chunks, from {addr(c.address)} to {addr(c.end)}"
         )
     else:
-        yield _plain(
-            f"  user memory {fmt.address(user)}, {c.usable_size(L)} usable bytes, "
-            f"ends at {fmt.address(c.end)}"
-        )
+        yield _plain(f"  user memory {addr(user)}, {c.usable_size(L)} usable bytes, ends at {addr(c.end)}")
     for k, v in f.links.items():
         note = " (stored mangled: PROTECT_PTR)" if k == "next_raw" and L.safe_linking else ""
-        yield _plain(f"  {k:<11} {fmt.address(v)}{note}")
+        yield _plain(f"  {k:<11} {addr(v)}{note}")
     if f.mmapped is not None:
         mm = f.mmapped
-        yield _plain(f"  mmapped: mapping {fmt.address(mm.mapping_start)}, {fmt.size(mm.mapping_size)}")
+        yield _plain(f"  mmapped: mapping {addr(mm.mapping_start)}, {fmt.size(mm.mapping_size)}")
     elif f.arena is not None:
         seg = f.segment
-        yield _plain(f"  {arena_name(heap, f.arena)}, heap {fmt.address(seg.start)}-{fmt.address(seg.end)}")
+        yield _plain(f"  {arena_name(heap, f.arena)}, heap {addr(seg.start)}-{addr(seg.end)}")
     for label, n in (("below", f.prev), ("above", f.next)):
         if n is not None:
             yield _plain(
-                f"  {label:<11} {fmt.address(n.address)} size {n.size:#x} {n.state_name}"
+                f"  {label:<11} {addr(n.address)} size {n.size:#x} {n.state_name}"
                 + (f" in {n.bin}" if n.bin else "")
             )
     hexpart, data = preview(read_or_none(heap.state.memory, user, 32))
     yield _plain(f"  data        {hexpart}  {data}")
     if not f.problems:
         yield [("  no problem found in this chunk", "muted")]
-    yield from problem_items(f.problems)
+    yield from problem_items(f.problems, L.pointer_size)
 
 
 def _plain(text: str) -> List[tuple]:

@@ -51,7 +51,8 @@ def header_items(heap) -> List[Line]:
 
 def arena_name(heap, a) -> str:
     n = heap.arena_number(a.address)
-    return f"arena {n} ({'main_arena' if a.main else 'non-main'}) at {fmt.address(a.address)}"
+    where = fmt.address(a.address, heap.layout.pointer_size)
+    return f"arena {n} ({'main_arena' if a.main else 'non-main'}) at {where}"
 
 
 def flag_letters(size_field: int) -> str:

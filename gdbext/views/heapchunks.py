@@ -211,6 +211,7 @@ def table(
     text); a width (gdb's `set width`) goes to Table, which fits it."""
     yield from header_items(heap)
     state, L = heap.state, heap.layout
+    address_text = fmt.address_of(L.pointer_size)
     if not any(a.heaps for a in state.arenas) and not state.mmapped:
         yield line("malloc has not allocated anything yet: no heap and no mmapped chunk")
     hdr = L.chunk_hdr_sz
@@ -226,7 +227,7 @@ def table(
         yield line(arena_name(heap, a), "title")
         for seg in a.heaps:
             yield line(
-                f"heap {fmt.address(seg.start)}-{fmt.address(seg.end)} "
+                f"heap {address_text(seg.start)}-{address_text(seg.end)} "
                 f"({fmt.human(seg.end - seg.start)}), {fmt.plural(len(seg), 'chunk')}"
                 + ("" if seg.complete else ", walk stopped early"),
                 "muted",
@@ -259,11 +260,11 @@ def table(
                     else ("", "")
                 )
                 t.add(
-                    (fmt.address(addr), "address"),
+                    (address_text(addr), "address"),
                     f"{size:#x}",
                     flag_letters(raw),
                     (name + (f" {where}" if where else ""), STATE_TOKENS.get(name)),
-                    (fmt.address(addr + hdr), "address"),
+                    (address_text(addr + hdr), "address"),
                     hexpart,
                     text,
                 )
@@ -289,12 +290,12 @@ def table(
             user = c.user_address(L)
             hexpart, text = preview(read_or_none(state.memory, user, PREVIEW))
             t.add(
-                (fmt.address(c.address), "address"),
+                (address_text(c.address), "address"),
                 f"{c.size:#x}",
                 flag_letters(c.size_field),
                 ("mmapped", "used"),
-                (fmt.address(user), "address"),
-                f"{fmt.address(c.mapping_start)}+{fmt.human(c.mapping_size)}",
+                (address_text(user), "address"),
+                f"{address_text(c.mapping_start)}+{fmt.human(c.mapping_size)}",
                 hexpart,
                 text,
             )
@@ -311,7 +312,7 @@ def table(
         for k in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "uordblks", "fordblks", "keepcost")
     )
     yield line(f"mallinfo2: {shown}", "muted")
-    yield from problem_items(state.problems)
+    yield from problem_items(state.problems, L.pointer_size)
 
 
 def rows_fast(heap, seg) -> Iterator[str]:
@@ -342,11 +343,11 @@ def rows_fast(heap, seg) -> Iterator[str]:
         + [len(h) for h, _ in special.values()]
         + ([len(preview(bytes(PREVIEW))[0])] if len(special) < n else [])
     )
-    addr_w = max(len("user address"), len(fmt.address(0)))
+    addr_w = max(len("user address"), len(fmt.address(0, heap.layout.pointer_size)))
     widths = (addr_w, size_w, 5, state_w, addr_w, data_w)
     fmt_line = "%%-%ds  %%%ds  %%-%ds  %%-%ds  %%-%ds  %%-%ds  %%s" % widths
     yield (fmt_line % ("address", "size", "flags", "state", "user address", "data", "")).rstrip() + "\n"
-    address = "0x%%0%dx" % (len(fmt.address(0)) - 2)
+    address = "0x%%0%dx" % (len(fmt.address(0, heap.layout.pointer_size)) - 2)
     # Every row but the special ones is as wide as the others: a batch is laid out in one
     # bytearray, each column's characters copied into place a position at a time (a strided
     # slice per character, at C speed), the addresses and data from hex() of the arrays'

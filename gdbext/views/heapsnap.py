@@ -24,7 +24,7 @@ def list_table(snaps) -> Table:
     return t
 
 
-def _chunks_table(rows, title: str) -> List[Item]:
+def _chunks_table(rows, title: str, pointer_size: int) -> List[Item]:
     if not rows:
         return []
     t = Table(
@@ -32,8 +32,8 @@ def _chunks_table(rows, title: str) -> List[Item]:
     )
     for c in rows[:SHOWN]:
         t.add(
-            (fmt.address(c["address"]), "address"),
-            (fmt.address(c["user_address"]), "address"),
+            (fmt.address(c["address"], pointer_size), "address"),
+            (fmt.address(c["user_address"], pointer_size), "address"),
             fmt.human(c["size"]),
             c["state"],
             str(c["arena"]),
@@ -44,7 +44,7 @@ def _chunks_table(rows, title: str) -> List[Item]:
     return out
 
 
-def _changed_table(rows) -> List[Item]:
+def _changed_table(rows, pointer_size: int) -> List[Item]:
     if not rows:
         return []
     t = Table(
@@ -53,8 +53,8 @@ def _changed_table(rows) -> List[Item]:
     for c in rows[:SHOWN]:
         f, to = c["from"], c["to"]
         t.add(
-            (fmt.address(c["address"]), "address"),
-            (fmt.address(c["user_address"]), "address"),
+            (fmt.address(c["address"], pointer_size), "address"),
+            (fmt.address(c["user_address"], pointer_size), "address"),
             f"{f['state']} {fmt.human(f['size'])}",
             f"{to['state']} {fmt.human(to['size'])}",
             str(c["arena"]),
@@ -69,21 +69,24 @@ def _signed(n: int) -> str:
     return ("+" if n > 0 else "-" if n < 0 else "") + fmt.human(abs(n))
 
 
-def text(doc: dict) -> Iterator[Item]:
+def text(doc: dict, pointer_size: int = 8) -> Iterator[Item]:
+    """The diff's tables; addresses as wide as the target's pointers."""
     yield line(f"heap changes from {doc['from']} to {doc['to']}", "title")
     if not (doc["added"] or doc["removed"] or doc["changed"] or doc["top"] or any(doc["mmapped"].values())):
         yield line("no chunk, top or mmapped chunk changed")
         return
-    yield from _chunks_table(doc["added"], "added")
-    yield from _chunks_table(doc["removed"], "removed")
-    yield from _changed_table(doc["changed"])
+    yield from _chunks_table(doc["added"], "added", pointer_size)
+    yield from _chunks_table(doc["removed"], "removed", pointer_size)
+    yield from _changed_table(doc["changed"], pointer_size)
     for t in doc["top"]:
         f, to = t["from"], t["to"]
         change = f" ({_signed(to - f)})" if f is not None and to is not None else ""
         yield line(f"arena {t['arena']} top: {fmt.human(f)} -> {fmt.human(to)}{change}")
     for kind in ("added", "removed"):
         for m in doc["mmapped"][kind]:
-            yield line(f"mmapped chunk {kind}: {fmt.address(m['address'])} {fmt.human(m['size'])}")
+            yield line(
+                f"mmapped chunk {kind}: {fmt.address(m['address'], pointer_size)} {fmt.human(m['size'])}"
+            )
     s = doc["summary"]
     t = Table([s["by"], "added", "bytes", "removed", "bytes", "changed", "bytes"], "lrrrrrr")
     for g in s["groups"]:

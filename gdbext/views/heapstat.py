@@ -62,7 +62,7 @@ def text(heap, usage, stacks) -> Iterator[Item]:
     for a, st in zip(usage.arenas, heap.state.arenas):
         yield line(arena_name(heap, st), "title")
         yield arena_table(a)
-        yield from _trim_lines(a)
+        yield from _trim_lines(a, heap.layout.pointer_size)
     mm = usage.mmapped
     if mm.count:
         yield line(
@@ -92,10 +92,10 @@ def text(heap, usage, stacks) -> Iterator[Item]:
         yield line(
             "resident bytes are unknown on this target (a core or a remote process): sizes only", "muted"
         )
-    yield from problem_items(heap.state.problems)
+    yield from problem_items(heap.state.problems, heap.layout.pointer_size)
 
 
-def _trim_lines(u) -> List[Item]:
+def _trim_lines(u, pointer_size: int) -> List[Item]:
     out: List[Item] = []
     if u.trim_reclaimable is not None:
         what = f"malloc_trim(0): {fmt.human(u.trim_reclaimable)} back"
@@ -107,7 +107,7 @@ def _trim_lines(u) -> List[Item]:
     if u.highest_used:
         out.append(
             line(
-                f"the highest chunk in use under top is at {fmt.address(u.highest_used[0])} "
+                f"the highest chunk in use under top is at {fmt.address(u.highest_used[0], pointer_size)} "
                 f"({u.highest_used[1]}): the heap cannot shrink below it",
                 "muted",
             )
@@ -115,7 +115,7 @@ def _trim_lines(u) -> List[Item]:
     for h in u.holes[:3]:
         out.append(
             line(
-                f"  free hole at {fmt.address(h.address)}: {fmt.human(h.size)} in "
+                f"  free hole at {fmt.address(h.address, pointer_size)}: {fmt.human(h.size)} in "
                 f"{fmt.plural(h.chunks, 'chunk')}, trim would return {_res(h.reclaimable)}",
                 "muted",
             )

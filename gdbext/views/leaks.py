@@ -184,7 +184,7 @@ def _arena_word(heap, arena: Optional[int]) -> str:
     if arena is None:
         return "mmapped"
     n = heap.arena_number(arena)
-    return str(n) if n is not None else fmt.address(arena)
+    return str(n) if n is not None else fmt.address(arena, heap.layout.pointer_size)
 
 
 def leaks_text(heap, reach, shown, all_rows, leaked, unknown, by, summary: bool) -> List[Item]:
@@ -223,7 +223,7 @@ def leaks_text(heap, reach, shown, all_rows, leaked, unknown, by, summary: bool)
             for row in shown:
                 hexpart, text = preview(row.first)
                 tab.add(
-                    (fmt.address(row.address), "address"),
+                    (fmt.address(row.address, heap.layout.pointer_size), "address"),
                     fmt.size(row.size),
                     _arena_word(heap, row.arena),
                     "yes" if row.unreferenced else "",
@@ -235,7 +235,7 @@ def leaks_text(heap, reach, shown, all_rows, leaked, unknown, by, summary: bool)
             if len(shown) < len(leaked):
                 tab.notes.append(f"(the first {len(shown)} of {len(leaked)}: --limit)")
             items.append(tab)
-    items.extend(problem_items(heap.state.problems))
+    items.extend(problem_items(heap.state.problems, heap.layout.pointer_size))
     return items
 
 
@@ -296,7 +296,8 @@ def refs_text(heap, target: dict, refs: List[Ref], path, want_path: bool, skippe
     items: List[Item] = list(header_items(heap))
     items.append(
         line(
-            f"chunk {fmt.address(target['chunk'])} ({target['state']}, size {fmt.size(target['size'])}): "
+            f"chunk {fmt.address(target['chunk'], heap.layout.pointer_size)} ({target['state']}, "
+            f"size {fmt.size(target['size'])}): "
             f"{fmt.plural(sum(1 for r in refs if r.kind != 'free-chunk'), 'referrer')}",
             "heading",
         )
@@ -310,8 +311,8 @@ def refs_text(heap, target: dict, refs: List[Ref], path, want_path: bool, skippe
             items.append(line(title, "warning"))
         t = Table(["where", "kind", "value", "what"], "llll", addresses=["where"], cut=["what"])
         for r in group:
-            where = fmt.address(r.address) if r.address is not None else "-"
-            t.add((where, "address"), r.kind, fmt.address(r.value), r.label)
+            where = fmt.address(r.address, heap.layout.pointer_size) if r.address is not None else "-"
+            t.add((where, "address"), r.kind, fmt.address(r.value, heap.layout.pointer_size), r.label)
         items.append(t)
     for s in skipped:
         items.append(line(f"skipped: {s}", "warning"))
@@ -321,7 +322,11 @@ def refs_text(heap, target: dict, refs: List[Ref], path, want_path: bool, skippe
         else:
             items.append(line("path from a root:"))
             for k, step in enumerate(path):
-                at = fmt.address(step["address"]) if step["address"] is not None else "-"
+                at = (
+                    fmt.address(step["address"], heap.layout.pointer_size)
+                    if step["address"] is not None
+                    else "-"
+                )
                 items.append(line(f"  {'-> ' if k else ''}{step['kind']} {at} {step['label']}".rstrip()))
     return items
 
@@ -330,4 +335,4 @@ def arena_label(heap, arena: Optional[int]) -> str:
     if arena is None:
         return "mmapped"
     a = heap.state.arena_of(arena)
-    return arena_name(heap, a) if a is not None else fmt.address(arena)
+    return arena_name(heap, a) if a is not None else fmt.address(arena, heap.layout.pointer_size)

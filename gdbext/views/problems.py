@@ -17,26 +17,27 @@ def problems_within(problems, within: Optional[Tuple[int, int]] = None) -> list:
     return [p for p in problems if within is None or within[0] <= p.address < within[1]]
 
 
-def problem_lines(problems) -> List[tuple]:
-    """(address, text) per line to show: each cause's first few, then one line with a count."""
+def problem_lines(problems, pointer_size: int = 8) -> List[tuple]:
+    """(address, text) per line to show: each cause's first few, then one line with a count;
+    addresses as wide as the target's pointers."""
     out = []
     for p, more, lo, hi in fold_problems(problems, SHOWN_PER_CAUSE):
         if not more:
-            out.append((p.address, f"{fmt.address(p.address)}: {p.message}"))
+            out.append((p.address, f"{fmt.address(p.address, pointer_size)}: {p.message}"))
         else:
             out.append(
                 (
                     lo,
-                    f"{more:,} more of this kind, at {fmt.address(lo)} to "
-                    f"{fmt.address(hi)} ({cause_of(p.message)})",
+                    f"{more:,} more of this kind, at {fmt.address(lo, pointer_size)} to "
+                    f"{fmt.address(hi, pointer_size)} ({cause_of(p.message)})",
                 )
             )
     return out
 
 
-def problem_items(problems) -> List[Line]:
+def problem_items(problems, pointer_size: int = 8) -> List[Line]:
     """The lines a table ends with: 'problem: ADDRESS: message', folded per cause."""
-    return [[("problem: ", "warning"), (text, None)] for _, text in problem_lines(problems)]
+    return [[("problem: ", "warning"), (text, None)] for _, text in problem_lines(problems, pointer_size)]
 
 
 def problems_json(problems) -> List[dict]:

@@ -37,19 +37,20 @@ def document_body(rows, unmatched: List[str]) -> dict:
     }
 
 
-def _guard(row) -> str:
+def _guard(row, pointer_size: int) -> str:
     if row.guard_low is None:
         return "-"
-    return f"{fmt.address(row.guard_low)} {fmt.human(row.guard_size)}"
+    return f"{fmt.address(row.guard_low, pointer_size)} {fmt.human(row.guard_size)}"
 
 
-def _stack(row) -> str:
+def _stack(row, pointer_size: int) -> str:
     if row.low is None:
         return "-"
-    return f"{fmt.address(row.low)}-{fmt.address(row.high)}"
+    return f"{fmt.address(row.low, pointer_size)}-{fmt.address(row.high, pointer_size)}"
 
 
-def stacks_table(rows) -> Table:
+def stacks_table(rows, pointer_size: int = 8) -> Table:
+    """One row per thread; addresses as wide as the target's pointers (`Target.pointer_size`)."""
     t = Table(
         [
             "#",
@@ -77,10 +78,10 @@ def stacks_table(rows) -> Table:
             (str(r.num), tok),
             r.tid,
             r.name or "-",
-            (_stack(r), "address"),
+            (_stack(r, pointer_size), "address"),
             fmt.human(r.size) if r.size is not None else "-",
-            _guard(r),
-            fmt.address(r.sp) if r.sp is not None else "-",
+            _guard(r, pointer_size),
+            fmt.address(r.sp, pointer_size) if r.sp is not None else "-",
             fmt.human(r.used) if r.used is not None else "-",
             (fmt.percent(r.used, r.size), tok) if r.used is not None else "-",
             peak,
@@ -90,16 +91,17 @@ def stacks_table(rows) -> Table:
     return t
 
 
-def table(rows, unmatched: List[str]) -> Iterator[Item]:
+def table(rows, unmatched: List[str], pointer_size: int = 8) -> Iterator[Item]:
     """The table, a note on the main thread's growable [stack], the warnings, the threads
     asked for that do not exist."""
-    yield stacks_table(rows)
+    yield stacks_table(rows, pointer_size)
     for r in rows:
         if r.main and r.limit is not None:
             lim = "unlimited" if r.limit < 0 else fmt.human(r.limit)
+            mapped, low = fmt.address(r.mapped_low, pointer_size), fmt.address(r.low, pointer_size)
             yield line(
                 f"thread {r.num} is the main thread: [stack] is mapped from "
-                f"{fmt.address(r.mapped_low)} and may grow to {fmt.address(r.low)} "
+                f"{mapped} and may grow to {low} "
                 f"(RLIMIT_STACK {lim})"
             )
         elif r.main:

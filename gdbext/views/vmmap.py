@@ -181,7 +181,8 @@ def summary(regs, rss: Optional[dict]) -> dict:
     return {"kinds": kinds, "classes": classes, "total": total}
 
 
-def regions_table(regs) -> Table:
+def regions_table(regs, pointer_size: int = 8) -> Table:
+    """One row per region; start and end as wide as the target's pointers (`Target.pointer_size`)."""
     t = Table(
         ["start", "end", "size", "perms", "offset", "kind", "path / label"],
         "lllllll",
@@ -194,8 +195,8 @@ def regions_table(regs) -> Table:
             progress("listing mappings", k, len(regs), "mappings")
         tok = r.cls
         t.add(
-            (fmt.address(r.start), tok),
-            (fmt.address(r.end), tok),
+            (fmt.address(r.start, pointer_size), tok),
+            (fmt.address(r.end, pointer_size), tok),
             fmt.size(r.size),
             r.perms,
             f"{region_offset(r):#x}",
@@ -249,37 +250,39 @@ def address_body(address: int, r, below, above) -> dict:
     }
 
 
-def address_items(address: int, r, below, above) -> List[Item]:
+def address_items(address: int, r, below, above, pointer_size: int = 8) -> List[Item]:
+    """The region holding `address` and how far into it, or the regions either side."""
+    addr = fmt.address_of(pointer_size)
     if r and r.kind == "guard":  # from the stack's usable end down, as threadstacks counts
         depth = r.end - address
         return [
-            regions_table([r]),
+            regions_table([r], pointer_size),
             line(
-                f"{fmt.address(address)} is {depth:#x} ({depth}) bytes into the {r.describe()}, "
-                f"below the end of the usable stack at {fmt.address(r.end)}"
+                f"{addr(address)} is {depth:#x} ({depth}) bytes into the {r.describe()}, "
+                f"below the end of the usable stack at {addr(r.end)}"
             ),
         ]
     if r:
         return [
-            regions_table([r]),
+            regions_table([r], pointer_size),
             line(
-                f"{fmt.address(address)} is {address - r.start:#x} ({address - r.start}) "
+                f"{addr(address)} is {address - r.start:#x} ({address - r.start}) "
                 f"bytes into the {r.describe()}"
             ),
         ]
-    out: List[Item] = [line(f"{fmt.address(address)} is not mapped.")]
+    out: List[Item] = [line(f"{addr(address)} is not mapped.")]
     if below:
         out.append(
             line(
                 f"  {address - below.end:#x} bytes past the end of {below.describe()} "
-                f"[{fmt.address(below.start)}, {fmt.address(below.end)})"
+                f"[{addr(below.start)}, {addr(below.end)})"
             )
         )
     if above:
         out.append(
             line(
                 f"  {above.start - address:#x} bytes below the start of {above.describe()} "
-                f"[{fmt.address(above.start)}, {fmt.address(above.end)})"
+                f"[{addr(above.start)}, {addr(above.end)})"
             )
         )
     return out

@@ -65,11 +65,11 @@ def check_stack_in_mmapped_chunk(g, symbols, size_sz=8):
     # holding the thread pointer is found by walking the heap's chunks
     doc = g.json("threadstacks --json")
     (small,) = [t for t in doc["threads"] if t["tid"] == f["small.tid"]]
-    if symbols or size_sz == 8:  # debug types, or the struct pthread version table (x86-64)
-        assert (small["low"], small["size"]) == (f["small.stack_addr"], f["small.stack_size"])
-    else:  # no table row for this ABI: the heap chunk holding the thread pointer
-        assert small["source"] == "malloc block" and small["low"] == f["small.buffer"], small
-        assert f["small.buffer"] + f["small.size"] <= small["high"] < f["small.buffer"] + f["small.size"] + 32
+    # debug types, or the struct pthread version table (a row for x86-64 and for i386): the
+    # block the program gave, exactly
+    assert (small["low"], small["size"]) == (f["small.stack_addr"], f["small.stack_size"]), small
+    if not symbols:
+        assert (small["source"], small["pthread_layout"]) == ("pthread", "version table"), small
     # the claim starts where the chunk's mapping does: at the chunk on x86-64, 8 bytes before
     # it on i386 (sysmalloc aligns the user memory, prev_size holds the 8)
     assert around and around[0]["start"] == chunk["mapping_start"], around

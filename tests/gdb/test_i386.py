@@ -10,6 +10,7 @@ symbols (libc6-dbg:i386) are not installed; `install.sh --deps` installs them.
 
 import contextlib
 import os
+import re
 import shutil
 
 import pytest
@@ -230,6 +231,33 @@ def test_threadstacks_equal_pthread_getattr_np(m32, gdb_session, symbols):
     assert sources == {"pthread"} if symbols else sources <= {"mapping", "pthread"}, sources
 
 
+def test_threadstacks_without_libc_types_read_struct_pthread_by_the_version_table(m32, gdb_session):
+    """Without libc's debug types each thread's bounds come from its struct pthread read
+    through the table's i386 row (not from the mappings), and equal pthread_getattr_np's."""
+    g = gdb_session(demo_m32("thread_stacks"), extra_init=init(False))
+    g.run_to("threads")
+    doc = check_thread_stacks(g)
+    rows = [t for t in doc["threads"] if not t["main"]]
+    assert len(rows) == 3
+    for r in rows:
+        assert (r["source"], r["pthread_layout"]) == ("pthread", "version table"), r
+
+
+def test_version_table_matches_the_i386_debug_types(m32, gdb_session):
+    """The table's i386 offsets of struct pthread are the ones libc6-dbg:i386's types give."""
+    from gdbext.model.pthread import for_version
+
+    g = gdb_session(demo_m32("thread_stacks"), extra_init=init(True))
+    g.run_to("threads")
+    got = []
+    for name in ("header.self", "tid", "stackblock", "stackblock_size", "guardsize"):
+        text = g.cmd(f"print/x (unsigned long) &((struct pthread *) 0)->{name}")
+        got.append(int(re.search(r"= (0x[0-9a-f]+)", text).group(1), 16))
+    version = g.json("threadstacks --json")["target"]["glibc"]
+    (row,) = for_version(tuple(int(x) for x in version.split(".")[:2]), 4)
+    assert tuple(got) == row.offsets(), version
+
+
 def test_threadstacks_and_vmmap_on_a_core(m32, gdb_session, tmp_path):
     live = gdb_session(demo_m32("thread_stacks"))
     live.run_to("threads")
@@ -345,3 +373,116 @@ def test_chunk_finds_each_chunk_the_walk_lists(m32, gdb_session, symbols):
             assert got["offset"] == offset and got["problems"] == []
             if arena is not None:
                 assert got["arena"] == arena
+
+
+# ---- addresses as wide as i386's pointers ----------------------------------------------------
+
+HEX = re.compile(r"0x[0-9a-f]+")
+
+
+def a32(value: int) -> str:
+    """An i386 address as gdb prints it: 8 hex digits."""
+    return f"{value:#010x}"
+
+
+def no_wide_words(text: str):
+    """Nothing on an i386 target needs more than 8 hex digits (addresses, sizes, offsets)."""
+    wide = [w for w in HEX.findall(text) if len(w) > 10]
+    assert not wide, wide[:5]
+
+
+def column_words(text: str, pattern: str) -> list:
+    """The groups of `pattern` on every line it matches (the line from its start)."""
+    rx = re.compile(pattern)
+    return [m.groups() for m in map(rx.match, text.splitlines()) if m]
+
+
+@pytest.mark.parametrize("symbols", SYMBOLS, ids=IDS)
+def test_heap_text_addresses_are_8_hex_digits(m32, gdb_session, symbols):
+    """heapchunks, bins, arenas, chunk and vmmap print i386 addresses as gdb does (0x0804a000),
+    not padded to 16 digits, each the value the program printed about itself or /proc gives."""
+    g = gdb_session(demo_m32("malloc_sizes"), "basic", extra_init=init(symbols))
+    g.run_to("heap")
+    f = g.facts
+    users = [u for _, _, (u, _) in facts_like(f, r"malloc\.t(\d+)\.(\d+)")]
+    freed = {u - 8: where for (t, k, (u, _)) in facts_like(f, r"free\.t(\d+)\.(\d+)")
+             for where in [f[f"bin.t{t}.{k}"]]}
+    assert len(users) > 40 and len(freed) > 40
+
+    text = g.cmd("heapchunks")
+    assert_clean(text)
+    no_wide_words(text)
+    rows = column_words(text, r"(0x[0-9a-f]+)\s+0x[0-9a-f]+\s+[P-][M-][A-]\s.*?\s(0x[0-9a-f]+)\s")
+    assert len(rows) > 100
+    assert all(len(a) == len(u) == 10 for a, u in rows), rows[:3]
+    listed = {u: a for a, u in rows}
+    for user in users:
+        assert listed[a32(user)] == a32(user - 8), hex(user)
+
+    text = g.cmd("bins")
+    assert_clean(text)
+    no_wide_words(text)
+    chains = [w for (rest,) in column_words(text, r"\s+(?:tcache|fastbin|unsorted|smallbin|largebin)\S*.*?: (.*)")
+              for w in HEX.findall(rest.split(":")[-1])]
+    assert len(chains) > 20
+    # most chunks on the lists are ones the program says it freed (realloc and stdio free
+    # others), each as the program's pointer less i386's 8-byte header
+    assert all(len(w) == 10 for w in chains), chains
+    own = set(chains) & {a32(c) for c in freed}
+    assert len(own) >= 3 * len(set(chains)) // 4, set(chains) - own
+
+    text = g.cmd("arenas")
+    assert_clean(text)
+    no_wide_words(text)
+    arenas = column_words(text, r"\d+\s+(0x[0-9a-f]+)( main)?\s+(0x[0-9a-f]+)-(0x[0-9a-f]+)")
+    assert len(arenas) == 3
+    starts = {a32(m.start) for m in proc_maps(f["pid"])}
+    heap_start = next(m.start for m in proc_maps(f["pid"]) if m.path == "[heap]")
+    non_main = {a32(v) for k, v in f.items() if re.fullmatch(r"arena\.t\d+", k) and v != "main"}
+    assert {a for a, main, _, _ in arenas if not main} == non_main
+    for address, main, low, _ in arenas:
+        assert low in starts
+        if main:
+            assert low == a32(heap_start)
+            if symbols:
+                assert address == a32(int(g.cmd("print/x (unsigned long) &main_arena").split("=")[1], 16))
+
+    for user in users[::9]:
+        text = g.cmd(f"chunk {user:#x}")
+        assert_clean(text)
+        no_wide_words(text)
+        assert f"chunk {a32(user - 8)}" in text and f"user memory {a32(user)}," in text, text
+
+    text = g.cmd("heapstat", timeout=120)  # (heapleaks and heaprefs read x86-64 processes only)
+    assert_clean(text)
+    no_wide_words(text)
+    assert "highest chunk in use under top is at 0x" in text, text
+
+    text = g.cmd("vmmap")
+    no_wide_words(text)
+    spans = column_words(text, r"(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+0x")
+    maps = proc_maps(f["pid"])
+    assert {s for s, _ in spans} >= {a32(m.start) for m in maps}
+    assert {e for _, e in spans} >= {a32(m.end) for m in maps}
+    assert all(len(s) == len(e) == 10 for s, e in spans)
+    text = g.cmd(f"vmmap {users[0]:#x}")
+    no_wide_words(text)
+    assert f"{a32(users[0])} is " in text, text
+
+
+def test_threadstacks_text_addresses_are_8_hex_digits(m32, gdb_session):
+    """threadstacks' stack, guard and sp columns and the main thread's line, in 8 hex digits,
+    each stack and guard pthread_getattr_np's."""
+    g = gdb_session(demo_m32("thread_stacks"))
+    g.run_to("threads")
+    f = g.facts
+    text = g.cmd("threadstacks")
+    assert_clean(text)
+    no_wide_words(text)
+    for n in (1, 2, 3):
+        low, size, guard = (f[f"thread.{n}.{k}"] for k in ("stack_addr", "stack_size", "guard_size"))
+        assert f"{a32(low)}-{a32(low + size)}" in text, text
+        assert f"{a32(low - guard)} {guard // 1024} KiB" in text, text
+    sps = column_words(text, r"\s*\d+\s+\d+\s.*?\s(0x[0-9a-f]+)-(0x[0-9a-f]+)\s.*?\s(0x[0-9a-f]+)\s")
+    assert len(sps) == 4 and all(len(w) == 10 for row in sps for w in row), sps
+    assert f"may grow to {a32(f['main.stack_addr'])}" in text, text

@@ -15,6 +15,7 @@ from gdbext.model.regions import Claim, Facts, Mapping, classify, neighbours, re
 from gdbext.model.stackuse import StackRow
 from gdbext.render.fmt import address as A
 from gdbext.views import plain_text
+from gdbext.views import arenas as arenas_views
 from gdbext.views import bins as bins_views
 from gdbext.views import chunk as chunk_views
 from gdbext.views import heapchunks as chunks_views
@@ -450,3 +451,49 @@ def test_threadstacks_document_and_table():
     assert "warning: thread 2: SP is in the guard page" in text
     assert text.rstrip().endswith("threadstacks: no thread 9")
     assert stacks_views.no_threads_text([str(i) for i in range(20)]).endswith("and 12 more")
+
+
+# ---- i386: addresses as wide as the target's pointers ----
+
+def test_i386_views_print_8_hex_digit_addresses():
+    """Every heap view over a real i386 heap (its layout's pointer size 4), and vmmap and
+    threadstacks handed the target's pointer size, print 0x0804a000, not 0x000000000804a000;
+    the values are the model's."""
+    import re
+
+    from test_ptmalloc_real import I386
+
+    _, st = run(Layout.for_version((2, 36), pointer_size=4), I386)
+    main, thread = st.arenas
+    heap = Heap(st, {1: main.address, 2: thread.address})
+    a32 = "{:#010x}".format
+    assert A(0x0804A000, 4) == "0x0804a000" and A(0x0804A000) == "0x000000000804a000"
+    texts = {
+        "heapchunks": plain_text(chunks_views.table(heap, list(st.arenas), chunks_views.ChunkFilter(),
+                                                    True, False)),
+        "bins": plain_text(bins_views.text(heap, list(st.tcache.values()), list(st.arenas),
+                                           list(bins_views.KINDS))),
+        "arenas": plain_text(arenas_views.text(heap, True)),
+    }
+    c = main.heaps[0]
+    some = c.addrs[len(c.addrs) // 2]
+    texts["chunk"] = plain_text(chunk_views.text(heap, chunk_views.facts(heap, st.chunk_at(some)), some, "p"))
+    for name, text in texts.items():
+        words = re.findall(r"0x[0-9a-f]+", text)
+        assert words and all(len(w) <= 10 for w in words), (name, [w for w in words if len(w) > 10][:3])
+    assert all(a32(x) in texts["heapchunks"] for x in c.addrs)
+    assert f"arena 0 (main_arena) at {a32(main.address)}" in texts["bins"]
+    assert f"{a32(main.address)} main" in texts["arenas"] and a32(thread.heaps[0].start) in texts["arenas"]
+    assert texts["chunk"].splitlines()[1].startswith(f"chunk {a32(some)}")
+
+    regs = classify([Mapping(0x08048000, 0x0804A000, "r-xp", path="/bin/demo"),
+                     Mapping(0xF7400000, 0xF7421000, "rw-p")], Facts())
+    table = plain_text([vmmap_views.regions_table(regs, 4)])
+    assert "0x08048000  0x0804a000" in table and "0xf7400000  0xf7421000" in table
+    below, above = neighbours(regs, 0x10000000)
+    assert plain_text(vmmap_views.address_items(0x10000000, None, below, above, 4)).startswith(
+        "0x10000000 is not mapped.")
+    rows = [StackRow(2, 101, "worker", 0xF7D8C2B0, 0xF758D000, 0xF7D8D000, 0xF758C000, 0xF758D000,
+                     used=0xD50, frames=3, function="f")]
+    text = plain_text(stacks_views.table(rows, [], 4))
+    assert "0xf758d000-0xf7d8d000" in text and "0xf758c000 4 KiB" in text and "0xf7d8c2b0" in text
