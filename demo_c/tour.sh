@@ -26,13 +26,22 @@ next_steps() {
   echo "  README.md, section \"Commands\" ($here/README.md#commands): every command, option and JSON key"
 }
 
+facts=$(mktemp)
+trap 'rm -f "$facts"' EXIT
+
 n=0
-step() {  # step TITLE PROGRAM ARGS... -- GDB-COMMANDS...
+step() {  # step TITLE PROGRAM ARGS... -- GDB-COMMANDS...  ("facts REGEX": the demo's own facts)
   local title=$1; shift
   local prog=() cmds=()
   while [ $# -gt 0 ] && [ "$1" != "--" ]; do prog+=("$1"); shift; done
   shift
-  for c in "$@"; do cmds+=(-ex "echo \\n(gdb) $c\\n" -ex "$c"); done
+  for c in "$@"; do
+    if [ "${c%% *}" = facts ]; then  # what the demo printed about itself, the pictures' oracle
+      cmds+=(-ex "echo \\n(the demo says)\\n" -ex "shell sed -nE 's/^GDBEXT_FACT (${c#facts })/  \\1/p' '$facts'")
+    else
+      cmds+=(-ex "echo \\n(gdb) $c\\n" -ex "$c")
+    fi
+  done
   n=$((n + 1))
   if [ "$pause" = 1 ] && [ "$n" -gt 1 ]; then
     local answer=""
@@ -47,7 +56,7 @@ step() {  # step TITLE PROGRAM ARGS... -- GDB-COMMANDS...
   echo
   echo "== $title"
   gdb -nx -batch -iex 'set confirm off' -iex 'set pagination off' -iex 'set width 0' -ex "source $loader" \
-      -ex 'break gdbext_stop' -ex "run ${prog[*]:1} >/dev/null" "${cmds[@]}" -ex kill "${prog[0]}" 2>&1 \
+      -ex 'break gdbext_stop' -ex "run ${prog[*]:1} >$facts" "${cmds[@]}" -ex kill "${prog[0]}" 2>&1 \
     | grep -vE '^(Breakpoint 1 at|\[Thread debugging|Using host libthread_db|\[New Thread|\[Inferior|#1 )' || true
 }
 
@@ -78,5 +87,24 @@ step "9. brkwatch: the program break moving under sbrk, recorded without stoppin
 
 step "10. brkwatch --mmap: large requests arrive through mmap, and freeing one raises the threshold" \
   "$build/malloc_sizes" threshold -- "brkwatch on --mmap" "continue" "continue" "continue" "brkwatch log"
+
+step "11. vmmap --map: the three thread stacks, each with its guard below it" "$build/thread_stacks" -- \
+  "vmmap --map --width 120 --kind stack --kind thread-stack --kind guard" \
+  "facts thread\.[0-9]\.(stack_addr|stack_size|guard_size)=.*"
+
+step "12. vmmap --map: sbrk(100 MiB) moves the break, and the heap appears above the bss" "$build/sbrk_grow" -- \
+  "vmmap --map --width 120 --kind bss --kind heap" "continue" \
+  "vmmap --map --width 120 --kind bss --kind heap" "facts brk\.(before|after)=.*"
+
+step "13. vmmap --map: an anonymous mmap of 13*1023 bytes lands high, among the libraries" "$build/anon_mmap" -- \
+  "vmmap --map --width 120" "facts anon\..*" "frame function main" "addrinfo anon"
+
+step "14. heapmap, vmmap --map: malloc below the mmap threshold fills the heap, above it gets its own mapping" \
+  "$build/malloc_sizes" basic -- "heapmap --arena 0" "vmmap --map --width 120 --kind heap --kind mmap-chunk" \
+  "facts mmap\.t0\..*"
+
+step "15. heapmap: freed chunks cached in bins (T tcache, F fastbin, N unsorted, S smallbin, L largebin)" \
+  "$build/malloc_sizes" basic -- "heapmap --arena 0 --bytes-per-cell 128 --width 100" \
+  "facts (free|bin)\.t0\.(83|97|99|101|107)=.*"
 
 next_steps
