@@ -8,8 +8,9 @@ values) the edge read.  An edge is an aligned 8-byte word, in a root or in a nod
 falls in a node's memory (interior pointers count).  Words in free chunks are no edges.
 
 The scan is bulk: each block of memory is looked at once, candidate words are found with
-bytes.find over the words' upper halves (C speed), and only those are looked up by binary
-search over the nodes' sorted starts.  Nothing here calls gdb.
+bytes.translate over the words' upper bytes (C speed; bytes.find for one small chunk's
+referrers), and only those are looked up by binary search over the nodes' sorted starts.
+Nothing here calls gdb.
 """
 
 import sys
@@ -77,10 +78,6 @@ class Nodes:
             self._index = dict(zip(self.start, range(len(self.start))))
         return self._index
 
-    def start_set(self) -> set:
-        """The nodes' starts as a set, for set operations against a root's values."""
-        return set(self.start)
-
     def merged_spans(self) -> List[Tuple[int, int]]:
         """The address ranges the nodes lie in, merged (gaps under 1 MiB closed): what the
         candidate filter looks for."""
@@ -125,10 +122,10 @@ def nodes_from_state(state, layout, excluded: Iterable[int] = ()) -> Nodes:
         flags = b.states.translate(pick)
         chunks = array("Q", compress(b.addrs, flags))
         sizes = array("Q", map(_NO_FLAGS.__and__, compress(b.raws, flags)))
-        if skip.intersection(chunks):
-            keep = bytes(c not in skip for c in chunks)
-            chunks = array("Q", compress(chunks, keep))
-            sizes = array("Q", compress(sizes, keep))
+        for c in sorted(skip.intersection(chunks)):  # a few tcaches: array.index, no step per chunk
+            k = chunks.index(c)
+            del chunks[k]
+            del sizes[k]
         if not chunks:
             continue
         n.chunk.extend(chunks)
@@ -198,10 +195,41 @@ def candidates(data, base: int, grans: Sequence[int], shift: int = 32) -> Tuple[
     return compress(range(base, base + 8 * n, 8), keep), compress(words, keep)
 
 
+FIND_SHIFT = 16  # at most this fine a granule: its upper bytes are a pattern bytes.find seeks
+
+
+def _found_hits(data, base: int, lo: int, hi: int, shift: int) -> List[Tuple[int, int]]:
+    """word_hits for one span that two granules of 1 << shift bytes cover (shift <= FIND_SHIFT):
+    each granule's upper bytes (6 or 7) are sought with bytes.find, C speed over the whole
+    block, and only the few places found are looked at in Python (heaprefs on one chunk reads
+    every root and heap but finds a handful of words)."""
+    skip = (-base) % 8
+    last = skip + (len(data) - skip) // 8 * 8  # the end of the last whole aligned word
+    k = shift // 8
+    out = []
+    for g in granules([(lo, hi)], shift):
+        pattern = g.to_bytes(8 - k, "little")
+        p = data.find(pattern, skip + k)
+        while p >= 0:
+            w = p - k
+            if w + 8 > last:
+                break
+            if (w - skip) % 8 == 0:
+                v = int.from_bytes(data[w : w + 8], "little")
+                if lo <= v < hi:
+                    out.append((base + w, v))
+            p = data.find(pattern, p + 1)
+    out.sort()
+    return out
+
+
 def word_hits(data, base: int, spans: Sequence[Tuple[int, int]]) -> Iterator[Tuple[int, int]]:
     """(address, value) of every aligned 8-byte word of `data` (which starts at `base`) whose
     value lies in one of `spans`, in address order."""
     shift = fine_shift(spans[0][0], spans[0][1]) if len(spans) == 1 else 32
+    if shift <= FIND_SHIFT and _LITTLE and isinstance(data, (bytes, bytearray)):
+        yield from _found_hits(data, base, spans[0][0], spans[0][1], shift)
+        return
     addresses, values = candidates(data, base, granules(spans, shift), shift)
     for a, v in zip(addresses, values):
         for lo, hi in spans:
@@ -348,10 +376,10 @@ def scan(
     # others (interior pointers, junk in a heap's range) by bisect; the set is resolved and
     # emptied whenever it grows past ROOT_VALUES, so it stays bounded.
     pending: set = set()
-    starts = nodes.start_set()
+    starts = index.keys()  # a set-like view: no second million-entry set of the starts
 
     def resolve() -> None:
-        exact = pending & starts
+        exact = starts & pending  # the view's intersection walks the smaller side
         first.update(map(index.__getitem__, exact))
         pending.difference_update(exact)
         first.update(i for i in map(find, pending) if i >= 0)

@@ -166,3 +166,28 @@ def test_views_put_unreferenced_heads_first_and_read_first_words_in_bulk():
     assert rows[0].signature == "sig"
     t = V.totals(got, leaked, unknown)
     assert (t["used"], t["reachable"], t["leaked"], t["unreferenced"]) == (4, 1, 3, 2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, (1 << 64) - 1), max_size=64),
+    st.integers(0x1000, 1 << 47),
+    st.integers(1, 1 << 16),
+    st.integers(0, 15),
+    st.integers(0, 7),
+)
+def test_word_hits_on_a_small_span_finds_what_a_plain_loop_finds(values, lo, n, shift, tail):
+    """The bytes.find path (one span of at most two 64 KiB granules), with values inside the
+    span, just outside it, and the span's upper bytes planted at misaligned places."""
+    hi = lo + n
+    values = values + [lo + (v % n) for v in values[:8]] + [lo, hi - 1, hi, lo - 1]
+    packed = struct.pack(f"<{len(values)}Q", *values)
+    data = bytes(shift) + packed + packed[3 : 3 + 8] + bytes(tail) + lo.to_bytes(8, "little")[: 8 - tail % 8]
+    base = 0x1000 - shift
+    want = []
+    for k in range(len(data) - 7):
+        if (base + k) % 8 == 0:
+            v = int.from_bytes(data[k : k + 8], "little")
+            if lo <= v < hi:
+                want.append((base + k, v))
+    assert list(word_hits(data, base, [(lo, hi)])) == want
