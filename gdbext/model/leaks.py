@@ -15,11 +15,11 @@ Nothing here calls gdb.
 
 import sys
 from array import array
-from collections import Counter
 from bisect import bisect_right
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from itertools import accumulate, chain, compress, repeat
-from operator import add, gt, lt, sub
+from operator import add, gt, is_, lt, rshift, sub
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, cast
 
 from .ptmalloc.chunks import USED
@@ -345,36 +345,55 @@ def _edges(nodes: Nodes, blocks: Iterable[Tuple[int, bytes]], grans) -> Tuple[ar
     return src_l, dst_l
 
 
-def scan(
-    nodes: Nodes,
-    registers: Sequence[Register],
-    root_blocks: Iterable[Tuple[Root, int, bytes]],
-    node_blocks: Iterable[Tuple[int, bytes]],
-    doubt_blocks: Iterable[Tuple[int, bytes]] = (),
-) -> Reachability:
-    """Reachability from the roots: `root_blocks` yields (root, address, bytes) pieces of root
-    memory, `node_blocks` (address, bytes) pieces of heap memory, each read once; only the words
-    inside nodes of the latter are edges.  `doubt_blocks` is heap memory whose words may or may
-    not be edges (past where a walk stopped, inside a corrupt chunk): whatever it points at, and
-    all that reaches, is doubtful rather than leaked.  The roots' words are taken as one set of
-    values, so no memory root is kept per node (path() callers look it up: root_word).  The walk
-    goes a level at a time, each level's targets gathered by map and chain (C speed)."""
-    n = len(nodes)
-    spans = nodes.merged_spans()
-    grans = granules(spans)
+MAX_CELL_SPANS = 8  # heaps (and mmapped chunks) a cell map is kept for; more: the set
+MAX_CELL_BYTES = 256 << 20  # heap bytes a cell map covers (one byte per 8): at most 32 MiB
+
+
+def _cells_fit(nodes: Nodes, spans: Sequence[Tuple[int, int]]) -> bool:
+    """Whether the roots' values can be marked in one byte per 8-byte cell of the heaps: few
+    spans, not too large, and every node boundary on a cell boundary (so the node holding a
+    cell is the node holding every value in it)."""
+    return (
+        0 < len(spans) <= MAX_CELL_SPANS
+        and sum(hi - lo for lo, hi in spans) <= MAX_CELL_BYTES
+        and not any(lo & 7 for lo, _ in spans)
+        and not any(map((7).__and__, nodes.start))
+        and not any(map((7).__and__, nodes.end))
+    )
+
+
+def _root_nodes_by_cells(nodes: Nodes, spans, root_blocks, grans, root_bytes: Dict[str, int]) -> set:
+    """The nodes the roots' words point into: each candidate value marks its 8-byte cell in a
+    bytearray per span (map and deque: C speed, a write into a small array instead of a hash
+    look-up into a million-entry set), then each marked cell is resolved once: by a dict
+    look-up when it is a node's start, else by bisect."""
+    maps = [(lo, range(hi - lo), bytearray(((hi - lo) >> 3) + 1)) for lo, hi in spans]
+    for root, base, data in root_blocks:
+        root_bytes[root.kind] = root_bytes.get(root.kind, 0) + len(data)
+        values = list(candidates(data, base, grans)[1])
+        for lo, inside, cells in maps:
+            offsets = list(map(sub, values, repeat(lo)))
+            picked = map(rshift, compress(offsets, map(inside.__contains__, offsets)), repeat(3))
+            deque(map(cells.__setitem__, picked, repeat(1)), 0)
     index, find = nodes.index(), nodes.find
-    root_of: Dict[int, tuple] = {}
-    root_bytes = dict.fromkeys(ROOT_KINDS[1:], 0)
-    first: set = set()  # level 0: the nodes a root points into
-    for r in registers:
-        i = find(r.value)
-        if i >= 0 and i not in first:
-            first.add(i)
-            root_of[i] = (r, None)
-    # Every root's candidate values go into one set (set.update: C speed, each distinct value
-    # once), resolved to nodes by a set intersection with the starts and a dict look-up, the
-    # others (interior pointers, junk in a heap's range) by bisect; the set is resolved and
-    # emptied whenever it grows past ROOT_VALUES, so it stays bounded.
+    first: set = set()
+    for lo, _, cells in maps:
+        addresses = list(map(lo.__add__, map((3).__rlshift__, compress(range(len(cells)), cells))))
+        found = list(map(index.get, addresses))
+        first.update(found)
+        first.discard(None)
+        first.update(i for i in map(find, compress(addresses, map(is_, found, repeat(None)))) if i >= 0)
+    return first
+
+
+def _root_nodes_by_set(nodes: Nodes, root_blocks, grans, root_bytes: Dict[str, int]) -> set:
+    """The nodes the roots' words point into, for heaps no cell map fits: every candidate value
+    goes into one set (set.update: C speed, each distinct value once), resolved to nodes by an
+    intersection with the starts and a dict look-up, the others (interior pointers, junk in a
+    heap's range) by bisect; the set is resolved and emptied whenever it grows past
+    ROOT_VALUES, so it stays bounded."""
+    index, find = nodes.index(), nodes.find
+    first: set = set()
     pending: set = set()
     starts = index.keys()  # a set-like view: no second million-entry set of the starts
 
@@ -391,6 +410,40 @@ def scan(
         if len(pending) > ROOT_VALUES:
             resolve()
     resolve()
+    return first
+
+
+def scan(
+    nodes: Nodes,
+    registers: Sequence[Register],
+    root_blocks: Iterable[Tuple[Root, int, bytes]],
+    node_blocks: Iterable[Tuple[int, bytes]],
+    doubt_blocks: Iterable[Tuple[int, bytes]] = (),
+) -> Reachability:
+    """Reachability from the roots: `root_blocks` yields (root, address, bytes) pieces of root
+    memory, `node_blocks` (address, bytes) pieces of heap memory, each read once; only the words
+    inside nodes of the latter are edges.  `doubt_blocks` is heap memory whose words may or may
+    not be edges (past where a walk stopped, inside a corrupt chunk): whatever it points at, and
+    all that reaches, is doubtful rather than leaked.  The roots' words only mark the nodes they
+    point into (a cell map per heap, else one set of values), so no memory root is kept per
+    node (path() callers look it up: root_word).  The walk goes a level at a time, each level's
+    targets gathered by map and chain (C speed)."""
+    n = len(nodes)
+    spans = nodes.merged_spans()
+    grans = granules(spans)
+    find = nodes.find
+    root_of: Dict[int, tuple] = {}
+    root_bytes = dict.fromkeys(ROOT_KINDS[1:], 0)
+    first: set = set()  # level 0: the nodes a root points into
+    for r in registers:
+        i = find(r.value)
+        if i >= 0 and i not in first:
+            first.add(i)
+            root_of[i] = (r, None)
+    if _cells_fit(nodes, spans):
+        first.update(_root_nodes_by_cells(nodes, spans, root_blocks, grans, root_bytes))
+    else:
+        first.update(_root_nodes_by_set(nodes, root_blocks, grans, root_bytes))
     src_l, dst_l = _edges(nodes, node_blocks, grans)
     if any(map(gt, src_l, src_l[1:])):
         order = sorted(range(len(src_l)), key=src_l.__getitem__)

@@ -191,3 +191,26 @@ def test_word_hits_on_a_small_span_finds_what_a_plain_loop_finds(values, lo, n, 
             if lo <= v < hi:
                 want.append((base + k, v))
     assert list(word_hits(data, base, [(lo, hi)])) == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_root_values_resolve_the_same_by_cells_by_set_and_by_find(data):
+    """The two ways scan() turns root words into nodes (a cell map per heap, or one set of
+    values when no cell map fits) agree with a plain find() per word: starts, interior
+    pointers, headers, unaligned values, junk around the heap."""
+    from gdbext.model import leaks as M
+
+    sizes = data.draw(st.lists(st.sampled_from([0x20, 0x30, 0x50, 0x1000]), min_size=1, max_size=30))
+    n = nodes_of(sizes)
+    lo, hi = HEAP - 0x100, n.end[-1] + 0x100
+    values = data.draw(st.lists(st.integers(lo, hi), max_size=80))
+    values += [n.start[data.draw(st.integers(0, len(n) - 1))] for _ in range(5)]
+    values += data.draw(st.lists(st.integers(0, (1 << 64) - 1), max_size=5))
+    want = {i for i in map(n.find, values) if i >= 0}
+    spans = n.merged_spans()
+    grans = M.granules(spans)
+    assert M._cells_fit(n, spans)
+    by_cells = M._root_nodes_by_cells(n, spans, [root_block(values)], grans, {})
+    by_set = M._root_nodes_by_set(n, [root_block(values)], grans, {})
+    assert by_cells == want == by_set
