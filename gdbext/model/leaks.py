@@ -8,17 +8,18 @@ values) the edge read.  An edge is an aligned 8-byte word, in a root or in a nod
 falls in a node's memory (interior pointers count).  Words in free chunks are no edges.
 
 The scan is bulk: each block of memory is looked at once, candidate words are found with
-bytes.find over the words' upper halves (C speed), and only those are looked up by binary
-search over the nodes' sorted starts.  Nothing here calls gdb.
+bytes.translate over the words' upper bytes (C speed; bytes.find for one small chunk's
+referrers), and only those are looked up by binary search over the nodes' sorted starts.
+Nothing here calls gdb.
 """
 
 import sys
 from array import array
-from collections import Counter
 from bisect import bisect_right
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from itertools import accumulate, chain, compress, repeat
-from operator import add, gt, lt, sub
+from operator import add, gt, is_, lt, rshift, sub
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, cast
 
 from .ptmalloc.chunks import USED
@@ -77,10 +78,6 @@ class Nodes:
             self._index = dict(zip(self.start, range(len(self.start))))
         return self._index
 
-    def start_set(self) -> set:
-        """The nodes' starts as a set, for set operations against a root's values."""
-        return set(self.start)
-
     def merged_spans(self) -> List[Tuple[int, int]]:
         """The address ranges the nodes lie in, merged (gaps under 1 MiB closed): what the
         candidate filter looks for."""
@@ -125,10 +122,10 @@ def nodes_from_state(state, layout, excluded: Iterable[int] = ()) -> Nodes:
         flags = b.states.translate(pick)
         chunks = array("Q", compress(b.addrs, flags))
         sizes = array("Q", map(_NO_FLAGS.__and__, compress(b.raws, flags)))
-        if skip.intersection(chunks):
-            keep = bytes(c not in skip for c in chunks)
-            chunks = array("Q", compress(chunks, keep))
-            sizes = array("Q", compress(sizes, keep))
+        for c in sorted(skip.intersection(chunks)):  # a few tcaches: array.index, no step per chunk
+            k = chunks.index(c)
+            del chunks[k]
+            del sizes[k]
         if not chunks:
             continue
         n.chunk.extend(chunks)
@@ -198,10 +195,41 @@ def candidates(data, base: int, grans: Sequence[int], shift: int = 32) -> Tuple[
     return compress(range(base, base + 8 * n, 8), keep), compress(words, keep)
 
 
+FIND_SHIFT = 16  # at most this fine a granule: its upper bytes are a pattern bytes.find seeks
+
+
+def _found_hits(data, base: int, lo: int, hi: int, shift: int) -> List[Tuple[int, int]]:
+    """word_hits for one span that two granules of 1 << shift bytes cover (shift <= FIND_SHIFT):
+    each granule's upper bytes (6 or 7) are sought with bytes.find, C speed over the whole
+    block, and only the few places found are looked at in Python (heaprefs on one chunk reads
+    every root and heap but finds a handful of words)."""
+    skip = (-base) % 8
+    last = skip + (len(data) - skip) // 8 * 8  # the end of the last whole aligned word
+    k = shift // 8
+    out = []
+    for g in granules([(lo, hi)], shift):
+        pattern = g.to_bytes(8 - k, "little")
+        p = data.find(pattern, skip + k)
+        while p >= 0:
+            w = p - k
+            if w + 8 > last:
+                break
+            if (w - skip) % 8 == 0:
+                v = int.from_bytes(data[w : w + 8], "little")
+                if lo <= v < hi:
+                    out.append((base + w, v))
+            p = data.find(pattern, p + 1)
+    out.sort()
+    return out
+
+
 def word_hits(data, base: int, spans: Sequence[Tuple[int, int]]) -> Iterator[Tuple[int, int]]:
     """(address, value) of every aligned 8-byte word of `data` (which starts at `base`) whose
     value lies in one of `spans`, in address order."""
     shift = fine_shift(spans[0][0], spans[0][1]) if len(spans) == 1 else 32
+    if shift <= FIND_SHIFT and _LITTLE and isinstance(data, (bytes, bytearray)):
+        yield from _found_hits(data, base, spans[0][0], spans[0][1], shift)
+        return
     addresses, values = candidates(data, base, granules(spans, shift), shift)
     for a, v in zip(addresses, values):
         for lo, hi in spans:
@@ -317,41 +345,60 @@ def _edges(nodes: Nodes, blocks: Iterable[Tuple[int, bytes]], grans) -> Tuple[ar
     return src_l, dst_l
 
 
-def scan(
-    nodes: Nodes,
-    registers: Sequence[Register],
-    root_blocks: Iterable[Tuple[Root, int, bytes]],
-    node_blocks: Iterable[Tuple[int, bytes]],
-    doubt_blocks: Iterable[Tuple[int, bytes]] = (),
-) -> Reachability:
-    """Reachability from the roots: `root_blocks` yields (root, address, bytes) pieces of root
-    memory, `node_blocks` (address, bytes) pieces of heap memory, each read once; only the words
-    inside nodes of the latter are edges.  `doubt_blocks` is heap memory whose words may or may
-    not be edges (past where a walk stopped, inside a corrupt chunk): whatever it points at, and
-    all that reaches, is doubtful rather than leaked.  The roots' words are taken as one set of
-    values, so no memory root is kept per node (path() callers look it up: root_word).  The walk
-    goes a level at a time, each level's targets gathered by map and chain (C speed)."""
-    n = len(nodes)
-    spans = nodes.merged_spans()
-    grans = granules(spans)
+MAX_CELL_SPANS = 8  # heaps (and mmapped chunks) a cell map is kept for; more: the set
+MAX_CELL_BYTES = 256 << 20  # heap bytes a cell map covers (one byte per 8): at most 32 MiB
+
+
+def _cells_fit(nodes: Nodes, spans: Sequence[Tuple[int, int]]) -> bool:
+    """Whether the roots' values can be marked in one byte per 8-byte cell of the heaps: few
+    spans, not too large, and every node boundary on a cell boundary (so the node holding a
+    cell is the node holding every value in it)."""
+    return (
+        0 < len(spans) <= MAX_CELL_SPANS
+        and sum(hi - lo for lo, hi in spans) <= MAX_CELL_BYTES
+        and not any(lo & 7 for lo, _ in spans)
+        and not any(map((7).__and__, nodes.start))
+        and not any(map((7).__and__, nodes.end))
+    )
+
+
+def _root_nodes_by_cells(nodes: Nodes, spans, root_blocks, grans, root_bytes: Dict[str, int]) -> set:
+    """The nodes the roots' words point into: each candidate value marks its 8-byte cell in a
+    bytearray per span (map and deque: C speed, a write into a small array instead of a hash
+    look-up into a million-entry set), then each marked cell is resolved once: by a dict
+    look-up when it is a node's start, else by bisect."""
+    maps = [(lo, range(hi - lo), bytearray(((hi - lo) >> 3) + 1)) for lo, hi in spans]
+    for root, base, data in root_blocks:
+        root_bytes[root.kind] = root_bytes.get(root.kind, 0) + len(data)
+        values = list(candidates(data, base, grans)[1])
+        for lo, inside, cells in maps:
+            offsets = list(map(sub, values, repeat(lo)))
+            picked = map(rshift, compress(offsets, map(inside.__contains__, offsets)), repeat(3))
+            deque(map(cells.__setitem__, picked, repeat(1)), 0)
     index, find = nodes.index(), nodes.find
-    root_of: Dict[int, tuple] = {}
-    root_bytes = dict.fromkeys(ROOT_KINDS[1:], 0)
-    first: set = set()  # level 0: the nodes a root points into
-    for r in registers:
-        i = find(r.value)
-        if i >= 0 and i not in first:
-            first.add(i)
-            root_of[i] = (r, None)
-    # Every root's candidate values go into one set (set.update: C speed, each distinct value
-    # once), resolved to nodes by a set intersection with the starts and a dict look-up, the
-    # others (interior pointers, junk in a heap's range) by bisect; the set is resolved and
-    # emptied whenever it grows past ROOT_VALUES, so it stays bounded.
+    first: set = set()
+    for lo, _, cells in maps:
+        addresses = list(map(lo.__add__, map((3).__rlshift__, compress(range(len(cells)), cells))))
+        found = list(map(index.get, addresses))
+        first.update(found)
+        first.discard(None)
+        first.update(i for i in map(find, compress(addresses, map(is_, found, repeat(None)))) if i >= 0)
+    return first
+
+
+def _root_nodes_by_set(nodes: Nodes, root_blocks, grans, root_bytes: Dict[str, int]) -> set:
+    """The nodes the roots' words point into, for heaps no cell map fits: every candidate value
+    goes into one set (set.update: C speed, each distinct value once), resolved to nodes by an
+    intersection with the starts and a dict look-up, the others (interior pointers, junk in a
+    heap's range) by bisect; the set is resolved and emptied whenever it grows past
+    ROOT_VALUES, so it stays bounded."""
+    index, find = nodes.index(), nodes.find
+    first: set = set()
     pending: set = set()
-    starts = nodes.start_set()
+    starts = index.keys()  # a set-like view: no second million-entry set of the starts
 
     def resolve() -> None:
-        exact = pending & starts
+        exact = starts & pending  # the view's intersection walks the smaller side
         first.update(map(index.__getitem__, exact))
         pending.difference_update(exact)
         first.update(i for i in map(find, pending) if i >= 0)
@@ -363,6 +410,40 @@ def scan(
         if len(pending) > ROOT_VALUES:
             resolve()
     resolve()
+    return first
+
+
+def scan(
+    nodes: Nodes,
+    registers: Sequence[Register],
+    root_blocks: Iterable[Tuple[Root, int, bytes]],
+    node_blocks: Iterable[Tuple[int, bytes]],
+    doubt_blocks: Iterable[Tuple[int, bytes]] = (),
+) -> Reachability:
+    """Reachability from the roots: `root_blocks` yields (root, address, bytes) pieces of root
+    memory, `node_blocks` (address, bytes) pieces of heap memory, each read once; only the words
+    inside nodes of the latter are edges.  `doubt_blocks` is heap memory whose words may or may
+    not be edges (past where a walk stopped, inside a corrupt chunk): whatever it points at, and
+    all that reaches, is doubtful rather than leaked.  The roots' words only mark the nodes they
+    point into (a cell map per heap, else one set of values), so no memory root is kept per
+    node (path() callers look it up: root_word).  The walk goes a level at a time, each level's
+    targets gathered by map and chain (C speed)."""
+    n = len(nodes)
+    spans = nodes.merged_spans()
+    grans = granules(spans)
+    find = nodes.find
+    root_of: Dict[int, tuple] = {}
+    root_bytes = dict.fromkeys(ROOT_KINDS[1:], 0)
+    first: set = set()  # level 0: the nodes a root points into
+    for r in registers:
+        i = find(r.value)
+        if i >= 0 and i not in first:
+            first.add(i)
+            root_of[i] = (r, None)
+    if _cells_fit(nodes, spans):
+        first.update(_root_nodes_by_cells(nodes, spans, root_blocks, grans, root_bytes))
+    else:
+        first.update(_root_nodes_by_set(nodes, root_blocks, grans, root_bytes))
     src_l, dst_l = _edges(nodes, node_blocks, grans)
     if any(map(gt, src_l, src_l[1:])):
         order = sorted(range(len(src_l)), key=src_l.__getitem__)

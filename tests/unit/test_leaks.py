@@ -166,3 +166,51 @@ def test_views_put_unreferenced_heads_first_and_read_first_words_in_bulk():
     assert rows[0].signature == "sig"
     t = V.totals(got, leaked, unknown)
     assert (t["used"], t["reachable"], t["leaked"], t["unreferenced"]) == (4, 1, 3, 2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, (1 << 64) - 1), max_size=64),
+    st.integers(0x1000, 1 << 47),
+    st.integers(1, 1 << 16),
+    st.integers(0, 15),
+    st.integers(0, 7),
+)
+def test_word_hits_on_a_small_span_finds_what_a_plain_loop_finds(values, lo, n, shift, tail):
+    """The bytes.find path (one span of at most two 64 KiB granules), with values inside the
+    span, just outside it, and the span's upper bytes planted at misaligned places."""
+    hi = lo + n
+    values = values + [lo + (v % n) for v in values[:8]] + [lo, hi - 1, hi, lo - 1]
+    packed = struct.pack(f"<{len(values)}Q", *values)
+    data = bytes(shift) + packed + packed[3 : 3 + 8] + bytes(tail) + lo.to_bytes(8, "little")[: 8 - tail % 8]
+    base = 0x1000 - shift
+    want = []
+    for k in range(len(data) - 7):
+        if (base + k) % 8 == 0:
+            v = int.from_bytes(data[k : k + 8], "little")
+            if lo <= v < hi:
+                want.append((base + k, v))
+    assert list(word_hits(data, base, [(lo, hi)])) == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_root_values_resolve_the_same_by_cells_by_set_and_by_find(data):
+    """The two ways scan() turns root words into nodes (a cell map per heap, or one set of
+    values when no cell map fits) agree with a plain find() per word: starts, interior
+    pointers, headers, unaligned values, junk around the heap."""
+    from gdbext.model import leaks as M
+
+    sizes = data.draw(st.lists(st.sampled_from([0x20, 0x30, 0x50, 0x1000]), min_size=1, max_size=30))
+    n = nodes_of(sizes)
+    lo, hi = HEAP - 0x100, n.end[-1] + 0x100
+    values = data.draw(st.lists(st.integers(lo, hi), max_size=80))
+    values += [n.start[data.draw(st.integers(0, len(n) - 1))] for _ in range(5)]
+    values += data.draw(st.lists(st.integers(0, (1 << 64) - 1), max_size=5))
+    want = {i for i in map(n.find, values) if i >= 0}
+    spans = n.merged_spans()
+    grans = M.granules(spans)
+    assert M._cells_fit(n, spans)
+    by_cells = M._root_nodes_by_cells(n, spans, [root_block(values)], grans, {})
+    by_set = M._root_nodes_by_set(n, [root_block(values)], grans, {})
+    assert by_cells == want == by_set
