@@ -295,7 +295,7 @@ class Reachability:
         for k in range(level - 1, -1, -1):
             below, node, pos = self.levels[k], chain[-1], 0
             while True:  # an edge into `node` from the level below (dst.index: C speed)
-                pos = self.dst.index(node, pos)
+                pos = _index_from(self.dst, node, pos)
                 if self.src[pos] in below:
                     chain.append(self.src[pos])
                     break
@@ -508,3 +508,12 @@ def referrers(
     for base, data in heap_blocks:
         heap.extend(word_hits(data, base, spans))
     return out, sorted(heap)
+
+
+def _index_from(arr, value, start: int) -> int:
+    """arr.index(value, start): array.index takes a start only from Python 3.10 on (gdb may embed
+    3.9); there, search the slice (a copy, on the --path answer only)."""
+    try:
+        return arr.index(value, start)
+    except TypeError:
+        return start + arr[start:].index(value)

@@ -44,7 +44,10 @@ def test_globals_and_code(stop):
     # libc's malloc: named from libc's .symtab, or its .dynsym when the file is stripped
     d = g.json("addrinfo --json &malloc")
     assert d["symbol"]["name"] in ("malloc", "__libc_malloc") and d["symbol"]["offset"] == 0
-    assert d["symbol"]["object"].startswith("libc")
+    # gdb's own answer names the object (glibc 2.31's ld.so has a malloc of its own, which gdb 10
+    # may resolve `&malloc` to)
+    where = g.cmd("info symbol &malloc")
+    assert os.path.basename(d["symbol"]["object"]) in where, (d, where)
     assert d["region"]["kind"] == "code"
     assert g.cmd("addrinfo 0x10").endswith("not mapped")
 

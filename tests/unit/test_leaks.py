@@ -214,3 +214,21 @@ def test_root_values_resolve_the_same_by_cells_by_set_and_by_find(data):
     by_cells = M._root_nodes_by_cells(n, spans, [root_block(values)], grans, {})
     by_set = M._root_nodes_by_set(n, [root_block(values)], grans, {})
     assert by_cells == want == by_set
+
+
+def test_index_from_on_a_python_whose_array_index_takes_no_start():
+    """Python 3.9 (bullseye's gdb) has no start argument to array.index: --path failed there
+    with an internal error."""
+    import array as array_module
+
+    from gdbext.model.leaks import _index_from
+
+    class Old(array_module.array):
+        def index(self, value, *start):
+            if start:
+                raise TypeError("array.index() takes exactly one argument (2 given)")
+            return super().index(value)
+
+    a = Old("q", [5, 1, 5, 2, 5])
+    assert [_index_from(a, 5, k) for k in (0, 1, 3)] == [0, 2, 4]
+    assert _index_from(array_module.array("q", [5, 1, 5]), 5, 1) == 2
