@@ -457,6 +457,48 @@ def test_static_core_equals_live(static_stops, which):
 CORE_CASES = [(v, s) for v in VERSIONS for s in (True, False)]
 
 
+def tcb_lost(g: Gdb, tids: dict) -> set:
+    """The threads whose TCB the core holds as zeros: a TCB's first word points to itself."""
+    lost = set()
+    for n in tids:
+        g.cmd(f"thread {n}")
+        text = g.cmd("output *(unsigned long *)$fs_base == (unsigned long)$fs_base").strip()
+        if not text.endswith("1"):
+            lost.add(n)
+    return lost
+
+
+def without_owners(docs: dict, threads: set) -> dict:
+    """The documents with the ownership of arenas and tcaches by `threads` left out (a tcache
+    of one of them, or of an unknown owner, becomes "?"); unchanged when `threads` is empty."""
+    if not threads:
+        return docs
+    label = re.compile(r"tcache\[(?:thread (\d+)|unknown \(0x[0-9a-f]+\))\]")
+
+    def lost(v) -> bool:
+        return v in threads or (isinstance(v, str) and v.startswith("unknown"))
+
+    def walk(v, key=None):
+        if isinstance(v, dict):
+            return {k: walk(x, k) for k, x in v.items()}
+        if isinstance(v, list):
+            if key == "threads":
+                return [n for n in v if n not in threads]
+            if key == "thread_arena":
+                return [e for e in v if e["thread"] not in threads]
+            items = [walk(x) for x in v]
+            if key == "tcache":
+                items.sort(key=lambda e: e.get("address", 0) if isinstance(e, dict) else 0)
+            return items
+        if key in ("thread", "tcache_thread") and lost(v):
+            return "?"
+        if isinstance(v, str):
+            return label.sub(lambda m: "tcache[?]" if m.group(1) is None
+                             or int(m.group(1)) in threads else m.group(0), v)
+        return v
+    return walk(docs)
+
+
 @pytest.mark.parametrize("version,symbols", CORE_CASES,
                          ids=[f"{v}-{mode_id(s)}" for v, s in CORE_CASES])
 def test_core_file_equals_live_process(request, runs, version, symbols):
@@ -468,12 +510,19 @@ def test_core_file_equals_live_process(request, runs, version, symbols):
         g.cmd(f"core-file {live.core}", timeout=120)
         docs, _ = heap_docs(g)
         tids = thread_tids(g)
+        lost = tcb_lost(g, tids)
     finally:
         g.close()
     for doc in docs.values():
         assert doc["target"]["kind"] == "core" and doc["target"]["pid"] == live.facts["pid"]
-    assert_same(comparable(live.docs, drop_kind=True), comparable(docs, drop_kind=True),
-                f"glibc {version} {mode_id(symbols)}: live vs core")
+    # gcore cannot save a thread stack whose guard pages sit inside its mapping (glibc >= 2.42
+    # on Linux >= 6.13): those threads' TCB and TLS are zeros in the core, so which arena and
+    # tcache were theirs cannot be known from it; only their ownership is left out, the rest
+    # (and every other thread's) must still be the same.
+    assert not lost or glibc_key(version) >= (2, 42), lost
+    assert_same(without_owners(comparable(live.docs, drop_kind=True), lost),
+                without_owners(comparable(docs, drop_kind=True), lost),
+                f"glibc {version} {mode_id(symbols)}: live vs core (TCB lost: {sorted(lost)})")
     assert tids == live.extra["tids"]
     check_header(docs, version, symbols)
 
