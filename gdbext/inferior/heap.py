@@ -416,7 +416,7 @@ def _model_view(
                 view.state = analyze(
                     replace(inputs, tcaches=orphans.values), replace(options, earlier=view.state)
                 )
-                found["tcache"] = orphans.how
+                found["tcache"] = _still_noted(orphans.how, found.get("tcache"))
     except PtmallocError as e:
         raise UserError(str(e)) from None
     if anchors.corrupt is not None:
@@ -429,6 +429,14 @@ def _model_view(
         )
     _note_rebuilt_mappings(target, view)
     return view
+
+
+def _still_noted(how: Provenance, before: Optional[Provenance]) -> Provenance:
+    """`how`, keeping the restarted-checkpoint note of what it replaces (a tcache found by its
+    shape after the TLS slot search found none: glibc 2.43+ before the walk)."""
+    if before is not None and RESTARTED_NOTE in before.text and RESTARTED_NOTE not in how.text:
+        return how.noted(RESTARTED_NOTE)
+    return how
 
 
 def _tcaches_by_shape(state: HeapState) -> Optional[PerThread]:

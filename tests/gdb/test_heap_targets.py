@@ -165,14 +165,31 @@ def assert_same(a: dict, b: dict, what: str):
 
 # ---- the oracle -------------------------------------------------------------------------------
 
+def glibcs_mmapped_drift(stop: Stop, version: str = None) -> int:
+    """The bytes by which glibc's own mmapped figure (mallinfo2's hblkhd, as the demo printed
+    it) exceeds what the mmapped chunks map: glibc >= 2.43's mremap_chunk counts 16 bytes too
+    many per mremap, which gdbext reports as an `mmapped-drift` problem; 0 before 2.43."""
+    mapped = sum(c["mapping_size"] for c in stop.docs["heapchunks"]["mmapped"])
+    drift = stop.facts["mallinfo2.hblkhd"] - mapped
+    if version is None or glibc_key(version) < (2, 43) or drift < 0 or drift % 16:
+        return 0
+    return drift
+
+
 def check_oracle(stop: Stop, version: str = None):
     """Our heapchunks/bins/arenas agree with the malloc_info XML and mallinfo the demo printed
     at this stop under glibc `version` (None: the host's), and with each other."""
     f, docs = stop.facts, stop.docs
     chunks, bins, arenas = docs["heapchunks"], docs["bins"], docs["arenas"]
     assert f["malloc_info.allocated"] == 0, "the report changed the heap it describes"
+    drift = glibcs_mmapped_drift(stop, version)
     for name in HEAP_COMMANDS:
-        assert docs[name]["problems"] == [], docs[name]["problems"][:5]
+        problems = docs[name]["problems"]
+        if drift:
+            assert [p["kind"] for p in problems] == ["mmapped-drift"], problems[:5]
+            assert f"{drift:#x} bytes more" in problems[0]["message"], problems[0]
+        else:
+            assert problems == [], problems[:5]
     glibc = H.parse_malloc_info(H.malloc_info_text(stop.transcript))
     ours = H.malloc_info_from_json(chunks, version)
     assert len(glibc["heaps"]) == len(ours["heaps"]) == len(chunks["arenas"])
@@ -210,12 +227,13 @@ def thread_tids(g: Gdb) -> dict:
         g.cmd("info threads"), re.M)}
 
 
-def check_threads(stop: Stop, tids: dict, main_pid: int):
-    """Every living thread (and only those) has its tcache and its arena; each arena's thread
-    list is as long as glibc's own attached_threads count."""
+def check_threads(stop: Stop, tids: dict, main_pid: int, tcaches: bool = True):
+    """Every living thread (and only those) has its tcache (none when `tcaches` is False: no
+    thread has one yet) and its arena; each arena's thread list is as long as glibc's own
+    attached_threads count."""
     bins, arenas = stop.docs["bins"], stop.docs["arenas"]
     live = set(tids)
-    assert {t["thread"] for t in bins["tcache"]} == live
+    assert {t["thread"] for t in bins["tcache"]} == (live if tcaches else set())
     assert {e["thread"] for e in arenas["thread_arena"]} == live
     for a in arenas["arenas"]:
         assert len(a["threads"]) == a["attached_threads"], (hex(a["address"]), a["threads"])
@@ -275,6 +293,8 @@ class Runs:
             docs, seconds = heap_docs(g, timeout=timeout)
             stop = Stop(dict(g.facts), "".join(g.transcript), docs, seconds)
             stop.extra["tids"] = thread_tids(g)
+            if symbols:
+                stop.extra["narenas_limit"] = narenas_limit(g)
             sample = chunk_samples(docs["heapchunks"])[0]
             stop.extra["text"] = {c: g.cmd(c, timeout=timeout) for c in (
                 "heapchunks --limit 20", "bins", "arenas", f"chunk {sample:#x}")}
@@ -437,6 +457,48 @@ def test_static_core_equals_live(static_stops, which):
 CORE_CASES = [(v, s) for v in VERSIONS for s in (True, False)]
 
 
+def tcb_lost(g: Gdb, tids: dict) -> set:
+    """The threads whose TCB the core holds as zeros: a TCB's first word points to itself."""
+    lost = set()
+    for n in tids:
+        g.cmd(f"thread {n}")
+        text = g.cmd("output *(unsigned long *)$fs_base == (unsigned long)$fs_base").strip()
+        if not text.endswith("1"):
+            lost.add(n)
+    return lost
+
+
+def without_owners(docs: dict, threads: set) -> dict:
+    """The documents with the ownership of arenas and tcaches by `threads` left out (a tcache
+    of one of them, or of an unknown owner, becomes "?"); unchanged when `threads` is empty."""
+    if not threads:
+        return docs
+    label = re.compile(r"tcache\[(?:thread (\d+)|unknown \(0x[0-9a-f]+\))\]")
+
+    def lost(v) -> bool:
+        return v in threads or (isinstance(v, str) and v.startswith("unknown"))
+
+    def walk(v, key=None):
+        if isinstance(v, dict):
+            return {k: walk(x, k) for k, x in v.items()}
+        if isinstance(v, list):
+            if key == "threads":
+                return [n for n in v if n not in threads]
+            if key == "thread_arena":
+                return [e for e in v if e["thread"] not in threads]
+            items = [walk(x) for x in v]
+            if key == "tcache":
+                items.sort(key=lambda e: e.get("address", 0) if isinstance(e, dict) else 0)
+            return items
+        if key in ("thread", "tcache_thread") and lost(v):
+            return "?"
+        if isinstance(v, str):
+            return label.sub(lambda m: "tcache[?]" if m.group(1) is None
+                             or int(m.group(1)) in threads else m.group(0), v)
+        return v
+    return walk(docs)
+
+
 @pytest.mark.parametrize("version,symbols", CORE_CASES,
                          ids=[f"{v}-{mode_id(s)}" for v, s in CORE_CASES])
 def test_core_file_equals_live_process(request, runs, version, symbols):
@@ -448,12 +510,19 @@ def test_core_file_equals_live_process(request, runs, version, symbols):
         g.cmd(f"core-file {live.core}", timeout=120)
         docs, _ = heap_docs(g)
         tids = thread_tids(g)
+        lost = tcb_lost(g, tids)
     finally:
         g.close()
     for doc in docs.values():
         assert doc["target"]["kind"] == "core" and doc["target"]["pid"] == live.facts["pid"]
-    assert_same(comparable(live.docs, drop_kind=True), comparable(docs, drop_kind=True),
-                f"glibc {version} {mode_id(symbols)}: live vs core")
+    # gcore cannot save a thread stack whose guard pages sit inside its mapping (glibc >= 2.42
+    # on Linux >= 6.13): those threads' TCB and TLS are zeros in the core, so which arena and
+    # tcache were theirs cannot be known from it; only their ownership is left out, the rest
+    # (and every other thread's) must still be the same.
+    assert not lost or glibc_key(version) >= (2, 42), lost
+    assert_same(without_owners(comparable(live.docs, drop_kind=True), lost),
+                without_owners(comparable(docs, drop_kind=True), lost),
+                f"glibc {version} {mode_id(symbols)}: live vs core (TCB lost: {sorted(lost)})")
     assert tids == live.extra["tids"]
     check_header(docs, version, symbols)
 
@@ -618,9 +687,9 @@ def test_other_allocator_is_named_not_walked(demos, gdb_session, allocator):
 
 # ---- 5. exited threads, 200 threads, the arena limit, hundreds of MiB ---------------------------
 
-def scale_check(stop: Stop, seconds: int, version: str):
+def scale_check(stop: Stop, seconds: int, version: str, tcaches: bool = True):
     check_oracle(stop, version)
-    check_threads(stop, stop.extra["tids"], stop.facts["pid"])
+    check_threads(stop, stop.extra["tids"], stop.facts["pid"], tcaches)
     assert max(stop.seconds.values()) < seconds, stop.seconds
 
 
@@ -685,12 +754,31 @@ def test_main_thread_exited(request, runs, version):
             assert chunks["heap"]["found"]["tcache"].endswith("owning threads unknown")
 
 
-def arena_limit(stop: Stop, threads: int) -> set:
-    """The arena counts glibc may reach: main plus one per thread, at most 8 per CPU (counted
-    from the affinity mask or the online CPUs, depending on the version) or ARENA_MAX."""
+def narenas_limit(g: Gdb):
+    """glibc's own arena limit, the static narenas_limit in arena_get2 (0 until more arenas
+    than mp_.arena_test exist), read from libc's symbol table (debug symbols, no TLS needed);
+    None where the symbol is not found."""
+    m = re.search(r"^(0x[0-9a-f]+)\s+narenas_limit$", g.cmd("info variables ^narenas_limit$"), re.M)
+    if not m:
+        return None
+    text = g.cmd(f"output *(unsigned long *){m.group(1)}").strip()
+    return int(text) if text.isdigit() else None
+
+
+def arena_limit(stop: Stop, threads: int, version: str, limit: int = None) -> set:
+    """The arena counts glibc may reach: main plus one per thread, at most ARENA_MAX, or
+    glibc's narenas_limit where it was read (`limit`), or else 8 per CPU (counted from the
+    affinity mask or the online CPUs, depending on the version).  Before 2.44 the limit read
+    must be 8 per CPU; glibc 2.44 set it to 8 on this 2-CPU machine (mp_.arena_test), which
+    is why the limit is read rather than derived there."""
     if stop.facts["arena_max"]:
         return {min(threads + 1, stop.facts["arena_max"])}
-    return {min(threads + 1, 8 * stop.facts[f"ncpu.{k}"]) for k in ("sched", "online")}
+    by_cpus = {8 * stop.facts[f"ncpu.{k}"] for k in ("sched", "online")}
+    if limit:
+        if glibc_key(version) < (2, 44):
+            assert limit in by_cpus, (limit, by_cpus)
+        return {min(threads + 1, limit)}
+    return {min(threads + 1, n) for n in by_cpus}
 
 
 SCALE_CASES = [(v, s) for v in VERSIONS for s in (True, False)]
@@ -702,7 +790,8 @@ def test_200_threads(request, runs, version, symbols):
     stop = runs.get(version, symbols, MANY)
     scale_check(stop, SECONDS["many"], version)
     assert len(stop.extra["tids"]) == 201
-    assert len(stop.docs["arenas"]["arenas"]) in arena_limit(stop, 200)
+    limit = runs.get(version, True, MANY).extra.get("narenas_limit")  # same glibc, same CPUs
+    assert len(stop.docs["arenas"]["arenas"]) in arena_limit(stop, 200, version, limit)
     if not symbols:
         assert_same(comparable(runs.get(version, True, MANY).docs), comparable(stop.docs),
                     f"glibc {version}, 200 threads: with vs without symbols")
@@ -712,14 +801,17 @@ def test_200_threads(request, runs, version, symbols):
 def test_arena_max(request, runs, version):
     stop = runs.get(version, False, ARENA_MAX)
     scale_check(stop, SECONDS["small"], version)
-    assert len(stop.docs["arenas"]["arenas"]) in arena_limit(stop, 12) == {4}
+    assert len(stop.docs["arenas"]["arenas"]) in arena_limit(stop, 12, version) == {4}
     assert stop.docs["arenas"]["mp"]["arena_max"] == 4
 
 
 @pytest.mark.parametrize("version,symbols", SCALE_CASES, ids=SCALE_IDS)
 def test_heap_of_hundreds_of_mib(request, runs, version, symbols):
     stop = runs.get(version, symbols, BIG, timeout=300)
-    scale_check(stop, SECONDS["big"], version)
+    # The demo frees only chunks of 8 KiB and more, past the tcache's 1032 bytes: glibc 2.43
+    # and later make a thread's tcache at its first free of a chunk the tcache takes, so here
+    # no thread has one (before 2.43, every thread that malloc'ed has one).
+    scale_check(stop, SECONDS["big"], version, tcaches=glibc_key(version) < (2, 43))
     main, thread = stop.docs["arenas"]["arenas"]
     assert main["system_mem"] >= 200 << 20 and thread["system_mem"] >= 100 << 20
     assert len(thread["heaps"]) >= 2  # 64 MiB each, chained through heap_info.prev

@@ -3,7 +3,7 @@
 heap_growth stops at "diff.a" with every main block in use and top the only free chunk; then,
 with nothing else allocating, it allocates SMALL chunks of 72 bytes and MEDIUM of 2000 (both
 carved from top), frees the small ones again (a tcache takes the first `fill count` of them,
-then a fastbin; 2.43 has no fastbins and a fill count of 16) and frees main block 1, between two
+then a fastbin; 2.43 and later have no fastbins and a fill count of 16) and frees main block 1, between two
 blocks in use; it prints every address and glibc's mallinfo2 at both stops.  The diff must list
 exactly those chunks, top's change must be the bytes carved from it, and the summary's mallinfo2
 change must be glibc's.  A snapshot file saved at "diff.b" against a core of that stop: empty.
@@ -14,12 +14,16 @@ import os
 import pytest
 
 from tests import glibcs as G
-from tests.harness import assert_clean
+from tests.harness import assert_clean, glibc_key
 
 pytestmark = pytest.mark.gdb
 
-VERSIONS = tuple(G.VERSIONS) + ("2.43",)
-FILL = {"2.43": 16}  # default tcache_count; 7 before 2.43
+VERSIONS = tuple(dict.fromkeys(G.VERSIONS + ("2.43",)))
+
+
+def fill_count(version: str) -> int:
+    """glibc's default tcache_count: 16 from 2.43, 7 before."""
+    return 16 if glibc_key(version) >= (2, 43) else 7
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +57,8 @@ def test_diff_lists_what_the_demo_did(all_glibcs, demos, gdb_session, version, t
     f = s.facts
     small = [f[f"diff.small.{i}"] for i in range(9)]
     medium = [f[f"diff.medium.{i}"] for i in range(3)]
-    fill = FILL.get(version, 7)
-    fast = version not in FILL  # fastbins until 2.43
+    fill = fill_count(version)
+    fast = glibc_key(version) < (2, 43)  # fastbins until 2.43
     want = {u: "tcache" for u in small[:fill]}
     want.update({u: "fastbin" if fast else "tcache" for u in small[fill:]})
     want.update({u: "used" for u in medium})

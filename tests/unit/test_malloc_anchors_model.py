@@ -11,7 +11,8 @@ import pytest
 from gdbext.model.elfsyms import file_reader, symbols
 from gdbext.model.ptmalloc import Layout
 from gdbext.model.ptmalloc.locate import (find_corrupt_main_arena, find_main_arena, find_tcache,
-                                          find_tcache_chunks, unaccepted_tcaches)
+                                          find_tcache_chunks, looks_like_tcache,
+                                          unaccepted_tcaches)
 from gdbext.model.regions import Mapping
 from gdbext.model.targetkind import selected_checkpoint_is_fork
 
@@ -79,6 +80,28 @@ def test_one_bad_tcache_entry_keeps_the_tcache():
     assert walked.tcache[1].chunk_count == 5
     assert any(p.address == t + b.L.tcache_perthread.offset("entries") + 8 * 9
                for p in walked.problems)
+
+
+@pytest.mark.parametrize("extra,found", [(0, True), (0x10, True), (0x20, False)])
+def test_a_tcache_in_a_chunk_malloc_did_not_split(extra, found):
+    """glibc 2.43, a thread that came after another exited: its tcache took a free chunk 16
+    bytes larger than the struct, too little to split off, so the chunk is larger than
+    request2size(sizeof(tcache_perthread_struct)); a chunk MINSIZE larger would have been
+    split, so it holds no tcache."""
+    b = HeapBuilder(Layout.for_version((2, 43)))
+    b.alloc(0x400)  # not the heap's first chunk: found by its shape only
+    t = b.tcache_for(1, extra=extra)
+    chunks = [b.alloc(0x90) for _ in range(9)]
+    b.alloc(0x40)
+    for c in chunks:
+        b.tcache_put(1, c)
+    st = b.analyze(tcaches={})
+    assert [f.address for f in find_tcache_chunks(st)] == ([t] if found else [])
+    heaps = [(s.start, s.end) for s in st.segments()]
+    assert looks_like_tcache(b.finish(), b.L, t, heaps) is found
+    if found:
+        walked = b.analyze(tcaches={1: t})
+        assert walked.tcache[1].chunk_count == 9 and walked.problems == []
 
 
 def test_a_tcache_of_mostly_bad_entries_is_named():

@@ -144,10 +144,12 @@ class HeapBuilder:
     def protect(self, pos, ptr):
         return (pos >> 12) ^ ptr if self.L.safe_linking else ptr
 
-    def tcache_for(self, label, arena=None):
+    def tcache_for(self, label, arena=None, extra=0):
+        """A tcache for thread `label`, in a chunk `extra` bytes larger than the struct needs
+        (malloc gives a free chunk whole when the rest is too small to split off)."""
         st = self.L.tcache_perthread
         size = (st.sizeof + self.ssz + self.L.align_mask) & ~self.L.align_mask
-        size = max(size, self.L.minsize)
+        size = max(size, self.L.minsize) + extra
         c = self.alloc(size, arena)
         t = c + self.hdr
         if self.L.tcache_counts_down:

@@ -292,10 +292,22 @@ def _plausible_mp(L: Layout, f) -> bool:
     return bins <= L.tcache_max_bins
 
 
+def tcache_sized(L: Layout, size: int) -> bool:
+    """Whether a chunk of `size` may hold a tcache_perthread_struct: request2size of the
+    struct, or up to MINSIZE - 1 more, since malloc hands out a free chunk whole when the rest
+    would be too small to split off (a thread whose tcache took a chunk an exited thread freed,
+    say)."""
+    st = L.tcache_perthread
+    if st is None:
+        return False
+    want = request2size(L, st.sizeof)
+    return want <= size < want + L.minsize
+
+
 def find_tcache(mem, layout: Layout, first_chunk: int, heap: Range) -> Optional[Found]:
     """The tcache of the first thread of an arena: the first chunk of the arena's first heap.
 
-    It qualifies when its size is request2size(sizeof(tcache_perthread_struct)), it is in use,
+    It qualifies when its size fits the struct (tcache_sized), it is in use,
     and most of its non-NULL entries point into the heap: the place and the size are the
     evidence, so one overwritten entry must not hide the rest (the walk reports it).
     """
@@ -308,7 +320,7 @@ def find_tcache(mem, layout: Layout, first_chunk: int, heap: Range) -> Optional[
         data = mem.read(first_chunk + L.chunk_hdr_sz, st.sizeof)
     except MemoryReadError:
         return None
-    if raw & ~7 != request2size(L, st.sizeof) or not raw & 1:
+    if not tcache_sized(L, raw & ~7) or not raw & 1:
         return None
     entries = _tcache_entries(L, data)
     bad = [i for i, e in enumerate(entries) if e and not heap[0] <= e < heap[1]]
@@ -359,7 +371,7 @@ def looks_like_tcache(mem, layout: Layout, address: int, heaps: Sequence[Range])
         next_raw = int.from_bytes(mem.read(after + L.size_sz, L.size_sz), "little")
     except MemoryReadError:
         return False
-    if raw & ~7 != request2size(L, st.sizeof) or raw & 2 or not next_raw & 1:
+    if not tcache_sized(L, raw & ~7) or raw & 2 or not next_raw & 1:
         return False
     entries = _tcache_entries(L, data)
     bad = [e for e in entries if e and (e & L.align_mask or not _in(heaps, e))]
@@ -390,7 +402,6 @@ def find_tcache_chunks(state, limit: int = 1024) -> List[Found]:
     st = L.tcache_perthread
     if st is None:
         return []
-    want = request2size(L, st.sizeof)
     e_off, p = st.offset("entries"), L.pointer_size
     cw = L.tcache_count_width
     c_off = st.offset(L.tcache_counts_field) if st.has(L.tcache_counts_field) else 0
@@ -400,7 +411,7 @@ def find_tcache_chunks(state, limit: int = 1024) -> List[Found]:
 
     for seg in state.segments():
         for i, raw in enumerate(seg.raws):
-            if raw & ~7 != want or seg.states[i] != USED:
+            if not tcache_sized(L, raw & ~7) or seg.states[i] != USED:
                 continue
             addr = seg.addrs[i] + L.chunk_hdr_sz
             data = state_read(state, addr, st.sizeof)
@@ -452,7 +463,7 @@ def unaccepted_tcaches(state) -> List[Found]:
         if not a.heaps:
             continue
         seg = a.heaps[0]
-        if not len(seg.addrs) or seg.raws[0] & ~7 != request2size(L, st.sizeof):
+        if not len(seg.addrs) or not tcache_sized(L, seg.raws[0] & ~7):
             continue
         data = state_read(state, seg.addrs[0] + L.chunk_hdr_sz, st.sizeof)
         if data is None or not any(data):
