@@ -18,7 +18,7 @@ from tests.harness import assert_clean
 
 pytestmark = pytest.mark.gdb
 
-VERSIONS = tuple(G.VERSIONS) + ("2.43",)
+VERSIONS = G.selected(tuple(G.VERSIONS) + ("2.43",))
 FILL = {"2.43": 16}  # default tcache_count; 7 before 2.43
 
 

@@ -16,7 +16,7 @@ from tests.harness import assert_clean
 
 pytestmark = pytest.mark.gdb
 
-VERSIONS = tuple(G.VERSIONS) + ("2.43",)
+VERSIONS = G.selected(tuple(G.VERSIONS) + ("2.43",))
 CASES = [(v, s) for v in VERSIONS for s in (True, False)]
 
 
