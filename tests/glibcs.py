@@ -77,6 +77,14 @@ def host_version() -> str:
 
 VERSIONS = _versions()
 OLDEST = min(VERSIONS, key=lambda v: tuple(map(int, v.split("."))))
+
+
+def selected(versions) -> tuple:
+    """Those of a test's own glibcs this run covers (in its order): a test that names its
+    versions still obeys GDBEXT_TEST_GLIBCS, whose chroots cannot run the others' demos."""
+    return tuple(v for v in versions if v in VERSIONS)
+
+
 # libgcc-s1: pthread_exit and pthread_cancel dlopen libgcc_s.so.1 to unwind, and the host's may
 # need a newer glibc than the one under test.
 PACKAGES = ("libc6", "libc6-dbg", "libgcc-s1")

@@ -13,8 +13,9 @@ from tests.harness import Gdb, assert_clean
 
 pytestmark = pytest.mark.gdb
 
-# Named here, not taken from G.VERSIONS: these are the glibcs this behaviour was checked on.
-VERSIONS = ("2.31", "2.36", "2.41", "2.43", "2.44")
+# Named here, not taken from G.VERSIONS: these are the glibcs this behaviour was checked on
+# (those of them GDBEXT_TEST_GLIBCS selects).
+VERSIONS = G.selected(("2.31", "2.36", "2.41", "2.43", "2.44"))
 CASES = [(v, s) for v in VERSIONS for s in (True, False)]
 ENTRIES = ("malloc", "calloc", "realloc", "memalign", "aligned_alloc", "posix_memalign", "valloc",
            "pvalloc")

@@ -13,7 +13,7 @@ from tests.harness import Gdb, assert_clean
 
 pytestmark = pytest.mark.gdb
 
-VERSIONS = ("2.31", "2.36", "2.41", "2.43", "2.44")  # named here, not G.VERSIONS
+VERSIONS = G.selected(("2.31", "2.36", "2.41", "2.43", "2.44"))  # named here, not G.VERSIONS
 CASES = [(v, s) for v in VERSIONS for s in (True, False)]
 QUICK = 20
 

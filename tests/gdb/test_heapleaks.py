@@ -12,6 +12,7 @@ import re
 
 import pytest
 
+from tests import glibcs as G
 from tests.harness import FACT, assert_clean, demo, gdbserver_start, parse_value
 
 NO_LIBC_DEBUG = "set debug-file-directory /nonexistent"
@@ -239,7 +240,7 @@ def test_chunks_only_untrusted_memory_reaches_are_unknown_not_leaked(gdb_session
     assert "2 unknown" in g.cmd("heapleaks --summary")
 
 
-@pytest.mark.parametrize("version", ["2.31", "2.41"])
+@pytest.mark.parametrize("version", G.selected(("2.31", "2.41")))
 @pytest.mark.parametrize("symbols", [True, False], ids=["symbols", "no-symbols"])
 def test_other_glibcs(glibc_gdb, version, symbols):
     """The same leaks under the suite's other glibcs (2.31: no safe-linking, tcache keys are

@@ -18,7 +18,7 @@ from tests.harness import assert_clean, glibc_key
 
 pytestmark = pytest.mark.gdb
 
-VERSIONS = tuple(dict.fromkeys(G.VERSIONS + ("2.43",)))
+VERSIONS = tuple(G.VERSIONS)
 
 
 def fill_count(version: str) -> int:

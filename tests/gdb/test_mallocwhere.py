@@ -17,7 +17,7 @@ pytestmark = pytest.mark.gdb
 
 # 2.31..2.41: the glibcs whose malloc paths mallocwhere mirrors; 2.43 and 2.44 (no fastbins,
 # large tcache bins) it answers the same way, saying so in depends_on: held to the truth too
-VERSIONS = ("2.31", "2.36", "2.41", "2.43", "2.44")
+VERSIONS = G.selected(("2.31", "2.36", "2.41", "2.43", "2.44"))
 SEEDS = (1, 2, 3)
 PROBES = 40
 CASES = [(v, s, m) for v in VERSIONS for s in (True, False) for m in ("main", "thread")]
