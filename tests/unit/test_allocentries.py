@@ -134,9 +134,12 @@ def _eh_frame_hdr(path):
 
 def _objdump_insns(path, start, size):
     """objdump's disassembly as gdb's (address, length, text), targets written 0x..."""
-    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", f"--start-address={start:#x}",
-                          f"--stop-address={start + size:#x}", path],
-                         stdout=subprocess.PIPE, text=True, check=True).stdout
+    done = subprocess.run(["objdump", "-d", "--no-show-raw-insn", f"--start-address={start:#x}",
+                           f"--stop-address={start + size:#x}", path],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:  # an older binutils (bullseye's 2.35) than the libc was built with
+        pytest.skip(f"this system's objdump cannot disassemble {path}: {done.stderr.strip()[-200:]}")
+    out = done.stdout
     insns = []
     for m in re.finditer(r"^\s*([0-9a-f]+):\s+(\S.*)$", out, re.M):
         text = re.sub(r"^((?:bnd |notrack )*jmp\s+)([0-9a-f]+)\b", r"\g<1>0x\2", m.group(2))
