@@ -27,7 +27,7 @@ from .mappings import mappings
 from .process import Target, cached
 from .regions import regions
 from .stacks import thread_stacks
-from .threads import list_threads, thread_registers
+from .threads import list_threads, restore_selection, thread_registers
 
 RED_ZONE = 128  # the System V x86-64 ABI's: a leaf function's data may live below SP
 WINDOW = 16 << 20  # bytes read at once
@@ -131,18 +131,8 @@ def _outermost_sps(limit: int = 256) -> Dict[int, int]:
             except (gdb.error, RuntimeError):
                 continue
     finally:
-        _restore(old_thread, old_frame)
+        restore_selection(old_thread, old_frame)
     return out
-
-
-def _restore(old_thread, old_frame) -> None:
-    try:
-        if old_thread is not None and old_thread.is_valid():
-            old_thread.switch()
-            if old_frame is not None and old_frame.is_valid():
-                old_frame.select()
-    except gdb.error:
-        pass
 
 
 def _cut(roots: List[Root], holes) -> List[Root]:
@@ -337,7 +327,7 @@ def _frames(thread: int) -> List[Tuple[int, Optional[int], int, str]]:
         except (gdb.error, RuntimeError):
             pass
         finally:
-            _restore(old_thread, old_frame)
+            restore_selection(old_thread, old_frame)
         return out
 
     return cached(("frames", thread), compute)

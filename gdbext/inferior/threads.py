@@ -85,14 +85,19 @@ def list_threads(with_frames: bool = False, wanted=None) -> List[ThreadInfo]:
                 pass
             out.append(info)
     finally:
-        try:
-            if old_thread is not None and old_thread.is_valid():
-                old_thread.switch()
-                if old_frame is not None and old_frame.is_valid():
-                    old_frame.select()
-        except gdb.error:
-            pass
+        restore_selection(old_thread, old_frame)
     return out
+
+
+def restore_selection(old_thread, old_frame) -> None:
+    """Select again the thread and frame the user had before a walk switched between threads."""
+    try:
+        if old_thread is not None and old_thread.is_valid():
+            old_thread.switch()
+            if old_frame is not None and old_frame.is_valid():
+                old_frame.select()
+    except gdb.error:
+        pass
 
 
 def _function_name(frame) -> Optional[str]:
@@ -148,13 +153,7 @@ def thread_registers() -> List[tuple]:
                 if value is not None:
                     out.append((t.num, name, value))
     finally:
-        try:
-            if old_thread is not None and old_thread.is_valid():
-                old_thread.switch()
-                if old_frame is not None and old_frame.is_valid():
-                    old_frame.select()
-        except gdb.error:
-            pass
+        restore_selection(old_thread, old_frame)
     return out
 
 
