@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "heapsnap",
     "mallocwhere",
     "memreport",
+    "heapvis",
     "fakechunks",
 )
 
