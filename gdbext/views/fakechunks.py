@@ -7,6 +7,7 @@ from ..render import fmt
 from ..render.table import Table
 from . import Item
 from .heap import header_items
+from .problems import problem_items, problems_json
 
 
 BIN_WORDS = {"tcache": "the tcache", "fastbin": "a fastbin", "unsorted": "the unsorted bin"}
@@ -33,6 +34,7 @@ def document_body(heap, size: int, bin: str, near, rows: Rows, notes: List[str],
         ],
         "truncated": cut,
         "notes": notes,
+        "problems": problems_json(heap.state.problems),
     }
 
 
@@ -45,8 +47,14 @@ def text(
     yield [(f"fake chunks of size {size:#x} for {BIN_WORDS[bin]}: {len(rows)}", "title")]
     for n in notes:
         yield [(n, "muted")]
-    if not rows:
-        return
+    if rows:
+        yield _table(rows, addr)
+    if cut:
+        yield [("more candidates than shown: narrow with --near", "muted")]
+    yield from problem_items(heap.state.problems, pointer_size)
+
+
+def _table(rows: Rows, addr) -> Table:
     t = Table(
         ["chunk", "user pointer", "size field", "in", "why glibc takes it"],
         "lllll",
@@ -56,6 +64,4 @@ def text(
     for f, where in rows:
         chunk, user = (addr(f.address), "address"), (addr(f.user), "address")
         t.add(chunk, user, f"{f.size_field:#x}", where or "", f.reason)
-    yield t
-    if cut:
-        yield [("more candidates than shown: narrow with --near", "muted")]
+    return t

@@ -8,6 +8,7 @@ from ..model.ptmalloc.vis import Vis, VisChunk, Word
 from ..render import fmt
 from . import Item, Line
 from .heap import flag_letters, header_items
+from .problems import problem_items, problems_json, problems_within
 
 # chunk k is drawn in PALETTE[k % 4]: neighbours always differ
 PALETTE = ("vis0", "vis1", "vis2", "vis3")
@@ -35,6 +36,14 @@ def _word_json(w: Word) -> dict:
     }
 
 
+def shown_problems(heap, vis: Vis) -> list:
+    """The heap model's problems in the memory the chunks shown cover."""
+    if heap is None or not vis.chunks:
+        return []
+    last = vis.chunks[-1]
+    return problems_within(heap.state.problems, (vis.start, last.address + max(last.size, 1)))
+
+
 def document_body(heap, vis: Vis, fake: bool, hdr: int) -> dict:
     return {
         "heap": heap.header() if heap is not None else None,
@@ -56,6 +65,7 @@ def document_body(heap, vis: Vis, fake: bool, hdr: int) -> dict:
             }
             for c in vis.chunks
         ],
+        "problems": problems_json(shown_problems(heap, vis)),
     }
 
 
@@ -105,3 +115,4 @@ def text(heap, vis: Vis, pointer_size: int, note: Optional[str]) -> Iterator[Ite
             yield [(f"{m} ", tok), (f"... {c.hidden} more words of this chunk not shown", "muted")]
     if vis.stop:
         yield [(f"stopped: {vis.stop}", "muted")]
+    yield from problem_items(shown_problems(heap, vis), pointer_size)

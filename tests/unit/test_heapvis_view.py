@@ -33,7 +33,7 @@ def test_text_marks_colours_and_links():
 def test_document_keys():
     b, c, vis = _vis((2, 31))
     d = heapvis.document_body(None, vis, False, 16)
-    assert set(d) == {"heap", "start", "fake", "stop", "chunks"}
+    assert set(d) == {"heap", "start", "fake", "stop", "chunks", "problems"}
     ch = d["chunks"][0]
     assert set(ch) == {
         "address", "user_address", "size", "size_field", "flags", "state", "bin", "known", "words",
