@@ -32,10 +32,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define AREA_WORDS (0x600 / 8)
 #define SZ sizeof(size_t)
+/* malloc aligns user pointers to 16: a chunk starts 2*SZ before a multiple of 16 */
+#define LEAD ((16 - 2 * SZ) % 16)
+#define AREA (0x600 + LEAD)
 
-static size_t static_area[AREA_WORDS] __attribute__((aligned(16)));
+static char static_area[AREA] __attribute__((aligned(16)));
 static char candidates[1 << 16];
 
 static int glibc_before(int major, int minor)
@@ -46,10 +48,10 @@ static int glibc_before(int major, int minor)
 }
 
 /* The fake chunks of one area; `where` names them in the facts. */
-static void plant(size_t *area, const char *where)
+static void plant(char *area, const char *where)
 {
-    char *b = (char *)area;
-    memset(b, 0, 0x600);
+    char *b = area + LEAD;
+    memset(area, 0, AREA);
     *(size_t *)(b + SZ) = 0x41;               /* a chunk of 0x40, PREV_INUSE */
     *(size_t *)(b + 0x40 + SZ) = 0x21;        /* its next chunk: a size free accepts */
     *(size_t *)(b + 0x80 + SZ) = 0x501;       /* a chunk of 0x500, PREV_INUSE */
@@ -139,8 +141,8 @@ int main(int argc, char **argv)
 {
     setenv("LIBC_FATAL_STDERR_", "1", 1); /* glibc's messages on stderr, not the tty */
     demo_fact_pid();
-    size_t stack_area[AREA_WORDS] __attribute__((aligned(16)));
-    size_t *heap_area = malloc(0x600);
+    char stack_area[AREA] __attribute__((aligned(16)));
+    char *heap_area = malloc(AREA);
     plant(static_area, "static");
     plant(stack_area, "stack");
     plant(heap_area, "heap");

@@ -12,7 +12,15 @@ import os
 import pytest
 
 from tests import glibcs as G
-from tests.harness import Gdb, assert_clean, demo, gdbserver_start
+from tests.harness import (
+    Gdb,
+    assert_clean,
+    build_demos_m32,
+    demo,
+    demo_m32,
+    gdbserver_start,
+    libc_debug_missing,
+)
 
 pytestmark = pytest.mark.gdb
 
@@ -47,6 +55,26 @@ def test_fakechunks_finds_what_glibc_takes(case, tmp_path):
     path = tmp_path / "candidates"
     path.write_text("")
     gdb = Gdb(g.demo("fake_chunks"), [str(path)], extra_init=g.gdb_init(symbols), env=g.gdb_env)
+    _oracle(gdb, path, fastbins, 8)
+
+
+@pytest.mark.parametrize("symbols", [True, False], ids=["symbols", "nosymbols"])
+def test_fakechunks_on_i386(symbols, tmp_path):
+    """SIZE_SZ 4: a chunk sits 8 bytes below a multiple of 16, so its user pointer is aligned."""
+    why = build_demos_m32()
+    if why:
+        pytest.skip(why)
+    program = demo_m32("fake_chunks")
+    if symbols and libc_debug_missing(program):
+        pytest.skip(libc_debug_missing(program))
+    path = tmp_path / "candidates"
+    path.write_text("")
+    init = () if symbols else ("set debug-file-directory /nonexistent",)
+    _oracle(Gdb(program, [str(path)], extra_init=init), path, True, 4)
+
+
+def _oracle(gdb, path, fastbins, ssz):
+    """Find the planted fakes, then let glibc free and malloc back every candidate."""
     try:
         gdb.run_to("planted", timeout=60)
         f = gdb.facts
@@ -62,7 +90,7 @@ def test_fakechunks_finds_what_glibc_takes(case, tmp_path):
                     tries.append((planted, size, bin, False))
                 else:
                     assert planted in got, (where, hex(planted), sorted(map(hex, got)))
-                    assert got[planted]["user_address"] == planted + 16 and got[planted]["reason"]
+                    assert got[planted]["user_address"] == planted + 2 * ssz and got[planted]["reason"]
             tries += [(a, size, bin, True) for a in got]
         if fastbins:
             d = _found(gdb, "fakechunks 0x40 --bin fastbin --json")

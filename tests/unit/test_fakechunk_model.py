@@ -73,10 +73,10 @@ def test_unsorted_needs_what_free_and_malloc_check():
 def test_i386_words():
     L = Layout.for_version((2, 36), pointer_size=4)
     buf = bytearray(0x200)
-    _put(buf, 0x04, 0x41, 4)  # chunk at 0: size field 4 bytes in
-    _put(buf, 0x14, 0x41, 4)  # chunk at 0x10 (aligned too)
-    _put(buf, 0x0C, 0x41, 4)  # chunk at 8: not 16-aligned
-    assert _found(buf, 0x40, "tcache", layout=L, base=0x8050000) == [0x00, 0x10]
+    _put(buf, 0x04, 0x41, 4)  # chunk at 0: its user pointer at 8 is not 16-aligned
+    _put(buf, 0x0C, 0x41, 4)  # chunk at 8: user pointer at 0x10, as malloc's chunks are
+    _put(buf, 0x1C, 0x41, 4)  # chunk at 0x18 too
+    assert _found(buf, 0x40, "tcache", layout=L, base=0x8050000) == [0x08, 0x18]
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ sees: free() accepts it into the bin that serves the size in this glibc, and the
 the size hands the same pointer back. The conditions are glibc's own checks on that path, and
 nothing glibc does not check:
 
-- every bin: the chunk aligned as malloc aligns chunks (free's "invalid pointer"), the size field
+- every bin: the user pointer aligned as malloc aligns it (free's "invalid pointer"; on i386
+  the chunk is 8 bytes below a multiple of 16), the size field
   the size with IS_MMAPPED clear (else munmap_chunk) and NON_MAIN_ARENA clear (else its arena is
   read from a heap_info that is not there); PREV_INUSE is free's business only past the tcache;
 - tcache: nothing more (the tcache key is compared only to catch a double free);
@@ -103,7 +104,9 @@ def scan(
         pattern = f.to_bytes(ssz, "little")
         pos = raw.find(pattern, ssz)
         while pos >= 0:
-            if (base + pos - ssz) & L.align_mask == 0:
+            # glibc's misaligned_chunk: the user pointer (the chunk itself where the header is
+            # as wide as the alignment) aligned as malloc aligns it
+            if (base + pos - ssz + hdr) & L.align_mask == 0:
                 hits.append(pos - ssz)
             pos = raw.find(pattern, pos + 1)
     hits.sort()
