@@ -12,7 +12,7 @@ import re
 import pytest
 
 from tests import glibcs as G
-from tests.harness import Gdb, assert_clean, demo, gdbserver_start, proc_maps
+from tests.harness import Gdb, assert_clean, build_demos_m32, demo, demo_m32, gdbserver_start, proc_maps
 
 pytestmark = pytest.mark.gdb
 
@@ -191,3 +191,30 @@ def test_heapvis_on_a_core_and_through_gdbserver(tmp_path):
         gdb.close()
         server.kill()
         server.wait()
+
+
+def test_heapvis_on_i386():
+    """4-byte words: each one as gdb's x/wx reads it, and the heap's chunks as heapchunks has
+    them; the static fake (8 bytes below a multiple of 16, as i386 chunks are) walked the same."""
+    why = build_demos_m32()
+    if why:
+        pytest.skip(why)
+    gdb = Gdb(demo_m32("fake_chunks"), ["/dev/null"])
+    try:
+        gdb.run_to("planted")
+        f = gdb.facts
+        vis = _vis(gdb, "--count 1000")
+        hc = gdb.json("heapchunks --json", timeout=120)["arenas"][0]["chunks"]
+        got = [(c["address"], c["size"], c["state"]) for c in vis["chunks"]]
+        assert got == [(c["address"], c["size"], c["state"]) for c in hc[: len(got)]]
+        fake = f["fake.static.0x40"]
+        d = _vis(gdb, f"--count 5 {fake:#x}")
+        assert [c["size"] for c in d["chunks"]] == [0x40, 0x20, 0]
+        for c in vis["chunks"][:4] + d["chunks"]:
+            words = [(w["address"] + 4 * k, w["value"]) for w in c["words"] for k in range(w["repeat"])]
+            out = gdb.cmd(f"x/{len(words)}wx {c['address']:#x}")
+            values = [int(v, 16) for line in out.splitlines() for v in HEX.findall(line.split(":", 1)[1])]
+            assert [v for _, v in words] == values, c["address"]
+            assert [a for a, _ in words] == [c["address"] + 4 * i for i in range(len(words))]
+    finally:
+        gdb.close()
