@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "heapsnap",
     "mallocwhere",
     "memreport",
+    "heapvis",
+    "fakechunks",
 )
 
 

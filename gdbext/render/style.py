@@ -34,6 +34,11 @@ TOKEN_PATHS = {
     "used": "Literal.String",
     "top": "Keyword",
     "muted": "Comment",
+    # heapvis: one colour per chunk, four in turn
+    "vis0": "Name.Tag",
+    "vis1": "Literal.String",
+    "vis2": "Name.Function",
+    "vis3": "Keyword",
 }
 
 # Our token names -> gdb's own style (`set style NAME ...`), followed whatever the style setting.
@@ -58,6 +63,10 @@ BASIC = {
     "free": "36",
     "used": "32",
     "top": "33",
+    "vis0": "36",  # cyan
+    "vis1": "32",  # green
+    "vis2": "35",  # magenta
+    "vis3": "33",  # yellow
 }
 
 RESET = "\x1b[m"

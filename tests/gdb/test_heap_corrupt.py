@@ -206,7 +206,8 @@ def test_every_filter_and_option_survives(corrupt):
     for command in ("heapchunks --state corrupt", "heapchunks --min 0x100", "heapchunks --limit 3",
                     "heapchunks --arena main --json", "bins --tcache", "bins --fast --json",
                     "bins --unsorted", "bins --small", "bins --large", "bins --thread 1",
-                    "vmmap --kind heap"):
+                    "vmmap --kind heap", "heapvis --count 1000", "heapvis --json --count 1000",
+                    "fakechunks 0x20", "fakechunks 0x420 --json"):
         run(g, command)
 
 
@@ -245,7 +246,9 @@ def test_random_damage_to_a_real_heap(gdb_session, seed):
         g.cmd(f"set var *(unsigned long *){address:#x} = {new:#x}")
         what = f"{kind} word {address:#x}: {old:#x} -> {new:#x}"
         for command in ("heapchunks --json", "bins --json", "arenas --json",
-                        f"chunk {address:#x} --json", "heapchunks --limit 20", f"chunk {address:#x}"):
+                        f"chunk {address:#x} --json", "heapchunks --limit 20", f"chunk {address:#x}",
+                        "heapvis --count 1000 --json", f"heapvis --count 50 {address:#x}",
+                        "fakechunks 0x20 --json"):
             text = g.cmd(command, timeout=QUICK)
             assert_clean(text)
             name = command.split()[0]
