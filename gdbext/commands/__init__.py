@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "heapstat",
     "heapsnap",
     "mallocwhere",
+    "tryfree",
     "memreport",
 )
 

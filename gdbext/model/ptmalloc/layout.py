@@ -147,6 +147,25 @@ class Layout:
         2.41; 2.42 added large tcache bins and 2.43 removed fastbins, which it does not mirror."""
         return self.version is not None and self.version <= (2, 41) and self.unknown_version is None
 
+    # ---- free()'s checks (tryfree.py), by the version that changed them ----
+    @property
+    def free_order(self) -> str:
+        """ "classic" (2.26..2.41: __libc_free sends mmapped chunks to munmap_chunk, then
+        _int_free checks pointer and size before the tcache) or "tcache-first" (2.42+:
+        __libc_free checks alignment, tries the tcache, then checks the size)."""
+        return "tcache-first" if self.version is not None and self.version >= (2, 42) else "classic"
+
+    @property
+    def tcache_walk_checks(self) -> Tuple[bool, bool]:
+        """The tcache double-free walk's (count bound, alignment) checks: 2.33 and 2.32+."""
+        v = self.version or NEWEST
+        return v >= (2, 33), v >= (2, 32)
+
+    @property
+    def free_small_to_smallbin(self) -> bool:
+        """2.41+: a freed small chunk goes straight to its small bin, not the unsorted bin."""
+        return (self.version or NEWEST) >= (2, 41)
+
     @property
     def tcache_counts_field(self) -> str:
         return "num_slots" if self.tcache_counts_down else "counts"
