@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "heapsnap",
     "mallocwhere",
     "tryfree",
+    "trymalloc",
     "memreport",
 )
 

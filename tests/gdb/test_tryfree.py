@@ -49,9 +49,12 @@ def run_demo(g, symbols):
         gdb.run_to("prepared", timeout=60)
         pointers = {k[4:]: v for k, v in gdb.facts.items() if k.startswith("ptr.")}
         verdicts = {name: gdb.json(f"tryfree {p:#x} --json", timeout=60) for name, p in pointers.items()}
+        sizes = {k[5:]: v for k, v in gdb.facts.items() if k.startswith("size.")}
+        mallocs = {name: gdb.json(f"trymalloc {n} --json", timeout=60) for name, n in sizes.items()}
         gdb.cmd("delete")
         text = gdb.cmd("continue", timeout=120)
-        return verdicts, _said(text, "free"), gdb
+        return verdicts, _said(text, "free"), mallocs, _said(text, "malloc")
+
     finally:
         gdb.close()
 
@@ -60,7 +63,7 @@ def run_demo(g, symbols):
 def test_tryfree_says_what_glibc_does(case):
     version, symbols = case
     g = _glibc(version, symbols)
-    verdicts, truth, _ = run_demo(g, symbols)
+    verdicts, truth, _, _ = run_demo(g, symbols)
     assert set(truth) == set(verdicts), (sorted(truth), sorted(verdicts))
     wrong = []
     for name, d in verdicts.items():
@@ -84,3 +87,33 @@ def test_tryfree_says_what_glibc_does(case):
     assert verdicts["valid_small"]["result"] == "tcache"
     assert verdicts["mmapped"]["result"] == "munmap"
     assert verdicts["merge_back"]["merged_with"], verdicts["merge_back"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{'symbols' if c[1] else 'nosymbols'}")
+def test_trymalloc_says_what_glibc_does(case):
+    """Each child calls malloc(SIZE): the chunk trymalloc named (or a mapping of its own for
+    "mmap"), or the abort with glibc's message."""
+    version, symbols = case
+    g = _glibc(version, symbols)
+    _, _, verdicts, truth = run_demo(g, symbols)
+    assert set(truth) == set(verdicts), (sorted(truth), sorted(verdicts))
+    wrong = []
+    for name, d in verdicts.items():
+        status, said = truth[name]
+        if status == "abort":
+            if not d["aborts"] or d["message"] != said:
+                wrong.append(f"{name}: glibc aborts {said!r}; trymalloc said {d}")
+            continue
+        assert status == "ok", (name, status, said)
+        returned = int(said.split()[-1], 16)
+        if d["aborts"] or d["crashes"]:
+            wrong.append(f"{name}: glibc returned {returned:#x}; trymalloc said {d}")
+        elif d["result"] == "mmap":
+            continue  # where the kernel maps it is the kernel's choice
+        elif d["pointer"] != returned:
+            wrong.append(f"{name}: glibc returned {returned:#x}; trymalloc said {d['pointer']} ({d['result']})")
+    assert not wrong, "\n".join(wrong)
+    if tuple(map(int, version.split("."))) >= (2, 32):  # 2.31 returns the misaligned pointer
+        assert truth["tcache_unaligned"] == ("abort", "malloc(): unaligned tcache chunk detected")
+    assert verdicts["tcache"]["result"] == "tcache"
+    assert verdicts["mmap"]["result"] == "mmap"

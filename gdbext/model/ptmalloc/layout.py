@@ -156,6 +156,11 @@ class Layout:
         return "tcache-first" if self.version is not None and self.version >= (2, 42) else "classic"
 
     @property
+    def default_max_fast(self) -> int:
+        """get_max_fast() at its default, set_max_fast(DEFAULT_MXFAST)."""
+        return (64 * self.size_sz // 4 + self.size_sz) & ~self.align_mask
+
+    @property
     def tcache_walk_checks(self) -> Tuple[bool, bool]:
         """The tcache double-free walk's (count bound, alignment) checks: 2.33 and 2.32+."""
         v = self.version or NEWEST

@@ -10,7 +10,7 @@ follows are Layout's (`free_order`, `tcache_walk_checks`, `free_small_to_smallbi
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from ..memory import MemoryReadError
 from .arena import ArenaHeader, read_arena
@@ -71,33 +71,34 @@ class FreeInputs:
     pagesize: int = 4096
 
 
-class _Stop(Exception):
+class DryRunStop(Exception):
     pass
 
 
-class _Abort(_Stop):
+class GlibcAbort(DryRunStop):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
 
 
-class _Crash(_Stop):
+class GlibcCrash(DryRunStop):
     def __init__(self, address: int, what: str):
         super().__init__(what)
         self.address, self.what = address, what
 
 
-class _Run:
-    """One dry run: the reads (with the overlay of what it would have written) and the verdict."""
+class DryRun:
+    """One dry run of free or malloc: the reads (with the overlay of what glibc would have
+    written), the checks made, and the verdict they go to (a FreeVerdict or trymalloc's)."""
 
-    def __init__(self, w: FreeInputs, pointer: int):
+    def __init__(self, w: FreeInputs, verdict: Any):
         self.w = w
         self.L: Layout = w.state.layout
         self.mem = w.state.memory
         self.mask = (1 << (8 * self.L.size_sz)) - 1
         self.mp: dict = w.state.mp or {}
         self.overlay: Dict[int, int] = {}
-        self.v = FreeVerdict(pointer, None)
+        self.v = verdict
 
     # ---- reads, checks ----
     def word(self, address: int, what: str, width: Optional[int] = None) -> int:
@@ -106,16 +107,16 @@ class _Run:
         if address in self.overlay and n == self.L.size_sz:
             return self.overlay[address]
         if self.mem is None:
-            raise _Crash(address, what)
+            raise GlibcCrash(address, what)
         try:
             return int.from_bytes(self.mem.read(address, n), "little")
         except MemoryReadError:
-            raise _Crash(address, what) from None
+            raise GlibcCrash(address, what) from None
 
     def check(self, name: str, ok, message: Optional[str] = None, detail: str = "") -> bool:
         self.v.checks.append(Check(name, bool(ok), detail))
         if not ok and message:
-            raise _Abort(message)
+            raise GlibcAbort(message)
         return bool(ok)
 
     def aligned(self, address: int) -> bool:
@@ -132,14 +133,14 @@ class _Run:
             )
         else:
             if self.w.main_arena is None:
-                raise _Crash(0, "main_arena (gdbext did not find it)")
+                raise GlibcCrash(0, "main_arena (gdbext did not find it)")
             ar = self.w.main_arena
         try:
             if self.mem is None:
                 raise MemoryReadError(ar, 0, "no memory")
             a = read_arena(self.mem, L, ar)
         except MemoryReadError:
-            raise _Crash(ar, "the arena's malloc_state") from None
+            raise GlibcCrash(ar, "the arena's malloc_state") from None
         if self.w.state.arena_of(ar) is None:
             self.v.warnings.append("%#x is not an arena gdbext found: glibc takes it for one" % ar)
         self.v.arena = ar
@@ -148,7 +149,7 @@ class _Run:
 
 def free_checks(w: FreeInputs, pointer: int) -> FreeVerdict:
     """What free(pointer) would do in the selected thread right now (see the module's doc)."""
-    r = _Run(w, pointer)
+    r = DryRun(w, FreeVerdict(pointer, None))
     v = r.v
     if pointer == 0:
         v.result = "nothing"
@@ -161,9 +162,9 @@ def free_checks(w: FreeInputs, pointer: int) -> FreeVerdict:
             _tcache_first(r)
         else:
             _classic(r)
-    except _Abort as e:
+    except GlibcAbort as e:
         v.aborts, v.message, v.result, v.bin = True, e.message, "abort", None
-    except _Crash as e:
+    except GlibcCrash as e:
         v.crashes, v.result, v.bin = True, "crash", None
         v.steps.append("glibc reads %s at %#x, which is not mapped: SIGSEGV" % (e.what, e.address))
     if not v.aborts and not v.crashes:
@@ -174,7 +175,7 @@ def free_checks(w: FreeInputs, pointer: int) -> FreeVerdict:
 # ---- 2.26..2.41: __libc_free, then _int_free ---------------------------------------------------
 
 
-def _classic(r: _Run) -> None:
+def _classic(r: DryRun) -> None:
     L, v = r.L, r.v
     p = v.chunk
     assert p is not None
@@ -204,13 +205,13 @@ def _classic(r: _Run) -> None:
     )
     if L.has_tcache and _tcache_classic(r, p, size):
         return
-    if L.has_fastbins and size <= _max_fast(L):
+    if L.has_fastbins and size <= L.default_max_fast:
         _fastbin(r, av, p, size, raw)
         return
     _merge(r, av, p, size, raw)
 
 
-def _tcache_classic(r: _Run, p: int, size: int) -> bool:
+def _tcache_classic(r: DryRun, p: int, size: int) -> bool:
     L, v, w = r.L, r.v, r.w
     idx = (size - L.minsize + L.align_mask) // L.malloc_alignment
     nbins = r.mp.get("tcache_bins", L.tcache_small_bins)
@@ -239,7 +240,7 @@ def _tcache_classic(r: _Run, p: int, size: int) -> bool:
     return False
 
 
-def _key_and_walk(r: _Run, p: int, tc: Tcache, bins: List[int]) -> bool:
+def _key_and_walk(r: DryRun, p: int, tc: Tcache, bins: List[int]) -> bool:
     """The double-free test: e->key against the key, then the walk of the bins glibc walks
     (aborting as glibc does).  True when the key matched and the walk found nothing."""
     L, v, w = r.L, r.v, r.w
@@ -300,12 +301,7 @@ def _key_and_walk(r: _Run, p: int, tc: Tcache, bins: List[int]) -> bool:
     return False
 
 
-def _max_fast(L: Layout) -> int:
-    """get_max_fast() at its default, set_max_fast(DEFAULT_MXFAST)."""
-    return (64 * L.size_sz // 4 + L.size_sz) & ~L.align_mask
-
-
-def _fastbin(r: _Run, av: ArenaHeader, p: int, size: int, raw: int) -> None:
+def _fastbin(r: DryRun, av: ArenaHeader, p: int, size: int, raw: int) -> None:
     L, v = r.L, r.v
     nxt = (p + size) & r.mask
     nraw = r.word(nxt + L.size_sz, "the next chunk's size field")
@@ -326,7 +322,7 @@ def _fastbin(r: _Run, av: ArenaHeader, p: int, size: int, raw: int) -> None:
     v.new_chunk, v.new_size = p, size
 
 
-def _merge(r: _Run, av: ArenaHeader, p: int, size: int, raw: int) -> None:
+def _merge(r: DryRun, av: ArenaHeader, p: int, size: int, raw: int) -> None:
     """_int_free's path for other chunks (_int_free_merge_chunk from 2.39)."""
     L, v = r.L, r.v
     top = av.top
@@ -394,7 +390,7 @@ def _merge(r: _Run, av: ArenaHeader, p: int, size: int, raw: int) -> None:
         v.steps.append("then, if top is above the trim threshold, the heap is trimmed")
 
 
-def _bin_head_check(r: _Run, av: ArenaHeader, i: int, message: str, what: str) -> None:
+def _bin_head_check(r: DryRun, av: ArenaHeader, i: int, message: str, what: str) -> None:
     L = r.L
     bck = av.bin_address(L, i)
     fwd = r.word(bck + 2 * L.size_sz, "the bin's fd", L.pointer_size)
@@ -402,7 +398,7 @@ def _bin_head_check(r: _Run, av: ArenaHeader, i: int, message: str, what: str) -
     r.check("%s's first chunk links back to the bin (fwd->bk == bck)" % what, fwd_bk == bck, message)
 
 
-def _unlink(r: _Run, c: int) -> None:
+def _unlink(r: DryRun, c: int) -> None:
     L = r.L
     fd_off, bk_off = 2 * L.size_sz, 2 * L.size_sz + L.pointer_size
     craw = r.word(c + L.size_sz, "the size field of the chunk unlinked")
@@ -432,7 +428,7 @@ def _unlink(r: _Run, c: int) -> None:
             r.check("its size links agree", ok, "corrupted double-linked list (not small)")
 
 
-def _munmap(r: _Run, p: int, size: int) -> None:
+def _munmap(r: DryRun, p: int, size: int) -> None:
     L, v = r.L, r.v
     prev = r.word(p, "the chunk's prev_size (its offset in its mapping)")
     page = r.w.pagesize
@@ -463,7 +459,7 @@ def _munmap(r: _Run, p: int, size: int) -> None:
 # ---- 2.42+: the tcache first ---------------------------------------------------------------------
 
 
-def _tcache_first(r: _Run) -> None:
+def _tcache_first(r: DryRun) -> None:
     L, v, w = r.L, r.v, r.w
     p = v.chunk
     assert p is not None
@@ -517,7 +513,7 @@ def _tcache_first(r: _Run) -> None:
         "size %#x" % size,
     )
     av = r.arena_for_chunk(p, raw)
-    if L.has_fastbins and size <= _max_fast(L):
+    if L.has_fastbins and size <= L.default_max_fast:
         _fastbin(r, av, p, size, raw)
     elif not raw & IS_MMAPPED:
         _merge(r, av, p, size, raw)
@@ -529,7 +525,7 @@ def _tcache_first(r: _Run) -> None:
 # ---- what glibc lets through ---------------------------------------------------------------------
 
 
-def _warn(r: _Run) -> None:
+def _warn(r: DryRun) -> None:
     v, state = r.v, r.w.state
     p = v.chunk
     if p is None or v.result in ("nothing", "munmap"):
@@ -554,4 +550,4 @@ def _warn(r: _Run) -> None:
         )
 
 
-__all__ = ["Check", "FreeInputs", "FreeVerdict", "free_checks"]
+__all__ = ["Check", "DryRun", "FreeInputs", "FreeVerdict", "GlibcAbort", "GlibcCrash", "free_checks"]
