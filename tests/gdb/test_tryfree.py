@@ -10,7 +10,7 @@ import re
 import pytest
 
 from tests import glibcs as G
-from tests.harness import Gdb
+from tests.harness import Gdb, demo, gdbserver_start
 
 pytestmark = pytest.mark.gdb
 
@@ -117,3 +117,67 @@ def test_trymalloc_says_what_glibc_does(case):
         assert truth["tcache_unaligned"] == ("abort", "malloc(): unaligned tcache chunk detected")
     assert verdicts["tcache"]["result"] == "tcache"
     assert verdicts["mmap"]["result"] == "mmap"
+
+
+KEYS = ("aborts", "message", "result", "bin", "crashes", "chunk", "size")
+
+
+def _pointers(gdb):
+    return {k[4:]: v for k, v in gdb.facts.items() if k.startswith("ptr.")}
+
+
+def test_tryfree_on_a_core_says_what_it_said_live(tmp_path):
+    """gcore at the stop, then `gdb prog core`: every pointer's verdict is the live one (which
+    the test above holds to glibc), with the host's glibc and its symbols."""
+    prog = demo("try_free")
+    core = tmp_path / "try_free.core"
+    gdb = Gdb(prog)
+    try:
+        gdb.run_to("prepared", timeout=60)
+        pointers = _pointers(gdb)
+        live = {n: gdb.json(f"tryfree {p:#x} --json", timeout=60) for n, p in pointers.items()}
+        gdb.cmd(f"gcore {core}", timeout=120)
+    finally:
+        gdb.close()
+    assert core.exists(), "gcore wrote no core file"
+    gdb = Gdb(prog)
+    try:
+        gdb.cmd(f"core-file {core}", timeout=120)
+        for name, p in pointers.items():
+            d = gdb.json(f"tryfree {p:#x} --json", timeout=60)
+            assert d["target"]["kind"] == "core", d["target"]
+            assert {k: d[k] for k in KEYS} == {k: live[name][k] for k in KEYS}, name
+    finally:
+        gdb.close()
+
+
+def test_tryfree_through_gdbserver_says_what_glibc_does():
+    """The demo under gdbserver: its facts and its children's answers come on gdbserver's
+    output, tryfree's through the remote target."""
+    prog = demo("try_free")
+    server, port = gdbserver_start([prog])
+    gdb = Gdb(prog)
+    try:
+        gdb.cmd(f"target remote 127.0.0.1:{port}", timeout=60)
+        gdb.cmd("break gdbext_stop")
+        gdb.cmd("continue", timeout=60)
+        said = ""
+        while "GDBEXT_STOP prepared" not in said:
+            line = server.stdout.readline()
+            assert line, said
+            said += line
+        pointers = {m[0]: int(m[1], 16) for m in re.findall(r"GDBEXT_FACT ptr\.(\w+)=(0x[0-9a-f]+)", said)}
+        verdicts = {n: gdb.json(f"tryfree {p:#x} --json", timeout=60) for n, p in pointers.items()}
+        gdb.cmd("delete")
+        gdb.cmd("continue", timeout=120)
+        rest = server.stdout.read()
+    finally:
+        gdb.close()
+        server.kill()
+        server.wait()
+    truth = _said(rest, "free")
+    assert set(truth) == set(verdicts), rest[-2000:]
+    for name, d in verdicts.items():
+        assert d["target"]["kind"] == "remote", d["target"]
+        status, message = truth[name]
+        assert (d["aborts"], d["message"] if d["aborts"] else "") == (status == "abort", message), (name, d)
