@@ -11,10 +11,13 @@
  * share the heap as it was at the stop: the parent allocates nothing after it.
  *
  * Sizes (facts size.NAME=N): malloc.NAME=ok|0xCHUNK|... or abort|message.
+ *
+ *   try_free [thread]   thread: all of it in a second thread (its own arena, tcache, stack)
  */
 #define _GNU_SOURCE
 #include "demo.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -97,12 +100,12 @@ static void in_child(const char *kind, const char *name, int is_malloc, void *p,
         fact("%s.%s=signal %d|%s", kind, name, WIFSIGNALED(status) ? WTERMSIG(status) : -1, buf);
 }
 
-int main(void)
+/* Everything below, in the thread that calls it (a second thread: a thread arena's chunks). */
+static void *prepare_and_try(void *arg)
 {
+    (void)arg;
     long stack_zero[16] __attribute__((aligned(16)));
     memset(stack_zero, 0, sizeof stack_zero);
-    setenv("LIBC_FATAL_STDERR_", "1", 1);
-    demo_fact_pid();
 
     /* Every allocation first: a large request after the frees would consolidate the fast
      * chunks and a small one would cut the free chunks the cases need. */
@@ -189,6 +192,22 @@ int main(void)
         in_child("free", names[i], 0, ptrs[i], 0);
     for (int i = 0; i < ns; i++)
         in_child("malloc", size_names[i], 1, NULL, sizes[i]);
+    /* No return: a thread's exit empties its tcache, whose 0x70 bin is corrupt (and so would
+     * the next malloc of that size) */
     demo_done();
+    _exit(0);
+}
+
+int main(int argc, char **argv)
+{
+    setenv("LIBC_FATAL_STDERR_", "1", 1);
+    demo_fact_pid();
+    if (argc > 1 && strcmp(argv[1], "thread") == 0) {
+        pthread_t t;
+        demo_check(pthread_create(&t, NULL, prepare_and_try, NULL) == 0, "pthread_create");
+        pthread_join(t, NULL);
+    } else {
+        prepare_and_try(NULL);
+    }
     return 0;
 }

@@ -10,12 +10,14 @@ import re
 import pytest
 
 from tests import glibcs as G
-from tests.harness import Gdb, demo, gdbserver_start
+from tests.harness import Gdb, demo, gdbserver_start, thread_db_unloadable
 
 pytestmark = pytest.mark.gdb
 
 VERSIONS = G.selected(("2.31", "2.36", "2.41", "2.43", "2.44"))
 CASES = [(v, s) for v in VERSIONS for s in (True, False)]
+# the main thread (main_arena), and a second thread (its own arena, tcache and stack)
+THREAD_CASES = [(v, s, m) for v in VERSIONS for s in (True, False) for m in ("main", "thread")]
 # what the demo makes of each pointer, whatever the glibc: the cases must stay what they claim
 MUST_ABORT = {"tcache_double", "misaligned", "mmapped_bad", "bad_next_size", "bad_prev_size",
               "bad_unlink", "fake_badnext", "unsorted_double", "fastbin_double",
@@ -43,8 +45,9 @@ def _said(text, kind):
     return out
 
 
-def run_demo(g, symbols):
-    gdb = Gdb(g.demo("try_free"), extra_init=g.gdb_init(symbols), env=g.gdb_env)
+def run_demo(g, symbols, mode="main"):
+    args = ("thread",) if mode == "thread" else ()
+    gdb = Gdb(g.demo("try_free"), args, extra_init=g.gdb_init(symbols), env=g.gdb_env)
     try:
         gdb.run_to("prepared", timeout=60)
         pointers = {k[4:]: v for k, v in gdb.facts.items() if k.startswith("ptr.")}
@@ -59,11 +62,18 @@ def run_demo(g, symbols):
         gdb.close()
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{'symbols' if c[1] else 'nosymbols'}")
-def test_tryfree_says_what_glibc_does(case):
-    version, symbols = case
+@pytest.mark.parametrize(
+    "case", THREAD_CASES, ids=lambda c: f"{c[0]}-{'symbols' if c[1] else 'nosymbols'}-{c[2]}"
+)
+def test_tryfree_says_what_glibc_does(request, case):
+    version, symbols, mode = case
+    if mode == "thread" and tuple(map(int, version.split("."))) >= (2, 43) and thread_db_unloadable(version):
+        request.node.add_marker(pytest.mark.xfail(strict=True, reason=(
+            "gdbext defect (the heap model's, not tryfree's): a second thread's tcache, which "
+            "glibc 2.43 makes on its first free anywhere in the heap, is not found when gdb "
+            "cannot load that glibc's libthread_db; tryfree then says it depends on it")))
     g = _glibc(version, symbols)
-    verdicts, truth, _, _ = run_demo(g, symbols)
+    verdicts, truth, _, _ = run_demo(g, symbols, mode)
     assert set(truth) == set(verdicts), (sorted(truth), sorted(verdicts))
     wrong = []
     for name, d in verdicts.items():
@@ -75,18 +85,25 @@ def test_tryfree_says_what_glibc_does(case):
                          f"message={d['message']!r} result={d['result']} checks={d['checks']}")
         for key in ("pointer", "chunk", "aborts", "message", "checks", "result"):
             assert key in d, (name, key)
+    for name, d in verdicts.items():
+        if truth[name][0] == "abort" and not d["aborts"]:
+            assert d["depends_on"], (name, "a wrong answer that does not say what it depends on")
     assert not wrong, "\n".join(wrong)
     assert {n for n, (s, _) in truth.items() if s == "abort"} >= MUST_ABORT
     assert {n for n, (s, _) in truth.items() if s == "ok"} >= MUST_PASS
     # top: "double free or corruption (top)", unless what is left of it is small enough for
     # the tcache (2.43's heap ends elsewhere)
-    assert verdicts["top"]["result"] == "tcache" or truth["top"][1] == "double free or corruption (top)"
+    # (out) in a thread: top's header has no NON_MAIN_ARENA bit, so free takes main_arena's
+    assert verdicts["top"]["result"] == "tcache" or truth["top"][1] in (
+        "double free or corruption (top)", "double free or corruption (out)")
     # a fake chunk the tcache takes is a warning, as is one a fastbin or small bin takes
     assert any("fake chunk" in w for w in verdicts["fake_tcache"]["warnings"])
     assert verdicts["fake_tcache"]["result"] == "tcache"
     assert verdicts["valid_small"]["result"] == "tcache"
     assert verdicts["mmapped"]["result"] == "munmap"
     assert verdicts["merge_back"]["merged_with"], verdicts["merge_back"]
+    if mode == "thread":
+        assert verdicts["valid_small"]["size_field"] & 4, "a thread arena's chunk: NON_MAIN_ARENA"
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{'symbols' if c[1] else 'nosymbols'}")
