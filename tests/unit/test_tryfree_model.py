@@ -188,3 +188,59 @@ def test_malloc_smallbin_links():
     b.img.w(c["small"] + b.hdr + b.p, b.heap + 0x8000)  # victim->bk into zeros
     v = _malloc(b, 0x88)
     assert (v.aborts, v.message) == (True, "malloc(): smallbin double linked list corrupted")
+
+
+@pytest.mark.parametrize("version", [(2, 36), (2, 43)])
+def test_a_key_that_matches_by_chance_is_no_double_free(version):
+    b, c = standard_heap(version)
+    user = c["used"][0] + b.hdr
+    b.img.w(user + b.p, TCACHE_KEY)  # user data that happens to be the key
+    v = _free(b, user)
+    assert (v.aborts, v.result) == (False, "tcache"), v.checks
+    assert any(ch.name.startswith("the chunk is in none") for ch in v.checks)
+
+
+@pytest.mark.parametrize("version", [(2, 33), (2, 36), (2, 43)])
+def test_a_looping_tcache_bin_is_too_many_chunks(version):
+    b, c = standard_heap(version)
+    first, second = c["tcache"]  # bin 0: second -> first
+    e1 = first + b.hdr
+    b.img.w(e1, b.protect(e1, second + b.hdr))  # first -> second: a loop
+    user = c["used"][0] + b.hdr
+    b.img.w(user + b.p, b.tcaches[1] if b.L.tcache_key == "pointer" else TCACHE_KEY)  # 2.33: its address
+    v = _free(b, user)
+    assert (v.aborts, v.message) == (True, "free(): too many chunks detected in tcache")
+
+
+def test_the_key_unknown_is_said():
+    b, c = standard_heap((2, 36))
+    v = _free(b, c["used"][0] + b.hdr, key=None)
+    assert v.result == "tcache" and any("tcache_key" in d for d in v.depends_on)
+    v = _free(b, c["tcache"][0] + b.hdr, key=None)  # in the tcache: glibc wrote the key there
+    assert v.message == "free(): double free detected in tcache 2"
+
+
+def test_views_say_the_verdict_and_each_check():
+    from gdbext.views import tryfree as view
+
+    class Heap:  # what the views use of a HeapView
+        def __init__(self, state):
+            self.state, self.layout = state, state.layout
+            self.found, self.notes, self.version, self.symbols = {}, [], (2, 36), False
+
+        def header(self):
+            return {"glibc": "2.36"}
+
+    b, c = standard_heap((2, 36))
+    _mp_bins(b)
+    state = b.analyze()
+    v = free_checks(FreeInputs(state, b.main_arena, state.tcache.get(1), tcache_key=TCACHE_KEY),
+                    c["tcache"][0] + b.hdr)
+    doc = view.document_body(Heap(state), v, 1)
+    assert {"pointer", "chunk", "aborts", "message", "checks", "result"} <= set(doc)
+    assert doc["aborts"] is True and doc["checks"][-1] == {
+        "name": "the chunk is not in tcache[0] already", "passed": False, "detail": None}
+    text = "\n".join("".join(t for t, _ in line) for line in view.text(Heap(state), v, 1)
+                     if isinstance(line, list))
+    assert 'aborts: "free(): double free detected in tcache 2"' in text
+    assert "[FAIL] the chunk is not in tcache[0] already" in text
