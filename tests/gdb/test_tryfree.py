@@ -10,7 +10,15 @@ import re
 import pytest
 
 from tests import glibcs as G
-from tests.harness import Gdb, demo, gdbserver_start, thread_db_unloadable
+from tests.harness import (
+    Gdb,
+    build_demos_m32,
+    demo,
+    demo_m32,
+    gdbserver_start,
+    libc_debug_missing,
+    thread_db_unloadable,
+)
 
 pytestmark = pytest.mark.gdb
 
@@ -198,3 +206,31 @@ def test_tryfree_through_gdbserver_says_what_glibc_does():
         assert d["target"]["kind"] == "remote", d["target"]
         status, message = truth[name]
         assert (d["aborts"], d["message"] if d["aborts"] else "") == (status == "abort", message), (name, d)
+
+
+@pytest.mark.parametrize("symbols", [True, False], ids=["symbols", "nosymbols"])
+def test_tryfree_on_i386_says_what_glibc_does(symbols):
+    """try_free built with gcc -m32 (4-byte size fields, 16-byte alignment: the demo's fake
+    chunks, laid out in size_t words, are misaligned there, which glibc says too)."""
+    why = build_demos_m32()
+    if why:
+        pytest.skip(why)
+    prog = demo_m32("try_free")
+    init = ("set print thread-events off",)
+    if not symbols:
+        init += ("set debug-file-directory /nonexistent",)
+    elif libc_debug_missing(prog):
+        pytest.skip(f"i386 libc debug symbols: {libc_debug_missing(prog)} (libc6-dbg:i386)")
+    gdb = Gdb(prog, extra_init=init)
+    try:
+        gdb.run_to("prepared", timeout=60)
+        verdicts = {n: gdb.json(f"tryfree {p:#x} --json", timeout=60) for n, p in _pointers(gdb).items()}
+        gdb.cmd("delete")
+        truth = _said(gdb.cmd("continue", timeout=120), "free")
+    finally:
+        gdb.close()
+    assert set(truth) == set(verdicts)
+    wrong = [f"{n}: glibc {truth[n]}; tryfree {d['aborts']} {d['message']} {d['result']}"
+             for n, d in verdicts.items()
+             if (d["aborts"], d["message"] or "") != (truth[n][0] == "abort", truth[n][1])]
+    assert not wrong, "\n".join(wrong)
