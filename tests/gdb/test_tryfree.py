@@ -75,11 +75,7 @@ def run_demo(g, symbols, mode="main"):
 )
 def test_tryfree_says_what_glibc_does(request, case):
     version, symbols, mode = case
-    if mode == "thread" and tuple(map(int, version.split("."))) >= (2, 43) and thread_db_unloadable(version):
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=(
-            "gdbext defect (the heap model's, not tryfree's): a second thread's tcache, which "
-            "glibc 2.43 makes on its first free anywhere in the heap, is not found when gdb "
-            "cannot load that glibc's libthread_db; tryfree then says it depends on it")))
+    _thread_defect(request, version, mode)
     g = _glibc(version, symbols)
     verdicts, truth, _, _ = run_demo(g, symbols, mode)
     assert set(truth) == set(verdicts), (sorted(truth), sorted(verdicts))
@@ -114,13 +110,24 @@ def test_tryfree_says_what_glibc_does(request, case):
         assert verdicts["valid_small"]["size_field"] & 4, "a thread arena's chunk: NON_MAIN_ARENA"
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{'symbols' if c[1] else 'nosymbols'}")
-def test_trymalloc_says_what_glibc_does(case):
+def _thread_defect(request, version, mode):
+    if mode == "thread" and tuple(map(int, version.split("."))) >= (2, 43) and thread_db_unloadable(version):
+        request.node.add_marker(pytest.mark.xfail(strict=True, reason=(
+            "gdbext defect (the heap model's, not tryfree's): a second thread's tcache, which "
+            "glibc 2.43 makes on its first free anywhere in the heap, is not found when gdb "
+            "cannot load that glibc's libthread_db; tryfree then says it depends on it")))
+
+
+@pytest.mark.parametrize(
+    "case", THREAD_CASES, ids=lambda c: f"{c[0]}-{'symbols' if c[1] else 'nosymbols'}-{c[2]}"
+)
+def test_trymalloc_says_what_glibc_does(request, case):
     """Each child calls malloc(SIZE): the chunk trymalloc named (or a mapping of its own for
     "mmap"), or the abort with glibc's message."""
-    version, symbols = case
+    version, symbols, mode = case
+    _thread_defect(request, version, mode)
     g = _glibc(version, symbols)
-    _, _, verdicts, truth = run_demo(g, symbols)
+    _, _, verdicts, truth = run_demo(g, symbols, mode)
     assert set(truth) == set(verdicts), (sorted(truth), sorted(verdicts))
     wrong = []
     for name, d in verdicts.items():
