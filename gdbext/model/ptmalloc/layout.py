@@ -167,6 +167,22 @@ class Layout:
         return v >= (2, 33), v >= (2, 32)
 
     @property
+    def has_free_hook(self) -> bool:
+        """__free_hook, which free calls first when set: removed in 2.34."""
+        return (self.version or NEWEST) < (2, 34)
+
+    @property
+    def tcache_null_before_init(self) -> bool:
+        """Before 2.43 a thread's tcache pointer is NULL until its tcache is made (2.43 points it
+        at an all-zero dummy instead)."""
+        return (self.version or NEWEST) < (2, 43)
+
+    @property
+    def tcache_large_skips_mmapped(self) -> bool:
+        """2.42 only: free puts no mmapped chunk in a large tcache bin."""
+        return (self.version or NEWEST) == (2, 42)
+
+    @property
     def free_small_to_smallbin(self) -> bool:
         """2.41+: a freed small chunk goes straight to its small bin, not the unsorted bin."""
         return (self.version or NEWEST) >= (2, 41)

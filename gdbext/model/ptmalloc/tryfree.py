@@ -182,8 +182,8 @@ def _classic(r: DryRun) -> None:
     raw = r.word(p + L.size_sz, "the chunk's size field")
     size = raw & ~7
     v.size, v.size_field = size, raw
-    if L.version is not None and L.version < (2, 34):
-        v.depends_on.append("__free_hook (glibc %d.%d calls it first when it is set)" % L.version)
+    if L.has_free_hook:
+        v.depends_on.append("__free_hook (this glibc calls it first when it is set)")
     if raw & IS_MMAPPED:
         v.steps.append("IS_MMAPPED is set: __libc_free hands the chunk to munmap_chunk")
         _munmap(r, p, size)
@@ -473,7 +473,7 @@ def _tcache_first(r: DryRun) -> None:
     max_bytes = r.mp.get("tcache_max_bytes")
     if max_bytes is None:
         max_bytes = (L.tcache_small_bins - 1) * L.malloc_alignment + L.minsize + 1
-    absent = tc is None and (L.version or (0, 0)) < (2, 43)  # 2.42: a NULL tcache is skipped
+    absent = tc is None and L.tcache_null_before_init  # 2.42: a NULL tcache is skipped
     if size < max_bytes and not absent:
         if tc is not None and not tc.inactive:
             if _key_and_walk(r, p, tc, list(range(L.tcache_max_bins))):
@@ -484,7 +484,7 @@ def _tcache_first(r: DryRun) -> None:
             idx = small // L.malloc_alignment
             if idx < L.tcache_small_bins:
                 pass
-            elif size >= L.minsize and not (raw & IS_MMAPPED and L.version == (2, 42)):
+            elif size >= L.minsize and not (raw & IS_MMAPPED and L.tcache_large_skips_mmapped):
                 idx = tcache_index(L, size)
             else:
                 idx = -1
