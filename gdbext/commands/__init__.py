@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "heapstat",
     "heapsnap",
     "mallocwhere",
+    "tryfree",
+    "trymalloc",
     "memreport",
     "heapvis",
     "fakechunks",

@@ -76,3 +76,9 @@ def map_marks(target):
     from ..inferior.marks import map_marks as f
 
     return f(target)
+
+
+def free_inputs(target, view, thread):
+    from ..inferior.tryfree import free_inputs as f
+
+    return f(target, view, thread)

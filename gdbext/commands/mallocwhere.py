@@ -45,7 +45,15 @@ class MallocWhere(GdbextCommand):
 
 
 def _where(view, size, thread):
-    from ..model.ptmalloc.where import WhereInputs, where
+    from ..model.ptmalloc.where import where
+
+    return where(size, where_inputs(view, thread))
+
+
+def where_inputs(view, thread):
+    """The selected thread's arena, tcache and the break, for mallocwhere's and trymalloc's
+    dry runs of malloc."""
+    from ..model.ptmalloc.where import WhereInputs
 
     state = view.state
     num = thread.num
@@ -57,16 +65,13 @@ def _where(view, size, thread):
     tcache = state.tcache.get(num)
     known = tcache is not None or not state.tcache  # no tcache found for anyone: none yet
     inputs = view.inputs
-    return where(
-        size,
-        WhereInputs(
-            state,
-            arena,
-            tcache,
-            tcache_known=known,
-            program_break=getattr(inputs, "program_break", None),
-            pagesize=getattr(inputs, "pagesize", None) or 4096,
-        ),
+    return WhereInputs(
+        state,
+        arena,
+        tcache,
+        tcache_known=known,
+        program_break=getattr(inputs, "program_break", None),
+        pagesize=getattr(inputs, "pagesize", None) or 4096,
     )
 
 

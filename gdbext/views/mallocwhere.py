@@ -7,7 +7,7 @@ from ..render import fmt
 from .heap import arena_name, header_items
 from .problems import problems_json
 
-_SAYS = {
+SAYS = {
     "tcache": "the thread's tcache",
     "fastbin": "a fastbin",
     "smallbin": "a small bin",
@@ -45,7 +45,7 @@ def document_body(heap, w: Where, thread: int) -> dict:
 def text(heap, w: Where, thread: int) -> List[list]:
     """The header, one line of answer, then how and what it depends on."""
     lines: List[list] = list(header_items(heap))
-    where = _SAYS[w.source]
+    where = SAYS[w.source]
     if w.bin and w.source not in ("top", "top-after-brk"):
         where += f" ({w.bin})"
     first = f"malloc({w.size}) in thread {thread}: a chunk of {fmt.size(w.chunk_size)} from {where}"

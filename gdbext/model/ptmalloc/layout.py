@@ -147,6 +147,46 @@ class Layout:
         2.41; 2.42 added large tcache bins and 2.43 removed fastbins, which it does not mirror."""
         return self.version is not None and self.version <= (2, 41) and self.unknown_version is None
 
+    # ---- free()'s checks (tryfree.py), by the version that changed them ----
+    @property
+    def free_order(self) -> str:
+        """ "classic" (2.26..2.41: __libc_free sends mmapped chunks to munmap_chunk, then
+        _int_free checks pointer and size before the tcache) or "tcache-first" (2.42+:
+        __libc_free checks alignment, tries the tcache, then checks the size)."""
+        return "tcache-first" if self.version is not None and self.version >= (2, 42) else "classic"
+
+    @property
+    def default_max_fast(self) -> int:
+        """get_max_fast() at its default, set_max_fast(DEFAULT_MXFAST)."""
+        return (64 * self.size_sz // 4 + self.size_sz) & ~self.align_mask
+
+    @property
+    def tcache_walk_checks(self) -> Tuple[bool, bool]:
+        """The tcache double-free walk's (count bound, alignment) checks: 2.33 and 2.32+."""
+        v = self.version or NEWEST
+        return v >= (2, 33), v >= (2, 32)
+
+    @property
+    def has_free_hook(self) -> bool:
+        """__free_hook, which free calls first when set: removed in 2.34."""
+        return (self.version or NEWEST) < (2, 34)
+
+    @property
+    def tcache_null_before_init(self) -> bool:
+        """Before 2.43 a thread's tcache pointer is NULL until its tcache is made (2.43 points it
+        at an all-zero dummy instead)."""
+        return (self.version or NEWEST) < (2, 43)
+
+    @property
+    def tcache_large_skips_mmapped(self) -> bool:
+        """2.42 only: free puts no mmapped chunk in a large tcache bin."""
+        return (self.version or NEWEST) == (2, 42)
+
+    @property
+    def free_small_to_smallbin(self) -> bool:
+        """2.41+: a freed small chunk goes straight to its small bin, not the unsorted bin."""
+        return (self.version or NEWEST) >= (2, 41)
+
     @property
     def tcache_counts_field(self) -> str:
         return "num_slots" if self.tcache_counts_down else "counts"

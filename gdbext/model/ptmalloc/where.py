@@ -182,7 +182,7 @@ def where(req: int, w: WhereInputs) -> Where:
     ar = _Arena(L, a)
     tcache_nb = tc is not None and 0 <= tc_idx < tcache_bins
     small = nb < L.min_large_size
-    if L.has_fastbins and nb <= _max_fast(L):
+    if L.has_fastbins and nb <= L.default_max_fast:
         lst = ar.fast.get(_fast_index(L, nb))
         if lst:
             return _take(res, ar, "fastbin", lst[0][0])
@@ -207,11 +207,6 @@ def where(req: int, w: WhereInputs) -> Where:
             continue
         break
     return _sysmalloc(res, ar, a, nb, mp, w)
-
-
-def _max_fast(L: Layout) -> int:
-    """get_max_fast() at its default, set_max_fast(DEFAULT_MXFAST)."""
-    return (64 * L.size_sz // 4 + L.size_sz) & ~L.align_mask
 
 
 def _fast_index(L: Layout, nb: int) -> int:
