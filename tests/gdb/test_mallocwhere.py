@@ -4,7 +4,9 @@ malloc(SIZE) through probe(); at each probe the test asks `mallocwhere size --js
 named (user pointer minus the header), an mmapped chunk (IS_MMAPPED in its size field, read
 with gdb) for "mmap", a chunk of a thread arena in another heap than top's for "new-heap".
 Under each glibc, with and without libc's debug symbols, in the main thread (main_arena, the
-break) and in a second thread (a thread arena that grows its heap and makes new ones)."""
+break), in a second thread (a thread arena that grows its heap and makes new ones), and after
+mallopt(M_MXFAST, 160) (chunks of 0x90 and 0xa0 in fastbins: global_max_fast is read where libc's
+symbols name it, else the answer depends on it, and says so)."""
 
 import re
 
@@ -21,6 +23,8 @@ VERSIONS = G.selected(("2.31", "2.36", "2.41", "2.43", "2.44"))
 SEEDS = (1, 2, 3)
 PROBES = 40
 CASES = [(v, s, m) for v in VERSIONS for s in (True, False) for m in ("main", "thread")]
+# mallopt(M_MXFAST, 160): fastbins past the default global_max_fast (glibcs with fastbins)
+CASES += [(v, s, "mxfast") for v in VERSIONS if v < "2.43" for s in (True, False)]
 HEAP_MAX = 64 << 20  # a thread arena's heaps are aligned to HEAP_MAX_SIZE (x86-64)
 RETURNED = re.compile(r"Value returned is \$\d+ = \(void \*\) (0x[0-9a-f]+)")
 # What the seeds must reach, so that the test proves each path (fastbins from the demo's bursts,
@@ -28,7 +32,10 @@ RETURNED = re.compile(r"Value returned is \$\d+ = \(void \*\) (0x[0-9a-f]+)")
 MUST_MEET = {
     "main": {"tcache", "fastbin", "unsorted", "largebin", "top", "top-after-brk", "mmap"},
     "thread": {"tcache", "fastbin", "largebin", "top", "new-heap", "mmap"},
+    "mxfast": {"tcache", "fastbin", "big-fastbin", "top"},
 }
+ARGS = {"main": (), "thread": ("thread",), "mxfast": ("mxfast",)}
+DEFAULT_MAX_FAST = 0x80  # x86-64's set_max_fast(DEFAULT_MXFAST)
 
 
 def _glibc(version, symbols):
@@ -52,7 +59,7 @@ def test_mallocwhere_names_the_chunk_malloc_returns(case):
     g = _glibc(version, symbols)
     wrong, checked, seen = [], 0, set()
     for seed in SEEDS:
-        args = (seed, PROBES) + (("thread",) if mode == "thread" else ())
+        args = (seed, PROBES) + ARGS[mode]
         gdb = Gdb(g.demo("malloc_where"), args, extra_init=g.gdb_init(symbols), env=g.gdb_env)
         try:
             gdb.cmd("break probe")
@@ -64,6 +71,11 @@ def test_mallocwhere_names_the_chunk_malloc_returns(case):
                 assert m, gdb.transcript[-1][-2000:]
                 ptr = int(m.group(1), 16)
                 seen.add(d["source"])
+                if d["source"] == "fastbin" and d["chunk_size"] > DEFAULT_MAX_FAST:
+                    seen.add("big-fastbin")
+                named = any("global_max_fast" in x for x in d["depends_on"])
+                if named != (d["source"] == "fastbin" and not symbols):  # read where symbols allow
+                    wrong.append(f"seed {seed} probe {k}: global_max_fast in depends_on is {named}: {d}")
                 why = _wrong(gdb, d, ptr)
                 if why:
                     wrong.append(f"seed {seed} probe {k} malloc({d['size']}): {why}; said {d}")
