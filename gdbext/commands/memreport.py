@@ -35,7 +35,15 @@ class MemReport(GdbextCommand):
         except UserError as e:
             note = f" (no heap {'numbers' if heap else 'maps'}: {e})"
         rows = stack_rows(target, None)
-        page = report_view.html(regs, heap, rows, usage, stack_usage, title=f"process {target.pid}")
+        page = report_view.html(
+            regs,
+            heap,
+            rows,
+            usage,
+            stack_usage,
+            title=f"process {target.pid}",
+            pointer_size=target.pointer_size,
+        )
         try:
             with open(args.html, "w", encoding="utf-8") as f:
                 f.write(page)

@@ -94,23 +94,26 @@ def html(
     title: str = "",
     cap: int = CHUNK_CAP,
     cells: int = CELLS,
+    pointer_size: int = 8,
 ) -> str:
     """The page as one string; `heap` (the heap view) None when there is no heap model, `usage`
-    (heapstat's Usage and its stacks' figures) None when heapstat could not be computed."""
+    (heapstat's Usage and its stacks' figures) None when heapstat could not be computed;
+    addresses as wide as the inferior's pointers."""
+    addr = fmt.address_of(pointer_size)
     parts: List[str] = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>gdbext memreport</title>",
         "<style>%s</style></head><body>" % _STYLE,
         "<h1>gdbext memreport</h1><p>%s</p>" % _h(title),
     ]
-    parts.append(_map(regions))
-    parts.append(_heaps(heap, cap, cells))
+    parts.append(_map(regions, addr))
+    parts.append(_heaps(heap, cap, cells, addr))
     parts.append(_heapstat(heap, usage, stack_usage))
-    parts.append(_stacks(stacks))
+    parts.append(_stacks(stacks, addr))
     parts.append("<script>%s</script></body></html>" % _SCRIPT)
     return "".join(parts)
 
 
-def _map(regions) -> str:
+def _map(regions, addr) -> str:
     out = [
         '<section id="map"><h2>Memory map</h2><p>%s, in address order; width grows with the '
         "logarithm of the size</p>" % _h(fmt.plural(len(regions), "region"))
@@ -120,8 +123,8 @@ def _map(regions) -> str:
     for r in regions:
         label = r.label or r.path or r.kind
         tip = "%s-%s %s %s %s %s" % (
-            fmt.address(r.start),
-            fmt.address(r.end),
+            addr(r.start),
+            addr(r.end),
             fmt.size(r.size),
             r.perms,
             r.kind,
@@ -144,7 +147,7 @@ def _map(regions) -> str:
     return "".join(out)
 
 
-def _heaps(heap, cap: int, cells: int) -> str:
+def _heaps(heap, cap: int, cells: int, addr) -> str:
     out = ['<section id="heaps"><h2>Heaps</h2>']
     if heap is None:
         out.append("<p>no glibc heap model</p></section>")
@@ -169,13 +172,13 @@ def _heaps(heap, cap: int, cells: int) -> str:
         for seg in a.heaps:
             out.append(
                 "<h3>arena %d %s heap %s-%s</h3>"
-                % (n, "(main_arena)" if a.main else "", _h(fmt.address(seg.start)), _h(fmt.address(seg.end)))
+                % (n, "(main_arena)" if a.main else "", _h(addr(seg.start)), _h(addr(seg.end)))
             )
             out.append(
                 '<div class="strip" data-arena="%d" data-chunks="%d" data-aggregated="%d">'
                 % (a.address, len(seg), 0 if each else 1)
             )
-            out.append(_chunks(seg, tips) if tips is not None else _cells(seg, cells))
+            out.append(_chunks(seg, tips) if tips is not None else _cells(seg, cells, addr))
             out.append("</div>")
     if state.mmapped:
         out.append(
@@ -183,7 +186,7 @@ def _heaps(heap, cap: int, cells: int) -> str:
             % len(state.mmapped)
         )
         out.append('<div class="strip" data-mmapped="1" data-chunks="%d">' % len(state.mmapped))
-        out.append(_mmapped(heap, tips))
+        out.append(_mmapped(heap, tips, addr))
         out.append("</div>")
     out.append("</div></section>")
     return "".join(out)
@@ -221,7 +224,7 @@ class _Tips:
             mm,
             end,
         )
-        return plain_text(fact_items(heap, f, c.address, fmt.address(c.address), neighbours=False)).rstrip()
+        return plain_text(fact_items(heap, f, c.address, hex(c.address), neighbours=False)).rstrip()
 
 
 def _chunks(seg, tips: _Tips) -> str:
@@ -244,7 +247,7 @@ def _chunks(seg, tips: _Tips) -> str:
     return "".join(out)
 
 
-def _mmapped(heap, tips: Optional[_Tips]) -> str:
+def _mmapped(heap, tips: Optional[_Tips], addr) -> str:
     """One element per mmapped chunk (their number is bounded by mp_.n_mmaps_max), with its
     facts when the page is under the cap, its address and size when not."""
     out = []
@@ -255,9 +258,9 @@ def _mmapped(heap, tips: Optional[_Tips]) -> str:
             tip = tips.text(c, None, None, m)
         else:
             tip = "chunk %s size %#x mmapped, mapping %s, %s" % (
-                fmt.address(m.address),
+                addr(m.address),
                 m.size,
-                fmt.address(m.mapping_start),
+                addr(m.mapping_start),
                 fmt.size(m.mapping_size),
             )
         out.append(
@@ -304,7 +307,7 @@ def _items_html(items) -> str:
     return "".join(out)
 
 
-def _cells(seg, cells: int) -> str:
+def _cells(seg, cells: int, addr) -> str:
     span = max(1, seg.end - seg.start)
     acc: List[Dict[int, int]] = [dict() for _ in range(cells)]
     addrs, states = seg.addrs, seg.states
@@ -321,7 +324,7 @@ def _cells(seg, cells: int) -> str:
             out.append('<span class="cell" style="flex-grow:1"></span>')
             continue
         top = max(d, key=lambda s: d[s])
-        tip = "%s: " % fmt.address(int(seg.start + k * step)) + ", ".join(
+        tip = "%s: " % addr(int(seg.start + k * step)) + ", ".join(
             "%s %s" % (STATES[s], fmt.size(b)) for s, b in sorted(d.items())
         )
         out.append(
@@ -336,7 +339,7 @@ def _cells(seg, cells: int) -> str:
     return "".join(out)
 
 
-def _stacks(stacks) -> str:
+def _stacks(stacks, addr) -> str:
     out = [
         '<section id="threads"><h2>Thread stacks</h2><table><tr><th>thread</th><th>tid</th>'
         "<th>name</th><th>low</th><th>high</th><th>guard</th><th>sp</th><th>used</th></tr>"
@@ -344,7 +347,7 @@ def _stacks(stacks) -> str:
     for r in stacks:
 
         def a(v: Optional[int]) -> str:
-            return fmt.address(v) if v is not None else "?"
+            return str(addr(v)) if v is not None else "?"
 
         guard = "%s-%s" % (a(r.guard_low), a(r.guard_high)) if r.guard_low is not None else "none"
         out.append(
