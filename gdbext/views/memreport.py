@@ -8,8 +8,11 @@ tooltip; past that, each heap is drawn as CELLS cells of equal bytes, each holdi
 state, so the page stays light at a million chunks. The zoom widens the strips (a scrolled
 view); `#zoom=N` in the page's address sets it on load."""
 
+import base64
 import json
 import math
+import sys
+from array import array
 from bisect import bisect_left
 from html import escape
 from typing import Dict, List, Optional
@@ -55,24 +58,122 @@ body{font:13px sans-serif;margin:1em}
 [data-mmapped] span{border-right:2px solid #fff}
 .mixed{outline:1px dotted #000;outline-offset:-1px}
 #zoomer{overflow-x:auto;width:100%}
+.zoomview canvas{width:100%;height:48px;border:1px solid #888;cursor:crosshair}
+.strip[data-aggregated=\"1\"]{cursor:zoom-in}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
 .legend span{display:inline-block;padding:0 6px;margin:2px;color:#fff}
 """
 
-_SCRIPT = """
+# The page's one script: the zoom slider; for a heap drawn as cells, a canvas that draws the
+# chunks of any address range from the heap's chunk data (decoded on first use), so the page
+# holds no element per chunk however many there are.
+_SCRIPT = r"""
 (function(){
+  var COL=__COLOURS__, NAMES=__NAMES__;
   var z=document.getElementById('zoom');
   if(z){
-    var m=/zoom=(\\d+)/.exec(location.hash);
+    var m=/zoom=(\d+)/.exec(location.hash);
     if(m){z.value=m[1];}
     var apply=function(){document.querySelectorAll('.strip').forEach(function(s){
       s.style.width=(100*Number(z.value))+'%';});
       document.body.setAttribute('data-zoom',z.value);};
     z.addEventListener('input',apply);apply();
   }
+  function hex(x){return '0x'+x.toString(16);}
+  var data={}, views={};
+  function chunks(h){
+    if(data[h]){return data[h];}
+    var el=document.querySelector('script.chunkdata[data-heap="'+h+'"]');
+    var bin=atob(el.textContent.trim()), n=Number(el.dataset.n), unit=Number(el.dataset.unit);
+    var u8=new Uint8Array(bin.length);
+    for(var i=0;i<bin.length;i++){u8[i]=bin.charCodeAt(i);}
+    var dv=new DataView(u8.buffer), off=new Float64Array(n+1);
+    for(var j=0;j<n;j++){off[j+1]=off[j]+dv.getUint32(4*j,true)*unit;}
+    data[h]={n:n,first:Number(el.dataset.first),off:off,st:u8.subarray(4*n,5*n)};
+    return data[h];
+  }
+  function find(d,o){
+    var lo=0,hi=d.n-1;
+    while(lo<hi){var mid=(lo+hi+1)>>1;if(d.off[mid]<=o){lo=mid;}else{hi=mid-1;}}
+    return lo;
+  }
+  function box(h){return document.querySelector('.zoomview[data-heap="'+h+'"]');}
+  function draw(h){
+    var t0=performance.now(), d=chunks(h), b=box(h), cv=b.querySelector('canvas');
+    var ctx=cv.getContext('2d'), W=cv.width, H=cv.height, v=views[h];
+    var lo=v.lo-d.first, hi=v.hi-d.first, scale=W/(hi-lo), count=0, px=-1, acc=null;
+    ctx.clearRect(0,0,W,H);
+    function flush(){
+      if(!acc){return;}
+      var best=0,bb=-1;
+      for(var k in acc){if(acc[k]>bb){bb=acc[k];best=k;}}
+      ctx.fillStyle=COL[best];ctx.fillRect(px,0,1,H);acc=null;
+    }
+    for(var i=find(d,Math.max(0,lo));i<d.n&&d.off[i]<hi;i++){
+      if(d.off[i+1]<=lo){continue;}
+      count++;
+      var x0=(d.off[i]-lo)*scale, x1=(d.off[i+1]-lo)*scale;
+      if(x1-x0>=1){
+        flush();ctx.fillStyle=COL[d.st[i]];ctx.fillRect(x0,0,x1-x0,H);
+        if(x1-x0>=4){ctx.fillStyle='#fff';ctx.fillRect(x1-1,0,1,H);}
+      }else{
+        var p=Math.floor(Math.max(0,x0));
+        if(p!==px||!acc){flush();px=p;acc={};}
+        acc[d.st[i]]=(acc[d.st[i]]||0)+(d.off[i+1]-d.off[i]);
+      }
+    }
+    flush();
+    b.dataset.lo=hex(v.lo);b.dataset.hi=hex(v.hi);b.dataset.visible=count;
+    b.dataset.ms=Math.round(performance.now()-t0);
+    b.querySelector('.zoominfo').textContent=hex(v.lo)+'-'+hex(v.hi)+': '+count+
+      ' chunks. Wheel: zoom; drag: pan; hover: a chunk.';
+  }
+  function open(h,lo,hi){
+    var d=chunks(h), end=d.first+d.off[d.n];
+    lo=Math.max(d.first,lo);hi=Math.min(end,Math.max(hi,lo+64));
+    views[h]={lo:lo,hi:hi,first:d.first,end:end};box(h).hidden=false;draw(h);
+  }
+  document.querySelectorAll('.strip[data-aggregated="1"]').forEach(function(s){
+    s.addEventListener('click',function(e){
+      var k=Array.prototype.indexOf.call(s.children,e.target);
+      if(k<0){return;}
+      var a=Number(s.dataset.start), step=(Number(s.dataset.end)-a)/s.children.length;
+      open(s.dataset.heap,a+k*step,a+(k+1)*step);
+    });
+  });
+  document.querySelectorAll('.zoomview').forEach(function(b){
+    var h=b.dataset.heap, cv=b.querySelector('canvas'), drag=null;
+    function at(e){var v=views[h];return v.lo+(e.offsetX/cv.clientWidth)*(v.hi-v.lo);}
+    cv.addEventListener('wheel',function(e){
+      e.preventDefault();
+      var v=views[h], x=e.offsetX/cv.clientWidth, o=at(e);
+      var span=Math.min(v.end-v.first,Math.max(64,(v.hi-v.lo)*(e.deltaY<0?1/1.5:1.5)));
+      v.lo=Math.max(v.first,Math.min(v.end-span,o-x*span));v.hi=v.lo+span;draw(h);
+    });
+    cv.addEventListener('mousedown',function(e){drag={x:e.offsetX,lo:views[h].lo};});
+    window.addEventListener('mouseup',function(){drag=null;});
+    cv.addEventListener('mousemove',function(e){
+      var v=views[h], d=chunks(h);
+      if(drag){
+        var span=v.hi-v.lo, lo=drag.lo-(e.offsetX-drag.x)/cv.clientWidth*span;
+        v.lo=Math.max(v.first,Math.min(v.end-span,lo));v.hi=v.lo+span;draw(h);return;
+      }
+      var i=find(d,at(e)-d.first);
+      cv.title='chunk '+hex(d.first+d.off[i])+' size '+hex(d.off[i+1]-d.off[i])+' '+NAMES[d.st[i]];
+    });
+    b.querySelector('.zoomout').addEventListener('click',function(){
+      var v=views[h], mid=(v.lo+v.hi)/2, span=Math.min(v.end-v.first,(v.hi-v.lo)*4);
+      v.lo=Math.max(v.first,Math.min(v.end-span,mid-span/2));v.hi=v.lo+span;draw(h);
+    });
+    b.querySelector('.zoomclose').addEventListener('click',function(){b.hidden=true;});
+  });
+  var q=/heap=(\d+)&from=(0x[0-9a-f]+)&to=(0x[0-9a-f]+)/.exec(location.hash);
+  if(q&&box(q[1])){open(q[1],parseInt(q[2],16),parseInt(q[3],16));}
   document.body.setAttribute('data-ready','1');
 })();
-"""
+""".replace("__COLOURS__", json.dumps([_COLOURS.get(s, "#ccc") for s in STATES])).replace(
+    "__NAMES__", json.dumps(list(STATES))
+)
 
 
 def _h(x) -> str:
@@ -162,24 +263,29 @@ def _heaps(heap, cap: int, cells: int, addr) -> str:
             _h(fmt.plural(total, "chunk")),
             "one element per chunk, its facts as a tooltip"
             if each
-            else "more than %d, so each heap is %d cells of equal bytes, each with its bytes per state"
-            % (cap, cells),
+            else "more than %d, so each heap is %d cells of equal bytes, each with its bytes per state; "
+            "click a cell to see its chunks" % (cap, cells),
         )
     )
     out.append(_legend(_COLOURS))
     out.append('<div id="zoomer">')
+    hnum = -1
     for n, a in enumerate(state.arenas):
         for seg in a.heaps:
             out.append(
                 "<h3>arena %d %s heap %s-%s</h3>"
                 % (n, "(main_arena)" if a.main else "", _h(addr(seg.start)), _h(addr(seg.end)))
             )
+            hnum += 1
             out.append(
-                '<div class="strip" data-arena="%d" data-chunks="%d" data-aggregated="%d">'
-                % (a.address, len(seg), 0 if each else 1)
+                '<div class="strip" data-arena="%d" data-chunks="%d" data-aggregated="%d" data-heap="%d" '
+                'data-start="%d" data-end="%d">'
+                % (a.address, len(seg), 0 if each else 1, hnum, seg.start, seg.end)
             )
             out.append(_chunks(seg, tips) if tips is not None else _cells(seg, cells, addr))
             out.append("</div>")
+            if tips is None and len(seg):
+                out.append(_zoom_view(seg, hnum))
     if state.mmapped:
         out.append(
             "<h3>mmapped chunks (%d, outside the heaps; width grows with the logarithm of the size)</h3>"
@@ -190,6 +296,28 @@ def _heaps(heap, cap: int, cells: int, addr) -> str:
         out.append("</div>")
     out.append("</div></section>")
     return "".join(out)
+
+
+def _zoom_view(seg, hnum: int) -> str:
+    """A hidden canvas for the chunks of any range of one heap, and the heap's chunks as data
+    for it: each chunk's bytes to the next (little-endian uint32, in units of `unit`), then
+    each chunk's state (a byte, chunks.STATES' order), base64."""
+    n = len(seg)
+    addrs = seg.addrs
+    spans = [addrs[i + 1] - addrs[i] for i in range(n - 1)]
+    spans.append(seg.chunk_end(n - 1) - addrs[n - 1])
+    unit = 8 if all(x % 8 == 0 for x in spans) else 1
+    words = array("I", (min(x // unit, 0xFFFFFFFF) for x in spans))
+    if sys.byteorder != "little":
+        words.byteswap()
+    blob = base64.b64encode(words.tobytes() + bytes(seg.states[:n])).decode("ascii")
+    return (
+        '<div class="zoomview" data-heap="%d" hidden><canvas width="1200" height="48"></canvas>'
+        '<p><span class="zoominfo"></span> <button class="zoomout">zoom out</button> '
+        '<button class="zoomclose">close</button></p></div>'
+        '<script type="application/octet-stream" class="chunkdata" data-heap="%d" data-n="%d" '
+        'data-unit="%d" data-first="%d">%s</script>' % (hnum, hnum, n, unit, addrs[0], blob)
+    )
 
 
 class _Tips:
@@ -276,7 +404,8 @@ def _heapstat(heap, usage, stack_usage) -> str:
     script (in a script element of type application/json, which the browser does not run)."""
     out = ['<section id="heapstat"><h2>heapstat</h2>']
     if heap is None or usage is None:
-        out.append("<p>no heapstat numbers (no glibc heap model)</p></section>")
+        why = "no glibc heap model" if heap is None else "heapstat could not be computed"
+        out.append("<p>no heapstat numbers (%s)</p></section>" % why)
         return "".join(out)
     items = list(heapstat_text(heap, usage, stack_usage))
     out.append(_items_html(items))

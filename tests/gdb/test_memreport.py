@@ -158,26 +158,62 @@ def test_page_through_gdbserver(demos, tmp_path):
     check_adds_up(got)
 
 
-def test_chromium_loads_it_without_errors(report):
-    path = report[0]
+def _chromium():
+    """Headless Chromium's command line, or skip saying why."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if not browser:
         pytest.skip("no chromium to load the page in; install Debian's chromium (install.sh --deps)")
-    base = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+    return [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
             "--window-size=1280,1600"]
-    got = subprocess.run(base + ["--virtual-time-budget=2000", "--dump-dom", "file://" + path],
-                         capture_output=True, text=True, timeout=120)
+
+
+def _load(base, url):
+    """The DOM once the page's script has run, with no console error."""
+    got = subprocess.run(base + ["--virtual-time-budget=2000", "--dump-dom", url],
+                         capture_output=True, text=True, timeout=180)
     assert 'data-ready="1"' in got.stdout, got.stderr[-3000:]  # the script ran to its end
     errors = [ln for ln in got.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
     assert not errors, errors
+    return got.stdout
+
+
+def test_chromium_loads_it_without_errors(report):
+    path = report[0]
+    base = _chromium()
+    _load(base, "file://" + path)
     # the zoom: #zoom=8 widens every strip to eight times the page
-    zoomed = subprocess.run(base + ["--virtual-time-budget=2000", "--dump-dom", "file://" + path + "#zoom=8"],
-                            capture_output=True, text=True, timeout=120)
-    assert 'data-zoom="8"' in zoomed.stdout, zoomed.stderr[-3000:]
-    strips = re.findall(r'<div class="strip"[^>]*>', zoomed.stdout)
+    zoomed = _load(base, "file://" + path + "#zoom=8")
+    assert 'data-zoom="8"' in zoomed
+    strips = re.findall(r'<div class="strip"[^>]*>', zoomed)
     assert strips and all("width: 800%" in s for s in strips), strips[:3]
     os.makedirs(os.path.dirname(SHOT), exist_ok=True)
     if os.path.exists(SHOT):
         os.unlink(SHOT)
     subprocess.run(base + [f"--screenshot={SHOT}", "file://" + path], capture_output=True, timeout=120)
     assert os.path.getsize(SHOT) > 10000
+
+
+def test_a_million_chunks_in_chromium(tmp_path):
+    """A heap of a million chunks: the page is cells, not a million elements; Chromium loads it,
+    and its zoom draws the chunks of a range from the page's chunk data: as many as the model
+    has there, in well under a second."""
+    from tests.unit.test_memreport_view import View, million_chunks
+
+    from gdbext.views import memreport
+
+    base = _chromium()
+    state = million_chunks()
+    page = tmp_path / "million.html"
+    page.write_text(memreport.html([], View(state), []), encoding="utf-8")
+    seg = state.arenas[0].heaps[0]
+    lo, hi = seg.addrs[500_000], seg.addrs[500_000] + 0x1000
+    want = sum(1 for i in range(499_000, 501_000) if seg.addrs[i] < hi and seg.chunk_end(i) > lo)
+    dom = _load(base, f"file://{page}#heap=0&from={lo:#x}&to={hi:#x}")
+    assert dom.count("<span") < 5 * memreport.CELLS
+    view = re.search(r'<div class="zoomview"[^>]*>', dom).group(0)
+    assert "hidden" not in view, view
+    assert f'data-visible="{want}"' in view and f'data-lo="{lo:#x}"' in view, (want, view)
+    assert int(re.search(r'data-ms="(\d+)"', view).group(1)) < 1000, view
+    whole = _load(base, f"file://{page}#heap=0&from={seg.start:#x}&to={seg.end:#x}")
+    view = re.search(r'<div class="zoomview"[^>]*>', whole).group(0)
+    assert 'data-visible="1000000"' in view, view

@@ -44,22 +44,34 @@ def test_aggregated_cells_add_up_to_the_totals():
     assert _cells(cut) == want
 
 
-def test_a_million_chunks_is_a_light_page():
+def million_chunks(n=1_000_000):
+    """A heap image's model whose first heap is made `n` chunks of 0x20 and 0x30 bytes, used
+    and in tcaches by turns (states only: the page draws states and sizes)."""
     b, _ = standard_heap((2, 36))
     state = b.analyze()
     seg = state.arenas[0].heaps[0]
-    n = 1_000_000
-    seg.addrs = array("Q", (seg.start + 16 + 32 * i for i in range(n)))
-    seg.raws = array("Q", [0x21] * n)
+    sizes = [0x20 if i % 3 else 0x30 for i in range(n)]
+    addrs, a = array("Q"), seg.start + 16
+    for x in sizes:
+        addrs.append(a)
+        a += x
+    seg.addrs = addrs
+    seg.raws = array("Q", (x | 1 for x in sizes))
     seg.prevs = array("Q", [0] * n)
-    seg.states = bytes(n)
-    seg.end = seg.start + 16 + 32 * n
+    seg.states = bytes(i % 2 for i in range(n))  # used, tcache
+    seg.end = a
     seg.bins = {}
     seg._sample = (0, [])
+    return state
+
+
+def test_a_million_chunks_is_a_light_page():
+    state = million_chunks()
     start = time.perf_counter()
     text = memreport.html([], View(state), [])
     took = time.perf_counter() - start
     assert text.count("<span") < 5 * memreport.CELLS
+    assert len(text) < 8 << 20  # the chunk data for the zoom: 5 bytes a chunk, base64
     assert took < 20, took
 
 
