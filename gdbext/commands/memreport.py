@@ -13,9 +13,11 @@ class MemReport(GdbextCommand):
     details = (
         "--html FILE: the page needs no network and no other file. Up to %d chunks get one\n"
         "element each with chunk's facts as a tooltip; past that each heap is drawn as %d\n"
-        "cells of equal bytes, each with its bytes per state. The mmapped chunks are a strip\n"
-        "of their own; heapstat's numbers follow (its --json document too, for scripts).\n"
-        "The zoom widens the strips; FILE#zoom=N opens the page zoomed."
+        "cells of equal bytes, each with its bytes per state; a click on a cell draws that\n"
+        "range's chunks on a canvas (wheel: zoom, drag: pan, hover: a chunk). The mmapped\n"
+        "chunks are a strip of their own; heapstat's numbers follow (its --json document\n"
+        "too, for scripts). The zoom widens the strips; FILE#zoom=N opens the page zoomed,\n"
+        "FILE#heap=N&from=ADDRESS&to=ADDRESS opens heap N's canvas on that range."
         % (report_view.CHUNK_CAP, report_view.CELLS)
     )
 
