@@ -217,3 +217,14 @@ def test_a_million_chunks_in_chromium(tmp_path):
     whole = _load(base, f"file://{page}#heap=0&from={seg.start:#x}&to={seg.end:#x}")
     view = re.search(r'<div class="zoomview"[^>]*>', whole).group(0)
     assert 'data-visible="1000000"' in view, view
+
+
+def test_page_without_libc_symbols(demos, tmp_path):
+    """Without libc's debug symbols (anchors found by their shape) the page adds up the same."""
+    g = Gdb(demo("malloc_sizes"), extra_init=("set debug-file-directory /nonexistent",))
+    try:
+        g.run_to("heap")
+        got = make_report(g, str(tmp_path / "nosymbols.html"))
+    finally:
+        g.close()
+    check_adds_up(got)

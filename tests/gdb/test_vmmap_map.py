@@ -73,3 +73,14 @@ def test_map_through_gdbserver(gdb_session):
     with remote_session(gdb_session, "thread_stacks") as g:
         regions, rows = check_map(g, live=False)
         assert any(r["kind"] == "thread-stack" for r in regions)
+
+
+def test_map_without_libc_symbols(demos):
+    g = Gdb(demo("thread_stacks"), extra_init=("set print thread-events off",
+                                              "set debug-file-directory /nonexistent"))
+    try:
+        g.run_to("threads")
+        regions, rows = check_map(g)
+        assert any("mp_.sbrk_base" in m.group(5) for _, m in rows)  # mp_ found by its shape
+    finally:
+        g.close()
