@@ -52,13 +52,13 @@ _CLASS_COLOURS = {
 
 _STYLE = """
 body{font:13px sans-serif;margin:1em}
-.map,.strip{display:flex;flex-wrap:nowrap;width:100%;height:40px;border:1px solid #888}
+.map,.strip{display:flex;flex-wrap:nowrap;width:100%;height:40px;border:1px solid #888;box-sizing:border-box}
 .region{overflow:hidden;white-space:nowrap;font-size:10px;border-right:1px solid #fff;min-width:2px}
 .strip span{display:block;height:100%;min-width:1px}
 [data-mmapped] span{border-right:2px solid #fff}
-.mixed{outline:1px dotted #000;outline-offset:-1px}
+.mixed{box-shadow:inset 0 4px 0 rgba(0,0,0,.45)}
 #zoomer{overflow-x:auto;width:100%}
-.zoomview canvas{width:100%;height:48px;border:1px solid #888;cursor:crosshair}
+.zoomview canvas{width:100%;height:48px;border:1px solid #888;box-sizing:border-box;cursor:crosshair}
 .strip[data-aggregated=\"1\"]{cursor:zoom-in}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
 .legend span{display:inline-block;padding:0 6px;margin:2px;color:#fff}
