@@ -3,13 +3,15 @@
  * frees, and every so often a malloc made through probe(), on which the
  * test breaks, asks mallocwhere, then `finish`es to see what malloc gave.
  *
- *   malloc_where SEED PROBES [thread]
+ *   malloc_where SEED PROBES [thread] [mxfast]
  *
  * Sizes come from a few classes with a little jitter, so that tcache bins
  * fill and fastbins, small, large and unsorted bins, the last remainder,
  * top, the break and mmap are all reached. With "thread", the work runs in
  * a second thread (with mmap_threshold 16 MiB, so 8 MiB blocks come from the
- * heap), so a thread arena grows its heap and makes new ones.
+ * heap), so a thread arena grows its heap and makes new ones. With "mxfast",
+ * mallopt(M_MXFAST, 160) first, and bursts up to 155 bytes, so that chunks of
+ * 0x90 and 0xa0 (past the default global_max_fast) fill fastbins.
  * Each probe prints GDBEXT_FACT probe.N=ADDRESS after malloc returns.
  */
 #define _GNU_SOURCE
@@ -25,6 +27,7 @@
 static unsigned long long state;
 static long probes;
 static int in_thread;
+static int mxfast;
 
 static unsigned rnd(void)
 {
@@ -74,7 +77,7 @@ static void *work(void *arg)
         if (rnd() % 4 == 0) {
             /* a burst of one small size: 12 freed (the tcache holds 7, the rest go to a
              * fastbin before 2.43), then the tcache drained, so that a fastbin is next */
-            size_t c = 16 + rnd() % 96;
+            size_t c = 16 + rnd() % (mxfast ? 140 : 96);
             void *burst[12];
             for (int i = 0; i < 12; i++)
                 burst[i] = malloc(c);
@@ -108,6 +111,9 @@ int main(int argc, char **argv)
     demo_fact_pid();
     state = (unsigned long long)demo_arg_long(argc > 1 ? argv[1] : NULL, 1) * 2654435761ULL + 1;
     probes = demo_arg_long(argc > 2 ? argv[2] : NULL, 20);
+    for (int i = 3; i < argc; i++)
+        if (strcmp(argv[i], "mxfast") == 0 && mallopt(M_MXFAST, 160) == 1)
+            mxfast = 1;
     if (argc > 3 && strcmp(argv[3], "thread") == 0) {
         /* 8 MiB blocks from the thread's heaps, so that one fills and a new heap is made */
         mallopt(M_MMAP_THRESHOLD, 16 << 20);

@@ -341,7 +341,7 @@ def check_bins_agree(doc: dict, bins: dict, rules: Rules = X86_64) -> None:
 
 
 def thread_tids(info_threads: str) -> dict:
-    """gdb thread number -> LWP id, from `info threads`."""
-    return {int(n): int(lwp or bare) for n, lwp, bare in
-            re.findall(r"^\*?\s*(\d+)\s+(?:Thread 0x[0-9a-f]+ \(LWP (\d+)\)|LWP (\d+))",
+    """gdb thread number -> LWP id, from `info threads` (gdbserver's threads read "Thread PID.LWP")."""
+    return {int(n): int(lwp or bare or remote) for n, lwp, bare, remote in
+            re.findall(r"^\*?\s*(\d+)\s+(?:Thread 0x[0-9a-f]+ \(LWP (\d+)\)|LWP (\d+)|Thread \d+\.(\d+))",
                        info_threads, re.M)}

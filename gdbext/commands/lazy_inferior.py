@@ -53,6 +53,12 @@ def arena_view(target):
     return f(target)
 
 
+def global_max_fast(target, layout):
+    from ..inferior.heap import global_max_fast as f
+
+    return f(target, layout)
+
+
 def leaks():
     """inferior/leaks.py: the reachability scan's edge (roots, nodes, symbols, frames)."""
     from ..inferior import leaks as module

@@ -7,7 +7,7 @@ from ..inferior.process import Target, evaluate_address
 from ..render import jsonout
 from ..views import mallocwhere as where_view
 from .base import GdbextCommand, expression
-from .lazy_inferior import arena_view, target_json
+from .lazy_inferior import arena_view, global_max_fast, target_json
 
 
 class MallocWhere(GdbextCommand):
@@ -33,7 +33,7 @@ class MallocWhere(GdbextCommand):
         if thread is None:
             raise UserError("no thread is selected")
         view = arena_view(target)
-        w = _where(view, size, thread)
+        w = _where(view, size, thread, global_max_fast(target, view.layout))
         if args.json:
             out.json(
                 jsonout.document(
@@ -44,15 +44,15 @@ class MallocWhere(GdbextCommand):
         out.emit(where_view.text(view, w, thread.num))
 
 
-def _where(view, size, thread):
+def _where(view, size, thread, max_fast):
     from ..model.ptmalloc.where import where
 
-    return where(size, where_inputs(view, thread))
+    return where(size, where_inputs(view, thread, max_fast))
 
 
-def where_inputs(view, thread):
-    """The selected thread's arena, tcache and the break, for mallocwhere's and trymalloc's
-    dry runs of malloc."""
+def where_inputs(view, thread, max_fast=None):
+    """The selected thread's arena, tcache and the break, and global_max_fast as read (None:
+    unknown), for mallocwhere's and trymalloc's dry runs of malloc."""
     from ..model.ptmalloc.where import WhereInputs
 
     state = view.state
@@ -72,6 +72,7 @@ def where_inputs(view, thread):
         tcache_known=known,
         program_break=getattr(inputs, "program_break", None),
         pagesize=getattr(inputs, "pagesize", None) or 4096,
+        max_fast=max_fast,
     )
 
 

@@ -4,16 +4,21 @@ from ..inferior.errors import UserError
 from ..inferior.process import Target
 from ..views import memreport as report_view
 from .base import GdbextCommand
-from .lazy_inferior import heap_view, regions, stack_rows
+from .lazy_inferior import heap_usage, heap_view, regions, stack_rows
 
 
 class MemReport(GdbextCommand):
     name = "memreport"
-    summary = "Write the memory map, heap maps and thread stacks as one self-contained HTML file."
+    summary = "Write the memory map, heap maps, heapstat and thread stacks as one self-contained HTML file."
     details = (
         "--html FILE: the page needs no network and no other file. Up to %d chunks get one\n"
-        "element each with their facts as a tooltip; past that each heap is drawn as %d\n"
-        "cells of equal bytes, each with its bytes per state." % (report_view.CHUNK_CAP, report_view.CELLS)
+        "element each with chunk's facts as a tooltip; past that each heap is drawn as %d\n"
+        "cells of equal bytes, each with its bytes per state; a click on a cell draws that\n"
+        "range's chunks on a canvas (wheel: zoom, drag: pan, hover: a chunk). The mmapped\n"
+        "chunks are a strip of their own; heapstat's numbers follow (its --json document\n"
+        "too, for scripts). The zoom widens the strips; FILE#zoom=N opens the page zoomed,\n"
+        "FILE#heap=N&from=ADDRESS&to=ADDRESS opens heap N's canvas on that range."
+        % (report_view.CHUNK_CAP, report_view.CELLS)
     )
 
     def add_arguments(self, p):
@@ -25,13 +30,22 @@ class MemReport(GdbextCommand):
             raise UserError("say where to write the report: memreport --html FILE")
         target = Target()
         regs = regions(target)
-        state, note = None, ""
+        heap, usage, stack_usage, note = None, None, None, ""
         try:
-            state = heap_view(target).state
+            heap = heap_view(target)
+            usage, stack_usage = heap_usage(target, heap)
         except UserError as e:
-            note = f" (no heap maps: {e})"
+            note = f" (no heap {'numbers' if heap else 'maps'}: {e})"
         rows = stack_rows(target, None)
-        page = report_view.html(regs, state, rows, title=f"process {target.pid}")
+        page = report_view.html(
+            regs,
+            heap,
+            rows,
+            usage,
+            stack_usage,
+            title=f"process {target.pid}",
+            pointer_size=target.pointer_size,
+        )
         try:
             with open(args.html, "w", encoding="utf-8") as f:
                 f.write(page)

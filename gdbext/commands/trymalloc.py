@@ -7,7 +7,7 @@ from ..inferior.process import Target, evaluate_address
 from ..render import jsonout
 from ..views import trymalloc as trymalloc_view
 from .base import GdbextCommand, expression
-from .lazy_inferior import arena_view, target_json
+from .lazy_inferior import arena_view, global_max_fast, target_json
 from .mallocwhere import where_inputs
 
 
@@ -35,7 +35,7 @@ class TryMalloc(GdbextCommand):
         if thread is None:
             raise UserError("no thread is selected")
         view = arena_view(target)
-        verdict = malloc_checks(size, where_inputs(view, thread))
+        verdict = malloc_checks(size, where_inputs(view, thread, global_max_fast(target, view.layout)))
         if args.json:
             body = trymalloc_view.document_body(view, verdict, thread.num)
             out.json(jsonout.document("trymalloc", target_json(target), **body))

@@ -104,7 +104,7 @@ class Vmmap(GdbextCommand):
             width = args.width or out.width or 80
             if width < 60:
                 raise UserError("--width must be 60 or more")
-            out.emit(vmmap_map.picture(regs, width, map_marks(target)))
+            out.emit(vmmap_map.picture(regs, width, map_marks(target), target.pointer_size))
         else:
             out.table(vmmap_views.regions_table(regs, target.pointer_size))
         if args.explain:

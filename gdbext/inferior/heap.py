@@ -792,3 +792,26 @@ def malloc_claims_from_model(target: Target) -> List[Claim]:
         except (gdb.error, MemoryReadError):
             return []
     return malloc_claims(target.memory, view.layout, maps, state=view.state, loose_perms=loose)
+
+
+def global_max_fast(target: Target, layout: Layout) -> Optional[int]:
+    """malloc's global_max_fast (the largest chunk a fastbin takes, which mallopt(M_MXFAST)
+    changes), read from libc's data through its symbol; None where no symbol names it (a
+    stripped libc without debug info) or the glibc has no fastbins."""
+    width = layout.global_max_fast_size
+    if not width:
+        return None
+
+    def find() -> Optional[int]:
+        maps = mappings(target)
+        libc_path = _libc_path(maps)
+        data = libc_data_mappings(maps, libc_path) if libc_path else []
+        anchor = _anchor_symbol(target, maps, data, "global_max_fast")
+        if anchor.address is None:
+            return None
+        try:
+            return int.from_bytes(target.memory.read(anchor.address, width), "little")
+        except MemoryReadError:
+            return None
+
+    return cached("global_max_fast", find)

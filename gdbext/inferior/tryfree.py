@@ -5,6 +5,7 @@ from typing import Optional
 
 from ..model.memory import MemoryReadError
 from ..model.ptmalloc.tryfree import FreeInputs
+from .heap import global_max_fast
 from .libc import libc_symbol_address
 from .process import Target
 
@@ -22,6 +23,7 @@ def free_inputs(target: Target, view, thread) -> FreeInputs:
         tcache_known=known,
         tcache_key=_tcache_key(target, view),
         pagesize=getattr(inputs, "pagesize", None) or 4096,
+        max_fast=global_max_fast(target, view.layout),
     )
 
 

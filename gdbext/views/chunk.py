@@ -84,9 +84,15 @@ def document_body(heap, f: ChunkFacts, address: int) -> dict:
 
 def text(heap, f: ChunkFacts, address: int, expression: str) -> Iterator[Item]:
     """The chunk's fields, one per line, then its data and problems."""
+    yield from header_items(heap)
+    yield from fact_items(heap, f, address, expression)
+
+
+def fact_items(heap, f: ChunkFacts, address: int, expression: str, neighbours: bool = True) -> Iterator[Item]:
+    """The chunk's own lines, without the heap's header (memreport's tooltips are these, where
+    the chunks either side are drawn next to it: `neighbours` False)."""
     c, L = f.chunk, heap.layout
     addr = fmt.address_of(L.pointer_size)
-    yield from header_items(heap)
     user = c.address + L.chunk_hdr_sz
     off = address - c.address
     token = (
@@ -129,7 +135,7 @@ def text(heap, f: ChunkFacts, address: int, expression: str) -> Iterator[Item]:
     elif f.arena is not None:
         seg = f.segment
         yield _plain(f"  {arena_name(heap, f.arena)}, heap {addr(seg.start)}-{addr(seg.end)}")
-    for label, n in (("below", f.prev), ("above", f.next)):
+    for label, n in (("below", f.prev), ("above", f.next)) if neighbours else ():
         if n is not None:
             yield _plain(
                 f"  {label:<11} {addr(n.address)} size {n.size:#x} {n.state_name}"

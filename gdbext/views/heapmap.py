@@ -176,6 +176,7 @@ def table(heap, arenas, width: int, bytes_per_cell: Optional[int]) -> Iterator[I
     """The picture: the anchors' header, per arena each heap's rows of cells and its
     fragmentation line, the mmapped chunks' count, and the legend."""
     yield from header_items(heap)
+    addr = fmt.address_of(heap.layout.pointer_size)  # 8 digits for i386, as the row's width assumes
     per_row, bpc = choose_cell(heap, arenas, width, bytes_per_cell)
     yield line(f"each cell {fmt.plural(bpc, 'byte')}, {per_row} cells a row", "muted")
     if not any(a.heaps for a in heap.state.arenas):
@@ -184,14 +185,14 @@ def table(heap, arenas, width: int, bytes_per_cell: Optional[int]) -> Iterator[I
         yield line(arena_name(heap, a), "title")
         for s in ss:
             yield line(
-                f"heap {fmt.address(s.seg.start)}-{fmt.address(s.seg.end)} "
+                f"heap {addr(s.seg.start)}-{addr(s.seg.end)} "
                 f"({fmt.human(s.seg.end - s.seg.start)}), {fmt.plural(len(s.seg), 'chunk')}"
                 + ("" if s.seg.complete else ", walk stopped early"),
                 "muted",
             )
             for lo in range(0, len(s.letters), per_row):
                 row = s.letters[lo : lo + per_row]
-                yield [(fmt.address(s.base + lo * bpc), "address"), (GAP, None)] + _painted(row)
+                yield [(addr(s.base + lo * bpc), "address"), (GAP, None)] + _painted(row)
             yield line("  " + s.fragmentation_text())
     mm = heap.state.mmapped
     if mm:

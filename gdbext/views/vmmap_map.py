@@ -52,10 +52,14 @@ def markers_of(regs, marks: List[Tuple[int, str]]) -> Dict[int, List[str]]:
     return out
 
 
-def picture(regs, width: Optional[int], marks: List[Tuple[int, str]]) -> Iterator[Item]:
-    """The map's lines, fitted to `width` (80 when None: a log reads as a terminal would)."""
+def picture(
+    regs, width: Optional[int], marks: List[Tuple[int, str]], pointer_size: int = 8
+) -> Iterator[Item]:
+    """The map's lines, fitted to `width` (80 when None: a log reads as a terminal would), the
+    addresses as wide as the inferior's pointers (8 digits for i386)."""
     width = width or 80
-    addr_w = len(fmt.address(0))
+    addr = fmt.address_of(pointer_size)
+    addr_w = len(addr(0))
     longest = max(4, min(20, width - addr_w - 2 - 40))
     where = markers_of(regs, marks)
     prev_end = None
@@ -72,7 +76,7 @@ def picture(regs, width: Optional[int], marks: List[Tuple[int, str]]) -> Iterato
             label += " <" + ", ".join(where[k]) + ">"
         label = f"{label} {name}".rstrip()
         pieces = [
-            (fmt.address(r.start), "address"),
+            (addr(r.start), "address"),
             ("  ", None),
             (LETTERS.get(r.kind, "?") * n, r.cls),
             (" " * (longest - n), None),

@@ -1,28 +1,50 @@
 """addrinfo and annotate against what the thread_stacks demo says about itself (the addresses of
 its globals, of main, of a malloc block and of a local in each thread's frame), /proc/PID/maps,
-and gdb's own answers (`info frame`'s "frame at", the CFA; `x/Ngx` for the words)."""
+and gdb's own answers (`info frame`'s "frame at", the CFA; `x/Ngx` for the words): on a live
+process, through gdbserver and on a core of either, with and without libc's debug symbols;
+--explain's paragraphs on those targets count what the command's own --json shows."""
 
 import os
 import re
+from collections import Counter
 
 import pytest
 
-from tests.harness import Gdb, assert_clean, demo
+from tests.harness import Gdb, assert_clean, demo, gdbserver_start, parse_value
 from tests.heaporacle import thread_tids
 
 NO_LIBC_DEBUG = "set debug-file-directory /nonexistent"
 
 
-@pytest.fixture(scope="module", params=["symbols", "no-symbols"])
+@pytest.fixture(scope="module", params=["symbols", "no-symbols", "symbols-gdbserver", "no-symbols-gdbserver"])
 def stop(request, demos):
-    extra = ("set print thread-events off",) + ((NO_LIBC_DEBUG,) if request.param == "no-symbols" else ())
+    """The demo stopped at "threads": a local process, or one gdbserver runs (the demo's facts
+    then come from gdbserver's output)."""
+    extra = ("set print thread-events off",) + ((NO_LIBC_DEBUG,) if request.param.startswith("no-") else ())
+    remote = request.param.endswith("gdbserver")
+    server = None
     g = Gdb(demo("thread_stacks"), extra_init=extra)
     g.extra = extra  # a core of this stop is read with the same settings
     try:
-        g.run_to("threads")
+        if remote:
+            server, port = gdbserver_start([demo("thread_stacks")])
+            g.cmd(f"target remote 127.0.0.1:{port}", timeout=60)
+            g.cmd("break gdbext_stop")
+            assert '"threads"' in g.cmd("continue", timeout=60)
+            for text in iter(server.stdout.readline, ""):
+                m = re.match(r"GDBEXT_FACT (\S+)=(\S+)", text)
+                if m:
+                    g.facts[m.group(1)] = parse_value(m.group(2))
+                if text.startswith("GDBEXT_STOP threads"):
+                    break
+        else:
+            g.run_to("threads")
         yield g
     finally:
         g.close()
+        if server is not None:
+            server.kill()
+            server.wait()
 
 
 def info(g, address):
@@ -124,6 +146,9 @@ def test_from_a_core(stop, tmp_path):
     addresses = [g0.facts[k] for k in ("data_global", "code_function", "malloc_block", "main.local",
                                        "thread.1.local", "thread.2.local", "thread.3.local")]
     live = [info(g0, a) for a in addresses]
+    block = g0.facts["malloc_block"]
+    telescope = ["&data_global 4", f"{block - 16:#x} 6", "$sp 16"]
+    live_words = [g0.json(f"annotate --json {t}")["words"] for t in telescope]
     g = Gdb(demo("thread_stacks"), extra_init=g0.extra)
     try:
         g.cmd(f"core-file {path}", timeout=120)
@@ -131,6 +156,45 @@ def test_from_a_core(stop, tmp_path):
         for a, b in zip(live, core):
             assert (b["symbol"], b["chunk"], b["frame"]) == (a["symbol"], a["chunk"], a["frame"])
             assert b["region"]["kind"] == a["region"]["kind"]
+        for t, want in zip(telescope, live_words):
+            got = g.json(f"annotate --json {t}")["words"]
+            assert [w["value"] for w in got] == [w["value"] for w in want], t
+            assert [_said(w) for w in got] == [_said(w) for w in want], t
+        check_explain(g)
         assert_clean("".join(g.transcript))
     finally:
         g.close()
+
+
+def _said(word):
+    """What annotate says a word points to, less what only a live process knows (resident)."""
+    p = word.get("points_to")
+    if not p:
+        return None
+    region = p.get("region") or {}
+    sym = p.get("symbol") or {}
+    return (region.get("kind"), sym.get("name"), sym.get("offset"), p.get("chunk"), p.get("frame"))
+
+
+def check_explain(g):
+    """--explain on vmmap, heapchunks, bins and threadstacks: one paragraph per kind or state,
+    each counting what that command's --json lists."""
+    from test_explain import explained
+
+    regions = g.json("vmmap --json")["regions"]
+    assert explained(g.cmd("vmmap --explain")) == dict(Counter(r["kind"] for r in regions))
+    doc = g.json("heapchunks --json")
+    counts = Counter(c["state"] for a in doc["arenas"] for c in a["chunks"])
+    if doc["mmapped"]:
+        counts["mmapped"] = len(doc["mmapped"])
+    assert explained(g.cmd("heapchunks --explain")) == dict(counts)
+    in_bins = {k: v for k, v in counts.items() if k in ("tcache", "fastbin", "unsorted", "smallbin", "largebin")}
+    assert explained(g.cmd("bins --explain")) == in_bins
+    rows = g.json("threadstacks --json")["threads"]
+    text = g.cmd("threadstacks --explain")
+    assert f"other threads ({len(rows) - 1}):" in text and "main thread:" in text
+
+
+def test_explain_here(stop):
+    check_explain(stop)
+    assert_clean("".join(stop.transcript))

@@ -486,3 +486,31 @@ def test_threadstacks_text_addresses_are_8_hex_digits(m32, gdb_session):
     sps = column_words(text, r"\s*\d+\s+\d+\s.*?\s(0x[0-9a-f]+)-(0x[0-9a-f]+)\s.*?\s(0x[0-9a-f]+)\s")
     assert len(sps) == 4 and all(len(w) == 10 for row in sps for w in row), sps
     assert f"may grow to {a32(f['main.stack_addr'])}" in text, text
+
+
+@pytest.mark.parametrize("symbols", SYMBOLS, ids=IDS)
+def test_pictures_add_up_with_8_digit_addresses(m32, gdb_session, tmp_path, symbols):
+    """vmmap --map, heapmap and memreport of an i386 process: each adds up to the table it
+    summarises, as on x86-64 (the same checks), with i386's 8-digit addresses."""
+    from test_heapmap import ROW as HEAPMAP_ROW
+    from test_heapmap import check_adds_up as heapmap_adds_up
+    from test_memreport import check_adds_up as memreport_adds_up
+    from test_memreport import make_report
+    from test_vmmap_map import check_map
+
+    g = gdb_session(demo_m32("malloc_sizes"), "basic", extra_init=init(symbols))
+    g.run_to("heap")
+    regions, rows = check_map(g)
+    assert all(len(m.group(1)) == 10 for _, m in rows), [m.group(0) for _, m in rows][:3]
+    assert max(r["end"] for r in regions) <= 1 << 32
+    for bpc in (None, 16):
+        heapmap_adds_up(g, bpc)
+    text = g.cmd("heapmap --width 80")
+    cells = [HEAPMAP_ROW.match(ln) for ln in text.splitlines()]
+    assert [m for m in cells if m] and all(len(m.group(1)) == 10 for m in cells if m)
+    picture = text[text.index("each cell"):].splitlines()
+    assert all(len(ln) <= 80 for ln in picture), [ln for ln in picture if len(ln) > 80]
+    report = make_report(g, str(tmp_path / "i386.html"))
+    memreport_adds_up(report)
+    assert not re.search(r"0x[0-9a-f]{9}", report[1]), "an address wider than i386's in the page"
+    assert_clean("".join(g.transcript))

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from tests.harness import Gdb, assert_clean, demo
+from gdbext.render.fmt import human
+from tests.harness import Gdb, assert_clean, demo, remote_session
 
 ROW = re.compile(r"^(0x[0-9a-f]+)  ([A-Za-z]+) +(\S+ \S+) (\S+)(.*)$")
 
@@ -31,10 +32,14 @@ def check_map(g, live=True):
     rows = [(k, m) for k, m in rows if m]
     assert [int(m.group(1), 16) for _, m in rows] == [r["start"] for r in regions]
     assert [m.group(4) for _, m in rows] == [r["kind"] for r in regions]
+    # each region's size as the table has it, and each gap's as the next start less this end
+    assert [m.group(3) for _, m in rows] == [human(r["end"] - r["start"]) for r in regions]
     for (k, _), (k2, _), a, b in zip(rows, rows[1:], regions, regions[1:]):
         gap = b["start"] - a["end"]
         between = lines[k + 1 : k2]
         assert (gap >= 4096) == any("unmapped" in ln for ln in between), (a, b, between)
+        if gap >= 4096:
+            assert f"~ {human(gap)} unmapped" in "".join(between), (a, b, between)
     assert_clean(text)
     return regions, rows
 
@@ -60,5 +65,22 @@ def test_map_from_a_core(stop, tmp_path):
     try:
         g.cmd(f"core-file {path}", timeout=120)
         check_map(g, live=False)
+    finally:
+        g.close()
+
+
+def test_map_through_gdbserver(gdb_session):
+    with remote_session(gdb_session, "thread_stacks") as g:
+        regions, rows = check_map(g, live=False)
+        assert any(r["kind"] == "thread-stack" for r in regions)
+
+
+def test_map_without_libc_symbols(demos):
+    g = Gdb(demo("thread_stacks"), extra_init=("set print thread-events off",
+                                              "set debug-file-directory /nonexistent"))
+    try:
+        g.run_to("threads")
+        regions, rows = check_map(g)
+        assert any("mp_.sbrk_base" in m.group(5) for _, m in rows)  # mp_ found by its shape
     finally:
         g.close()

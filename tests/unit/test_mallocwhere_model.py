@@ -130,3 +130,28 @@ def test_a_glibc_whose_paths_are_not_mirrored_says_so():
     w = _ask(b, 0x18)
     assert any("2.43" in d for d in w.depends_on)
     assert not any("2.36" in d for d in _ask(standard_heap((2, 36))[0], 0x18).depends_on)
+
+
+@pytest.mark.parametrize("version", [(2, 31), (2, 41)])
+def test_global_max_fast_as_read_decides_whether_a_fastbin_is_looked_at(version):
+    """mallopt(M_MXFAST, 160) lets 0x90 and 0xa0 chunks into fastbins: with global_max_fast
+    read, malloc's own test decides; without it, a fastbin that holds chunks is taken and the
+    answer says it depends on global_max_fast."""
+    L = Layout.for_version(version)
+    b = HeapBuilder(L)
+    b.tcache_for(1)
+    f = [b.alloc(0x90), b.alloc(0x30)]
+    b.alloc(0x20)  # keeps them from top
+    for c in f:
+        b.fastbin_put(c)
+    w = _ask(b, 0x88, max_fast=0xA0)  # chunk 0x90
+    assert (w.source, w.chunk, w.depends_on) == ("fastbin", f[0], [])
+    w = _ask(b, 0x88, max_fast=0x80)  # the default: the fastbin is not looked at
+    assert w.source != "fastbin"
+    w = _ask(b, 0x88)
+    assert (w.source, w.chunk) == ("fastbin", f[0])
+    assert any("global_max_fast" in d for d in w.depends_on)
+    w = _ask(b, 0x28, max_fast=0x80)
+    assert (w.source, w.chunk, w.depends_on) == ("fastbin", f[1], [])
+    w = _ask(b, 0x28, max_fast=0)  # before malloc's first call sets it
+    assert w.source != "fastbin"

@@ -244,3 +244,22 @@ def test_views_say_the_verdict_and_each_check():
                      if isinstance(line, list))
     assert 'aborts: "free(): double free detected in tcache 2"' in text
     assert "[FAIL] the chunk is not in tcache[0] already" in text
+
+
+@pytest.mark.parametrize("version", CLASSIC)
+def test_free_follows_global_max_fast_as_read(version):
+    """mallopt(M_MXFAST, 160) raises global_max_fast: a 0x90 chunk past a full tcache bin then
+    goes to a fastbin, not to the unsorted or small bin; the default says otherwise."""
+    L = Layout.for_version(version)
+    b = HeapBuilder(L)
+    b.tcache_for(1)
+    cs = [b.alloc(0x90) for _ in range(L.tcache_fill_count + 1)]
+    b.alloc(0x20)
+    for x in cs[:-1]:
+        b.tcache_put(1, x)
+    _mp_bins(b)
+    state = b.analyze()
+    inputs = FreeInputs(state, b.main_arena, state.tcache.get(1), tcache_key=TCACHE_KEY)
+    assert free_checks(inputs, cs[-1] + b.hdr).result != "fastbin"
+    inputs.max_fast = 0xA0
+    assert free_checks(inputs, cs[-1] + b.hdr).result == "fastbin"

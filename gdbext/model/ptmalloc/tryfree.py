@@ -69,6 +69,7 @@ class FreeInputs:
     tcache_known: bool = True
     tcache_key: Optional[int] = None
     pagesize: int = 4096
+    max_fast: Optional[int] = None  # global_max_fast as read (mallopt can change it); None: its default
 
 
 class DryRunStop(Exception):
@@ -205,7 +206,7 @@ def _classic(r: DryRun) -> None:
     )
     if L.has_tcache and _tcache_classic(r, p, size):
         return
-    if L.has_fastbins and size <= L.default_max_fast:
+    if L.has_fastbins and size <= _max_fast(r):
         _fastbin(r, av, p, size, raw)
         return
     _merge(r, av, p, size, raw)
@@ -299,6 +300,11 @@ def _key_and_walk(r: DryRun, p: int, tc: Tcache, bins: List[int]) -> bool:
         )
         return True
     return False
+
+
+def _max_fast(r: DryRun) -> int:
+    """get_max_fast(): global_max_fast as read, else its default (no symbol names it)."""
+    return r.w.max_fast if r.w.max_fast is not None else r.L.default_max_fast
 
 
 def _fastbin(r: DryRun, av: ArenaHeader, p: int, size: int, raw: int) -> None:
@@ -513,7 +519,7 @@ def _tcache_first(r: DryRun) -> None:
         "size %#x" % size,
     )
     av = r.arena_for_chunk(p, raw)
-    if L.has_fastbins and size <= L.default_max_fast:
+    if L.has_fastbins and size <= _max_fast(r):
         _fastbin(r, av, p, size, raw)
     elif not raw & IS_MMAPPED:
         _merge(r, av, p, size, raw)

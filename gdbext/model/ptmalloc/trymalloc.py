@@ -14,7 +14,7 @@ from typing import List, Optional
 from .arena import ArenaHeader
 from .chunks import fastbin_index, request2size, smallbin_index
 from .tryfree import Check, DryRun, FreeInputs, GlibcAbort, GlibcCrash
-from .where import MAX_ITERS, Where, WhereInputs, where
+from .where import MAX_ITERS, Where, WhereInputs, max_fast, where
 
 
 @dataclass
@@ -46,7 +46,7 @@ def malloc_checks(req: int, w: WhereInputs) -> MallocVerdict:
     nb = request2size(L, req)
     v = MallocVerdict(req, nb)
     main = next((a.address for a in state.arenas if a.main), None)
-    r = DryRun(FreeInputs(state, main, w.tcache, w.tcache_known, None, w.pagesize), v)
+    r = DryRun(FreeInputs(state, main, w.tcache, w.tcache_known, None, w.pagesize, w.max_fast), v)
     try:
         if not _from_tcache(r, v, nb, w) and not _from_heads(r, v, nb, w):
             _from_where(r, v, req, w)
@@ -109,7 +109,7 @@ def _from_heads(r: DryRun, v: MallocVerdict, nb: int, w: WhereInputs) -> bool:
     av = _arena(r, w)
     if av is None:
         return False
-    if L.has_fastbins and nb <= L.default_max_fast:
+    if L.has_fastbins and nb <= max_fast(L, w.max_fast):
         idx = fastbin_index(L, nb)
         victim = av.fastbins[idx] if idx < len(av.fastbins) else 0
         if victim:

@@ -60,6 +60,7 @@ class WhereInputs:
     tcache_known: bool = True  # False: gdbext could not tell whether the thread has a tcache
     program_break: Optional[int] = None
     pagesize: int = 4096
+    max_fast: Optional[int] = None  # global_max_fast as read; None: no symbol names it
 
 
 class _Arena:
@@ -182,8 +183,13 @@ def where(req: int, w: WhereInputs) -> Where:
     ar = _Arena(L, a)
     tcache_nb = tc is not None and 0 <= tc_idx < tcache_bins
     small = nb < L.min_large_size
-    if L.has_fastbins and nb <= L.default_max_fast:
+    if L.has_fastbins and nb <= max_fast(L, w.max_fast):
         lst = ar.fast.get(_fast_index(L, nb))
+        if lst and w.max_fast is None:
+            res.depends_on.append(
+                "global_max_fast, which no symbol names (taken as at least %#x, since that fastbin "
+                "holds chunks; mallopt(M_MXFAST) sets it)" % nb
+            )
         if lst:
             return _take(res, ar, "fastbin", lst[0][0])
     if small:
@@ -207,6 +213,17 @@ def where(req: int, w: WhereInputs) -> Where:
             continue
         break
     return _sysmalloc(res, ar, a, nb, mp, w)
+
+
+def max_fast(L: Layout, known: Optional[int]) -> int:
+    """The largest chunk _int_malloc looks for in a fastbin: get_max_fast(), as read (`known`),
+    else the most mallopt(M_MXFAST) allows, set_max_fast(MAX_FAST_SIZE), since a chunk can be in
+    a fastbin only if global_max_fast was at least its size when it was freed (mallopt
+    consolidates before it lowers it); with `known` None and the bin empty, any value gives the
+    same answer."""
+    if known is not None:
+        return known
+    return (80 * L.size_sz // 4 + L.size_sz) & ~L.align_mask
 
 
 def _fast_index(L: Layout, nb: int) -> int:
