@@ -83,9 +83,35 @@ def test_a_big_heap_walks_one_block_not_every_chunk():
         assert len(full) > 190_000
         assert [(c["address"], c["size"], c["state"], c["bin"]) for c in d["chunks"]] == \
             [(c["address"], c["size"], c["state"], c["bin"]) for c in full[:10]]
+        # every pointer the walk or the free lists answer is answered as the full model does; one
+        # past the walk into a chunk in use names no chunk, and the text's last line counts them
+        many = gdb.json("heapvis --json --count 1000", timeout=120)
+        text = gdb.cmd("heapvis --count 1000", timeout=120)
+        end = walk_end(gdb, many)  # before the full model, which heapvis would take from then on
+        walked = gdb.json("heapvis --walk --json --count 1000", timeout=240)
+        assert [c["address"] for c in many["chunks"]] == [c["address"] for c in walked["chunks"]]
+        differ = 0
+        for c, w in zip(many["chunks"], walked["chunks"]):
+            assert (c["state"], c["bin"]) == (w["state"], w["bin"])
+            for a, b in zip(c["words"], w["words"]):
+                if a != b:
+                    assert a["points_to_chunk"] is None and b["points_to"] == "chunk", (a, b)
+                    assert a["points_to"] == "heap" and b["points_to_chunk"] >= end
+                    differ += 1
+        m = re.search(r"(\d+) pointers? into heap memory past the chunks walked name no chunk", text)
+        assert (int(m.group(1)) if m else 0) == differ
         assert gdb.json("heapvis --json --count 10", timeout=120) == d  # now from the full model
     finally:
         gdb.close()
+
+
+def walk_end(gdb, d):
+    """Where the walk behind a heapvis document (without --walk) ends."""
+    out = gdb.cmd("python from gdbext.inferior.process import Target; "
+                  "from gdbext.inferior.heap import window_view as w; "
+                  "from gdbext.model.ptmalloc.window import walked_spans as s; "
+                  f"print('END', s(w(Target(), {d['start']}, {d['chunks'][-1]['address']}).state)[-1][1])")
+    return int(re.search(r"END (\d+)", out).group(1))
 
 
 def _facts_like(facts, pattern):
