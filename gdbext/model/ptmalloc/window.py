@@ -47,9 +47,7 @@ def window(lists: HeapState, inputs: HeapInputs, start: int, stop: int) -> HeapS
         a.top_size = a0.top_size
         a.fastbins, a.unsorted = a0.fastbins, a0.unsorted
         a.smallbins, a.largebins = a0.smallbins, a0.largebins
-        a.heaps = [
-            HeapSegment(L, s.start, s.end, s.first_chunk, s.arena, s.main, s.heap_info) for s in a0.heaps
-        ]
+        a.heaps = [_bounds(s) for s in a0.heaps]
         state.arenas.append(a)
     state._index()
     seg = state.segment_at(start)
@@ -113,8 +111,8 @@ def _bounds(s: HeapSegment) -> HeapSegment:
 
 def _near_walk(state: HeapState) -> HeapState:
     """`state` with its lists cut to the entries in the walked stretches, each after the entry
-    before it (whose link leads there: the holder a problem is blamed on): what
-    _assign_states needs of lists of hundreds of thousands of chunks, at C speed."""
+    before it (whose link leads there: the holder a problem is blamed on): all _assign_states
+    needs, so that lists of hundreds of thousands of chunks cost one comparison per entry."""
     spans = walked_spans(state)
     out = HeapState(state.layout)
     out.arenas, out.tcache = [], {}
