@@ -10,10 +10,15 @@ drops what gdbext keeps per stop (its memory blocks and models, as a stop would)
               bytes and searched once with bytes.find: the least a scan of that memory costs
   fakechunks  `fakechunks 0x1230` (a size no chunk has: every mapping scanned to its end, the
               list walk it needs for "already free" included)
-  heapvis     `heapvis --count 1000` (the full heap model, then 1000 chunks word by word)
+  bins        `bins` (the lists-only model heapvis builds on: every free list, no chunk walk)
+  heapvis     `heapvis --count 1000` (those lists, the heap walked to past the 1000 chunks
+              shown, then the chunks word by word)
+  heapvis --walk  the same on the full heap model (every chunk walked first: what heapvis
+              cost before it walked only what it shows)
 
 Medians of --runs runs, taken in turn; fakechunks is also given as a ratio to the floor of the
-same run. A busy machine slows all three alike; say the load (/proc/loadavg) with the figures.
+same run, heapvis as a ratio to bins (what it adds to the lists) and to heapvis --walk. A busy
+machine slows all alike; say the load (/proc/loadavg) with the figures.
 """
 
 import argparse
@@ -59,15 +64,19 @@ def _time(f):
     f()
     return time.perf_counter() - t
 
-res = {"floor": [], "fakechunks": [], "heapvis": []}
+KEYS = ("floor", "fakechunks", "bins", "heapvis", "walk")
+res = {k: [] for k in KEYS}
 for _ in range(RUNS):
     res["floor"].append(_time(_floor))
     res["fakechunks"].append(_time(lambda: gdb.execute("fakechunks 0x1230", to_string=True)))
+    res["bins"].append(_time(lambda: gdb.execute("bins", to_string=True)))
     res["heapvis"].append(_time(lambda: gdb.execute("heapvis --count 1000", to_string=True)))
-ratio = statistics.median(f / b for f, b in zip(res["fakechunks"], res["floor"]))
+    res["walk"].append(_time(lambda: gdb.execute("heapvis --walk --count 1000", to_string=True)))
+def _ratio(a, b):
+    return round(statistics.median(x / y for x, y in zip(res[a], res[b])), 2)
 mib = sum(hi - lo for lo, hi in _maps()) >> 20
-print("RESULT", mib, *(round(statistics.median(res[k]), 3) for k in ("floor", "fakechunks", "heapvis")),
-      round(ratio, 2))
+print("RESULT", mib, *(round(statistics.median(res[k]), 3) for k in KEYS),
+      _ratio("fakechunks", "floor"), _ratio("heapvis", "bins"), _ratio("heapvis", "walk"))
 '''
 
 
@@ -87,16 +96,18 @@ def main():
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     finally:
         os.unlink(script)
-    m = re.search(r"^RESULT (\S+) (\S+) (\S+) (\S+) (\S+)", p.stdout, re.M)
+    m = re.search(r"^RESULT" + r" (\S+)" * 9, p.stdout, re.M)
     if not m:
         sys.exit(f"run failed:\n{p.stdout[-2000:]}")
-    mib, floor, fake, vis, ratio = m.groups()
+    mib, floor, fake, bins, vis, walk, ratio, vis_bins, vis_walk = m.groups()
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
     print(f"malloc_sizes many {args.n}: {mib} MiB writable, medians of {args.runs} runs, load {' '.join(load)}")
     print(f"  floor (read + one find)   {floor} s")
     print(f"  fakechunks 0x1230         {fake} s   ({ratio}x the floor)")
-    print(f"  heapvis --count 1000      {vis} s")
+    print(f"  bins                      {bins} s")
+    print(f"  heapvis --count 1000      {vis} s   ({vis_bins}x bins, {vis_walk}x heapvis --walk)")
+    print(f"  heapvis --walk --count 1000  {walk} s")
 
 
 if __name__ == "__main__":

@@ -37,12 +37,13 @@ class FakeChunks(GdbextCommand):
         "tcache (alignment, the size field's flags), a fastbin before 2.43 (--bin fastbin: the\n"
         "next chunk's size), or the unsorted bin past the tcache (PREV_INUSE, the next chunk\n"
         "in use and below the top chunk's end, the one after it in use). Chunks already in a\n"
-        "free list are left out. --near ADDRESS: only chunks whose user memory holds ADDRESS."
+        "free list are left out. --near ADDRESS: only chunks that hold ADDRESS, in their header\n"
+        "(a size field at ADDRESS) or their user memory (a malloc that returns memory over it)."
     )
 
     def add_arguments(self, p):
         p.add_argument("size", metavar="SIZE", type=expression, help="the chunk size")
-        p.add_argument("--near", type=expression, metavar="ADDRESS", help="chunks whose memory holds ADDRESS")
+        p.add_argument("--near", type=expression, metavar="ADDRESS", help="chunks that hold ADDRESS")
         p.add_argument("--bin", choices=BINS, help="the bin's checks (default: the bin that serves SIZE)")
         p.add_argument("--json", action="store_true", help="one JSON document")
 
@@ -95,7 +96,7 @@ class FakeChunks(GdbextCommand):
                 for f in scan(data, pos, L, size, bin, arena, listed):
                     if f.address >= end:
                         break
-                    if near is not None and not f.user <= near < f.address + size + L.size_sz:
+                    if near is not None and not f.address <= near < f.address + size + L.size_sz:
                         continue
                     found.append(f)
                     if len(found) >= MAX_CANDIDATES:
@@ -110,7 +111,7 @@ class FakeChunks(GdbextCommand):
             body = view.document_body(heap, size, bin, near, rows, notes, cut)
             out.json(jsonout.document("fakechunks", target_json(target), **body))
             return
-        out.emit(view.text(heap, size, bin, rows, notes, cut, L.pointer_size))
+        out.emit(view.text(heap, size, bin, rows, notes, cut, L.pointer_size, near))
 
 
 COMMANDS = (FakeChunks,)

@@ -72,6 +72,12 @@ def heap_usage(target, view):
     return f(target, view)
 
 
+def window_view(target, start, stop):
+    from ..inferior.heap import window_view as f
+
+    return f(target, start, stop)
+
+
 def list_view(target):
     from ..inferior.heap import list_view as f
 

@@ -38,6 +38,7 @@ from ..model.ptmalloc.claims import malloc_claims
 from ..model.ptmalloc.mmapped import chunk_at_page
 from ..model.ptmalloc.locate import find_mp_before_heap, looks_like_tcache, unaccepted_tcaches
 from ..model.ptmalloc.tls import find_tls_slot, slot_values
+from ..model.ptmalloc.window import window
 from ..model.provenance import How, Provenance
 from ..model.regions import Claim, Mapping
 from .errors import UserError
@@ -217,6 +218,28 @@ def arena_view(target: Target) -> HeapView:
     if cached_already("heap_view"):
         return heap_view(target)
     return cached("arena_view", lambda: _model_view(target, heap_bounds(target), lists_only=True))
+
+
+def window_view(target: Target, start: int, stop: int) -> HeapView:
+    """What `heapvis` needs: arena_view's free lists, and the heap holding START walked from its
+    first chunk only until a chunk past STOP (model/ptmalloc/window.py), each walked chunk's
+    state as the full model has it.  The full model when this stop already has it, or when
+    arena_view had to walk every chunk (tcaches found by their shape)."""
+    if cached_already("heap_view"):
+        return heap_view(target)
+    lists = arena_view(target)
+    if lists.walked or lists.inputs is None:
+        return lists
+
+    def make() -> HeapView:
+        assert lists.inputs is not None
+        try:
+            state = window(lists.state, lists.inputs, start, stop)
+        except MemoryReadError as e:
+            raise UserError(f"cannot read the heap: {e}") from None
+        return replace(lists, state=state, walked=False)
+
+    return cached(("heap_window", start, stop), make)
 
 
 def list_view(target: Target) -> HeapView:

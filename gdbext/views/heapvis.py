@@ -86,7 +86,7 @@ def _note(w: Word, pointer_size: int) -> str:
     return "  ".join(parts)
 
 
-def text(heap, vis: Vis, pointer_size: int, note: Optional[str]) -> Iterator[Item]:
+def text(heap, vis: Vis, pointer_size: int, note: Optional[str], unresolved: int = 0) -> Iterator[Item]:
     addr = fmt.address_of(pointer_size)
     digits = 2 * pointer_size
     if heap is not None:
@@ -115,4 +115,12 @@ def text(heap, vis: Vis, pointer_size: int, note: Optional[str]) -> Iterator[Ite
             yield [(f"{m} ", tok), (f"... {c.hidden} more words of this chunk not shown", "muted")]
     if vis.stop:
         yield [(f"stopped: {vis.stop}", "muted")]
+    if unresolved:
+        yield [
+            (
+                f"{fmt.plural(unresolved, 'pointer')} into heap memory past the chunks walked "
+                "name no chunk (only free chunks are known there): --walk walks every chunk",
+                "muted",
+            )
+        ]
     yield from problem_items(shown_problems(heap, vis), pointer_size)

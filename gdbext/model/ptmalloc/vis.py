@@ -58,20 +58,27 @@ class Vis(NamedTuple):
 Classify = Callable[[int], Optional[Tuple[str, Optional[int]]]]
 
 
-def classifier(regions, state, libc_paths=()) -> Classify:
+def classifier(regions, state, libc_paths=(), chunk_holding=None) -> Classify:
     """value -> (one word, chunk address or None), or None for a value that points nowhere
-    mapped. `regions` sorted by start (model.regions.Region); `state` a HeapState or None."""
+    mapped. `regions` sorted by start (model.regions.Region); `state` a HeapState or None;
+    `chunk_holding(value)` the start of the chunk holding a heap address (default: the state's
+    chunk_at), None where none is known."""
     starts = [r.start for r in regions]
+    if chunk_holding is None and state is not None:
+
+        def chunk_holding(value: int) -> Optional[int]:
+            c = state.chunk_at(value)
+            return c.address if c is not None else None
 
     def classify(value: int):
         i = bisect_right(starts, value) - 1
         if i < 0 or not regions[i].contains(value):
             return None
         r = regions[i]
-        if state is not None and r.kind in ("heap", "arena-heap", "mmap-chunk"):
-            c = state.chunk_at(value)
+        if chunk_holding is not None and r.kind in ("heap", "arena-heap", "mmap-chunk"):
+            c = chunk_holding(value)
             if c is not None:
-                return "chunk", c.address
+                return "chunk", c
         if r.path and (_LIBC.search(r.path) or r.path in libc_paths):
             return "libc", None
         return _WORDS.get(r.kind, r.kind), None
