@@ -4,7 +4,7 @@ must find each one glibc would take (the 0x500 one on the stack lies above the t
 where free() says "double free or corruption (out)", so it must not be listed), and then the
 demo, continued, forks a child per candidate that really frees it and mallocs the size back
 (LIBC_FATAL_STDERR_=1): every candidate listed must come back from malloc, the stack's 0x500
-must not. Under each glibc, with and without libc's debug symbols; then on a core of the stop
+must not, and tryfree must say the same of each (no abort, or glibc's "(out)" message). Under each glibc, with and without libc's debug symbols; then on a core of the stop
 and through gdbserver, which must list the same candidates."""
 
 import os
@@ -103,6 +103,15 @@ def _oracle(gdb, path, fastbins, ssz):
         near = f["fake.static.0x40"] + 0x20
         d = _found(gdb, f"fakechunks 0x40 --near {near:#x} --json")
         assert [c["address"] for c in d["candidates"]] == [f["fake.static.0x40"]]
+        for a, s, m, take in tries:  # tryfree must agree with fakechunks on what free() does
+            if m == "fastbin":
+                continue  # a fastbin is reached only past a full tcache bin: the child fills it first
+            t = gdb.json(f"tryfree {a + 2 * ssz:#x} --json", timeout=120)
+            assert t["aborts"] is (not take), (hex(a), hex(s), t["message"], t["checks"])
+            if take:
+                assert t["result"] in ("tcache", "unsorted", "smallbin", "largebin"), (hex(a), t["result"])
+            else:
+                assert t["message"] == "double free or corruption (out)", (hex(a), t["message"])
         path.write_text("".join(f"{a:x} {s:x} {m}\n" for a, s, m, _ in tries))
         gdb.run_to("tried", timeout=300)
         f = gdb.facts
