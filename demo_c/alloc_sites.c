@@ -8,8 +8,8 @@
  * count.a.live=350, count.b.live=300, count.c.live=200, count.b.leaked=60.  Stop "sites".
  * The chunks in use before tracking: `before N` allocates N objects at site_before, then stops
  * "before" (allocwatch is turned on there), then goes on as above.
- * `double`: after "sites", site_a's first object is freed again at double_free's call (fact
- * site.double=double_free:LINE, printed after, double.pointer=its address), which glibc aborts on.
+ * `double`: after "sites", site_a's last object (freed by release()) is freed again by double_free() (fact
+ * site.double=double_free:LINE, printed just before, double.pointer=its address), which glibc aborts on.
  * `invalid`: frees a pointer into the middle of an object (fact invalid.pointer).
  * `uaf`: writes into a freed object of site_c (fact uaf.pointer, site.uaf=main:LINE) and stops "uaf".
  * `bench N`: N malloc/free pairs, nothing else (benchmarks/allocwatch_overhead.py).
@@ -29,7 +29,7 @@
 
 static void *a[NA], *b[NB], *c[NC];
 static void *before[4096];
-static int line_a, line_b, line_c, line_free, line_double, line_before;
+static int line_a, line_b, line_c, line_free, line_before;
 
 __attribute__((noinline)) static void *site_a(void)
 {
@@ -55,7 +55,7 @@ __attribute__((noinline)) static void release(void *p)
 
 __attribute__((noinline)) static void double_free(void *p)
 {
-    line_double = __LINE__; free(p);
+    fact("site.double=double_free:%d", __LINE__); free(p);
 }
 
 __attribute__((noinline)) static void *site_before(void)
@@ -111,7 +111,6 @@ int main(int argc, char **argv)
         void *p = a[NA - 1]; /* freed at release() already */
         fact("double.pointer=%#lx", (unsigned long)(uintptr_t)p);
         double_free(p);
-        fact("site.double=double_free:%d", line_double);
         demo_stop("after-double");
     } else if (!strcmp(mode, "invalid")) {
         char *p = (char *)a[0] + 16;

@@ -89,11 +89,18 @@ class AllocWatch(GdbextCommand):
         on.add_argument("--sizes", metavar="RANGE", help="only requests of these sizes: 16-64, 4k-, -1M")
         on.add_argument("--sample", type=int, default=1, metavar="K", help="record one allocation in K")
         on.add_argument(
-            "--uaf", type=int, nargs="?", const=1, default=0, metavar="N",
+            "--uaf",
+            type=int,
+            nargs="?",
+            const=1,
+            default=0,
+            metavar="N",
             help="watch the first word of the last N freed chunks (default 1)",
         )
         on.add_argument(
-            "--returns", choices=RETURN_METHODS, default="address",
+            "--returns",
+            choices=RETURN_METHODS,
+            default="address",
             help="how results are read: a breakpoint per return address, or a finish per call",
         )
         on.add_argument("--json", action="store_true", help="the status afterwards, as JSON")
@@ -121,7 +128,9 @@ class AllocWatch(GdbextCommand):
             table = w.table
             calls = list(table.log)[-args.last :] if args.last else list(table.log)
             if args.json:
-                out.json(jsonout.document("allocwatch", _target_doc(), **views.log_body(table, calls, w.status())))
+                out.json(
+                    jsonout.document("allocwatch", _target_doc(), **views.log_body(table, calls, w.status()))
+                )
                 return
             out.emit(views.log_items(table, calls, out.width))
             return

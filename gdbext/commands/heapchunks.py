@@ -99,7 +99,6 @@ class HeapChunks(GdbextCommand):
             return
         out.emit([chunks_view.summary_table(groups, args.by)])
 
-
     def by_site(self, view, target, arenas, args, out):
         """--by site: the chunks in use grouped by the call site that allocated them."""
         from ..model.allocsites import chunks_in_use, group_by_site

@@ -28,8 +28,6 @@ DETECTION_KINDS = {
     "realloc-invalid": "realloc of a pointer malloc never returned",
     "use-after-free": "use after free",
 }
-ALLOCATING = ("malloc", "calloc", "realloc", "reallocarray", "memalign", "aligned_alloc",
-              "posix_memalign", "valloc", "pvalloc")
 
 
 @dataclass(frozen=True)
@@ -150,7 +148,7 @@ class SiteTable:
 
     def __init__(self, sampled: bool = False):
         self.live: Dict[int, Call] = {}
-        self.freed: "OrderedDict[int, Tuple[Optional[Call], Call]]" = OrderedDict()
+        self.freed: OrderedDict[int, Tuple[Optional[Call], Call]] = OrderedDict()
         self.before: Set[int] = set()
         self.before_known = False  # whether `before` is the heap at `begin` (else: unknown)
         self.sampled = sampled  # some allocations were not recorded: an unknown free is no error

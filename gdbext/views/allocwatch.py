@@ -33,7 +33,8 @@ def options_text(o: AllocOptions) -> str:
 
 
 def status_lines(st: dict) -> List[str]:
-    opts = AllocOptions(**{**st["options"], "sizes": tuple(st["options"]["sizes"]) if st["options"]["sizes"] else None})
+    o = st["options"]
+    opts = AllocOptions(**{**o, "sizes": tuple(o["sizes"]) if o["sizes"] else None})
     lines = [f"allocwatch is {'on' if st['on'] else 'off'}; options: {options_text(opts)}"]
     if st["armed"]:
         lines.append(

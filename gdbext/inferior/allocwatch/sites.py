@@ -25,10 +25,7 @@ class SiteFinder:
 
     def in_system(self, pc: int) -> bool:
         """Whether pc is in libc or the dynamic loader (not a caller the user wrote)."""
-        for lo, hi in self._system:
-            if lo <= pc < hi:
-                return True
-        return False
+        return any(lo <= pc < hi for lo, hi in self._system)
 
     def site_at(self, pc: int) -> Site:
         """The site of a return address (the call before it names the function and line)."""

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional
 
 import gdb
 
+from ...model.allocentries import AllocatorCode
 from ...model.allocoptions import AllocOptions
 from ...model.allocsites import Call, Detection, SiteTable
 from ...model.brklog import ALLOC_FUNCTIONS
@@ -92,6 +93,7 @@ class _Inferior:
         self.armed_pid: Optional[int] = None
         self.libc: Optional[LibcInfo] = None
         self.finder: Optional[SiteFinder] = None
+        self.allocators: Optional[AllocatorCode] = None
         self.entries: List[gdb.Breakpoint] = []
         self.returns: Dict[int, gdb.Breakpoint] = {}  # return address -> its hook
         self.pending: Dict[int, List[_Pending]] = {}  # thread's lwp -> calls in flight
@@ -150,12 +152,16 @@ class Watcher:
         pointers = existing()
         st.table.begin(pointers)
         if pointers is None:
-            st.notes.append("the heap could not be read at 'on': a free of an unknown pointer is not reported")
+            st.notes.append(
+                "the heap could not be read at 'on': a free of a pointer not seen is not reported"
+            )
         self._arm(st, pid)
         if st.armed_pid is None:
             return f"on; {st.waiting}"
-        return f"on: {len(st.entries)} entry points hooked; " + _plural(len(st.table.before), "chunk") + (
-            " in use before tracking"
+        return (
+            f"on: {len(st.entries)} entry points hooked; "
+            + _plural(len(st.table.before), "chunk")
+            + (" in use before tracking")
         )
 
     def turn_off(self) -> str:
@@ -185,7 +191,7 @@ class Watcher:
         if libc is None:
             st.waiting = why
             return
-        st.libc, st.finder = libc, SiteFinder(libc)
+        st.libc, st.finder, st.allocators = libc, SiteFinder(libc), libc.allocators
         seen: Dict[int, str] = {}
         for name in ALLOC_FUNCTIONS:
             addr, size = libc.syms.get(name, (0, 0))
@@ -271,12 +277,13 @@ class Watcher:
         if p == 0:
             return False
         st = self.state()
+        finder = st.finder
         thread = gdb.selected_thread()
-        if self._nested(st, thread.ptid[1], frame):
-            return False
         sp = int(frame.read_register("rsp")) & MASK
         ret = read_u64(sp) or 0
-        site, walked = st.finder.caller(ret)
+        if finder is None or self._nested(st, thread.ptid[1], sp, ret):
+            return False
+        site, walked = finder.caller(ret)
         st.frame_walks += walked
         call = Call(st.table.next_event(), "free", thread.num, site, pointer=p)
         found = st.table.free(call)
@@ -289,11 +296,15 @@ class Watcher:
     def on_alloc(self, name: str, bp) -> bool:
         frame = gdb.newest_frame()
         st = self.state()
+        finder = st.finder
+        if finder is None:
+            return False
         thread = gdb.selected_thread()
         lwp = thread.ptid[1]
-        if self._nested(st, lwp, frame):
-            return False
         a0, a1, a2, sp = (int(frame.read_register(r)) & MASK for r in ("rdi", "rsi", "rdx", "rsp"))
+        ret = read_u64(sp) or 0
+        if self._nested(st, lwp, sp, ret):
+            return False
         old, memptr = None, None
         if name == "malloc" or name in ("valloc", "pvalloc"):
             size = a0
@@ -315,12 +326,11 @@ class Watcher:
             if old:
                 table.untrack(old)  # realloc'd out of sight: no longer known
             return False
-        ret = read_u64(sp) or 0
-        site, walked = st.finder.caller(ret)
+        site, walked = finder.caller(ret)
         st.frame_walks += walked
         call = Call(table.next_event(), name, thread.num, site, size=size, pointer=old)
         if opts.bt:
-            call.backtrace = st.finder.backtrace(opts.bt)
+            call.backtrace = finder.backtrace(opts.bt)
         found = table.check_pointer(call, old, realloc=True) if old else None
         pending = _Pending(ret, sp + 8, call, memptr)
         stack = st.pending.setdefault(lwp, [])
@@ -335,14 +345,17 @@ class Watcher:
             return self._report(found)
         return False
 
-    def _nested(self, st: _Inferior, lwp: int, frame) -> bool:
-        """Whether this thread is inside an allocator call already (deeper on its stack); calls
-        in flight that the stack has left behind (a lost return) are dropped."""
+    def _nested(self, st: _Inferior, lwp: int, sp: int, ret: int) -> bool:
+        """Whether this call is made by an allocator call in progress (realloc(NULL, n) calls
+        malloc, posix_memalign calls malloc for a small alignment): its return address is in
+        an entry point's code (model/allocentries.py), or the thread is deeper on its stack
+        than a call in flight.  Calls in flight that the stack has left (a lost return) go."""
+        if st.allocators is not None and st.allocators.entry_at(ret - 1) is not None:
+            return True
         stack = st.pending.get(lwp)
         if not stack:
             return False
-        sp = int(frame.read_register("rsp")) & MASK
-        while stack and stack[-1].sp_after <= sp:
+        while stack and sp >= stack[-1].sp_after - 8:  # as deep as that call's entry, or above
             stale = stack.pop()
             if stale.finish is not None:
                 _delete((stale.finish,))
@@ -419,7 +432,7 @@ class Watcher:
         p = bp._pointer
         allocated = st.table.allocation_of(p)
         freed = st.table.freed.get(p)
-        site = st.finder.site_at(pc + 1)  # site_at takes a return address: pc itself here
+        site = st.finder.site_at(pc)  # a watchpoint stops after the access: pc - 1 is in it
         call = Call(st.table.next_event(), "access", gdb.selected_thread().num, site, pointer=p)
         d = Detection("use-after-free", p, call, allocated, freed[1] if freed else None, pc)
         st.table.record(d)

@@ -1,0 +1,149 @@
+"""allocwatch's site table (model/allocsites.py) without gdb: what each call means for the
+table, each misuse it detects and the groups by site, against histories written out by hand."""
+
+import pytest
+
+from gdbext.model.allocoptions import AllocOptions, parse_range
+from gdbext.model.allocsites import BEFORE, UNKNOWN, Call, SiteTable, Site, group_by_site
+from gdbext.render.fmt import parse_size
+
+A = Site("parse", "x.c", 42, 0x401000)
+B = Site("load", "x.c", 50, 0x401100)
+F = Site("release", "x.c", 60, 0x401200)
+G = Site("again", "x.c", 70, 0x401300)
+
+
+class History:
+    def __init__(self, before=(), sampled=False):
+        self.t = SiteTable(sampled=sampled)
+        self.t.begin(before)
+
+    def alloc(self, site, result, size=32, function="malloc", pointer=None, thread=1):
+        c = Call(self.t.next_event(), function, thread, site, size=size, pointer=pointer)
+        found = self.t.check_pointer(c, pointer, realloc=True) if pointer else None
+        c.result = result
+        self.t.allocated(c)
+        return found
+
+    def free(self, site, pointer, thread=1):
+        return self.t.free(Call(self.t.next_event(), "free", thread, site, pointer=pointer))
+
+
+def test_site_labels():
+    assert A.label == "parse (x.c:42)"
+    assert Site(None, None, None, 0x401136, "prog", 0x1136).label == "prog+0x1136"
+    assert Site(None, None, None, 0x401136).label == "0x401136"
+    assert Site("f", "x.c", None, 1).label == "f (x.c)"
+
+
+def test_live_and_freed_chunks_know_their_sites():
+    h = History()
+    h.alloc(A, 0x1000)
+    h.alloc(B, 0x2000, thread=2)
+    assert h.free(F, 0x1000) is None
+    assert h.t.site_of(0x2000)[0] == "allocated" and h.t.site_of(0x2000)[1].site == B
+    kind, call = h.t.site_of(0x1000)
+    assert kind == "freed" and call.site == F
+    assert h.t.allocation_of(0x1000).site == A
+    assert h.t.label_of(0x2000) == B.label
+    assert h.t.label_of(0x3000) == UNKNOWN
+    assert h.t.live[0x2000].said() == "`load (x.c:50)` in thread 2, event #2"
+
+
+def test_double_free_names_both_sites():
+    h = History()
+    h.alloc(A, 0x1000)
+    h.free(F, 0x1000)
+    d = h.free(G, 0x1000)
+    assert d.kind == "double-free" and d.allocated.site == A and d.freed.site == F and d.call.site == G
+    assert d.message() == (
+        "double free of 0x1000 by `again (x.c:70)` in thread 1, event #3; allocated by "
+        "`parse (x.c:42)` in thread 1, event #1; freed by `release (x.c:60)` in thread 1, event #2"
+    )
+    assert h.t.detections == [d]
+    assert h.t.totals.frees == 1  # the second free is not counted as one
+
+
+def test_reuse_after_free_is_no_double_free():
+    h = History()
+    h.alloc(A, 0x1000)
+    h.free(F, 0x1000)
+    h.alloc(B, 0x1000)
+    assert h.free(F, 0x1000) is None
+    assert h.t.detections == []
+
+
+def test_free_of_a_pointer_never_returned():
+    h = History(before=[0x5000])
+    assert h.free(F, 0x5000) is None  # existed before tracking: fine
+    d = h.free(F, 0x1010)
+    assert d.kind == "invalid-free" and d.allocated is None
+    assert h.free(F, 0) is None  # free(NULL)
+
+
+def test_unknown_heap_or_sampling_reports_no_invalid_free():
+    h = History(before=None)
+    assert h.free(F, 0x1010) is None
+    h = History(sampled=True)
+    assert h.free(F, 0x1010) is None
+
+
+def test_realloc_moves_frees_and_detects():
+    h = History()
+    h.alloc(A, 0x1000)
+    assert h.alloc(B, 0x2000, function="realloc", pointer=0x1000, size=100) is None
+    assert 0x1000 not in h.t.live and h.t.live[0x2000].site == B
+    assert h.t.site_of(0x1000)[0] == "freed"
+    # realloc in place keeps the pointer, now with realloc's site
+    h.alloc(G, 0x2000, function="realloc", pointer=0x2000, size=120)
+    assert h.t.live[0x2000].site == G
+    # realloc(p, 0) frees p
+    h.alloc(F, 0, function="realloc", pointer=0x2000, size=0)
+    assert 0x2000 not in h.t.live
+    d = h.alloc(B, 0x3000, function="realloc", pointer=0x2000, size=8)
+    assert d.kind == "realloc-freed" and d.freed.site == F
+
+
+def test_failed_allocation_and_failed_realloc_keep_the_old_block():
+    h = History()
+    h.alloc(A, 0x1000)
+    h.alloc(B, 0, function="realloc", pointer=0x1000, size=1 << 60)
+    assert h.t.live[0x1000].site == A
+    h.alloc(B, 0, size=1 << 60)
+    assert h.t.totals.failed == 2
+
+
+def test_groups_by_site_with_before_and_unknown():
+    h = History(before=[0x9000])
+    for i in range(3):
+        h.alloc(A, 0x1000 + i * 0x40)
+    h.alloc(B, 0x2000)
+    groups = group_by_site(h.t, [(0x1000, 64), (0x1040, 64), (0x1080, 64), (0x2000, 128), (0x9000, 32),
+                                 (0x7000, 16)])
+    got = {g.label: (g.chunks, g.bytes) for g in groups}
+    assert got == {A.label: (3, 192), B.label: (1, 128), BEFORE: (1, 32), UNKNOWN: (1, 16)}
+    assert groups[0].label == A.label
+    assert groups[0].to_json()["function"] == "parse"
+
+
+def test_freed_memory_is_bounded(monkeypatch):
+    import gdbext.model.allocsites as M
+
+    monkeypatch.setattr(M, "MAX_FREED", 3)
+    h = History()
+    for i in range(5):
+        h.alloc(A, 0x1000 + i)
+        h.free(F, 0x1000 + i)
+    assert list(h.t.freed) == [0x1002, 0x1003, 0x1004]
+
+
+def test_size_ranges_and_options():
+    assert parse_range("16-64", parse_size) == (16, 64)
+    assert parse_range("4k-", parse_size) == (4096, (1 << 64) - 1)
+    assert parse_range("-1M", parse_size) == (0, 1 << 20)
+    assert parse_range("24", parse_size) == (24, 24)
+    with pytest.raises(ValueError):
+        parse_range("64-16", parse_size)
+    o = AllocOptions(sizes=(16, 64))
+    assert o.wants(16) and o.wants(64) and not o.wants(65) and o.wants(None)
+    assert AllocOptions().to_json()["returns"] == "address"
