@@ -101,12 +101,13 @@ class HeapChunks(GdbextCommand):
 
     def by_site(self, view, target, arenas, args, out):
         """--by site: the chunks in use grouped by the call site that allocated them."""
-        from ..model.allocsites import chunks_in_use, group_by_site
+        from ..model.allocsites import chunks_in_use, group_by_site, libc_own
         from ..views import allocwatch as aw_views
         from .allocwatch import require_site_table
 
         table = require_site_table("heapchunks")
-        groups = group_by_site(table, chunks_in_use(view.state, view.layout, arenas, args.arena is None))
+        used = chunks_in_use(view.state, view.layout, arenas, args.arena is None)
+        groups = group_by_site(table, used, libc_own(view.state))
         if args.json:
             body = {"heap": view.header(), "sites": aw_views.site_groups_json(groups)}
             out.json(jsonout.document("heapchunks", target_json(target), **body))

@@ -298,15 +298,25 @@ class SiteGroup:
         return d
 
 
-def group_by_site(table: SiteTable, chunks: Iterable[Tuple[int, int]]) -> List[SiteGroup]:
+def libc_own(state) -> Dict[int, str]:
+    """The chunks libc allocates for itself inside malloc, which no entry point returns (each
+    thread's tcache): user pointer -> what they are."""
+    return {t.address: f"libc: the tcache of thread {t.label}" for t in state.tcache.values() if t.address}
+
+
+def group_by_site(
+    table: SiteTable, chunks: Iterable[Tuple[int, int]], own: Optional[Dict[int, str]] = None
+) -> List[SiteGroup]:
     """Chunks in use, given as (user pointer, chunk size), grouped by the site that allocated
-    them; most bytes first."""
+    them (`own`: libc's own chunks, named); most bytes first."""
     groups: Dict[str, SiteGroup] = {}
-    live, before = table.live, table.before
+    live, before, own = table.live, table.before, own or {}
     for p, size in chunks:
         c = live.get(p)
         if c is not None:
             label, site = c.site.label, c.site
+        elif p in own:
+            label, site = own[p], None
         else:
             label, site = (BEFORE if p in before else UNKNOWN), None
         g = groups.get(label)

@@ -183,17 +183,24 @@ def test_before_tracking_and_breakpoints_removed():
     try:
         gdb.run_to("before")
         internal = gdb.cmd("maint info breakpoints").count("\n")
+        gdb.cmd("heapsnap save s0")
         gdb.cmd("allocwatch on")
         gdb.run_to("sites")
         f = gdb.facts
+        groups = gdb.json("heapsnap diff s0 --by site --json")["summary"]["groups"]
+        added = {g["key"]: g["added"]["count"] for g in groups}
+        for k in "abc":
+            fn, line = site(f[f"site.{k}"])
+            assert added[f"{fn} (alloc_sites.c:{line})"] == f[f"count.{k}.live"], groups
         doc = gdb.json("chunk before[0] --json")
         assert doc["allocation"]["known"] == "before"
         assert "allocated before tracking began" in gdb.cmd("chunk before[99]")
         groups = gdb.json("heapchunks --by site --json")["sites"]
         assert by_site(groups)[site(f["site.a"])] == f["count.a.live"]
         before = [gr for gr in groups if gr["site"] == "before tracking"]
-        # the demo's 100, and libc's own per-thread tcache (allocated inside the first malloc)
-        assert before and f["count.before"] <= before[0]["chunks"] <= f["count.before"] + 1, groups
+        assert before and before[0]["chunks"] == f["count.before"], groups
+        # libc's own per-thread tcache, allocated inside the first malloc, is named as such
+        assert [g["chunks"] for g in groups if g["site"] == "libc: the tcache of thread 1"] == [1], groups
         gdb.cmd("allocwatch off")
         assert gdb.cmd("maint info breakpoints").count("\n") == internal
         assert "GDBEXT_DONE" in gdb.cmd("continue")

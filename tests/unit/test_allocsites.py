@@ -147,3 +147,36 @@ def test_size_ranges_and_options():
     o = AllocOptions(sizes=(16, 64))
     assert o.wants(16) and o.wants(64) and not o.wants(65) and o.wants(None)
     assert AllocOptions().to_json()["returns"] == "address"
+
+
+def test_snapshot_keeps_sites_and_diffs_by_site():
+    from gdbext.model.ptmalloc import snapshot as S
+    from gdbext.model.ptmalloc.chunks import TCACHE, USED
+
+    def snap(name, chunks):
+        s = S.Snapshot(name, {"chunk_header": 16})
+        for addr, size, state in chunks:
+            s.addrs.append(addr)
+            s.sizes.append(size)
+            s.states.append(state)
+            s.arena_of.append(0)
+        return s
+
+    labels = {0x1010: A.label, 0x1050: A.label, 0x2010: B.label}
+    a = snap("a", [(0x1000, 64, USED)])
+    b = snap("b", [(0x1000, 64, TCACHE), (0x1040, 64, USED), (0x2000, 64, USED), (0x3000, 64, USED)])
+    a.add_sites(lambda p: labels.get(p, UNKNOWN))
+    b.add_sites(lambda p: labels.get(p, UNKNOWN))
+    assert b.sites == {0x1040: A.label, 0x2000: B.label, 0x3000: UNKNOWN}
+    b = S.Snapshot.from_json(b.to_json())
+    assert b.sites[0x2000] == B.label
+    doc = S.diff(a, b, "site")
+    got = {g["key"]: (g["added"]["count"], g["changed"]["count"]) for g in doc["summary"]["groups"]}
+    assert got == {A.label: (1, 1), B.label: (1, 0), UNKNOWN: (1, 0)}
+
+
+def test_libc_own_chunks_are_named():
+    h = History()
+    h.alloc(A, 0x1000)
+    groups = group_by_site(h.t, [(0x1000, 64), (0x500, 656)], {0x500: "libc: the tcache of thread 1"})
+    assert {g.label: g.chunks for g in groups} == {A.label: 1, "libc: the tcache of thread 1": 1}
