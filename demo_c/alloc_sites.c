@@ -12,11 +12,15 @@
  * site.double=double_free:LINE, printed just before, double.pointer=its address), which glibc aborts on.
  * `invalid`: frees a pointer into the middle of an object (fact invalid.pointer).
  * `uaf`: writes into a freed object of site_c (fact uaf.pointer, site.uaf=main:LINE) and stops "uaf".
+ * `threads`: four threads (their own arenas and tcaches) each allocate 200 objects at site_t
+ * and free 100 of them, then exit (libc frees each one's tcache itself); facts site.t and
+ * count.t.live=400; stop "threads" after they are joined.
  * `bench N`: N malloc/free pairs, nothing else (benchmarks/allocwatch_overhead.py).
  */
 #define _GNU_SOURCE
 #include "demo.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +69,26 @@ __attribute__((noinline)) static void *site_before(void)
 
 static void *volatile sink;
 
+#define NT 4
+#define PER_T 200
+static void *t_objs[NT][PER_T];
+static int line_t;
+
+__attribute__((noinline)) static void *site_t(void)
+{
+    line_t = __LINE__; return malloc(40);
+}
+
+static void *worker(void *arg)
+{
+    void **mine = arg;
+    for (int i = 0; i < PER_T; i++)
+        mine[i] = site_t();
+    for (int i = 0; i < PER_T / 2; i++)
+        release(mine[i]);
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
@@ -75,6 +99,18 @@ int main(int argc, char **argv)
             sink = malloc(32);
             free(sink);
         }
+        demo_done();
+        return 0;
+    }
+    if (!strcmp(mode, "threads")) {
+        pthread_t t[NT];
+        for (int i = 0; i < NT; i++)
+            demo_check(pthread_create(&t[i], NULL, worker, t_objs[i]) == 0, "pthread_create");
+        for (int i = 0; i < NT; i++)
+            pthread_join(t[i], NULL);
+        fact("site.t=site_t:%d", line_t);
+        fact("count.t.live=%d", NT * PER_T / 2);
+        demo_stop("threads");
         demo_done();
         return 0;
     }

@@ -139,6 +139,7 @@ class Totals:
     frees: int = 0
     failed: int = 0  # allocations that returned NULL
     skipped: int = 0  # allocations not sampled (--sample K)
+    libc_frees: int = 0  # libc's frees of what it holds itself (see SiteTable.free)
     by_function: Dict[str, int] = field(default_factory=dict)
 
 
@@ -205,11 +206,17 @@ class SiteTable:
             return self.record(Detection("realloc-invalid" if realloc else "invalid-free", pointer, call))
         return None
 
-    def free(self, call: Call) -> Optional[Detection]:
-        """free(pointer) is called: record it; a detection when it is a misuse."""
+    def free(self, call: Call, by_libc: bool = False) -> Optional[Detection]:
+        """free(pointer) is called: record it; a detection when it is a misuse.  `by_libc`: libc
+        called free itself, not for the program (its caller is no frame of the program's): a
+        pointer it never returned to the program is libc's own business (a thread's exit hands
+        the chunks in its tcache back to the arena, and frees the tcache itself)."""
         p = call.pointer or 0
         self._count(call)
         if p == 0:
+            return None
+        if by_libc and p not in self.live and p not in self.before:
+            self.totals.libc_frees += 1
             return None
         found = self.check_pointer(call, p, realloc=False)
         if found is None:

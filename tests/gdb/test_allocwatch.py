@@ -227,3 +227,26 @@ def test_other_return_method_and_sampling(method):
         assert st["detections"] == 0
     finally:
         gdb.close()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_threads_and_their_exit(versions, version):
+    """Four threads allocate at one site in their own arenas, free half, and exit: libc then
+    hands their tcaches' chunks back to the arenas and frees the tcaches itself, which is no
+    double free.  Results are matched to calls per thread (the return breakpoint is shared)."""
+    gdb = start(versions, (version, False), "threads")
+    try:
+        gdb.cmd("allocwatch on")
+        out = gdb.run_to("threads")
+        assert "allocwatch:" not in out, out
+        f = gdb.facts
+        live = by_site(gdb.json("heapchunks --by site --json")["sites"])
+        assert live[site(f["site.t"])] == f["count.t.live"], live
+        st = gdb.json("allocwatch status --json")["status"]
+        assert st["detections"] == 0 and st["errors"] == 0, st
+        assert st["frees"] == f["count.t.live"], st
+        text = gdb.cmd("chunk t_objs[2][150]")
+        m = re.search(r"allocated by `site_t \(alloc_sites.c:\d+\)` in thread (\d+)", text)
+        assert m and int(m.group(1)) > 1, text
+    finally:
+        gdb.close()

@@ -180,3 +180,18 @@ def test_libc_own_chunks_are_named():
     h.alloc(A, 0x1000)
     groups = group_by_site(h.t, [(0x1000, 64), (0x500, 656)], {0x500: "libc: the tcache of thread 1"})
     assert {g.label: g.chunks for g in groups} == {A.label: 1, "libc: the tcache of thread 1": 1}
+
+
+def test_libc_freeing_what_it_holds_is_no_misuse():
+    """A thread's exit: libc frees the chunks its tcache holds (freed by the program already)
+    and the tcache itself (never returned to the program)."""
+    h = History()
+    h.alloc(A, 0x1000)
+    h.free(F, 0x1000)
+    assert h.t.free(Call(h.t.next_event(), "free", 2, G, pointer=0x1000), by_libc=True) is None
+    assert h.t.free(Call(h.t.next_event(), "free", 2, G, pointer=0x500), by_libc=True) is None
+    assert h.t.detections == [] and h.t.totals.libc_frees == 2 and h.t.totals.frees == 1
+    # a chunk the program holds, freed by libc for it (fclose's buffer): an ordinary free
+    h.alloc(A, 0x2000)
+    assert h.t.free(Call(h.t.next_event(), "free", 1, G, pointer=0x2000), by_libc=True) is None
+    assert h.t.site_of(0x2000)[0] == "freed" and h.t.totals.frees == 2

@@ -13,6 +13,7 @@ from ..brkwatch.libccode import LibcInfo
 
 MAX_FRAMES = 64  # libc frames walked to reach the program's
 MAX_CACHED = 65536
+DIRECT, WALKED, LIBC = 0, 1, 2
 
 
 class SiteFinder:
@@ -36,23 +37,24 @@ class SiteFinder:
             s = self._sites[pc] = _describe(pc)
         return s
 
-    def caller(self, ret: int) -> Tuple[Site, bool]:
-        """(the site, whether a frame walk was needed) of a call whose return address is `ret`,
-        from the entry point's own frame (the newest)."""
+    def caller(self, ret: int) -> Tuple[Site, int]:
+        """(the site, how it was found) of a call whose return address is `ret`, from the entry
+        point's own frame (the newest): DIRECT (the program called), WALKED (through libc's
+        frames to the program's) or LIBC (no frame of the program's: libc's own call)."""
         if not self.in_system(ret):
-            return self.site_at(ret), False
+            return self.site_at(ret), DIRECT
         try:
             f = gdb.newest_frame().older()
             n = 0
             while f is not None and n < MAX_FRAMES:
                 pc = f.pc()
                 if not self.in_system(pc):
-                    return self.site_at(pc), True
+                    return self.site_at(pc), WALKED
                 f = f.older()
                 n += 1
         except gdb.error:
             pass
-        return self.site_at(ret), True  # no frame of the program's: libc's own call
+        return self.site_at(ret), LIBC
 
     def backtrace(self, count: int) -> Tuple[Site, ...]:
         """`count` frames from the first of the program's outwards."""

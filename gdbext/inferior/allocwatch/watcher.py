@@ -26,7 +26,7 @@ from ..errors import UserError
 from ..brkwatch.libccode import LibcInfo, find_libc
 from ..brkwatch.running import is_x86_64, live_pid, read_u64, selected_inferior_num
 from ...views.allocwatch import detection_line
-from .sites import SiteFinder
+from .sites import DIRECT, LIBC, SiteFinder
 
 MASK = 0xFFFFFFFFFFFFFFFF
 MAX_PENDING = 64  # calls in flight per thread (a deeper stack is a lost return: dropped)
@@ -283,10 +283,10 @@ class Watcher:
         ret = read_u64(sp) or 0
         if finder is None or self._nested(st, thread.ptid[1], sp, ret):
             return False
-        site, walked = finder.caller(ret)
-        st.frame_walks += walked
+        site, how = finder.caller(ret)
+        st.frame_walks += how != DIRECT
         call = Call(st.table.next_event(), "free", thread.num, site, pointer=p)
-        found = st.table.free(call)
+        found = st.table.free(call, by_libc=how == LIBC)
         if found is not None:
             return self._report(found)
         if self.options.uaf:
@@ -326,8 +326,8 @@ class Watcher:
             if old:
                 table.untrack(old)  # realloc'd out of sight: no longer known
             return False
-        site, walked = finder.caller(ret)
-        st.frame_walks += walked
+        site, how = finder.caller(ret)
+        st.frame_walks += how != DIRECT
         call = Call(table.next_event(), name, thread.num, site, size=size, pointer=old)
         if opts.bt:
             call.backtrace = finder.backtrace(opts.bt)
@@ -455,6 +455,7 @@ class Watcher:
             "events": t.totals.events,
             "allocations": t.totals.allocations,
             "frees": t.totals.frees,
+            "libc_frees": t.totals.libc_frees,
             "failed": t.totals.failed,
             "skipped": t.totals.skipped,
             "by_function": dict(t.totals.by_function),
