@@ -159,10 +159,19 @@ class SiteTable:
         self.began_at = 0  # the event number tracking began after
 
     def begin(self, existing: Optional[Iterable[int]]) -> None:
-        """Tracking starts now; `existing` holds the user pointers of the chunks in use (None:
-        the heap could not be read, so an unknown free is not reported)."""
-        self.before = set(existing or ())
-        self.before_known = existing is not None
+        """Tracking starts (again) now; `existing` holds the user pointers of the chunks in use
+        (None: the heap could not be read, so an unknown free is not reported).  A chunk the
+        table holds that is no longer in use was freed while tracking was off: it goes; one in
+        use that the table does not hold is "before tracking"."""
+        if existing is None:
+            self.before = set()
+            self.before_known = False
+        else:
+            now = set(existing)
+            for p in [p for p in self.live if p not in now]:
+                del self.live[p]
+            self.before = now.difference(self.live)
+            self.before_known = True
         self.began_at = self.totals.events
 
     def next_event(self) -> int:

@@ -195,3 +195,13 @@ def test_libc_freeing_what_it_holds_is_no_misuse():
     h.alloc(A, 0x2000)
     assert h.t.free(Call(h.t.next_event(), "free", 1, G, pointer=0x2000), by_libc=True) is None
     assert h.t.site_of(0x2000)[0] == "freed" and h.t.totals.frees == 2
+
+
+def test_on_again_drops_what_was_freed_while_off():
+    h = History()
+    h.alloc(A, 0x1000)
+    h.alloc(B, 0x2000)
+    h.t.begin([0x2000, 0x3000])  # 0x1000 was freed while off, 0x3000 allocated
+    assert 0x1000 not in h.t.live and h.t.live[0x2000].site == B
+    assert h.t.before == {0x3000}
+    assert h.free(F, 0x3000) is None and h.t.detections == []

@@ -171,10 +171,9 @@ class Watcher:
         return "off; the site table is kept, as it was at the last event" if was else "already off"
 
     def _new_process(self, st: _Inferior, pid: int) -> None:
-        if st.pid is not None and st.table.totals.events:
-            st.notes = [f"the table of process {st.pid} was dropped at a new run"]
-        else:
-            st.notes = []
+        if st.pid is not None:
+            dropped = st.table.totals.events
+            st.notes = [f"the table of process {st.pid} was dropped at a new run"] if dropped else []
         st.table = SiteTable(sampled=self.options.sample > 1 or self.options.sizes is not None)
         st.pid = pid
         st.seen = 0
@@ -184,6 +183,7 @@ class Watcher:
             return
         gdb.events.new_objfile.connect(self._on_new_objfile)
         gdb.events.exited.connect(self._on_exited)
+        gdb.events.clear_objfiles.connect(self._on_clear_objfiles)
         self._connected = True
 
     def _arm(self, st: _Inferior, pid: int) -> None:
@@ -235,11 +235,31 @@ class Watcher:
                 if st.finder is not None:
                     st.finder = SiteFinder(st.libc) if st.libc else None  # dlopen: code moved
                 return
+            if st.armed_pid is not None:  # another process (a kill gdb told no one of)
+                self.disarm(st)
             if st.pid != pid:
                 self._new_process(st, pid)
                 st.table.begin(())  # libc appears before its first malloc: nothing came before
             self._arm(st, pid)
         except Exception as e:  # an event handler must never raise into gdb
+            self._error(e)
+
+    def _on_clear_objfiles(self, event):
+        """The process executes a new program (or gdb drops its symbols): the hooks sit at the
+        old libc's addresses, which may hold anything now.  They go; the new libc arms again."""
+        try:
+            progspace = getattr(event, "progspace", None)
+            if progspace is not None and progspace != gdb.selected_inferior().progspace:
+                return
+            st = self.state()
+            if st.armed_pid is None:
+                return
+            self.disarm(st)
+            st.notes.append(f"process {st.pid} executed a new program: its table starts again")
+            st.pid = None  # the next libc is a new process's, for the table
+            if self.on:
+                st.waiting = "waiting for the new program's libc"
+        except Exception as e:
             self._error(e)
 
     def _on_exited(self, event):
