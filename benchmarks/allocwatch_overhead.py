@@ -5,7 +5,8 @@ reading results and per sampling rate.
 
 Workload (demo_c, built by `make -C demo_c`): `alloc_sites bench N`, N malloc/free pairs and
 nothing else (2N allocator calls).  Timed from `run` to exit inside one gdb session (gdb's
-start-up excluded): without allocwatch (the floor), then with each configuration.  Per call:
+start-up excluded): without allocwatch (the floor), then with each configuration, the
+configurations taken in turn within each round.  Per call:
 (time - floor) / 2N.  The program's own run time without gdb is shown for reference.
 """
 
@@ -65,20 +66,23 @@ def main():
     print(f"{'config':<22} {'recorded':>9} {'time':>10} {'vs floor':>9} {'per call':>10}")
     nat = statistics.median(native(argv) for _ in range(runs))
     print(f"{'(no gdb)':<22} {'':>9} {nat * 1000:8.1f}ms")
-    base = None
-    for name, setup in CONFIGS:
-        times, events = [], 0
-        for _ in range(runs):
-            t, events = under_gdb(argv, setup)
-            times.append(t)
-        med = statistics.median(times)
-        if base is None:
-            base = med
+    # Round robin over the configurations, so that a change of the machine's load touches
+    # each of them alike.
+    times = {name: [] for name, _ in CONFIGS}
+    events = {}
+    for _ in range(runs):
+        for name, setup in CONFIGS:
+            t, events[name] = under_gdb(argv, setup)
+            times[name].append(t)
+    base = statistics.median(times[CONFIGS[0][0]])
+    for name, _ in CONFIGS:
+        med = statistics.median(times[name])
+        if name == CONFIGS[0][0]:
             print(f"{name:<22} {'':>9} {med * 1000:8.1f}ms {'1.00x':>9}")
             continue
         per = (med - base) / calls * 1e6
-        print(f"{name:<22} {events:>9} {med * 1000:8.1f}ms {med / base:8.2f}x {per:8.1f}us")
-
+        print(f"{name:<22} {events[name]:>9} {med * 1000:8.1f}ms {med / base:8.2f}x {per:8.1f}us")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 if __name__ == "__main__":
     main()

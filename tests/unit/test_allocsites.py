@@ -205,3 +205,34 @@ def test_on_again_drops_what_was_freed_while_off():
     assert 0x1000 not in h.t.live and h.t.live[0x2000].site == B
     assert h.t.before == {0x3000}
     assert h.free(F, 0x3000) is None and h.t.detections == []
+
+
+def test_views_status_log_and_groups():
+    from gdbext.views import allocwatch as V
+    from gdbext.views import plain_text
+
+    h = History(before=[0x9000])
+    h.alloc(A, 0x1000)
+    h.free(F, 0x1000)
+    h.free(G, 0x1000)
+    st = {
+        "on": True, "options": AllocOptions(sample=4).to_json(), "pid": 7, "inferior": 1, "armed": True,
+        "waiting": None, "entry_points": 9, "return_hooks": 1, "watched": [], "events": 3,
+        "allocations": 1, "frees": 1, "failed": 0, "skipped": 0, "live": 0, "before_tracking": 1,
+        "before_known": True, "detections": 1, "stop_on_detection": True, "notes": [], "errors": 0,
+        "last_error": None,
+    }
+    text = plain_text(V.status_items(st))
+    assert "options: results by address, --sample 4" in text
+    assert "9 entry points of libc, 1 return address\n" in text
+    assert "1 chunk before tracking" in text
+    log = plain_text(V.log_items(h.t, list(h.t.log)))
+    assert "release (x.c:60)" in log and "detected: double free of 0x1000" in log
+    assert V.detection_line(h.t.detections[0]).startswith("allocwatch: double free of 0x1000 by `again")
+    groups = group_by_site(h.t, [(0x9000, 32)])
+    assert plain_text(V.site_groups_items(groups, "in use")).splitlines()[0] == (
+        "1 chunk in use (32 B), 0 call sites"
+    )
+    assert V.allocation_text("freed", h.t.site_of(0x1000)[1], h.t.allocation_of(0x1000)).startswith(
+        "freed by `release (x.c:60)` in thread 1, event #2; allocated by `parse (x.c:42)`"
+    )
