@@ -205,13 +205,15 @@ class SiteTable:
         self.freed.pop(pointer, None)
 
     def check_pointer(self, call: Call, pointer: int, realloc: bool) -> Optional[Detection]:
-        """What freeing (or reallocating) `pointer` now would be, before libc sees it."""
-        if pointer == 0 or pointer in self.live or pointer in self.before:
+        """What freeing (or reallocating) `pointer` now would be, before libc sees it.  Nothing
+        while some allocations go unrecorded (--sample, --sizes): one of them may have returned
+        a pointer the table saw freed."""
+        if pointer == 0 or self.sampled or pointer in self.live or pointer in self.before:
             return None
         old = self.freed.get(pointer)
         if old is not None:
             return self.record(Detection("realloc-freed" if realloc else "double-free", pointer, call, *old))
-        if self.before_known and not self.sampled:
+        if self.before_known:
             return self.record(Detection("realloc-invalid" if realloc else "invalid-free", pointer, call))
         return None
 

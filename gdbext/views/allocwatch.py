@@ -57,11 +57,14 @@ def status_lines(st: dict) -> List[str]:
         else "the chunks before tracking are unknown"
     )
     lines.append(f"  {fmt.plural(st['live'], 'live chunk')} with a site; {before}")
-    lines.append(
-        f"  {fmt.plural(st['detections'], 'detection')}; at one, "
-        + ("the program stops" if st["stop_on_detection"] else "allocwatch only says it")
-        + " ('set gdbext allocwatch-stop')"
-    )
+    if opts.sample > 1 or opts.sizes:
+        lines.append("  misuses are not detected while some allocations go unrecorded (--sample, --sizes)")
+    else:
+        lines.append(
+            f"  {fmt.plural(st['detections'], 'detection')}; at one, "
+            + ("the program stops" if st["stop_on_detection"] else "allocwatch only says it")
+            + " ('set gdbext allocwatch-stop')"
+        )
     for n in st["notes"]:
         lines.append(f"  note: {n}")
     if st["errors"]:

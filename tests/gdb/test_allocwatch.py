@@ -250,3 +250,18 @@ def test_threads_and_their_exit(versions, version):
         assert m and int(m.group(1)) > 1, text
     finally:
         gdb.close()
+
+
+def test_sampling_sees_no_double_free_in_reuse():
+    """The same chunk malloc'd and freed again and again, one malloc in 4 recorded: a free of a
+    pointer that an unrecorded malloc returned again is no double free."""
+    g = G.ensure((G.host_version(),))[G.host_version()]
+    gdb = Gdb(g.demo("alloc_sites"), ["bench", "100"], env=g.gdb_env)
+    try:
+        gdb.cmd("allocwatch on --sample 4")
+        out = gdb.cmd("run")
+        assert "allocwatch:" not in out and "exited normally" in out, out
+        st = gdb.json("allocwatch status --json")["status"]
+        assert st["allocations"] == 25 and st["skipped"] == 75 and st["detections"] == 0, st
+    finally:
+        gdb.close()

@@ -417,7 +417,10 @@ class Watcher:
             call.result = rax
         st.table.allocated(call)
         if st.watched and call.result:
-            self._unwatch(st, call.result)
+            # the new block may hold a watched chunk's first word (merged with its neighbours)
+            end = call.result + (call.size or 0) + 16
+            for q in [q for q, _ in st.watched if call.result <= q < end]:
+                self._unwatch(st, q)
         return False
 
     # ---- use after free ----------------------------------------------------------------------
