@@ -15,6 +15,8 @@
  * `threads`: four threads (their own arenas and tcaches) each allocate 200 objects at site_t
  * and free 100 of them, then exit (libc frees each one's tcache itself); facts site.t and
  * count.t.live=400; stop "threads" after they are joined.
+ * `exec`: allocates 10 objects at site_a, stops "before-exec", then executes itself without
+ * arguments (the same process, a new program and heap), which goes on as above.
  * `bench N`: N malloc/free pairs, nothing else (benchmarks/allocwatch_overhead.py).
  */
 #define _GNU_SOURCE
@@ -24,6 +26,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NA 500
 #define NB 300
@@ -113,6 +116,13 @@ int main(int argc, char **argv)
         demo_stop("threads");
         demo_done();
         return 0;
+    }
+    if (!strcmp(mode, "exec")) {
+        for (int i = 0; i < 10; i++)
+            a[i] = site_a();
+        demo_stop("before-exec");
+        execl("/proc/self/exe", argv[0], (char *)NULL);
+        demo_check(0, "execl");
     }
     if (!strcmp(mode, "before")) {
         long n = demo_arg_long(argc > 2 ? argv[2] : NULL, 100);

@@ -265,3 +265,24 @@ def test_sampling_sees_no_double_free_in_reuse():
         assert st["allocations"] == 25 and st["skipped"] == 75 and st["detections"] == 0, st
     finally:
         gdb.close()
+
+
+def test_exec_starts_a_new_table():
+    """The process executes a new program: the hooks on the old libc go (they would sit in
+    whatever the new program maps there), the new libc is hooked, the table starts again."""
+    g = G.ensure((G.host_version(),))[G.host_version()]
+    gdb = Gdb(g.demo("alloc_sites"), ["exec"], env=g.gdb_env)
+    try:
+        gdb.cmd("allocwatch on")
+        gdb.run_to("before-exec")
+        assert gdb.json("allocwatch status --json")["status"]["live"] == 10
+        gdb.run_to("sites")
+        f = gdb.facts
+        live = by_site(gdb.json("heapchunks --by site --json")["sites"])
+        for k in "abc":
+            assert live.get(site(f[f"site.{k}"])) == f[f"count.{k}.live"], (k, live)
+        st = gdb.json("allocwatch status --json")["status"]
+        assert st["entry_points"] == 9 and st["allocations"] == 1000 and st["errors"] == 0, st
+        assert any("executed a new program" in n for n in st["notes"]), st
+    finally:
+        gdb.close()
