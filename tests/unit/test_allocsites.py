@@ -238,3 +238,17 @@ def test_views_status_log_and_groups():
     assert V.allocation_text("freed", h.t.site_of(0x1000)[1], h.t.allocation_of(0x1000)).startswith(
         "freed by `release (x.c:60)` in thread 1, event #2; allocated by `parse (x.c:42)`"
     )
+
+
+def test_jumps_back_to_an_entry_point():
+    """glibc 2.43's free, after making a thread's tcache: `jmp <free>` from inside free."""
+    from gdbext.model.allocentries import jumps_to
+
+    insns = [
+        (0xA5440, 1, "push   %rbx"),
+        (0xA5446, 5, "call   0xa3e90"),
+        (0xA544F, 5, "jmp    0xa51e0 <__libc_free>"),
+        (0xA5460, 5, "jmp    0xa2500"),
+        (0xA5470, 2, "jmp    *%rax"),
+    ]
+    assert jumps_to(insns, {0xA51E0}) == [0xA544F]

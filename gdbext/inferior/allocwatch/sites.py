@@ -3,6 +3,7 @@ the program's, else the first frame outside libc and the dynamic loader (strdup'
 dlopen's).  A site is looked up once per return address (code does not move while the
 process lives), so the hot path of a hook is a dictionary look-up."""
 
+import os
 from typing import Dict, List, Optional, Tuple
 
 import gdb
@@ -10,18 +11,21 @@ import gdb
 from ...model.allocsites import Site
 from ..brkwatch.callers import _object_offset
 from ..brkwatch.libccode import LibcInfo
+from ..brkwatch.running import proc_maps
 
 MAX_FRAMES = 64  # libc frames walked to reach the program's
 MAX_CACHED = 65536
+GLIBC_LIBS = ("libpthread.so", "libpthread-2.", "librt.so", "librt-2.", "libdl.so", "libdl-2.")
 DIRECT, WALKED, LIBC = 0, 1, 2
 
 
 class SiteFinder:
     """Sites by return address, for one process's libc."""
 
-    def __init__(self, libc: LibcInfo):
+    def __init__(self, libc: LibcInfo, pid: int):
         self.libc = libc
-        self._system = sorted(libc.system)
+        glibc_libs = [(m.start, m.end) for m in proc_maps(pid) if _is_glibc_lib(m.path)]
+        self._system = sorted(libc.system + glibc_libs)
         self._sites: Dict[int, Site] = {}
 
     def in_system(self, pc: int) -> bool:
@@ -69,6 +73,13 @@ class SiteFinder:
         except gdb.error:
             pass
         return tuple(out)
+
+
+def _is_glibc_lib(path: str) -> bool:
+    """glibc's libraries besides libc: before 2.34 a thread starts and ends in libpthread's
+    start_thread, which is no call site of the program's."""
+    name = os.path.basename(path or "")
+    return name.startswith(GLIBC_LIBS)
 
 
 def _describe(ret: int) -> Site:

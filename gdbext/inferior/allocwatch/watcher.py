@@ -14,11 +14,11 @@ malloc) is the outer call's business and is not recorded.  Nothing is written to
 inferior and nothing is called in it; every breakpoint is removed on `off` and at exit.
 """
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Set
 
 import gdb
 
-from ...model.allocentries import AllocatorCode
+from ...model.allocentries import AllocatorCode, jumps_to
 from ...model.allocoptions import AllocOptions
 from ...model.allocsites import Call, Detection, SiteTable
 from ...model.brklog import ALLOC_FUNCTIONS
@@ -98,6 +98,7 @@ class _Inferior:
         self.returns: Dict[int, gdb.Breakpoint] = {}  # return address -> its hook
         self.pending: Dict[int, List[_Pending]] = {}  # thread's lwp -> calls in flight
         self.watched: List[tuple] = []  # (pointer, watchpoint), oldest first
+        self.reentering: Set[int] = set()  # threads jumping back to an entry point's start
         self.waiting = ""
         self.seen = 0  # allocations counted for --sample
         self.notes: List[str] = []
@@ -191,7 +192,7 @@ class Watcher:
         if libc is None:
             st.waiting = why
             return
-        st.libc, st.finder, st.allocators = libc, SiteFinder(libc), libc.allocators
+        st.libc, st.finder, st.allocators = libc, SiteFinder(libc, pid), libc.allocators
         seen: Dict[int, str] = {}
         for name in ALLOC_FUNCTIONS:
             addr, size = libc.syms.get(name, (0, 0))
@@ -203,6 +204,8 @@ class Watcher:
         for addr, name in seen.items():
             handler = self._entry_handler(name)
             st.entries.append(_Hook(f"*{addr:#x}", handler))
+        for at in _reentries(libc, set(seen)):
+            st.entries.append(_Hook(f"*{at:#x}", self.on_reenter))
         st.armed_pid, st.waiting = pid, ""
 
     def _entry_handler(self, name: str):
@@ -217,6 +220,7 @@ class Watcher:
         for stack in st.pending.values():
             _delete(p.finish for p in stack if p.finish is not None)
         st.entries, st.returns, st.watched, st.pending = [], {}, [], {}
+        st.reentering = set()
         st.armed_pid = None
 
     def disarm_all(self) -> None:
@@ -232,8 +236,8 @@ class Watcher:
             pid = live_pid()
             st = self.state()
             if pid is None or st.armed_pid == pid:
-                if st.finder is not None:
-                    st.finder = SiteFinder(st.libc) if st.libc else None  # dlopen: code moved
+                if st.finder is not None and st.libc is not None and pid is not None:
+                    st.finder = SiteFinder(st.libc, pid)  # dlopen: code moved
                 return
             if st.armed_pid is not None:  # another process (a kill gdb told no one of)
                 self.disarm(st)
@@ -291,14 +295,23 @@ class Watcher:
         gdb.write(detection_line(d) + "\n")  # between prompts: the view says it, the hook writes it
         return stop_on_detection()
 
+    def on_reenter(self, bp) -> bool:
+        """A jump from inside an entry point back to an entry point's start (2.43's free after
+        making the thread's tcache): the next entry on this thread is the same call."""
+        self.state().reentering.add(gdb.selected_thread().ptid[1])
+        return False
+
     def on_free(self, bp) -> bool:
         frame = gdb.newest_frame()
+        st = self.state()
+        thread = gdb.selected_thread()
+        if st.reentering and thread.ptid[1] in st.reentering:
+            st.reentering.discard(thread.ptid[1])
+            return False
         p = int(frame.read_register("rdi")) & MASK
         if p == 0:
             return False
-        st = self.state()
         finder = st.finder
-        thread = gdb.selected_thread()
         sp = int(frame.read_register("rsp")) & MASK
         ret = read_u64(sp) or 0
         if finder is None or self._nested(st, thread.ptid[1], sp, ret):
@@ -321,6 +334,9 @@ class Watcher:
             return False
         thread = gdb.selected_thread()
         lwp = thread.ptid[1]
+        if st.reentering and lwp in st.reentering:
+            st.reentering.discard(lwp)
+            return False
         a0, a1, a2, sp = (int(frame.read_register(r)) & MASK for r in ("rdi", "rsi", "rdx", "rsp"))
         ret = read_u64(sp) or 0
         if self._nested(st, lwp, sp, ret):
@@ -492,6 +508,19 @@ class Watcher:
             "errors": self.errors,
             "last_error": self.last_error or None,
         }
+
+
+def _reentries(libc: LibcInfo, entries: Set[int]) -> List[int]:
+    """Where the entry points' own code jumps back to an entry point's start."""
+    arch = gdb.selected_inferior().architecture()
+    out: List[int] = []
+    for start, end, _ in libc.allocators.spans:
+        try:
+            insns = [(i["addr"], i["length"], i["asm"]) for i in arch.disassemble(start, end - 1)]
+        except gdb.error:
+            continue
+        out.extend(jumps_to(insns, entries))
+    return out
 
 
 def stop_on_detection() -> bool:
