@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-RETURN_METHODS = ("address", "finish")
+RETURN_METHODS = ("address", "call", "finish")
 MAX_BT = 64
 MAX_UAF = 4  # x86-64 has four debug registers
 

@@ -84,6 +84,31 @@ class _Finish(gdb.FinishBreakpoint):
             pass
 
 
+class _CallReturn(gdb.Breakpoint):
+    """The return of one call (--returns call): a breakpoint at its return address for this
+    call only, matched by thread and stack pointer (another thread may pass the same address)
+    and deleted once it is reached."""
+
+    def __init__(self, ret: int, pending: _Pending, lwp: int):
+        self._pending = pending
+        self._lwp = lwp
+        self._owner = selected_inferior_num()
+        super().__init__(f"*{ret:#x}", internal=True, temporary=True)
+        self.silent = True
+
+    def stop(self):
+        if selected_inferior_num() != self._owner or gdb.selected_thread().ptid[1] != self._lwp:
+            return False
+        return WATCHER.guard(WATCHER.on_call_return, self)
+
+    def drop(self):
+        try:
+            if self.is_valid():
+                self.delete()
+        except (gdb.error, RuntimeError):
+            pass
+
+
 class _Inferior:
     """What allocwatch keeps for one gdb inferior (a fork kept under gdb is another)."""
 
@@ -99,6 +124,7 @@ class _Inferior:
         self.pending: Dict[int, List[_Pending]] = {}  # thread's lwp -> calls in flight
         self.watched: List[tuple] = []  # (pointer, watchpoint), oldest first
         self.reentering: Set[int] = set()  # threads jumping back to an entry point's start
+        self.jumps: List[gdb.Breakpoint] = []  # hooks on those jumps
         self.waiting = ""
         self.seen = 0  # allocations counted for --sample
         self.notes: List[str] = []
@@ -205,7 +231,7 @@ class Watcher:
             handler = self._entry_handler(name)
             st.entries.append(_Hook(f"*{addr:#x}", handler))
         for at in _reentries(libc, set(seen)):
-            st.entries.append(_Hook(f"*{at:#x}", self.on_reenter))
+            st.jumps.append(_Hook(f"*{at:#x}", self.on_reenter))
         st.armed_pid, st.waiting = pid, ""
 
     def _entry_handler(self, name: str):
@@ -215,11 +241,12 @@ class Watcher:
 
     def disarm(self, st: _Inferior) -> None:
         _delete(st.entries)
+        _delete(st.jumps)
         _delete(st.returns.values())
         _delete(w for _, w in st.watched)
         for stack in st.pending.values():
             _delete(p.finish for p in stack if p.finish is not None)
-        st.entries, st.returns, st.watched, st.pending = [], {}, [], {}
+        st.entries, st.jumps, st.returns, st.watched, st.pending = [], [], {}, [], {}
         st.reentering = set()
         st.armed_pid = None
 
@@ -375,6 +402,8 @@ class Watcher:
         stack.append(pending)
         if opts.returns == "finish":
             pending.finish = _Finish(frame, pending)
+        elif opts.returns == "call":
+            pending.finish = _CallReturn(ret, pending, lwp)
         elif ret not in st.returns:
             st.returns[ret] = _Hook(f"*{ret:#x}", self.on_return)
         if found is not None:
@@ -418,6 +447,18 @@ class Watcher:
             stack.remove(p)
         rax = int(gdb.newest_frame().read_register("rax")) & MASK
         return self._returned(st, p, rax)
+
+    def on_call_return(self, bp) -> bool:
+        p = bp._pending
+        frame = gdb.newest_frame()
+        if int(frame.read_register("rsp")) & MASK != p.sp_after:
+            return False  # the same address reached deeper or higher (recursion): not this call
+        st = self.state()
+        stack = st.pending.get(bp._lwp)
+        if stack and p in stack:
+            stack.remove(p)
+        gdb.post_event(bp.drop)  # gdb deletes a temporary breakpoint only when it stops
+        return self._returned(st, p, int(frame.read_register("rax")) & MASK)
 
     def on_lost_finish(self, bp) -> bool:
         for stack in self.state().pending.values():
@@ -489,6 +530,7 @@ class Watcher:
             "armed": st.armed_pid is not None,
             "waiting": st.waiting or None,
             "entry_points": len(st.entries),
+            "reentry_jumps": len(st.jumps),
             "return_hooks": len(st.returns),
             "watched": [p for p, _ in st.watched],
             "events": t.totals.events,
