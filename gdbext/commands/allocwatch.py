@@ -66,7 +66,7 @@ class AllocWatch(GdbextCommand):
     reads_stopped_process = False  # its status and log need no stop
     summary = "Record which call site allocated each malloc chunk; catch double frees as they happen."
     details = (
-        "allocwatch on [--bt N] [--sizes RANGE] [--sample K] [--uaf [N]] [--returns address|finish]\n"
+        "allocwatch on [--bt N] [--sizes RANGE] [--sample K] [--uaf [N]] [--returns METHOD]\n"
         "allocwatch off | status [--json] | log [--json] [--last N]\n\n"
         "While on, every call of malloc, calloc, realloc, reallocarray, memalign, aligned_alloc,\n"
         "posix_memalign, valloc, pvalloc and free is recorded with its thread and call site\n"
@@ -101,7 +101,8 @@ class AllocWatch(GdbextCommand):
             "--returns",
             choices=RETURN_METHODS,
             default="address",
-            help="how results are read: a breakpoint per return address, or a finish per call",
+            help="how results are read: a breakpoint per return address (address), one per call "
+            "(call), or a FinishBreakpoint per call (finish)",
         )
         on.add_argument("--json", action="store_true", help="the status afterwards, as JSON")
         off = sub.add_parser("off", help="stop recording (the table is kept)")
