@@ -30,8 +30,8 @@ CONFIGS = [
     ("call", "allocwatch on --returns call"),
     ("finish", "allocwatch on --returns finish"),
     ("address --bt 8", "allocwatch on --bt 8"),
-    ("address --sample 16", "allocwatch on --sample 16"),
-    ("call --sample 16", "allocwatch on --returns call --sample 16"),
+    ("address --sample 16", "allocwatch on --returns address --sample 16"),
+    ("call --sample 16", "allocwatch on --sample 16"),
     ("finish --sample 16", "allocwatch on --returns finish --sample 16"),
 ]
 TIMER = ("python import time; gdb.set_convenience_variable('t0', str(time.perf_counter()))",

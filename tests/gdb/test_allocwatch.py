@@ -182,6 +182,9 @@ def test_before_tracking_and_breakpoints_removed():
     gdb = Gdb(g.demo("alloc_sites"), ["before", "100"], env=g.gdb_env)
     try:
         gdb.run_to("before")
+        for cmd in ("heapchunks --by site", "heapleaks --by site"):
+            line = gdb.cmd(cmd)
+            assert line.startswith(f"{cmd.split()[0]}: --by site needs allocwatch's table"), line
         internal = gdb.cmd("maint info breakpoints").count("\n")
         gdb.cmd("heapsnap save s0")
         gdb.cmd("allocwatch on")
