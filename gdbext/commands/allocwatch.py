@@ -51,13 +51,26 @@ def site_table():
     if mod is None:
         return None
     st = mod.WATCHER.state()
-    return st.table if (mod.WATCHER.on or st.pid is not None) else None
+    if not (mod.WATCHER.on or st.pid is not None) or _current_pid() != st.pid:
+        return None  # another process (a new run, a core) than the one the table describes
+    return st.table
+
+
+def _current_pid():
+    import gdb
+
+    try:
+        return gdb.selected_inferior().pid or None
+    except (gdb.error, RuntimeError):
+        return None
 
 
 def require_site_table(command: str):
     t = site_table()
     if t is None:
-        raise UserError("--by site needs allocwatch's table: 'allocwatch on' before the program allocates")
+        raise UserError(
+            "--by site needs allocwatch's table of this process: 'allocwatch on' before the program allocates"
+        )
     return t
 
 
