@@ -8,7 +8,7 @@ from ..render import style
 from . import base
 
 # module name -> command classes; imported on registration, which stays cheap (no pygments).
-SETTINGS = ("color", "style", "progress", "debug")
+SETTINGS = ("color", "style", "progress", "debug", "allocwatch-stop")
 COMMAND_MODULES = (
     "vmmap",
     "heapchunks",
@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "heaprefs",
     "threadstacks",
     "brkwatch",
+    "allocwatch",
     "heapstat",
     "heapsnap",
     "mallocwhere",
@@ -120,6 +121,12 @@ def register():
         True,
     )
     _Param("debug", gdb.PARAM_BOOLEAN, "whether gdbext shows Python tracebacks of its own errors", False)
+    _Param(
+        "allocwatch-stop",
+        gdb.PARAM_BOOLEAN,
+        "whether allocwatch stops the program at a double free or other misuse it detects",
+        True,
+    )
     # The colour decision compares the page size with the prompt's (commands/base.py).
     base.note_prompt()
     gdb.events.before_prompt.connect(base.note_prompt)

@@ -4,7 +4,10 @@ from ..model.regions import region_at
 from ..render import jsonout
 from ..inferior.errors import UserError
 from ..inferior.process import Target, evaluate_address
+from ..views import allocwatch as aw_views
 from ..views import chunk as chunk_views
+from ..views import line
+from .allocwatch import site_table
 from .base import GdbextCommand, expression
 from .lazy_inferior import chunk_view, target_json, regions
 
@@ -38,14 +41,17 @@ class ChunkCommand(GdbextCommand):
                 f"{address:#x} is in no heap chunk gdbext found ({where}); 'vmmap {address:#x}' says more"
             )
         facts = chunk_views.facts(view, c)
+        table = site_table()
+        user = c.user_address(view.layout)
+        known = (*table.site_of(user), table.allocation_of(user)) if table is not None else None
         if args.json:
-            out.json(
-                jsonout.document(
-                    "chunk", target_json(target), **chunk_views.document_body(view, facts, address)
-                )
-            )
+            body = chunk_views.document_body(view, facts, address)
+            body["allocation"] = aw_views.allocation_json(*known) if known else None
+            out.json(jsonout.document("chunk", target_json(target), **body))
             return
         out.emit(chunk_views.text(view, facts, address, expression))
+        if known:
+            out.emit([line(aw_views.allocation_text(*known))])
 
 
 COMMANDS = (ChunkCommand,)

@@ -50,7 +50,11 @@ class HeapChunks(GdbextCommand):
         p.add_argument("--max", metavar="SIZE", help="only chunks of at most SIZE bytes")
         p.add_argument("--limit", type=int, metavar="N", help="show at most N chunks")
         p.add_argument("--summary", action="store_true", help="a histogram of the chunks instead of the list")
-        p.add_argument("--by", choices=("size", "state"), default="size", help="--summary's groups")
+        p.add_argument(
+            "--by",
+            choices=("size", "state", "site"),
+            help="--summary's groups (default size); site: chunks in use by allocwatch's call sites",
+        )
         p.add_argument("--explain", action="store_true", help="after the output, what each kind shown means")
         p.add_argument("--json", action="store_true", help="one JSON document")
 
@@ -63,7 +67,11 @@ class HeapChunks(GdbextCommand):
         target = Target()
         view = heap_view(target)
         arenas = select_arenas(view, args.arena)
+        if args.by == "site":
+            self.by_site(view, target, arenas, args, out)
+            return
         if args.summary:
+            args.by = args.by or "size"
             self.summary_of(view, target, arenas, args, out)
             return
         if args.json:
@@ -90,6 +98,21 @@ class HeapChunks(GdbextCommand):
             out.json(jsonout.document("heapchunks", target_json(target), heap=view.header(), summary=body))
             return
         out.emit([chunks_view.summary_table(groups, args.by)])
+
+    def by_site(self, view, target, arenas, args, out):
+        """--by site: the chunks in use grouped by the call site that allocated them."""
+        from ..model.allocsites import chunks_in_use, group_by_site, libc_own
+        from ..views import allocwatch as aw_views
+        from .allocwatch import require_site_table
+
+        table = require_site_table("heapchunks")
+        used = chunks_in_use(view.state, view.layout, arenas, args.arena is None)
+        groups = group_by_site(table, used, libc_own(view.state))
+        if args.json:
+            body = {"heap": view.header(), "sites": aw_views.site_groups_json(groups)}
+            out.json(jsonout.document("heapchunks", target_json(target), **body))
+            return
+        out.emit(aw_views.site_groups_items(groups, "in use"))
 
 
 COMMANDS = (HeapChunks,)

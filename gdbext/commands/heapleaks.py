@@ -5,6 +5,7 @@ from ..render import jsonout
 from ..inferior.errors import UserError
 from ..inferior.process import Target
 from ..views import leaks as leak_views
+from .allocwatch import require_site_table, site_table
 from .base import GdbextCommand
 from .lazy_inferior import leaks, regions, target_json
 
@@ -37,13 +38,16 @@ class HeapLeaks(GdbextCommand):
         "any aligned word in a root or a node that points into a node's user memory (interior\n"
         "pointers count); free chunks hold no edges.  'unref': no word at all points at the\n"
         "chunk (the head of a leaked structure).  'reaches': the leaked chunks it points to,\n"
-        "directly or not.  --by size|signature groups them (signature: the first word, when it\n"
-        "points into a code or data segment, named by its symbol)."
+        "directly or not.  --by size|signature|site groups them (signature: the first word, when\n"
+        "it points into a code or data segment, named by its symbol; site: the call site that\n"
+        "allocated it, from 'allocwatch')."
     )
 
     def add_arguments(self, p):
         p.add_argument("--summary", action="store_true", help="totals and roots only")
-        p.add_argument("--by", choices=("size", "signature"), help="group the leaked chunks")
+        p.add_argument(
+            "--by", choices=("size", "signature", "site"), help="group the leaked chunks (site: allocwatch's)"
+        )
         p.add_argument("--limit", type=int, metavar="N", help="show at most N leaked chunks")
         p.add_argument("--json", action="store_true", help="one JSON document")
 
@@ -58,12 +62,16 @@ class HeapLeaks(GdbextCommand):
         firsts = leak_views.first_words(memory, reach.nodes, leaked)
         words = [int.from_bytes(d[:8], "little") for d in firsts.values() if d and len(d) >= 8]
         names = signatures(target, words)
+        table = require_site_table("heapleaks") if args.by == "site" else site_table()
         shown = leak_views.rows(reach, leaked, firsts, names, args.limit)
         all_rows = (
             shown
             if not args.by or args.limit is None
             else leak_views.rows(reach, leaked, firsts, names, None)
         )
+        if table is not None:
+            for r in {id(r): r for r in shown + all_rows}.values():
+                r.site = table.label_of(r.user_address)
         if args.json:
             body = leak_views.leaks_document(view, reach, shown, all_rows, leaked, unknown, args.by)
             if args.summary:

@@ -10,6 +10,7 @@ from ..inferior.process import Target
 from ..render import jsonout
 from ..render.fmt import plural
 from ..views import heapsnap as snap_views
+from .allocwatch import site_table
 from .base import GdbextCommand
 from .lazy_inferior import heap_view, target_json
 
@@ -32,7 +33,11 @@ def _take(name: str):
     target = Target()
     view = heap_view(target)
     meta = dict(target_json(target))
-    return _snapshot_module().take(name, view.state, meta)
+    snap = _snapshot_module().take(name, view.state, meta)
+    table = site_table()
+    if table is not None:  # allocwatch's call sites go with the chunks in use
+        snap.add_sites(table.label_of)
+    return snap
 
 
 def _load(path: str):
@@ -63,7 +68,7 @@ class Heapsnap(GdbextCommand):
     summary = "Save heap snapshots and show what changed between two of them."
     details = (
         "heapsnap save NAME [--file PATH] | list [--json] | drop NAME\n"
-        "heapsnap diff A [B] [--by size|state|arena] [--json]\n\n"
+        "heapsnap diff A [B] [--by size|state|arena|site] [--json]\n\n"
         "A snapshot is the heap model at this stop: every chunk's address, size, state and\n"
         "arena, each arena's top, the mmapped chunks.  Saved ones last for the gdb session;\n"
         "--file also writes a JSON file that a later session (a core of the same program)\n"
@@ -71,8 +76,9 @@ class Heapsnap(GdbextCommand):
         "by chunk address: added (including what was carved from top), removed (merged or\n"
         "given back), changed (same address, another size or state: used -> tcache is freed\n"
         "to the thread's cache, not returned to the system), and each arena's top apart.\n"
-        "The summary groups them by size, state or arena; its in-use and free changes are\n"
-        "the change in mallinfo2 between the two stops."
+        "The summary groups them by size, state or arena, or by the call site that allocated\n"
+        "each chunk (site: a snapshot saved while allocwatch is on keeps its chunks' sites);\n"
+        "its in-use and free changes are the change in mallinfo2 between the two stops."
     )
 
     def add_arguments(self, p):
@@ -89,7 +95,12 @@ class Heapsnap(GdbextCommand):
         df = sub.add_parser("diff", help="what changed from A to B (default: this stop)")
         df.add_argument("a", metavar="A", help="a saved name or a snapshot file's path")
         df.add_argument("b", metavar="B", nargs="?", help="another (default: this stop)")
-        df.add_argument("--by", choices=("size", "state", "arena"), default="size", help="summary groups")
+        df.add_argument(
+            "--by",
+            choices=("size", "state", "arena", "site"),
+            default="size",
+            help="summary groups (site: allocwatch's call sites, saved with each snapshot)",
+        )
         df.add_argument("--json", action="store_true", help="one JSON document")
 
     def run(self, args, out):
@@ -137,6 +148,8 @@ class Heapsnap(GdbextCommand):
             return
         a = _find(args.a)
         b = _find(args.b) if args.b else _take(CURRENT)
+        if args.by == "site" and not (a.sites or b.sites):
+            raise UserError("--by site needs snapshots saved while 'allocwatch' was on")
         doc = _snapshot_module().diff(a, b, args.by)
         if want_json:
             target = b.meta if args.b else target_json(Target())

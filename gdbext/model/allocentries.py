@@ -37,6 +37,18 @@ def tail_calls(insns: Iterable[Insn], start: int, end: int) -> List[int]:
     return out
 
 
+def jumps_to(insns: Iterable[Insn], targets) -> List[int]:
+    """The addresses of the direct unconditional jumps to one of `targets`: glibc 2.43's free
+    ends its first call in a thread (making the thread's tcache) with a jump back to free's own
+    start, which a breakpoint there cannot tell from a new call."""
+    out: List[int] = []
+    for address, _, text in insns:
+        m = _JUMP.match(text.strip())
+        if m and int(m.group(1), 16) in targets:
+            out.append(address)
+    return out
+
+
 class AllocatorCode:
     """Ranges of code, each with the entry point it runs for, and where each entry point is."""
 

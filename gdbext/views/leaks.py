@@ -29,6 +29,7 @@ class LeakRow:
     reaches: Optional[int]
     signature: Optional[str]
     first: Optional[bytes]
+    site: Optional[str] = None  # allocwatch's call site, when its table knows the chunk
 
     def to_json(self) -> dict:
         return {
@@ -40,6 +41,7 @@ class LeakRow:
             "unreferenced": self.unreferenced,
             "reaches": self.reaches,
             "signature": self.signature,
+            "site": self.site,
         }
 
 
@@ -134,8 +136,16 @@ def split(reach):
     return leaked, unknown
 
 
+def _group_key(by: str):
+    if by == "size":
+        return lambda r: r.size
+    if by == "site":
+        return lambda r: r.site or "-"
+    return lambda r: r.signature or "-"
+
+
 def groups(shown: List[LeakRow], by: str) -> Table:
-    key = (lambda r: r.size) if by == "size" else (lambda r: r.signature or "-")
+    key = _group_key(by)
     acc: Dict = defaultdict(lambda: [0, 0, 0])
     for r in shown:
         g = acc[key(r)]
@@ -150,8 +160,9 @@ def groups(shown: List[LeakRow], by: str) -> Table:
 
 def group_json(shown: List[LeakRow], by: str) -> List[dict]:
     acc: Dict = defaultdict(lambda: {"chunks": 0, "bytes": 0, "unreferenced": 0})
+    key = _group_key(by) if by == "site" else (lambda r: r.size if by == "size" else r.signature)
     for r in shown:
-        g = acc[r.size if by == "size" else r.signature]
+        g = acc[key(r)]
         g["chunks"] += 1
         g["bytes"] += r.size
         g["unreferenced"] += r.unreferenced

@@ -22,12 +22,13 @@ def test_show_gdbext_lists_every_setting_with_its_value(gdb_session):
     text = g.cmd("show gdbext")
     assert_clean(text)
     lines = text.splitlines()
-    assert len(lines) == 4, text
+    assert len(lines) == 5, text
     assert re.search(r"^gdbext color: .*: off$", text, re.M), text
     assert re.search(r"^gdbext style: .*: friendly$", text, re.M), text
     assert re.search(r"^gdbext debug: .*: off$", text, re.M), text
     assert re.search(r"^gdbext progress: .*: off$", text, re.M), text  # the harness turns it off
     assert g.cmd("show gdbext debug").endswith(": off")
+    assert re.search(r"^gdbext allocwatch-stop: .*: on$", text, re.M), text
 
 
 def _break_vmmap(g):

@@ -16,7 +16,7 @@ from itertools import compress, repeat
 from operator import add, mul, sub
 from typing import Dict, List, Optional, Tuple
 
-from .chunks import FASTBIN, LARGEBIN, SMALLBIN, STATES, TOP, UNSORTED
+from .chunks import FASTBIN, LARGEBIN, SMALLBIN, STATES, TOP, UNSORTED, USED
 
 FORMAT = "gdbext-heapsnap"
 VERSION = 1
@@ -25,6 +25,7 @@ _STATE_CODE = {name: i for i, name in enumerate(STATES)}
 _NOT_TOP = bytes(int(c != TOP) for c in range(256))
 _IN_BINS = bytes(int(c in _BIN_STATES) for c in range(256))
 _FAST = bytes(int(c == FASTBIN) for c in range(256))
+_USED = bytes(int(c == USED) for c in range(256))
 
 
 class Snapshot:
@@ -39,6 +40,14 @@ class Snapshot:
         self.arena_of = bytearray()  # arena number of each chunk (up to 255 arenas kept apart)
         self.arenas: List[dict] = []  # {"address", "number", "top", "top_size", "system_mem"}
         self.mmapped: List[Tuple[int, int, int]] = []  # (chunk address, size, mapping size)
+        self.sites: Dict[int, str] = {}  # chunk address -> allocwatch's call site (chunks in use)
+
+    def add_sites(self, label_of) -> None:
+        """Name the call site of each chunk in use: label_of(user address) -> a label."""
+        hdr = self.hdr
+        used = self.states.translate(_USED)
+        self.sites = {a: label_of(a + hdr) for a in compress(self.addrs, used)}
+        self.sites.update((a, label_of(a + hdr)) for a, _, _ in self.mmapped)
 
     def __len__(self) -> int:
         return len(self.addrs)
@@ -84,6 +93,7 @@ class Snapshot:
                 "states": self.states.decode("latin-1"),
                 "arenas": self.arena_of.decode("latin-1"),
             },
+            "sites": [[a, label] for a, label in sorted(self.sites.items())],
         }
 
     @classmethod
@@ -107,6 +117,7 @@ class Snapshot:
             raise ValueError("heapsnap file: unknown chunk state")
         s.arenas = [dict(a) for a in doc["arenas"]]
         s.mmapped = [(int(a), int(b), int(m)) for a, b, m in doc["mmapped"]]
+        s.sites = {int(a): str(label) for a, label in doc.get("sites") or ()}
         return s
 
 
@@ -274,6 +285,13 @@ def diff(a: Snapshot, b: Snapshot, by: str = "size") -> dict:
                 "to": {"size": now["size"], "state": now["state"]},
             }
         )
+    if a.sites or b.sites or by == "site":
+        for c in added:
+            c["site"] = b.sites.get(c["address"])
+        for c in removed:
+            c["site"] = a.sites.get(c["address"])
+        for c in changed:
+            c["site"] = b.sites.get(c["address"]) or a.sites.get(c["address"])
     added.sort(key=_address)
     removed.sort(key=_address)
     changed.sort(key=_address)
@@ -304,6 +322,8 @@ def diff(a: Snapshot, b: Snapshot, by: str = "size") -> dict:
 
 
 def _group_key(c: dict, by: str, side: str = "") -> object:
+    if by == "site":
+        return c.get("site") or "-"
     if by == "state":
         return c["state"] if side == "" else f"{c['from']['state']} -> {c['to']['state']}"
     if by == "arena":
