@@ -6,9 +6,21 @@ or a tcache_perthread_struct entry).
 """
 
 from itertools import repeat
-from operator import and_
+from operator import and_, itemgetter
 from struct import Struct
-from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Set, Tuple, TypedDict
+from typing import (
+    TYPE_CHECKING,
+    AbstractSet,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    TypedDict,
+)
 
 from ..memory import MemoryReadError
 from .arena import ArenaHeader
@@ -547,6 +559,12 @@ def walk_bin(
         prev, broke = _bin_run(reader, L, b, i, p, holder, bin_addr, what, in_heap, steps, problems, cap)
         n = len(b.chunks)
         p = bin_addr if not broke else None
+    elif located and isinstance(locate, dict):
+        got = _bin_run_located(reader, L, b, i, p, holder, bin_addr, what, locate, problems, cap)
+        if got is not None:
+            prev, broke = got
+            n = len(b.chunks)
+            p = bin_addr if not broke else None
     while p is not None and p != bin_addr:
         if p in seen:
             problems.append(_loop(holder, what, p))
@@ -703,6 +721,102 @@ def _bin_run(
     if stop is not None:
         problems.append(stop)
     return (chunks[-1] if chunks else bin_addr), not ended
+
+
+def _bin_run_located(
+    reader: Reader,
+    L: Layout,
+    b: BinList,
+    i: int,
+    p: int,
+    holder: int,
+    bin_addr: int,
+    what: str,
+    locate: dict,
+    problems: List[Problem],
+    cap: int,
+) -> Optional[Tuple[int, bool]]:
+    """walk_bin's loop in the full model, over chunks the heap walk found: the loop follows
+    each fd from the walk's arrays through the locator's dict, and the sizes and bks are
+    taken from those arrays afterwards at C speed, then checked as _bin_run checks them (the
+    same problems in the same order).  None, with `b` and `problems` as they were, when the
+    list reaches an address the dict does not hold, a misaligned one or an unreadable header:
+    walk_bin's own loop then walks the list, a chunk at a time."""
+    hdr, amask = L.chunk_hdr_sz, L.align_mask
+    unpack = Struct("<QQQ" if L.size_sz == 8 else "<III").unpack
+    width = 3 * L.size_sz
+    get = locate.get  # the dict's own look-up: an address it lacks is for the careful loop
+    chunks, sizes, where = b.chunks, b.sizes, b.where
+    chunks_append, where_append = chunks.append, where.append
+    read: Dict[int, Tuple[int, int, int]] = {}  # list index -> header read from memory
+    seg: object = None
+    fds: Sequence[int] = ()
+    unread: AbstractSet[int] = frozenset()
+    mark, power = -1, 1  # loops found as _bin_run finds them
+    ended = False
+    for n in range(cap):
+        if p == bin_addr:
+            ended = True
+            break
+        if p == mark:
+            break
+        if n == power:
+            mark, power = p, power << 1
+        loc = get(p)
+        if loc is None or (p + hdr) & amask:
+            del chunks[:], where[:]
+            return None
+        if loc[0] is not seg:
+            seg = loc[0]
+            fds, unread = loc[0].fds, loc[0].unread
+        chunks_append(p)
+        where_append(loc)
+        if unread and loc[1] in unread:  # a header the walk did not keep: read it
+            try:
+                got = read[n] = unpack(reader.read(p + L.size_sz, width))
+            except MemoryReadError:
+                del chunks[:], where[:]
+                return None
+            p = got[1]
+        else:
+            p = fds[loc[1]]
+    else:
+        ended = p == bin_addr
+    stop: Optional[Problem] = None
+    if not ended:
+        b.complete = False
+        first = _first_repeat(chunks, p)
+        if first is not None:
+            k, at = first
+            del chunks[k:], where[k:]
+            stop = _loop(chunks[-1], what, at)
+        else:
+            stop = _too_long(chunks[-1] if chunks else holder, what, cap, cap, p)
+    bks = _from_walk(where, sizes, read)
+    _bin_checks(L, b, i, bks, bin_addr, what, problems)
+    if stop is not None:
+        problems.append(stop)
+    return (chunks[-1] if chunks else bin_addr), not ended
+
+
+def _from_walk(where: list, sizes: List[int], read: Dict[int, Tuple[int, int, int]]) -> List[int]:
+    """The size fields (into `sizes`) and bks of the chunks at `where` from the heap walk's
+    arrays, at C speed when they are all in one heap (as a list usually is); `read` holds the
+    headers read from memory instead."""
+    bks: List[int] = []
+    segs = list(map(itemgetter(0), where))
+    if segs and list(map(id, segs)).count(id(segs[0])) == len(segs):
+        idx = list(map(itemgetter(1), where))
+        sizes.extend(map(segs[0].raws.__getitem__, idx))
+        bks.extend(map(segs[0].bks.__getitem__, idx))
+    else:
+        for seg, k in where:
+            sizes.append(seg.raws[k])
+            bks.append(seg.bks[k])
+    for n, (raw, _, bk) in read.items():
+        if n < len(sizes):
+            sizes[n], bks[n] = raw, bk
+    return bks
 
 
 def _first_repeat(chunks: List[int], after: int) -> Optional[Tuple[int, int]]:
