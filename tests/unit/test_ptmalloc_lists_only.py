@@ -188,3 +188,21 @@ def test_list_headers_across_reader_blocks(version):
     assert full.problems == [] and lists.problems == []
     assert lists_of(lists) == lists_of(full)
     assert put[0] in lists.arenas[0].fastbins[0].chunks
+
+
+@pytest.mark.parametrize("version", [(2, 31), (2, 36)])
+def test_bin_loop_as_the_full_walk_words_it(version):
+    """The lists-only walk checks links back, sizes and loops after following the links
+    (issue 11): the same problems, at the same chunks and in the same order, as the walk that
+    checks each chunk as it goes."""
+    b, c = standard_heap(version)
+    L = b.L
+    b.finish()
+    u = c["unsorted"]
+    b.img.w(u + L.chunk_hdr_sz, u)  # the unsorted chunk's fd: itself
+    b.img.w(u + L.chunk_hdr_sz + L.pointer_size, 0x1230)  # and its bk: nothing
+    kinds = (ProblemKind.LIST_LOOP, ProblemKind.LINK_MISMATCH, ProblemKind.BIN_SIZE)
+    lists = [p for p in b.analyze(lists_only=True).problems if p.kind in kinds]
+    full = [p for p in b.analyze().problems if p.kind in kinds]
+    assert [p.kind for p in lists] == [ProblemKind.LINK_MISMATCH, ProblemKind.LIST_LOOP], lists
+    assert lists == [p for p in full if p.address == u], (lists, full)

@@ -45,7 +45,7 @@ STATE_OF_KIND = {
     "smallbin": SMALLBIN,
     "largebin": LARGEBIN,
 }
-PRELOAD_MAX = 512 << 20  # heaps up to this size are read whole for the lists-only walk
+SWEEP_MAX = 512 << 20  # heaps up to this size are read in large pieces for the lists-only walk
 
 
 @dataclass(frozen=True)
@@ -254,10 +254,10 @@ def _walk_lists_only(run: _Run) -> None:
 
     steps = Steps(max(max_list, 1) * 4, max_list, span=span)
     heaps = [(s.start, s.end) for a in state.arenas for s in a.heaps]
-    if sum(hi - lo for lo, hi in heaps) <= PRELOAD_MAX:
-        # A long bin wanders over the whole heap, often several times: reading the heaps once
-        # in large pieces costs less than a small read at each turn (far less on gdb 16).
-        reader.preload(heaps)
+    if sum(hi - lo for lo, hi in heaps) <= SWEEP_MAX:
+        # A long bin wanders over the whole heap, often several times: reading the heaps in
+        # large pieces costs less than a small read at each turn (far less on gdb 16).
+        reader.sweep(heaps)
     _walk_lists(state, _ListWalk(reader, L, state.in_heap, steps, problems), run.inputs.tcaches)
     _check_list_membership(state, problems)
     reader.shrink(256)  # the state keeps its Reader: not the list walks' 64 MiB

@@ -6,9 +6,21 @@ or a tcache_perthread_struct entry).
 """
 
 from itertools import repeat
-from operator import and_
+from operator import and_, itemgetter
 from struct import Struct
-from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Set, Tuple, TypedDict
+from typing import (
+    TYPE_CHECKING,
+    AbstractSet,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    TypedDict,
+)
 
 from ..memory import MemoryReadError
 from .arena import ArenaHeader
@@ -547,6 +559,12 @@ def walk_bin(
         prev, broke = _bin_run(reader, L, b, i, p, holder, bin_addr, what, in_heap, steps, problems, cap)
         n = len(b.chunks)
         p = bin_addr if not broke else None
+    elif located and isinstance(locate, dict):
+        got = _bin_run_located(reader, L, b, i, p, holder, bin_addr, what, locate, problems, cap)
+        if got is not None:
+            prev, broke = got
+            n = len(b.chunks)
+            p = bin_addr if not broke else None
     while p is not None and p != bin_addr:
         if p in seen:
             problems.append(_loop(holder, what, p))
@@ -634,64 +652,207 @@ def _bin_run(
     problems: List[Problem],
     cap: int,
 ) -> Tuple[int, bool]:
-    """walk_bin's loop without the heap walk (analyze(lists_only=True)), as _fastbin_run:
-    (the last chunk, whether the walk stopped before the list's end)."""
+    """walk_bin's loop without the heap walk (analyze(lists_only=True)): (the last chunk,
+    whether the walk stopped before the list's end).  The same problems in the same order as
+    walk_bin's loop, found another way, since a 300k-chunk unsorted bin makes every step per
+    chunk count: the loop only follows the links (each header read straight from the Reader's
+    cached block, the heap bounds and alignment checked only where the list leaves the block
+    and heap of the chunk before) and keeps each bk; the links back, the sizes and a chunk met
+    twice are checked afterwards over the whole list at C speed, and only a list that fails a
+    check is gone through a chunk at a time."""
     ssz, hdr, amask = L.size_sz, L.chunk_hdr_sz, L.align_mask
     three = Struct("<QQQ" if ssz == 8 else "<III")
     unpack = three.unpack_from
     width = three.size
-    seen: Set[int] = set()
-    seen_add, chunks_append, sizes_append = seen.add, b.chunks.append, b.sizes.append
-    prev = bin_addr
-    lo = hi = 0
-    wbase, wblock, wlast = 0, b"", -1
-    index_of_size: Dict[int, int] = {}
-    check_size = i >= 2  # the unsorted bin holds any size
-    # a for loop over the bound, not a counter: the fewer Python steps per chunk, the faster a
-    # 300k-chunk unsorted bin goes
-    for _ in range(cap):
+    chunks, sizes = b.chunks, b.sizes
+    bks: List[int] = []
+    chunks_append, sizes_append, bks_append = chunks.append, sizes.append, bks.append
+    span = steps.span
+    slo = shi = 0  # the heap of the last chunk checked
+    lo = hi = 0  # the chunks whose header the current block holds, in that heap
+    delta, wblock = 0, b""  # the block, and what to take from an address for its offset
+    # A loop is found as Brent's algorithm finds one: the chunk at each power-of-two step is
+    # marked, and the walk meets a mark again within a turn of the loop once it is on it.
+    mark, power = -1, 1
+    stop: Optional[Problem] = None  # what stopped the walk short, if a problem did
+    ended = False
+    for n in range(cap):
         if p == bin_addr:
-            return prev, False
-        if p in seen:
-            problems.append(_loop(holder, what, p))
-            b.complete = False
-            return prev, True
-        if not lo <= p < hi or (p + hdr) & amask:
-            if not _check_ptr(L, p, holder, what, in_heap, problems):
-                b.complete = False
-                return prev, True
-            lo, hi = (steps.span(p) or (0, 0)) if steps.span is not None else (0, 0)
-        o = p + ssz - wbase
-        if 0 <= o <= wlast:
-            raw, pfd, pbk = unpack(wblock, o)
-        else:  # another block, or a header across two
+            ended = True
+            break
+        if p == mark:
+            break
+        if n == power:
+            mark, power = p, power << 1
+        if lo <= p < hi and not (p + hdr) & amask:
+            raw, pfd, pbk = unpack(wblock, p - delta)
+        else:  # another block or heap, a misaligned pointer, or a header across two blocks
+            at = chunks[-1] if chunks else holder
+            if not (slo <= p < shi and not (p + hdr) & amask):
+                found: List[Problem] = []
+                if not _check_ptr(L, p, at, what, in_heap, found):
+                    stop = found[0]
+                    break
+                slo, shi = (span(p) or (0, 0)) if span is not None else (0, 0)
             try:
                 raw, pfd, pbk = three.unpack(reader.read(p + ssz, width))
             except MemoryReadError:
-                problems.append(_unreadable_chunk(holder, what, p))
-                b.complete = False
-                return prev, True
+                stop = _unreadable_chunk(at, what, p)
+                break
             wbase, wblock = reader.block(p + ssz)
-            wlast = len(wblock) - width
-        if pbk != prev:
-            problems.append(_bk_mismatch(p, what, pbk, prev))
-        if check_size:
-            size = raw & ~7
-            got = index_of_size.get(size)
-            if got is None:
-                got = index_of_size[size] = bin_index(L, size)
-            if got != i:
-                problems.append(_wrong_bin(p, what, size, got))
-        seen_add(p)
+            delta = wbase - ssz
+            lo, hi = max(slo, delta), min(shi, wbase + len(wblock) - width - ssz + 1)
         chunks_append(p)
         sizes_append(raw)
-        holder = prev = p
+        bks_append(pbk)
         p = pfd
-    if p == bin_addr:
-        return prev, False
-    b.complete = False
-    problems.append(_loop(holder, what, p) if p in seen else _too_long(holder, what, cap, cap, p))
-    return prev, True
+    else:
+        ended = p == bin_addr
+    if not ended:
+        b.complete = False
+        first = _first_repeat(chunks, p)
+        if first is not None:  # a loop: the walk stops where it first comes back
+            k, at = first
+            del chunks[k:], sizes[k:], bks[k:]
+            stop = _loop(chunks[-1], what, at)
+        elif stop is None:  # the bound
+            stop = _too_long(chunks[-1] if chunks else holder, what, cap, cap, p)
+    _bin_checks(L, b, i, bks, bin_addr, what, problems)
+    if stop is not None:
+        problems.append(stop)
+    return (chunks[-1] if chunks else bin_addr), not ended
+
+
+def _bin_run_located(
+    reader: Reader,
+    L: Layout,
+    b: BinList,
+    i: int,
+    p: int,
+    holder: int,
+    bin_addr: int,
+    what: str,
+    locate: dict,
+    problems: List[Problem],
+    cap: int,
+) -> Optional[Tuple[int, bool]]:
+    """walk_bin's loop in the full model, over chunks the heap walk found: the loop follows
+    each fd from the walk's arrays through the locator's dict, and the sizes and bks are
+    taken from those arrays afterwards at C speed, then checked as _bin_run checks them (the
+    same problems in the same order).  None, with `b` and `problems` as they were, when the
+    list reaches an address the dict does not hold, a misaligned one or an unreadable header:
+    walk_bin's own loop then walks the list, a chunk at a time."""
+    hdr, amask = L.chunk_hdr_sz, L.align_mask
+    unpack = Struct("<QQQ" if L.size_sz == 8 else "<III").unpack
+    width = 3 * L.size_sz
+    get = locate.get  # the dict's own look-up: an address it lacks is for the careful loop
+    chunks, sizes, where = b.chunks, b.sizes, b.where
+    chunks_append, where_append = chunks.append, where.append
+    read: Dict[int, Tuple[int, int, int]] = {}  # list index -> header read from memory
+    seg: object = None
+    fds: Sequence[int] = ()
+    unread: AbstractSet[int] = frozenset()
+    mark, power = -1, 1  # loops found as _bin_run finds them
+    ended = False
+    for n in range(cap):
+        if p == bin_addr:
+            ended = True
+            break
+        if p == mark:
+            break
+        if n == power:
+            mark, power = p, power << 1
+        loc = get(p)
+        if loc is None or (p + hdr) & amask:
+            del chunks[:], where[:]
+            return None
+        if loc[0] is not seg:
+            seg = loc[0]
+            fds, unread = loc[0].fds, loc[0].unread
+        chunks_append(p)
+        where_append(loc)
+        if unread and loc[1] in unread:  # a header the walk did not keep: read it
+            try:
+                got = read[n] = unpack(reader.read(p + L.size_sz, width))
+            except MemoryReadError:
+                del chunks[:], where[:]
+                return None
+            p = got[1]
+        else:
+            p = fds[loc[1]]
+    else:
+        ended = p == bin_addr
+    stop: Optional[Problem] = None
+    if not ended:
+        b.complete = False
+        first = _first_repeat(chunks, p)
+        if first is not None:
+            k, at = first
+            del chunks[k:], where[k:]
+            stop = _loop(chunks[-1], what, at)
+        else:
+            stop = _too_long(chunks[-1] if chunks else holder, what, cap, cap, p)
+    bks = _from_walk(where, sizes, read)
+    _bin_checks(L, b, i, bks, bin_addr, what, problems)
+    if stop is not None:
+        problems.append(stop)
+    return (chunks[-1] if chunks else bin_addr), not ended
+
+
+def _from_walk(where: list, sizes: List[int], read: Dict[int, Tuple[int, int, int]]) -> List[int]:
+    """The size fields (into `sizes`) and bks of the chunks at `where` from the heap walk's
+    arrays, at C speed when they are all in one heap (as a list usually is); `read` holds the
+    headers read from memory instead."""
+    bks: List[int] = []
+    segs = list(map(itemgetter(0), where))
+    if segs and list(map(id, segs)).count(id(segs[0])) == len(segs):
+        idx = list(map(itemgetter(1), where))
+        sizes.extend(map(segs[0].raws.__getitem__, idx))
+        bks.extend(map(segs[0].bks.__getitem__, idx))
+    else:
+        for seg, k in where:
+            sizes.append(seg.raws[k])
+            bks.append(seg.bks[k])
+    for n, (raw, _, bk) in read.items():
+        if n < len(sizes):
+            sizes[n], bks[n] = raw, bk
+    return bks
+
+
+def _first_repeat(chunks: List[int], after: int) -> Optional[Tuple[int, int]]:
+    """(k, address) where chunks + [after] first holds an address it held before, or None."""
+    if len(set(chunks)) == len(chunks) and after not in chunks:
+        return None
+    seen: Set[int] = set()
+    for k, c in enumerate(chunks):
+        if c in seen:
+            return k, c
+        seen.add(c)
+    return len(chunks), after
+
+
+def _bin_checks(L: Layout, b: BinList, i: int, bks: List[int], bin_addr: int, what: str, problems) -> None:
+    """_bin_run's checks of each chunk, in list order: its bk is the chunk before it (the bin
+    for the first), its size belongs in bin i (the unsorted bin, 1, holds any size)."""
+    chunks, sizes = b.chunks, b.sizes
+    before = [bin_addr]
+    before += chunks[:-1]
+    bad_bk: Set[int] = set()
+    if bks != before:
+        bad_bk = {k for k, (bk, prev) in enumerate(zip(bks, before)) if bk != prev}
+    bad_size: Set[int] = set()
+    if i >= 2:
+        index_of = {raw: bin_index(L, raw & ~7) for raw in set(sizes)}
+        wrong = {raw for raw, got in index_of.items() if got != i}
+        if wrong:
+            bad_size = {k for k, raw in enumerate(sizes) if raw in wrong}
+    for k in sorted(bad_bk | bad_size):
+        p = chunks[k]
+        if k in bad_bk:
+            problems.append(_bk_mismatch(p, what, bks[k], before[k]))
+        if k in bad_size:
+            size = sizes[k] & ~7
+            problems.append(_wrong_bin(p, what, size, index_of[sizes[k]]))
 
 
 NEXTSIZE_ABORT = (
