@@ -13,8 +13,8 @@ is "freed to the thread's cache", not returned), and each arena's top apart from
 
 from array import array
 from itertools import compress, repeat
-from operator import add, mul, sub
-from typing import Dict, List, Optional, Tuple
+from operator import ne, sub
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from .chunks import FASTBIN, LARGEBIN, SMALLBIN, STATES, TOP, UNSORTED
 
@@ -25,6 +25,8 @@ _STATE_CODE = {name: i for i, name in enumerate(STATES)}
 _NOT_TOP = bytes(int(c != TOP) for c in range(256))
 _IN_BINS = bytes(int(c in _BIN_STATES) for c in range(256))
 _FAST = bytes(int(c == FASTBIN) for c in range(256))
+_NOT = bytes(int(c == 0) for c in range(256))
+_KINDS = ("added", "removed", "changed")
 
 
 class Snapshot:
@@ -211,72 +213,84 @@ def _differing(a: Snapshot, i0: int, b: Snapshot, j0: int, n: int) -> List[int]:
     return out
 
 
-def _pair(s: Snapshot, i: int) -> Tuple[int, int]:
-    return s.addrs[i], (s.sizes[i] * 16 + s.states[i]) * 256 + s.arena_of[i]
+class _Picked:
+    """The entries of one snapshot at some indices, field by field (map over array.__getitem__:
+    C speed, no Python step per entry)."""
+
+    def __init__(self, s: Snapshot, at: List[int]):
+        self.addrs = list(map(s.addrs.__getitem__, at))
+        self.sizes = list(map(s.sizes.__getitem__, at))
+        self.states = list(map(s.states.__getitem__, at))
+        self.arenas = list(map(s.arena_of.__getitem__, at))
+
+    def rows(self, hdr: int) -> List[dict]:
+        """CHUNK documents, in the order picked."""
+        names = STATES
+        return [
+            {"address": a, "user_address": a + hdr, "size": z, "state": names[st], "arena": n}
+            for a, z, st, n in zip(self.addrs, self.sizes, self.states, self.arenas)
+        ]
 
 
-def _pairs(s: Snapshot, lo: int, hi: int) -> set:
-    """{(address, code)} of entries lo to hi: code packs size, state and arena, so set
-    differences find every added, removed and changed chunk without a loop in Python."""
-    codes = map(
-        add,
-        map(mul, map(add, map(mul, s.sizes[lo:hi], repeat(16)), s.states[lo:hi]), repeat(256)),
-        s.arena_of[lo:hi],
-    )
-    return set(zip(s.addrs[lo:hi], codes))
+def _changed_rows(old: _Picked, new: _Picked, hdr: int) -> List[dict]:
+    names = STATES
+    return [
+        {
+            "address": a,
+            "user_address": a + hdr,
+            "arena": n,
+            "from": {"size": oz, "state": names[ost]},
+            "to": {"size": nz, "state": names[nst]},
+        }
+        for a, n, oz, ost, nz, nst in zip(new.addrs, new.arenas, old.sizes, old.states, new.sizes, new.states)
+    ]
 
 
-def _decoded(address: int, code: int, hdr: int) -> dict:
-    rest, arena = divmod(code, 256)
-    size, st = divmod(rest, 16)
-    return {
-        "address": address,
-        "user_address": address + hdr,
-        "size": size,
-        "state": STATES[st],
-        "arena": arena,
-    }
+def _unequal(a: Snapshot, in_a: bytes, lo_a: int, b: Snapshot, in_b: bytes, lo_b: int, n: int) -> bytes:
+    """One byte per address both hold (the entries of a from lo_a and of b from lo_b that the
+    masks pick, n of each): 1 where size, state or arena differ, the three comparisons ORed
+    as big integers."""
+    if not n:
+        return b""
+    mask = 0
+    for fa, fb in ((a.sizes, b.sizes), (a.states, b.states), (a.arena_of, b.arena_of)):
+        pa = compress(fa[lo_a : lo_a + len(in_a)], in_a)
+        pb = compress(fb[lo_b : lo_b + len(in_b)], in_b)
+        mask |= int.from_bytes(bytes(map(ne, pa, pb)), "little")
+    return mask.to_bytes(n, "little")
 
 
-def _address(c: dict) -> int:
-    return c["address"]
+def _align(a: Snapshot, b: Snapshot) -> Tuple[List[int], List[int], List[int], List[int]]:
+    """(removed, added, changed in a, changed in b): indices of the entries only a has, only b
+    has, and of those at one address in both whose size, state or arena differ, each in
+    address order.  The chunks at the same addresses at both ends (most of a heap between two
+    stops) are compared positionally by slices; the middle, where chunks came and went, is
+    aligned by a set of the addresses both hold.  No Python step per chunk."""
+    pre, suf = _common_ends(a, b)
+    hi_a, hi_b = len(a) - suf, len(b) - suf
+    mid_a, mid_b = a.addrs[pre:hi_a], b.addrs[pre:hi_b]
+    common = set(mid_a).intersection(mid_b)
+    in_a = bytes(map(common.__contains__, mid_a))
+    in_b = bytes(map(common.__contains__, mid_b))
+    removed = list(compress(range(pre, hi_a), in_a.translate(_NOT)))
+    added = list(compress(range(pre, hi_b), in_b.translate(_NOT)))
+    differ = _unequal(a, in_a, pre, b, in_b, pre, len(common))
+    ca = _differing(a, 0, b, 0, pre)
+    cb = list(ca)
+    ca.extend(compress(compress(range(pre, hi_a), in_a), differ))
+    cb.extend(compress(compress(range(pre, hi_b), in_b), differ))
+    tail = _differing(a, hi_a, b, hi_b, suf)
+    ca.extend(hi_a + k for k in tail)
+    cb.extend(hi_b + k for k in tail)
+    return removed, added, ca, cb
 
 
 def diff(a: Snapshot, b: Snapshot, by: str = "size") -> dict:
     """What changed from a to b: the JSON body heapsnap diff prints (and its table reads)."""
-    # Chunks at the same addresses at both ends (most of a heap between two stops): only the
-    # entries that differ there; the middle, where chunks came and went, by set differences.
-    pre, suf = _common_ends(a, b)
-    hi_a, hi_b = len(a) - suf, len(b) - suf
-    pa, pb = _pairs(a, pre, hi_a), _pairs(b, pre, hi_b)
-    for i, j, n in ((0, 0, pre), (hi_a, hi_b, suf)):
-        for k in _differing(a, i, b, j, n):
-            pa.add(_pair(a, i + k))
-            pb.add(_pair(b, j + k))
-    only_a, only_b = pa - pb, pb - pa  # (address, code): C speed for a million chunks
-    from_a: Dict[int, int] = dict(only_a)
-    to_b: Dict[int, int] = dict(only_b)
+    removed_at, added_at, ca, cb = _align(a, b)
+    added, removed = _Picked(b, added_at), _Picked(a, removed_at)
+    old, new = _Picked(a, ca), _Picked(b, cb)
     hdr = b.hdr
-    added = [_decoded(addr, code, hdr) for addr, code in to_b.items() if addr not in from_a]
-    removed = [_decoded(addr, code, a.hdr) for addr, code in from_a.items() if addr not in to_b]
-    changed = []
-    for addr, code in from_a.items():
-        new = to_b.get(addr)
-        if new is None:
-            continue
-        old, now = _decoded(addr, code, hdr), _decoded(addr, new, hdr)
-        changed.append(
-            {
-                "address": addr,
-                "user_address": addr + hdr,
-                "arena": now["arena"],
-                "from": {"size": old["size"], "state": old["state"]},
-                "to": {"size": now["size"], "state": now["state"]},
-            }
-        )
-    added.sort(key=_address)
-    removed.sort(key=_address)
-    changed.sort(key=_address)
     tops = []
     ta = {x["address"]: x for x in a.arenas}
     tb = {x["address"]: x for x in b.arenas}
@@ -294,47 +308,60 @@ def diff(a: Snapshot, b: Snapshot, by: str = "size") -> dict:
     return {
         "from": a.name,
         "to": b.name,
-        "added": added,
-        "removed": removed,
-        "changed": changed,
+        "added": added.rows(hdr),
+        "removed": removed.rows(a.hdr),
+        "changed": _changed_rows(old, new, hdr),
         "top": tops,
         "mmapped": mm,
-        "summary": summary(a, b, added, removed, changed, by),
+        "summary": _summary(a, b, added, removed, old, new, by),
     }
 
 
-def _group_key(c: dict, by: str, side: str = "") -> object:
+def _keys(p: _Picked, by: str) -> Iterable[object]:
     if by == "state":
-        return c["state"] if side == "" else f"{c['from']['state']} -> {c['to']['state']}"
+        return map(STATES.__getitem__, p.states)
     if by == "arena":
-        return c["arena"]
-    return c["size"] if side == "" else c["to"]["size"]
+        return p.arenas
+    return p.sizes
 
 
-def summary(a: Snapshot, b: Snapshot, added, removed, changed, by: str) -> dict:
+def _changed_keys(old: _Picked, new: _Picked, by: str) -> Iterable[object]:
+    if by == "state":
+        return (f"{STATES[o]} -> {STATES[n]}" for o, n in zip(old.states, new.states))
+    return _keys(new, by)
+
+
+def _summary(
+    a: Snapshot, b: Snapshot, added: _Picked, removed: _Picked, old: _Picked, new: _Picked, by: str
+) -> dict:
+    """The summary of a diff, from the fields of its added, removed and changed chunks (a loop
+    over the changes only, no document per chunk)."""
     groups: Dict[object, dict] = {}
 
-    def bump(key, kind, n_bytes):
-        g = groups.setdefault(
-            key, {"key": key, **{k: {"count": 0, "bytes": 0} for k in ("added", "removed", "changed")}}
-        )
-        g[kind]["count"] += 1
-        g[kind]["bytes"] += n_bytes
+    def tally(kind: str, keys: Iterable[object], deltas: Iterable[int]) -> None:
+        counts: Dict[object, int] = {}
+        sums: Dict[object, int] = {}
+        for k, d in zip(keys, deltas):
+            counts[k] = counts.get(k, 0) + 1
+            sums[k] = sums.get(k, 0) + d
+        for k, c in counts.items():
+            g = groups.get(k)
+            if g is None:
+                g = groups[k] = {"key": k, **{x: {"count": 0, "bytes": 0} for x in _KINDS}}
+            g[kind]["count"] += c
+            g[kind]["bytes"] += sums[k]
 
-    for c in added:
-        bump(_group_key(c, by), "added", c["size"])
-    for c in removed:
-        bump(_group_key(c, by), "removed", c["size"])
-    for c in changed:
-        bump(_group_key(c, by, "changed"), "changed", c["to"]["size"] - c["from"]["size"])
+    tally("added", _keys(added, by), added.sizes)
+    tally("removed", _keys(removed, by), removed.sizes)
+    tally("changed", _changed_keys(old, new, by), map(sub, new.sizes, old.sizes))
     ordered = sorted(groups.values(), key=lambda g: (str(type(g["key"])), g["key"]))
     ma, mb = a.mallinfo(), b.mallinfo()
     return {
         "by": by,
         "groups": ordered,
-        "added": {"count": len(added), "bytes": sum(c["size"] for c in added)},
-        "removed": {"count": len(removed), "bytes": sum(c["size"] for c in removed)},
-        "changed": {"count": len(changed)},
+        "added": {"count": len(added.sizes), "bytes": sum(added.sizes)},
+        "removed": {"count": len(removed.sizes), "bytes": sum(removed.sizes)},
+        "changed": {"count": len(old.sizes)},
         "top_change": sum(x["top_size"] for x in b.arenas) - sum(x["top_size"] for x in a.arenas),
         "mallinfo2_change": {k: mb[k] - ma[k] for k in ma},
     }
