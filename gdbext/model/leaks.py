@@ -22,6 +22,7 @@ from itertools import accumulate, chain, compress, repeat
 from operator import add, gt, is_, lt, rshift, sub
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, cast
 
+from . import leaks_numpy
 from .ptmalloc.chunks import USED
 
 ROOT_KINDS = ("register", "stack", "static", "tls", "anon")
@@ -440,18 +441,28 @@ def scan(
         if i >= 0 and i not in first:
             first.add(i)
             root_of[i] = (r, None)
-    if _cells_fit(nodes, spans):
+    fast = n > 0 and leaks_numpy.available()
+    if fast:
+        bounds = leaks_numpy.Bounds(nodes.start, nodes.end)
+        cells = spans if _cells_fit(nodes, spans) else ()
+        first.update(leaks_numpy.root_nodes(bounds, root_blocks, root_bytes, cells))
+        src_l, dst_l = leaks_numpy.edges(bounds, node_blocks)
+    elif _cells_fit(nodes, spans):
         first.update(_root_nodes_by_cells(nodes, spans, root_blocks, grans, root_bytes))
+        src_l, dst_l = _edges(nodes, node_blocks, grans)
     else:
         first.update(_root_nodes_by_set(nodes, root_blocks, grans, root_bytes))
-    src_l, dst_l = _edges(nodes, node_blocks, grans)
+        src_l, dst_l = _edges(nodes, node_blocks, grans)
     if any(map(gt, src_l, src_l[1:])):
         order = sorted(range(len(src_l)), key=src_l.__getitem__)
         src_l = array("q", map(src_l.__getitem__, order))
         dst_l = array("q", map(dst_l.__getitem__, order))
-    counts = Counter(src_l)
-    edge_start = array("q", [0])
-    edge_start.extend(accumulate(map(counts.get, range(n), repeat(0))))
+    if fast:
+        edge_start = leaks_numpy.edge_starts(src_l, n)
+    else:
+        counts = Counter(src_l)
+        edge_start = array("q", [0])
+        edge_start.extend(accumulate(map(counts.get, range(n), repeat(0))))
     visited, levels = _walk(first, set(), edge_start, dst_l)
     doubt: set = set()
     for base, data in doubt_blocks:
@@ -460,8 +471,8 @@ def scan(
     doubt, _ = _walk(doubt, visited, edge_start, dst_l)
     return Reachability(
         nodes,
-        _flags(n, visited),
-        _flags(n, first.union(dst_l)),
+        leaks_numpy.flags(n, visited) if fast else _flags(n, visited),
+        leaks_numpy.flags(n, first, dst_l) if fast else _flags(n, first.union(dst_l)),
         _flags(n, doubt),
         levels,
         root_of,
