@@ -108,6 +108,7 @@ def nodes_from_state(state, layout, excluded: Iterable[int] = ()) -> Nodes:
         blocks.append((m.address, m, None))
     blocks.sort(key=lambda b: b[0])
     n = Nodes()
+    fast = leaks_numpy.available()
     for _, b, arena in blocks:
         if arena is None:
             if b.address in skip:
@@ -120,18 +121,25 @@ def nodes_from_state(state, layout, excluded: Iterable[int] = ()) -> Nodes:
             n.uncertain.append(0)
             n.spans.append((b.address, b.address + b.size))
             continue
-        flags = b.states.translate(pick)
-        chunks = array("Q", compress(b.addrs, flags))
-        sizes = array("Q", map(_NO_FLAGS.__and__, compress(b.raws, flags)))
-        for c in sorted(skip.intersection(chunks)):  # a few tcaches: array.index, no step per chunk
-            k = chunks.index(c)
-            del chunks[k]
-            del sizes[k]
+        if fast:
+            chunks, sizes, starts, ends = leaks_numpy.used_chunks(
+                b.addrs, b.raws, b.states, USED, skip, hdr, sz
+            )
+        else:
+            flags = b.states.translate(pick)
+            chunks = array("Q", compress(b.addrs, flags))
+            sizes = array("Q", map(_NO_FLAGS.__and__, compress(b.raws, flags)))
+            for c in sorted(skip.intersection(chunks)):  # a few tcaches: array.index, no step per chunk
+                k = chunks.index(c)
+                del chunks[k]
+                del sizes[k]
+            starts = list(map(hdr.__add__, chunks))
+            ends = array("Q", map(sz.__add__, map(add, chunks, sizes)))
         if not chunks:
             continue
         n.chunk.extend(chunks)
-        n.start.extend(map(hdr.__add__, chunks))
-        n.end.extend(map(sz.__add__, map(add, chunks, sizes)))
+        n.start.extend(starts)
+        n.end.extend(ends)
         n.size.extend(sizes)
         n.arena.extend(repeat(arena, len(chunks)))
         n.uncertain.extend(repeat(0 if b.complete else 1, len(chunks)))

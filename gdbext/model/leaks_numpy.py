@@ -134,3 +134,24 @@ def flags(n: int, members: Iterable[int], more: array = _EMPTY) -> bytearray:
     if len(more):
         out[np.frombuffer(more, dtype=np.int64)] = 1
     return bytearray(out.tobytes())
+
+
+def used_chunks(
+    addrs: array, raws: array, states: bytearray, used: int, skip: set, hdr: int, sz: int
+) -> Tuple[array, array, List[int], array]:
+    """(chunk addresses, sizes, user starts, user ends) of one heap's chunks in state `used`,
+    less those at `skip` (the tcaches): model/leaks.py's nodes_from_state, per heap."""
+    if not len(addrs):
+        return array("Q"), array("Q"), [], array("Q")
+    a = np.frombuffer(addrs, dtype=np.uint64)
+    r = np.frombuffer(raws, dtype=f"u{raws.itemsize}")
+    keep = np.frombuffer(states, dtype=np.uint8) == used
+    if skip:
+        keep &= ~np.isin(a, np.array(sorted(skip), dtype=np.uint64))
+    chunks = a[keep]
+    sizes = r[keep].astype(np.uint64) & np.uint64(~7 & 0xFFFFFFFFFFFFFFFF)
+    out_chunks, out_sizes, out_ends = array("Q"), array("Q"), array("Q")
+    out_chunks.frombytes(chunks.tobytes())
+    out_sizes.frombytes(sizes.tobytes())
+    out_ends.frombytes((chunks + sizes + np.uint64(sz)).tobytes())
+    return out_chunks, out_sizes, (chunks + np.uint64(hdr)).tolist(), out_ends

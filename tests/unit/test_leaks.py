@@ -302,3 +302,30 @@ def test_numpy_scan_finds_what_the_python_scan_finds(data):
     plain, fast = _both_ways(run)
     if fast is not None:
         assert fast == plain
+
+
+def test_nodes_from_a_heap_are_the_same_with_and_without_numpy():
+    """The used chunks of a built heap, less its tcache, with their user memory: numpy's
+    per-heap selection gives the Nodes the pure-Python one gives."""
+    from gdbext.model.leaks import nodes_from_state
+    from gdbext.model.ptmalloc import Layout
+    from tests.unit.test_ptmalloc_builder import HeapBuilder
+
+    L = Layout.for_version((2, 36), 8)
+    b = HeapBuilder(L)
+    t = b.tcache_for(1)
+    used = [b.alloc(s) for s in (0x20, 0x100, 0x30, 0x500, 0x40, 0x20)]
+    b.tcache_put(1, used[0])
+    b.fastbin_put(used[2])
+    b.bin_put(used[3], 1)
+    state = b.analyze()
+
+    def run():
+        n = nodes_from_state(state, L, [t - L.chunk_hdr_sz])
+        return list(n.chunk), list(n.start), list(n.end), list(n.size), n.arena, n.uncertain, n.spans
+
+    plain, fast = _both_ways(run)
+    assert plain[0] == [used[1], used[4], used[5]]
+    assert plain[2] == [c + b.size_of(c) + 8 for c in plain[0]]
+    if fast is not None:
+        assert fast == plain
