@@ -77,7 +77,7 @@ def root_nodes(
             hit[idx[ok]] = True
             continue
         for s, e, marks in maps:
-            inside = values[(values >= s) & (values < e)] if len(maps) > 1 else values
+            inside = values[(values >= s) & (values < e)]  # a corrupt size may end a node past it
             marks[(inside - s) >> np.uint64(3)] = True
     for s, _, marks in maps:
         at = np.flatnonzero(marks).astype(np.uint64) * np.uint64(8) + s
