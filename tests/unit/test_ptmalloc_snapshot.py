@@ -86,11 +86,17 @@ def _reference(a: Snapshot, b: Snapshot, by: str) -> dict:
     return {"added": added, "removed": removed, "changed": changed, "groups": groups}
 
 
+@pytest.mark.parametrize("steps", [100_000, 3])
 @pytest.mark.parametrize("seed", range(12))
-def test_diff_agrees_with_a_plain_diff(seed):
+def test_diff_agrees_with_a_plain_diff(seed, steps, monkeypatch):
     """Random chunk lists with runs of changes anywhere (at the ends too): the bulk alignment
-    finds exactly what a loop over every chunk finds, and the summary groups agree."""
+    finds exactly what a loop over every chunk finds, and the summary groups agree; also when
+    the merge gives up after a few steps and aligns the rest by sets."""
     import random
+
+    from gdbext.model.ptmalloc import snapshot
+
+    monkeypatch.setattr(snapshot, "MAX_STEPS", steps)
 
     rng = random.Random(seed)
     a = Snapshot("a", {})

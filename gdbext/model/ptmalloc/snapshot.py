@@ -148,71 +148,6 @@ def take(name: str, state, meta: dict) -> Snapshot:
     return s
 
 
-_BLOCK = 4096
-
-
-def _equal(a: Snapshot, i: int, b: Snapshot, j: int, n: int) -> bool:
-    """Whether a's n entries from i are b's n entries from j (slices compared at C speed)."""
-    return (
-        a.addrs[i : i + n] == b.addrs[j : j + n]
-        and a.sizes[i : i + n] == b.sizes[j : j + n]
-        and a.states[i : i + n] == b.states[j : j + n]
-        and a.arena_of[i : i + n] == b.arena_of[j : j + n]
-    )
-
-
-def _same_addrs(a: Snapshot, i: int, b: Snapshot, j: int, n: int) -> bool:
-    return a.addrs[i : i + n] == b.addrs[j : j + n]
-
-
-def _run(same, most: int) -> int:
-    """How many leading positions `same(k, n)` (k onwards, n of them) holds for, found by blocks
-    then halving: C-speed slice compares, never a Python loop over the chunks."""
-    done = 0
-    while done < most:
-        n = min(_BLOCK, most - done)
-        if same(done, n):
-            done += n
-            continue
-        while n > 1:
-            half = n // 2
-            if same(done, half):
-                done += half
-                n -= half
-            else:
-                n = half
-        return done
-    return done
-
-
-def _common_ends(a: Snapshot, b: Snapshot) -> Tuple[int, int]:
-    """How many chunk addresses both start with and end with."""
-    most = min(len(a), len(b))
-    pre = _run(lambda k, n: _same_addrs(a, k, b, k, n), most)
-    na, nb = len(a), len(b)
-    suf = _run(lambda k, n: _same_addrs(a, na - k - n, b, nb - k - n, n), most - pre)
-    return pre, suf
-
-
-def _differing(a: Snapshot, i0: int, b: Snapshot, j0: int, n: int) -> List[int]:
-    """Offsets k < n where a's entry i0 + k and b's entry j0 + k (the same address) differ, by
-    halving ranges that differ: a few changes among a million chunks cost a few hundred
-    slice compares."""
-    out: List[int] = []
-    todo = [(0, n)]
-    while todo:
-        i, j = todo.pop()
-        if i >= j or _equal(a, i0 + i, b, j0 + i, j - i):
-            continue
-        if j - i <= 8:
-            out.extend(k for k in range(i, j) if not _equal(a, i0 + k, b, j0 + k, 1))
-            continue
-        m = (i + j) // 2
-        todo.append((m, j))
-        todo.append((i, m))
-    return out
-
-
 class _Picked:
     """The entries of one snapshot at some indices, field by field (map over array.__getitem__:
     C speed, no Python step per entry)."""
@@ -260,29 +195,91 @@ def _unequal(a: Snapshot, in_a: bytes, lo_a: int, b: Snapshot, in_b: bytes, lo_b
     return mask.to_bytes(n, "little")
 
 
+MAX_STEPS = 100_000  # entries stepped over one at a time before the rest is aligned by sets
+
+
+def _same_run(ma: memoryview, i: int, mb: memoryview, j: int, most: int) -> int:
+    """How many entries from ma[i] and mb[j] on are equal: memoryview slices compared (memcmp,
+    no copy), in blocks that double while they match, then halved."""
+    done, n = 0, 1
+    while done < most:
+        n = min(n, most - done)
+        if ma[i + done : i + done + n] == mb[j + done : j + done + n]:
+            done += n
+            n *= 2
+            continue
+        while n > 1:
+            half = n // 2
+            if ma[i + done : i + done + half] == mb[j + done : j + done + half]:
+                done += half
+                n -= half
+            else:
+                n = half
+        return done
+    return done
+
+
+def _changed_in_run(a: Snapshot, i: int, b: Snapshot, j: int, n: int) -> bytes:
+    """One byte per entry of a run at the same addresses (a's from i, b's from j): 1 where size,
+    state or arena differ; nothing compared entry by entry when the run's fields are equal."""
+    mask = 0
+    for fa, fb in ((a.sizes, b.sizes), (a.states, b.states), (a.arena_of, b.arena_of)):
+        va, vb = memoryview(fa)[i : i + n], memoryview(fb)[j : j + n]
+        if va != vb:
+            mask |= int.from_bytes(bytes(map(ne, va, vb)), "little")
+    return mask.to_bytes(n, "little") if mask else b""
+
+
 def _align(a: Snapshot, b: Snapshot) -> Tuple[List[int], List[int], List[int], List[int]]:
     """(removed, added, changed in a, changed in b): indices of the entries only a has, only b
     has, and of those at one address in both whose size, state or arena differ, each in
-    address order.  The chunks at the same addresses at both ends (most of a heap between two
-    stops) are compared positionally by slices; the middle, where chunks came and went, is
-    aligned by a set of the addresses both hold.  No Python step per chunk."""
-    pre, suf = _common_ends(a, b)
-    hi_a, hi_b = len(a) - suf, len(b) - suf
-    mid_a, mid_b = a.addrs[pre:hi_a], b.addrs[pre:hi_b]
+    address order.  Both address lists are sorted: they are merged by runs of equal addresses
+    (found by memoryview compares, no copy), stepping one entry at a time only where they
+    differ; past MAX_STEPS such steps (two unrelated heaps) the rest is aligned by a set of the
+    addresses both hold.  Each run's fields are compared at C speed."""
+    ma, mb = memoryview(a.addrs), memoryview(b.addrs)
+    na, nb = len(a), len(b)
+    removed: List[int] = []
+    added: List[int] = []
+    ca: List[int] = []
+    cb: List[int] = []
+    i = j = steps = 0
+    while i < na and j < nb and steps < MAX_STEPS:
+        run = _same_run(ma, i, mb, j, min(na - i, nb - j))
+        if run:
+            differ = _changed_in_run(a, i, b, j, run)
+            if differ:
+                ca.extend(compress(range(i, i + run), differ))
+                cb.extend(compress(range(j, j + run), differ))
+            i += run
+            j += run
+            continue
+        steps += 1
+        if a.addrs[i] < b.addrs[j]:
+            removed.append(i)
+            i += 1
+        else:
+            added.append(j)
+            j += 1
+    if i < na and j < nb:
+        _align_by_set(a, i, b, j, removed, added, ca, cb)
+    else:
+        removed.extend(range(i, na))
+        added.extend(range(j, nb))
+    return removed, added, ca, cb
+
+
+def _align_by_set(a: Snapshot, lo_a: int, b: Snapshot, lo_b: int, removed, added, ca, cb) -> None:
+    """_align from a's entry lo_a and b's lo_b to the end, by a set of the addresses both hold."""
+    mid_a, mid_b = a.addrs[lo_a:], b.addrs[lo_b:]
     common = set(mid_a).intersection(mid_b)
     in_a = bytes(map(common.__contains__, mid_a))
     in_b = bytes(map(common.__contains__, mid_b))
-    removed = list(compress(range(pre, hi_a), in_a.translate(_NOT)))
-    added = list(compress(range(pre, hi_b), in_b.translate(_NOT)))
-    differ = _unequal(a, in_a, pre, b, in_b, pre, len(common))
-    ca = _differing(a, 0, b, 0, pre)
-    cb = list(ca)
-    ca.extend(compress(compress(range(pre, hi_a), in_a), differ))
-    cb.extend(compress(compress(range(pre, hi_b), in_b), differ))
-    tail = _differing(a, hi_a, b, hi_b, suf)
-    ca.extend(hi_a + k for k in tail)
-    cb.extend(hi_b + k for k in tail)
-    return removed, added, ca, cb
+    removed.extend(compress(range(lo_a, len(a)), in_a.translate(_NOT)))
+    added.extend(compress(range(lo_b, len(b)), in_b.translate(_NOT)))
+    differ = _unequal(a, in_a, lo_a, b, in_b, lo_b, len(common))
+    ca.extend(compress(compress(range(lo_a, len(a)), in_a), differ))
+    cb.extend(compress(compress(range(lo_b, len(b)), in_b), differ))
 
 
 def diff(a: Snapshot, b: Snapshot, by: str = "size") -> dict:
