@@ -208,6 +208,8 @@ def main():
     p.add_argument("--sizes", default="10k,100k,1M", help="chunk counts N (default 10k,100k,1M)")
     p.add_argument("--runs", type=int, default=3, help="runs per configuration (default 3)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON document")
+    p.add_argument("--only", help="time only these commands, comma-separated names as the table "
+                   "has them (e.g. 'heapstat,heapsnap diff'); the bases and the floor always run")
     args = p.parse_args()
     if args.runs < 1:
         p.error("--runs must be at least 1")
@@ -232,7 +234,9 @@ def main():
             with open(floor_py, "w") as f:
                 f.write(FLOOR % {"out": floor_out, "heaps": heaps})
             configs = [("(no command)", None, None), ("floor", f"source {floor_py}", None)]
-            configs += COMMANDS + TWO_STOPS
+            wanted = None if not args.only else {w.strip() for w in args.only.split(",")}
+            configs += [c for c in COMMANDS + TWO_STOPS
+                        if wanted is None or c[0] in wanted or c[0] == "(two stops)"]
             got = {name: [] for name, _, _ in configs}
             inside = []  # the floor's own time, measured inside gdb
             snap = None  # (file bytes, chunks in the snapshot)
