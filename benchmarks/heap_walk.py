@@ -21,6 +21,11 @@ is /usr/bin/time -v's maximum RSS, which is the larger of gdb's and the demo's (
 demo, and wait4 reports the peak of a process and its reaped children), so at 1M chunks it is
 mostly the demo's half a gigabyte of heap.  Targets (issue 3) are judged on gdb's own peak.
 
+heapsnap diff (issue 15) is timed between two stops: the demo runs as `many N CHANGES`, a
+snapshot is saved to a file at the first stop, the demo changes CHANGES chunks and stops again,
+and the diff runs there; its figure is less the same two-stop run without the diff, whose row
+gives the snapshot file's bytes per chunk.
+
 Targets: TARGETS gives a command at N seconds, a ratio to the floor and gdb's peak; RELATIVE a
 command against another at the same N (the table no slower than the JSON).
 """
@@ -51,8 +56,18 @@ COMMANDS = [  # (name, gdb command, text that shows it worked)
     # issue 15: heapstat, and a snapshot saved then compared with the same stop (the model is
     # walked once for both; the file is the snapshot's JSON)
     ("heapstat", "heapstat", "malloc_trim(0) would return"),
-    ("heapsnap diff", "python gdb.execute('heapsnap save a'); gdb.execute('heapsnap diff a --json')",
-     '"command":"heapsnap"'),
+]
+# issue 15: heapsnap diff between two stops.  The demo runs as `many N CHANGES`: at its first
+# stop a snapshot is saved to a file, then it frees CHANGES of its chunks, makes CHANGES new
+# ones and stops again ("changed"), where the diff runs: the heap walk at that stop, the
+# snapshot and the diff with its JSON.  Its base is the same run without the diff (the save and
+# the second stop), so the figure is the diff command alone.
+CHANGES = 10_000
+SNAP_FILE = "snap.json"
+TWO_STOPS = [  # (name, gdb commands at the stops, text that shows it worked)
+    ("(two stops)", [f"heapsnap save a --file {SNAP_FILE} --json", "continue"], '"saved":"a"'),
+    ("heapsnap diff", [f"heapsnap save a --file {SNAP_FILE} --json", "continue", "heapsnap diff a --json"],
+     '"changed":['),
 ]
 TARGETS = {  # (command, N) -> (seconds, ratio to the floor, gdb's peak MiB); None: no target
     ("heapchunks --json", 100_000): (0.5, 3.0, None),
@@ -65,6 +80,8 @@ TARGETS = {  # (command, N) -> (seconds, ratio to the floor, gdb's peak MiB); No
     ("heapstat", 1_000_000): (2.0, None, None),  # issue 15
     ("heapsnap diff", 1_000_000): (3.0, None, None),
 }
+SNAPSHOT_BYTES_PER_CHUNK = 60  # issue 15: a snapshot file under 60 bytes per chunk
+BASES = ("(no command)", "floor", "(two stops)")
 # (command, than, N) -> the most `command` may take as a multiple of `than` (issue 11: the
 # table is no slower than the JSON, which is the larger output)
 RELATIVE = {
@@ -106,12 +123,15 @@ def label(n: int) -> str:
 
 
 def gdb_argv(n: int, command, hwm_file: str):
+    """A batch run to the demo's stop, then `command` (one gdb command, or a list: then the
+    demo makes its second stop, after CHANGES changes)."""
+    more = f" {CHANGES}" if isinstance(command, list) else ""
     argv = ["gdb", "-nx", "-batch", "-ex", "set pagination off", "-ex", "set confirm off",
             "-ex", "set width 0", "-ex", "set style enabled off",
             "-ex", "set disable-randomization on", "-ex", f"source {LOADER}",
-            "-ex", "break gdbext_stop", "-ex", f"run many {n} > /dev/null"]
-    if command:
-        argv += ["-ex", command]
+            "-ex", "break gdbext_stop", "-ex", f"run many {n}{more} > /dev/null"]
+    for c in (command if isinstance(command, list) else [command] if command else []):
+        argv += ["-ex", c]
     argv += ["-ex", "python import re; open(%r, 'w').write(re.search(r'VmHWM:\\s*(\\d+)', "
              "open('/proc/self/status').read()).group(1))" % hwm_file, DEMO]
     return argv
@@ -188,6 +208,8 @@ def main():
     p.add_argument("--sizes", default="10k,100k,1M", help="chunk counts N (default 10k,100k,1M)")
     p.add_argument("--runs", type=int, default=3, help="runs per configuration (default 3)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON document")
+    p.add_argument("--only", help="time only these commands, comma-separated names as the table "
+                   "has them (e.g. 'heapstat,heapsnap diff'); the bases and the floor always run")
     args = p.parse_args()
     if args.runs < 1:
         p.error("--runs must be at least 1")
@@ -212,12 +234,19 @@ def main():
             with open(floor_py, "w") as f:
                 f.write(FLOOR % {"out": floor_out, "heaps": heaps})
             configs = [("(no command)", None, None), ("floor", f"source {floor_py}", None)]
-            configs += COMMANDS
+            wanted = None if not args.only else {w.strip() for w in args.only.split(",")}
+            configs += [c for c in COMMANDS + TWO_STOPS
+                        if wanted is None or c[0] in wanted or c[0] == "(two stops)"]
             got = {name: [] for name, _, _ in configs}
             inside = []  # the floor's own time, measured inside gdb
+            snap = None  # (file bytes, chunks in the snapshot)
             for _ in range(args.runs):
                 for name, command, expect in configs:
-                    got[name].append(runner.run(n, command, expect)[:4])
+                    result = runner.run(n, command, expect)
+                    got[name].append(result[:4])
+                    if name == "(two stops)":
+                        saved = json.loads(result[-1][result[-1].index('{"command"'):].splitlines()[0])
+                        snap = (os.path.getsize(os.path.join(tmp, SNAP_FILE)), saved["chunks"])
                     if name == "floor":
                         with open(floor_out) as f:
                             walked, took = f.read().split()
@@ -230,25 +259,33 @@ def main():
             base_cpu = statistics.median(c for _, _, _, c in got["(no command)"])
             floor = statistics.median(t for t, _, _, _ in got["floor"]) - base
             floor_cpu = statistics.median(c for _, _, _, c in got["floor"]) - base_cpu
+            two = statistics.median(t for t, _, _, _ in got["(two stops)"])
+            two_cpu = statistics.median(c for _, _, _, c in got["(two stops)"])
             for name, _, _ in configs:
                 times = [t for t, _, _, _ in got[name]]
                 med = statistics.median(times)
-                net = med if name == "(no command)" else med - base
                 cpu = statistics.median(c for _, _, _, c in got[name])
-                net_cpu = cpu if name == "(no command)" else cpu - base_cpu
+                if name in ("(no command)", "(two stops)"):  # a base: the whole run
+                    net, net_cpu = med, cpu
+                elif name in dict((t[0], 1) for t in TWO_STOPS):  # less the two-stop base
+                    net, net_cpu = med - two, cpu - two_cpu
+                else:
+                    net, net_cpu = med - base, cpu - base_cpu
                 peaks = [p for _, _, p, _ in got[name] if p is not None]
                 rows.append({
                     "n": n, "chunks": chunks, "command": name, "seconds": round(net, 4),
-                    "ratio_to_floor": None if name in ("(no command)", "floor") or floor <= 0
+                    "ratio_to_floor": None if name in BASES or floor <= 0
                     else round(net / floor, 2),
                     "cpu_seconds": round(net_cpu, 4),
-                    "cpu_ratio_to_floor": None if name in ("(no command)", "floor") or floor_cpu <= 0
+                    "cpu_ratio_to_floor": None if name in BASES or floor_cpu <= 0
                     else round(net_cpu / floor_cpu, 2),
                     "gdb_peak_mib": round(max(g for _, g, _, _ in got[name]) / 1024, 1),
                     "time_peak_mib": round(max(peaks) / 1024, 1) if peaks else None,
                     "runs": [round(t, 4) for t in times]})
                 if name == "floor":
                     rows[-1]["inside_gdb"] = round(statistics.median(inside), 4)
+                if name == "(two stops)" and snap:
+                    rows[-1]["snapshot_bytes_per_chunk"] = round(snap[0] / max(snap[1], 1), 1)
                 if not args.json:
                     print_row(rows[-1], first=len(rows) == 1)
     if args.json:
@@ -269,6 +306,8 @@ def print_row(r, first=False):
     cpu_ratio = "" if r["cpu_ratio_to_floor"] is None else f"{r['cpu_ratio_to_floor']:.2f}"
     tp = "-" if r["time_peak_mib"] is None else f"{r['time_peak_mib']:.0f}"
     note = f"  (read and walk inside gdb: {r['inside_gdb']:.3f})" if "inside_gdb" in r else ""
+    if "snapshot_bytes_per_chunk" in r:
+        note = f"  (the whole run; snapshot file: {r['snapshot_bytes_per_chunk']} bytes per chunk)"
     print(f"{label(r['n']):>5} {r['chunks']:>8}  {r['command']:<18} {r['seconds']:8.3f} "
           f"{ratio:>8} {r['cpu_seconds']:7.3f} {cpu_ratio:>8} {r['gdb_peak_mib']:8.0f} {tp:>9}{note}",
           flush=True)
@@ -291,6 +330,11 @@ def verdicts(rows):
         if mib is not None:
             out.append({"what": f"{what}: gdb's peak under {mib} MiB",
                         "got": f"{r['gdb_peak_mib']:.0f} MiB", "met": r["gdb_peak_mib"] < mib})
+    for r in rows:
+        if "snapshot_bytes_per_chunk" in r:
+            got = r["snapshot_bytes_per_chunk"]
+            out.append({"what": f"heapsnap file at {label(r['n'])} under {SNAPSHOT_BYTES_PER_CHUNK} bytes per chunk",
+                        "got": f"{got} bytes", "met": got < SNAPSHOT_BYTES_PER_CHUNK})
     seconds = {(r["command"], r["n"]): r["seconds"] for r in rows}
     for (command, than, n), most in RELATIVE.items():
         if (command, n) in seconds and seconds.get((than, n), 0) > 0:

@@ -13,6 +13,8 @@ and heaps, listed by an earlier run; gdb turns ASLR off, so they stay put) and o
 counts the 8-byte words whose value falls inside a heap: the cheapest scan there is in Python.
 
 Peak memory: gdb's own VmHWM, read from /proc at the end of the run.
+numpy: the scan uses it when gdb's Python can import it (model/leaks_numpy.py); --no-numpy
+sets GDBEXT_NUMPY=0 for every run, so the pure-Python scan is timed.
 Targets (issue 14): heapleaks --json under 5 s at 1M chunks and within 4x of the floor, gdb's
 peak under 1 GiB; heaprefs under 1 s.
 """
@@ -70,6 +72,9 @@ _floor(%(ranges)r, %(heaps)r)
 """
 
 
+NUMPY_USED = "python from gdbext.model import leaks_numpy; print('NUMPY', leaks_numpy.available())"
+
+
 def read(path: str) -> str:
     with open(path, errors="replace") as f:
         return f.read()
@@ -117,7 +122,10 @@ def main():
     p.add_argument("--chunks", type=int, default=1_000_000)
     p.add_argument("--roots-mib", type=int, default=100)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--no-numpy", action="store_true", help="time the scan without numpy (GDBEXT_NUMPY=0)")
     args = p.parse_args()
+    if args.no_numpy:
+        os.environ["GDBEXT_NUMPY"] = "0"
     precompile_gdbext()
     subprocess.run(["make", "-s", "-C", os.path.join(ROOT, "demo_c")], check=True, stdout=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory(prefix="gdbext-leak-scan-") as tmp:
@@ -130,6 +138,8 @@ def main():
         write(floor_py, FLOOR % {"out": floor_out, "ranges": ranges, "heaps": got["heaps"]})
         _, _, _, text = run(tmp, args, "heapleaks --summary", "leaked chunk")
         print("heapleaks --summary:", re.search(r"^\d+ leaked.*$", text, re.M).group(0), file=sys.stderr)
+        _, _, _, text = run(tmp, args, NUMPY_USED, "NUMPY ")
+        print("scan:", "numpy" if "NUMPY True" in text else "pure Python", file=sys.stderr)
         configs = [
             ("(no command)", None, None),
             ("floor", f"source {floor_py}", None),

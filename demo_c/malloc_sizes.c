@@ -13,7 +13,10 @@
  *   malloc_sizes threshold               the dynamic mmap threshold
  *   malloc_sizes entries                 one mmapped block from each malloc
  *                                        entry point, then each freed
- *   malloc_sizes many N                  N mixed allocations (benchmark)
+ *   malloc_sizes many N [CHANGES]        N mixed allocations (benchmark); with
+ *                                        CHANGES, a second stop ("changed")
+ *                                        after freeing CHANGES of the live
+ *                                        chunks and making CHANGES new ones
  *   malloc_sizes threads N [EXITED [ARENA_MAX]]
  *                                        N threads that keep their arenas,
  *                                        the first EXITED of them exited
@@ -641,7 +644,26 @@ static void mode_entries(void)
 
 /* ---- many mode --------------------------------------------------------- */
 
-static void mode_many(long n)
+/* The second stop of `many N CHANGES`: between two stops of a big heap, free `changes` live
+ * chunks spread over it (tcache, fastbins and bins refill, some merge) and make as many new ones
+ * (from the bins and from top), so a diff has added, removed and changed chunks and top moves. */
+static void many_changes(void **ptr, long n, long changes, uint64_t *s)
+{
+    long step = changes > 0 && n / changes > 3 ? n / changes : 3;
+    long freed = 0;
+
+    for (long i = 1; i < n && freed < changes; i += step) {
+        if (i % 3 == 0 && ++i >= n) /* freed before the first stop */
+            break;
+        free(ptr[i]);
+        ptr[i] = NULL;
+        freed++;
+    }
+    for (long k = 0; k < changes; k++)
+        demo_check(malloc(16 + xorshift(s) % 1009) != NULL, "malloc");
+}
+
+static void mode_many(long n, long changes)
 {
     demo_check(n > 0, "count");
     void **ptr = map_array((size_t)n * sizeof(void *));
@@ -666,6 +688,10 @@ static void mode_many(long n)
     fact("count.live=%ld", n + 1 - nfree);
     report(n <= 100000);
     demo_stop("heap");
+    if (changes > 0) {
+        many_changes(ptr, n, changes, &s);
+        demo_stop("changed");
+    }
 }
 
 /* ---- threads mode: many threads, exited threads, the arena limit ------- */
@@ -835,7 +861,8 @@ int main(int argc, char **argv)
     } else if (strcmp(mode, "entries") == 0) {
         mode_entries();
     } else if (strcmp(mode, "many") == 0) {
-        mode_many(demo_arg_long(argc > 2 ? argv[2] : NULL, 100000));
+        mode_many(demo_arg_long(argc > 2 ? argv[2] : NULL, 100000),
+                  demo_arg_long(argc > 3 ? argv[3] : NULL, 0));
     } else if (strcmp(mode, "threads") == 0) {
         demo_check(argc >= 3, "usage: malloc_sizes threads N [EXITED [ARENA_MAX]]");
         mode_threads((int)demo_arg_long(argv[2], 0),

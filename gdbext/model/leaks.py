@@ -22,6 +22,7 @@ from itertools import accumulate, chain, compress, repeat
 from operator import add, gt, is_, lt, rshift, sub
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, cast
 
+from . import leaks_numpy
 from .ptmalloc.chunks import USED
 
 ROOT_KINDS = ("register", "stack", "static", "tls", "anon")
@@ -107,6 +108,7 @@ def nodes_from_state(state, layout, excluded: Iterable[int] = ()) -> Nodes:
         blocks.append((m.address, m, None))
     blocks.sort(key=lambda b: b[0])
     n = Nodes()
+    fast = leaks_numpy.available()
     for _, b, arena in blocks:
         if arena is None:
             if b.address in skip:
@@ -119,18 +121,25 @@ def nodes_from_state(state, layout, excluded: Iterable[int] = ()) -> Nodes:
             n.uncertain.append(0)
             n.spans.append((b.address, b.address + b.size))
             continue
-        flags = b.states.translate(pick)
-        chunks = array("Q", compress(b.addrs, flags))
-        sizes = array("Q", map(_NO_FLAGS.__and__, compress(b.raws, flags)))
-        for c in sorted(skip.intersection(chunks)):  # a few tcaches: array.index, no step per chunk
-            k = chunks.index(c)
-            del chunks[k]
-            del sizes[k]
+        if fast:
+            chunks, sizes, starts, ends = leaks_numpy.used_chunks(
+                b.addrs, b.raws, b.states, USED, skip, hdr, sz
+            )
+        else:
+            flags = b.states.translate(pick)
+            chunks = array("Q", compress(b.addrs, flags))
+            sizes = array("Q", map(_NO_FLAGS.__and__, compress(b.raws, flags)))
+            for c in sorted(skip.intersection(chunks)):  # a few tcaches: array.index, no step per chunk
+                k = chunks.index(c)
+                del chunks[k]
+                del sizes[k]
+            starts = list(map(hdr.__add__, chunks))
+            ends = array("Q", map(sz.__add__, map(add, chunks, sizes)))
         if not chunks:
             continue
         n.chunk.extend(chunks)
-        n.start.extend(map(hdr.__add__, chunks))
-        n.end.extend(map(sz.__add__, map(add, chunks, sizes)))
+        n.start.extend(starts)
+        n.end.extend(ends)
         n.size.extend(sizes)
         n.arena.extend(repeat(arena, len(chunks)))
         n.uncertain.extend(repeat(0 if b.complete else 1, len(chunks)))
@@ -440,18 +449,28 @@ def scan(
         if i >= 0 and i not in first:
             first.add(i)
             root_of[i] = (r, None)
-    if _cells_fit(nodes, spans):
+    fast = n > 0 and leaks_numpy.available()
+    if fast:
+        bounds = leaks_numpy.Bounds(nodes.start, nodes.end)
+        cells = spans if _cells_fit(nodes, spans) else ()
+        first.update(leaks_numpy.root_nodes(bounds, root_blocks, root_bytes, cells))
+        src_l, dst_l = leaks_numpy.edges(bounds, node_blocks)
+    elif _cells_fit(nodes, spans):
         first.update(_root_nodes_by_cells(nodes, spans, root_blocks, grans, root_bytes))
+        src_l, dst_l = _edges(nodes, node_blocks, grans)
     else:
         first.update(_root_nodes_by_set(nodes, root_blocks, grans, root_bytes))
-    src_l, dst_l = _edges(nodes, node_blocks, grans)
+        src_l, dst_l = _edges(nodes, node_blocks, grans)
     if any(map(gt, src_l, src_l[1:])):
         order = sorted(range(len(src_l)), key=src_l.__getitem__)
         src_l = array("q", map(src_l.__getitem__, order))
         dst_l = array("q", map(dst_l.__getitem__, order))
-    counts = Counter(src_l)
-    edge_start = array("q", [0])
-    edge_start.extend(accumulate(map(counts.get, range(n), repeat(0))))
+    if fast:
+        edge_start = leaks_numpy.edge_starts(src_l, n)
+    else:
+        counts = Counter(src_l)
+        edge_start = array("q", [0])
+        edge_start.extend(accumulate(map(counts.get, range(n), repeat(0))))
     visited, levels = _walk(first, set(), edge_start, dst_l)
     doubt: set = set()
     for base, data in doubt_blocks:
@@ -460,8 +479,8 @@ def scan(
     doubt, _ = _walk(doubt, visited, edge_start, dst_l)
     return Reachability(
         nodes,
-        _flags(n, visited),
-        _flags(n, first.union(dst_l)),
+        leaks_numpy.flags(n, visited) if fast else _flags(n, visited),
+        leaks_numpy.flags(n, first, dst_l) if fast else _flags(n, first.union(dst_l)),
         _flags(n, doubt),
         levels,
         root_of,

@@ -13,8 +13,8 @@ is "freed to the thread's cache", not returned), and each arena's top apart from
 
 from array import array
 from itertools import compress, repeat
-from operator import add, mul, sub
-from typing import Dict, List, Optional, Tuple
+from operator import ne, sub
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from .chunks import FASTBIN, LARGEBIN, SMALLBIN, STATES, TOP, UNSORTED, USED
 
@@ -25,7 +25,9 @@ _STATE_CODE = {name: i for i, name in enumerate(STATES)}
 _NOT_TOP = bytes(int(c != TOP) for c in range(256))
 _IN_BINS = bytes(int(c in _BIN_STATES) for c in range(256))
 _FAST = bytes(int(c == FASTBIN) for c in range(256))
+_NOT = bytes(int(c == 0) for c in range(256))
 _USED = bytes(int(c == USED) for c in range(256))
+_KINDS = ("added", "removed", "changed")
 
 
 class Snapshot:
@@ -157,35 +159,69 @@ def take(name: str, state, meta: dict) -> Snapshot:
     return s
 
 
-_BLOCK = 4096
+class _Picked:
+    """The entries of one snapshot at some indices, field by field (map over array.__getitem__:
+    C speed, no Python step per entry)."""
+
+    def __init__(self, s: Snapshot, at: List[int]):
+        self.addrs = list(map(s.addrs.__getitem__, at))
+        self.sizes = list(map(s.sizes.__getitem__, at))
+        self.states = list(map(s.states.__getitem__, at))
+        self.arenas = list(map(s.arena_of.__getitem__, at))
+
+    def rows(self, hdr: int) -> List[dict]:
+        """CHUNK documents, in the order picked."""
+        names = STATES
+        return [
+            {"address": a, "user_address": a + hdr, "size": z, "state": names[st], "arena": n}
+            for a, z, st, n in zip(self.addrs, self.sizes, self.states, self.arenas)
+        ]
 
 
-def _equal(a: Snapshot, i: int, b: Snapshot, j: int, n: int) -> bool:
-    """Whether a's n entries from i are b's n entries from j (slices compared at C speed)."""
-    return (
-        a.addrs[i : i + n] == b.addrs[j : j + n]
-        and a.sizes[i : i + n] == b.sizes[j : j + n]
-        and a.states[i : i + n] == b.states[j : j + n]
-        and a.arena_of[i : i + n] == b.arena_of[j : j + n]
-    )
+def _changed_rows(old: _Picked, new: _Picked, hdr: int) -> List[dict]:
+    names = STATES
+    return [
+        {
+            "address": a,
+            "user_address": a + hdr,
+            "arena": n,
+            "from": {"size": oz, "state": names[ost]},
+            "to": {"size": nz, "state": names[nst]},
+        }
+        for a, n, oz, ost, nz, nst in zip(new.addrs, new.arenas, old.sizes, old.states, new.sizes, new.states)
+    ]
 
 
-def _same_addrs(a: Snapshot, i: int, b: Snapshot, j: int, n: int) -> bool:
-    return a.addrs[i : i + n] == b.addrs[j : j + n]
+def _unequal(a: Snapshot, in_a: bytes, lo_a: int, b: Snapshot, in_b: bytes, lo_b: int, n: int) -> bytes:
+    """One byte per address both hold (the entries of a from lo_a and of b from lo_b that the
+    masks pick, n of each): 1 where size, state or arena differ, the three comparisons ORed
+    as big integers."""
+    if not n:
+        return b""
+    mask = 0
+    for fa, fb in ((a.sizes, b.sizes), (a.states, b.states), (a.arena_of, b.arena_of)):
+        pa = compress(fa[lo_a : lo_a + len(in_a)], in_a)
+        pb = compress(fb[lo_b : lo_b + len(in_b)], in_b)
+        mask |= int.from_bytes(bytes(map(ne, pa, pb)), "little")
+    return mask.to_bytes(n, "little")
 
 
-def _run(same, most: int) -> int:
-    """How many leading positions `same(k, n)` (k onwards, n of them) holds for, found by blocks
-    then halving: C-speed slice compares, never a Python loop over the chunks."""
-    done = 0
+MAX_STEPS = 100_000  # entries stepped over one at a time before the rest is aligned by sets
+
+
+def _same_run(ma: memoryview, i: int, mb: memoryview, j: int, most: int) -> int:
+    """How many entries from ma[i] and mb[j] on are equal: memoryview slices compared (memcmp,
+    no copy), in blocks that double while they match, then halved."""
+    done, n = 0, 1
     while done < most:
-        n = min(_BLOCK, most - done)
-        if same(done, n):
+        n = min(n, most - done)
+        if ma[i + done : i + done + n] == mb[j + done : j + done + n]:
             done += n
+            n *= 2
             continue
         while n > 1:
             half = n // 2
-            if same(done, half):
+            if ma[i + done : i + done + half] == mb[j + done : j + done + half]:
                 done += half
                 n -= half
             else:
@@ -194,107 +230,75 @@ def _run(same, most: int) -> int:
     return done
 
 
-def _common_ends(a: Snapshot, b: Snapshot) -> Tuple[int, int]:
-    """How many chunk addresses both start with and end with."""
-    most = min(len(a), len(b))
-    pre = _run(lambda k, n: _same_addrs(a, k, b, k, n), most)
+def _changed_in_run(a: Snapshot, i: int, b: Snapshot, j: int, n: int) -> bytes:
+    """One byte per entry of a run at the same addresses (a's from i, b's from j): 1 where size,
+    state or arena differ; nothing compared entry by entry when the run's fields are equal."""
+    mask = 0
+    for fa, fb in ((a.sizes, b.sizes), (a.states, b.states), (a.arena_of, b.arena_of)):
+        va, vb = memoryview(fa)[i : i + n], memoryview(fb)[j : j + n]
+        if va != vb:
+            mask |= int.from_bytes(bytes(map(ne, va, vb)), "little")
+    return mask.to_bytes(n, "little") if mask else b""
+
+
+def _align(a: Snapshot, b: Snapshot) -> Tuple[List[int], List[int], List[int], List[int]]:
+    """(removed, added, changed in a, changed in b): indices of the entries only a has, only b
+    has, and of those at one address in both whose size, state or arena differ, each in
+    address order.  Both address lists are sorted: they are merged by runs of equal addresses
+    (found by memoryview compares, no copy), stepping one entry at a time only where they
+    differ; past MAX_STEPS such steps (two unrelated heaps) the rest is aligned by a set of the
+    addresses both hold.  Each run's fields are compared at C speed."""
+    ma, mb = memoryview(a.addrs), memoryview(b.addrs)
     na, nb = len(a), len(b)
-    suf = _run(lambda k, n: _same_addrs(a, na - k - n, b, nb - k - n, n), most - pre)
-    return pre, suf
-
-
-def _differing(a: Snapshot, i0: int, b: Snapshot, j0: int, n: int) -> List[int]:
-    """Offsets k < n where a's entry i0 + k and b's entry j0 + k (the same address) differ, by
-    halving ranges that differ: a few changes among a million chunks cost a few hundred
-    slice compares."""
-    out: List[int] = []
-    todo = [(0, n)]
-    while todo:
-        i, j = todo.pop()
-        if i >= j or _equal(a, i0 + i, b, j0 + i, j - i):
+    removed: List[int] = []
+    added: List[int] = []
+    ca: List[int] = []
+    cb: List[int] = []
+    i = j = steps = 0
+    while i < na and j < nb and steps < MAX_STEPS:
+        run = _same_run(ma, i, mb, j, min(na - i, nb - j))
+        if run:
+            differ = _changed_in_run(a, i, b, j, run)
+            if differ:
+                ca.extend(compress(range(i, i + run), differ))
+                cb.extend(compress(range(j, j + run), differ))
+            i += run
+            j += run
             continue
-        if j - i <= 8:
-            out.extend(k for k in range(i, j) if not _equal(a, i0 + k, b, j0 + k, 1))
-            continue
-        m = (i + j) // 2
-        todo.append((m, j))
-        todo.append((i, m))
-    return out
+        steps += 1
+        if a.addrs[i] < b.addrs[j]:
+            removed.append(i)
+            i += 1
+        else:
+            added.append(j)
+            j += 1
+    if i < na and j < nb:
+        _align_by_set(a, i, b, j, removed, added, ca, cb)
+    else:
+        removed.extend(range(i, na))
+        added.extend(range(j, nb))
+    return removed, added, ca, cb
 
 
-def _pair(s: Snapshot, i: int) -> Tuple[int, int]:
-    return s.addrs[i], (s.sizes[i] * 16 + s.states[i]) * 256 + s.arena_of[i]
-
-
-def _pairs(s: Snapshot, lo: int, hi: int) -> set:
-    """{(address, code)} of entries lo to hi: code packs size, state and arena, so set
-    differences find every added, removed and changed chunk without a loop in Python."""
-    codes = map(
-        add,
-        map(mul, map(add, map(mul, s.sizes[lo:hi], repeat(16)), s.states[lo:hi]), repeat(256)),
-        s.arena_of[lo:hi],
-    )
-    return set(zip(s.addrs[lo:hi], codes))
-
-
-def _decoded(address: int, code: int, hdr: int) -> dict:
-    rest, arena = divmod(code, 256)
-    size, st = divmod(rest, 16)
-    return {
-        "address": address,
-        "user_address": address + hdr,
-        "size": size,
-        "state": STATES[st],
-        "arena": arena,
-    }
-
-
-def _address(c: dict) -> int:
-    return c["address"]
+def _align_by_set(a: Snapshot, lo_a: int, b: Snapshot, lo_b: int, removed, added, ca, cb) -> None:
+    """_align from a's entry lo_a and b's lo_b to the end, by a set of the addresses both hold."""
+    mid_a, mid_b = a.addrs[lo_a:], b.addrs[lo_b:]
+    common = set(mid_a).intersection(mid_b)
+    in_a = bytes(map(common.__contains__, mid_a))
+    in_b = bytes(map(common.__contains__, mid_b))
+    removed.extend(compress(range(lo_a, len(a)), in_a.translate(_NOT)))
+    added.extend(compress(range(lo_b, len(b)), in_b.translate(_NOT)))
+    differ = _unequal(a, in_a, lo_a, b, in_b, lo_b, len(common))
+    ca.extend(compress(compress(range(lo_a, len(a)), in_a), differ))
+    cb.extend(compress(compress(range(lo_b, len(b)), in_b), differ))
 
 
 def diff(a: Snapshot, b: Snapshot, by: str = "size") -> dict:
     """What changed from a to b: the JSON body heapsnap diff prints (and its table reads)."""
-    # Chunks at the same addresses at both ends (most of a heap between two stops): only the
-    # entries that differ there; the middle, where chunks came and went, by set differences.
-    pre, suf = _common_ends(a, b)
-    hi_a, hi_b = len(a) - suf, len(b) - suf
-    pa, pb = _pairs(a, pre, hi_a), _pairs(b, pre, hi_b)
-    for i, j, n in ((0, 0, pre), (hi_a, hi_b, suf)):
-        for k in _differing(a, i, b, j, n):
-            pa.add(_pair(a, i + k))
-            pb.add(_pair(b, j + k))
-    only_a, only_b = pa - pb, pb - pa  # (address, code): C speed for a million chunks
-    from_a: Dict[int, int] = dict(only_a)
-    to_b: Dict[int, int] = dict(only_b)
+    removed_at, added_at, ca, cb = _align(a, b)
+    added, removed = _Picked(b, added_at), _Picked(a, removed_at)
+    old, new = _Picked(a, ca), _Picked(b, cb)
     hdr = b.hdr
-    added = [_decoded(addr, code, hdr) for addr, code in to_b.items() if addr not in from_a]
-    removed = [_decoded(addr, code, a.hdr) for addr, code in from_a.items() if addr not in to_b]
-    changed = []
-    for addr, code in from_a.items():
-        new = to_b.get(addr)
-        if new is None:
-            continue
-        old, now = _decoded(addr, code, hdr), _decoded(addr, new, hdr)
-        changed.append(
-            {
-                "address": addr,
-                "user_address": addr + hdr,
-                "arena": now["arena"],
-                "from": {"size": old["size"], "state": old["state"]},
-                "to": {"size": now["size"], "state": now["state"]},
-            }
-        )
-    if a.sites or b.sites or by == "site":
-        for c in added:
-            c["site"] = b.sites.get(c["address"])
-        for c in removed:
-            c["site"] = a.sites.get(c["address"])
-        for c in changed:
-            c["site"] = b.sites.get(c["address"]) or a.sites.get(c["address"])
-    added.sort(key=_address)
-    removed.sort(key=_address)
-    changed.sort(key=_address)
     tops = []
     ta = {x["address"]: x for x in a.arenas}
     tb = {x["address"]: x for x in b.arenas}
@@ -309,52 +313,80 @@ def diff(a: Snapshot, b: Snapshot, by: str = "size") -> dict:
         "added": [{"address": x, "size": mb[x]} for x in sorted(set(mb) - set(ma))],
         "removed": [{"address": x, "size": ma[x]} for x in sorted(set(ma) - set(mb))],
     }
+    added_rows, removed_rows, changed_rows = (
+        added.rows(hdr),
+        removed.rows(a.hdr),
+        _changed_rows(old, new, hdr),
+    )
+    if a.sites or b.sites or by == "site":
+        for c in added_rows:
+            c["site"] = b.sites.get(c["address"])
+        for c in removed_rows:
+            c["site"] = a.sites.get(c["address"])
+        for c in changed_rows:
+            c["site"] = b.sites.get(c["address"]) or a.sites.get(c["address"])
     return {
         "from": a.name,
         "to": b.name,
-        "added": added,
-        "removed": removed,
-        "changed": changed,
+        "added": added_rows,
+        "removed": removed_rows,
+        "changed": changed_rows,
         "top": tops,
         "mmapped": mm,
-        "summary": summary(a, b, added, removed, changed, by),
+        "summary": _summary(a, b, added, removed, old, new, by),
     }
 
 
-def _group_key(c: dict, by: str, side: str = "") -> object:
+def _keys(p: _Picked, by: str, *sites: Dict[int, str]) -> Iterable[object]:
+    """Each picked chunk's group; by site, the first of `sites` that names it, else "-"."""
     if by == "site":
-        return c.get("site") or "-"
+        return (next((s[x] for s in sites if s.get(x)), "-") for x in p.addrs)
     if by == "state":
-        return c["state"] if side == "" else f"{c['from']['state']} -> {c['to']['state']}"
+        return map(STATES.__getitem__, p.states)
     if by == "arena":
-        return c["arena"]
-    return c["size"] if side == "" else c["to"]["size"]
+        return p.arenas
+    return p.sizes
 
 
-def summary(a: Snapshot, b: Snapshot, added, removed, changed, by: str) -> dict:
+def _changed_keys(
+    old: _Picked, new: _Picked, by: str, new_sites: Dict[int, str], old_sites: Dict[int, str]
+) -> Iterable[object]:
+    if by == "state":
+        return (f"{STATES[o]} -> {STATES[n]}" for o, n in zip(old.states, new.states))
+    return _keys(new, by, new_sites, old_sites)
+
+
+def _summary(
+    a: Snapshot, b: Snapshot, added: _Picked, removed: _Picked, old: _Picked, new: _Picked, by: str
+) -> dict:
+    """The summary of a diff, from the fields of its added, removed and changed chunks (a loop
+    over the changes only, no document per chunk)."""
     groups: Dict[object, dict] = {}
 
-    def bump(key, kind, n_bytes):
-        g = groups.setdefault(
-            key, {"key": key, **{k: {"count": 0, "bytes": 0} for k in ("added", "removed", "changed")}}
-        )
-        g[kind]["count"] += 1
-        g[kind]["bytes"] += n_bytes
+    def tally(kind: str, keys: Iterable[object], deltas: Iterable[int]) -> None:
+        counts: Dict[object, int] = {}
+        sums: Dict[object, int] = {}
+        for k, d in zip(keys, deltas):
+            counts[k] = counts.get(k, 0) + 1
+            sums[k] = sums.get(k, 0) + d
+        for k, c in counts.items():
+            g = groups.get(k)
+            if g is None:
+                g = groups[k] = {"key": k, **{x: {"count": 0, "bytes": 0} for x in _KINDS}}
+            g[kind]["count"] += c
+            g[kind]["bytes"] += sums[k]
 
-    for c in added:
-        bump(_group_key(c, by), "added", c["size"])
-    for c in removed:
-        bump(_group_key(c, by), "removed", c["size"])
-    for c in changed:
-        bump(_group_key(c, by, "changed"), "changed", c["to"]["size"] - c["from"]["size"])
+    tally("added", _keys(added, by, b.sites), added.sizes)
+    tally("removed", _keys(removed, by, a.sites), removed.sizes)
+    tally("changed", _changed_keys(old, new, by, b.sites, a.sites), map(sub, new.sizes, old.sizes))
     ordered = sorted(groups.values(), key=lambda g: (str(type(g["key"])), g["key"]))
     ma, mb = a.mallinfo(), b.mallinfo()
     return {
         "by": by,
         "groups": ordered,
-        "added": {"count": len(added), "bytes": sum(c["size"] for c in added)},
-        "removed": {"count": len(removed), "bytes": sum(c["size"] for c in removed)},
-        "changed": {"count": len(changed)},
+        "added": {"count": len(added.sizes), "bytes": sum(added.sizes)},
+        "removed": {"count": len(removed.sizes), "bytes": sum(removed.sizes)},
+        "changed": {"count": len(old.sizes)},
         "top_change": sum(x["top_size"] for x in b.arenas) - sum(x["top_size"] for x in a.arenas),
         "mallinfo2_change": {k: mb[k] - ma[k] for k in ma},
     }
