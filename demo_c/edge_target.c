@@ -119,6 +119,17 @@ static void *holder(void *arg)
     demo_check(p != NULL, "malloc");
     fact("thread.%ld.tid=%d", t, (int)demo_gettid());
     fact("thread.%ld.block=0x%lx", t, (unsigned long)p);
+    {   /* its stack as glibc says: the stack mapping may hold the guard and other stacks */
+        pthread_attr_t attr;
+        void *addr;
+        size_t size, guard;
+        demo_check(pthread_getattr_np(pthread_self(), &attr) == 0, "pthread_getattr_np");
+        demo_check(pthread_attr_getstack(&attr, &addr, &size) == 0, "getstack");
+        demo_check(pthread_attr_getguardsize(&attr, &guard) == 0, "getguardsize");
+        pthread_attr_destroy(&attr);
+        fact("thread.%ld.stack=0x%lx:%zu", t, (unsigned long)addr, size);
+        fact("thread.%ld.guard_size=%zu", t, guard);
+    }
     pthread_barrier_wait(&ready);
     pthread_barrier_wait(&release);
     free(p);

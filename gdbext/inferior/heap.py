@@ -403,13 +403,17 @@ def _model_view(
         t: arena_addr for t, v in per_thread.items() if (arena_addr := v.get("thread_arena"))
     }
     tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
-    if layout.has_tcache and not tcaches:
+    # no thread has a tcache yet (2.43+: each points at libc's empty dummy), as libc's TLS
+    # variable or the TLS slot says: nothing for a search by shape to find
+    how = found.get("tcache")
+    none_yet = not tcaches and how is not None and how.kind is not How.NOT_FOUND
+    if layout.has_tcache and not tcaches and not none_yet:
         focus, lists_only = None, False  # tcaches found by their shape only: a search of every heap
     options = ModelOptions(focus=focus, lists_only=lists_only)
     view.walked = focus is None and not lists_only
     try:
         view.state = analyze(replace(inputs, tcaches=tcaches), replace(options, earlier=bounds.state))
-        if layout.has_tcache and not tcaches:
+        if layout.has_tcache and not tcaches and not none_yet:
             orphans = _tcaches_by_shape(view.state)
             if orphans is not None:
                 orphans = _tcache_owners(target, view, maps, orphans)
@@ -623,6 +627,14 @@ def _per_thread(
     out: Dict[int, Dict[str, Optional[int]]] = {}
     if view.symbols and read_tls:
         out = _per_thread_by_tls_variables(maps, names)
+        if "tcache" in names and out:
+            # 2.43+: a thread that has freed nothing yet points at libc's empty dummy, which is
+            # no tcache of its own (0: read, and none), as the TLS slot search says too
+            dummy = _dummy_tcache_test(target, layout, maps)
+            for pointers in out.values():
+                tc = pointers.get("tcache")
+                if tc and dummy(tc):
+                    pointers["tcache"] = 0
     for name in names:
         if out and all(v.get(name) is not None for v in out.values()):
             found[name] = Provenance(How.TLS, name)

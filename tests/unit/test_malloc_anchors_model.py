@@ -114,6 +114,29 @@ def test_a_tcache_of_mostly_bad_entries_is_named():
     assert "20 of its 21 non-NULL entries point outside the heaps" in named[0].how
 
 
+@pytest.mark.parametrize("bad,named", [(20, True), (1, False)])
+def test_a_lazy_tcache_of_mostly_bad_entries_is_named_anywhere(bad, named):
+    """glibc 2.43 makes a thread's tcache at its first free, not as the heap's first chunk: a
+    tcache too damaged to be taken for one is still named (its chunks then show as used),
+    wherever it is; one with a single bad entry is taken, so it is not named."""
+    b = HeapBuilder(Layout.for_version((2, 43)))
+    b.alloc(0x400)  # the heap's first chunk: user data
+    t = b.tcache_for(1)
+    chunks = [b.alloc(0x20) for _ in range(5)]
+    b.alloc(0x40)
+    for c in chunks:
+        b.tcache_put(1, c)
+    entries = t + b.L.tcache_perthread.offset("entries")
+    for i in range(9, 9 + bad):
+        b.img.w(entries + 8 * i, 0x4141414141414140)
+    st = b.analyze(tcaches={})
+    assert [f.address for f in find_tcache_chunks(st)] == ([] if named else [t])
+    got = unaccepted_tcaches(st)
+    assert [f.address for f in got] == ([t] if named else [])
+    if named:
+        assert f"{bad} of its {bad + 1} non-NULL entries point outside the heaps" in got[0].how
+
+
 def test_zeroed_first_chunk_is_not_named():
     b = HeapBuilder(Layout.for_version((2, 36)))
     b.tcache_for(1)
