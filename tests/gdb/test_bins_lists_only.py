@@ -9,6 +9,7 @@ never leaving a heap it did not walk looking sound. When the stop already has th
 
 import pytest
 
+from tests import heaporacle as H
 from tests.harness import Gdb, demo
 
 pytestmark = pytest.mark.gdb
@@ -60,6 +61,11 @@ def test_damage_in_the_lists(demos, mode):
         g.close()
     assert any(p["address"] == bad for p in lists["problems"]), lists["problems"]
     assert f"problem: 0x{bad:016x}: " in text
+    if mode == "fastbin_loop" and H.glibc_key() >= (2, 43):
+        # no fastbins: B's link in a tcache list leads into A. Only the walk knows that this is
+        # no chunk's start; both name the damage at B, in their own words
+        assert any(p["address"] == bad for p in walked["problems"]), walked["problems"]
+        lists, walked = ({k: v for k, v in d.items() if k != "problems"} for d in (lists, walked))
     assert body(lists) == body(walked)
 
 

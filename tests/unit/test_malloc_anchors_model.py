@@ -137,6 +137,21 @@ def test_a_lazy_tcache_of_mostly_bad_entries_is_named_anywhere(bad, named):
         assert f"{bad} of its {bad + 1} non-NULL entries point outside the heaps" in got[0].how
 
 
+@pytest.mark.parametrize("version,found", [((2, 43), True), ((2, 36), False)])
+def test_an_empty_tcache_is_found_where_its_counts_tell(version, found):
+    """From 2.42 a tcache counts the free places of each bin: an empty one holds the fill count
+    in every bin, not zeros, so it is found by its shape anywhere (a thread that made its tcache
+    and has no chunk in it now); before, an empty tcache is all zero, like any zeroed memory."""
+    b = HeapBuilder(Layout.for_version(version))
+    b.alloc(0x400)
+    t = b.tcache_for(1)
+    b.alloc(0x40)
+    st = b.analyze(tcaches={})
+    got = find_tcache_chunks(st)
+    assert [f.address for f in got] == ([t] if found else [])
+    assert unaccepted_tcaches(st) == []
+
+
 def test_zeroed_first_chunk_is_not_named():
     b = HeapBuilder(Layout.for_version((2, 36)))
     b.tcache_for(1)

@@ -397,12 +397,17 @@ def find_tcache_chunks(state, limit: int = 1024) -> List[Found]:
     counts agree with its entries (a bin holds chunks exactly when its entry is not NULL),
     some bin is used, and its entries point to aligned addresses in a heap (a few bad bins are
     tolerated, as in find_tcache, and left for the walk to report).  A tcache with
-    every bin empty (before 2.42: all zero) cannot be told from zeroed memory and is missed."""
+    every bin empty is found from 2.42 (its counts are the fill count); before, all zero, it
+    cannot be told from zeroed memory and is missed."""
     out = []
     for addr, entries, _good, bad in _tcache_shaped_chunks(state):
         if len(bad) > _tolerated_bad_entries(state.layout, entries):
             continue
         how = "in-use chunk of tcache_perthread_struct's size whose entries point into the heap"
+        if not any(entries):
+            how = (
+                "in-use chunk of tcache_perthread_struct's size, every bin empty (each count the fill count)"
+            )
         if bad:
             how += " (but for %s: see problems)" % _bad_entries_text(bad)
         out.append(Found(addr, how))
@@ -415,7 +420,8 @@ def _tcache_shaped_chunks(state):
     """(user address, entries, good bins, bad bins) of each in-use chunk of the struct's size
     whose counts are a tcache's (none above the fill count, not all zero) and that has a good
     bin: one that holds chunks and whose entry is an aligned address in a heap.  Bad bins are
-    those with an entry or chunks that are not good."""
+    those with an entry or chunks that are not good.  From 2.42 also an empty tcache (every
+    count the fill count, every entry NULL), with no good bin."""
     L = state.layout
     st = L.tcache_perthread
     if st is None:
@@ -445,6 +451,11 @@ def _tcache_shaped_chunks(state):
             if L.tcache_counts_down:
                 held = [fill - c for c in counts]
                 if any(c > fill for c in counts) or not any(counts):
+                    continue
+                if all(c == fill for c in counts) and not any(entries):
+                    # every bin empty: from 2.42 a fresh tcache counts free places, each the fill
+                    # count, which zeroed memory does not look like
+                    yield addr, entries, set(), []
                     continue
             else:
                 held = counts
