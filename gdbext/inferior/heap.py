@@ -403,17 +403,15 @@ def _model_view(
         t: arena_addr for t, v in per_thread.items() if (arena_addr := v.get("thread_arena"))
     }
     tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
-    # no thread has a tcache yet (2.43+: each points at libc's empty dummy), as libc's TLS
-    # variable or the TLS slot says: nothing for a search by shape to find
-    how = found.get("tcache")
-    none_yet = not tcaches and how is not None and how.kind is not How.NOT_FOUND
-    if layout.has_tcache and not tcaches and not none_yet:
+    # no thread's tcache known (none found, or none made yet): a thread that exited may have
+    # left one behind, which only a search of every heap finds
+    if layout.has_tcache and not tcaches:
         focus, lists_only = None, False  # tcaches found by their shape only: a search of every heap
     options = ModelOptions(focus=focus, lists_only=lists_only)
     view.walked = focus is None and not lists_only
     try:
         view.state = analyze(replace(inputs, tcaches=tcaches), replace(options, earlier=bounds.state))
-        if layout.has_tcache and not tcaches and not none_yet:
+        if layout.has_tcache and not tcaches:
             orphans = _tcaches_by_shape(view.state)
             if orphans is not None:
                 orphans = _tcache_owners(target, view, maps, orphans)
