@@ -211,7 +211,12 @@ optional_packages() {  # optional_packages WHAT PACKAGE...: install those dpkg l
   fi
 }
 if command -v dpkg >/dev/null; then
-  optional_packages "for the tests" libc6-dbg gdbserver musl-tools libjemalloc2 chromium  # chromium: memreport's browser test
+  # libc6-dbg with this machine's architecture: once libc6-dbg:i386 is installed too (below), a
+  # bare name is ambiguous to dpkg -s, which then fails, and apt would reinstall it on every run
+  dbg=libc6-dbg
+  arch=$(dpkg --print-architecture 2>/dev/null || true)
+  [ -z "$arch" ] || dbg="libc6-dbg:$arch"
+  optional_packages "for the tests" "$dbg" gdbserver musl-tools libjemalloc2 chromium  # chromium: memreport's browser test
   # i386 inferiors (tests/gdb/test_i386.py): gcc -m32 and i386 libc's debug symbols, from
   # Debian's i386 architecture, which dpkg must know first (then the package lists again).
   if [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ]; then

@@ -14,6 +14,12 @@
  *                                   another user (still attached) can read
  *                                   the memory but not /proc/PID/maps; stop
  *                                   "undumpable"
+ *   edge_target undumpable stacks   the same, and each thread says what
+ *                                   pthread_getattr_np gives for its stack
+ *                                   (thread.N.stack=addr:size,
+ *                                   thread.N.guard_size); that mallocs and
+ *                                   frees, which from glibc 2.43 gives the
+ *                                   thread a tcache, hence not by default
  */
 #define _GNU_SOURCE
 #include "demo.h"
@@ -111,6 +117,8 @@ static void fact_mallinfo2(void)
     fact("mallinfo2.keepcost=%zu", m.keepcost);
 }
 
+static int report_stacks;
+
 static void *holder(void *arg)
 {
     long t = (long)arg;
@@ -119,6 +127,17 @@ static void *holder(void *arg)
     demo_check(p != NULL, "malloc");
     fact("thread.%ld.tid=%d", t, (int)demo_gettid());
     fact("thread.%ld.block=0x%lx", t, (unsigned long)p);
+    if (report_stacks) { /* as glibc says: its mapping may hold the guard and other stacks */
+        pthread_attr_t attr;
+        void *addr;
+        size_t size, guard;
+        demo_check(pthread_getattr_np(pthread_self(), &attr) == 0, "pthread_getattr_np");
+        demo_check(pthread_attr_getstack(&attr, &addr, &size) == 0, "getstack");
+        demo_check(pthread_attr_getguardsize(&attr, &guard) == 0, "getguardsize");
+        pthread_attr_destroy(&attr);
+        fact("thread.%ld.stack=0x%lx:%zu", t, (unsigned long)addr, size);
+        fact("thread.%ld.guard_size=%zu", t, guard);
+    }
     pthread_barrier_wait(&ready);
     pthread_barrier_wait(&release);
     free(p);
@@ -164,8 +183,10 @@ int main(int argc, char **argv)
     demo_fact_pid();
     if (strcmp(mode, "churn") == 0)
         return mode_churn((int)demo_arg_long(argc > 2 ? argv[2] : NULL, 2));
-    if (strcmp(mode, "undumpable") == 0)
+    if (strcmp(mode, "undumpable") == 0) {
+        report_stacks = argc > 2 && strcmp(argv[2], "stacks") == 0;
         return mode_undumpable();
-    demo_puts("usage: edge_target churn [THREADS] | undumpable\n");
+    }
+    demo_puts("usage: edge_target churn [THREADS] | undumpable [stacks]\n");
     return 2;
 }

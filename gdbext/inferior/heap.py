@@ -426,6 +426,8 @@ def _model_view(
         t: arena_addr for t, v in per_thread.items() if (arena_addr := v.get("thread_arena"))
     }
     tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
+    # no thread's tcache known (none found, or none made yet): a thread that exited may have
+    # left one behind, which only a search of every heap finds
     if layout.has_tcache and not tcaches:
         focus, lists_only = None, False  # tcaches found by their shape only: a search of every heap
     options = ModelOptions(focus=focus, lists_only=lists_only)
@@ -646,6 +648,14 @@ def _per_thread(
     out: Dict[int, Dict[str, Optional[int]]] = {}
     if view.symbols and read_tls:
         out = _per_thread_by_tls_variables(maps, names)
+        if "tcache" in names and out:
+            # 2.43+: a thread that has freed nothing yet points at libc's empty dummy, which is
+            # no tcache of its own (0: read, and none), as the TLS slot search says too
+            dummy = _dummy_tcache_test(target, layout, maps)
+            for pointers in out.values():
+                tc = pointers.get("tcache")
+                if tc and dummy(tc):
+                    pointers["tcache"] = 0
     for name in names:
         if out and all(v.get(name) is not None for v in out.values()):
             found[name] = Provenance(How.TLS, name)

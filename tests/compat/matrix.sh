@@ -42,6 +42,8 @@
 # Time on a 2-core machine: each chroot is made once (debootstrap and packages, about a minute)
 # and cached; a suite's run is the rest (the README's Tests section has the figures). The suites
 # run one after another, each with two gdbs at a time, which already keeps both cores busy.
+# experimental is sid with another glibc only: .ci/run passes it `-- --ignore=...` for the tests
+# that do not depend on the glibc (unit tests, install, gdb's command line), which sid ran.
 #
 # Exit status: 0 when every suite passed, 1 when a suite failed, 2 on a usage error or when a
 # chroot could not be made.

@@ -9,6 +9,7 @@ never leaving a heap it did not walk looking sound. When the stop already has th
 
 import pytest
 
+from tests import heaporacle as H
 from tests.harness import Gdb, demo
 
 pytestmark = pytest.mark.gdb
@@ -30,8 +31,14 @@ def lists_then_walk(g):
     lists = g.json("bins --json", timeout=QUICK)
     walked = g.json("bins --walk --json", timeout=QUICK)
     assert lists["command"] == walked["command"] == "bins"
-    assert lists["walked"] is False and walked["walked"] is True
-    assert NOT_WALKED in text
+    assert walked["walked"] is True
+    if lists["walked"]:
+        # glibc >= 2.43 makes a thread's tcache at its first free: with no thread's tcache
+        # known, bins searches every chunk for one a thread left behind when it exited
+        assert H.glibc_key() >= (2, 43), lists["heap"]
+        assert not [t for t in lists["tcache"] if isinstance(t["thread"], int)], lists["tcache"]
+    else:
+        assert NOT_WALKED in text
     assert NOT_WALKED not in g.cmd("bins --walk", timeout=QUICK)
     return text, lists, walked
 
@@ -60,6 +67,11 @@ def test_damage_in_the_lists(demos, mode):
         g.close()
     assert any(p["address"] == bad for p in lists["problems"]), lists["problems"]
     assert f"problem: 0x{bad:016x}: " in text
+    if mode == "fastbin_loop" and H.glibc_key() >= (2, 43):
+        # no fastbins: B's link in a tcache list leads into A. Only the walk knows that this is
+        # no chunk's start; both name the damage at B, in their own words
+        assert any(p["address"] == bad for p in walked["problems"]), walked["problems"]
+        lists, walked = ({k: v for k, v in d.items() if k != "problems"} for d in (lists, walked))
     assert body(lists) == body(walked)
 
 
@@ -72,6 +84,9 @@ def test_damage_only_the_chunk_walk_sees(demos):
         g.run_to("corrupt")
         bad = g.facts["corrupt.chunk"]
         text, lists, walked = lists_then_walk(g)
+        if lists["walked"]:
+            pytest.skip("no thread has a tcache here (glibc >= 2.43): bins walks every chunk, "
+                        "so there is no lists-only answer to compare")
         g.cmd(NEW_STOP)
         assert g.json("heapchunks --json", timeout=QUICK)["command"] == "heapchunks"
         after = g.json("bins --json", timeout=QUICK)

@@ -128,11 +128,15 @@ def test_e_core_vmmap_says_gcore_wrote_no_access_memory_as_readable(request, gdb
     text = g.cmd("vmmap")
     assert_clean(text)
     lines = text.splitlines()
-    assert "note: gcore writes PROT_NONE memory as r--p" in lines[-1], lines[-3:]
+    notes = lines[len(lines) - next(i for i, x in enumerate(reversed(lines)) if not x.startswith("note: ")):]
+    assert any("note: gcore writes PROT_NONE memory as r--p" in x for x in notes), lines[-3:]
     text = g.cmd("vmmap --kind code")
     assert "gcore writes PROT_NONE" not in text  # only when such a region is shown
-    guard = next(r for r in shown if r["kind"] == "guard")
-    assert "gcore writes PROT_NONE" in g.cmd(f"vmmap {guard['start']:#x}")
+    # a thread's guard, where it is a mapping of its own (before glibc 2.42 or Linux 6.13: then
+    # it lies inside the stack's mapping, which is no PROT_NONE mapping)
+    guard = next((r for r in shown if r["kind"] == "guard"), None)
+    if guard is not None:
+        assert "gcore writes PROT_NONE" in g.cmd(f"vmmap {guard['start']:#x}")
 
 
 # ---- f. the top chunk ----

@@ -52,7 +52,9 @@ def test_without_pygments_the_default_style_colours_and_pygments_styles_are_refu
     text = g.cmd("threadstacks")
     assert_clean(text)
     assert "pygments" not in text and "\x1b[" in text, repr(text)
-    assert g.cmd("set gdbext style monokai").strip() == 'Undefined item: "monokai".'
+    # gdb's own error, one line (gdb 17 and later put an emoji before it while styling is on)
+    refused = g.cmd("set gdbext style monokai").strip()
+    assert "\n" not in refused and refused.endswith('Undefined item: "monokai".'), refused
 
 
 def test_a_pygments_style_without_pygments_prints_plain_output_and_one_hint(gdb_session):

@@ -114,6 +114,44 @@ def test_a_tcache_of_mostly_bad_entries_is_named():
     assert "20 of its 21 non-NULL entries point outside the heaps" in named[0].how
 
 
+@pytest.mark.parametrize("bad,named", [(20, True), (1, False)])
+def test_a_lazy_tcache_of_mostly_bad_entries_is_named_anywhere(bad, named):
+    """glibc 2.43 makes a thread's tcache at its first free, not as the heap's first chunk: a
+    tcache too damaged to be taken for one is still named (its chunks then show as used),
+    wherever it is; one with a single bad entry is taken, so it is not named."""
+    b = HeapBuilder(Layout.for_version((2, 43)))
+    b.alloc(0x400)  # the heap's first chunk: user data
+    t = b.tcache_for(1)
+    chunks = [b.alloc(0x20) for _ in range(5)]
+    b.alloc(0x40)
+    for c in chunks:
+        b.tcache_put(1, c)
+    entries = t + b.L.tcache_perthread.offset("entries")
+    for i in range(9, 9 + bad):
+        b.img.w(entries + 8 * i, 0x4141414141414140)
+    st = b.analyze(tcaches={})
+    assert [f.address for f in find_tcache_chunks(st)] == ([] if named else [t])
+    got = unaccepted_tcaches(st)
+    assert [f.address for f in got] == ([t] if named else [])
+    if named:
+        assert f"{bad} of its {bad + 1} non-NULL entries point outside the heaps" in got[0].how
+
+
+@pytest.mark.parametrize("version,found", [((2, 43), True), ((2, 36), False)])
+def test_an_empty_tcache_is_found_where_its_counts_tell(version, found):
+    """From 2.42 a tcache counts the free places of each bin: an empty one holds the fill count
+    in every bin, not zeros, so it is found by its shape anywhere (a thread that made its tcache
+    and has no chunk in it now); before, an empty tcache is all zero, like any zeroed memory."""
+    b = HeapBuilder(Layout.for_version(version))
+    b.alloc(0x400)
+    t = b.tcache_for(1)
+    b.alloc(0x40)
+    st = b.analyze(tcaches={})
+    got = find_tcache_chunks(st)
+    assert [f.address for f in got] == ([t] if found else [])
+    assert unaccepted_tcaches(st) == []
+
+
 def test_zeroed_first_chunk_is_not_named():
     b = HeapBuilder(Layout.for_version((2, 36)))
     b.tcache_for(1)

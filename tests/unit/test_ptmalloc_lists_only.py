@@ -206,3 +206,27 @@ def test_bin_loop_as_the_full_walk_words_it(version):
     full = [p for p in b.analyze().problems if p.kind in kinds]
     assert [p.kind for p in lists] == [ProblemKind.LINK_MISMATCH, ProblemKind.LIST_LOOP], lists
     assert lists == [p for p in full if p.address == u], (lists, full)
+
+
+def test_bad_tcache_link_is_named_at_its_chunk_without_a_walk():
+    """glibc 2.43 (no fastbins): a tcache chunk's link overwritten to lead into another chunk.
+    Without the walk nothing says where chunks start, so the size found there is named at the
+    chunk whose link led to it, not at the address the link leads to; the walk calls that
+    address no chunk, at the same chunk."""
+    b = HeapBuilder(Layout.for_version((2, 43)))
+    b.tcache_for(1)
+    first, second = b.alloc(0x20), b.alloc(0x20)
+    inside = b.alloc(0x100) + 0x40  # zeros in the middle of a chunk in use
+    b.alloc(0x40)
+    b.tcache_put(1, first)
+    b.tcache_put(1, second)  # the list: second, then first
+    b.finish()
+    e = second + b.hdr
+    b.img.w(e, b.protect(e, inside + b.hdr))
+    lists = b.analyze(tcaches={1: b.tcaches[1]}, lists_only=True)
+    msgs = at(lists, second)
+    assert any(f"its link leads to {inside:#x}, whose size 0x0" in m for m in msgs), lists.problems
+    assert not [p for p in lists.problems if p.address == inside and p.kind is ProblemKind.BIN_SIZE]
+    full = b.analyze(tcaches={1: b.tcaches[1]})
+    assert any(p.kind is ProblemKind.NOT_A_CHUNK for p in full.problems if p.address == second), \
+        full.problems

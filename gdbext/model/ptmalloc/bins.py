@@ -475,13 +475,15 @@ def walk_tcache(
                 stored = int.from_bytes(d[ssz : ssz + p], "little")
                 key = int.from_bytes(d[ssz + p : ssz + 2 * p], "little")
             if tcache_index(L, raw & ~7) != i:
-                problems.append(
-                    Problem(
-                        chunk,
-                        ProblemKind.BIN_SIZE,
-                        "%s: chunk size %#x does not belong in this bin" % (what, raw & ~7),
-                    )
-                )
+                size = raw & ~7
+                if locate is None and n:
+                    # lists only: nothing says whether `chunk` starts a chunk, so the link that
+                    # led to it is as suspect as its size: named at the chunk holding the link
+                    at = holder
+                    text = "its link leads to %#x, whose size %#x does not belong in this bin" % (chunk, size)
+                else:
+                    at, text = chunk, "chunk size %#x does not belong in this bin" % size
+                problems.append(Problem(at, ProblemKind.BIN_SIZE, "%s: %s" % (what, text)))
             if L.tcache_key == "pointer" and key != address:
                 problems.append(
                     Problem(

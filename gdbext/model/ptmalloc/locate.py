@@ -397,16 +397,39 @@ def find_tcache_chunks(state, limit: int = 1024) -> List[Found]:
     counts agree with its entries (a bin holds chunks exactly when its entry is not NULL),
     some bin is used, and its entries point to aligned addresses in a heap (a few bad bins are
     tolerated, as in find_tcache, and left for the walk to report).  A tcache with
-    every bin empty (before 2.42: all zero) cannot be told from zeroed memory and is missed."""
+    every bin empty is found from 2.42 (its counts are the fill count); before, all zero, it
+    cannot be told from zeroed memory and is missed."""
+    out = []
+    for addr, entries, _good, bad in _tcache_shaped_chunks(state):
+        if len(bad) > _tolerated_bad_entries(state.layout, entries):
+            continue
+        how = "in-use chunk of tcache_perthread_struct's size whose entries point into the heap"
+        if not any(entries):
+            how = (
+                "in-use chunk of tcache_perthread_struct's size, every bin empty (each count the fill count)"
+            )
+        if bad:
+            how += " (but for %s: see problems)" % _bad_entries_text(bad)
+        out.append(Found(addr, how))
+        if len(out) >= limit:
+            return out
+    return out
+
+
+def _tcache_shaped_chunks(state):
+    """(user address, entries, good bins, bad bins) of each in-use chunk of the struct's size
+    whose counts are a tcache's (none above the fill count, not all zero) and that has a good
+    bin: one that holds chunks and whose entry is an aligned address in a heap.  Bad bins are
+    those with an entry or chunks that are not good.  From 2.42 also an empty tcache (every
+    count the fill count, every entry NULL), with no good bin."""
     L = state.layout
     st = L.tcache_perthread
     if st is None:
-        return []
+        return
     e_off, p = st.offset("entries"), L.pointer_size
     cw = L.tcache_count_width
     c_off = st.offset(L.tcache_counts_field) if st.has(L.tcache_counts_field) else 0
     fill = (state.mp or {}).get("tcache_count") or L.tcache_fill_count
-    out = []
     from .chunks import USED  # local: chunks imports nothing from here, but keep it explicit
 
     for seg in state.segments():
@@ -429,6 +452,11 @@ def find_tcache_chunks(state, limit: int = 1024) -> List[Found]:
                 held = [fill - c for c in counts]
                 if any(c > fill for c in counts) or not any(counts):
                     continue
+                if all(c == fill for c in counts) and not any(entries):
+                    # every bin empty: from 2.42 a fresh tcache counts free places, each the fill
+                    # count, which zeroed memory does not look like
+                    yield addr, entries, set(), []
+                    continue
             else:
                 held = counts
                 if not any(counts):
@@ -439,19 +467,13 @@ def find_tcache_chunks(state, limit: int = 1024) -> List[Found]:
                 if e and h > 0 and not e & L.align_mask and state.in_heap(e)
             }
             bad = [k for k, (e, h) in enumerate(zip(entries, held)) if (e or h > 0) and k not in good]
-            if not good or len(bad) > _tolerated_bad_entries(L, entries):
-                continue
-            how = "in-use chunk of tcache_perthread_struct's size whose entries point into the heap"
-            if bad:
-                how += " (but for %s: see problems)" % _bad_entries_text(bad)
-            out.append(Found(addr, how))
-            if len(out) >= limit:
-                return out
-    return out
+            if good:
+                yield addr, entries, good, bad
 
 
 def unaccepted_tcaches(state) -> List[Found]:
-    """First chunks of the arenas' first heaps that have a tcache's size and hold data, for
+    """First chunks of the arenas' first heaps (and from 2.42 any chunk with a tcache's counts)
+    that have a tcache's size and hold data, for
     when no tcache was accepted: the place where a thread's tcache most likely is, too damaged
     to be taken for one.  Chunks freed to it then show as used; the user must be told."""
     L = state.layout
@@ -478,6 +500,21 @@ def unaccepted_tcaches(state) -> List[Found]:
                 "so chunks freed to it show as used" % (seg.start, len(bad), sum(1 for e in entries if e)),
             )
         )
+    if L.tcache_counts_down:
+        # 2.42+ makes a thread's tcache when it first frees, anywhere in the heap: also any
+        # chunk with a tcache's counts and a good bin whose other entries are too damaged
+        firsts = {f.address for f in out}
+        for addr, entries, _good, bad in _tcache_shaped_chunks(state):
+            if addr in firsts or len(bad) <= _tolerated_bad_entries(L, entries):
+                continue
+            out.append(
+                Found(
+                    addr,
+                    "the chunk at %#x has a tcache's size and counts, but %d of its %d non-NULL "
+                    "entries point outside the heaps: not taken for a tcache, so chunks freed "
+                    "to it show as used" % (addr - L.chunk_hdr_sz, len(bad), sum(1 for e in entries if e)),
+                )
+            )
     return out
 
 
