@@ -483,6 +483,20 @@ def ensure(versions=VERSIONS, build=True) -> dict:
     return out
 
 
+
+def for_test(version: str, symbols: bool) -> Glibc:
+    """ensure() for one test: the Glibc of `version`, or the test skipped saying why (Debian's
+    archive unreachable; symbols asked for and that glibc has none)."""
+    import pytest
+
+    try:
+        g = ensure((version,))[version]
+    except Unreachable as e:
+        pytest.skip(f"Debian's archive is unreachable, no other glibc to test: {e}")
+    if symbols and not g.has_symbols:
+        pytest.skip(f"no debug symbols for glibc {version} ({g.libc}); install libc6-dbg")
+    return g
+
 class Fetched(dict):
     """{version: Glibc} as `ensure` returns it, which fetches a version asked for that is not
     there yet: the host's own glibc when it is none of VERSIONS (a newer Debian, another

@@ -25,12 +25,7 @@ def no_fastbins(version):
 @pytest.fixture(scope="module", params=CASES, ids=lambda c: f"{c[0]}-{'symbols' if c[1] else 'nosymbols'}")
 def corrupt(request):
     version, symbols = request.param
-    try:
-        g = G.ensure((version,))[version]
-    except G.Unreachable as e:
-        pytest.skip(f"Debian's archive is unreachable, no other glibc to test: {e}")
-    if symbols and not g.has_symbols:
-        pytest.skip(f"no debug symbols for glibc {version} ({g.libc}); install libc6-dbg")
+    g = G.for_test(version, symbols)
     gdb = Gdb(g.demo("heap_corrupt"), ("fastbin_loop",), extra_init=g.gdb_init(symbols), env=g.gdb_env)
     try:
         gdb.run_to("corrupt")

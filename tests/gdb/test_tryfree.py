@@ -35,13 +35,7 @@ MUST_PASS = {"null", "valid_small", "merge_back", "valid_fast", "fake_tcache", "
 
 
 def _glibc(version, symbols):
-    try:
-        g = G.ensure((version,))[version]
-    except G.Unreachable as e:
-        pytest.skip(f"Debian's archive is unreachable, no other glibc to test: {e}")
-    if symbols and not g.has_symbols:
-        pytest.skip(f"no debug symbols for glibc {version} ({g.libc}); install libc6-dbg")
-    return g
+    return G.for_test(version, symbols)
 
 
 def _said(text, kind):
