@@ -400,7 +400,9 @@ def _mp_by_shape(target: Target, layout: Layout, data, brk: BrkHeap, note: str) 
     """mp_ by its shape in libc's data, next to the brk heap (`note`: why its symbol was not
     used)."""
     if brk.area:
-        near = brk.heap_range[0] if brk.exact and brk.heap_range else brk.area
+        # The brk area, not only its start: ld.so may sbrk() before malloc does (2.31 copies
+        # GLIBC_TUNABLES so; a static program puts its TLS there), moving sbrk_base up.
+        near = brk.heap_range if brk.exact and brk.heap_range else brk.area
         got = find_mp(target.memory, layout, data, near)
         if got is not None:
             return Anchor(got.address, _heuristic(note, got))
