@@ -71,7 +71,8 @@ def test_globals_and_code(stop):
     where = g.cmd("info symbol &malloc")
     named = re.search(r" of (\S+)$", where.strip())
     assert named, where
-    real = os.path.basename(os.path.realpath(named.group(1)))  # /lib64/ld-linux... -> ld-2.31.so
+    path = named.group(1).removeprefix("target:")  # gdbserver's files are named target:PATH
+    real = os.path.basename(os.path.realpath(path))  # /lib64/ld-linux... -> ld-2.31.so
     assert os.path.basename(d["symbol"]["object"]) in (real, os.path.basename(named.group(1))), (d, where)
     assert d["region"]["kind"] == "code"
     assert g.cmd("addrinfo 0x10").endswith("not mapped")
