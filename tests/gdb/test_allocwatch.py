@@ -30,9 +30,9 @@ def _gdb_major_here() -> int:
 # allocwatch is verified on gdb 13 (the host's) and gdb 18 (sid, experimental). On gdb 10
 # (bullseye) and gdb 16 (trixie) the matrix found it failing: sampling records nothing, an exec
 # loses the table, and on gdb 10 a breakpoint deleted in its own stop() stays in the program.
-# An open defect: those runs expect failure (not strictly, some cases pass there).
+# An open defect: those runs skip, saying so (their failures wait out 60 s timeouts, minutes of CI).
 _VERIFIED_GDB = _gdb_major_here() in (13, 18)
-pytestmark = [pytest.mark.gdb] + ([] if _VERIFIED_GDB else [pytest.mark.xfail(strict=False, reason=(
+pytestmark = [pytest.mark.gdb] + ([] if _VERIFIED_GDB else [pytest.mark.skip(reason=(
     "open defect: allocwatch fails on this gdb version (verified on gdb 13 and 18 only)"))])
 
 VERSIONS = G.selected(G.VERSIONS)
