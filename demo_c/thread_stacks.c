@@ -6,6 +6,10 @@
  * address of a local variable and what pthread_getattr_np says about their
  * stack.  Globals in .data/.bss/.rodata/.text and a malloc'd block are
  * reported too.  All threads stay alive through the stop "threads".
+ *
+ * "thread_stacks wide-name" names T1 with four CJK characters (12 bytes of
+ * UTF-8, which the kernel keeps whole) before the stop, for the tests of
+ * tables with double-width names; fact thread.1.name says what was set.
  */
 #define _GNU_SOURCE
 #include "demo.h"
@@ -13,6 +17,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define NTHREADS 3
 
@@ -52,7 +57,7 @@ static void *thread_main(void *arg)
     return (void *)(long)local;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     int local = 0;
     pthread_t th[NTHREADS];
@@ -84,6 +89,11 @@ int main(void)
                    "pthread_create");
 
     pthread_barrier_wait(&ready);
+    if (argc > 1 && strcmp(argv[1], "wide-name") == 0) {
+        static const char wide[] = "\345\267\245\344\275\234\347\272\277\347\250\213";
+        demo_check(pthread_setname_np(th[0], wide) == 0, "pthread_setname_np");
+        fact("thread.1.name=%s", wide);
+    }
     demo_stop("threads");
     pthread_barrier_wait(&release);
 
