@@ -21,18 +21,10 @@ class MallocWhere(GdbextCommand):
     )
 
     def add_arguments(self, p):
-        p.add_argument("size", metavar="SIZE", type=expression, help="the size malloc is asked for")
-        p.add_argument("--json", action="store_true", help="one JSON document")
+        add_size_arguments(p)
 
     def run(self, args, out):
-        target = Target()
-        size = evaluate_address(args.size.strip())
-        if size < 0 or size >= 1 << (8 * 8 - 1):
-            raise UserError(f"{size} is not a size malloc can be asked for")
-        thread = gdb.selected_thread()
-        if thread is None:
-            raise UserError("no thread is selected")
-        view = arena_view(target)
+        target, size, thread, view = malloc_request(args)
         w = _where(view, size, thread, global_max_fast(target, view.layout))
         if args.json:
             out.json(
@@ -42,6 +34,24 @@ class MallocWhere(GdbextCommand):
             )
             return
         out.emit(where_view.text(view, w, thread.num))
+
+
+def add_size_arguments(p):
+    """SIZE and --json: mallocwhere's and trymalloc's arguments."""
+    p.add_argument("size", metavar="SIZE", type=expression, help="the size malloc is asked for")
+    p.add_argument("--json", action="store_true", help="one JSON document")
+
+
+def malloc_request(args):
+    """(target, size, selected thread, arena view) for a dry run of malloc(SIZE)."""
+    target = Target()
+    size = evaluate_address(args.size.strip())
+    if size < 0 or size >= 1 << (8 * 8 - 1):
+        raise UserError(f"{size} is not a size malloc can be asked for")
+    thread = gdb.selected_thread()
+    if thread is None:
+        raise UserError("no thread is selected")
+    return target, size, thread, arena_view(target)
 
 
 def _where(view, size, thread, max_fast):

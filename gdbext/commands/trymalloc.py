@@ -1,14 +1,10 @@
 """trymalloc SIZE: what malloc(SIZE) would do right now, in the selected thread."""
 
-import gdb
-
-from ..inferior.errors import UserError
-from ..inferior.process import Target, evaluate_address
 from ..render import jsonout
 from ..views import trymalloc as trymalloc_view
-from .base import GdbextCommand, expression
-from .lazy_inferior import arena_view, global_max_fast, target_json
-from .mallocwhere import where_inputs
+from .base import GdbextCommand
+from .lazy_inferior import global_max_fast, target_json
+from .mallocwhere import add_size_arguments, malloc_request, where_inputs
 
 
 class TryMalloc(GdbextCommand):
@@ -21,20 +17,12 @@ class TryMalloc(GdbextCommand):
     )
 
     def add_arguments(self, p):
-        p.add_argument("size", metavar="SIZE", type=expression, help="the size malloc is asked for")
-        p.add_argument("--json", action="store_true", help="one JSON document")
+        add_size_arguments(p)
 
     def run(self, args, out):
         from ..model.ptmalloc.trymalloc import malloc_checks
 
-        target = Target()
-        size = evaluate_address(args.size.strip())
-        if size < 0 or size >= 1 << (8 * 8 - 1):
-            raise UserError(f"{size} is not a size malloc can be asked for")
-        thread = gdb.selected_thread()
-        if thread is None:
-            raise UserError("no thread is selected")
-        view = arena_view(target)
+        target, size, thread, view = malloc_request(args)
         verdict = malloc_checks(size, where_inputs(view, thread, global_max_fast(target, view.layout)))
         if args.json:
             body = trymalloc_view.document_body(view, verdict, thread.num)
