@@ -290,11 +290,13 @@ def test_threads_and_their_exit(versions, case):
         gdb.close()
 
 
-def test_sampling_sees_no_double_free_in_reuse():
+@pytest.mark.parametrize("version", VERSIONS)
+def test_sampling_sees_no_double_free_in_reuse(versions, version):
     """The same chunk malloc'd and freed again and again, one malloc in 4 recorded: a free of a
-    pointer that an unrecorded malloc returned again is no double free."""
-    g = G.ensure((G.host_version(),))[G.host_version()]
-    gdb = Gdb(g.demo("alloc_sites"), ["bench", "100"], env=g.gdb_env)
+    pointer that an unrecorded malloc returned again is no double free.  Every malloc is seen
+    once: before 2.34 the first one goes through malloc_hook_ini, which jumps back to malloc's
+    start (it was counted twice: 76 skipped)."""
+    gdb = start(versions, (version, False), "bench", "100")
     try:
         gdb.cmd("allocwatch on --sample 4")
         out = gdb.cmd("run")
