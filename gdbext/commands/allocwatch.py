@@ -170,16 +170,7 @@ class AllocWatch(GdbextCommand):
                 raise UserError(f"--sizes: {e}") from None
         # A lasting breakpoint per return address stops every call, recorded or not: with some
         # calls left unrecorded, one per recorded call is cheaper (benchmarks/allocwatch_overhead.py).
-        from ..inferior.process import deletes_breakpoints_in_stop, gdb_major
-
-        # gdb before 13 cannot delete a breakpoint from its own stop(): no breakpoint per call.
-        per_call = deletes_breakpoints_in_stop()
-        if args.returns == "call" and not per_call:
-            raise UserError(
-                f"--returns call needs gdb 13 or later: gdb {gdb_major()} cannot delete a breakpoint "
-                "where it stops, which would leave it in the program (use address or finish)"
-            )
-        returns = args.returns or ("call" if (args.sample > 1 or sizes) and per_call else "address")
+        returns = args.returns or ("call" if args.sample > 1 or sizes else "address")
         return AllocOptions(args.bt, sizes, args.sample, args.uaf, returns)
 
 

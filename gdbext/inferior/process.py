@@ -14,22 +14,6 @@ from .memory import GdbMemory, generation
 _facts_cache: Dict[Tuple[int, int, Hashable], Any] = {}  # (generation, inferior num, key) -> value
 
 
-def gdb_major() -> int:
-    """gdb's major version (gdb.VERSION "10.1.90.20210103-git" -> 10); 0 when unreadable."""
-    digits = ""
-    for ch in str(getattr(gdb, "VERSION", "")):
-        if not ch.isdigit():
-            break
-        digits += ch
-    return int(digits) if digits else 0
-
-
-def deletes_breakpoints_in_stop() -> bool:
-    """Whether a breakpoint may delete itself from its own stop(): gdb 10 fails to remove it
-    ("Error removing breakpoint -N") and leaves its int3 in the program; gdb 13 on do it."""
-    return gdb_major() >= 13
-
-
 def running_threads(inferior=None) -> list:
     """gdb numbers of the inferior's threads that are running (`continue &`, non-stop mode)."""
     inf = inferior or gdb.selected_inferior()

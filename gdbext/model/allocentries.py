@@ -10,6 +10,12 @@ is its own range plus the functions it tail-calls; a function reached so from se
 points (`_mid_memalign`, from memalign, aligned_alloc, valloc and pvalloc) is named after the
 first of them in ALLOC_FUNCTIONS' order, until the caller's call instruction says which one it
 called (callsite.py); only one level of tail calls is followed.
+
+Before glibc 2.34 there is one more way in: malloc, realloc and memalign first call the function
+their hook variable holds (`__malloc_hook`, ...), which at start-up is libc's own initialiser
+(`malloc_hook_ini`): it clears the hook, sets malloc up and jumps back to the entry point's
+start (memalign's to `_mid_memalign`).  That function is the entry point's code too, found from
+the hook's value while malloc has not run yet (START_HOOKS).
 """
 
 import bisect
@@ -20,6 +26,11 @@ from .brklog import ALLOC_FUNCTIONS
 from .ehframe import FunctionStarts
 
 Insn = Tuple[int, int, str]  # (address, length, text as gdb prints it)
+
+# libc's hook variables (exported before 2.34) -> the entry point whose first call goes through
+# the initialiser they hold at start-up (the first malloc was seen twice: once at malloc's start,
+# once when malloc_hook_ini jumped back there)
+START_HOOKS = {"__malloc_hook": "malloc", "__realloc_hook": "realloc", "__memalign_hook": "memalign"}
 
 _JUMP = re.compile(r"^(?:(?:bnd|notrack)\s+)*jmp[lqw]?\s+(0x[0-9a-fA-F]+)\b")
 
@@ -75,10 +86,12 @@ def allocator_code(
     entries: Dict[str, Tuple[int, int]],
     jumps: Dict[str, List[int]],
     functions: Optional[FunctionStarts],
+    hooks: Optional[Dict[str, int]] = None,
 ) -> AllocatorCode:
     """`entries`: entry point name -> (address, size) as libc's symbol table gives them (size 0:
     unknown, left out); `jumps`: entry point -> its tail_calls; `functions`: where libc's
-    functions start (None: no tail call is followed)."""
+    functions start (None: no tail call is followed); `hooks`: entry point -> the function its
+    START_HOOKS variable holds (libc's initialiser, before the first call)."""
     spans: List[Tuple[int, int, str]] = []
     own = {}
     for name in ALLOC_FUNCTIONS:
@@ -92,6 +105,9 @@ def allocator_code(
             for target in jumps.get(name, ()):
                 if target in own or target in reached:
                     continue  # another entry point (realloc(NULL, n) is malloc), or named first
+                reached[target] = name
+        for name, target in (hooks or {}).items():
+            if target not in own and target not in reached:
                 reached[target] = name
         for target, name in reached.items():
             bounds = functions.bounds(target)

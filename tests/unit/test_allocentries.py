@@ -78,6 +78,21 @@ def test_allocator_code_follows_tail_calls_once():
     assert allocator_code(entries, jumps, None).entry_at(0x110) is None  # no unwind table
 
 
+def test_allocator_code_takes_the_start_hooks_initialisers():
+    """Before 2.34 the first malloc goes through malloc_hook_ini (what __malloc_hook holds at
+    start-up), which jumps back to malloc's start: that function is malloc's code, so that the
+    jump is seen as a re-entry and the call counted once."""
+    starts = [0x100, 0x200, 0x300, 0x400, 0x500]
+    fs = function_starts(eh_frame_hdr(starts, 0x9000), 0x9000)
+    entries = {"malloc": (0x400, 0x80), "realloc": (0x500, 0x40)}
+    code = allocator_code(entries, {"malloc": [0x100]}, fs, {"malloc": 0x200, "realloc": 0x100})
+    assert code.entry_at(0x210) == "malloc" and code.entry_at(0x2FF) == "malloc"
+    assert code.entry_at(0x110) == "malloc"  # a tail call of malloc's already: named first
+    assert code.entry_at(0x310) is None
+    assert allocator_code(entries, {}, fs, {"malloc": 0x250}).entry_at(0x260) is None  # no start
+    assert allocator_code(entries, {}, None, {"malloc": 0x200}).entry_at(0x210) is None
+
+
 def test_call_before_a_return_address():
     ret = 0x555555557291
     rel = struct.pack("<i", -0x1000)

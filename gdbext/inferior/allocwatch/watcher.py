@@ -8,7 +8,14 @@ arguments are in rdi, rsi, rdx and the return address at [rsp].  The result is r
 way back, one of two ways (`--returns`, measured by benchmarks/allocwatch_overhead.py):
   address  a lasting internal breakpoint at each return address seen (one per call site of
            the program); the call is matched by thread and stack pointer
-  finish   a gdb FinishBreakpoint per call, deleted after it fires
+  call     a breakpoint at the return address for this one call, matched the same way
+  finish   a gdb FinishBreakpoint per call
+A breakpoint for one call is spent once it fires, but it is not deleted there: gdb 10 leaves a
+breakpoint deleted from its own stop() in the program (its int3: a SIGTRAP or SIGSEGV later),
+and runs an event posted with gdb.post_event only once the program runs again, with the same
+result.  A spent one stays inert until the next stop of an entry point's hook, the next stop
+the user sees, or `off`, whichever comes first: each is a moment when the program is stopped
+and the breakpoint deleted is not the one being handled.
 A call made while the same thread is already inside an allocator call (realloc(NULL, n) calls
 malloc) is the outer call's business and is not recorded.  Nothing is written to the
 inferior and nothing is called in it; every breakpoint is removed on `off` and at exit.
@@ -44,9 +51,10 @@ class _Hook(gdb.Breakpoint):
     """An internal, silent breakpoint (or watchpoint) whose stop() hands over to the watcher
     and lets the program go on unless the watcher says to stop."""
 
-    def __init__(self, spec, handler, *args, **kw):
+    def __init__(self, spec, handler, *args, sweeps=False, **kw):
         self._handler = handler
         self._owner = selected_inferior_num()
+        self._sweeps = sweeps  # an entry point's (or a jump's): deletes the spent breakpoints
         super().__init__(spec, *args, internal=True, **kw)
         self.silent = True
 
@@ -54,6 +62,8 @@ class _Hook(gdb.Breakpoint):
         handler = getattr(self, "_handler", None)
         if handler is None or selected_inferior_num() != self._owner:
             return False
+        if self._sweeps:
+            WATCHER.sweep(self._owner)
         return WATCHER.guard(handler, self)
 
 
@@ -69,44 +79,37 @@ class _Finish(gdb.FinishBreakpoint):
     def stop(self):
         if selected_inferior_num() != self._owner:
             return False
+        if self._pending is None:
+            return False  # spent, waiting to be deleted
         stop = WATCHER.guard(WATCHER.on_finish, self)
-        gdb.post_event(self._drop)  # not deleted by gdb when stop() says go on
+        WATCHER.spend(self)  # gdb deletes it only when stop() says stop
         return stop
 
     def out_of_scope(self):
-        WATCHER.guard(WATCHER.on_lost_finish, self)
-
-    def _drop(self):
-        try:
-            if self.is_valid():
-                self.delete()
-        except (gdb.error, RuntimeError):
-            pass
+        if self._pending is not None:
+            WATCHER.guard(WATCHER.on_lost_finish, self)
 
 
 class _CallReturn(gdb.Breakpoint):
     """The return of one call (--returns call): a breakpoint at its return address for this
     call only, matched by thread and stack pointer (another thread may pass the same address)
-    and deleted once it is reached."""
+    and spent once it is reached (deleted later, see the module's text)."""
 
     def __init__(self, ret: int, pending: _Pending, lwp: int):
-        self._pending = pending
+        self._pending: Optional[_Pending] = pending
         self._lwp = lwp
         self._owner = selected_inferior_num()
-        super().__init__(f"*{ret:#x}", internal=True, temporary=True)
+        super().__init__(f"*{ret:#x}", internal=True)
         self.silent = True
 
     def stop(self):
-        if selected_inferior_num() != self._owner or gdb.selected_thread().ptid[1] != self._lwp:
+        if (
+            self._pending is None
+            or selected_inferior_num() != self._owner
+            or gdb.selected_thread().ptid[1] != self._lwp
+        ):
             return False
         return WATCHER.guard(WATCHER.on_call_return, self)
-
-    def drop(self):
-        try:
-            if self.is_valid():
-                self.delete()
-        except (gdb.error, RuntimeError):
-            pass
 
 
 class _Inferior:
@@ -125,6 +128,7 @@ class _Inferior:
         self.watched: List[tuple] = []  # (pointer, watchpoint), oldest first
         self.reentering: Set[int] = set()  # threads jumping back to an entry point's start
         self.jumps: List[gdb.Breakpoint] = []  # hooks on those jumps
+        self.spent: List[gdb.Breakpoint] = []  # per-call breakpoints that fired, to delete
         self.waiting = ""
         self.seen = 0  # allocations counted for --sample
         self.notes: List[str] = []
@@ -211,6 +215,7 @@ class Watcher:
         gdb.events.new_objfile.connect(self._on_new_objfile)
         gdb.events.exited.connect(self._on_exited)
         gdb.events.clear_objfiles.connect(self._on_clear_objfiles)
+        gdb.events.stop.connect(self._on_stop)
         self._connected = True
 
     def _arm(self, st: _Inferior, pid: int) -> None:
@@ -229,9 +234,9 @@ class Watcher:
             return
         for addr, name in seen.items():
             handler = self._entry_handler(name)
-            st.entries.append(_Hook(f"*{addr:#x}", handler))
+            st.entries.append(_Hook(f"*{addr:#x}", handler, sweeps=True))
         for at in _reentries(libc, set(seen)):
-            st.jumps.append(_Hook(f"*{at:#x}", self.on_reenter))
+            st.jumps.append(_Hook(f"*{at:#x}", self.on_reenter, sweeps=True))
         st.armed_pid, st.waiting = pid, ""
 
     def _entry_handler(self, name: str):
@@ -246,7 +251,8 @@ class Watcher:
         _delete(w for _, w in st.watched)
         for stack in st.pending.values():
             _delete(p.finish for p in stack if p.finish is not None)
-        st.entries, st.jumps, st.returns, st.watched, st.pending = [], [], {}, [], {}
+        _delete(st.spent)
+        st.entries, st.jumps, st.returns, st.watched, st.pending, st.spent = [], [], {}, [], {}, []
         st.reentering = set()
         st.armed_pid = None
 
@@ -255,7 +261,28 @@ class Watcher:
             self.disarm(st)
             st.waiting = ""
 
+    # ---- per-call breakpoints ------------------------------------------------------------
+    def spend(self, bp) -> None:
+        """`bp` (a _CallReturn or _Finish) fired: inert from now on, deleted at the next sweep."""
+        bp._pending = None
+        self.state(bp._owner).spent.append(bp)
+
+    def sweep(self, num: Optional[int] = None) -> None:
+        """Deletes the spent per-call breakpoints of inferior `num` (all when None): called only
+        where the program is stopped and from no spent breakpoint's own stop()."""
+        for n, st in self.inferiors.items():
+            if st.spent and (num is None or n == num):
+                spent, st.spent = st.spent, []
+                _delete(spent)
+
     # ---- gdb's events ----------------------------------------------------------------------
+    def _on_stop(self, event):
+        """A stop the user sees (a detection, Ctrl-C, a breakpoint of theirs): the program waits."""
+        try:
+            self.sweep()
+        except Exception as e:
+            self._error(e)
+
     def _on_new_objfile(self, event):
         if not self.on:
             return
@@ -457,7 +484,7 @@ class Watcher:
         stack = st.pending.get(bp._lwp)
         if stack and p in stack:
             stack.remove(p)
-        gdb.post_event(bp.drop)  # gdb deletes a temporary breakpoint only when it stops
+        self.spend(bp)
         return self._returned(st, p, int(frame.read_register("rax")) & MASK)
 
     def on_lost_finish(self, bp) -> bool:

@@ -8,12 +8,12 @@ from typing import Dict, List, Optional, Tuple
 
 import gdb
 
-from ...model.allocentries import AllocatorCode, allocator_code, tail_calls
+from ...model.allocentries import START_HOOKS, AllocatorCode, allocator_code, tail_calls
 from ...model.brkcode import brk_failure_branch
 from ...model.brklog import ALLOC_FUNCTIONS
 from ...model.ehframe import function_starts
 from ...model.libcsyms import is_loader, libc_symbols
-from .running import proc_maps, read_memory
+from .running import proc_maps, read_memory, read_u64
 
 LIBC_FUNCS = (
     "__brk",
@@ -28,7 +28,8 @@ LIBC_FUNCS = (
     "mremap",
     "mp_",
     *ALLOC_FUNCTIONS,
-)  # mp_: in .symtab when not stripped (static programs)
+    *START_HOOKS,
+)  # mp_: in .symtab when not stripped (static programs); the hooks: exported before 2.34
 MAX_EH_FRAME_HDR = 4 << 20
 
 
@@ -49,7 +50,8 @@ class LibcInfo:
 
     @property
     def allocators(self) -> AllocatorCode:
-        """libc's allocator entry points and the functions they tail-call, found once."""
+        """libc's allocator entry points and the functions they tail-call, found once (before
+        the first malloc when allocwatch arms at libc's load: see START_HOOKS)."""
         if self._allocators is None:
             self._allocators = _allocator_code(self)
         return self._allocators
@@ -91,7 +93,19 @@ def _allocator_code(libc: LibcInfo) -> AllocatorCode:
                 except gdb.error:
                     continue
                 jumps[name] = tail_calls(code, start, start + size)
-    return allocator_code(entries, jumps, functions)
+    return allocator_code(entries, jumps, functions, _start_hooks(libc))
+
+
+def _start_hooks(libc: LibcInfo) -> Dict[str, int]:
+    """Entry point -> the libc function its hook variable holds now (before 2.34, malloc_hook_ini
+    and the like until the first call; after it, or once called, nothing)."""
+    out: Dict[str, int] = {}
+    for var, entry in START_HOOKS.items():
+        addr = libc.syms.get(var, (0, 0))[0]
+        target = read_u64(addr) if addr else None
+        if target and any(lo <= target < hi for lo, hi in libc.ranges):
+            out[entry] = target
+    return out
 
 
 def _instructions(start: int, size: int):
