@@ -9,7 +9,7 @@ import pytest
 
 from tests import glibcs as G
 from tests import heaporacle as H
-from tests.harness import glibc_key
+from tests.harness import glibc_key, libc_tls_unreadable
 
 pytestmark = pytest.mark.gdb
 
@@ -71,3 +71,36 @@ def test_chunks_are_where_glibc_put_them(request, glibc_gdb, version, symbols, m
 
     # and each tcache names its thread, the only one
     assert [t["thread"] for t in bins["tcache"]] == [1], bins["tcache"]
+
+
+THREAD_CASES = [(v, s, bad) for v in G.VERSIONS for s in (True, False) for bad in (0, 20)]
+
+
+@pytest.mark.parametrize("version,symbols,bad", THREAD_CASES,
+                         ids=[f"{v}-{'symbols' if s else 'nosymbols'}-bad{b}" for v, s, b in THREAD_CASES])
+def test_each_thread_owns_its_tcache(glibc_gdb, version, symbols, bad):
+    """Two threads, each with a tcache of its own (from 2.43 made at its first free, so not
+    its heap's first chunk), stopped in the second: each tcache is named by its thread, with
+    and without libc debug symbols, whether or not this gdb can read libc's `tcache` (gdb 13
+    cannot load 2.43's libthread_db).  The oracle is the demo: where each thread's tcache
+    entries[0] holds its last free.  With 20 bad entries the second tcache has no tcache's
+    shape, so the TLS slot search, which needs a tcache found by its shape, finds no word:
+    from 2.43, libc's own `tcache` variable, found from libc's file, still names it; before,
+    only a readable `tcache` TLS variable does (otherwise test_unfindable_tcache_is_a_problem)."""
+    if bad and glibc_key(version) < (2, 43) and (not symbols or libc_tls_unreadable(version)):
+        pytest.skip(f"glibc {version}: a damaged tcache is found only through libc's tcache variable")
+    g = glibc_gdb(version, symbols, "lazy_tcache", "threads", str(bad))
+    g.run_to("heap")
+    f = dict(g.facts)
+    counts = 2 * (76 if glibc_key(version) >= (2, 42) else 64)  # two-byte counts before entries
+    want = {1: f["main.entries"] - counts, 2: f["thread.entries"] - counts}
+    bins = g.json("bins --json")
+    got = {t["thread"]: t["address"] for t in bins["tcache"]}
+    assert got == want, (got, want, bins["heap"]["found"].get("tcache"))
+    kinds = {p["kind"] for p in bins["problems"]}
+    assert kinds == ({"pointer-outside-heap"} if bad else set()), bins["problems"][:3]
+    for t in bins["tcache"]:
+        counted = [b for b in t["bins"] if b["index"] == 0]
+        assert counted and counted[0]["count"] == 3, t
+    text = g.cmd("bins --thread 2")
+    assert f"tcache of thread 2 at {want[2]:#018x}" in text, text
