@@ -149,6 +149,9 @@ class HeapView:
     # every chunk of every heap walked (heap_view's model; arena_view's too when a tcache found
     # by its shape needed that walk): chunk states, totals and the problems only that walk finds
     walked: bool = False
+    # threads whose tcache pointer libc's own variable gave as NULL or outside the heaps (a
+    # gcore of 2.43+ zeroes a second thread's TLS): their tcaches are searched by shape
+    tcache_unknown: List[int] = field(default_factory=list)
 
     def arena_number(self, address: int) -> Optional[int]:
         for i, a in enumerate(self.state.arenas):
@@ -432,7 +435,7 @@ def _model_view(
     tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
     # no thread's tcache known (none found, or none made yet): a thread that exited may have
     # left one behind, which only a search of every heap finds
-    if layout.has_tcache and not tcaches:
+    if layout.has_tcache and (not tcaches or view.tcache_unknown):
         focus, lists_only = None, False  # tcaches found by their shape only: a search of every heap
     options = ModelOptions(focus=focus, lists_only=lists_only)
     view.walked = focus is None and not lists_only
@@ -446,6 +449,22 @@ def _model_view(
                     replace(inputs, tcaches=orphans.values), replace(options, earlier=view.state)
                 )
                 found["tcache"] = _still_noted(orphans.how, found.get("tcache"))
+        elif layout.has_tcache and view.tcache_unknown:
+            orphans = _tcaches_by_shape(view.state)
+            unowned = {
+                k: v for k, v in (orphans.values if orphans else {}).items() if v not in tcaches.values()
+            }
+            if unowned:
+                view.state = analyze(
+                    replace(inputs, tcaches={**tcaches, **unowned}), replace(options, earlier=view.state)
+                )
+                how = found["tcache"]
+                more = (
+                    "1 more found by its shape"
+                    if len(unowned) == 1
+                    else f"{len(unowned)} more by their shape"
+                )
+                found["tcache"] = Provenance(how.kind, f"{how.detail}; {more}, owning thread unknown")
     except PtmallocError as e:
         raise UserError(str(e)) from None
     if anchors.corrupt is not None:
@@ -675,9 +694,10 @@ def _per_thread(
     for name in ("thread_arena", "tcache"):
         if name in missing:
             if name == "tcache":
-                got = _tcaches_by_libc_tls(target, layout, state, maps, threads) or _tcaches_by_tls_slot(
-                    target, layout, state, blocks, maps=maps
-                )
+                by_libc = _tcaches_by_libc_tls(target, layout, state, maps, threads)
+                if by_libc is not None:
+                    view.tcache_unknown = sorted(t for t, v in by_libc.values.items() if v is None)
+                got = by_libc or _tcaches_by_tls_slot(target, layout, state, blocks, maps=maps)
             else:
                 got = _thread_arenas_by_tls_slot(target, layout, state, blocks)
             for t, v in got.values.items():

@@ -5,6 +5,8 @@ tcache bins (glibc.malloc.tcache_max); under every glibc, with and without libc 
 the heap commands must put each chunk where glibc did. The oracle is the demo: its pointers,
 malloc_usable_size, and the bin each free went to, read off mallinfo2 around the free."""
 
+import re
+
 import pytest
 
 from tests import glibcs as G
@@ -104,3 +106,39 @@ def test_each_thread_owns_its_tcache(glibc_gdb, version, symbols, bad):
         assert counted and counted[0]["count"] == 3, t
     text = g.cmd("bins --thread 2")
     assert f"tcache of thread 2 at {want[2]:#018x}" in text, text
+
+
+def _lwps(info_threads: str) -> dict:
+    """{gdb thread number: LWP} from `info threads`."""
+    return {int(n): int(lwp) for n, lwp in re.findall(r"^\*?\s*(\d+)\s+.*?LWP (\d+)", info_threads, re.M)}
+
+
+@pytest.mark.parametrize("version", [v for v in G.VERSIONS if glibc_key(v) >= (2, 41)])
+def test_tcache_owners_on_a_core(glibc_gdb, tmp_path, version):
+    """A gcore of the two-thread stop, without symbols: every tcache found live is found on
+    the core, each under its thread (matched by LWP: gdb numbers a core's threads anew) or,
+    where the core lacks the thread's TLS (gcore of 2.43+ zeroes a second thread's; a known
+    limit), found by its shape under an unknown owner, which the header says."""
+    g = glibc_gdb(version, False, "lazy_tcache", "threads", "0")
+    g.run_to("heap")
+    f = dict(g.facts)
+    live = {t["address"]: t["thread"] for t in g.json("bins --json")["tcache"]}
+    lwp_live = _lwps(g.cmd("info threads"))
+    core = tmp_path / "threads.core"
+    g.cmd(f"gcore {core}", timeout=120)
+    g.close()
+    g = glibc_gdb(version, False, "lazy_tcache")
+    g.cmd(f"core-file {core}", timeout=120)
+    bins = g.json("bins --json")
+    lwp_core = _lwps(g.cmd("info threads"))
+    g.close()
+    on_core = {t["address"]: t["thread"] for t in bins["tcache"]}
+    assert set(on_core) == set(live), (on_core, live)
+    assert lwp_live[live[f["main.entries"] - 2 * (76 if glibc_key(version) >= (2, 42) else 64)]] == f["pid"]
+    found = bins["heap"]["found"]["tcache"]
+    for address, thread in on_core.items():
+        if isinstance(thread, int):
+            assert lwp_core[thread] == lwp_live[live[address]], (address, thread, lwp_core, lwp_live)
+        else:
+            assert glibc_key(version) >= (2, 43), (address, thread)
+            assert "owning thread unknown" in found, found
