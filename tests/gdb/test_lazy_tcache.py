@@ -11,7 +11,7 @@ import pytest
 
 from tests import glibcs as G
 from tests import heaporacle as H
-from tests.harness import glibc_key, libc_tls_unreadable
+from tests.harness import gdbserver_start, glibc_key, libc_tls_unreadable
 
 pytestmark = pytest.mark.gdb
 
@@ -142,3 +142,33 @@ def test_tcache_owners_on_a_core(glibc_gdb, tmp_path, version):
         else:
             assert glibc_key(version) >= (2, 43), (address, thread)
             assert "owning thread unknown" in found, found
+
+
+@pytest.mark.parametrize("version", [v for v in G.VERSIONS if glibc_key(v) >= (2, 43)])
+def test_tcache_owners_through_gdbserver(glibc_gdb, version):
+    """The same two threads under gdbserver, without symbols, the second tcache damaged: libc's
+    tcache variable is read through the remote target (its thread pointers, libc's GOT word)
+    and names both tcaches, as on the live process."""
+    g = glibc_gdb(version, False, "lazy_tcache")
+    server, port = gdbserver_start([G.for_test(version, False).demo("lazy_tcache"), "threads", "20"])
+    try:
+        g.cmd(f"target remote 127.0.0.1:{port}", timeout=60)
+        g.cmd("break gdbext_stop")
+        g.cmd("continue", timeout=60)
+        said = ""
+        while "GDBEXT_STOP heap" not in said:
+            line = server.stdout.readline()
+            assert line, said
+            said += line
+        f = {k: int(v, 16) for k, v in re.findall(r"GDBEXT_FACT (\w+\.entries)=(0x[0-9a-f]+)", said)}
+        bins = g.json("bins --json")
+    finally:
+        g.close()
+        server.kill()
+        server.wait()
+    counts = 2 * 76
+    got = {t["thread"]: t["address"] for t in bins["tcache"]}
+    threads = sorted(got)
+    assert len(threads) == 2 and all(isinstance(t, int) for t in threads), got
+    assert set(got.values()) == {f["main.entries"] - counts, f["thread.entries"] - counts}, (got, f)
+    assert "libc's tcache variable" in bins["heap"]["found"]["tcache"], bins["heap"]["found"]
