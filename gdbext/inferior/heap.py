@@ -826,6 +826,10 @@ def _tcaches_by_libc_tls(
     return PerThread(values, Provenance(How.HEURISTIC, where + note))
 
 
+# libc file identity -> its tcache variable (or None): the file does not change between stops
+_LIBC_TCACHE_VARIABLES: Dict[tuple, Optional[TlsVariable]] = {}
+
+
 def _libc_tcache_variable(target: Target, maps, size: int) -> Optional[Tuple[int, TlsVariable]]:
     """(libc's load bias, its `tcache` TLS variable) from libc's file on this machine, when
     that is the file the process loaded; None otherwise."""
@@ -840,13 +844,20 @@ def _libc_tcache_variable(target: Target, maps, size: int) -> Optional[Tuple[int
         lib, _ = libc_symbols(list(maps), (), read, local=target.local_proc is not None)
         if lib is None or lib.static:
             return None
-        reader = file_reader(lib.path)
-        if reader is None:
-            return None
         try:
-            var = pointer_to_zeros(reader, size)
-        finally:
-            reader.close()  # type: ignore[attr-defined]
+            st = os.stat(lib.path)
+        except OSError:
+            return None
+        key = (lib.path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, size)
+        if key not in _LIBC_TCACHE_VARIABLES:
+            reader = file_reader(lib.path)
+            if reader is None:
+                return None
+            try:
+                _LIBC_TCACHE_VARIABLES[key] = pointer_to_zeros(reader, size)
+            finally:
+                reader.close()  # type: ignore[attr-defined]
+        var = _LIBC_TCACHE_VARIABLES[key]
         return (lib.bias, var) if var is not None else None
 
     return cached(("libc_tcache_variable", size), find)
