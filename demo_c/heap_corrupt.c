@@ -12,6 +12,9 @@
  * 2.32 and later; seen, not assumed, since one build runs under several.)
  *   unsorted_bk  an unsorted chunk's bk = 0x4242424242424242
  *   top_size     the top chunk's size = 0xffffffffffffff01
+ *   thread_zero_size  in a second thread (its own arena's heap), the size
+ *                field of the chunk just before top = 1 (size 0, PREV_INUSE):
+ *                what ends a heap its arena outgrew, but top is after it
  *
  * corrupt.chunk is the chunk header (user - 16), corrupt.user the user
  * pointer; live.K are user pointers of live chunks around it.
@@ -19,6 +22,7 @@
 #define _GNU_SOURCE
 #include "demo.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +145,23 @@ static void mode_top_size(void)
     fact("sbrk0=0x%lx", (unsigned long)sbrk(0));
 }
 
+static void *zero_size_in_thread(void *arg)
+{
+    (void)arg;
+    live(0x18);
+    live(0x28);
+    char *victim = malloc(0x38); /* fresh thread heap, nothing freed: cut from top, top follows */
+    demo_check(victim != NULL, "malloc");
+    uintptr_t *size = (uintptr_t *)(victim - 8);
+    fact("corrupt.original=0x%lx", (unsigned long)*size);
+    *size = 1;
+    report(victim, "size", *size);
+    demo_stop("corrupt");
+    demo_done();
+    _exit(0); /* no exit handlers: nothing may touch the broken heap */
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
@@ -157,9 +178,14 @@ int main(int argc, char **argv)
         mode_unsorted_bk();
     else if (strcmp(mode, "top_size") == 0)
         mode_top_size();
+    else if (strcmp(mode, "thread_zero_size") == 0) {
+        pthread_t t;
+        demo_check(pthread_create(&t, NULL, zero_size_in_thread, NULL) == 0, "pthread_create");
+        pthread_join(t, NULL);
+    }
     else
         demo_check(0, "usage: heap_corrupt size|tcache_next|fastbin_loop|"
-                      "unsorted_bk|top_size");
+                      "unsorted_bk|top_size|thread_zero_size");
 
     demo_stop("corrupt");
     demo_done();

@@ -15,6 +15,8 @@ from typing import AbstractSet, Any, Callable, Dict, List, Optional, Set, Tuple
 
 import gdb
 
+from ..model.elfsyms import file_reader
+from ..model.elftls import TlsVariable, pointer_to_zeros
 from ..model.libcsyms import libc_symbols
 from ..model.libcversion import looks_like_libc
 from ..model.memory import MemoryReadError
@@ -147,6 +149,9 @@ class HeapView:
     # every chunk of every heap walked (heap_view's model; arena_view's too when a tcache found
     # by its shape needed that walk): chunk states, totals and the problems only that walk finds
     walked: bool = False
+    # threads whose tcache pointer libc's own variable gave as NULL or outside the heaps (a
+    # gcore of 2.43+ zeroes a second thread's TLS): their tcaches are searched by shape
+    tcache_unknown: List[int] = field(default_factory=list)
 
     def arena_number(self, address: int) -> Optional[int]:
         for i, a in enumerate(self.state.arenas):
@@ -430,7 +435,7 @@ def _model_view(
     tcaches = {t: v["tcache"] for t, v in per_thread.items() if v.get("tcache")}
     # no thread's tcache known (none found, or none made yet): a thread that exited may have
     # left one behind, which only a search of every heap finds
-    if layout.has_tcache and not tcaches:
+    if layout.has_tcache and (not tcaches or view.tcache_unknown):
         focus, lists_only = None, False  # tcaches found by their shape only: a search of every heap
     options = ModelOptions(focus=focus, lists_only=lists_only)
     view.walked = focus is None and not lists_only
@@ -444,6 +449,22 @@ def _model_view(
                     replace(inputs, tcaches=orphans.values), replace(options, earlier=view.state)
                 )
                 found["tcache"] = _still_noted(orphans.how, found.get("tcache"))
+        elif layout.has_tcache and view.tcache_unknown:
+            orphans = _tcaches_by_shape(view.state)
+            unowned = {
+                k: v for k, v in (orphans.values if orphans else {}).items() if v not in tcaches.values()
+            }
+            if unowned:
+                view.state = analyze(
+                    replace(inputs, tcaches={**tcaches, **unowned}), replace(options, earlier=view.state)
+                )
+                how = found["tcache"]
+                more = (
+                    "1 more found by its shape"
+                    if len(unowned) == 1
+                    else f"{len(unowned)} more by their shape"
+                )
+                found["tcache"] = Provenance(how.kind, f"{how.detail}; {more}, owning thread unknown")
     except PtmallocError as e:
         raise UserError(str(e)) from None
     if anchors.corrupt is not None:
@@ -673,7 +694,10 @@ def _per_thread(
     for name in ("thread_arena", "tcache"):
         if name in missing:
             if name == "tcache":
-                got = _tcaches_by_tls_slot(target, layout, state, blocks, maps=maps)
+                by_libc = _tcaches_by_libc_tls(target, layout, state, maps, threads)
+                if by_libc is not None:
+                    view.tcache_unknown = sorted(t for t, v in by_libc.values.items() if v is None)
+                got = by_libc or _tcaches_by_tls_slot(target, layout, state, blocks, maps=maps)
             else:
                 got = _thread_arenas_by_tls_slot(target, layout, state, blocks)
             for t, v in got.values.items():
@@ -750,6 +774,93 @@ def _tcaches_by_tls_slot(
             f"tcache's size and shape){dummy_note}",
         ),
     )
+
+
+def _tcaches_by_libc_tls(
+    target: Target, layout: Layout, state: HeapState, maps, threads
+) -> Optional[PerThread]:
+    """glibc >= 2.43 on x86-64 without symbols: each thread's `tcache` variable itself, at the
+    offset from the thread pointer that libc's file and GOT give (model/elftls.py: the TLS
+    word whose initial value is the empty dummy tcache).  A thread whose word is the dummy has
+    none yet (0); a thread whose word is NULL or outside the heaps is unknown (None): glibc's
+    tcache is never NULL, and a gcore of 2.43+ zeroes a second thread's TLS.  None when libc's
+    file does not say (older glibcs start tcache at NULL in .tbss; i386; static programs)."""
+    st = layout.tcache_perthread
+    if st is None or layout.pointer_size != 8 or not threads:
+        return None
+    found = _libc_tcache_variable(target, maps, st.sizeof)
+    if found is None:
+        return None
+    bias, var = found
+    try:
+        tpoff = int.from_bytes(target.memory.read(bias + var.got, 8), "little", signed=True)
+    except MemoryReadError:
+        return None
+    # variant II: libc's block lies below the thread pointer, within the static TLS
+    if not -TLS_SPAN <= tpoff < 0 or tpoff % 8:
+        return None
+    dummy = bias + var.initial
+    ranges = [(s.start, s.end) for s in state.segments()]
+    values: Dict[Any, Optional[int]] = {}
+    for t in threads:
+        try:
+            v = int.from_bytes(target.memory.read(t.fs_base + tpoff, 8), "little")
+        except MemoryReadError:
+            values[t.num] = None
+            continue
+        if dummy <= v < dummy + 2 * layout.pointer_size:  # the dummy, or its `disabled` half
+            values[t.num] = 0
+        elif v and any(lo <= v < hi for lo, hi in ranges):
+            values[t.num] = v
+        else:
+            values[t.num] = None
+    where = f"libc's tcache variable at {tpoff:#x} from each thread pointer (from libc's TLS image and GOT)"
+    unknown = sorted(t for t, v in values.items() if v is None)
+    if len(unknown) == len(values):
+        return None
+    note = (
+        f"; unknown in thread {', '.join(map(str, unknown))} (NULL or outside the heaps)" if unknown else ""
+    )
+    if not any(values.values()):
+        where = f"none yet: {where} points to the empty dummy tcache"
+    return PerThread(values, Provenance(How.HEURISTIC, where + note))
+
+
+# libc file identity -> its tcache variable (or None): the file does not change between stops
+_LIBC_TCACHE_VARIABLES: Dict[tuple, Optional[TlsVariable]] = {}
+
+
+def _libc_tcache_variable(target: Target, maps, size: int) -> Optional[Tuple[int, TlsVariable]]:
+    """(libc's load bias, its `tcache` TLS variable) from libc's file on this machine, when
+    that is the file the process loaded; None otherwise."""
+
+    def read(address: int, n: int):
+        try:
+            return target.memory.read(address, n)
+        except MemoryReadError:
+            return None
+
+    def find() -> Optional[Tuple[int, TlsVariable]]:
+        lib, _ = libc_symbols(list(maps), (), read, local=target.local_proc is not None)
+        if lib is None or lib.static:
+            return None
+        try:
+            st = os.stat(lib.path)
+        except OSError:
+            return None
+        key = (lib.path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, size)
+        if key not in _LIBC_TCACHE_VARIABLES:
+            reader = file_reader(lib.path)
+            if reader is None:
+                return None
+            try:
+                _LIBC_TCACHE_VARIABLES[key] = pointer_to_zeros(reader, size)
+            finally:
+                reader.close()  # type: ignore[attr-defined]
+        var = _LIBC_TCACHE_VARIABLES[key]
+        return (lib.bias, var) if var is not None else None
+
+    return cached(("libc_tcache_variable", size), find)
 
 
 def _no_tcache_yet(blocks, layout: Layout, dummy: Callable[[int], bool]) -> PerThread:

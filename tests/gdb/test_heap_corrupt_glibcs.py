@@ -66,3 +66,27 @@ def test_bins_fast_says_there_are_no_fastbins(corrupt):
         assert "no fastbins" not in text, text
         line = re.search(r"^\s*fastbin\[2\] size 0x40: .*$", text, re.M)
         assert line and f"{f['fast.a']:#018x} -> {f['fast.b']:#018x}" in line.group(0), text
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{'symbols' if c[1] else 'nosymbols'}")
+def test_zero_size_before_a_thread_heaps_top_is_damage(case):
+    """heap_corrupt thread_zero_size: in a thread arena's heap, the chunk just before top has
+    size field 1 (size 0, PREV_INUSE), the header that ends a heap its arena outgrew.  But top
+    lies after it in the same heap, so it is damage at that chunk, not a fencepost, and the
+    walk goes on to top."""
+    version, symbols = case
+    g = G.for_test(version, symbols)
+    gdb = Gdb(g.demo("heap_corrupt"), ("thread_zero_size",), extra_init=g.gdb_init(symbols), env=g.gdb_env)
+    try:
+        gdb.run_to("corrupt")
+        f = gdb.facts
+        text = gdb.cmd("heapchunks --json", timeout=QUICK)
+        assert_clean(text)
+        d = gdb.json("heapchunks --json", timeout=QUICK)
+    finally:
+        gdb.close()
+    states = {c["address"]: c["state"] for a in d["arenas"] for c in a["chunks"]}
+    assert states.get(f["corrupt.chunk"]) == "corrupt", (f["corrupt.chunk"], states)
+    assert "fencepost" not in states.values(), states
+    kinds = {p["address"]: p["kind"] for p in d["problems"]}
+    assert kinds.get(f["corrupt.chunk"]) == "corrupt-chunk", d["problems"]

@@ -5,11 +5,13 @@ tcache bins (glibc.malloc.tcache_max); under every glibc, with and without libc 
 the heap commands must put each chunk where glibc did. The oracle is the demo: its pointers,
 malloc_usable_size, and the bin each free went to, read off mallinfo2 around the free."""
 
+import re
+
 import pytest
 
 from tests import glibcs as G
 from tests import heaporacle as H
-from tests.harness import glibc_key
+from tests.harness import gdbserver_start, glibc_key, libc_tls_unreadable
 
 pytestmark = pytest.mark.gdb
 
@@ -71,3 +73,102 @@ def test_chunks_are_where_glibc_put_them(request, glibc_gdb, version, symbols, m
 
     # and each tcache names its thread, the only one
     assert [t["thread"] for t in bins["tcache"]] == [1], bins["tcache"]
+
+
+THREAD_CASES = [(v, s, bad) for v in G.VERSIONS for s in (True, False) for bad in (0, 20)]
+
+
+@pytest.mark.parametrize("version,symbols,bad", THREAD_CASES,
+                         ids=[f"{v}-{'symbols' if s else 'nosymbols'}-bad{b}" for v, s, b in THREAD_CASES])
+def test_each_thread_owns_its_tcache(glibc_gdb, version, symbols, bad):
+    """Two threads, each with a tcache of its own (from 2.43 made at its first free, so not
+    its heap's first chunk), stopped in the second: each tcache is named by its thread, with
+    and without libc debug symbols, whether or not this gdb can read libc's `tcache` (gdb 13
+    cannot load 2.43's libthread_db).  The oracle is the demo: where each thread's tcache
+    entries[0] holds its last free.  With 20 bad entries the second tcache has no tcache's
+    shape, so the TLS slot search, which needs a tcache found by its shape, finds no word:
+    from 2.43, libc's own `tcache` variable, found from libc's file, still names it; before,
+    only a readable `tcache` TLS variable does (otherwise test_unfindable_tcache_is_a_problem)."""
+    if bad and glibc_key(version) < (2, 43) and (not symbols or libc_tls_unreadable(version)):
+        pytest.skip(f"glibc {version}: a damaged tcache is found only through libc's tcache variable")
+    g = glibc_gdb(version, symbols, "lazy_tcache", "threads", str(bad))
+    g.run_to("heap")
+    f = dict(g.facts)
+    counts = 2 * (76 if glibc_key(version) >= (2, 42) else 64)  # two-byte counts before entries
+    want = {1: f["main.entries"] - counts, 2: f["thread.entries"] - counts}
+    bins = g.json("bins --json")
+    got = {t["thread"]: t["address"] for t in bins["tcache"]}
+    assert got == want, (got, want, bins["heap"]["found"].get("tcache"))
+    kinds = {p["kind"] for p in bins["problems"]}
+    assert kinds == ({"pointer-outside-heap"} if bad else set()), bins["problems"][:3]
+    for t in bins["tcache"]:
+        counted = [b for b in t["bins"] if b["index"] == 0]
+        assert counted and counted[0]["count"] == 3, t
+    text = g.cmd("bins --thread 2")
+    assert f"tcache of thread 2 at {want[2]:#018x}" in text, text
+
+
+def _lwps(info_threads: str) -> dict:
+    """{gdb thread number: LWP} from `info threads`."""
+    return {int(n): int(lwp) for n, lwp in re.findall(r"^\*?\s*(\d+)\s+.*?LWP (\d+)", info_threads, re.M)}
+
+
+@pytest.mark.parametrize("version", [v for v in G.VERSIONS if glibc_key(v) >= (2, 41)])
+def test_tcache_owners_on_a_core(glibc_gdb, tmp_path, version):
+    """A gcore of the two-thread stop, without symbols: every tcache found live is found on
+    the core, each under its thread (matched by LWP: gdb numbers a core's threads anew) or,
+    where the core lacks the thread's TLS (gcore of 2.43+ zeroes a second thread's; a known
+    limit), found by its shape under an unknown owner, which the header says."""
+    g = glibc_gdb(version, False, "lazy_tcache", "threads", "0")
+    g.run_to("heap")
+    f = dict(g.facts)
+    live = {t["address"]: t["thread"] for t in g.json("bins --json")["tcache"]}
+    lwp_live = _lwps(g.cmd("info threads"))
+    core = tmp_path / "threads.core"
+    g.cmd(f"gcore {core}", timeout=120)
+    g.close()
+    g = glibc_gdb(version, False, "lazy_tcache")
+    g.cmd(f"core-file {core}", timeout=120)
+    bins = g.json("bins --json")
+    lwp_core = _lwps(g.cmd("info threads"))
+    g.close()
+    on_core = {t["address"]: t["thread"] for t in bins["tcache"]}
+    assert set(on_core) == set(live), (on_core, live)
+    assert lwp_live[live[f["main.entries"] - 2 * (76 if glibc_key(version) >= (2, 42) else 64)]] == f["pid"]
+    found = bins["heap"]["found"]["tcache"]
+    for address, thread in on_core.items():
+        if isinstance(thread, int):
+            assert lwp_core[thread] == lwp_live[live[address]], (address, thread, lwp_core, lwp_live)
+        else:
+            assert glibc_key(version) >= (2, 43), (address, thread)
+            assert "owning thread unknown" in found, found
+
+
+@pytest.mark.parametrize("version", [v for v in G.VERSIONS if glibc_key(v) >= (2, 43)])
+def test_tcache_owners_through_gdbserver(glibc_gdb, version):
+    """The same two threads under gdbserver, without symbols, the second tcache damaged: libc's
+    tcache variable is read through the remote target (its thread pointers, libc's GOT word)
+    and names both tcaches, as on the live process."""
+    g = glibc_gdb(version, False, "lazy_tcache")
+    server, port = gdbserver_start([G.for_test(version, False).demo("lazy_tcache"), "threads", "20"])
+    try:
+        g.cmd(f"target remote 127.0.0.1:{port}", timeout=60)
+        g.cmd("break gdbext_stop")
+        g.cmd("continue", timeout=60)
+        said = ""
+        while "GDBEXT_STOP heap" not in said:
+            line = server.stdout.readline()
+            assert line, said
+            said += line
+        f = {k: int(v, 16) for k, v in re.findall(r"GDBEXT_FACT (\w+\.entries)=(0x[0-9a-f]+)", said)}
+        bins = g.json("bins --json")
+    finally:
+        g.close()
+        server.kill()
+        server.wait()
+    counts = 2 * 76
+    got = {t["thread"]: t["address"] for t in bins["tcache"]}
+    threads = sorted(got)
+    assert len(threads) == 2 and all(isinstance(t, int) for t in threads), got
+    assert set(got.values()) == {f["main.entries"] - counts, f["thread.entries"] - counts}, (got, f)
+    assert "libc's tcache variable" in bins["heap"]["found"]["tcache"], bins["heap"]["found"]

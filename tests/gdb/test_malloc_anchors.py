@@ -233,19 +233,30 @@ def test_one_bad_tcache_entry(glibc_gdb, tmp_path, version, symbols):
                     f"tcache_entry {version} {mode_id(symbols)}: live vs core")
 
 
-def test_unfindable_tcache_is_a_problem(request, glibc_gdb):
-    """Twenty overwritten entries: without symbols the tcache cannot be told from any chunk, so
-    its chunks show as used; that is said, at the tcache's address, and `bins` does not claim
-    that every bin is empty."""
-    stop = take_stop(glibc_gdb, HOST, False, "malloc_anchors", ["tcache_entry", "20"],
+@pytest.mark.parametrize("version", G.VERSIONS)
+def test_unfindable_tcache_is_a_problem(request, glibc_gdb, version):
+    """Twenty overwritten entries: without symbols the tcache's shape no longer says "tcache".
+    Before glibc 2.43 nothing else names it, so its chunks show as used; that is said, at the
+    tcache's address, and `bins` does not claim that every bin is empty.  From 2.43 libc's
+    own `tcache` variable, found from libc's file, still names it: its five chunks are in
+    tcache[0] and each bad entry is a problem at its own address."""
+    stop = take_stop(glibc_gdb, version, False, "malloc_anchors", ["tcache_entry", "20"],
                      chunks=False)
     f = stop.facts
     # entries follow TCACHE_MAX_BINS two-byte counts (2.30 and later): 64 bins, and from 2.42
     # twelve more for larger sizes
-    tcache = f["tcache.entries"] - 2 * (76 if H.glibc_key() >= (2, 42) else 64)
+    tcache = f["tcache.entries"] - 2 * (76 if glibc_key(version) >= (2, 42) else 64)
     text = stop.extra["text"]["bins"]
     assert_clean(text)
     assert "all bins are empty" not in text, text
+    if glibc_key(version) >= (2, 43):
+        assert f"tcache of thread 1 at {tcache:#018x}: {f['tcache.count']} chunks" in text, text
+        bad = {f["corrupt.entry"] + 8 * i for i in range(f["corrupt.count"])}
+        for name in COMMANDS:
+            kinds = kinds_at(stop.docs[name])
+            assert {a for a, k in kinds.items() if k == "pointer-outside-heap"} == bad, (name, kinds)
+            assert tcache not in kinds, (name, problems_at(stop.docs[name])[tcache])
+        return
     assert "no thread's tcache was found" in text, text
     for name in COMMANDS:
         probs = problems_at(stop.docs[name])

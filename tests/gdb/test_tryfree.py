@@ -17,7 +17,6 @@ from tests.harness import (
     demo_m32,
     gdbserver_start,
     libc_debug_missing,
-    thread_db_unloadable,
 )
 
 pytestmark = pytest.mark.gdb
@@ -67,9 +66,8 @@ def run_demo(g, symbols, mode="main"):
 @pytest.mark.parametrize(
     "case", THREAD_CASES, ids=lambda c: f"{c[0]}-{'symbols' if c[1] else 'nosymbols'}-{c[2]}"
 )
-def test_tryfree_says_what_glibc_does(request, case):
+def test_tryfree_says_what_glibc_does(case):
     version, symbols, mode = case
-    _thread_defect(request, version, mode, symbols)
     g = _glibc(version, symbols)
     verdicts, truth, _, _ = run_demo(g, symbols, mode)
     assert set(truth) == set(verdicts), (sorted(truth), sorted(verdicts))
@@ -104,25 +102,13 @@ def test_tryfree_says_what_glibc_does(request, case):
         assert verdicts["valid_small"]["size_field"] & 4, "a thread arena's chunk: NON_MAIN_ARENA"
 
 
-def _thread_defect(request, version, mode, symbols):
-    if mode == "thread" and tuple(map(int, version.split("."))) >= (2, 43) and (
-        thread_db_unloadable(version) or not symbols
-    ):
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=(
-            "gdbext defect (the heap model's, not tryfree's): a second thread's tcache, which "
-            "glibc 2.43 makes on its first free anywhere in the heap, is not found when gdb "
-            "cannot read libc's tcache variable (no libthread_db for that glibc, or no libc "
-            "symbols); tryfree then says it depends on it")))
-
-
 @pytest.mark.parametrize(
     "case", THREAD_CASES, ids=lambda c: f"{c[0]}-{'symbols' if c[1] else 'nosymbols'}-{c[2]}"
 )
-def test_trymalloc_says_what_glibc_does(request, case):
+def test_trymalloc_says_what_glibc_does(case):
     """Each child calls malloc(SIZE): the chunk trymalloc named (or a mapping of its own for
     "mmap"), or the abort with glibc's message."""
     version, symbols, mode = case
-    _thread_defect(request, version, mode, symbols)
     g = _glibc(version, symbols)
     _, _, verdicts, truth = run_demo(g, symbols, mode)
     assert set(truth) == set(verdicts), (sorted(truth), sorted(verdicts))

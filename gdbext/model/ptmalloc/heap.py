@@ -385,7 +385,9 @@ def _odd_chunk(
     L = seg.layout
     hdr = L.chunk_hdr_sz
     size = raw & ~7
-    if size == 0 and raw & 1 and not seg.main:
+    # Fenceposts end a heap its arena outgrew: none lies before top in the heap that holds it.
+    fences = seg.main or top is None or not seg.first_chunk <= top < seg.end
+    if size == 0 and raw & 1 and not seg.main and fences:
         # The fence header that ends a non-main heap an arena has outgrown.
         seg._add(pos, prev, raw, FENCEPOST)
         seg.end = max(seg.end, pos + hdr)
@@ -395,7 +397,7 @@ def _odd_chunk(
             nprev, nraw = _header(reader, pos + hdr, L)
         except MemoryReadError:
             nraw = None
-        if nraw is not None and (nraw & ~7) == 0 and nraw & 1:
+        if nraw is not None and (nraw & ~7) == 0 and nraw & 1 and fences:
             seg._add(pos, prev, raw, FENCEPOST)  # non-main: fencepost chunk, then fence header
             seg._add(pos + hdr, nprev, nraw, FENCEPOST)
             return None
