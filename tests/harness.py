@@ -370,6 +370,20 @@ def gdbserver_start(argv, env=None):
     raise AssertionError("gdbserver did not listen:\n" + "".join(seen))
 
 
+def remote_run_to(g, server, port: int, label: str) -> str:
+    """Connect gdb `g` to gdbserver `server` and continue to stop `label`; returns what the
+    program printed up to it (on gdbserver's output, not gdb's), for its facts."""
+    g.cmd(f"target remote 127.0.0.1:{port}", timeout=60)
+    g.cmd("break gdbext_stop")
+    g.cmd("continue", timeout=60)
+    said = ""
+    while f"GDBEXT_STOP {label}" not in said:
+        line = server.stdout.readline()
+        assert line, said
+        said += line
+    return said
+
+
 @contextlib.contextmanager
 def remote_session(gdb_session, program: str):
     """A gdb connected to gdbserver running `program` (a demo name), stopped at its first

@@ -11,7 +11,7 @@ import pytest
 
 from tests import glibcs as G
 from tests import heaporacle as H
-from tests.harness import gdbserver_start, glibc_key, libc_tls_unreadable
+from tests.harness import gdbserver_start, glibc_key, libc_tls_unreadable, remote_run_to
 
 pytestmark = pytest.mark.gdb
 
@@ -152,14 +152,7 @@ def test_tcache_owners_through_gdbserver(glibc_gdb, version):
     g = glibc_gdb(version, False, "lazy_tcache")
     server, port = gdbserver_start([G.for_test(version, False).demo("lazy_tcache"), "threads", "20"])
     try:
-        g.cmd(f"target remote 127.0.0.1:{port}", timeout=60)
-        g.cmd("break gdbext_stop")
-        g.cmd("continue", timeout=60)
-        said = ""
-        while "GDBEXT_STOP heap" not in said:
-            line = server.stdout.readline()
-            assert line, said
-            said += line
+        said = remote_run_to(g, server, port, "heap")
         f = {k: int(v, 16) for k, v in re.findall(r"GDBEXT_FACT (\w+\.entries)=(0x[0-9a-f]+)", said)}
         bins = g.json("bins --json")
     finally:

@@ -17,6 +17,7 @@ from tests.harness import (
     demo_m32,
     gdbserver_start,
     libc_debug_missing,
+    remote_run_to,
 )
 
 pytestmark = pytest.mark.gdb
@@ -173,14 +174,7 @@ def test_tryfree_through_gdbserver_says_what_glibc_does():
     server, port = gdbserver_start([prog])
     gdb = Gdb(prog)
     try:
-        gdb.cmd(f"target remote 127.0.0.1:{port}", timeout=60)
-        gdb.cmd("break gdbext_stop")
-        gdb.cmd("continue", timeout=60)
-        said = ""
-        while "GDBEXT_STOP prepared" not in said:
-            line = server.stdout.readline()
-            assert line, said
-            said += line
+        said = remote_run_to(gdb, server, port, "prepared")
         pointers = {m[0]: int(m[1], 16) for m in re.findall(r"GDBEXT_FACT ptr\.(\w+)=(0x[0-9a-f]+)", said)}
         verdicts = {n: gdb.json(f"tryfree {p:#x} --json", timeout=60) for n, p in pointers.items()}
         gdb.cmd("delete")
