@@ -2,6 +2,7 @@
 glibc itself would print (mallinfo2, malloc_info), as one HeapState."""
 
 from bisect import bisect_right
+from collections import deque
 from dataclasses import dataclass
 from itertools import chain, compress, repeat
 from operator import add, and_, ne, sub
@@ -588,24 +589,27 @@ def _assign_states(
     for seg in state.segments():
         states, raws, prevs, addrs = seg.states, seg.raws, seg.prevs, seg.addrs
         n = len(addrs)
-        marked = set(map(sub, seg.prev_free, repeat(1)))  # chunks the next one calls free
-        marked.discard(-1)
-        # the chunks in unsorted, small and large bins (only those have these states)
-        binned = set(compress(range(n), states.translate(_DOUBLY)))
-        # A chunk both binned and marked free is consistent when the next chunk's prev_size is
-        # its size; only the others can be a problem.
-        todo = marked.symmetric_difference(binned)
-        both_set = marked & binned
-        both_set.discard(n - 1)  # the last chunk has no next chunk
-        both = list(both_set)
+        # One byte per chunk, 1 where the next chunk calls it free (PREV_INUSE clear), and 1
+        # where it is in the unsorted, small or large bins (only those have these states):
+        # masks, not sets of a few hundred thousand indices.
+        marked = bytearray(n)
+        free_after = seg.prev_free  # in increasing order; 0 (the first chunk) marks no chunk
+        free_after = free_after[1:] if free_after and not free_after[0] else free_after
+        deque(map(marked.__setitem__, map(sub, free_after, repeat(1)), repeat(1)), maxlen=0)
+        binned = states.translate(_DOUBLY)
+        m, bn = int.from_bytes(marked, "little"), int.from_bytes(binned, "little")
+        # Marked or binned but not both can be a problem; both is consistent when the next
+        # chunk's prev_size is this chunk's size.
+        todo = list(compress(range(n), (m ^ bn).to_bytes(n, "little")))
+        both = list(compress(range(n - 1), (m & bn).to_bytes(n, "little")))  # not the last chunk
         if both:  # at C speed: each next chunk's prev_size against the size
             nexts = map(prevs.__getitem__, map(add, both, repeat(1)))
-            todo.update(compress(both, map(ne, nexts, map(and_, map(raws.__getitem__, both), repeat(~7)))))
+            todo.extend(compress(both, map(ne, nexts, map(and_, map(raws.__getitem__, both), repeat(~7)))))
         for i in sorted(todo):
             if i + 1 >= n or states[i + 1] == CORRUPT or states[i] in (CORRUPT, FENCEPOST, TOP):
                 continue
-            if i in binned:
-                if i not in marked:
+            if binned[i]:
+                if not marked[i]:
                     problems.append(
                         Problem(
                             addrs[i],
