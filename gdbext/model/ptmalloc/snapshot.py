@@ -144,8 +144,14 @@ def take(name: str, state, meta: dict) -> Snapshot:
             if not len(addrs):
                 continue
             sizes = array("Q", map(sub, addrs[1:], addrs[:-1]))
-            sizes.append(seg.chunk_end(len(addrs) - 1) - addrs[-1])
             keep = states.translate(_NOT_TOP)
+            if keep.count(0) == 1 and not keep[-1]:  # top ends the heap, as it mostly does
+                s.addrs.extend(addrs[:-1])  # array slices: copied, not gone through
+                s.sizes.extend(sizes)
+                s.states.extend(states[:-1])
+                s.arena_of.extend(bytes((tag,)) * (len(addrs) - 1))
+                continue
+            sizes.append(seg.chunk_end(len(addrs) - 1) - addrs[-1])
             if keep.count(0):
                 s.addrs.extend(compress(addrs, keep))
                 s.sizes.extend(compress(sizes, keep))
