@@ -2,6 +2,7 @@
 
 import json
 import os
+from itertools import chain
 
 import gdb
 
@@ -111,8 +112,9 @@ class Heapsnap(GdbextCommand):
             if args.file:
                 path = os.path.expanduser(args.file)
                 try:
+                    text = json.dumps(snap.to_json(), separators=(",", ":"))  # C speed; dump is not
                     with open(path, "w") as f:
-                        json.dump(snap.to_json(), f, separators=(",", ":"))
+                        f.write(text)
                 except OSError as e:
                     raise UserError(f"cannot write {args.file}: {e.strerror}") from None
                 snap.meta["file"] = args.file
@@ -150,10 +152,11 @@ class Heapsnap(GdbextCommand):
         b = _find(args.b) if args.b else _take(CURRENT)
         if args.by == "site" and not (a.sites or b.sites):
             raise UserError("--by site needs snapshots saved while 'allocwatch' was on")
-        doc = _snapshot_module().diff(a, b, args.by)
+        doc = _snapshot_module().diff(a, b, args.by, lazy=want_json)
         if want_json:
             target = b.meta if args.b else target_json(Target())
-            out.json(jsonout.document("heapsnap", {k: target.get(k) for k in TARGET_KEYS}, **doc))
+            keys = {k: target.get(k) for k in TARGET_KEYS}
+            out.json_pieces(chain(jsonout.document_pieces("heapsnap", keys, **doc), ["\n"]))
             return
         out.emit(snap_views.text(doc, _pointer_size()))
 

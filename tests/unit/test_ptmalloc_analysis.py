@@ -315,3 +315,101 @@ def test_bounds_only_analysis_agrees_with_the_full_one(version):
         [h.heap_info.address for h in full.arenas[1].heaps]
     assert [m.address for m in quick.mmapped] == [m.address for m in full.mmapped]
     assert quick.problems == [] and quick.tcache == {}
+
+
+class _FakeSeg:
+    """The parts of a HeapSegment _assign_states reads and writes."""
+
+    def __init__(self, rnd, base: int, arena: int, n: int):
+        from array import array
+
+        from gdbext.model.ptmalloc.chunks import CORRUPT, TOP
+
+        self.arena = arena
+        self.addrs = array("Q", range(base, base + n * 0x20, 0x20))
+        self.raws = array("Q", (0x20 | rnd.choice((0, 1, 1, 1)) for _ in range(n)))
+        self.prevs = array("Q", (rnd.choice((0, 0x20, 0x20, 0x30)) for _ in range(n)))
+        self.prev_free = array("Q", (k for k in range(n) if not self.raws[k] & 1))
+        self.states = bytearray(n)
+        for k in rnd.sample(range(n), 3):
+            self.states[k] = rnd.choice((TOP, CORRUPT))
+        self.bins: dict = {}
+
+    def index_of(self, address: int) -> int:
+        k = (address - self.addrs[0]) // 0x20
+        return k if 0 <= k < len(self.addrs) and self.addrs[k] == address else -1
+
+
+class _FakeArena:
+    def __init__(self, address, lists):
+        self.address, self.lists = address, lists
+
+    def bin_lists(self):
+        return self.lists
+
+
+class _FakeState:
+    def __init__(self, segs, arenas):
+        self.segs, self.arenas, self.tcache = segs, arenas, {}
+
+    def segments(self):
+        return self.segs
+
+    def segment_at(self, address):
+        return next((s for s in self.segs if s.index_of(address) >= 0), None)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_lists_states_set_in_bulk_as_chunk_by_chunk(seed):
+    """_assign_states takes a list walk_bin's indexed run placed (where_runs/where_idx) in bulk
+    when nothing is wrong with it, else chunk by chunk: the states, the bins and the problems
+    (in order) are those of the per-chunk loop over the same lists given as (segment, index)
+    pairs; lists with chunks twice, in two lists, of another arena, on top or corrupt chunks,
+    over two heaps."""
+    import copy
+    import random
+
+    from gdbext.model.ptmalloc import analysis
+    from gdbext.model.ptmalloc.bins import BinList
+
+    rnd = random.Random(seed)
+    segs = [_FakeSeg(rnd, 0x10000, 0x1000, 300), _FakeSeg(rnd, 0x90000, rnd.choice((0x1000, 0x2000)), 200)]
+    kinds = ("fastbin", "unsorted", "smallbin", "largebin", "tcache")
+    made = []
+    for n in range(rnd.randint(1, 8)):
+        kind = rnd.choice(kinds)
+        b = BinList(kind, n, "%s[%d]" % (kind, n), 0)
+        runs, idx = [], []
+        for _ in range(rnd.randint(1, 3)):  # runs of one heap
+            seg = rnd.choice(segs)
+            if not runs or runs[-1][0] is not seg:
+                runs.append((seg, len(idx)))
+            idx.extend(rnd.sample(range(len(seg.addrs)), rnd.randint(1, 30)))
+        if rnd.random() < 0.2:  # a chunk twice
+            idx.append(idx[runs[-1][1]])
+        b.where_runs, b.where_idx = runs, idx
+        b.chunks = [s.addrs[k] for s, k in analysis._where_of_runs(b)]
+        made.append(b)
+    got = []
+    for compact in (True, False):
+        segs2 = copy.deepcopy(segs)
+        swap = {id(s): s2 for s, s2 in zip(segs, segs2)}
+        lists = []
+        for b in made:
+            c = copy.copy(b)
+            c.where_runs = [(swap[id(s)], k) for s, k in b.where_runs]
+            c.where_idx = list(b.where_idx)
+            if not compact:
+                c.where, c.where_runs, c.where_idx = analysis._where_of_runs(c), [], []
+            lists.append(c)
+        state = _FakeState(segs2, [_FakeArena(0x1000, lists[: len(lists) // 2]), _FakeArena(0x2000, lists[len(lists) // 2 :])])
+        problems: list = []
+        analysis._assign_states(state, problems)
+        got.append(
+            (
+                [bytes(s.states) for s in segs2],
+                [list(s.bins.items()) for s in segs2],
+                [(p.address, p.kind, p.message) for p in problems],
+            )
+        )
+    assert got[0] == got[1]

@@ -5,8 +5,9 @@ completeness and problems in the same order.
 
 - _bin_run, the lists-only walk (no heap walk): against the careful loop run with no heap
   walk either (an `unwalked` test that says every address was walked turns the fast path off);
-- _bin_run_located, the full model's: against the careful loop given the same locator through
-  a mapping that is not a dict."""
+- _bin_run_indexed, the full model's (its locator's per-heap address -> index dicts, a list
+  over one heap or two): against the careful loop given the same locator through a mapping
+  that has no such dicts; the chunks' places (b.where_runs/where_idx against b.where) too."""
 
 import random
 from array import array
@@ -105,7 +106,16 @@ class Segment:
 
 
 class Locator(dict):
+    """As analysis._Locator: `by_segment`, one address -> index dict per heap."""
+
+    def __init__(self, by_segment):
+        super().__init__()
+        self.by_segment = by_segment
+
     def __missing__(self, address):
+        for seg, index in self.by_segment:
+            if address in index:
+                return seg, index[address]
         return None
 
 
@@ -117,30 +127,44 @@ class NotADict:
         return self.d[address]
 
 
+def places(b):
+    """Each chunk's (segment, index) as walk_bin left it, in either form."""
+    from gdbext.model.ptmalloc.analysis import _where_of_runs
+
+    where = _where_of_runs(b) if b.where_runs else b.where
+    return [w if w is None else (id(w[0]), w[1]) for w in where]
+
+
 def test_full_model_walk_as_the_careful_loop():
     L = Layout.for_version((2, 36))
     fast = 0
     for seed in range(400):
         rnd = random.Random(seed)
         nodes, i, headers, bin_bk = damaged_list(rnd, L)
-        seg, locate = Segment(), Locator()
-        for k, a in enumerate(nodes):
+        segs = [Segment() for _ in range(rnd.choice((1, 1, 2, 3)))]  # a list over several heaps
+        index: list = [{} for _ in segs]
+        for a in nodes:
+            n = rnd.randrange(len(segs)) if rnd.random() < 0.3 else 0
+            seg = segs[n]
+            k = len(seg.raws)
             raw, fd, bk = headers[a]
             if rnd.random() < 0.03:  # a header the walk did not keep: read from memory
                 seg.unread.add(k)
                 raw = fd = bk = 0
             seg.raws.append(raw), seg.fds.append(fd % (1 << 64)), seg.bks.append(bk)
             if rnd.random() < 0.98:  # else not a chunk the walk found
-                locate[a] = (seg, k)
+                index[n][a] = k
+        locate = Locator(list(zip(segs, index)))
         mem = memory(L, headers, [])
         cap = rnd.choice([1_000_000, 3, 10])
         got = []
         for loc in (locate, NotADict(locate)):
-            steps = B.Steps(4_000_000, cap, is_chunk=lambda p: p in locate)
+            steps = B.Steps(4_000_000, cap, is_chunk=lambda p: locate[p] is not None)
             problems: list = []
             b = B.walk_bin(Reader(mem, 8), L, Arena(nodes[0], bin_bk), i,
                            lambda p: HEAP <= p < HEAP_END, steps, problems, loc)
-            got.append(result(b, problems, steps) + ([w if w is None else w[1] for w in b.where],))
+            got.append(result(b, problems, steps) + (places(b),))
+            if loc is locate and b.where_runs:
+                fast += 1
         assert got[0] == got[1], seed
-        fast += all(a in locate for a in nodes)
-    assert fast > 100  # the fast path ran, not only the careful loop it hands over to
+    assert fast > 100  # the indexed run finished, not only the careful loop it hands over to

@@ -137,3 +137,42 @@ def test_diff_agrees_with_a_plain_diff(seed, steps, monkeypatch):
             for g in d["summary"]["groups"]
         }
         assert groups == {k: {x: g[x] for x in ("added", "removed", "changed")} for k, g in ref["groups"].items()}
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("with_sites", [False, True])
+def test_streamed_diff_json_is_the_document_byte_for_byte(seed, with_sites, monkeypatch):
+    """heapsnap diff --json streams its chunk lists as text (diff(lazy=True) and
+    jsonout.document_pieces) instead of a dict per chunk: the text is exactly what
+    jsonout.document writes for diff()'s lists of dicts, with and without call sites (labels
+    with quotes, backslashes, non-ASCII; chunks with none), for empty lists too, and when the
+    lists are cut into several pieces."""
+    import random
+
+    from gdbext.model.ptmalloc import snapshot
+    from gdbext.render import jsonout
+
+    monkeypatch.setattr(snapshot, "_BATCH", 7)
+    rng = random.Random(seed)
+    labels = ['main.c:12 "x"', "a\\b", "f\u00e9e \u2603", "-"]
+
+    def snap(name, n):
+        s = Snapshot(name, {"chunk_header": 16})
+        addr = 0x1000
+        for _ in range(n):
+            addr += rng.choice((0x20, 0x30, 0x100))
+            s.addrs.append(addr)
+            s.sizes.append(rng.choice((0x20, 0x30, 0x100)))
+            s.states.append(rng.randrange(6))
+            s.arena_of.append(rng.randrange(3))
+        if with_sites:
+            s.sites = {x: rng.choice(labels) for x in s.addrs if rng.random() < 0.7}
+        return s
+
+    a, b = snap("a", rng.choice((0, 40, 300))), snap("b", rng.choice((0, 40, 300)))
+    target = {"pid": 7, "kind": "live", "glibc": "2.36", "symbols": True}
+    for by in ("size", "state", "site") if with_sites else ("size", "arena"):
+        want = jsonout.document("heapsnap", target, **diff(a, b, by))
+        got = "".join(jsonout.document_pieces("heapsnap", target, **diff(a, b, by, lazy=True)))
+        assert got == want
+        assert json.loads(got)["added"] == diff(a, b, by)["added"]

@@ -2,9 +2,10 @@
 glibc itself would print (mallinfo2, malloc_info), as one HeapState."""
 
 from bisect import bisect_right
+from collections import deque
 from dataclasses import dataclass
 from itertools import chain, compress, repeat
-from operator import sub
+from operator import add, and_, ne, sub
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from ..memory import Memory, MemoryReadError
@@ -30,7 +31,7 @@ from .chunks import (
     ProblemKind,
     PtmallocError,
 )
-from .heap import Budget
+from .heap import Budget, HeapSegment
 from .layout import Layout
 from .mainheap import HeapSearch, arena_heaps, bounds_only, main_heaps, top_size
 from .mmapped import MmapScope, MmappedChunk, find_mmapped
@@ -454,22 +455,68 @@ def _walk_lists_for(w: _ListWalk, a: ArenaState, sizes: List[int], free_sizes: L
 
 
 class _Locator(dict):
-    """locator[address] is state.locate(address), with the chunks that look free (their next
+    """locator[address] is state.locate(address).  The chunks that look free (their next
     chunk's PREV_INUSE is clear: those of the unsorted, small and large bins, most of any free
-    list) looked up in a dict, filled at C speed, when no two heaps overlap."""
+    list) are looked up first in one dict per heap, address -> index, filled at C speed when
+    no two heaps overlap (`by_segment`, which walk_bin's indexed run follows); the dict itself
+    stays empty (every look-up goes through __missing__)."""
 
     def __init__(self, state: HeapState):
         super().__init__()
         self.state = state
+        self.by_segment: List[Tuple[HeapSegment, Dict[int, int]]] = []
         if state._disjoint:
             for seg in state.segments():
                 idx = list(map(sub, seg.prev_free, repeat(1)))
                 if idx and idx[0] < 0:
                     del idx[0]
-                self.update(zip(map(seg.addrs.__getitem__, idx), zip(repeat(seg), idx)))
+                self.by_segment.append((seg, dict(zip(map(seg.addrs.__getitem__, idx), idx))))
 
     def __missing__(self, address: int):
+        for seg, index in self.by_segment:
+            i = index.get(address)
+            if i is not None:
+                return seg, i
         return self.state.locate(address)
+
+
+def _assign_run(b: BinList, owner: Optional[int], code: int) -> bool:
+    """_assign_states for a list walk_bin's indexed run placed (b.where_runs, b.where_idx),
+    in bulk: True when it is done, which is when _assign_states's loop would find no problem
+    (each chunk of the owner's heaps, in use until now, and in the list once); else False,
+    with nothing changed, for that loop to go through."""
+    idx, runs = b.where_idx, b.where_runs
+    ends = [start for _, start in runs[1:]] + [len(idx)]
+    parts = []
+    for (seg, start), end in zip(runs, ends):
+        part = idx[start:end] if len(runs) > 1 else idx
+        if owner is not None and seg.arena != owner:
+            return False
+        if any(map(seg.states.__getitem__, part)):  # some chunk is not in use (USED is 0)
+            return False
+        parts.append((seg, part))
+    for _seg, part in parts:
+        if len(set(part)) != len(part):  # a chunk twice (one heap's indices are its own)
+            return False
+    if len(parts) > 1 and len({id(seg) for seg, _ in parts}) != len(parts):
+        return False  # one heap in two runs: the loop tells whether a chunk is there twice
+    label = b.label
+    for seg, part in parts:
+        states = seg.states
+        for i in part:
+            states[i] = code
+        seg.bins.update(zip(part, repeat(label)))
+    return True
+
+
+def _where_of_runs(b: BinList) -> list:
+    """b.where as (segment, index) pairs, from walk_bin's indexed run's compact form."""
+    idx, runs = b.where_idx, b.where_runs
+    ends = [start for _, start in runs[1:]] + [len(idx)]
+    where: list = []
+    for (seg, start), end in zip(runs, ends):
+        where.extend(zip(repeat(seg), idx[start:end]))
+    return where
 
 
 def _assign_states(
@@ -483,7 +530,12 @@ def _assign_states(
     for b, owner in lists:
         code = STATE_OF_KIND[b.kind]
         label = b.label
-        where = b.where if len(b.where) == len(b.chunks) else [None] * len(b.chunks)
+        if len(b.where_idx) == len(b.chunks) and b.where_runs:
+            if _assign_run(b, owner, code):
+                continue  # a healthy list: every chunk was in use, now in this list
+            where = _where_of_runs(b)
+        else:
+            where = b.where if len(b.where) == len(b.chunks) else [None] * len(b.chunks)
         prev: Optional[int] = None  # the list's chunk before: its link led here
         for addr, loc in zip(b.chunks, where):
             holder, prev = prev, addr
@@ -537,19 +589,27 @@ def _assign_states(
     for seg in state.segments():
         states, raws, prevs, addrs = seg.states, seg.raws, seg.prevs, seg.addrs
         n = len(addrs)
-        marked = set(map(sub, seg.prev_free, repeat(1)))  # chunks the next one calls free
-        marked.discard(-1)
-        # the chunks in unsorted, small and large bins (only those have these states)
-        binned = set(compress(range(n), states.translate(_DOUBLY)))
-        # A chunk both binned and marked free is consistent when the next chunk's prev_size is
-        # its size; only the others can be a problem.
-        todo = marked.symmetric_difference(binned)
-        todo.update(i for i in marked & binned if i + 1 < n and prevs[i + 1] != raws[i] & ~7)
+        # One byte per chunk, 1 where the next chunk calls it free (PREV_INUSE clear), and 1
+        # where it is in the unsorted, small or large bins (only those have these states):
+        # masks, not sets of a few hundred thousand indices.
+        marked = bytearray(n)
+        free_after = seg.prev_free  # in increasing order; 0 (the first chunk) marks no chunk
+        free_after = free_after[1:] if free_after and not free_after[0] else free_after
+        deque(map(marked.__setitem__, map(sub, free_after, repeat(1)), repeat(1)), maxlen=0)
+        binned = states.translate(_DOUBLY)
+        m, bn = int.from_bytes(marked, "little"), int.from_bytes(binned, "little")
+        # Marked or binned but not both can be a problem; both is consistent when the next
+        # chunk's prev_size is this chunk's size.
+        todo = list(compress(range(n), (m ^ bn).to_bytes(n, "little")))
+        both = list(compress(range(n - 1), (m & bn).to_bytes(n, "little")))  # not the last chunk
+        if both:  # at C speed: each next chunk's prev_size against the size
+            nexts = map(prevs.__getitem__, map(add, both, repeat(1)))
+            todo.extend(compress(both, map(ne, nexts, map(and_, map(raws.__getitem__, both), repeat(~7)))))
         for i in sorted(todo):
             if i + 1 >= n or states[i + 1] == CORRUPT or states[i] in (CORRUPT, FENCEPOST, TOP):
                 continue
-            if i in binned:
-                if i not in marked:
+            if binned[i]:
+                if not marked[i]:
                     problems.append(
                         Problem(
                             addrs[i],

@@ -6,7 +6,7 @@ or a tcache_perthread_struct entry).
 """
 
 from itertools import repeat
-from operator import and_, itemgetter
+from operator import and_
 from struct import Struct
 from typing import (
     TYPE_CHECKING,
@@ -55,6 +55,8 @@ class BinList:
         "count",
         "complete",
         "where",
+        "where_runs",
+        "where_idx",
     )
 
     def __init__(self, kind: str, index: int, label: str, head: int):
@@ -68,6 +70,10 @@ class BinList:
         self.count: Optional[int] = None  # tcache: the count the tcache struct claims
         self.complete = True
         self.where: list = []  # per chunk, (segment, index) where the heap walk has it, or None
+        # or instead (walk_bin's indexed run), the same compactly: each chunk's index in
+        # where_idx, and [(segment, the first list position in it)] in where_runs
+        self.where_runs: List[Tuple[HeapSegment, int]] = []
+        self.where_idx: List[int] = []
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -555,14 +561,15 @@ def walk_bin(
     seen_add = seen.add
     off_walk = locate is not None or steps.is_chunk is not None
     located = locate is not None and steps.unwalked is None  # then _off_walk is `loc is None`
+    by_segment = getattr(locate, "by_segment", None) if located else None  # analysis._Locator's
     lo = hi = 0  # as in walk_fastbin
     wbase, wblock, wend = 0, b"", 0
     if not off_walk and steps.unwalked is None and ssz == L.pointer_size:
         prev, broke = _bin_run(reader, L, b, i, p, holder, bin_addr, what, in_heap, steps, problems, cap)
         n = len(b.chunks)
         p = bin_addr if not broke else None
-    elif located and isinstance(locate, dict):
-        got = _bin_run_located(reader, L, b, i, p, holder, bin_addr, what, locate, problems, cap)
+    elif by_segment:
+        got = _bin_run_indexed(reader, L, b, i, p, holder, bin_addr, what, by_segment, problems, cap)
         if got is not None:
             prev, broke = got
             n = len(b.chunks)
@@ -725,7 +732,7 @@ def _bin_run(
     return (chunks[-1] if chunks else bin_addr), not ended
 
 
-def _bin_run_located(
+def _bin_run_indexed(
     reader: Reader,
     L: Layout,
     b: BinList,
@@ -734,26 +741,28 @@ def _bin_run_located(
     holder: int,
     bin_addr: int,
     what: str,
-    locate: dict,
+    by_segment: List[Tuple["HeapSegment", Dict[int, int]]],
     problems: List[Problem],
     cap: int,
 ) -> Optional[Tuple[int, bool]]:
     """walk_bin's loop in the full model, over chunks the heap walk found: the loop follows
-    each fd from the walk's arrays through the locator's dict, and the sizes and bks are
-    taken from those arrays afterwards at C speed, then checked as _bin_run checks them (the
-    same problems in the same order).  None, with `b` and `problems` as they were, when the
-    list reaches an address the dict does not hold, a misaligned one or an unreadable header:
-    walk_bin's own loop then walks the list, a chunk at a time."""
+    each fd from the walk's arrays through the locator's per-heap dicts (address -> index: no
+    object made per chunk), and the sizes and bks are taken from those arrays afterwards at C
+    speed, then checked as _bin_run checks them (the same problems in the same order).  The
+    chunks' places go to b.where_runs and b.where_idx.  None, with `b` and `problems` as they
+    were, when the list reaches an address no dict holds, a misaligned one or an unreadable
+    header: walk_bin's own loop then walks the list, a chunk at a time."""
     hdr, amask = L.chunk_hdr_sz, L.align_mask
     unpack = Struct("<QQQ" if L.size_sz == 8 else "<III").unpack
     width = 3 * L.size_sz
-    get = locate.get  # the dict's own look-up: an address it lacks is for the careful loop
-    chunks, sizes, where = b.chunks, b.sizes, b.where
-    chunks_append, where_append = chunks.append, where.append
+    chunks, sizes, runs, idx = b.chunks, b.sizes, b.where_runs, b.where_idx
+    chunks_append, idx_append = chunks.append, idx.append
     read: Dict[int, Tuple[int, int, int]] = {}  # list index -> header read from memory
-    seg: object = None
-    fds: Sequence[int] = ()
-    unread: AbstractSet[int] = frozenset()
+    seg, index = by_segment[0]
+    get = index.get
+    fds: Sequence[int] = seg.fds
+    unread: AbstractSet[int] = seg.unread
+    runs.append((seg, 0))
     mark, power = -1, 1  # loops found as _bin_run finds them
     ended = False
     for n in range(cap):
@@ -764,24 +773,34 @@ def _bin_run_located(
             break
         if n == power:
             mark, power = p, power << 1
-        loc = get(p)
-        if loc is None or (p + hdr) & amask:
-            del chunks[:], where[:]
+        k = get(p)
+        if k is None:  # another heap's, or none's
+            for other, other_index in by_segment:
+                k = other_index.get(p)
+                if k is not None:
+                    seg, get, fds, unread = other, other_index.get, other.fds, other.unread
+                    if runs[-1][1] == n:
+                        runs[-1] = (seg, n)
+                    else:
+                        runs.append((seg, n))
+                    break
+            else:
+                del chunks[:], runs[:], idx[:]
+                return None
+        if (p + hdr) & amask:
+            del chunks[:], runs[:], idx[:]
             return None
-        if loc[0] is not seg:
-            seg = loc[0]
-            fds, unread = loc[0].fds, loc[0].unread
         chunks_append(p)
-        where_append(loc)
-        if unread and loc[1] in unread:  # a header the walk did not keep: read it
+        idx_append(k)
+        if unread and k in unread:  # a header the walk did not keep: read it
             try:
                 got = read[n] = unpack(reader.read(p + L.size_sz, width))
             except MemoryReadError:
-                del chunks[:], where[:]
+                del chunks[:], runs[:], idx[:]
                 return None
             p = got[1]
         else:
-            p = fds[loc[1]]
+            p = fds[k]
     else:
         ended = p == bin_addr
     stop: Optional[Problem] = None
@@ -790,31 +809,34 @@ def _bin_run_located(
         first = _first_repeat(chunks, p)
         if first is not None:
             k, at = first
-            del chunks[k:], where[k:]
+            del chunks[k:], idx[k:]
+            while len(runs) > 1 and runs[-1][1] >= k:
+                del runs[-1]
             stop = _loop(chunks[-1], what, at)
         else:
             stop = _too_long(chunks[-1] if chunks else holder, what, cap, cap, p)
-    bks = _from_walk(where, sizes, read)
+    bks = _from_runs(runs, idx, sizes, read)
     _bin_checks(L, b, i, bks, bin_addr, what, problems)
     if stop is not None:
         problems.append(stop)
     return (chunks[-1] if chunks else bin_addr), not ended
 
 
-def _from_walk(where: list, sizes: List[int], read: Dict[int, Tuple[int, int, int]]) -> List[int]:
-    """The size fields (into `sizes`) and bks of the chunks at `where` from the heap walk's
-    arrays, at C speed when they are all in one heap (as a list usually is); `read` holds the
-    headers read from memory instead."""
+def _from_runs(
+    runs: List[Tuple["HeapSegment", int]],
+    idx: List[int],
+    sizes: List[int],
+    read: Dict[int, Tuple[int, int, int]],
+) -> List[int]:
+    """The size fields (into `sizes`) and bks of the chunks at `idx` from the heap walk's
+    arrays, a run of one heap at a time at C speed; `read` holds the headers read from memory
+    instead."""
     bks: List[int] = []
-    segs = list(map(itemgetter(0), where))
-    if segs and list(map(id, segs)).count(id(segs[0])) == len(segs):
-        idx = list(map(itemgetter(1), where))
-        sizes.extend(map(segs[0].raws.__getitem__, idx))
-        bks.extend(map(segs[0].bks.__getitem__, idx))
-    else:
-        for seg, k in where:
-            sizes.append(seg.raws[k])
-            bks.append(seg.bks[k])
+    ends = [start for _, start in runs[1:]] + [len(idx)]
+    for (seg, start), end in zip(runs, ends):
+        part = idx[start:end] if len(runs) > 1 else idx
+        sizes.extend(map(seg.raws.__getitem__, part))
+        bks.extend(map(seg.bks.__getitem__, part))
     for n, (raw, _, bk) in read.items():
         if n < len(sizes):
             sizes[n], bks[n] = raw, bk

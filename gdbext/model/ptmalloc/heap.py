@@ -6,10 +6,11 @@ arena.  The walk keeps chunks in parallel arrays (no per-chunk objects), detects
 fields, reports each as a Problem, and tries to pick the chain up again further on.
 """
 
+import sys
 from array import array
 from bisect import bisect_right
 from itertools import compress, repeat
-from operator import add, and_, lshift, not_
+from operator import add, lshift
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..memory import MemoryReadError, read_view
@@ -23,6 +24,7 @@ BIG_READ = 1 << 20  # bytes per bulk read of a heap (bigger reads are no faster,
 SAMPLE = 64  # HeapSegment._floor: one address in SAMPLE kept in a list
 RESYNC_WINDOW = 1 << 20  # how far past a corrupted header to look for the chain again
 RESYNC_STEPS = 24  # chained valid headers that make a resumption point believable
+_PREV_FREE = bytes(int(not c & 1) for c in range(256))  # a size field's low byte -> 1: PREV_INUSE clear
 
 
 class Budget:
@@ -223,6 +225,8 @@ def walk(
     blk_base = blk_end = nwords = istop = ilim = hstop = 0
     words: Any = None
     n = len(addrs)  # index of the first chunk of `idxs` in the segment
+    width = raws.itemsize
+    low_byte = 0 if sys.byteorder == "little" else width - 1  # where a word's flag bits are
 
     def flush():
         nonlocal n
@@ -230,7 +234,10 @@ def walk(
         if not k:
             return
         addrs.extend(map(add, map(lshift, idxs, repeat(shift)), repeat(blk_base)))
-        seg.prev_free.extend(compress(range(n, n + k), map(not_, map(and_, raws[n:], repeat(1)))))
+        # the chunks whose PREV_INUSE is clear, from the low byte of each size field
+        low = raws[n:].tobytes()[low_byte::width].translate(_PREV_FREE)
+        if low.count(0) != k:
+            seg.prev_free.extend(compress(range(n, n + k), low))
         seg.states.extend(bytes(k))  # USED is 0
         n += k
         idxs.clear()

@@ -12,9 +12,10 @@ is "freed to the thread's cache", not returned), and each arena's top apart from
 """
 
 from array import array
-from itertools import compress, repeat
-from operator import ne, sub
-from typing import Dict, Iterable, List, Optional, Tuple
+from itertools import compress, islice, repeat
+from json import dumps
+from operator import add, ne, sub
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .chunks import FASTBIN, LARGEBIN, SMALLBIN, STATES, TOP, UNSORTED, USED
 
@@ -143,8 +144,14 @@ def take(name: str, state, meta: dict) -> Snapshot:
             if not len(addrs):
                 continue
             sizes = array("Q", map(sub, addrs[1:], addrs[:-1]))
-            sizes.append(seg.chunk_end(len(addrs) - 1) - addrs[-1])
             keep = states.translate(_NOT_TOP)
+            if keep.count(0) == 1 and not keep[-1]:  # top ends the heap, as it mostly does
+                s.addrs.extend(addrs[:-1])  # array slices: copied, not gone through
+                s.sizes.extend(sizes)
+                s.states.extend(states[:-1])
+                s.arena_of.extend(bytes((tag,)) * (len(addrs) - 1))
+                continue
+            sizes.append(seg.chunk_end(len(addrs) - 1) - addrs[-1])
             if keep.count(0):
                 s.addrs.extend(compress(addrs, keep))
                 s.sizes.extend(compress(sizes, keep))
@@ -190,6 +197,107 @@ def _changed_rows(old: _Picked, new: _Picked, hdr: int) -> List[dict]:
         }
         for a, n, oz, ost, nz, nst in zip(new.addrs, new.arenas, old.sizes, old.states, new.sizes, new.states)
     ]
+
+
+_BATCH = 20_000  # rows formatted per piece of a streamed list
+
+
+class ChunkRows:
+    """A diff's added or removed chunks as CHUNK documents, made only when asked: as dicts
+    (rows()) or as the JSON text json.dumps(rows(), separators=(",", ":")) would write,
+    streamed in pieces (json_pieces()) with no dict made per chunk."""
+
+    def __init__(self, picked: _Picked, hdr: int, sites: Optional[Dict[int, str]]):
+        self.picked = picked
+        self.hdr = hdr
+        self.sites = sites  # None: the rows have no "site"
+
+    def __len__(self) -> int:
+        return len(self.picked.addrs)
+
+    def rows(self) -> List[dict]:
+        rows = self.picked.rows(self.hdr)
+        if self.sites is not None:
+            for c in rows:
+                c["site"] = self.sites.get(c["address"])
+        return rows
+
+    def json_pieces(self) -> Iterator[str]:
+        p = self.picked
+        head = '{"address":%d,"user_address":%d,"size":%d,"state":"%s","arena":%d'
+        cols: list = [
+            p.addrs,
+            map(add, p.addrs, repeat(self.hdr)),
+            p.sizes,
+            map(STATES.__getitem__, p.states),
+            p.arenas,
+        ]
+        if self.sites is None:
+            texts = map((head + "}").__mod__, zip(*cols))
+        else:
+            cols.append(map(dumps, map(self.sites.get, p.addrs)))
+            texts = map((head + ',"site":%s}').__mod__, zip(*cols))
+        return _json_list(texts)
+
+
+class ChangedRows:
+    """A diff's changed chunks, as ChunkRows has its chunks: {"address", "user_address",
+    "arena", "from": {"size", "state"}, "to": {"size", "state"}} (and "site")."""
+
+    def __init__(self, old: _Picked, new: _Picked, hdr: int, sites: Optional[Tuple[dict, dict]]):
+        self.old = old
+        self.new = new
+        self.hdr = hdr
+        self.sites = sites  # (B's sites, A's sites), or None: the rows have no "site"
+
+    def __len__(self) -> int:
+        return len(self.new.addrs)
+
+    def _site(self, address: int) -> Optional[str]:
+        assert self.sites is not None
+        return self.sites[0].get(address) or self.sites[1].get(address)
+
+    def rows(self) -> List[dict]:
+        rows = _changed_rows(self.old, self.new, self.hdr)
+        if self.sites is not None:
+            for c in rows:
+                c["site"] = self._site(c["address"])
+        return rows
+
+    def json_pieces(self) -> Iterator[str]:
+        old, new = self.old, self.new
+        head = (
+            '{"address":%d,"user_address":%d,"arena":%d,'
+            '"from":{"size":%d,"state":"%s"},"to":{"size":%d,"state":"%s"}'
+        )
+        cols: list = [
+            new.addrs,
+            map(add, new.addrs, repeat(self.hdr)),
+            new.arenas,
+            old.sizes,
+            map(STATES.__getitem__, old.states),
+            new.sizes,
+            map(STATES.__getitem__, new.states),
+        ]
+        if self.sites is None:
+            texts = map((head + "}").__mod__, zip(*cols))
+        else:
+            cols.append(map(dumps, map(self._site, new.addrs)))
+            texts = map((head + ',"site":%s}').__mod__, zip(*cols))
+        return _json_list(texts)
+
+
+def _json_list(texts: Iterable[str]) -> Iterator[str]:
+    """ "[" + ",".join(texts) + "]", in pieces of _BATCH texts."""
+    yield "["
+    sep = ""
+    while True:
+        batch = list(islice(texts, _BATCH))
+        if not batch:
+            break
+        yield sep + ",".join(batch)
+        sep = ","
+    yield "]"
 
 
 def _unequal(a: Snapshot, in_a: bytes, lo_a: int, b: Snapshot, in_b: bytes, lo_b: int, n: int) -> bytes:
@@ -293,11 +401,15 @@ def _align_by_set(a: Snapshot, lo_a: int, b: Snapshot, lo_b: int, removed, added
     cb.extend(compress(compress(range(lo_b, len(b)), in_b), differ))
 
 
-def diff(a: Snapshot, b: Snapshot, by: str = "size") -> dict:
-    """What changed from a to b: the JSON body heapsnap diff prints (and its table reads)."""
+def diff(a: Snapshot, b: Snapshot, by: str = "size", lazy: bool = False) -> dict:
+    """What changed from a to b: the JSON body heapsnap diff prints (and its table reads).
+    lazy: "added", "removed" and "changed" are ChunkRows / ChangedRows (their rows made, or
+    their JSON streamed, when asked) instead of lists of dicts."""
     removed_at, added_at, ca, cb = _align(a, b)
     added, removed = _Picked(b, added_at), _Picked(a, removed_at)
+    del removed_at, added_at
     old, new = _Picked(a, ca), _Picked(b, cb)
+    del ca, cb
     hdr = b.hdr
     tops = []
     ta = {x["address"]: x for x in a.arenas}
@@ -313,24 +425,20 @@ def diff(a: Snapshot, b: Snapshot, by: str = "size") -> dict:
         "added": [{"address": x, "size": mb[x]} for x in sorted(set(mb) - set(ma))],
         "removed": [{"address": x, "size": ma[x]} for x in sorted(set(ma) - set(mb))],
     }
-    added_rows, removed_rows, changed_rows = (
-        added.rows(hdr),
-        removed.rows(a.hdr),
-        _changed_rows(old, new, hdr),
-    )
-    if a.sites or b.sites or by == "site":
-        for c in added_rows:
-            c["site"] = b.sites.get(c["address"])
-        for c in removed_rows:
-            c["site"] = a.sites.get(c["address"])
-        for c in changed_rows:
-            c["site"] = b.sites.get(c["address"]) or a.sites.get(c["address"])
+    with_sites = bool(a.sites or b.sites or by == "site")
+    added_rows = ChunkRows(added, hdr, b.sites if with_sites else None)
+    removed_rows = ChunkRows(removed, a.hdr, a.sites if with_sites else None)
+    changed_rows = ChangedRows(old, new, hdr, (b.sites, a.sites) if with_sites else None)
+    rows: Dict[str, object] = {"added": added_rows, "removed": removed_rows, "changed": changed_rows}
+    if not lazy:
+        rows = {
+            k: r.rows()
+            for k, r in (("added", added_rows), ("removed", removed_rows), ("changed", changed_rows))
+        }
     return {
         "from": a.name,
         "to": b.name,
-        "added": added_rows,
-        "removed": removed_rows,
-        "changed": changed_rows,
+        **rows,
         "top": tops,
         "mmapped": mm,
         "summary": _summary(a, b, added, removed, old, new, by),
