@@ -14,15 +14,11 @@ The program's own run time without gdb is shown for reference.
 
 import os
 import re
-import resource
 import statistics
-import subprocess
 import sys
-import time
 
-from common import LOADER, ROOT, precompile_gdbext
+from common import BUILD, native, precompile_gdbext, timed_gdb_run
 
-BUILD = os.path.join(ROOT, "demo_c", "build")
 
 CONFIGS = [
     ("no allocwatch", None),
@@ -34,38 +30,10 @@ CONFIGS = [
     ("call --sample 16", "allocwatch on --sample 16"),
     ("finish --sample 16", "allocwatch on --returns finish --sample 16"),
 ]
-TIMER = ("python import time; gdb.set_convenience_variable('t0', str(time.perf_counter()))",
-         "python print('ELAPSED', time.perf_counter() - float(gdb.convenience_variable('t0').string()))")
-
-
-def native(argv):
-    t = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t
-
-
 def under_gdb(argv, setup):
-    cmd = ["gdb", "-nx", "-q", "-batch", "-ex", "set confirm off", "-ex", "set pagination off",
-           "-ex", f"source {LOADER}"]
-    if setup:
-        cmd += ["-ex", setup]
-    cmd += ["-ex", TIMER[0], "-ex", "run", "-ex", TIMER[1], "-ex", "allocwatch status",
-            "--args", *argv]
-    before = _children_cpu()
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    cpu = _children_cpu() - before
-    m = re.search(r"^ELAPSED (\S+)", p.stdout, re.M)
-    if not m or "exited normally" not in p.stdout:
-        raise SystemExit(f"run failed: {' '.join(cmd)}\n{p.stdout[-2000:]}")
-    ev = re.search(r"(\d+) events? \(", p.stdout)
-    return float(m.group(1)), cpu, int(ev.group(1)) if ev and setup else 0
-
-
-def _children_cpu() -> float:
-    """User and system CPU of the reaped children (gdb, and the program gdb reaped): what a
-    run cost the machine, which the load of other work does not inflate as it does wall time."""
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+    out, seconds, cpu = timed_gdb_run(argv, setup, "allocwatch status")
+    ev = re.search(r"(\d+) events? \(", out)
+    return seconds, cpu, int(ev.group(1)) if ev and setup else 0
 
 
 def main():

@@ -13,13 +13,10 @@ own run time without gdb is shown for reference.  Prints a table of medians.
 import os
 import re
 import statistics
-import subprocess
 import sys
-import time
 
-from common import LOADER, ROOT, precompile_gdbext
+from common import BUILD, native, precompile_gdbext, timed_gdb_run
 
-BUILD = os.path.join(ROOT, "demo_c", "build")
 
 WORKLOADS = [
     ("small mallocs", ["malloc_sizes", "many", "200000"]),
@@ -32,29 +29,10 @@ CONFIGS = [
     ("syscall", "brkwatch on --method syscall"),
     ("auto --mmap", "brkwatch on --mmap"),
 ]
-TIMER = ("python import time; gdb.set_convenience_variable('t0', str(time.perf_counter()))",
-         "python print('ELAPSED', time.perf_counter() - float(gdb.convenience_variable('t0').string()))")
-
-
-def native(argv):
-    t = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t
-
-
 def under_gdb(argv, setup):
-    cmd = ["gdb", "-nx", "-q", "-batch", "-ex", "set confirm off", "-ex", "set pagination off",
-           "-ex", f"source {LOADER}"]
-    if setup:
-        cmd += ["-ex", setup]
-    cmd += ["-ex", TIMER[0], "-ex", "run", "-ex", TIMER[1], "-ex", "brkwatch status",
-            "--args", *argv]
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    m = re.search(r"^ELAPSED (\S+)", p.stdout, re.M)
-    if not m or "exited normally" not in p.stdout:
-        raise SystemExit(f"run failed: {' '.join(cmd)}\n{p.stdout[-2000:]}")
-    ev = re.search(r"(\d+) event\(s\)", p.stdout)
-    return float(m.group(1)), int(ev.group(1)) if ev and setup else 0
+    out, seconds, _ = timed_gdb_run(argv, setup, "brkwatch status")
+    ev = re.search(r"(\d+) event\(s\)", out)
+    return seconds, int(ev.group(1)) if ev and setup else 0
 
 
 def main():

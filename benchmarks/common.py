@@ -2,6 +2,10 @@
 
 import compileall
 import os
+import re
+import resource
+import subprocess
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOADER = os.path.join(ROOT, "gdbext", "gdbinit.py")
@@ -12,3 +16,40 @@ def precompile_gdbext() -> None:
     gdbext (where PYTHONDONTWRITEBYTECODE is set, gdb would compile it again in every run).
     Run the benchmarks with gdb's Python (.venv/bin/python), so the .pyc files are its own."""
     compileall.compile_dir(os.path.join(ROOT, "gdbext"), quiet=1)
+
+
+BUILD = os.path.join(ROOT, "demo_c", "build")
+TIMER = ("python import time; gdb.set_convenience_variable('t0', str(time.perf_counter()))",
+         "python print('ELAPSED', time.perf_counter() - float(gdb.convenience_variable('t0').string()))")
+
+
+def native(argv) -> float:
+    """The program's own run time without gdb, for reference."""
+    t = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t
+
+
+def timed_gdb_run(argv, setup, status):
+    """Run `argv` to its exit in one batch gdb with gdbext, after `setup` (a gdbext command or
+    None), then `status`: (gdb's output, seconds from `run` to exit, CPU of gdb and the program).
+    Start-up is outside the seconds and inside the CPU, where it cancels against the floor."""
+    cmd = ["gdb", "-nx", "-q", "-batch", "-ex", "set confirm off", "-ex", "set pagination off",
+           "-ex", f"source {LOADER}"]
+    if setup:
+        cmd += ["-ex", setup]
+    cmd += ["-ex", TIMER[0], "-ex", "run", "-ex", TIMER[1], "-ex", status, "--args", *argv]
+    before = children_cpu()
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cpu = children_cpu() - before
+    m = re.search(r"^ELAPSED (\S+)", p.stdout, re.M)
+    if not m or "exited normally" not in p.stdout:
+        raise SystemExit(f"run failed: {' '.join(cmd)}\n{p.stdout[-2000:]}")
+    return p.stdout, float(m.group(1)), cpu
+
+
+def children_cpu() -> float:
+    """User and system CPU of the reaped children (gdb, and the program gdb reaped): what a
+    run cost the machine, which the load of other work does not inflate as it does wall time."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
