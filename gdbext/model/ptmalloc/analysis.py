@@ -12,7 +12,7 @@ from ..memory import Memory, MemoryReadError
 from ..progress import progress
 from ..regions import Mapping
 from .arena import ArenaHeader, arena_chain, read_mp
-from .bins import BinList, Locate, Steps, walk_arena_bins, walk_tcache
+from .bins import BinList, Locate, Steps, run_parts, walk_arena_bins, walk_tcache
 from .checks import check_arenas, check_mallinfo2, check_mmapped_bits, check_top
 from .chunks import (
     CORRUPT,
@@ -485,16 +485,12 @@ def _assign_run(b: BinList, owner: Optional[int], code: int) -> bool:
     in bulk: True when it is done, which is when _assign_states's loop would find no problem
     (each chunk of the owner's heaps, in use until now, and in the list once); else False,
     with nothing changed, for that loop to go through."""
-    idx, runs = b.where_idx, b.where_runs
-    ends = [start for _, start in runs[1:]] + [len(idx)]
-    parts = []
-    for (seg, start), end in zip(runs, ends):
-        part = idx[start:end] if len(runs) > 1 else idx
+    parts = run_parts(b.where_runs, b.where_idx)
+    for seg, part in parts:
         if owner is not None and seg.arena != owner:
             return False
         if any(map(seg.states.__getitem__, part)):  # some chunk is not in use (USED is 0)
             return False
-        parts.append((seg, part))
     for _seg, part in parts:
         if len(set(part)) != len(part):  # a chunk twice (one heap's indices are its own)
             return False
@@ -511,11 +507,9 @@ def _assign_run(b: BinList, owner: Optional[int], code: int) -> bool:
 
 def _where_of_runs(b: BinList) -> list:
     """b.where as (segment, index) pairs, from walk_bin's indexed run's compact form."""
-    idx, runs = b.where_idx, b.where_runs
-    ends = [start for _, start in runs[1:]] + [len(idx)]
     where: list = []
-    for (seg, start), end in zip(runs, ends):
-        where.extend(zip(repeat(seg), idx[start:end]))
+    for seg, part in run_parts(b.where_runs, b.where_idx):
+        where.extend(zip(repeat(seg), part))
     return where
 
 

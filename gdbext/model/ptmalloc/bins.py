@@ -822,6 +822,15 @@ def _bin_run_indexed(
     return (chunks[-1] if chunks else bin_addr), not ended
 
 
+def run_parts(runs: List[Tuple["HeapSegment", int]], idx: List[int]) -> List[Tuple["HeapSegment", List[int]]]:
+    """BinList.where_runs and where_idx as (heap segment, the list's chunk indices in it), one
+    pair per run of the list through one heap."""
+    if len(runs) == 1:
+        return [(runs[0][0], idx)]
+    ends = [start for _, start in runs[1:]] + [len(idx)]
+    return [(seg, idx[start:end]) for (seg, start), end in zip(runs, ends)]
+
+
 def _from_runs(
     runs: List[Tuple["HeapSegment", int]],
     idx: List[int],
@@ -832,9 +841,7 @@ def _from_runs(
     arrays, a run of one heap at a time at C speed; `read` holds the headers read from memory
     instead."""
     bks: List[int] = []
-    ends = [start for _, start in runs[1:]] + [len(idx)]
-    for (seg, start), end in zip(runs, ends):
-        part = idx[start:end] if len(runs) > 1 else idx
+    for seg, part in run_parts(runs, idx):
         sizes.extend(map(seg.raws.__getitem__, part))
         bks.extend(map(seg.bks.__getitem__, part))
     for n, (raw, _, bk) in read.items():
