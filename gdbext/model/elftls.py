@@ -90,7 +90,11 @@ def _program_headers(read: Reader) -> Optional[_Elf]:
 def tls_image(read: Reader) -> Optional[TlsImage]:
     """The object's PT_TLS segment, or None (no TLS, not a 64-bit x86-64 ELF, truncated)."""
     elf = _program_headers(read)
-    if elf is None or elf.tls is None:
+    return _tls_image(read, elf) if elf is not None else None
+
+
+def _tls_image(read: Reader, elf: _Elf) -> Optional[TlsImage]:
+    if elf.tls is None:
         return None
     offset, vaddr, filesz, memsz, align = elf.tls
     if filesz > MAX_TABLE:
@@ -145,10 +149,12 @@ def initial_exec_slots(read: Reader) -> Dict[int, int]:
     own static TLS variables read in the initial-exec model (R_X86_64_TPOFF64 relocations
     without a symbol)."""
     elf = _program_headers(read)
-    if elf is None:
-        return {}
+    return _initial_exec_slots(_relocations(read, elf)) if elf is not None else {}
+
+
+def _initial_exec_slots(relocations: List[Tuple[int, int, int, int]]) -> Dict[int, int]:
     out: Dict[int, int] = {}
-    for r_offset, kind, sym, addend in _relocations(read, elf):
+    for r_offset, kind, sym, addend in relocations:
         if kind == R_X86_64_TPOFF64 and sym == 0 and addend >= 0:
             out.setdefault(addend, r_offset)
     return out
@@ -159,14 +165,15 @@ def pointer_to_zeros(read: Reader, zero_size: int) -> Optional[TlsVariable]:
     of the object at `zero_size` bytes that are all zero (glibc >= 2.43's `tcache`, which
     starts at the empty dummy tcache); None when there is not exactly one."""
     elf = _program_headers(read)
-    image = tls_image(read)
+    image = _tls_image(read, elf) if elf is not None else None
     if elf is None or image is None or zero_size <= 0:
         return None
-    slots = initial_exec_slots(read)
+    relocations = _relocations(read, elf)
+    slots = _initial_exec_slots(relocations)
     # A relocated word of the image may hold its value in the relocation, not in the file.
     addends = {
         r_offset - image.vaddr: addend
-        for r_offset, kind, sym, addend in _relocations(read, elf)
+        for r_offset, kind, sym, addend in relocations
         if kind == R_X86_64_RELATIVE and image.vaddr <= r_offset < image.vaddr + len(image.init)
     }
     found = []
