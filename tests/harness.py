@@ -152,15 +152,16 @@ class Gdb:
         """A first `run` that printed "Starting program:" and nothing after it in a whole timeout:
         a rare hang seen only on loaded machines (3 of ~2,000 runs in one loaded suite, none in
         190 runs alone), before the program printed anything, so before any test's step."""
-        if self.restarted or command.split()[:1] not in (["run"], ["r"]) or self.pid_seen():
+        if self.restarted or command.split()[:1] not in (["run"], ["r"]) or self._program_started():
             return False
         before = (self.child.before or "").replace("\r\n", "\n")
-        head, sep, tail = before.partition("Starting program:")
+        _, sep, tail = before.partition("Starting program:")
         said = [line for line in tail.split("\n")[1:]
                 if line.strip() and not GDB_START_NOTICE.match(line)]
         return bool(sep) and not said
 
-    def pid_seen(self) -> bool:
+    def _program_started(self) -> bool:
+        """Whether a program of this gdb has printed its facts: a later `run` is not a first start."""
         return any("GDBEXT_FACT" in t for t in self.transcript)
 
     def _restart_hung_start(self, command: str, timeout=None) -> str:
@@ -186,16 +187,13 @@ class Gdb:
         below gdb."""
         lines = [f"{command!r} hung after 'Starting program:' (gdb pid {self.child.pid}); "
                  "restarting gdb once"]
-        todo = [self.child.pid]
-        while todo:
-            pid = todo.pop()
+        below = self._below(self.child.pid)
+        for pid in [self.child.pid, *below]:
             try:
                 with open(f"/proc/{pid}/stat") as f:
                     stat = f.read()
                 with open(f"/proc/{pid}/wchan") as f:
                     wchan = f.read()
-                with open(f"/proc/{pid}/task/{pid}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
             except OSError as e:
                 lines.append(f"  {pid}: {e}")
                 continue
@@ -207,7 +205,7 @@ class Gdb:
             os.makedirs(os.path.join(ROOT, "tests", ".cache"), exist_ok=True)
             with open(os.path.join(ROOT, "tests", ".cache", "start-hangs.log"), "a") as f:
                 f.write(message + "\n")
-        return [int(line.split()[0]) for line in lines[2:] if line.split()[0].isdigit()]
+        return below
 
     def json(self, command: str, timeout=None):
         text = self.cmd(command, timeout)
