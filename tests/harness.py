@@ -267,6 +267,48 @@ class Gdb:
         self.child.close(force=True)
 
 
+def kernel_cores_or_skip():
+    """Skip unless the kernel writes a dying program's core into its working directory."""
+    import pytest
+    import resource
+
+    with open("/proc/sys/kernel/core_pattern") as f:
+        pattern = f.read().strip()
+    if pattern.startswith("|") or "/" in pattern:
+        pytest.skip(f"core dumps go elsewhere (kernel.core_pattern = {pattern!r})")
+    if resource.getrlimit(resource.RLIMIT_CORE)[1] == 0:
+        pytest.skip("core dumps are disabled (hard RLIMIT_CORE is 0)")
+
+
+def kernel_core(g: Gdb, directory, timeout=120) -> str:
+    """Kill g's program (started with cwd `directory` and `ulimit -c unlimited`) by SIGSEGV and
+    return the core the kernel wrote.  The signal is sent from outside while gdb holds the
+    program stopped, and gdb detaches: the program then dies untraced.  gdb's own `signal
+    SIGSEGV` raced with the dying threads (gdb 18 gave its prompt back with "Couldn't get
+    registers: No such process" while they waited in their exit stops, the dump not begun), and
+    ending gdb then killed the program (PTRACE_O_EXITKILL), cutting the dump off."""
+    import time
+
+    pid = g.pid
+    assert pid is not None, "no process to kill"
+    os.kill(pid, 11)
+    g.cmd("detach", timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in "ZX":
+                    break  # a zombie: the dump is written before the process exits
+        except OSError:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process {pid} still alive {timeout} s after SIGSEGV")
+        time.sleep(0.05)
+    cores = [p for p in os.listdir(directory) if p == "core" or p.startswith("core.")]
+    assert len(cores) == 1, os.listdir(directory)
+    return os.path.join(str(directory), cores[0])
+
+
 _gdb_version = None
 
 

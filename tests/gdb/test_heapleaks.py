@@ -13,7 +13,8 @@ import re
 import pytest
 
 from tests import glibcs as G
-from tests.harness import FACT, assert_clean, demo, gdbserver_start, parse_value
+from tests.harness import (FACT, assert_clean, demo, gdbserver_start, kernel_core,
+                           kernel_cores_or_skip, parse_value)
 
 NO_LIBC_DEBUG = "set debug-file-directory /nonexistent"
 
@@ -51,7 +52,7 @@ def leaks_target(gdb_session, tmp_path):
             return g
         live = gdb_session(demo("leaks"), extra_init=init)
         if kind == "kernel-core":
-            _kernel_cores_or_skip()
+            kernel_cores_or_skip()
             live.cmd(f"set cwd {tmp_path}")
             live.cmd("set exec-wrapper sh -c 'ulimit -c unlimited && exec \"$0\" \"$@\"'")
         live.run_to("leaks")
@@ -59,19 +60,14 @@ def leaks_target(gdb_session, tmp_path):
             return live
         path = str(tmp_path / "leaks.core")
         if kind == "kernel-core":  # the kernel writes it as the program dies, registers and all
-            # gdb may lose the race with the dying threads ("Couldn't get registers: No such
-            # process") instead of saying it terminated: the core is written either way
-            assert "SIGSEGV" in live.cmd("signal SIGSEGV", timeout=120)
-            live.cmd("info inferiors")
-            cores = [p for p in os.listdir(tmp_path) if p == "core" or p.startswith("core.")]
-            assert len(cores) == 1, os.listdir(tmp_path)
-            path = str(tmp_path / cores[0])
+            path = kernel_core(live, tmp_path)
         else:
             live.cmd(f"gcore {path}", timeout=120)
         assert os.path.exists(path)
-        g = gdb_session(demo("leaks"), extra_init=init)
-        g.facts = dict(live.facts)
+        facts = dict(live.facts)
         live.close()
+        g = gdb_session(demo("leaks"), extra_init=init)
+        g.facts = facts
         g.cmd(f"core-file {path}", timeout=120)
         return g
 
@@ -79,17 +75,6 @@ def leaks_target(gdb_session, tmp_path):
     for s in servers:
         s.kill()
         s.wait()
-
-
-def _kernel_cores_or_skip():
-    import resource
-
-    with open("/proc/sys/kernel/core_pattern") as f:
-        pattern = f.read().strip()
-    if pattern.startswith("|") or "/" in pattern:
-        pytest.skip(f"core dumps go elsewhere (kernel.core_pattern = {pattern!r})")
-    if resource.getrlimit(resource.RLIMIT_CORE)[1] == 0:
-        pytest.skip("core dumps are disabled (hard RLIMIT_CORE is 0)")
 
 
 def _named(facts, prefix):

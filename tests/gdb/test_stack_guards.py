@@ -20,7 +20,8 @@ import time
 import pytest
 
 from tests import glibcs as G
-from tests.harness import FACT, assert_clean, gdbserver_start, parse_value, proc_maps
+from tests.harness import (FACT, assert_clean, gdbserver_start, kernel_core, kernel_cores_or_skip,
+                           parse_value, proc_maps)
 from tests.gdb.test_heap_targets import remote_run_to
 
 pytestmark = pytest.mark.gdb
@@ -232,22 +233,11 @@ def test_version_table_matches_the_debug_types(start, version):
             got["guardsize"]) == row.offsets()
 
 
-def kernel_core_or_skip():
-    import resource
-
-    with open("/proc/sys/kernel/core_pattern") as f:
-        pattern = f.read().strip()
-    if pattern.startswith("|") or "/" in pattern:
-        pytest.skip(f"core dumps go elsewhere (kernel.core_pattern = {pattern!r})")
-    if resource.getrlimit(resource.RLIMIT_CORE)[1] == 0:
-        pytest.skip("core dumps are disabled (hard RLIMIT_CORE is 0)")
-
-
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_kernel_core_stacks_and_guards(start, case, tmp_path):
     """A core the kernel wrote (the program killed by SIGSEGV at the stop): struct pthread gives
     each stack and guard, as pthread_getattr_np did; a core records no guard bits."""
-    kernel_core_or_skip()
+    kernel_cores_or_skip()
     version, symbols = case
     live = start(version, symbols, "thread_stacks")
     live.cmd(f"set cwd {tmp_path}")
@@ -255,12 +245,9 @@ def test_kernel_core_stacks_and_guards(start, case, tmp_path):
     live.run_to("threads")
     f = live.facts
     live_rows = check_rows(live.json("threadstacks --json"), f, symbols, live_pid=f["pid"])
-    assert "terminated with signal SIGSEGV" in live.cmd("signal SIGSEGV", timeout=180)
-    live.close()
-    cores = [p for p in os.listdir(tmp_path) if p == "core" or p.startswith("core.")]
-    assert len(cores) == 1, os.listdir(tmp_path)
+    core = kernel_core(live, tmp_path, timeout=180)
     g = start(version, symbols, "thread_stacks")
-    g.cmd(f"core-file {tmp_path / cores[0]}", timeout=180)
+    g.cmd(f"core-file {core}", timeout=180)
     doc = g.json("threadstacks --json")
     assert doc["target"]["kind"] == "core"
     rows = check_rows(doc, f, symbols)
