@@ -1,0 +1,44 @@
+"""wordmath: every word of an array at once, against the same word by word."""
+
+from array import array
+
+from hypothesis import given, strategies as st
+
+from gdbext.model import wordmath
+
+WORDS = st.sampled_from(["Q", "I", "B"]).flatmap(
+    lambda code: st.tuples(
+        st.just(code), st.lists(st.integers(0, (1 << (8 * array(code).itemsize)) - 1), max_size=300)
+    )
+)
+
+
+@given(WORDS, st.integers(0, 255))
+def test_plus_is_each_word_plus(words, value):
+    code, values = words
+    top = (1 << (8 * array(code).itemsize)) - 1
+    values = [min(v, top - value) for v in values]  # no word may carry out
+    got = wordmath.plus(array(code, values), value)
+    assert got.typecode == code and got.tolist() == [v + value for v in values]
+
+
+@given(WORDS, st.integers(-(1 << 63), (1 << 64) - 1))
+def test_masked_is_each_word_and(words, mask):
+    code, values = words
+    bits = (1 << (8 * array(code).itemsize)) - 1
+    got = wordmath.masked(array(code, values), mask)
+    assert got.typecode == code and got.tolist() == [v & mask & bits for v in values]
+
+
+@given(st.lists(st.tuples(st.integers(0, 255), st.integers(0, 255)), max_size=300))
+def test_or_bytes_is_each_byte_or(pairs):
+    a, b = bytes(x for x, _ in pairs), bytes(y for _, y in pairs)
+    assert wordmath.or_bytes(a, b) == bytes(x | y for x, y in pairs)
+
+
+def test_a_million_chunks_addresses():
+    """The sizes a heap table works on: addresses near the top of user space, and ~7."""
+    addrs = array("Q", range(0x7FFFF7A00010, 0x7FFFF7A00010 + 16 * 5000, 16))
+    assert wordmath.plus(addrs, 16).tolist() == [a + 16 for a in addrs]
+    raws = array("Q", [0x411, 0x20, 0x7, 0xFFFFFFFFFFFFFFFF])
+    assert wordmath.masked(raws, ~7).tolist() == [0x410, 0x20, 0, 0xFFFFFFFFFFFFFFF8]
