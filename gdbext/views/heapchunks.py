@@ -9,10 +9,10 @@ import json
 import sys
 from array import array
 from bisect import bisect_left
-from itertools import compress, repeat
-from operator import add, and_, lshift, or_
-from typing import Iterator, List, Optional, Set
+from itertools import compress
+from typing import Iterator, List, Optional, Sequence, Set
 
+from ..model import wordmath
 from ..model.progress import progress
 from ..model.ptmalloc.chunks import STATES
 from ..render import fmt, jsonout
@@ -41,6 +41,16 @@ _IN_BIN = bytes(
     for c in range(256)
 )  # state code -> 1 for the states of chunks in a bin
 _MMAPPED = STATES.index("mmapped")
+_SHIFT3 = bytes((c << 3) & 0xFF for c in range(256))
+_AND7 = bytes(c & 7 for c in range(256))
+
+
+def _chunk_keys(states, raws) -> bytes:
+    """Each chunk's template key, state code << 3 | its flag bits, as bytes: the flag bits from
+    the low byte of each size field, the two joined by one integer or (wordmath)."""
+    w = raws.itemsize
+    low = raws.tobytes()[(0 if sys.byteorder == "little" else w - 1) :: w].translate(_AND7)
+    return wordmath.or_bytes(bytes(states).translate(_SHIFT3), low)
 
 
 class ChunkFilter:
@@ -141,15 +151,15 @@ def document_all(heap, target_doc: dict, arenas, with_mmapped: bool) -> Iterator
             for lo in range(0, len(seg.addrs), BATCH):
                 addrs, raws = seg.addrs[lo : lo + BATCH], seg.raws[lo : lo + BATCH]
                 states = seg.states[lo : lo + BATCH]
-                keys = list(map(or_, map(lshift, states, repeat(3)), map(and_, raws, repeat(7))))
+                keys = _chunk_keys(states, raws)
                 rows = list(map(templates.__getitem__, keys))
                 _name_bins(rows, keys, lo, order, bins, labelled)
                 if rows:
                     # one % over the batch: no tuple, call and string per row
                     args: list = [0] * (3 * len(rows))
                     args[0::3] = addrs
-                    args[1::3] = map(and_, raws, repeat(~7))
-                    args[2::3] = map(add, addrs, repeat(hdr))
+                    args[1::3] = wordmath.masked(raws, ~7)
+                    args[2::3] = wordmath.plus(addrs, hdr)
                     yield sep + ",".join(rows) % tuple(args)
                     sep = ","
         yield "]}"
@@ -386,15 +396,22 @@ def rows_fast(heap, seg) -> Iterator[str]:
         hi = min(n, lo + BATCH)
         m = hi - lo
         a, r, st = addrs[lo:hi], raws[lo:hi], states[lo:hi]
-        keys = list(map(or_, map(lshift, st, repeat(3)), map(and_, r, repeat(7))))
+        keys = _chunk_keys(st, r)
         fixeds = list(map(by_key.__getitem__, keys))
         _name_bins(fixeds, keys, lo, order, bins, labelled)
         odd = todo[bisect_left(todo, lo) : bisect_left(todo, hi)]
         if b"" in fixeds:  # a label that is not plain ASCII: laid out as the special rows
             odd = sorted(set(odd).union(lo + i for i, f in enumerate(fixeds) if not f))
             fixeds = [f or b" " * fixed_w for f in fixeds]
-        out = blank * m
-        user = array(code, map(add, a, repeat(hdr)))
+        user = wordmath.plus(a, hdr)
+        # The leading hex digits every address of the batch shares (a batch spans a megabyte
+        # or so) go into the row template once; only the digits after them are copied.
+        row = bytearray(blank)
+        same = _shared_digits(min(a), max(a), hexw)
+        row[2 : 2 + same] = ("%0*x" % (hexw, a[0]))[:same].encode()
+        usame = _shared_digits(min(user), max(user), hexw)
+        row[c_user : c_user + usame] = ("%0*x" % (hexw, user[0]))[:usame].encode()
+        out = row * m
         fds, bks = seg.fds[lo:hi], seg.bks[lo:hi]
         words = array(code, bytes(2 * m * fds.itemsize))
         words[0::2], words[1::2] = fds, bks
@@ -402,15 +419,20 @@ def rows_fast(heap, seg) -> Iterator[str]:
         if sys.byteorder == "little":  # addresses big end first, the data in memory order
             a.byteswap()
             user.byteswap()
-        size_text = "".join(map(sizes.__getitem__, map(and_, r, repeat(~7))))
+        size_text = "".join(map(sizes.__getitem__, wordmath.masked(r, ~7)))
         # each row's two words as 'hex hex', then hex()'s separator (the next row's space)
         data = raw_words.hex(" ", fds.itemsize).encode("ascii") + b" "
-        _put(out, width, 2, a.tobytes().hex().encode("ascii"), hexw)
+        _put(out, width, 2 + same, a.tobytes().hex().encode("ascii")[same:], hexw, hexw - same)
         _put(out, width, c_size, size_text.encode("ascii"), size_w)
-        _put(out, width, c_fixed, b"".join(fixeds), fixed_w)
-        _put(out, width, c_user, user.tobytes().hex().encode("ascii"), hexw)
+        # the flags and state, less the two spaces before them and the spaces every row of the
+        # batch has after them
+        used = max(len(f.rstrip(b" ")) for f in set(fixeds))
+        if used > 2:
+            _put(out, width, c_fixed + 2, b"".join(fixeds)[2:], fixed_w, used - 2)
+        _put(out, width, c_user + usame, user.tobytes().hex().encode("ascii")[usame:], hexw, hexw - usame)
         _put(out, width, c_data, data, 2 * hexw + 2, 2 * hexw + 1)
-        _put(out, width, c_text, raw_words.translate(_PRINTABLE), PREVIEW)
+        previews = raw_words.translate(_PRINTABLE)
+        _put(out, width, c_text, previews, PREVIEW)
         text = out.decode("ascii")
         if odd:
             rows = text.split("\n")
@@ -430,12 +452,21 @@ def rows_fast(heap, seg) -> Iterator[str]:
                 if i not in special:  # its preview as the others have it
                     rows[k] = rows[k][:c_data] + text[k * width + c_data : (k + 1) * width - 1]
             text = "\n".join(rows)
-        while " \n" in text:  # a preview or an odd row ending in spaces: end lines as Table does
-            text = text.replace(" \n", "\n")  # a pass per space, each at C speed: rows end in few
+        # A row ends in spaces only when its preview does, or an odd row: then end lines as
+        # Table does, a pass per space, each at C speed (rows end in few).  Looking for
+        # " \n" in the whole text costs more than the rest of the batch: spaces are everywhere.
+        ends_in_space = b" " in previews[PREVIEW - 1 :: PREVIEW]
+        while (odd or ends_in_space) and " \n" in text:
+            text = text.replace(" \n", "\n")
         yield text
 
 
-def _name_bins(rows: list, keys: list, lo: int, order: list, bins: dict, labelled) -> None:
+def _shared_digits(low: int, high: int, digits: int) -> int:
+    """How many leading digits of `digits` hex digits every number from low to high shares."""
+    return digits - ((low ^ high).bit_length() + 3) // 4
+
+
+def _name_bins(rows: list, keys: Sequence[int], lo: int, order: list, bins: dict, labelled) -> None:
     """rows[k] (chunk lo + k, whose template key is keys[k]) from labelled[(bin, key)] for the
     chunks in a bin; order is bins' indices, sorted. A look-up per chunk in a bin only: most
     chunks are in none."""
@@ -455,10 +486,10 @@ class _Made(dict):
         return got
 
 
-def _put(out: bytearray, width: int, column: int, values: bytes, w: int, used: int = 0) -> None:
+def _put(out: bytearray, width: int, column: int, values: bytes, w: int, used: Optional[int] = None) -> None:
     """Copy `values`, w bytes a row (the first `used` of them, when given), into the rows of
     `out` (width bytes each) from `column` on."""
-    for k in range(used or w):
+    for k in range(w if used is None else used):
         out[column + k :: width] = values[k::w]
 
 

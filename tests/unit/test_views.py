@@ -131,6 +131,38 @@ def test_heapchunks_fast_table_lays_out_odd_rows_as_the_general_one(monkeypatch)
     assert "tcache[thread \u00e9][1]" in plain_text(fast) and "fastbin[100%s %d]" in plain_text(fast)
 
 
+def test_heapchunks_fast_table_previews_ending_in_spaces_and_short_batches(monkeypatch):
+    """The fast table strips a row's trailing spaces only where its preview ends in some (a
+    look for them in the whole text cost more than the rest of the batch), and copies only the
+    address digits a batch does not share: previews ending in one and in several spaces, and
+    batches of one chunk (every digit shared), come out as the general path (Table) has them."""
+    _, st = run(Layout.for_version((2, 36)))
+    heap = Heap(st, {1: st.arenas[0].address})
+    seg = st.arenas[0].heaps[0]
+    plain = [i for i in range(len(seg)) if i not in seg.bins and seg.states[i] == 0]  # used
+
+    def poke(i, data):  # a chunk's first 16 bytes, in memory and in the walk's words
+        mem, at = st.memory.mem, seg.addrs[i] + 16  # the Reader's BytesMemory
+        k = max(j for j, start in enumerate(mem._starts) if start <= at)
+        old, off = mem._data[k], at - mem._starts[k]
+        mem._data[k] = old[:off] + data + old[off + len(data) :]
+        st.memory._blocks.clear()  # what the analysis read is read again
+        seg.fds[i], seg.bks[i] = int.from_bytes(data[:8], "little"), int.from_bytes(data[8:], "little")
+
+    poke(plain[3], b"01234567abcdefg ")  # the last byte a space
+    poke(plain[-4], b"01234567abcd    ")
+    poke(plain[5], b"x" + b" " * 15)
+    arenas = list(st.arenas)
+    for batch in (64, len(seg) - 1, 1):  # the last batch of one chunk; every batch of one
+        monkeypatch.setattr(chunks_views, "BATCH", batch)
+        fast = list(chunks_views.table(heap, arenas, chunks_views.ChunkFilter(), True, colour=False))
+        slow = list(chunks_views.table(heap, arenas, chunks_views.ChunkFilter(min_size=0), True,
+                                       colour=False))
+        assert any(isinstance(i, str) for i in fast)
+        assert plain_text(fast) == plain_text(slow)
+    assert "abcdefg\n" in plain_text(fast) and "  x\n" in plain_text(fast)
+
+
 def test_heapchunks_filter_and_limit(real):
     _, heap = real
     st = heap.state
