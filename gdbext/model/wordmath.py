@@ -43,6 +43,15 @@ def plus(words: array, value: int) -> array:
     return _back(_whole(words) + _repeated(value, len(words), words.itemsize), words)
 
 
+def shifted_plus(words: array, shift: int, value: int) -> array:
+    """Each (word << shift) + value, as a new array of the same type; every result must fit in
+    its word (a word index into a heap block, times the word size, plus the block's address
+    does)."""
+    if sys.byteorder != "little" or not len(words):
+        return array(words.typecode, [(w << shift) + value for w in words])
+    return _back((_whole(words) << shift) + _repeated(value, len(words), words.itemsize), words)
+
+
 def masked(words: array, mask: int) -> array:
     """Each word & mask (a negative mask as in C: ~7 clears the low three bits), as a new array
     of the same type."""

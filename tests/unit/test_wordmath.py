@@ -42,3 +42,10 @@ def test_a_million_chunks_addresses():
     assert wordmath.plus(addrs, 16).tolist() == [a + 16 for a in addrs]
     raws = array("Q", [0x411, 0x20, 0x7, 0xFFFFFFFFFFFFFFFF])
     assert wordmath.masked(raws, ~7).tolist() == [0x410, 0x20, 0, 0xFFFFFFFFFFFFFFF8]
+
+
+@given(st.lists(st.integers(0, (1 << 20) - 1), max_size=300), st.integers(0, 3),
+       st.integers(0, (1 << 40)))
+def test_shifted_plus_is_each_word_shifted_plus(values, shift, value):
+    got = wordmath.shifted_plus(array("Q", values), shift, value)
+    assert got.typecode == "Q" and got.tolist() == [(v << shift) + value for v in values]

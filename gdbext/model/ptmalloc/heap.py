@@ -9,10 +9,10 @@ fields, reports each as a Problem, and tries to pick the chain up again further 
 import sys
 from array import array
 from bisect import bisect_right
-from itertools import compress, repeat
-from operator import add, lshift
+from itertools import compress
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from .. import wordmath
 from ..memory import MemoryReadError, read_view
 from ..progress import progress
 from .arena import HeapInfo
@@ -233,7 +233,7 @@ def walk(
         k = len(idxs)
         if not k:
             return
-        addrs.extend(map(add, map(lshift, idxs, repeat(shift)), repeat(blk_base)))
+        addrs.extend(wordmath.shifted_plus(array(addrs.typecode, idxs), shift, blk_base))
         # the chunks whose PREV_INUSE is clear, from the low byte of each size field
         low = raws[n:].tobytes()[low_byte::width].translate(_PREV_FREE)
         if low.count(0) != k:
