@@ -74,7 +74,7 @@ class ArenaState:
                 # At C speed, for a million chunks: the size fields without their flag bits
                 # once (wordmath), then a pass per state but the commonest, which has the rest
                 # (a damaged chunk and a fencepost count the bytes to the next chunk instead).
-                sizes_of = wordmath.masked(seg.raws, ~7)
+                sizes_of = wordmath.masked(seg.raws, ~7).tolist()  # ints made once, not per pass
                 plain = [(n, st) for n, st in present if st not in (CORRUPT, FENCEPOST)]
                 rest = max(plain)[1] if plain else None
                 left = sum(sizes_of)
