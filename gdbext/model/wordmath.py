@@ -8,6 +8,7 @@ each word (and, or; an addition that never carries out of a word) works on all o
 
 import sys
 from array import array
+from operator import add, and_
 from typing import Dict, Tuple
 
 _REPEATED: Dict[Tuple[int, int, int], int] = {}
@@ -25,40 +26,45 @@ def _repeated(value: int, count: int, width: int) -> int:
     return got
 
 
-def _whole(words: array) -> int:
-    return int.from_bytes(words.tobytes(), "little")
+SLICE = 1 << 14  # words per integer: the integers stay small (a million-word array is not
+# copied four times over at once), and cost no more per word
 
 
-def _back(value: int, like: array) -> array:
-    out = array(like.typecode)
-    out.frombytes(value.to_bytes(len(like) * like.itemsize, "little"))
+def _apply(words: array, shift: int, value: int, op) -> array:
+    """op(int of a slice of `words` << shift, `value` in each of its words), slice by slice."""
+    out = array(words.typecode)
+    w = words.itemsize
+    for lo in range(0, len(words), SLICE):
+        part = words[lo : lo + SLICE]
+        got = op(int.from_bytes(part.tobytes(), "little") << shift, _repeated(value, len(part), w))
+        out.frombytes(got.to_bytes(len(part) * w, "little"))
     return out
 
 
 def plus(words: array, value: int) -> array:
     """Each word + value, as a new array of the same type; every sum must fit in its word
     (an address plus a header size does)."""
-    if sys.byteorder != "little" or not len(words):
+    if sys.byteorder != "little":
         return array(words.typecode, [w + value for w in words])
-    return _back(_whole(words) + _repeated(value, len(words), words.itemsize), words)
+    return _apply(words, 0, value, add)
 
 
 def shifted_plus(words: array, shift: int, value: int) -> array:
     """Each (word << shift) + value, as a new array of the same type; every result must fit in
     its word (a word index into a heap block, times the word size, plus the block's address
     does)."""
-    if sys.byteorder != "little" or not len(words):
+    if sys.byteorder != "little":
         return array(words.typecode, [(w << shift) + value for w in words])
-    return _back((_whole(words) << shift) + _repeated(value, len(words), words.itemsize), words)
+    return _apply(words, shift, value, add)
 
 
 def masked(words: array, mask: int) -> array:
     """Each word & mask (a negative mask as in C: ~7 clears the low three bits), as a new array
     of the same type."""
     mask &= (1 << (8 * words.itemsize)) - 1
-    if sys.byteorder != "little" or not len(words):
+    if sys.byteorder != "little":
         return array(words.typecode, [w & mask for w in words])
-    return _back(_whole(words) & _repeated(mask, len(words), words.itemsize), words)
+    return _apply(words, 0, mask, and_)
 
 
 def or_bytes(a: bytes, b: bytes) -> bytes:

@@ -49,3 +49,13 @@ def test_a_million_chunks_addresses():
 def test_shifted_plus_is_each_word_shifted_plus(values, shift, value):
     got = wordmath.shifted_plus(array("Q", values), shift, value)
     assert got.typecode == "Q" and got.tolist() == [(v << shift) + value for v in values]
+
+
+def test_arrays_longer_than_a_slice():
+    """The integers are made a slice of the array at a time: the words across slices too."""
+    n = 2 * wordmath.SLICE + 123
+    words = array("Q", range(0x5555_5555_0000, 0x5555_5555_0000 + 16 * n, 16))
+    assert wordmath.plus(words, 16).tolist() == [w + 16 for w in words]
+    assert wordmath.masked(words, ~0xFF).tolist() == [w & ~0xFF for w in words]
+    idx = array("Q", range(n))
+    assert wordmath.shifted_plus(idx, 3, 0x1000).tolist() == [(i << 3) + 0x1000 for i in idx]
