@@ -405,11 +405,13 @@ def rows_fast(heap, seg) -> Iterator[str]:
             fixeds = [f or b" " * fixed_w for f in fixeds]
         user = wordmath.plus(a, hdr)
         # The leading hex digits every address of the batch shares (a batch spans a megabyte
-        # or so) go into the row template once; only the digits after them are copied.
+        # or so) go into the row template once; only the digits after them are copied.  A
+        # heap's chunks are in address order (the walk only goes forward, and index_of
+        # bisects them), so the first and last of a batch bound it.
         row = bytearray(blank)
-        same = _shared_digits(min(a), max(a), hexw)
+        same = _shared_digits(a[0], a[-1], hexw)
         row[2 : 2 + same] = ("%0*x" % (hexw, a[0]))[:same].encode()
-        usame = _shared_digits(min(user), max(user), hexw)
+        usame = _shared_digits(user[0], user[-1], hexw)
         row[c_user : c_user + usame] = ("%0*x" % (hexw, user[0]))[:usame].encode()
         out = row * m
         fds, bks = seg.fds[lo:hi], seg.bks[lo:hi]
