@@ -122,13 +122,19 @@ def test_heapchunks_fast_table_lays_out_odd_rows_as_the_general_one(monkeypatch)
     seg.unread.update({plain[2], plain[-2], binned[1]})  # read from memory
     seg.bins[binned[0]] = "tcache[thread \u00e9][1]"
     seg.bins[binned[-1]] = "fastbin[100%s %d]"
-    arenas = list(st.arenas)
+    fast, slow = _fast_and_general_tables(heap)
+    assert fast == slow
+    assert "tcache[thread \u00e9][1]" in fast and "fastbin[100%s %d]" in fast
+
+
+def _fast_and_general_tables(heap):
+    """The heapchunks table's text by the fast path (which it must take: raw text) and by the
+    general one (Table, which a filter that keeps everything forces)."""
+    arenas = list(heap.state.arenas)
     fast = list(chunks_views.table(heap, arenas, chunks_views.ChunkFilter(), True, colour=False))
-    slow = list(chunks_views.table(heap, arenas, chunks_views.ChunkFilter(min_size=0), True,
-                                   colour=False))
+    slow = list(chunks_views.table(heap, arenas, chunks_views.ChunkFilter(min_size=0), True, colour=False))
     assert any(isinstance(i, str) for i in fast)
-    assert plain_text(fast) == plain_text(slow)
-    assert "tcache[thread \u00e9][1]" in plain_text(fast) and "fastbin[100%s %d]" in plain_text(fast)
+    return plain_text(fast), plain_text(slow)
 
 
 def test_heapchunks_fast_table_previews_ending_in_spaces_and_short_batches(monkeypatch):
@@ -152,15 +158,11 @@ def test_heapchunks_fast_table_previews_ending_in_spaces_and_short_batches(monke
     poke(plain[3], b"01234567abcdefg ")  # the last byte a space
     poke(plain[-4], b"01234567abcd    ")
     poke(plain[5], b"x" + b" " * 15)
-    arenas = list(st.arenas)
     for batch in (64, len(seg) - 1, 1):  # the last batch of one chunk; every batch of one
         monkeypatch.setattr(chunks_views, "BATCH", batch)
-        fast = list(chunks_views.table(heap, arenas, chunks_views.ChunkFilter(), True, colour=False))
-        slow = list(chunks_views.table(heap, arenas, chunks_views.ChunkFilter(min_size=0), True,
-                                       colour=False))
-        assert any(isinstance(i, str) for i in fast)
-        assert plain_text(fast) == plain_text(slow)
-    assert "abcdefg\n" in plain_text(fast) and "  x\n" in plain_text(fast)
+        fast, slow = _fast_and_general_tables(heap)
+        assert fast == slow
+    assert "abcdefg\n" in fast and "  x\n" in fast
 
 
 def test_heapchunks_filter_and_limit(real):
