@@ -190,6 +190,89 @@ InHeap = Callable[[int], bool]
 Locate = Optional[Mapping[int, Optional[Tuple["HeapSegment", int]]]]
 
 
+class _Follow:
+    """What walk_fastbin's and walk_bin's chunk-at-a-time loops do at each chunk before their
+    own checks: the off-walk bound, the pointer checks (skipped for a chunk the heap walk
+    found, and for an aligned one in the heap of the chunk checked before) and the header
+    (from the heap walk's arrays where it kept one, else read through the Reader's block of
+    the chunk before).  step() appends what it finds wrong and returns None: the walk stops
+    there, its list incomplete."""
+
+    __slots__ = (
+        "reader",
+        "L",
+        "steps",
+        "in_heap",
+        "problems",
+        "what",
+        "locate",
+        "off_walk",
+        "off",
+        "lo",
+        "hi",
+        "base",
+        "block",
+        "end",
+        "words",
+    )
+
+    def __init__(
+        self,
+        reader: Reader,
+        L: Layout,
+        steps: Steps,
+        in_heap: InHeap,
+        problems: List[Problem],
+        what: str,
+        locate: Locate,
+    ):
+        self.reader, self.L, self.steps, self.in_heap = reader, L, steps, in_heap
+        self.problems, self.what, self.locate = problems, what, locate
+        self.off_walk = locate is not None or steps.is_chunk is not None
+        self.off = 0  # chunks so far that the heap walk did not find
+        self.lo = self.hi = 0  # the heap span of the last chunk checked (steps.span)
+        self.base, self.block, self.end = 0, b"", 0  # the Reader block last read from
+        code = "Q" if L.size_sz == 8 else "I"
+        self.words = {2: Struct("<" + 2 * code).unpack, 3: Struct("<" + 3 * code).unpack}
+
+    def step(self, p: int, holder: int, n: int, count: int) -> Optional[tuple]:
+        """(where the heap walk found p or None, then the `count` words after p's prev_size:
+        the size field, fd, and bk when count is 3), or None where the walk stops."""
+        L, locate = self.L, self.locate
+        hdr = L.chunk_hdr_sz
+        loc = locate[p] if locate is not None else None
+        if self.off_walk and _off_walk(self.steps, loc, locate, p):
+            if self.off >= OFF_WALK_MAX:
+                self.problems.append(_off_walk_cut(holder, self.what, n, p))
+                return None
+            self.off += 1
+        if loc is None or (p + hdr) & L.align_mask:
+            if loc is None and self.lo <= p < self.hi and not (p + hdr) & L.align_mask:
+                pass  # in the heap of the chunk before, aligned
+            elif not _check_ptr(L, p, holder, self.what, self.in_heap, self.problems):
+                return None
+            elif self.steps.span is not None:
+                self.lo, self.hi = self.steps.span(p) or (0, 0)
+        if loc is not None and (not loc[0].unread or loc[1] not in loc[0].unread):
+            seg, k = loc
+            if count == 2:
+                return loc, seg.raws[k], seg.fds[k]
+            return loc, seg.raws[k], seg.fds[k], seg.bks[k]
+        ssz = L.size_sz
+        o = p + ssz - self.base
+        if o >= 0 and o + count * ssz <= self.end:
+            data = self.block[o : o + count * ssz]
+        else:
+            try:
+                data = self.reader.read(p + ssz, count * ssz)
+            except MemoryReadError:
+                self.problems.append(_unreadable_chunk(holder, self.what, p))
+                return None
+            self.base, self.block = self.reader.block(p + ssz)
+            self.end = len(self.block)
+        return (loc,) + self.words[count](data)
+
+
 def _check_ptr(
     L: Layout, p: int, holder: int, what: str, in_heap: InHeap, problems: List[Problem], user: bool = False
 ) -> bool:
@@ -224,14 +307,12 @@ def walk_fastbin(
     slot = arena.address + L.malloc_state.offset("fastbinsY") + i * L.pointer_size
     head = arena.fastbins[i] or 0
     b = BinList("fastbin", i, "fastbin[%d]" % i, head)
-    ssz, hdr, amask = L.size_sz, L.chunk_hdr_sz, L.align_mask
-    p, holder, seen, n, off = head, slot, set(), 0, 0
+    hdr = L.chunk_hdr_sz
+    p, holder, seen, n = head, slot, set(), 0
     what = "%s of arena %#x" % (b.label, arena.address)
-    off_walk = locate is not None or steps.is_chunk is not None
-    lo = hi = 0  # the heap span of the last chunk checked (steps.span)
-    wbase, wblock, wend = 0, b"", 0  # the Reader block it was read from
     index_of_size: Dict[int, int] = {}
-    if not off_walk and steps.unwalked is None and L.size_sz == L.pointer_size:
+    follow = _Follow(reader, L, steps, in_heap, problems, what, locate)
+    if not follow.off_walk and steps.unwalked is None and L.size_sz == L.pointer_size:
         _fastbin_run(reader, L, b, i, p, holder, what, in_heap, steps, problems)
         return b
     while p:
@@ -243,39 +324,11 @@ def walk_fastbin(
             problems.append(_too_long(holder, what, n, steps.per_list, p))
             b.complete = False
             break
-        # A chunk the heap walk found at p is in a heap: only its alignment needs checking.
-        loc = locate[p] if locate is not None else None
-        if off_walk and _off_walk(steps, loc, locate, p):
-            if off >= OFF_WALK_MAX:
-                problems.append(_off_walk_cut(holder, what, n, p))
-                b.complete = False
-                break
-            off += 1
-        if loc is None or (p + hdr) & amask:
-            if loc is None and lo <= p < hi and not (p + hdr) & amask:
-                pass  # in the heap of the chunk before, aligned
-            elif not _check_ptr(L, p, holder, what, in_heap, problems):
-                b.complete = False
-                break
-            elif steps.span is not None:
-                lo, hi = steps.span(p) or (0, 0)
-        if loc is not None and loc[1] not in loc[0].unread:
-            raw, stored = loc[0].raws[loc[1]], loc[0].fds[loc[1]]
-        else:
-            o = p + ssz - wbase
-            if o >= 0 and o + 2 * ssz <= wend:
-                data = wblock[o : o + 2 * ssz]
-            else:
-                try:
-                    data = reader.read(p + ssz, 2 * ssz)
-                except MemoryReadError:
-                    problems.append(_unreadable_chunk(holder, what, p))
-                    b.complete = False
-                    break
-                wbase, wblock = reader.block(p + ssz)
-                wend = len(wblock)
-            raw = int.from_bytes(data[:ssz], "little")
-            stored = int.from_bytes(data[ssz:], "little")
+        header = follow.step(p, holder, n, 2)
+        if header is None:
+            b.complete = False
+            break
+        loc, raw, stored = header
         got_index = index_of_size.get(raw)
         if got_index is None:
             got_index = index_of_size[raw] = fastbin_index(L, raw & ~7)
@@ -550,21 +603,19 @@ def walk_bin(
                 )
             )
         return b
-    ssz, hdr, amask = L.size_sz, L.chunk_hdr_sz, L.align_mask
+    ssz = L.size_sz
     what = "%s of arena %#x" % (label, arena.address)
     p: Optional[int]  # None: _bin_run stopped the walk short (the loop below is skipped)
     seen: Set[int]
-    holder, prev, p, seen, n, off = bin_addr + 2 * ssz, bin_addr, fd, set(), 0, 0
+    holder, prev, p, seen, n = bin_addr + 2 * ssz, bin_addr, fd, set(), 0
     index_of_size: Dict[int, int] = {}
     cap = min(steps.per_list, steps.left)  # steps.left is brought up to date on the way out
     chunks_append, sizes_append, where_append = b.chunks.append, b.sizes.append, b.where.append
     seen_add = seen.add
-    off_walk = locate is not None or steps.is_chunk is not None
-    located = locate is not None and steps.unwalked is None  # then _off_walk is `loc is None`
+    follow = _Follow(reader, L, steps, in_heap, problems, what, locate)
+    located = locate is not None and steps.unwalked is None
     by_segment = getattr(locate, "by_segment", None) if located else None  # analysis._Locator's
-    lo = hi = 0  # as in walk_fastbin
-    wbase, wblock, wend = 0, b"", 0
-    if not off_walk and steps.unwalked is None and ssz == L.pointer_size:
+    if not follow.off_walk and steps.unwalked is None and ssz == L.pointer_size:
         prev, broke = _bin_run(reader, L, b, i, p, holder, bin_addr, what, in_heap, steps, problems, cap)
         n = len(b.chunks)
         p = bin_addr if not broke else None
@@ -583,40 +634,11 @@ def walk_bin(
             problems.append(_too_long(holder, what, n, cap, p))
             b.complete = False
             break
-        loc = locate[p] if locate is not None else None  # as in walk_fastbin
-        if off_walk and (loc is None if located else _off_walk(steps, loc, locate, p)):
-            if off >= OFF_WALK_MAX:
-                problems.append(_off_walk_cut(holder, what, n, p))
-                b.complete = False
-                break
-            off += 1
-        if loc is None or (p + hdr) & amask:
-            if loc is None and lo <= p < hi and not (p + hdr) & amask:
-                pass  # in the heap of the chunk before, aligned
-            elif not _check_ptr(L, p, holder, what, in_heap, problems):
-                b.complete = False
-                break
-            elif steps.span is not None:
-                lo, hi = steps.span(p) or (0, 0)
-        if loc is not None and (not loc[0].unread or loc[1] not in loc[0].unread):
-            seg, k = loc
-            raw, pfd, pbk = seg.raws[k], seg.fds[k], seg.bks[k]
-        else:
-            o = p + ssz - wbase
-            if o >= 0 and o + 3 * ssz <= wend:
-                d = wblock[o : o + 3 * ssz]
-            else:
-                try:
-                    d = reader.read(p + ssz, 3 * ssz)
-                except MemoryReadError:
-                    problems.append(_unreadable_chunk(holder, what, p))
-                    b.complete = False
-                    break
-                wbase, wblock = reader.block(p + ssz)
-                wend = len(wblock)
-            raw = int.from_bytes(d[:ssz], "little")
-            pfd = int.from_bytes(d[ssz : 2 * ssz], "little")
-            pbk = int.from_bytes(d[2 * ssz :], "little")
+        header = follow.step(p, holder, n, 3)
+        if header is None:
+            b.complete = False
+            break
+        loc, raw, pfd, pbk = header
         size = raw & ~7
         if pbk != prev:
             problems.append(_bk_mismatch(p, what, pbk, prev))
