@@ -27,7 +27,7 @@ from .mappings import mappings
 from .process import Target, cached
 from .regions import regions
 from .stacks import thread_stacks
-from .threads import list_threads, restore_selection, thread_registers
+from .threads import list_threads, selection_kept, thread_registers
 
 RED_ZONE = 128  # the System V x86-64 ABI's: a leaf function's data may live below SP
 WINDOW = 16 << 20  # bytes read at once
@@ -112,12 +112,7 @@ def _outermost_sps(limit: int = 256) -> Dict[int, int]:
     (their TLS is the fixed window below the thread pointer)."""
     inf = gdb.selected_inferior()
     out: Dict[int, int] = {}
-    try:
-        old_thread = gdb.selected_thread()
-        old_frame = gdb.selected_frame() if old_thread else None
-    except gdb.error:
-        old_thread, old_frame = None, None
-    try:
+    with selection_kept():
         for t in inf.threads():
             try:
                 t.switch()
@@ -130,8 +125,6 @@ def _outermost_sps(limit: int = 256) -> Dict[int, int]:
                     frame, n = older, n + 1
             except (gdb.error, RuntimeError):
                 continue
-    finally:
-        restore_selection(old_thread, old_frame)
     return out
 
 
@@ -304,30 +297,24 @@ def _frames(thread: int) -> List[Tuple[int, Optional[int], int, str]]:
 
     def compute():
         inf = gdb.selected_inferior()
-        try:
-            old_thread = gdb.selected_thread()
-            old_frame = gdb.selected_frame() if old_thread else None
-        except gdb.error:
-            old_thread, old_frame = None, None
         out: List[Tuple[int, Optional[int], int, str]] = []
-        try:
-            th = next((t for t in inf.threads() if t.num == thread), None)
-            if th is None:
-                return out
-            th.switch()
-            frame, n = gdb.newest_frame(), 0
-            sp = int(frame.read_register("sp"))
-            while frame is not None and n < FRAME_LIMIT:
-                older = frame.older()
-                cfa = int(older.read_register("sp")) if older is not None else None
-                out.append((sp, cfa, n, frame.name() or "??"))
-                frame, n = older, n + 1
-                if cfa is not None:
-                    sp = cfa
-        except (gdb.error, RuntimeError):
-            pass
-        finally:
-            restore_selection(old_thread, old_frame)
+        with selection_kept():
+            try:
+                th = next((t for t in inf.threads() if t.num == thread), None)
+                if th is None:
+                    return out
+                th.switch()
+                frame, n = gdb.newest_frame(), 0
+                sp = int(frame.read_register("sp"))
+                while frame is not None and n < FRAME_LIMIT:
+                    older = frame.older()
+                    cfa = int(older.read_register("sp")) if older is not None else None
+                    out.append((sp, cfa, n, frame.name() or "??"))
+                    frame, n = older, n + 1
+                    if cfa is not None:
+                        sp = cfa
+            except (gdb.error, RuntimeError):
+                pass
         return out
 
     return cached(("frames", thread), compute)

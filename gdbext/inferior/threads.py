@@ -1,7 +1,8 @@
 """Threads of the inferior as plain records: number, TID, name, registers of the newest frame."""
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 import gdb
 
@@ -59,14 +60,9 @@ def list_threads(with_frames: bool = False, wanted=None) -> List[ThreadInfo]:
     """Visits each thread (only those whose number is `in wanted`, when given) to read its
     registers, then puts the user's selection back."""
     inf = gdb.selected_inferior()
-    try:
-        old_thread = gdb.selected_thread()
-        old_frame = gdb.selected_frame() if old_thread else None
-    except gdb.error:
-        old_thread, old_frame = None, None
     out = []
     pid = inf.pid
-    try:
+    with selection_kept():
         for t in sorted(inf.threads(), key=lambda t: t.num):
             if not t.is_valid() or t.is_exited() or (wanted and t.num not in wanted):
                 continue
@@ -84,20 +80,28 @@ def list_threads(with_frames: bool = False, wanted=None) -> List[ThreadInfo]:
             except gdb.error:
                 pass
             out.append(info)
-    finally:
-        restore_selection(old_thread, old_frame)
     return out
 
 
-def restore_selection(old_thread, old_frame) -> None:
-    """Select again the thread and frame the user had before a walk switched between threads."""
+@contextmanager
+def selection_kept() -> Iterator[None]:
+    """The block may switch between threads and frames: the thread and frame the user had
+    selected are selected again after it, however it ends."""
     try:
-        if old_thread is not None and old_thread.is_valid():
-            old_thread.switch()
-            if old_frame is not None and old_frame.is_valid():
-                old_frame.select()
+        old_thread = gdb.selected_thread()
+        old_frame = gdb.selected_frame() if old_thread else None
     except gdb.error:
-        pass
+        old_thread, old_frame = None, None
+    try:
+        yield
+    finally:
+        try:
+            if old_thread is not None and old_thread.is_valid():
+                old_thread.switch()
+                if old_frame is not None and old_frame.is_valid():
+                    old_frame.select()
+        except gdb.error:
+            pass
 
 
 def _function_name(frame) -> Optional[str]:
@@ -132,13 +136,8 @@ def thread_registers() -> List[tuple]:
     """(thread number, register name, value) of every general register of every thread's newest
     frame, then the user's selection put back: roots of the leak scan."""
     inf = gdb.selected_inferior()
-    try:
-        old_thread = gdb.selected_thread()
-        old_frame = gdb.selected_frame() if old_thread else None
-    except gdb.error:
-        old_thread, old_frame = None, None
     out = []
-    try:
+    with selection_kept():
         for t in sorted(inf.threads(), key=lambda t: t.num):
             if not t.is_valid() or t.is_exited():
                 continue
@@ -152,8 +151,6 @@ def thread_registers() -> List[tuple]:
                 value = _register(frame, name)
                 if value is not None:
                     out.append((t.num, name, value))
-    finally:
-        restore_selection(old_thread, old_frame)
     return out
 
 

@@ -242,3 +242,22 @@ def test_other_glibcs(glibc_gdb, version, symbols):
         f["refs.multi.0"],
         f["refs.multi.1"],
     }
+
+
+def test_commands_that_visit_every_thread_give_the_users_selection_back(gdb_session):
+    """heapleaks (registers, stacks' ends), heaprefs (frames of a stack slot) and threadstacks
+    switch between threads and frames to read them: the thread and frame the user had selected
+    are selected again after each, as gdb's own `thread apply all` leaves them."""
+    g = gdb_session(demo("leaks"))
+    g.run_to("leaks")
+    f = g.facts
+
+    def selected():
+        return g.cmd("python print(gdb.selected_thread().num, gdb.selected_frame().level())").split()
+
+    g.cmd("thread 2")
+    g.cmd("frame 1")
+    assert selected() == ["2", "1"]
+    for command in ("heapleaks --json", f"heaprefs {f['reach.local']:#x} --json", "threadstacks --json"):
+        g.json(command, timeout=120)
+        assert selected() == ["2", "1"], command
