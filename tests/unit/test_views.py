@@ -125,6 +125,12 @@ def test_heapchunks_fast_table_lays_out_odd_rows_as_the_general_one(monkeypatch)
     fast, slow = _fast_and_general_tables(heap)
     assert fast == slow
     assert "tcache[thread \u00e9][1]" in fast and "fastbin[100%s %d]" in fast
+    # and the JSON's two paths, to the byte
+    arenas = list(st.arenas)
+    streamed = "".join(chunks_views.document(heap, TARGET, arenas, chunks_views.ChunkFilter(), True))
+    filtered = "".join(chunks_views.document(heap, TARGET, arenas, chunks_views.ChunkFilter(min_size=0), True))
+    assert streamed == filtered
+    assert '"bin":"fastbin[100%s %d]"' in streamed and '"bin":"tcache[thread \\u00e9][1]"' in streamed
 
 
 def _fast_and_general_tables(heap):
