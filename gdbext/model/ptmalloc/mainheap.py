@@ -34,16 +34,26 @@ class HeapSearch:
     problems: List[Problem]
     budget: Optional[Budget]
 
+    @property
+    def main_start(self) -> Optional[int]:
+        """Where the main heap starts: mp_.sbrk_base, else the start of [heap]."""
+        return (self.mp or {}).get("sbrk_base") or self.heap_start
+
+    def walk(self, seg: HeapSegment, top: Optional[int]) -> None:
+        """walk() `seg` with this search's reads, problems and chunk budget."""
+        assert self.budget is not None
+        walk(self.mem, self.reader, seg, top, self.problems, self.budget)
+
 
 def bounds_only(search: HeapSearch, a: ArenaState) -> None:
     """Heaps without their chunks: the main heap from sbrk_base to the end of top, an arena's
     heaps from its heap_info chain."""
-    L, mp, heap_start = search.layout, search.mp, search.heap_start
+    L = search.layout
     h = a.header
     if h.top == 0 or h.top == h.bin_address(L, 1):
         return
     if a.main:
-        start = (mp or {}).get("sbrk_base") or heap_start
+        start = search.main_start
         end = h.top + a.top_size
         expected_end = start + h.system_mem if start and h.contiguous else None
         if start and expected_end is not None and first_chunk_at(L, start) <= h.top < expected_end:
@@ -68,15 +78,7 @@ def top_size(reader: Reader, L: Layout, h: ArenaHeader) -> int:
 def main_heaps(search: HeapSearch, a: ArenaState) -> None:
     """The main heap's chunks, walked within search.budget: from sbrk_base up to top and beyond
     when it is contiguous, else its pieces in search.maps; without top, what system_mem covers."""
-    mem, reader, L, problems, budget = (
-        search.mem,
-        search.reader,
-        search.layout,
-        search.problems,
-        search.budget,
-    )
-    mp, heap_start, maps, pagesize = search.mp, search.heap_start, search.maps, search.pagesize
-    assert budget is not None
+    L, problems, maps, pagesize = search.layout, search.problems, search.maps, search.pagesize
     h = a.header
     top = h.top
     if top == 0 or top == h.bin_address(L, 1):
@@ -92,7 +94,7 @@ def main_heaps(search: HeapSearch, a: ArenaState) -> None:
             )
         )
         return
-    start = (mp or {}).get("sbrk_base") or heap_start
+    start = search.main_start
     if not start:
         m = _mapping_holding(maps, top)
         start = m.start if m else None
@@ -113,7 +115,7 @@ def main_heaps(search: HeapSearch, a: ArenaState) -> None:
         # A top that ends short of sbrk_base + system_mem does not cut the heap short.
         end = expected_end if top_end <= expected_end else max(expected_end, top + L.minsize)
         seg = HeapSegment(L, start, end, first, a.address, True)
-        walk(mem, reader, seg, top, problems, budget)
+        search.walk(seg, top)
         a.heaps.append(seg)
         if seg.addrs and seg.states[-1] == FENCEPOST and seg.addrs[-1] < top:
             # A foreign sbrk left a gap: the chunks go on below top, from somewhere above.
@@ -127,10 +129,10 @@ def main_heaps(search: HeapSearch, a: ArenaState) -> None:
     seg = HeapSegment(L, start, bound, first, a.address, True)
     if first <= top < bound:
         seg.end = min(bound, top_end)
-        walk(mem, reader, seg, top, problems, budget)
+        search.walk(seg, top)
         a.heaps.append(seg)
         return
-    walk(mem, reader, seg, None, problems, budget)
+    search.walk(seg, None)
     if seg.addrs:
         last = len(seg.addrs) - 1
         seg.end = min(seg.end, seg.addrs[last] + max(L.chunk_hdr_sz, seg.raws[last] & ~7))
@@ -150,25 +152,16 @@ def main_heaps(search: HeapSearch, a: ArenaState) -> None:
 def _main_heap_without_top(search: HeapSearch, a: ArenaState) -> None:
     """The main heap's chunks from sbrk_base to sbrk_base + system_mem (no further than the
     break or the mapping that holds it), for an arena whose top pointer is lost."""
-    mem, reader, L, problems, budget = (
-        search.mem,
-        search.reader,
-        search.layout,
-        search.problems,
-        search.budget,
-    )
-    mp, heap_start, maps, program_break = search.mp, search.heap_start, search.maps, search.program_break
-    assert budget is not None
-    start = (mp or {}).get("sbrk_base") or heap_start
+    L, start = search.layout, search.main_start
     if not start or not a.header.contiguous:
         return
     end = start + a.header.system_mem
-    m = _mapping_holding(maps, start)
-    for bound in (program_break, m.end if m else None):
+    m = _mapping_holding(search.maps, start)
+    for bound in (search.program_break, m.end if m else None):
         if bound and start < bound < end:
             end = bound
     seg = HeapSegment(L, start, end, first_chunk_at(L, start), a.address, True)
-    walk(mem, reader, seg, None, problems, budget)
+    search.walk(seg, None)
     a.heaps.append(seg)
 
 
