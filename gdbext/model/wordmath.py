@@ -44,9 +44,7 @@ def _apply(words: array, shift: int, value: int, op) -> array:
 def plus(words: array, value: int) -> array:
     """Each word + value, as a new array of the same type; every sum must fit in its word
     (an address plus a header size does)."""
-    if sys.byteorder != "little":
-        return array(words.typecode, [w + value for w in words])
-    return _apply(words, 0, value, add)
+    return shifted_plus(words, 0, value)
 
 
 def shifted_plus(words: array, shift: int, value: int) -> array:
@@ -65,6 +63,12 @@ def masked(words: array, mask: int) -> array:
     if sys.byteorder != "little":
         return array(words.typecode, [w & mask for w in words])
     return _apply(words, 0, mask, and_)
+
+
+def low_bytes(words: array) -> bytes:
+    """The least significant byte of each word (where a size field keeps its flag bits)."""
+    w = words.itemsize
+    return words.tobytes()[(0 if sys.byteorder == "little" else w - 1) :: w]
 
 
 def or_bytes(a: bytes, b: bytes) -> bytes:

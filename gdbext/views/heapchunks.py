@@ -48,8 +48,7 @@ _AND7 = bytes(c & 7 for c in range(256))
 def _chunk_keys(states, raws) -> bytes:
     """Each chunk's template key, state code << 3 | its flag bits, as bytes: the flag bits from
     the low byte of each size field, the two joined by one integer or (wordmath)."""
-    w = raws.itemsize
-    low = raws.tobytes()[(0 if sys.byteorder == "little" else w - 1) :: w].translate(_AND7)
+    low = wordmath.low_bytes(raws).translate(_AND7)
     return wordmath.or_bytes(bytes(states).translate(_SHIFT3), low)
 
 

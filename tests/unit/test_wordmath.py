@@ -59,3 +59,9 @@ def test_arrays_longer_than_a_slice():
     assert wordmath.masked(words, ~0xFF).tolist() == [w & ~0xFF for w in words]
     idx = array("Q", range(n))
     assert wordmath.shifted_plus(idx, 3, 0x1000).tolist() == [(i << 3) + 0x1000 for i in idx]
+
+
+@given(WORDS)
+def test_low_bytes_is_each_words_low_byte(words):
+    code, values = words
+    assert wordmath.low_bytes(array(code, values)) == bytes(v & 0xFF for v in values)

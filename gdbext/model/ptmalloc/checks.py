@@ -7,14 +7,13 @@ memory the arena holds, IS_MMAPPED on a chunk of an arena's heap ("munmap_chunk(
 pointer"), and mallinfo2 counters that glibc's size_t arithmetic would wrap around.
 """
 
-import sys
 from itertools import compress
 from typing import List, Optional
 
+from .. import wordmath
 from .chunks import CORRUPT, FENCEPOST, IS_MMAPPED, PREV_INUSE, TOP, Problem, ProblemKind
 from .layout import Layout
 
-_LOW_BYTE = 0 if sys.byteorder == "little" else -1
 _M_BIT = bytes(int(bool(c & IS_MMAPPED)) for c in range(256))
 _NOT_CHECKED_FOR_M = bytes(int(c in (CORRUPT, FENCEPOST, TOP)) for c in range(256))
 
@@ -162,8 +161,7 @@ def check_mmapped_bits(state) -> None:
         raws = seg.raws
         if not len(raws):
             continue
-        w = raws.itemsize
-        flagged = raws.tobytes()[(_LOW_BYTE % w) :: w].translate(_M_BIT)
+        flagged = wordmath.low_bytes(raws).translate(_M_BIT)
         if not flagged.count(1):
             continue
         skip = seg.states.translate(_NOT_CHECKED_FOR_M)

@@ -6,7 +6,6 @@ arena.  The walk keeps chunks in parallel arrays (no per-chunk objects), detects
 fields, reports each as a Problem, and tries to pick the chain up again further on.
 """
 
-import sys
 from array import array
 from bisect import bisect_right
 from itertools import compress
@@ -225,8 +224,6 @@ def walk(
     blk_base = blk_end = nwords = istop = ilim = hstop = 0
     words: Any = None
     n = len(addrs)  # index of the first chunk of `idxs` in the segment
-    width = raws.itemsize
-    low_byte = 0 if sys.byteorder == "little" else width - 1  # where a word's flag bits are
 
     def flush():
         nonlocal n
@@ -235,7 +232,7 @@ def walk(
             return
         addrs.extend(wordmath.shifted_plus(array(addrs.typecode, idxs), shift, blk_base))
         # the chunks whose PREV_INUSE is clear, from the low byte of each size field
-        low = raws[n:].tobytes()[low_byte::width].translate(_PREV_FREE)
+        low = wordmath.low_bytes(raws[n:]).translate(_PREV_FREE)
         if low.count(0) != k:
             seg.prev_free.extend(compress(range(n, n + k), low))
         seg.states.extend(bytes(k))  # USED is 0
