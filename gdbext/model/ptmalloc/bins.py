@@ -190,6 +190,12 @@ InHeap = Callable[[int], bool]
 Locate = Optional[Mapping[int, Optional[Tuple["HeapSegment", int]]]]
 
 
+# size_sz -> {count: unpack the `count` words after a chunk's prev_size}, for _Follow.step
+_HEADER_WORDS = {
+    ssz: {n: Struct("<" + n * code).unpack for n in (2, 3)} for ssz, code in ((8, "Q"), (4, "I"))
+}
+
+
 class _Follow:
     """What walk_fastbin's and walk_bin's chunk-at-a-time loops do at each chunk before their
     own checks: the off-walk bound, the pointer checks (skipped for a chunk the heap walk
@@ -213,7 +219,7 @@ class _Follow:
         "base",
         "block",
         "end",
-        "words",
+        "unpack",
     )
 
     def __init__(
@@ -232,8 +238,7 @@ class _Follow:
         self.off = 0  # chunks so far that the heap walk did not find
         self.lo = self.hi = 0  # the heap span of the last chunk checked (steps.span)
         self.base, self.block, self.end = 0, b"", 0  # the Reader block last read from
-        code = "Q" if L.size_sz == 8 else "I"
-        self.words = {2: Struct("<" + 2 * code).unpack, 3: Struct("<" + 3 * code).unpack}
+        self.unpack = _HEADER_WORDS[L.size_sz]
 
     def step(self, p: int, holder: int, n: int, count: int) -> Optional[tuple]:
         """(where the heap walk found p or None, then the `count` words after p's prev_size:
@@ -270,7 +275,7 @@ class _Follow:
                 return None
             self.base, self.block = self.reader.block(p + ssz)
             self.end = len(self.block)
-        return (loc,) + self.words[count](data)
+        return (loc,) + self.unpack[count](data)
 
 
 def _check_ptr(
