@@ -8,15 +8,9 @@ from ..model.regions import region_at
 from ..render import jsonout
 from ..views import addrinfo as view
 from .base import GdbextCommand, expression
-from .lazy_inferior import chunk_view, heap_view, regions, target_json
+from .lazy_inferior import chunk_view, frame_at, heap_view, regions, target_json
 
 MAX_WORDS = 4096
-
-
-def _frame_at(thread, address, high):
-    from ..inferior.addrinfo import frame_at  # the inferior layer loads at first use
-
-    return frame_at(thread, address, high)
 
 
 def _symbol_at(target, regs, address):
@@ -38,7 +32,7 @@ def address_facts(target, address: int, heap) -> view.AddressFacts:
     r = region_at(regs, address)
     frame = None
     if r is not None and r.thread is not None and r.kind in ("stack", "thread-stack"):
-        frame = _frame_at(r.thread, address, r.end)
+        frame = frame_at(r.thread, address, r.end)
     return view.AddressFacts(address, r, _symbol_at(target, regs, address), heap, frame)
 
 

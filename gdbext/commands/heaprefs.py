@@ -8,7 +8,7 @@ from ..inferior.process import Target, evaluate_address
 from ..views import chunk as chunk_views
 from ..views import leaks as leak_views
 from .base import GdbextCommand, expression
-from .lazy_inferior import leaks, regions, target_json
+from .lazy_inferior import frame_at, leaks, regions, target_json
 
 MAX_NAMED = 512  # referrers named through gdb (frames, symbols); the rest keep their region
 
@@ -87,7 +87,7 @@ class HeapRefs(GdbextCommand):
             )
         ref = leak_views.Ref(a, v, root.kind, thread=root.thread, label=root.label)
         if root.kind == "stack" and named:
-            f = L.frame_of(root.thread, a)
+            f = frame_at(root.thread, a, root.end)  # root.end: the stack's high end
             if f is not None:
                 ref.frame = f[0]
                 ref.offset = f[2]

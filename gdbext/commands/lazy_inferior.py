@@ -94,3 +94,9 @@ def free_inputs(target, view, thread):
     from ..inferior.tryfree import free_inputs as f
 
     return f(target, view, thread)
+
+
+def frame_at(thread, address, stack_high):
+    from ..inferior.addrinfo import frame_at as f
+
+    return f(thread, address, stack_high)

@@ -12,6 +12,7 @@ from ..model.elfnearest import SymbolTable, nearest, symbol_table
 from ..model.elfsyms import file_reader
 from ..model.regions import Region
 from .process import Target, cached
+from .threads import selection_kept
 
 MAX_FRAMES = 4096  # a bound on the walk of one thread's frames
 
@@ -80,28 +81,19 @@ def _frames(thread_num: int) -> List[Tuple[int, str, int, Optional[int]]]:
     thread = next((t for t in gdb.selected_inferior().threads() if t.num == thread_num), None)
     if thread is None:
         return []
-    before_thread = gdb.selected_thread()
-    try:
-        before_frame = gdb.selected_frame()
-    except gdb.error:
-        before_frame = None
     out: List[Tuple[int, str, int, Optional[int]]] = []
-    try:
-        thread.switch()
-        frame = gdb.newest_frame()
-        sp = int(frame.read_register("sp"))
-        while frame is not None and len(out) < MAX_FRAMES:
-            older = frame.older()
-            cfa = int(older.read_register("sp")) if older is not None else _outermost_cfa(frame)
-            out.append((len(out), frame.name() or "??", sp, cfa))
-            if older is None or cfa is None:
-                break
-            frame, sp = older, cfa
-    except gdb.error:
-        pass
-    finally:
-        if before_thread is not None and before_thread.is_valid():
-            before_thread.switch()
-        if before_frame is not None and before_frame.is_valid():
-            before_frame.select()
+    with selection_kept():
+        try:
+            thread.switch()
+            frame = gdb.newest_frame()
+            sp = int(frame.read_register("sp"))
+            while frame is not None and len(out) < MAX_FRAMES:
+                older = frame.older()
+                cfa = int(older.read_register("sp")) if older is not None else _outermost_cfa(frame)
+                out.append((len(out), frame.name() or "??", sp, cfa))
+                if older is None or cfa is None:
+                    break
+                frame, sp = older, cfa
+        except (gdb.error, RuntimeError):
+            pass
     return out

@@ -6,6 +6,7 @@ import gdb
 
 from ..model.targetkind import selected_checkpoint_is_fork
 from .process import cached
+from .threads import selection_kept
 
 
 def struct_info(name: str, block=None) -> Optional[Tuple[int, Dict[str, Tuple[int, int]]]]:
@@ -136,25 +137,12 @@ def per_thread_pointers(
         if not all(syms.values()):
             return {}
         out = {}
-        try:
-            old = gdb.selected_thread()
-            old_frame = gdb.selected_frame() if old else None
-        except gdb.error:
-            old, old_frame = None, None
-        try:
+        with selection_kept():
             for t in sorted(inf.threads(), key=lambda t: t.num):
                 if not t.is_valid() or t.is_exited():
                     continue
                 t.switch()
                 out[t.num] = {n: _tls_pointer(syms[n]) for n in names}
-        finally:
-            try:
-                if old is not None and old.is_valid():
-                    old.switch()
-                    if old_frame is not None and old_frame.is_valid():
-                        old_frame.select()
-            except gdb.error:
-                pass
         return out
 
     return cached(("tls", libc_starts, tuple(names)), compute)

@@ -245,9 +245,10 @@ def test_other_glibcs(glibc_gdb, version, symbols):
 
 
 def test_commands_that_visit_every_thread_give_the_users_selection_back(gdb_session):
-    """heapleaks (registers, stacks' ends), heaprefs (frames of a stack slot) and threadstacks
-    switch between threads and frames to read them: the thread and frame the user had selected
-    are selected again after each, as gdb's own `thread apply all` leaves them."""
+    """heapleaks (registers, stacks' ends), heaprefs and addrinfo (frames of a stack slot),
+    threadstacks and heapchunks (each thread's tcache pointer) switch between threads and
+    frames to read them: the thread and frame the user had selected are selected again after
+    each, as gdb's own `thread apply all` leaves them."""
     g = gdb_session(demo("leaks"))
     g.run_to("leaks")
     f = g.facts
@@ -259,6 +260,45 @@ def test_commands_that_visit_every_thread_give_the_users_selection_back(gdb_sess
     g.cmd("thread 2")
     g.cmd("frame 1")
     assert selected() == ["2", "True"]
-    for command in ("heapleaks --json", f"heaprefs {f['reach.local']:#x} --json", "threadstacks --json"):
+    for command in (
+        "heapleaks --json",
+        f"heaprefs {f['reach.local']:#x} --json",
+        f"addrinfo --json {f['local.slot']:#x}",
+        "threadstacks --json",
+        "heapchunks --json",
+    ):
         g.json(command, timeout=120)
         assert selected() == ["2", "True"], command
+
+
+@pytest.mark.parametrize("heaprefs_first", [True, False])
+def test_heaprefs_and_addrinfo_name_a_stack_slot_by_gdbs_own_frame(gdb_session, heaprefs_first):
+    """heaprefs and addrinfo name a stack slot by its frame and its offset from the frame's CFA,
+    whichever walked that thread's frames first (they once kept two shapes of the walk under
+    one name: addrinfo failed after heaprefs): both against gdb's own `info frame` ('frame at'
+    is the CFA) of the frame that holds the demo's local."""
+    g = gdb_session(demo("leaks"))
+    g.run_to("leaks")
+    f = g.facts
+    slot = f["local.slot"]
+
+    def heaprefs():
+        return [r for r in g.json(f"heaprefs {f['reach.local']:#x} --json")["referrers"] if r["kind"] == "stack"]
+
+    def addrinfo():
+        return g.json(f"addrinfo --json {slot:#x}")["frame"]
+
+    if heaprefs_first:
+        ref = heaprefs()
+        info = addrinfo()
+    else:
+        info = addrinfo()
+        ref = heaprefs()
+    assert info is not None and info["function"] == "local_wait", info
+    g.cmd(f"thread {info['thread']}")
+    g.cmd(f"frame {info['level']}")
+    assert "local_wait" in g.cmd("frame")
+    cfa = int(re.search(r"frame at (0x[0-9a-f]+)", g.cmd("info frame")).group(1), 16)
+    assert info["cfa_offset"] == slot - cfa
+    assert [(r["address"], r["frame"], r["offset"]) for r in ref] == [(slot, info["level"], slot - cfa)], ref
+    assert f"frame #{info['level']} local_wait, CFA{slot - cfa:+#x}" in ref[0]["label"]
