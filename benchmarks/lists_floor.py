@@ -39,7 +39,7 @@ if gdb is None:
 PIECE = 1 << 20
 
 
-def _heaps():
+def heaps_of():
     """The main heap's bounds and glibc's version, from libc's debug symbols."""
     start = int(gdb.parse_and_eval("(unsigned long)mp_.sbrk_base"))
     size = int(gdb.parse_and_eval("(unsigned long)main_arena.system_mem"))
@@ -50,7 +50,7 @@ def _heaps():
     return [(start, start + size)], (major, minor)
 
 
-def _heads(safe_linking):
+def heads_of():
     """(first chunk, the bin's own address: where the list ends) of each non-empty bin, and the
     first chunk of each fastbin, of main_arena."""
     bins = gdb.parse_and_eval("main_arena.bins")
@@ -64,7 +64,7 @@ def _heads(safe_linking):
     return heads, [p for p in fast if p]
 
 
-def _walk(kept, heads, fast, safe_linking):
+def walk_lists(kept, heads, fast, safe_linking):
     """Follow every list over the kept heaps; the number of chunks followed."""
     from struct import Struct
 
@@ -113,9 +113,9 @@ def in_gdb(out_path: str) -> None:
         gdb.execute(command, to_string=True)
         times[command] = time.perf_counter() - t
     inf = gdb.selected_inferior()
-    heaps, version = _heaps()
+    heaps, version = heaps_of()
     safe = version >= (2, 32)
-    heads, fast = _heads(safe)
+    heads, fast = heads_of()
     t = time.perf_counter()
     for lo, hi in heaps:
         for a in range(lo, hi, PIECE):
@@ -125,7 +125,7 @@ def in_gdb(out_path: str) -> None:
     kept = [(lo, inf.read_memory(lo, hi - lo)) for lo, hi in heaps]
     times["read+keep"] = time.perf_counter() - t
     t = time.perf_counter()
-    chunks = _walk(kept, heads, fast, safe)
+    chunks = walk_lists(kept, heads, fast, safe)
     times["walk"] = time.perf_counter() - t
     mib = sum(hi - lo for lo, hi in heaps) >> 20
     with open(out_path, "w") as f:
@@ -165,7 +165,8 @@ def main() -> None:
         print("%-12s %.2fx the floor" % (k, med[k] / floor))
 
 
-if gdb is not None:
-    in_gdb(sys.argv[1])
-elif __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # gdb sources this file as __main__ too; json_floor.py imports it
+    if gdb is not None:
+        in_gdb(sys.argv[1])
+    else:
+        main()
