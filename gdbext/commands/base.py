@@ -52,7 +52,7 @@ def expression(text: str) -> str:
 
 class ChoiceList:
     """`type=` and `choices=` of an option taking one or more comma-separated names
-    (`--state free,top`): the value is a list, every name checked, and Tab completes each name."""
+    (`--state used,top`): the value is a list, every name checked, and Tab completes each name."""
 
     def __init__(self, choices: Iterable[str], what: str):
         self.choices = tuple(choices)
@@ -297,6 +297,8 @@ def _values(action: argparse.Action, current: str) -> List[str]:
         return []
     if isinstance(action.type, ChoiceList):  # complete the last of the comma-separated names
         done = current[: current.rfind(",") + 1]
+        if any(part not in action.type.choices for part in done.split(",")[:-1]):
+            return []  # a name before it is wrong: nothing typed after it can make a valid list
         return [done + c for c in action.type.choices]
     return [str(c) for c in action.choices]
 

@@ -18,6 +18,7 @@ CASES = [
     ("heapchunks --st", ["heapchunks --state"]),
     ("heapchunks --state f", ["heapchunks --state fastbin", "heapchunks --state fencepost"]),
     ("heapchunks --state used,t", ["heapchunks --state used,tcache", "heapchunks --state used,top"]),
+    ("heapchunks --state free,t", []),  # no state is called free: no list to complete
     ("heapchunks --li", ["heapchunks --limit"]),
     ("gdbext heapchunks --li", ["gdbext heapchunks --limit"]),
     ("vmmap --kind thr", ["vmmap --kind thread-stack"]),
