@@ -4,6 +4,7 @@ import argparse
 import contextlib
 import gc
 import os
+import re
 import sys
 import traceback
 from typing import Iterable, List, NamedTuple, Optional, Tuple
@@ -24,8 +25,19 @@ class _HelpShown(Exception):
     pass
 
 
+_NEGATIVE_VALUE = re.compile(r"-(0[xX][0-9a-fA-F]+|[0-9][0-9.]*[a-zA-Z]*)$")
+
+
 class ArgParser(argparse.ArgumentParser):
     """argparse that reports instead of exiting: gdb must survive a bad option."""
+
+    def _parse_optional(self, arg_string):
+        """A word such as -1M, -0x40 or -4k is a value (a size range open below, a negative
+        number), never an option: no option of ours starts with a digit.  argparse alone takes
+        only plain numbers that way, and `--sizes -1M` failed."""
+        if _NEGATIVE_VALUE.match(arg_string):
+            return None
+        return super()._parse_optional(arg_string)
 
     def error(self, message):
         raise _ArgError(message)

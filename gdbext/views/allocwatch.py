@@ -24,7 +24,9 @@ def options_text(o: AllocOptions) -> str:
     if o.bt:
         parts.append(f"--bt {o.bt}")
     if o.sizes:
-        parts.append(f"--sizes {o.sizes[0]}-{o.sizes[1]}")
+        lo, hi = o.sizes
+        bounds = (str(lo) if lo else "") + "-" + (str(hi) if hi < (1 << 64) - 1 else "")
+        parts.append(f"--sizes {lo if lo == hi else bounds}")
     if o.sample > 1:
         parts.append(f"--sample {o.sample}")
     if o.uaf:

@@ -243,6 +243,23 @@ def test_other_return_method_and_sampling(method):
         gdb.close()
 
 
+@pytest.mark.parametrize("sizes,recorded,shown", [("-48", 700, "--sizes -48"), ("49-", 300, "--sizes 49-")])
+def test_sizes_open_at_either_end(sizes, recorded, shown):
+    """`--sizes -48` as help writes it (argparse took -48 for an option), and `49-`: the demo's
+    sites ask for 48 (500 calls), 80 (300) and 24 (200) bytes; status shows the range as given."""
+    g = G.ensure((G.host_version(),))[G.host_version()]
+    gdb = Gdb(g.demo("alloc_sites"), env=g.gdb_env)
+    try:
+        out = gdb.cmd(f"allocwatch on --sizes {sizes}")
+        assert_clean(out)
+        gdb.run_to("sites")
+        st = gdb.json("allocwatch status --json")["status"]
+        assert st["allocations"] == recorded and st["skipped"] == 1000 - recorded, st
+        assert re.search(re.escape(shown) + "(,|$)", gdb.cmd("allocwatch status"), re.M), st
+    finally:
+        gdb.close()
+
+
 # Not --returns finish: gdb checks a FinishBreakpoint's frame in whichever thread stops and
 # drops it when that thread lacks the frame, so a result can be lost (pthread_create's TLS
 # allocations were, in runs by hand; not in every run, so no test can expect it).
