@@ -93,6 +93,7 @@ class Heapsnap(GdbextCommand):
         ls.add_argument("--json", action="store_true", help="one JSON document")
         dr = sub.add_parser("drop", help="forget a saved snapshot")
         dr.add_argument("snap", metavar="NAME", help="the snapshot's name")
+        dr.add_argument("--json", action="store_true", help="one JSON document")
         df = sub.add_parser("diff", help="what changed from A to B (default: this stop)")
         df.add_argument("a", metavar="A", help="a saved name or a snapshot file's path")
         df.add_argument("b", metavar="B", nargs="?", help="another (default: this stop)")
@@ -132,15 +133,18 @@ class Heapsnap(GdbextCommand):
         if action == "drop":
             if args.snap not in SAVED:
                 raise UserError(f"no snapshot named {args.snap!r}")
-            del SAVED[args.snap]
+            snap = SAVED.pop(args.snap)
+            if want_json:
+                target = {k: snap.meta.get(k) for k in TARGET_KEYS}
+                out.json(jsonout.document("heapsnap", target, dropped=args.snap))
+                return
             out.line(f"heapsnap: dropped {args.snap!r}")
             return
         if action == "list":
             snaps = list(SAVED.values())
             if want_json:
-                rows = [{"name": s.name, "chunks": len(s), "arenas": len(s.arenas), **s.meta} for s in snaps]
                 out.json(
-                    json.dumps({"command": "heapsnap", "schema": 1, "snapshots": rows}, separators=(",", ":"))
+                    jsonout.document("heapsnap", _current_target(), snapshots=[_listed(s) for s in snaps])
                 )
                 return
             if not snaps:
@@ -159,6 +163,23 @@ class Heapsnap(GdbextCommand):
             out.json_pieces(chain(jsonout.document_pieces("heapsnap", keys, **doc), ["\n"]))
             return
         out.emit(snap_views.text(doc, _pointer_size()))
+
+
+def _listed(snap) -> dict:
+    """A saved snapshot as `heapsnap list --json` lists it: its process, and its file or null."""
+    row = {"name": snap.name, "chunks": len(snap), "arenas": len(snap.arenas)}
+    row.update({k: snap.meta.get(k) for k in TARGET_KEYS})
+    row["file"] = snap.meta.get("file")
+    return row
+
+
+def _current_target():
+    """The process at hand, for a document about snapshots that may be of others; null with
+    none (saved snapshots outlive their process)."""
+    try:
+        return target_json(Target())
+    except UserError:
+        return None
 
 
 COMMANDS = (Heapsnap,)

@@ -2,9 +2,10 @@
 
 from ..inferior.errors import UserError
 from ..inferior.process import Target
+from ..render import jsonout
 from ..views import memreport as report_view
 from .base import GdbextCommand
-from .lazy_inferior import heap_usage, heap_view, regions, stack_rows
+from .lazy_inferior import heap_usage, heap_view, regions, stack_rows, target_json
 
 
 class MemReport(GdbextCommand):
@@ -24,18 +25,19 @@ class MemReport(GdbextCommand):
     def add_arguments(self, p):
         # optional to argparse, so usage shows it as an option; run() asks for it
         p.add_argument("--html", metavar="FILE", help="the HTML file to write (the one format)")
+        p.add_argument("--json", action="store_true", help="one JSON document saying what was written")
 
     def run(self, args, out):
         if not args.html:
             raise UserError("say where to write the report: memreport --html FILE")
         target = Target()
         regs = regions(target)
-        heap, usage, stack_usage, note = None, None, None, ""
+        heap, usage, stack_usage, missing = None, None, None, None
         try:
             heap = heap_view(target)
             usage, stack_usage = heap_usage(target, heap)
         except UserError as e:
-            note = f" (no heap {'numbers' if heap else 'maps'}: {e})"
+            missing = f"no heap {'numbers' if heap else 'maps'}: {e}"
         rows = stack_rows(target, None)
         page = report_view.html(
             regs,
@@ -51,6 +53,14 @@ class MemReport(GdbextCommand):
                 f.write(page)
         except OSError as e:
             raise UserError(f"cannot write {args.html}: {e.strerror}") from None
+        if args.json:
+            out.json(
+                jsonout.document(
+                    "memreport", target_json(target), file=args.html, bytes=len(page), missing=missing
+                )
+            )
+            return
+        note = f" ({missing})" if missing else ""
         out.line(f"memreport: wrote {args.html} ({len(page)} bytes){note}")
 
 

@@ -114,3 +114,25 @@ def test_messages(demos, gdb_session):
     assert out.startswith("heapsnap: cannot read /nonexistent/x.json")
     out = s.cmd("heapsnap drop nope")
     assert out.startswith("heapsnap: no snapshot named 'nope'")
+
+
+def test_list_and_drop_json(demos, gdb_session, tmp_path):
+    """heapsnap list --json rows have the README's keys, `file` null for a snapshot kept only in
+    gdb, and the document its target (null with no process); drop takes --json too."""
+    from tests.harness import demo
+
+    s = gdb_session(demo("heap_growth"))
+    empty = s.json("heapsnap list --json")
+    assert empty["target"] is None and empty["snapshots"] == []
+    s.run_to("diff.a")
+    path = tmp_path / "b.json"
+    s.cmd("heapsnap save a")
+    s.cmd(f"heapsnap save b --file {path}")
+    doc = s.json("heapsnap list --json")
+    assert doc["target"]["pid"] == s.json("heapsnap save c --json")["target"]["pid"]
+    keys = {"name", "chunks", "arenas", "pid", "kind", "glibc", "symbols", "file"}
+    assert [set(r) for r in doc["snapshots"]] == [keys, keys], doc
+    assert [(r["name"], r["file"]) for r in doc["snapshots"]] == [("a", None), ("b", str(path))]
+    dropped = s.json("heapsnap drop a --json")
+    assert dropped["dropped"] == "a" and dropped["target"]["pid"] == doc["target"]["pid"]
+    assert [r["name"] for r in s.json("heapsnap list --json")["snapshots"]] == ["b", "c"]

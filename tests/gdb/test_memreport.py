@@ -230,3 +230,18 @@ def test_page_without_libc_symbols(demos, tmp_path):
     finally:
         g.close()
     check_adds_up(got)
+
+
+def test_json_says_what_was_written(demos, tmp_path):
+    """memreport --json, as every command takes it: the file, its size on disk, and what the
+    page could not hold (null here)."""
+    g = Gdb(demo("malloc_sizes"))
+    try:
+        g.run_to("heap")
+        path = tmp_path / "r.html"
+        doc = g.json(f"memreport --html {path} --json", timeout=180)
+    finally:
+        g.close()
+    assert set(doc) == {"command", "schema", "target", "file", "bytes", "missing"}, doc
+    assert doc["command"] == "memreport" and doc["target"]["pid"] > 0
+    assert doc["file"] == str(path) and doc["bytes"] == os.path.getsize(path) and doc["missing"] is None
