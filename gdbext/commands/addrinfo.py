@@ -71,7 +71,7 @@ class Annotate(GdbextCommand):
 
     def add_arguments(self, p):
         p.add_argument("address", metavar="EXPRESSION", type=expression, help="an address expression")
-        p.add_argument("--count", type=int, default=8, metavar="COUNT", help="how many words (default 8)")
+        p.add_argument("--count", type=int, metavar="COUNT", help="how many words (default 8)")
         p.add_argument("--json", action="store_true", help="one JSON document")
 
     def run(self, args, out):
@@ -80,7 +80,10 @@ class Annotate(GdbextCommand):
         words = expr.rsplit(None, 1)
         # `annotate $sp 16`: COUNT after the expression; `$sp + 16` is an expression
         if len(words) == 2 and words[1].isdigit() and (words[0][-1].isalnum() or words[0][-1] in "_)]$"):
+            if count is not None and count != int(words[1]):
+                raise UserError(f"two counts, {words[1]} and --count {count}: give one")
             expr, count = words[0], int(words[1])
+        count = 8 if count is None else count
         if not 0 < count <= MAX_WORDS:
             raise UserError(f"COUNT must be 1 to {MAX_WORDS}")
         target = Target()

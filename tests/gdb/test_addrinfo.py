@@ -136,6 +136,11 @@ def test_annotate_words(stop):
     # `$sp + 8` is an expression, not COUNT 8 after `$sp +`
     assert len(g.json("annotate --json $sp + 8")["words"]) == 8
     assert "COUNT must be" in g.cmd("annotate $sp 0")
+    # --count, as help lists it; with COUNT too, the two must agree (the positional won silently)
+    assert len(g.json("annotate --json --count 3 &rodata_string")["words"]) == 3
+    assert len(g.json("annotate --json --count 3 &rodata_string 3")["words"]) == 3
+    out = g.cmd("annotate $sp 3 --count 2")
+    assert out.startswith("annotate: two counts, 3 and --count 2") and len(out.splitlines()) == 1, out
 
 
 def test_from_a_core(stop, tmp_path):
