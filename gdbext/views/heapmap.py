@@ -45,7 +45,9 @@ class Strip:
         self.seg = seg
         self.bpc = bytes_per_cell
         n = len(seg.addrs)
-        self.base = seg.first_chunk - seg.first_chunk % bytes_per_cell if n else seg.start
+        # cells on multiples of their size where that stays in the heap (a power of two smaller
+        # than the heap's alignment), else from the heap's start: never a cell before it
+        self.base = max(seg.start, seg.first_chunk - seg.first_chunk % bytes_per_cell) if n else seg.start
         self.end = seg.chunk_end(n - 1) if n else seg.start
         self.bytes: Dict[str, int] = {}
         self.counts: Dict[str, int] = {}

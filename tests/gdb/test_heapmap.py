@@ -23,11 +23,12 @@ LETTERS = "UTFNSLWMXP"
 ROW = re.compile(r"^(0x[0-9a-f]+)  ([A-Za-z]+)$")
 
 
-def expected_cells(chunks, heap_end_hint, bpc):
-    """The letters of one heap, from its chunks in address order (independent of gdbext)."""
+def expected_cells(chunks, heap_start, bpc):
+    """The letters of one heap, from its chunks in address order (independent of gdbext): cells
+    on multiples of bpc, but none before the heap's start."""
     if not chunks:
         return "", {}
-    base = chunks[0]["address"] - chunks[0]["address"] % bpc
+    base = max(heap_start, chunks[0]["address"] - chunks[0]["address"] % bpc)
     spans = []
     for k, c in enumerate(chunks):
         end = chunks[k + 1]["address"] if k + 1 < len(chunks) else c["address"] + c["size"]
@@ -64,7 +65,7 @@ def stop(request, demos):
         g.close()
 
 
-@pytest.mark.parametrize("bpc", [None, 16, 48, 256])
+@pytest.mark.parametrize("bpc", [None, 16, 48, 100, 256, 1 << 20])
 def test_heapmap_adds_up_to_heapchunks(stop, bpc):
     check_adds_up(stop, bpc)
 
@@ -75,12 +76,14 @@ def check_adds_up(g, bpc):
     doc = g.json("heapmap --json" + opt)
     assert doc["command"] == "heapmap" and doc["schema"] == 1
     bpc = doc["bytes_per_cell"]
+    heaps = [h for a in doc["arenas"] for h in a["heaps"]]
+    assert all(h["start"] <= h["first_cell"] < h["end"] for h in heaps), heaps  # no cell before the heap
     assert [a["address"] for a in doc["arenas"]] == [a["address"] for a in chunks["arenas"]]
     for drawn, listed in zip(doc["arenas"], chunks["arenas"]):
         assert len(drawn["heaps"]) >= 1
         for h in drawn["heaps"]:
             mine = [c for c in listed["chunks"] if h["start"] <= c["address"] < h["end"]]
-            cells, by_state = expected_cells(mine, h["end"], bpc)
+            cells, by_state = expected_cells(mine, h["start"], bpc)
             assert h["cells"] == cells
             assert h["bytes"] == by_state
             free = [c["size"] for c in mine if c["state"] in ("tcache", "fastbin", "unsorted", "smallbin", "largebin")]
