@@ -9,6 +9,8 @@
  *             from g_big; fact reach.big)
  *   holder    a chunk of thread "arena"'s arena, from g_holder; other: only in holder
  *   local     a local of thread "local", blocked in a live frame
+ *   arenalocal a local of thread "arena" (the first thread: its stack lies right below the main
+ *             thread's TLS block; fact arenalocal.slot: where)
  *   tls       a __thread variable of the main thread
  *   register  only in register r12 of thread "reg" (blocked in a syscall, other registers clear)
  *   rawmmap   only in a page from mmap (fact raw.page)
@@ -104,6 +106,20 @@ static void __attribute__((noinline)) scrub_red_zone(void)
                  ::: "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "xmm0", "xmm1", \
                  "xmm2", "memory")
 
+/* A local of the first thread, near the top of its stack: glibc maps that stack right below
+ * the main thread's TLS block, so the slot is also a few KiB below main's thread pointer. */
+static void __attribute__((noinline)) arena_wait(void)
+{
+    void *volatile mine = malloc(56);
+
+    fact("reach.arenalocal=0x%lx", (unsigned long)mine);
+    fact("arenalocal.slot=0x%lx", (unsigned long)&mine);
+    scrub_red_zone();
+    pthread_barrier_wait(&ready);
+    pthread_barrier_wait(&release);
+    free(mine);
+}
+
 static void *thread_arena(void *arg)
 {
     (void)arg;
@@ -114,8 +130,7 @@ static void *thread_arena(void *arg)
     fact("reach.other=0x%lx", (unsigned long)other);
     other = NULL;
     scrub_stack();
-    pthread_barrier_wait(&ready);
-    pthread_barrier_wait(&release);
+    arena_wait();
     return NULL;
 }
 

@@ -72,7 +72,8 @@ def _roots(target: Target, view: HeapView) -> Tuple[List[Root], List[str]]:
     sp = {t.num: t.sp for t in threads}
     out: List[Root] = []
     skipped: List[str] = []
-    for s in thread_stacks(target, maps):
+    stacks = thread_stacks(target, maps)
+    for s in stacks:
         top = sp.get(s.thread)
         if top is None:
             skipped.append(f"the stack of thread {s.thread} (no SP)")
@@ -96,12 +97,17 @@ def _roots(target: Target, view: HeapView) -> Tuple[List[Root], List[str]]:
             holes.append((anchors.mp, anchors.mp + L.malloc_par.sizeof))
     out = _cut(out, holes)
     tops = _outermost_sps()
+    # another thread's stack or thread block (with its TLS, below it in that stack's mapping)
+    # is never this thread's TLS: the main thread's TLS block may be mapped right above one
+    others = [(st.low, st.high) for st in stacks]
+    others += [(t.fs_base, t.fs_base + TCB_SPAN) for t in threads if t.fs_base]
     tls = []
     for t in threads:
         if t.fs_base:
             lo = t.fs_base - TLS_SPAN
             if not t.is_main and tops.get(t.num) and tops[t.num] <= t.fs_base:
                 lo = max(lo, tops[t.num])  # a thread's first frame starts where its TLS ends
+            lo = max([lo] + [hi for a, hi in others if lo < hi <= t.fs_base and not a <= t.fs_base < hi])
             tls.append((lo, t.fs_base + TCB_SPAN, t.num))
     return _relabel_tls(sorted(out, key=lambda r: r.start), tls), skipped
 

@@ -87,7 +87,7 @@ def test_heapleaks_reports_exactly_the_demos_leaks(leaks_target, kind, symbols):
     g = leaks_target(kind, symbols)
     f = g.facts
     leaks, reach = _named(f, "leak."), _named(f, "reach.")
-    assert len(leaks) == 7 and len(reach) == 14, (leaks, reach)
+    assert len(leaks) == 7 and len(reach) == 15, (leaks, reach)
     doc = g.json("heapleaks --json", timeout=120)
     assert doc["problems"] == [], doc["problems"]
     got = {r["user_address"]: r for r in doc["leaked"]}
@@ -302,3 +302,22 @@ def test_heaprefs_and_addrinfo_name_a_stack_slot_by_gdbs_own_frame(gdb_session, 
     assert info["cfa_offset"] == slot - cfa
     assert [(r["address"], r["frame"], r["offset"]) for r in ref] == [(slot, info["level"], slot - cfa)], ref
     assert f"frame #{info['level']} local_wait, CFA{slot - cfa:+#x}" in ref[0]["label"]
+
+
+def test_a_slot_of_the_thread_below_the_main_threads_tls_is_its_stack(gdb_session):
+    """The first thread's stack is mapped right below the main thread's TLS block, so its top
+    frames lie within the window below main's thread pointer that is taken as TLS: that window
+    stops at another thread's stack.  heaprefs names the demo's local there as the stack slot of
+    the thread and frame gdb itself finds it in (it said "TLS of thread 1"), and the local's
+    chunk is reachable."""
+    g = gdb_session(demo("leaks"))
+    g.run_to("leaks")
+    f = g.facts
+    slot = f["arenalocal.slot"]
+    info = g.json(f"addrinfo --json {slot:#x}")["frame"]
+    assert info is not None and info["function"] == "arena_wait", info
+    refs = g.json(f"heaprefs {f['reach.arenalocal']:#x} --json")["referrers"]
+    at = [r for r in refs if r["address"] == slot]
+    assert [(r["kind"], r["thread"], r["frame"]) for r in at] == [("stack", info["thread"], info["level"])], refs
+    leaked = {c["user_address"] for c in g.json("heapleaks --json")["leaked"]}
+    assert f["reach.arenalocal"] not in leaked
