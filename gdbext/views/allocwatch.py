@@ -114,9 +114,8 @@ def log_items(table: SiteTable, calls: Sequence[Call], width: Optional[int] = No
                 c.site.label,
             )
         items.append(t)
-    kept = len(table.log)
-    if kept < table.totals.events:
-        items.append(line(f"(the last {kept} of {table.totals.events} events)"))
+    if calls and len(calls) < table.totals.events:  # what is shown: --last N, or all that is kept
+        items.append(line(f"(the last {len(calls)} of {table.totals.events} events)"))
     for d in table.detections:
         items.append(line(f"detected: {d.message()}", "warning"))
     return items

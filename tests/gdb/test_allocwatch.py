@@ -144,6 +144,10 @@ def test_print_only_setting_and_log():
         assert [d["kind"] for d in doc["detections"]] == ["double-free"]
         assert doc["detections"][0]["freed"]["site"]["function"] == "release"
         assert len(doc["events"]) == 3
+        # the text's footer counts what it shows (it counted every event kept)
+        total = gdb.json("allocwatch status --json")["status"]["events"]
+        text = gdb.cmd("allocwatch log --last 2")
+        assert text.count("\n") and f"(the last 2 of {total} events)" in text, text
     finally:
         gdb.close()
 
