@@ -12,6 +12,9 @@ if TYPE_CHECKING:  # the inferior layer loads when a command runs, not at start-
     from ..inferior.heap import HeapView
 
 
+_LOWEST_MAP = 0x10000  # Linux's default vm.mmap_min_addr: a smaller number is an arena's number
+
+
 def select_arenas(view: "HeapView", spec: Optional[str]):
     """'main', an arena number as `arenas` lists it, or an address expression."""
     arenas = view.state.arenas
@@ -19,7 +22,7 @@ def select_arenas(view: "HeapView", spec: Optional[str]):
         return list(arenas)
     if spec == "main":
         return [a for a in arenas if a.main]
-    if spec.isdigit() and int(spec) < max(len(arenas), 64):
+    if spec.isdigit() and int(spec) < max(len(arenas), _LOWEST_MAP):  # no arena lives that low
         n = int(spec)
         if n >= len(arenas):
             raise UserError(f"there is no arena {n}; 'arenas' lists {len(arenas)} (0 to {len(arenas) - 1})")

@@ -182,6 +182,9 @@ def test_arena_option_takes_an_expression(heap):
         assert [a["address"] for a in doc["arenas"]] == [main], option
     doc = g.json("heapchunks --arena ((char *)&main_arena + 0) --limit 1 --json")
     assert [a["address"] for a in doc["arenas"]] == [main]
+    # a number no arena's address can be is an arena number, one `arenas` does not list
+    n = len(g.json("arenas --json")["arenas"])
+    one_line_error(g, "heapchunks --arena 99", f"there is no arena 99; 'arenas' lists {n} (0 to {n - 1})")
 
 
 def test_help_documents_the_argument_rules(threads):
