@@ -3,7 +3,7 @@
  * frees, and every so often a malloc made through probe(), on which the
  * test breaks, asks mallocwhere, then `finish`es to see what malloc gave.
  *
- *   malloc_where SEED PROBES [thread] [mxfast]
+ *   malloc_where SEED PROBES [thread] [mxfast] [first]
  *
  * Sizes come from a few classes with a little jitter, so that tcache bins
  * fill and fastbins, small, large and unsorted bins, the last remainder,
@@ -12,6 +12,9 @@
  * heap), so a thread arena grows its heap and makes new ones. With "mxfast",
  * mallopt(M_MXFAST, 160) first, and bursts up to 155 bytes, so that chunks of
  * 0x90 and 0xa0 (past the default global_max_fast) fill fastbins.
+ * With "first", a probe of 5000 bytes comes before any other malloc (with
+ * "mxfast" too, after mallopt, which sets malloc up but makes no heap), and
+ * probes of 1 << 62 and 1 << 63 bytes (both NULL) come last.
  * Each probe prints GDBEXT_FACT probe.N=ADDRESS after malloc returns.
  */
 #define _GNU_SOURCE
@@ -111,9 +114,14 @@ int main(int argc, char **argv)
     demo_fact_pid();
     state = (unsigned long long)demo_arg_long(argc > 1 ? argv[1] : NULL, 1) * 2654435761ULL + 1;
     probes = demo_arg_long(argc > 2 ? argv[2] : NULL, 20);
-    for (int i = 3; i < argc; i++)
+    int first = 0;
+    for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "mxfast") == 0 && mallopt(M_MXFAST, 160) == 1)
             mxfast = 1;
+        first |= strcmp(argv[i], "first") == 0;
+    }
+    if (first) /* before any malloc (mallopt, with mxfast, sets malloc up but makes no heap) */
+        fact("probe.first=%p", probe(5000));
     if (argc > 3 && strcmp(argv[3], "thread") == 0) {
         /* 8 MiB blocks from the thread's heaps, so that one fills and a new heap is made */
         mallopt(M_MMAP_THRESHOLD, 16 << 20);
@@ -123,6 +131,10 @@ int main(int argc, char **argv)
         pthread_join(t, NULL);
     } else {
         work(NULL);
+    }
+    if (first) { /* requests no mapping can hold: NULL, ENOMEM */
+        fact("probe.huge62=%p", probe((size_t)1 << 62));
+        fact("probe.huge63=%p", probe((size_t)1 << 63));
     }
     demo_done();
     return 0;

@@ -53,6 +53,15 @@ def arena_view(target):
     return f(target)
 
 
+def current_break(target):
+    """The program break (libc's __curbrk), or None: mallocwhere's and trymalloc's dry runs
+    need it before malloc has made a heap, when the heap model has no break of its own."""
+    from ..inferior.brk import current_break as f
+    from ..inferior.mappings import mappings
+
+    return f(target, mappings(target))
+
+
 def global_max_fast(target, layout):
     from ..inferior.heap import global_max_fast as f
 

@@ -7,7 +7,7 @@ from ..inferior.process import Target, evaluate_address
 from ..render import jsonout
 from ..views import mallocwhere as where_view
 from .base import GdbextCommand, expression
-from .lazy_inferior import arena_view, global_max_fast, target_json
+from .lazy_inferior import arena_view, current_break, global_max_fast, target_json
 
 
 class MallocWhere(GdbextCommand):
@@ -25,7 +25,7 @@ class MallocWhere(GdbextCommand):
 
     def run(self, args, out):
         target, size, thread, view = malloc_request(args)
-        w = _where(view, size, thread, global_max_fast(target, view.layout))
+        w = _where(view, size, thread, global_max_fast(target, view.layout), current_break(target))
         if args.json:
             out.json(
                 jsonout.document(
@@ -46,7 +46,7 @@ def malloc_request(args):
     """(target, size, selected thread, arena view) for a dry run of malloc(SIZE)."""
     target = Target()
     size = evaluate_address(args.size.strip())
-    if size < 0 or size >= 1 << (8 * 8 - 1):
+    if size < 0 or size >= 1 << (8 * target.pointer_size):  # more than a size_t holds
         raise UserError(f"{size} is not a size malloc can be asked for")
     thread = gdb.selected_thread()
     if thread is None:
@@ -54,15 +54,16 @@ def malloc_request(args):
     return target, size, thread, arena_view(target)
 
 
-def _where(view, size, thread, max_fast):
+def _where(view, size, thread, max_fast, brk):
     from ..model.ptmalloc.where import where
 
-    return where(size, where_inputs(view, thread, max_fast))
+    return where(size, where_inputs(view, thread, max_fast, brk))
 
 
-def where_inputs(view, thread, max_fast=None):
+def where_inputs(view, thread, max_fast=None, brk=None):
     """The selected thread's arena, tcache and the break, and global_max_fast as read (None:
-    unknown), for mallocwhere's and trymalloc's dry runs of malloc."""
+    unknown), for mallocwhere's and trymalloc's dry runs of malloc; `brk`: the break as the
+    process has it, where the model has none (no heap yet)."""
     from ..model.ptmalloc.where import WhereInputs
 
     state = view.state
@@ -80,7 +81,7 @@ def where_inputs(view, thread, max_fast=None):
         arena,
         tcache,
         tcache_known=known,
-        program_break=getattr(inputs, "program_break", None),
+        program_break=getattr(inputs, "program_break", None) or brk,
         pagesize=getattr(inputs, "pagesize", None) or 4096,
         max_fast=max_fast,
     )

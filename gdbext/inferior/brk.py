@@ -53,6 +53,24 @@ def program_break(target: Target, maps) -> Optional[tuple]:
     return (start, cur)
 
 
+def current_break(target: Target, maps) -> Optional[int]:
+    """The break the next sbrk() starts from: program_break's, or, while libc's __curbrk is
+    still 0 (no sbrk yet: malloc has not run), where the kernel started the heap; None when
+    neither can be read."""
+    got = program_break(target, maps)
+    if got:
+        return got[1]
+    addr = libc_symbol_address(target, "__curbrk")
+    proc = target.local_proc
+    if not addr or not proc:
+        return None
+    try:
+        cur = int.from_bytes(target.memory.read(addr, target.pointer_size), "little")
+    except MemoryReadError:
+        return None
+    return proc_start_brk(proc) if cur == 0 else None
+
+
 def brk_heap_in(target: Target, maps, m) -> Optional[tuple]:
     """[start, end) of the brk heap when mapping `m` holds it ([heap], unnamed in a core)."""
     if m.path == "[heap]":

@@ -18,6 +18,7 @@ SAYS = {
     "top-after-brk": "top, after the break grows",
     "new-heap": "a new heap (an mmapped region for a thread arena)",
     "mmap": "a mapping of its own (mmap)",
+    "null": "nowhere (malloc returns NULL)",
 }
 
 
@@ -45,6 +46,9 @@ def document_body(heap, w: Where, thread: int) -> dict:
 def text(heap, w: Where, thread: int) -> List[list]:
     """The header, one line of answer, then how and what it depends on."""
     lines: List[list] = list(header_items(heap))
+    if w.source == "null":
+        lines.append([(f"malloc({w.size}) in thread {thread}: returns NULL (errno ENOMEM)", "warning")])
+        return lines + [[(f"  {s}", None)] for s in w.steps]
     where = SAYS[w.source]
     if w.bin and w.source not in ("top", "top-after-brk"):
         where += f" ({w.bin})"

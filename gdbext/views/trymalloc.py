@@ -27,6 +27,9 @@ def text(heap, v: MallocVerdict, thread: int) -> List[list]:
     """The header, the answer, then each check in glibc's order and what it depends on."""
     lines: List[list] = list(header_items(heap))
     call = f"malloc({v.size}) in thread {thread}"
+    if v.result == "null":
+        lines.append([(f"{call}: returns NULL (errno ENOMEM)", "warning")])
+        return lines + check_lines(v) + closing_lines(v)
     said = f"{call}: a chunk of {fmt.size(v.chunk_size)} from {SAYS.get(v.result, v.result)}"
     if v.bin and v.bin != v.result and v.result not in ("top", "top-after-brk"):
         said += f" ({v.bin})"

@@ -159,3 +159,36 @@ def _wrong(gdb, d, ptr):
     if d["source"] == "top-after-brk":
         return None if d["depends_on"] else "no chunk and no reason"
     return f"{d['source']} without a chunk"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("extra", [("first",), ("mxfast", "first")], ids=["untouched", "after-mallopt"])
+def test_the_first_malloc_and_requests_no_mapping_holds(version, extra):
+    """Before any malloc (and after a mallopt, which sets malloc up but makes no heap), both
+    commands name the chunk malloc really returns: after this thread's tcache, at the break
+    (they said a SIGSEGV, or a chunk at 0); malloc(1 << 62) and malloc(1 << 63) are NULL (they
+    said mmap).  Oracle: what malloc returned (`finish`)."""
+    g = _glibc(version, True)
+    gdb = Gdb(g.demo("malloc_where"), (1, 2) + extra, extra_init=g.gdb_init(True), env=g.gdb_env)
+    try:
+        gdb.cmd("break probe")
+        out = gdb.cmd("run", timeout=60)
+        for k, want_null in enumerate((False, None, None, True, True)):
+            assert "probe (" in out, out[-2000:]
+            if want_null is not None:
+                d = gdb.json("mallocwhere size --json", timeout=60)
+                t = gdb.json("trymalloc size --json", timeout=60)
+            m = RETURNED.search(gdb.cmd("finish", timeout=60))
+            assert m, gdb.transcript[-1][-2000:]
+            ptr = int(m.group(1), 16)
+            if want_null:
+                assert ptr == 0 and d["source"] == t["result"] == "null", (d, t)
+                assert d["chunk"] is None and t["pointer"] is None
+            elif want_null is False:
+                assert any("heap yet" in s or "malloc has not run" in s for s in d["steps"]), d
+                assert d["chunk"] == ptr - 16 and t["pointer"] == ptr, (hex(ptr), d, t)
+                assert d["source"] == t["result"] == "top-after-brk"
+            if k < 4:
+                out = gdb.cmd("continue", timeout=60)
+    finally:
+        gdb.close()

@@ -14,7 +14,7 @@ from typing import List, Optional
 from .arena import ArenaHeader
 from .chunks import fastbin_index, request2size, smallbin_index
 from .tryfree import Check, DryRun, FreeInputs, GlibcAbort, GlibcCrash
-from .where import MAX_ITERS, Where, WhereInputs, max_fast, where
+from .where import MAX_ITERS, Where, WhereInputs, malloc_uninitialised, max_fast, refused_request, where
 
 
 @dataclass
@@ -47,8 +47,14 @@ def malloc_checks(req: int, w: WhereInputs) -> MallocVerdict:
     v = MallocVerdict(req, nb)
     main = next((a.address for a in state.arenas if a.main), None)
     r = DryRun(FreeInputs(state, main, w.tcache, w.tcache_known, None, w.pagesize, w.max_fast), v)
+    refused = refused_request(L, req)
+    if refused:  # __libc_malloc's first check, before the tcache
+        v.result, v.steps = "null", [refused]
+        return v
     try:
-        if not _from_tcache(r, v, nb, w) and not _from_heads(r, v, nb, w):
+        if w.arena is not None and malloc_uninitialised(w.arena):
+            _from_where(r, v, req, w)  # its lists are zeros until the first malloc sets them up
+        elif not _from_tcache(r, v, nb, w) and not _from_heads(r, v, nb, w):
             _from_where(r, v, req, w)
     except GlibcAbort as e:
         v.aborts, v.message, v.result, v.chunk, v.bin = True, e.message, "abort", None, None
@@ -179,7 +185,7 @@ def _from_where(r: DryRun, v: MallocVerdict, req: int, w: WhereInputs) -> None:
     v.steps.extend(got.steps)
     v.depends_on.extend(got.depends_on)
     av = _arena(r, w)
-    if av is None:
+    if av is None or (w.arena is not None and malloc_uninitialised(w.arena)):
         return
     if got.source in ("tcache", "fastbin", "smallbin") and got.chunk is not None:
         return

@@ -27,6 +27,7 @@ SOURCES = (
     "top-after-brk",
     "new-heap",
     "mmap",
+    "null",  # malloc returns NULL (ENOMEM): a request no mapping or break can hold
 )
 
 
@@ -171,11 +172,17 @@ def where(req: int, w: WhereInputs) -> Where:
     tc = w.tcache if w.tcache is not None and not w.tcache.inactive else None
     if L.has_tcache and tc is None and not w.tcache_known:
         res.depends_on.append("whether this thread has a tcache (gdbext found none for it)")
+    refused = refused_request(L, req)
+    if refused:
+        res.source, res.steps = "null", [refused]
+        return res
     if tc is not None and 0 <= tc_idx < tcache_bins:
         for b in tc.bins:
             if b.index == tc_idx and b.chunks:
                 res.source, res.chunk, res.bin = "tcache", b.chunks[0], b.label
                 return res
+    if a is not None and malloc_uninitialised(a):
+        return _first_malloc(res, nb, mp, w)
     if a is None:
         res.source = "new-heap"
         res.depends_on.append("which arena this thread gets (it has none yet: a new one or a free one)")
@@ -290,11 +297,104 @@ def _from_lists(res, ar: _Arena, nb, small, tcache_nb, tcache_count, mp) -> Opti
     return None
 
 
+def refused_request(L: Layout, req: int) -> Optional[str]:
+    """Why malloc(req) returns NULL before it looks at anything, or None: a request past
+    PTRDIFF_MAX (checked_request2size, 2.33+; before, REQUEST_OUT_OF_RANGE)."""
+    bits = 8 * L.pointer_size
+    limit = (
+        (1 << (bits - 1)) - 1
+        if L.version is None or tuple(L.version) >= (2, 33)
+        else (1 << bits) - 2 * L.minsize - 1
+    )
+    if req > limit:
+        return "the request is larger than malloc accepts (%#x): NULL, errno ENOMEM" % limit
+    return None
+
+
+def _unmappable(res: Where, L: Layout, nb: int) -> bool:
+    """sysmalloc for a chunk larger than the user address space: mmap fails, the break cannot
+    grow that far, the mmap tried instead fails too: NULL (ENOMEM).  Sets `res` so."""
+    if nb < 1 << (47 if L.pointer_size == 8 else 32):
+        return False
+    res.source, res.chunk, res.bin, res.split, res.grow = "null", None, None, False, 0
+    res.steps.append("no mapping of %#x bytes fits in the address space: mmap and the break fail" % nb)
+    return True
+
+
+def malloc_uninitialised(a: ArenaState) -> bool:
+    """main_arena before the process's first malloc: no memory from the system and no heap.
+    ptmalloc_init may not have run either (mallopt runs it): then top is NULL and the bins
+    are zeros, not yet the empty lists they become."""
+    return a.main and not a.system_mem and not a.heaps
+
+
+def _first_malloc(res: Where, nb: int, mp: dict, w: WhereInputs) -> Where:
+    """The process's first malloc: ptmalloc_init sets main_arena up, this thread's tcache (2.26+)
+    is allocated first, from a heap the break makes at its present end; then this chunk."""
+    L = w.state.layout
+    a = w.arena
+    if a is not None and not a.top:
+        res.steps.append("malloc has not run yet: its first call sets main_arena up, with empty lists")
+    else:
+        res.steps.append("main_arena has no heap yet: its first chunk is made at the break")
+    first = 0
+    if L.has_tcache and L.tcache_perthread is not None and w.tcache is None:
+        version = tuple(L.version or ())
+        tc_idx = tcache_index(L, nb)
+        # before 2.42 a thread's first malloc makes its tcache; 2.42 only for a size the tcache
+        # takes; from 2.43 its first free does
+        if version < (2, 42) or (
+            version < (2, 43) and 0 <= tc_idx < mp.get("tcache_bins", L.tcache_small_bins)
+        ):
+            first = request2size(L, L.tcache_perthread.sizeof)
+            res.steps.append(
+                "the thread's tcache is allocated first: a chunk of %#x at the heap's start" % first
+            )
+            if version >= (2, 42):
+                res.depends_on.append("glibc 2.42 making the tcache at this call (it makes it lazily)")
+    if _unmappable(res, L, nb):
+        return res
+    threshold = mp.get("mmap_threshold", 128 * 1024)
+    mmaps_left = mp.get("n_mmaps", 0) < mp.get("n_mmaps_max", 65536)
+    mapped = nb >= threshold and mmaps_left
+    if not first and mapped:
+        res.source, res.chunk = "mmap", None
+        return res
+    pad, page = mp.get("top_pad", 128 * 1024), w.pagesize
+    grow = _page_up(w, (first or nb) + pad + L.minsize, page, mp)
+    res.source, res.grow, res.bin = "mmap" if mapped else "top-after-brk", grow, None
+    if mapped:  # the tcache took the new break; this chunk is mapped on its own
+        res.steps.append("the break grows by %#x for the tcache" % grow)
+    elif w.program_break is None:
+        res.depends_on.append("where the break is (gdbext could not read it)")
+    else:
+        top = w.program_break + ((-(w.program_break + L.chunk_hdr_sz)) & L.align_mask)
+        left = w.program_break + grow - top - first  # top's size once the first chunk is cut
+        if left < nb + L.minsize:  # a second, contiguous growth of the break
+            more = _page_up(w, nb + pad + L.minsize - left, page, mp)
+            res.grow += more
+            res.steps.append("top is still too small: the break grows again by %#x" % more)
+        res.chunk, res.split = top + first, True
+    res.depends_on.append("the kernel granting %#x bytes of break (else malloc mmaps)" % grow)
+    return res
+
+
+def _page_up(w: WhereInputs, size: int, page: int, mp: dict) -> int:
+    """sysmalloc's rounding of a break increment: to a page, or (2.35+, thp_pagesize set) so
+    that the new break lands on a huge page."""
+    thp = mp.get("thp_pagesize") or 0
+    if thp and w.program_break is not None:
+        return ((w.program_break + size + thp - 1) & ~(thp - 1)) - w.program_break
+    return (size + page - 1) & ~(page - 1)
+
+
 def _sysmalloc(res: Where, ar: _Arena, a: ArenaState, nb: int, mp: dict, w: WhereInputs) -> Where:
     """Top is too small: mmap a chunk of its own, grow a thread heap or make a new one, or move
     the break."""
     L = ar.L
     res.bin = None
+    if _unmappable(res, L, nb):
+        return res
     if nb >= mp.get("mmap_threshold", 128 * 1024) and mp.get("n_mmaps", 0) < mp.get("n_mmaps_max", 65536):
         res.source, res.chunk = "mmap", None
         return res
@@ -315,12 +415,7 @@ def _sysmalloc(res: Where, ar: _Arena, a: ArenaState, nb: int, mp: dict, w: Wher
     size = nb + mp.get("top_pad", 128 * 1024) + L.minsize
     if a.contiguous:
         size -= ar.top_size
-    page = w.pagesize
-    thp = mp.get("thp_pagesize") or 0
-    if thp and w.program_break is not None:  # 2.35+: the new break is aligned to a huge page
-        size = ((w.program_break + size + thp - 1) & ~(thp - 1)) - w.program_break
-    else:
-        size = (size + page - 1) & ~(page - 1)
+    size = _page_up(w, size, w.pagesize, mp)
     res.source, res.grow, res.split = "top-after-brk", size, True
     top_end = ar.top + ar.top_size
     if w.program_break is not None and w.program_break != top_end:
