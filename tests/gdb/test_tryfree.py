@@ -218,3 +218,23 @@ def test_tryfree_on_i386_says_what_glibc_does(symbols):
              for n, d in verdicts.items()
              if (d["aborts"], d["message"] or "") != (truth[n][0] == "abort", truth[n][1])]
     assert not wrong, "\n".join(wrong)
+
+
+def test_trymalloc_through_the_binmap_checks_the_unsorted_chunks_first(demos):
+    """malloc(56) at malloc_sizes' stop: no tcache, fast or small chunk of 0x40, so _int_malloc
+    sorts the unsorted bin (each chunk checked, from the bk end) before the binmap gives it a
+    split of smallbin[48]; trymalloc skipped both, as for a small bin's head."""
+    g = Gdb(demo("malloc_sizes"))
+    try:
+        g.run_to("heap")
+        unsorted = g.json("bins --json")["arenas"][0]["unsorted"][0]["chunks"]
+        t = g.json("trymalloc 56 --json")
+        w = g.json("mallocwhere 56 --json")
+    finally:
+        g.close()
+    assert len(unsorted) == 2 and t["result"] == w["source"] == "smallbin" and t["split"], t
+    checked = [int(m.group(1), 16) for c in t["checks"] for m in [re.match(r"unsorted chunk (0x[0-9a-f]+):", c["name"])] if m]
+    assert sorted(set(checked)) == sorted(unsorted) and len(checked) == 5 * len(unsorted), t["checks"]
+    assert checked[0] == unsorted[-1]  # from the bin's bk end
+    assert any("unlink checks" in d for d in t["depends_on"]), t
+    assert any("unsorted bin is gone through first (2 chunk(s))" in s for s in w["steps"]), w

@@ -187,8 +187,10 @@ def _from_where(r: DryRun, v: MallocVerdict, req: int, w: WhereInputs) -> None:
     av = _arena(r, w)
     if av is None or (w.arena is not None and malloc_uninitialised(w.arena)):
         return
-    if got.source in ("tcache", "fastbin", "smallbin") and got.chunk is not None:
-        return
+    if got.chunk is not None and (
+        got.source in ("tcache", "fastbin") or got.source == "smallbin" and not got.split
+    ):
+        return  # a list's head, before the unsorted bin (a split small chunk is the binmap's)
     _unsorted(r, av, got)
     if got.source in ("top", "top-after-brk") and av.top:
         size = r.word(av.top + L.size_sz, "top's size field") & ~7

@@ -254,6 +254,10 @@ def _from_lists(res, ar: _Arena, nb, small, tcache_nb, tcache_count, mp) -> Opti
     cached: List[int] = []
     limit = mp.get("tcache_unsorted_limit", 0) or 0
     iters = 0
+    if ar.unsorted:
+        res.steps.append(
+            "the unsorted bin is gone through first (%d chunk(s)), from its bk end" % len(ar.unsorted)
+        )
     while ar.unsorted:
         c, size = ar.unsorted[-1]  # victim = unsorted_chunks (av)->bk
         if small and len(ar.unsorted) == 1 and c == ar.last_remainder and size > nb + L.minsize:
@@ -293,6 +297,7 @@ def _from_lists(res, ar: _Arena, nb, small, tcache_nb, tcache_count, mp) -> Opti
     for i in sorted(k for k, v in ar.bins.items() if v and k > idx):
         c, size = ar.bins[i][-1]  # victim = last (bin)
         res.split = size - nb >= L.minsize
+        res.steps.append("no bin of its size can serve it: the binmap's next non-empty bin")
         return _take(res, ar, "smallbin" if i < 64 else "largebin", c)
     return None
 
