@@ -75,6 +75,9 @@ def test_diff_lists_what_the_demo_did(all_glibcs, demos, gdb_session, version, t
     assert top["arena"] == 0 and top["from"] - top["to"] == carved
     a, b = mallinfo(f, "diff.a"), mallinfo(f, "diff.b")
     assert doc["summary"]["mallinfo2_change"] == {k: b[k] - a[k] for k in doc["summary"]["mallinfo2_change"]}
+    # the summary's changed, as a group's, is a count and bytes (the size changes)
+    grown = sum(c["to"]["size"] - c["from"]["size"] for c in doc["changed"])
+    assert doc["summary"]["changed"] == {"count": len(doc["changed"]), "bytes": grown}, doc["summary"]
     text = s.cmd("heapsnap diff a --by state")
     assert_clean(text)
     assert "used -> unsorted" in text

@@ -230,8 +230,12 @@ def test_trymalloc_through_the_binmap_checks_the_unsorted_chunks_first(demos):
         unsorted = g.json("bins --json")["arenas"][0]["unsorted"][0]["chunks"]
         t = g.json("trymalloc 56 --json")
         w = g.json("mallocwhere 56 --json")
+        # from the tcache, both name the list and the arena alike (trymalloc said tcache[0], null)
+        t24, w24 = g.json("trymalloc 24 --json"), g.json("mallocwhere 24 --json")
     finally:
         g.close()
+    assert t24["result"] == w24["source"] == "tcache" and t24["chunk"] == w24["chunk"], (t24, w24)
+    assert (t24["bin"], t24["arena"]) == (w24["bin"], w24["arena"]) == ("tcache[thread 1][0]", w["arena"])
     assert len(unsorted) == 2 and t["result"] == w["source"] == "smallbin" and t["split"], t
     checked = [int(m.group(1), 16) for c in t["checks"] for m in [re.match(r"unsorted chunk (0x[0-9a-f]+):", c["name"])] if m]
     assert sorted(set(checked)) == sorted(unsorted) and len(checked) == 5 * len(unsorted), t["checks"]

@@ -494,7 +494,7 @@ def _summary(
         "groups": ordered,
         "added": {"count": len(added.sizes), "bytes": sum(added.sizes)},
         "removed": {"count": len(removed.sizes), "bytes": sum(removed.sizes)},
-        "changed": {"count": len(old.sizes)},
+        "changed": {"count": len(old.sizes), "bytes": sum(new.sizes) - sum(old.sizes)},
         "top_change": sum(x["top_size"] for x in b.arenas) - sum(x["top_size"] for x in a.arenas),
         "mallinfo2_change": {k: mb[k] - ma[k] for k in ma},
     }

@@ -44,7 +44,7 @@ def malloc_checks(req: int, w: WhereInputs) -> MallocVerdict:
     state = w.state
     L = state.layout
     nb = request2size(L, req)
-    v = MallocVerdict(req, nb)
+    v = MallocVerdict(req, nb, arena=w.arena.address if w.arena is not None else None)
     main = next((a.address for a in state.arenas if a.main), None)
     r = DryRun(FreeInputs(state, main, w.tcache, w.tcache_known, None, w.pagesize, w.max_fast), v)
     refused = refused_request(L, req)
@@ -97,7 +97,9 @@ def _from_tcache(r: DryRun, v: MallocVerdict, nb: int, w: WhereInputs) -> bool:
         )
     if e == 0:
         raise GlibcCrash(L.pointer_size, "the next link of a NULL tcache entry")
-    v.result, v.bin, v.chunk = "tcache", "tcache[%d]" % idx, e - L.chunk_hdr_sz
+    # the list's own label, as mallocwhere and bins name it ("tcache[thread 1][2]")
+    label = next((b.label for b in tc.bins if b.index == idx), "tcache[%d]" % idx)
+    v.result, v.bin, v.chunk = "tcache", label, e - L.chunk_hdr_sz
     return True
 
 
