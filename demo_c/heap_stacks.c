@@ -11,9 +11,12 @@
  * stack.  A memfd "gdbext-jit" of one page is mapped PROT_READ|PROT_EXEC.
  * All threads stay alive through the stop "stacks".
  *
+ * "heap_stacks merged" adds T3 ("plain") on a 256 KiB stack mmapped by hand
+ * right below T1's block, so that the kernel merges the two mappings.
+ *
  * Facts: {big,small}.{tid,buffer,size,local,stack_addr,stack_size}
  * (buffer/size: the malloc'd block; stack_*: pthread_getattr_np),
- * {big,small}.depth (bytes written below the first frame),
+ * {big,small}.depth (bytes written below the first frame), merged, plain.*,
  * before.block, after.block, memfd.{addr,len,name}.
  */
 #define _GNU_SOURCE
@@ -28,6 +31,7 @@
 #define BIG_SIZE (512 * 1024)
 #define SMALL_SIZE (64 * 1024)
 #define DEPTH (16 * 1024)
+#define PLAIN_SIZE (256 * 1024)
 
 static pthread_barrier_t ready;   /* both threads have printed their facts */
 static pthread_barrier_t release; /* main has passed its stop */
@@ -97,11 +101,32 @@ static void map_memfd(void)
     fact("memfd.name=gdbext-jit");
 }
 
-int main(void)
+/* "merged": a third thread, "plain", on a stack mmapped by hand right below the big block's
+ * mapping, which the kernel then merges with it: one mapping holds a plain stack and, in its
+ * middle, the mmapped chunk.  Fact merged=1 when the address was free to take. */
+static pthread_t start_below(char *big)
 {
+    long page = sysconf(_SC_PAGESIZE);
+    char *mapping = (char *)((unsigned long)(big - 16) & ~(unsigned long)(page - 1));
+    void *plain = mmap(mapping - PLAIN_SIZE, PLAIN_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (plain == MAP_FAILED || (char *)plain != mapping - PLAIN_SIZE) {
+        fact("merged=0");
+        plain = mmap(NULL, PLAIN_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        demo_check(plain != MAP_FAILED, "mmap");
+    } else {
+        fact("merged=1");
+    }
+    return start_on("plain", plain, PLAIN_SIZE);
+}
+
+int main(int argc, char **argv)
+{
+    int merged = argc > 1 && strcmp(argv[1], "merged") == 0;
+
     demo_fact_pid();
-    pthread_barrier_init(&ready, NULL, 3);
-    pthread_barrier_init(&release, NULL, 3);
+    pthread_barrier_init(&ready, NULL, 3 + merged);
+    pthread_barrier_init(&release, NULL, 3 + merged);
 
     /* Written heap blocks on both sides of the small stack. */
     char *before = malloc(32 * 1024);
@@ -116,12 +141,15 @@ int main(void)
 
     pthread_t t1 = start_on("big", big, BIG_SIZE);
     pthread_t t2 = start_on("small", small, SMALL_SIZE);
+    pthread_t t3 = merged ? start_below(big) : t2;
     map_memfd();
     pthread_barrier_wait(&ready);
     demo_stop("stacks");
     pthread_barrier_wait(&release);
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
+    if (merged)
+        pthread_join(t3, NULL);
     demo_done();
     return 0;
 }

@@ -616,9 +616,9 @@ def _top_of(target: Target, layout: Layout, arena: int) -> Optional[int]:
 
 
 def _mmap_candidates(target: Target, layout: Layout, maps) -> List[Mapping]:
-    """Anonymous read-write mappings that are not the brk heap or a thread's stack, except a
-    mapping that is itself an mmapped chunk holding a thread's stack (a program may run a
-    thread on a large block from malloc: pthread_attr_setstack)."""
+    """Anonymous read-write mappings that are not the brk heap, less the threads' stacks,
+    except a stack in an mmapped chunk (a program may run a thread on a large block from
+    malloc: pthread_attr_setstack), whose mapping the kernel may have merged with others."""
     own, unsplit = stacks_and_unsplit(target, maps)
     stacks = sorted([(s.low, s.high) for s in own] + [(u.start, u.end) for u in unsplit])
     lows = [lo for lo, _ in stacks]
@@ -630,24 +630,42 @@ def _mmap_candidates(target: Target, layout: Layout, maps) -> List[Mapping]:
         # Some stack overlaps m if one starting below m's end reaches past its start: a bisect,
         # not a scan of every thread's stack for each of 200k mappings.
         i = bisect_left(lows, m.end)
-        if i and reach[i - 1] > m.start and not _chunk_holds_stacks(target, layout, m, stacks[:i]):
+        if i and reach[i - 1] > m.start:
+            out.extend(_outside_plain_stacks(target, layout, m, stacks[:i]))
             continue
         out.append(m)
     return out
 
 
-def _chunk_holds_stacks(target: Target, layout: Layout, m: Mapping, stacks) -> bool:
-    """Whether `m` starts with an mmapped chunk whose user memory holds every thread stack
-    that overlaps `m`: a stack glibc mapped starts the mapping with the stack's unused, zeroed
-    bottom (its guard is a mapping of its own), which no chunk header can be read from."""
-    try:
-        c = chunk_at_page(target.memory, layout, m.start, m.end)
-    except MemoryReadError:
-        return False
-    if c is None:
-        return False
-    inside = [(lo, hi) for lo, hi in stacks if hi > m.start]
-    return all(c.user_address(layout) <= lo and hi <= c.end for lo, hi in inside)
+def _outside_plain_stacks(target: Target, layout: Layout, m: Mapping, stacks) -> List[Mapping]:
+    """The parts of `m` to search when thread stacks overlap it: none unless one of them lies in
+    an mmapped chunk (its header on the page below the stack's start, its user memory around
+    the stack), else `m` less the other stacks, which hold no chunk: a stack glibc mapped
+    starts with its unused, zeroed bottom, and its data is no place to look for headers."""
+    psz = 4096  # the heap model's page too (HeapInputs.pagesize)
+    plain, held = [], False
+    for lo, hi in stacks:
+        if hi <= m.start or lo >= m.end:
+            continue
+        page = (lo - layout.chunk_hdr_sz) & ~(psz - 1)
+        try:
+            c = chunk_at_page(target.memory, layout, page, m.end) if page >= m.start else None
+        except MemoryReadError:
+            c = None
+        if c is not None and c.user_address(layout) <= lo and hi <= c.end:
+            held = True
+        else:
+            plain.append((lo & ~(psz - 1), -(-hi // psz) * psz))
+    if not held:
+        return []
+    pieces, at = [], m.start
+    for lo, hi in sorted(plain):
+        if lo > at:
+            pieces.append((at, min(lo, m.end)))
+        at = max(at, hi)
+    if at < m.end:
+        pieces.append((at, m.end))
+    return [replace(m, start=a, end=b) for a, b in pieces if b > a]
 
 
 def _per_thread_at_stop(target: Target, view: HeapView, maps) -> Dict[int, Dict[str, Optional[int]]]:
