@@ -43,8 +43,31 @@ class GdbMemory:
         self.inferior = inferior or gdb.selected_inferior()
         self.pointer_size = pointer_size
         self.cache = cache
+        # () -> (lo, hi) of the unmapped gap below the main thread's stack, or None: set by
+        # Target for a running process (see _outside_stack_gap); asked once per stop
+        self.stack_gap = None
+        self._gap: tuple = (-1, None)  # (generation, the gap)
+        self._finding_gap = False
+
+    def _outside_stack_gap(self, address: int, size: int) -> None:
+        """A read of the gap below the main thread's stack makes the kernel grow the stack
+        down to it (ptrace access does): a changed process.  No read of ours may touch it,
+        whole blocks included; a MemoryReadError says why, and a block reader then reads
+        just what it was asked for."""
+        if self.stack_gap is None or self._finding_gap:
+            return  # no process to grow, or the mappings are being read (from memory, maybe)
+        if self._gap[0] != _generation:
+            self._finding_gap = True
+            try:
+                self._gap = (_generation, self.stack_gap())
+            finally:
+                self._finding_gap = False
+        gap = self._gap[1]
+        if gap is not None and address < gap[1] and address + size > gap[0]:
+            raise MemoryReadError(address, size, "below the main thread's stack (reading it grows the stack)")
 
     def _raw(self, address: int, size: int) -> bytes:
+        self._outside_stack_gap(address, size)
         try:
             return bytes(self.inferior.read_memory(address, size))
         except (gdb.MemoryError, gdb.error, OverflowError, ValueError) as e:
@@ -57,6 +80,7 @@ class GdbMemory:
             return memoryview(b"")
         if address < 0 or address + size > (1 << (8 * self.pointer_size)):
             raise MemoryReadError(address, size, "outside the address space")
+        self._outside_stack_gap(address, size)
         try:
             return memoryview(self.inferior.read_memory(address, size))
         except (gdb.MemoryError, gdb.error, OverflowError, ValueError) as e:

@@ -157,6 +157,23 @@ class Target:
         self.pid = self.inferior.pid
         self.pointer_size = gdb.lookup_type("void").pointer().sizeof
         self.memory = GdbMemory(self.inferior, self.pointer_size, cache=is_stopped(self.inferior))
+        if self.kind != "core":  # a process's stack grows down when read below (a core's cannot)
+            self.memory.stack_gap = self._stack_gap
+
+    def _stack_gap(self) -> Optional[Tuple[int, int]]:
+        """[lo, hi) of the unmapped addresses right below the [stack] mapping (hi: its start),
+        or None when there is none or the mappings do not say."""
+        from .mappings import mappings
+
+        try:
+            maps = sorted(mappings(self), key=lambda m: m.start)
+        except UserError:
+            return None
+        for k, m in enumerate(maps):
+            if m.path == "[stack]":
+                lo = maps[k - 1].end if k else 0
+                return (lo, m.start) if lo < m.start else None
+        return None
 
     @property
     def local_proc(self) -> Optional[str]:

@@ -204,3 +204,25 @@ def check_explain(g):
 def test_explain_here(stop):
     check_explain(stop)
     assert_clean("".join(stop.transcript))
+
+
+def test_reading_near_the_stack_never_grows_it(stop):
+    """A read of the gap below the main thread's stack makes the kernel grow the stack down to
+    it (ptrace access does): gdbext's 64 KiB blocks did, from annotate at the stack's lowest
+    word (and tryfree, the heap model's wild pointers).  The oracle: /proc/PID/maps, before and
+    after; the words in the stack are still shown, the one below it is unreadable."""
+    g = stop
+
+    def stack():
+        with open(f"/proc/{g.facts['pid']}/maps") as f:
+            (line,) = [ln for ln in f if ln.rstrip().endswith("[stack]")]
+        return tuple(int(x, 16) for x in line.split()[0].split("-"))
+
+    before = stack()
+    low = before[0]
+    doc = g.json(f"annotate --json --count 2 {low:#x}")
+    assert [w["address"] for w in doc["words"]] == [low, low + 8] and doc["words"][0]["value"] is not None
+    g.cmd(f"tryfree {low + 16:#x}")
+    below = g.json(f"annotate --json --count 1 {low - 8:#x}")["words"]
+    assert below[0]["value"] is None, below
+    assert stack() == before
