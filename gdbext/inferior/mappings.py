@@ -11,6 +11,7 @@ from ..model.coremaps import core_mappings
 from ..model.residency import ResidentPages
 from ..model.regions import Mapping, parse_proc_maps, parse_smaps_rss, smaps_rss_from_chunks
 from .errors import UserError
+from . import process
 from .process import Target, cached
 
 
@@ -404,3 +405,20 @@ def resident_pages(target: Target, ranges) -> Optional[ResidentPages]:
     except (OSError, OverflowError, ValueError):
         return None
     return out
+
+
+def stack_gap(target: Target) -> Optional[Tuple[int, int]]:
+    """[lo, hi) of the unmapped addresses right below the [stack] mapping (hi: its start), or
+    None when there is none or the mappings do not say: reading there grows the stack."""
+    try:
+        maps = sorted(mappings(target), key=lambda m: m.start)
+    except UserError:
+        return None
+    for k, m in enumerate(maps):
+        if m.path == "[stack]":
+            lo = maps[k - 1].end if k else 0
+            return (lo, m.start) if lo < m.start else None
+    return None
+
+
+process.STACK_GAP = stack_gap

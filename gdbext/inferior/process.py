@@ -3,7 +3,7 @@
 import os
 from typing import Optional
 
-from typing import Any, Dict, Hashable, NamedTuple, Tuple
+from typing import Any, Callable, Dict, Hashable, NamedTuple, Tuple
 
 import gdb
 
@@ -145,6 +145,11 @@ def connection_type(inferior=None) -> Optional[str]:
     return _connection_type(inferior or gdb.selected_inferior())
 
 
+# Target -> the gap below its main thread's stack (mappings.stack_gap, which registers itself
+# here: it reads the mappings, which need a Target), for GdbMemory never to read there
+STACK_GAP: Optional[Callable[["Target"], Optional[Tuple[int, int]]]] = None
+
+
 class Target:
     """The selected inferior, checked to be something gdbext can read."""
 
@@ -157,23 +162,8 @@ class Target:
         self.pid = self.inferior.pid
         self.pointer_size = gdb.lookup_type("void").pointer().sizeof
         self.memory = GdbMemory(self.inferior, self.pointer_size, cache=is_stopped(self.inferior))
-        if self.kind != "core":  # a process's stack grows down when read below (a core's cannot)
-            self.memory.stack_gap = self._stack_gap
-
-    def _stack_gap(self) -> Optional[Tuple[int, int]]:
-        """[lo, hi) of the unmapped addresses right below the [stack] mapping (hi: its start),
-        or None when there is none or the mappings do not say."""
-        from .mappings import mappings
-
-        try:
-            maps = sorted(mappings(self), key=lambda m: m.start)
-        except UserError:
-            return None
-        for k, m in enumerate(maps):
-            if m.path == "[stack]":
-                lo = maps[k - 1].end if k else 0
-                return (lo, m.start) if lo < m.start else None
-        return None
+        if self.kind != "core" and STACK_GAP is not None:  # a core's stack cannot grow
+            self.memory.stack_gap = lambda: STACK_GAP(self) if STACK_GAP is not None else None
 
     @property
     def local_proc(self) -> Optional[str]:

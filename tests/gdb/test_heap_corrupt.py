@@ -262,7 +262,7 @@ def test_random_damage_to_a_real_heap(gdb_session, seed):
         for command in ("heapchunks --json", "bins --json", "arenas --json",
                         f"chunk {address:#x} --json", "heapchunks --limit 20", f"chunk {address:#x}",
                         "heapvis --count 1000 --json", f"heapvis --count 50 {address:#x}",
-                        "fakechunks 0x20 --json"):
+                        "fakechunks 0x20 --json", "heapstat --json", "heapleaks --json"):
             text = g.cmd(command, timeout=QUICK)
             assert_clean(text)
             name = command.split()[0]
@@ -272,3 +272,24 @@ def test_random_damage_to_a_real_heap(gdb_session, seed):
         g.cmd(f"set var *(unsigned long *){address:#x} = {old:#x}")
     # put back, the heap reads as before
     assert g.json("heapchunks --json")["arenas"] == d["arenas"]
+
+
+@pytest.mark.parametrize("system_mem", [-1, (1 << 47) - 1, 1 << 32])
+def test_a_huge_system_mem_is_bounded_by_the_mapping(gdb_session, system_mem):
+    """main_arena.system_mem made the main heap's end (sbrk_base + system_mem): -1 gave a
+    MemoryError in heapstat and heapleaks (24 GB before the kernel killed gdb), 1 << 47 minutes
+    of heapleaks.  The heap now ends where its mapping does (oracle: /proc/PID/maps), a problem
+    names system_mem, and every command answers at once."""
+    g = gdb_session(demo("malloc_sizes"), "basic")
+    g.run_to("heap")
+    with open(f"/proc/{g.facts['pid']}/maps") as f:
+        (heap,) = [tuple(int(x, 16) for x in ln.split()[0].split("-")) for ln in f if ln.rstrip().endswith("[heap]")]
+    g.cmd(f"set var main_arena.system_mem = {system_mem}")
+    for command in ("heapstat --json", "heapleaks --json", "arenas --json", "arenas --walk --json",
+                    "heapchunks --json"):
+        doc = g.json(command, timeout=QUICK)
+        assert any("system_mem" in p["message"] for p in doc["problems"]), (command, doc["problems"])
+    main = [a for a in g.json("arenas --walk --json")["arenas"] if a["main"]][0]
+    assert all(heap[0] <= h["start"] and h["end"] <= heap[1] for h in main["heaps"]), (main["heaps"], heap)
+    used = next(c for a in g.json("heapchunks --json")["arenas"] for c in a["chunks"] if c["state"] == "used")
+    assert_clean(g.cmd(f"heaprefs {used['user_address']:#x}", timeout=QUICK))

@@ -55,7 +55,7 @@ def bounds_only(search: HeapSearch, a: ArenaState) -> None:
     if a.main:
         start = search.main_start
         end = h.top + a.top_size
-        expected_end = start + h.system_mem if start and h.contiguous else None
+        expected_end = _system_mem_end(search, a, start) if start and h.contiguous else None
         if start and expected_end is not None and first_chunk_at(L, start) <= h.top < expected_end:
             # as main_heaps: a top that ends short of sbrk_base + system_mem does not cut the
             # heap short (arenas' heaps read the same with and without --walk)
@@ -110,7 +110,7 @@ def main_heaps(search: HeapSearch, a: ArenaState) -> None:
         return
     first = first_chunk_at(L, start)
     top_end = top + a.top_size
-    expected_end = start + h.system_mem if h.contiguous else None
+    expected_end = _system_mem_end(search, a, start) if h.contiguous else None
     if expected_end is not None and first <= top < expected_end:  # None: not h.contiguous
         # A top that ends short of sbrk_base + system_mem does not cut the heap short.
         end = expected_end if top_end <= expected_end else max(expected_end, top + L.minsize)
@@ -157,12 +157,41 @@ def _main_heap_without_top(search: HeapSearch, a: ArenaState) -> None:
         return
     end = start + a.header.system_mem
     m = _mapping_holding(search.maps, start)
+    if m is None and search.maps:
+        return  # sbrk_base is in no mapping: nothing to walk
     for bound in (search.program_break, m.end if m else None):
         if bound and start < bound < end:
             end = bound
     seg = HeapSegment(L, start, end, first_chunk_at(L, start), a.address, True)
     search.walk(seg, None)
     a.heaps.append(seg)
+
+
+def _system_mem_end(search: HeapSearch, a: ArenaState, start: int) -> int:
+    """Where the contiguous main heap ends by system_mem (sbrk_base + system_mem), no further
+    than the mappings that hold top, one after another, reach: system_mem is a field of the
+    process's memory, and a damaged one must not make a heap of terabytes (a problem says
+    so)."""
+    h = a.header
+    end = start + h.system_mem
+    m = _mapping_holding(search.maps, h.top)
+    if m is None:
+        return end  # no mappings to check against (a model built from an image)
+    reach = m.end
+    for n in sorted(search.maps, key=lambda x: x.start):
+        if n.start == reach:
+            reach = n.end
+    if end > reach:
+        search.problems.append(
+            Problem(
+                a.address,
+                ProblemKind.CORRUPT_ARENA,
+                "main_arena's system_mem %#x puts the heap's end at %#x, past the memory mapped "
+                "there (to %#x); the heap is taken to end there" % (h.system_mem, end, reach),
+            )
+        )
+        end = reach
+    return end
 
 
 def _mapping_holding(maps, address) -> Optional[Mapping]:
