@@ -212,14 +212,20 @@ def evaluate(expression: str) -> Evaluated:
     """A gdb expression as an address: its value, or for an array, a struct or a union (an
     object, not an address: `main_arena`) where it is; an EvaluationError otherwise."""
     object_type = None
+    if not expression.strip():
+        raise EvaluationError(expression, "it is empty; give an address expression")
     try:
         value = gdb.parse_and_eval(expression)
+        if value is None:  # what gdb gives for an expression of nothing but spaces and the like
+            raise gdb.error("it has no value")
         code = value.type.strip_typedefs().code
         if code in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION) and value.address is not None:
             object_type = str(value.type)
             value = value.address
         elif code == gdb.TYPE_CODE_ARRAY:
             value = value.address
+            if value is None:
+                raise gdb.error("an array gdb made (a string literal?), in none of the program's memory, has no address")
         address = int(value.cast(gdb.lookup_type("unsigned long"))) if value.type.sizeof <= 8 else int(value)
     except gdb.error as e:
         raise EvaluationError(expression, str(e)) from None

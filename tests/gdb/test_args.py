@@ -155,6 +155,14 @@ def test_quotes_are_kept(threads):
     one_line_error(threads, 'vmmap "no such path"', "no region matches")
 
 
+@pytest.mark.parametrize("command", ['chunk ""', 'trymalloc ""', 'tryfree ""', 'addrinfo ""', 'heaprefs ""',
+                                     'fakechunks 0x30 --near ""', 'heapchunks --arena ""', 'annotate ""'])
+def test_an_empty_string_is_an_error_not_an_internal_one(heap, command):
+    """gdb gives "" no address (a string literal in no memory): each said 'internal error
+    (AttributeError...)'."""
+    one_line_error(heap, command, "cannot evaluate", "no address")
+
+
 def test_chunk_takes_one_expression(heap):
     g = heap
     ref = g.json("chunk recs[3].p + 5 --json")
