@@ -225,7 +225,7 @@ def evaluate(expression: str) -> Evaluated:
         elif code == gdb.TYPE_CODE_ARRAY:
             value = value.address
             if value is None:
-                raise gdb.error("an array gdb made (a string literal?), in none of the program's memory, has no address")
+                raise gdb.error("an array gdb made (a string literal?) has no address")
         address = int(value.cast(gdb.lookup_type("unsigned long"))) if value.type.sizeof <= 8 else int(value)
     except gdb.error as e:
         raise EvaluationError(expression, str(e)) from None
