@@ -15,3 +15,13 @@ def _hex(m) -> str:
 def printable(text: str) -> str:
     """`text` with every control character written as \\xHH, so it prints as one inert line."""
     return _CONTROL.sub(_hex, text) if _CONTROL.search(text) else text
+
+
+# the same, less tab and newline: a text of several lines (a tooltip), not one line
+_CONTROL_NOT_LAYOUT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable_lines(text: str) -> str:
+    """printable() that keeps tabs and newlines: for a page (memreport's HTML), which a
+    terminal may still show (`cat report.html`), of text laid out in lines."""
+    return _CONTROL_NOT_LAYOUT.sub(_hex, text) if _CONTROL_NOT_LAYOUT.search(text) else text

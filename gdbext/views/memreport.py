@@ -20,6 +20,7 @@ from typing import Dict, List, Optional
 from ..model.ptmalloc.chunkinfo import free_links
 from ..model.ptmalloc.chunks import STATES
 from ..render import fmt
+from ..render.escape import printable_lines
 from ..render.table import Table
 from . import plain_text
 from .chunk import ChunkFacts, fact_items
@@ -177,7 +178,9 @@ _SCRIPT = r"""
 
 
 def _h(x) -> str:
-    return escape(str(x), quote=True)
+    """HTML text, with the control characters a name from the inferior may hold written as
+    \\xHH (an ESC or BEL would reach a terminal that shows the file)."""
+    return escape(printable_lines(str(x)), quote=True)
 
 
 def _legend(colours: Dict[str, str]) -> str:

@@ -223,3 +223,20 @@ def test_single_answers_do_not_pay_for_the_whole_heap(gdb_session, tmp_path):
     one = g.json(f"chunk {early:#x} --json")["chunk"]
     assert one["address"] in first and one["state"] == first[one["address"]]["state"]
     assert one["bin"] == first[one["address"]]["bin"]
+
+
+def test_memreport_writes_no_control_byte(gdb_session, tmp_path, remove_mapped_file):
+    """The page holds the thread's and the file's names; their ESC, BEL and the like are written
+    as \\xHH there too (the page may be shown by a terminal: `cat report.html`).  Only the
+    page's own tabs and newlines remain."""
+    g = gdb_session(demo("escape_names"))
+    g.run_to("named")
+    remove_mapped_file(g)
+    path = tmp_path / "r.html"
+    g.cmd(f"memreport --html {path}", timeout=180)
+    data = path.read_bytes()
+    bad = sorted({b for b in data if (b < 0x20 and b not in (9, 10)) or b == 0x7f})
+    assert not bad, bad
+    text = data.decode("utf-8")
+    assert not any(0x80 <= ord(c) <= 0x9f for c in text)
+    assert "\\x1b]0;pwned\\x07" in text  # the thread's name, shown
