@@ -91,8 +91,11 @@ class Annotate(GdbextCommand):
         size = target.pointer_size
         heap = _heap(lambda: heap_view(target))
         rows = []
+        top = 1 << (8 * size)
         for k in range(count):
             addr = start + k * size
+            if addr + size > top:
+                break  # the address space ends here
             try:
                 data = target.memory.read(addr, size)
             except MemoryReadError:

@@ -139,6 +139,9 @@ def test_annotate_words(stop):
     # --count, as help lists it; with COUNT too, the two must agree (the positional won silently)
     assert len(g.json("annotate --json --count 3 &rodata_string")["words"]) == 3
     assert len(g.json("annotate --json --count 3 &rodata_string 3")["words"]) == 3
+    # the address space's last word is the last row (rows past 2**64 were shown)
+    last = g.json("annotate --json 0xfffffffffffffff8 4")["words"]
+    assert [w["address"] for w in last] == [0xFFFFFFFFFFFFFFF8], last
     out = g.cmd("annotate $sp 3 --count 2")
     assert out.startswith("annotate: two counts, 3 and --count 2") and len(out.splitlines()) == 1, out
 
