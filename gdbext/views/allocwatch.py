@@ -46,7 +46,7 @@ def status_lines(st: dict) -> List[str]:
         )
     elif st["on"] and st["waiting"]:
         lines.append(f"  not armed: {st['waiting']}")
-    pid = f"process {st['pid']}" if st["pid"] else "no process yet"
+    pid = f"process {st['pid']}" if st["pid"] else "no process watched yet"
     lines.append(
         f"  {fmt.plural(st['events'], 'event')} ({st['allocations']} allocations, {st['frees']} frees"
         + (f", {st['failed']} failed" if st["failed"] else "")

@@ -86,7 +86,7 @@ def status_lines(st: dict) -> List[str]:
         lines.append(f"  not armed: {st['waiting']}")
     for why in st["not_used"]:
         lines.append(f"  not used: {why}")
-    pid = f"process {st['pid']}" if st["pid"] else "no process yet"
+    pid = f"process {st['pid']}" if st["pid"] else "no process watched yet"
     kept = "" if st["kept"] == st["events"] else f" ({st['kept']} kept)"
     lines.append(
         f"  {st['events']} event(s){kept}, {pid} (inferior {st['inferior']}); the log is cleared at a new run"

@@ -81,7 +81,7 @@ def test_status_lines():
               notes=[], threshold_source=None, errors=0)
     assert view.status_lines(st)[1:] == [
         "  not armed: libc is not loaded yet",
-        "  3 event(s), no process yet (inferior 1); the log is cleared at a new run"]
+        "  3 event(s), no process watched yet (inferior 1); the log is cleared at a new run"]
 
 
 def _log_of(*events):
