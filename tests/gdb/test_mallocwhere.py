@@ -89,6 +89,8 @@ def _probes(gdb, out, probes, symbols, name, wrong, seen):
         fast = d["source"] == "fastbin" and d["chunk_size"] <= MOST_MAX_FAST
         if named != (fast and not symbols):
             wrong.append(f"{name} probe {k}: global_max_fast in depends_on is {named}: {d}")
+        if d["source"] == "mmap" and not any("granting a mapping" in x for x in d["depends_on"]):
+            wrong.append(f"{name} probe {k}: an mmap that depends on nothing: {d}")  # the kernel may refuse
         why = _wrong(gdb, d, ptr)
         if why:
             wrong.append(f"{name} probe {k} malloc({d['size']}): {why}; said {d}")

@@ -364,12 +364,14 @@ def _first_malloc(res: Where, nb: int, mp: dict, w: WhereInputs) -> Where:
     mapped = nb >= threshold and mmaps_left
     if not first and mapped:
         res.source, res.chunk = "mmap", None
+        res.depends_on.append(_MAP_GRANTED % _mapped_size(L, nb, w.pagesize))
         return res
     pad, page = mp.get("top_pad", 128 * 1024), w.pagesize
     grow = _page_up(w, (first or nb) + pad + L.minsize, page, mp)
     res.source, res.grow, res.bin = "mmap" if mapped else "top-after-brk", grow, None
     if mapped:  # the tcache took the new break; this chunk is mapped on its own
         res.steps.append("the break grows by %#x for the tcache" % grow)
+        res.depends_on.append(_MAP_GRANTED % _mapped_size(L, nb, page))
     elif w.program_break is None:
         res.depends_on.append("where the break is (gdbext could not read it)")
     else:
@@ -382,6 +384,14 @@ def _first_malloc(res: Where, nb: int, mp: dict, w: WhereInputs) -> Where:
         res.chunk, res.split = top + first, True
     res.depends_on.append("the kernel granting %#x bytes of break (else malloc mmaps)" % grow)
     return res
+
+
+_MAP_GRANTED = "the kernel granting a mapping of %#x bytes (else malloc tries the break, then returns NULL)"
+
+
+def _mapped_size(L: Layout, nb: int, page: int) -> int:
+    """sysmalloc's mmap size for a chunk of nb: nb and a size field, to whole pages."""
+    return (nb + L.size_sz + page - 1) & ~(page - 1)
 
 
 def _page_up(w: WhereInputs, size: int, page: int, mp: dict) -> int:
@@ -402,6 +412,7 @@ def _sysmalloc(res: Where, ar: _Arena, a: ArenaState, nb: int, mp: dict, w: Wher
         return res
     if nb >= mp.get("mmap_threshold", 128 * 1024) and mp.get("n_mmaps", 0) < mp.get("n_mmaps_max", 65536):
         res.source, res.chunk = "mmap", None
+        res.depends_on.append(_MAP_GRANTED % _mapped_size(L, nb, w.pagesize))
         return res
     if not a.main:
         heap = next((h for h in a.heaps if h.start <= ar.top < h.end), None)
