@@ -36,7 +36,8 @@ def closing_keys(heap, v) -> dict:
 def answer(call: str, v, said: str) -> tuple:
     """The first line: glibc's abort, a SIGSEGV, or `said` (what the call does)."""
     if v.aborts:
-        return (f'{call} aborts: "{v.message}"', "warning")
+        said = f'"{v.message}"' if v.message else "(which check fails: below)"
+        return (f"{call} aborts: {said}", "warning")
     if v.crashes:
         return (f"{call} crashes (SIGSEGV)", "warning")
     return (said, None)

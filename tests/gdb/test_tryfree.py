@@ -242,3 +242,38 @@ def test_trymalloc_through_the_binmap_checks_the_unsorted_chunks_first(demos):
     assert checked[0] == unsorted[-1]  # from the bin's bk end
     assert any("unlink checks" in d for d in t["depends_on"]), t
     assert any("unsorted bin is gone through first (2 chunk(s))" in s for s in w["steps"]), w
+
+
+@pytest.mark.parametrize("damage", ["size", "loop"])
+def test_trymalloc_follows_malloc_consolidate_over_the_fast_chunks(demos, damage):
+    """A large request consolidates the fastbins first, and malloc_consolidate checks each fast
+    chunk: trymalloc said the request succeeded over a damaged one.  At malloc_where's probe
+    (its first instruction, so the test sets the size malloc gets), a fastbin's head gets a size
+    of no fastbin, or a link to itself; then trymalloc 0x1000, and malloc(0x1000) really runs.
+    A size is glibc's 'invalid chunk size'; a loop brings glibc back to a chunk it has merged
+    and moved, where which check fails depends on the merge (trymalloc says it aborts, and
+    names no message)."""
+    g = Gdb(demo("malloc_where"), (1, 40))
+    try:
+        g.cmd("break *probe")
+        g.cmd("run", timeout=60)
+        for _ in range(40):
+            fast = [b for b in g.json("bins --json")["arenas"][0]["fastbins"] if b["chunks"]]
+            if fast:
+                break
+            g.cmd("continue", timeout=60)
+        assert fast, "the seed filled no fastbin"
+        p = fast[0]["chunks"][0]
+        if damage == "size":
+            g.cmd(f"set var *(unsigned long *){p + 8:#x} = 0x1011")
+        else:
+            g.cmd(f"set var *(unsigned long *){p + 16:#x} = {((p + 16) >> 12) ^ p:#x}")  # safe-linked
+        t = g.json("trymalloc 0x1000 --json")
+        g.cmd("set $rdi = 0x1000")
+        out = g.cmd("continue", timeout=60)
+    finally:
+        g.close()
+    assert "SIGABRT" in out, out
+    said = re.search(r"(malloc_consolidate\(\): [a-z ]+)", out).group(1)
+    assert t["aborts"] and t["pointer"] is None, t
+    assert t["message"] == (said if damage == "size" else None), (t["message"], said)

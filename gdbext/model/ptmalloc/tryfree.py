@@ -77,8 +77,10 @@ class DryRunStop(Exception):
 
 
 class GlibcAbort(DryRunStop):
-    def __init__(self, message: str):
-        super().__init__(message)
+    """glibc's abort; `message` None where which of its checks fails is not known."""
+
+    def __init__(self, message: Optional[str]):
+        super().__init__(message or "")
         self.message = message
 
 

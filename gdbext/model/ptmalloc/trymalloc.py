@@ -9,12 +9,22 @@ glibc's five checks each, and top its size check.  The checks of the large-bin a
 """
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Set
 
 from .arena import ArenaHeader
-from .chunks import fastbin_index, request2size, smallbin_index
+from .chunks import fastbin_index, request2size, reveal_ptr, smallbin_index
 from .tryfree import Check, DryRun, FreeInputs, GlibcAbort, GlibcCrash
-from .where import MAX_ITERS, Where, WhereInputs, malloc_uninitialised, max_fast, refused_request, where
+from .where import (
+    CONSOLIDATE_AT_TOP,
+    CONSOLIDATE_FIRST,
+    MAX_ITERS,
+    Where,
+    WhereInputs,
+    malloc_uninitialised,
+    max_fast,
+    refused_request,
+    where,
+)
 
 
 @dataclass
@@ -189,11 +199,18 @@ def _from_where(r: DryRun, v: MallocVerdict, req: int, w: WhereInputs) -> None:
     av = _arena(r, w)
     if av is None or (w.arena is not None and malloc_uninitialised(w.arena)):
         return
-    if got.chunk is not None and (
-        got.source in ("tcache", "fastbin") or got.source == "smallbin" and not got.split
+    consolidated = CONSOLIDATE_FIRST in got.steps or CONSOLIDATE_AT_TOP in got.steps
+    if (
+        got.chunk is not None
+        and not consolidated
+        and (got.source in ("tcache", "fastbin") or got.source == "smallbin" and not got.split)
     ):
         return  # a list's head, before the unsorted bin (a split small chunk is the binmap's)
+    if CONSOLIDATE_FIRST in got.steps:  # a large request: before the unsorted bin
+        _consolidate(r, av)
     _unsorted(r, av, got)
+    if CONSOLIDATE_AT_TOP in got.steps:  # top too small: after it
+        _consolidate(r, av)
     if got.source in ("top", "top-after-brk") and av.top:
         size = r.word(av.top + L.size_sz, "top's size field") & ~7
         r.check(
@@ -204,6 +221,44 @@ def _from_where(r: DryRun, v: MallocVerdict, req: int, w: WhereInputs) -> None:
         )
     if got.source in ("largebin",) or got.source == "smallbin" and got.split:
         v.depends_on.append("the unlink checks of the bin it is taken from (not followed)")
+
+
+def _consolidate(r: DryRun, av: ArenaHeader) -> None:
+    """malloc_consolidate's checks of every fast chunk, list by list: aligned (2.32+) and of
+    its bin's size, each link read (a link to unmapped memory is glibc's SIGSEGV).  Merging is
+    not followed; a list that loops is followed once round and the answer says so."""
+    L = r.L
+    hdr, ssz = L.chunk_hdr_sz, L.size_sz
+    for idx, p in enumerate(av.fastbins):
+        seen: Set[int] = set()
+        while p and len(seen) < MAX_ITERS:
+            if p in seen:
+                # glibc meets the chunk again after it has merged it and moved it to the unsorted
+                # bin (or into top): its size or its links are no longer a fast chunk's, and a
+                # check fails; which one depends on those merges, which are not followed
+                r.v.steps.append(
+                    "fastbin[%d] comes back to %#x, which malloc_consolidate has merged and moved by "
+                    "then: one of its checks fails there (invalid chunk size, unaligned chunk)" % (idx, p)
+                )
+                r.check("fastbin[%d] does not come back to a chunk (malloc_consolidate)" % idx, False)
+                raise GlibcAbort(None)
+            seen.add(p)
+            what = "fastbin[%d] chunk %#x" % (idx, p)
+            if L.safe_linking:
+                r.check(
+                    "%s is aligned (malloc_consolidate)" % what,
+                    r.aligned(p + hdr),
+                    "malloc_consolidate(): unaligned fastbin chunk detected",
+                )
+            size = r.word(p + ssz, "a fast chunk's size field") & ~7
+            r.check(
+                "%s has its bin's size (malloc_consolidate)" % what,
+                fastbin_index(L, size) == idx,
+                "malloc_consolidate(): invalid chunk size",
+                "size %#x" % size,
+            )
+            stored = r.word(p + hdr, "a fast chunk's next link", L.pointer_size)
+            p = reveal_ptr(p + hdr, stored) if L.safe_linking else stored
 
 
 def _unsorted(r: DryRun, av: ArenaHeader, got: Where) -> None:

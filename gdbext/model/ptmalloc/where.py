@@ -16,6 +16,8 @@ from .layout import Layout
 from .state import ArenaState, HeapState
 
 MAX_ITERS = 10000  # _int_malloc's bound on the unsorted chunks sorted per call
+CONSOLIDATE_FIRST = "malloc_consolidate merges the fast chunks first"
+CONSOLIDATE_AT_TOP = "top is too small: malloc_consolidate, then the lists again"
 SOURCES = (
     "tcache",
     "fastbin",
@@ -205,7 +207,7 @@ def where(req: int, w: WhereInputs) -> Where:
             return _take(res, ar, "smallbin", lst[-1][0])
     elif ar.have_fastchunks:
         ar.consolidate()
-        res.steps.append("malloc_consolidate merges the fast chunks first")
+        res.steps.append(CONSOLIDATE_FIRST)
     for _ in range(3):  # use_top consolidates and starts again at most once
         got = _from_lists(res, ar, nb, small, tcache_nb, tcache_count, mp)
         if got is not None:
@@ -216,7 +218,7 @@ def where(req: int, w: WhereInputs) -> Where:
             return res
         if ar.have_fastchunks:
             ar.consolidate()
-            res.steps.append("top is too small: malloc_consolidate, then the lists again")
+            res.steps.append(CONSOLIDATE_AT_TOP)
             continue
         break
     return _sysmalloc(res, ar, a, nb, mp, w)
