@@ -293,3 +293,28 @@ def test_a_huge_system_mem_is_bounded_by_the_mapping(gdb_session, system_mem):
     assert all(heap[0] <= h["start"] and h["end"] <= heap[1] for h in main["heaps"]), (main["heaps"], heap)
     used = next(c for a in g.json("heapchunks --json")["arenas"] for c in a["chunks"] if c["state"] == "used")
     assert_clean(g.cmd(f"heaprefs {used['user_address']:#x}", timeout=QUICK))
+
+
+@pytest.mark.parametrize("where", ["reserve", "main heap"])
+def test_a_thread_arenas_top_outside_its_heaps(gdb_session, where):
+    """A thread arena's top moved into its heap's reserved, unmapped tail, or into the main
+    heap.  The first went unsaid; the second lost the arena's heap (top names the heap_info),
+    so every pointer into it was 'outside every heap'.  Now a problem names the top, the heap
+    the arena lives in is still found (the same bounds as before the damage), and nothing of
+    it is called outside."""
+    g = gdb_session(demo("malloc_sizes"), "basic")
+    g.run_to("heap")
+    arenas = g.json("arenas --walk --json")["arenas"]
+    a = next(x for x in arenas if not x["main"] and len(x["heaps"]) == 1)
+    heap = a["heaps"][0]
+    main_heap = next(x for x in arenas if x["main"])["heaps"][0]
+    top = heap["end"] + 0x10000 if where == "reserve" else main_heap["start"] + 0x1000
+    g.cmd(f"set var ((struct malloc_state *){a['address']:#x})->top = (void *){top:#x}")
+    for command in ("arenas --json", "arenas --walk --json", "bins --json"):
+        doc = g.json(command, timeout=QUICK)
+        said = [p["message"] for p in doc["problems"]]
+        assert any(f"top {top:#x} is in none of its heaps" in m for m in said), (command, said)
+        assert not any("outside every heap" in m for m in said), (command, said)
+        mine = next(x for x in doc["arenas"] if x["address"] == a["address"])
+        if "heaps" in mine:
+            assert [(h["start"], h["end"]) for h in mine["heaps"]] == [(heap["start"], heap["end"])]

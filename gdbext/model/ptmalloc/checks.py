@@ -69,6 +69,17 @@ def check_top(state, a, L: Layout, program_break: Optional[int], pagesize: int) 
                 )
             )
         return
+    if not a.main and a.heaps and not any(s.start <= top < s.end for s in a.heaps):
+        state.problems.append(
+            Problem(
+                a.address + L.malloc_state.offset("top"),
+                ProblemKind.CORRUPT_ARENA,
+                "arena %#x's top %#x is in none of its heaps (%s): malloc would cut chunks from "
+                "memory that is not the arena's"
+                % (a.address, top, ", ".join("%#x-%#x" % (s.start, s.end) for s in a.heaps)),
+            )
+        )
+        return
     seg = next((s for s in a.heaps if s.addrs and s.addrs[-1] == top), None)
     if seg is not None:
         raw = seg.raws[-1]

@@ -194,6 +194,32 @@ def _system_mem_end(search: HeapSearch, a: ArenaState, start: int) -> int:
     return end
 
 
+def _first_heap_of(
+    reader: Reader, L: Layout, a: ArenaState, hmax: int, tried: int, problems
+) -> List[HeapInfo]:
+    """An arena lives in its first heap, right after that heap's heap_info: where top leads to
+    no heap of this arena, that one at least (the heaps made after it, which only top's chain
+    names, stay unknown, and a problem says so)."""
+    addr = a.address & ~(hmax - 1)
+    if addr == tried:
+        return []
+    try:
+        hi = read_heap_info(reader, L, addr)
+    except MemoryReadError:
+        return []
+    if hi.ar_ptr != a.address:
+        return []
+    problems.append(
+        Problem(
+            a.address,
+            ProblemKind.BAD_HEAP,
+            "arena %#x: its top leads to no heap of its own; the heap it lives in (%#x) is walked, "
+            "any heap made after it is not found" % (a.address, addr),
+        )
+    )
+    return [hi]
+
+
 def _mapping_holding(maps, address) -> Optional[Mapping]:
     for m in maps:
         if m.start <= address < m.end:
@@ -337,6 +363,8 @@ def arena_heaps(search: HeapSearch, a: ArenaState) -> None:
         seen.add(addr)
         chain.append(hi)
         addr = hi.prev
+    if not chain:
+        chain = _first_heap_of(reader, L, a, hmax, top & ~(hmax - 1), problems)
     for hi in reversed(chain):
         size = hi.size
         if size > hmax or size < L.heap_info.sizeof:
