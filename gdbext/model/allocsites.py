@@ -112,7 +112,9 @@ class Detection:
 
     def message(self) -> str:
         what = DETECTION_KINDS[self.kind]
-        text = f"{what} of {self.pointer:#x} by {self.call.said()}"
+        # "double free of 0x...", but "free of a pointer malloc never returned: 0x..."
+        of = ": " if self.kind in ("invalid-free", "realloc-invalid") else " of "
+        text = f"{what}{of}{self.pointer:#x} by {self.call.said()}"
         if self.allocated is not None:
             text += f"; allocated by {self.allocated.said()}"
         elif self.kind in ("double-free", "realloc-freed", "use-after-free"):

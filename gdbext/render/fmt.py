@@ -3,7 +3,7 @@
 from functools import partial
 from typing import Callable
 
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
 def address(value, pointer_size: int = 8) -> str:

@@ -160,7 +160,7 @@ def test_invalid_free():
         gdb.run_to("sites")
         out = gdb.cmd("continue")
         line = said(out, "free of a pointer malloc never returned")
-        assert f"{gdb.facts['invalid.pointer']:#x} by `double_free (alloc_sites.c:" in line, line
+        assert f"never returned: {gdb.facts['invalid.pointer']:#x} by `double_free (alloc_sites.c:" in line, line
         assert "SIGABRT" not in out
     finally:
         gdb.close()

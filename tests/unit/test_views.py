@@ -537,3 +537,10 @@ def test_i386_views_print_8_hex_digit_addresses():
                      used=0xD50, frames=3, function="f")]
     text = plain_text(stacks_views.table(rows, [], 4))
     assert "0xf758d000-0xf7d8d000" in text and "0xf758c000 4 KiB" in text and "0xf7d8c2b0" in text
+
+
+def test_human_sizes_reach_the_whole_address_space():
+    """The gap below vsyscall is 16 EiB less a little: it read '16383.9 PiB'."""
+    from gdbext.render import fmt
+
+    assert fmt.human(1 << 64) == "16 EiB" and fmt.human(1 << 50) == "1 PiB"
