@@ -5,6 +5,7 @@ import importlib
 import gdb
 
 from ..render import style
+from ..render.escape import printable
 from . import base
 
 # module name -> command classes; imported on registration, which stays cheap (no pygments).
@@ -45,6 +46,13 @@ class GdbextPrefix(gdb.Command):
             "'show gdbext'."
         )
         super().__init__("gdbext", gdb.COMMAND_DATA, gdb.COMPLETE_COMMAND, prefix=True)
+
+    def invoke(self, arg, from_tty):
+        """`gdbext` alone lists the commands (it printed nothing); an unknown one is an error."""
+        word = arg.strip().split(None, 1)[0] if arg.strip() else ""
+        if word:
+            raise gdb.GdbError(f"gdbext: no command named {printable(word)!r}; 'help gdbext' lists them")
+        gdb.execute("help gdbext", from_tty)
 
 
 class _SetPrefix(gdb.Command):

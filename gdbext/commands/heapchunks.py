@@ -70,7 +70,7 @@ class HeapChunks(GdbextCommand):
         if args.by == "site":
             self.by_site(view, target, arenas, args, out)
             return
-        if args.summary:
+        if args.summary or args.by:  # --by size|state groups as --summary does (it was dropped)
             args.by = args.by or "size"
             self.summary_of(view, target, arenas, args, out)
             return

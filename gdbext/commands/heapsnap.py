@@ -109,6 +109,8 @@ class Heapsnap(GdbextCommand):
         action = args.action or "list"
         want_json = getattr(args, "json", False) or args.top_json
         if action == "save":
+            if not args.snap.strip():
+                raise UserError("a snapshot needs a name: heapsnap save NAME")
             snap = _take(args.snap)
             if args.file:
                 path = os.path.expanduser(args.file)

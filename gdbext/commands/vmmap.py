@@ -70,7 +70,16 @@ class Vmmap(GdbextCommand):
         what = args.what.strip() if args.what else None
         chosen = self._resolve(what, regs) if what else None
         if isinstance(chosen, Evaluated):
+            ignored = [
+                o for o, on in (("--summary", args.summary), ("--kind", args.kind), ("--map", args.map)) if on
+            ]
+            if ignored:  # they were dropped without a word
+                raise UserError(
+                    f"an ADDRESS shows the region that holds it: {', '.join(ignored)} lists regions"
+                )
             return self._show_address(target, regs, chosen, what, args, out)
+        if args.width and not args.map:
+            raise UserError("--width is the width of --map's picture; give --map too")
         note = None
         if isinstance(chosen, _Filter):
             regs, note = chosen.regions, chosen.note

@@ -244,3 +244,15 @@ def test_split_arguments(gdb_session):
     assert got == [s[2] for s in SPLITS]
     # and what string_to_argv made of the same lines, for the words outside an expression
     assert g.cmd("python print(gdb.string_to_argv(\"2 'a b' --json\"))") == "['2', 'a b', '--json']"
+
+
+def test_options_that_would_be_dropped_are_errors_or_take_effect(threads):
+    """vmmap ADDRESS showed the one region and dropped --summary, --kind and --map without a
+    word; --width without --map did nothing; heapchunks --by state without --summary listed
+    every chunk; heapsnap save '' saved a snapshot with no name."""
+    g = threads
+    one_line_error(g, "vmmap --summary &data_global", "ADDRESS shows the region", "--summary lists regions")
+    one_line_error(g, "vmmap --kind heap &data_global", "--kind lists regions")
+    one_line_error(g, "vmmap --width 100", "give --map too")
+    assert g.cmd("heapchunks --by state") == g.cmd("heapchunks --summary --by state")
+    one_line_error(g, "heapsnap save ''", "needs a name")

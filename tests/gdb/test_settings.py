@@ -57,3 +57,12 @@ def test_debug_on_shows_where_a_user_error_came_from(gdb_session):
     assert "Traceback" in text and "UserError" in text, text
     assert text.strip().splitlines()[-1] == \
         "vmmap: the program is not running; start it or load a core file", text
+
+
+def test_gdbext_alone_lists_the_commands(gdb_session):
+    """`gdbext` alone printed nothing; it is `help gdbext` now, and a word after it that names
+    no command is a one-line error."""
+    g = gdb_session()
+    assert g.cmd("gdbext") == g.cmd("help gdbext")
+    out = g.cmd("gdbext nosuch")
+    assert out == "gdbext: no command named 'nosuch'; 'help gdbext' lists them", out
