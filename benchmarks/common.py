@@ -53,3 +53,49 @@ def children_cpu() -> float:
     run cost the machine, which the load of other work does not inflate as it does wall time."""
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
+
+
+def parts_in_gdbs(script: str, doc: str):
+    """The command line (--chunks, --runs), then `script` (a benchmark file that times parts
+    of a command inside gdb and writes {"times": {...}, ...} as JSON to the path in
+    sys.argv[1]) sourced at the stop of `malloc_sizes many CHUNKS` in RUNS gdbs of their own,
+    gdb's output to a file (as a user's goes to a terminal or a file, not a pipe a reader must
+    keep up with): (the arguments, the documents, the medians of their times)."""
+    import argparse
+    import json
+    import statistics
+    import sys
+
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--chunks", type=int, default=1_000_000, help="chunks the demo makes (default 1M)")
+    p.add_argument("--runs", type=int, default=3, help="rounds (default 3)")
+    args = p.parse_args()
+    chunks, runs = args.chunks, args.runs
+
+    precompile_gdbext()
+    name = os.path.splitext(os.path.basename(script))[0]
+    tmp = os.environ.get("TMPDIR", "/tmp")
+    out = os.path.join(tmp, "%s.%d.json" % (name, os.getpid()))
+    text = os.path.join(tmp, "%s.%d.out" % (name, os.getpid()))
+    cmd = ["gdb", "-nx", "-batch", "-ex", "set pagination off", "-ex", "set confirm off",
+           "-ex", "set width 0", "-ex", "set style enabled off",
+           "-ex", "set disable-randomization on", "-ex", f"source {LOADER}", "-ex", "break gdbext_stop",
+           "-ex", f"run many {chunks} > /dev/null",
+           "-ex", f"python import sys; sys.argv = ['{name}', '{out}']",
+           "-ex", f"source {os.path.abspath(script)}", os.path.join(BUILD, "malloc_sizes")]
+    docs = []
+    try:
+        for _ in range(runs):
+            with open(text, "w") as f:
+                subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            if not os.path.exists(out):
+                with open(text, errors="replace") as f:
+                    sys.exit(f"{name}: the gdb run failed:\n" + f.read()[-3000:])
+            with open(out) as f:
+                docs.append(json.load(f))
+            os.unlink(out)
+    finally:
+        if os.path.exists(text):
+            os.unlink(text)
+    med = {k: statistics.median(d["times"][k] for d in docs) for k in docs[0]["times"]}
+    return args, docs, med

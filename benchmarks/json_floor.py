@@ -22,11 +22,8 @@ stop, inside gdb (perf_counter), medians:
 Their sum is the floor the command is then shown against.  Needs libc's debug symbols.
 """
 
-import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
 
 try:
@@ -38,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lists_floor import PIECE, heads_of, heaps_of, walk_lists
 
 if gdb is None:
-    from common import LOADER, ROOT, precompile_gdbext
+    from common import parts_in_gdbs
 
 PARTS = ("heap", "lists", "numbers", "write")
 
@@ -118,34 +115,7 @@ def in_gdb(out_path: str) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--chunks", type=int, default=1_000_000, help="chunks the demo makes (default 1M)")
-    p.add_argument("--runs", type=int, default=3, help="rounds (default 3)")
-    args = p.parse_args()
-    precompile_gdbext()
-    demo = os.path.join(ROOT, "demo_c", "build", "malloc_sizes")
-    tmp = os.environ.get("TMPDIR", "/tmp")
-    out = os.path.join(tmp, "json_floor.%d.json" % os.getpid())
-    text = os.path.join(tmp, "json_floor.%d.out" % os.getpid())
-    me = os.path.abspath(__file__)
-    cmd = ["gdb", "-nx", "-batch", "-ex", "set pagination off", "-ex", "set confirm off",
-           "-ex", "set width 0", "-ex", "set style enabled off",
-           "-ex", "set disable-randomization on", "-ex", f"source {LOADER}", "-ex", "break gdbext_stop",
-           "-ex", f"run many {args.chunks} > /dev/null",
-           "-ex", f"python import sys; sys.argv = ['json_floor', '{out}']",
-           "-ex", f"source {me}", demo]
-    runs = []
-    for _ in range(args.runs):
-        with open(text, "w") as f:
-            p = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, text=True)
-        if not os.path.exists(out):
-            with open(text, errors="replace") as f:
-                sys.exit("json_floor: the gdb run failed:\n" + f.read()[-3000:])
-        with open(out) as f:
-            runs.append(json.load(f))
-        os.unlink(out)
-    os.unlink(text)
-    med = {k: statistics.median(r["times"][k] for r in runs) for k in runs[0]["times"]}
+    args, runs, med = parts_in_gdbs(__file__, __doc__)
     r0 = runs[0]
     print("%d chunks (%d in main_arena's lists), a %.0f MB document; medians of %d gdbs"
           % (r0["chunks"], r0["listed"], r0["bytes"] / 1e6, len(runs)))

@@ -21,11 +21,6 @@ debug symbols (libc6-dbg), so this needs them.  The floor of a lists-only comman
 plus walk; gdbext's own commands are not used before `arenas` runs.
 """
 
-import argparse
-import json
-import os
-import statistics
-import subprocess
 import sys
 
 try:
@@ -34,7 +29,7 @@ except ImportError:
     gdb = None
 
 if gdb is None:
-    from common import LOADER, ROOT, precompile_gdbext
+    from common import parts_in_gdbs
 
 PIECE = 1 << 20
 
@@ -133,28 +128,7 @@ def in_gdb(out_path: str) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--chunks", type=int, default=1_000_000, help="chunks the demo makes (default 1M)")
-    p.add_argument("--runs", type=int, default=3, help="rounds (default 3)")
-    args = p.parse_args()
-    precompile_gdbext()
-    demo = os.path.join(ROOT, "demo_c", "build", "malloc_sizes")
-    out = os.path.join(os.environ.get("TMPDIR", "/tmp"), "lists_floor.%d.json" % os.getpid())
-    me = os.path.abspath(__file__)
-    cmd = ["gdb", "-nx", "-batch", "-ex", "set pagination off", "-ex", "set confirm off",
-           "-ex", "set disable-randomization on", "-ex", f"source {LOADER}", "-ex", "break gdbext_stop",
-           "-ex", f"run many {args.chunks} > /dev/null",
-           "-ex", f"python import sys; sys.argv = ['lists_floor', '{out}']",
-           "-ex", f"source {me}", demo]
-    runs = []
-    for _ in range(args.runs):
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if not os.path.exists(out):
-            sys.exit("lists_floor: the gdb run failed:\n" + p.stdout[-3000:])
-        with open(out) as f:
-            runs.append(json.load(f))
-        os.unlink(out)
-    med = {k: statistics.median(r["times"][k] for r in runs) for k in runs[0]["times"]}
+    args, runs, med = parts_in_gdbs(__file__, __doc__)
     print("%d chunks: a %d MiB heap, %d chunks in its lists; medians of %d gdbs"
           % (args.chunks, runs[0]["mib"], runs[0]["chunks"], len(runs)))
     for k, v in med.items():
