@@ -214,6 +214,8 @@ def evaluate(expression: str) -> Evaluated:
     object_type = None
     if not expression.strip():
         raise EvaluationError(expression, "it is empty; give an address expression")
+    if '"' in expression:  # gdb 14 and later would call malloc in the process to place it
+        raise EvaluationError(expression, "a string literal has no address in the program")
     try:
         value = gdb.parse_and_eval(expression)
         if value is None:  # what gdb gives for an expression of nothing but spaces and the like

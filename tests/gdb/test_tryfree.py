@@ -236,6 +236,8 @@ def test_trymalloc_through_the_binmap_checks_the_unsorted_chunks_first(demos):
         g.close()
     assert t24["result"] == w24["source"] == "tcache" and t24["chunk"] == w24["chunk"], (t24, w24)
     assert (t24["bin"], t24["arena"]) == (w24["bin"], w24["arena"]) == ("tcache[thread 1][0]", w["arena"])
+    if t["target"]["glibc"] >= "2.42":  # paths mallocwhere does not mirror (it says so)
+        pytest.skip(f"glibc {t['target']['glibc']}: trymalloc mirrors malloc's paths of 2.26 to 2.41")
     assert len(unsorted) == 2 and t["result"] == w["source"] == "smallbin" and t["split"], t
     checked = [int(m.group(1), 16) for c in t["checks"] for m in [re.match(r"unsorted chunk (0x[0-9a-f]+):", c["name"])] if m]
     assert sorted(set(checked)) == sorted(unsorted) and len(checked) == 5 * len(unsorted), t["checks"]
@@ -257,6 +259,9 @@ def test_trymalloc_follows_malloc_consolidate_over_the_fast_chunks(demos, damage
     try:
         g.cmd("break *probe")
         g.cmd("run", timeout=60)
+        glibc = tuple(map(int, g.json("arenas --json")["target"]["glibc"].split(".")))
+        if glibc >= (2, 43):
+            pytest.skip("glibc 2.43 and later have no fastbins")
         for _ in range(40):
             fast = [b for b in g.json("bins --json")["arenas"][0]["fastbins"] if b["chunks"]]
             if fast:
@@ -264,7 +269,6 @@ def test_trymalloc_follows_malloc_consolidate_over_the_fast_chunks(demos, damage
             g.cmd("continue", timeout=60)
         assert fast, "the seed filled no fastbin"
         p = fast[0]["chunks"][0]
-        glibc = tuple(map(int, g.json("arenas --json")["target"]["glibc"].split(".")))
         if damage == "size":
             g.cmd(f"set var *(unsigned long *){p + 8:#x} = 0x1011")
         else:  # a link to itself, safe-linked from 2.32
