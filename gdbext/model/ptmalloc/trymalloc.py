@@ -17,6 +17,7 @@ from .tryfree import Check, DryRun, FreeInputs, GlibcAbort, GlibcCrash
 from .where import (
     CONSOLIDATE_AT_TOP,
     CONSOLIDATE_FIRST,
+    FROM_BINMAP,
     MAX_ITERS,
     Where,
     WhereInputs,
@@ -200,12 +201,14 @@ def _from_where(r: DryRun, v: MallocVerdict, req: int, w: WhereInputs) -> None:
     if av is None or (w.arena is not None and malloc_uninitialised(w.arena)):
         return
     consolidated = CONSOLIDATE_FIRST in got.steps or CONSOLIDATE_AT_TOP in got.steps
+    binmap = FROM_BINMAP in got.steps
     if (
         got.chunk is not None
         and not consolidated
-        and (got.source in ("tcache", "fastbin") or got.source == "smallbin" and not got.split)
+        and not binmap
+        and got.source in ("tcache", "fastbin", "smallbin")
     ):
-        return  # a list's head, before the unsorted bin (a split small chunk is the binmap's)
+        return  # a list's head, before the unsorted bin
     if CONSOLIDATE_FIRST in got.steps:  # a large request: before the unsorted bin
         _consolidate(r, av)
     _unsorted(r, av, got)
@@ -219,7 +222,7 @@ def _from_where(r: DryRun, v: MallocVerdict, req: int, w: WhereInputs) -> None:
             "malloc(): corrupted top size",
             "top size %#x, system_mem %#x" % (size, av.system_mem),
         )
-    if got.source in ("largebin",) or got.source == "smallbin" and got.split:
+    if got.source in ("largebin",) or got.source == "smallbin" and binmap:
         v.depends_on.append("the unlink checks of the bin it is taken from (not followed)")
 
 

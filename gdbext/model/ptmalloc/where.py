@@ -18,6 +18,7 @@ from .state import ArenaState, HeapState
 MAX_ITERS = 10000  # _int_malloc's bound on the unsorted chunks sorted per call
 CONSOLIDATE_FIRST = "malloc_consolidate merges the fast chunks first"
 CONSOLIDATE_AT_TOP = "top is too small: malloc_consolidate, then the lists again"
+FROM_BINMAP = "no bin of its size can serve it: the binmap's next non-empty bin"
 SOURCES = (
     "tcache",
     "fastbin",
@@ -299,7 +300,7 @@ def _from_lists(res, ar: _Arena, nb, small, tcache_nb, tcache_count, mp) -> Opti
     for i in sorted(k for k, v in ar.bins.items() if v and k > idx):
         c, size = ar.bins[i][-1]  # victim = last (bin)
         res.split = size - nb >= L.minsize
-        res.steps.append("no bin of its size can serve it: the binmap's next non-empty bin")
+        res.steps.append(FROM_BINMAP)
         return _take(res, ar, "smallbin" if i < 64 else "largebin", c)
     return None
 
