@@ -1,5 +1,6 @@
 """What kind of target the user has selected, and the facts every command needs about it."""
 
+import contextlib
 import os
 from typing import Optional
 
@@ -211,26 +212,49 @@ class Evaluated(NamedTuple):
 def evaluate(expression: str) -> Evaluated:
     """A gdb expression as an address: its value, or for an array, a struct or a union (an
     object, not an address: `main_arena`) where it is; an EvaluationError otherwise."""
-    object_type = None
     if not expression.strip():
         raise EvaluationError(expression, "it is empty; give an address expression")
-    if '"' in expression:  # gdb 14 and later would call malloc in the process to place it
-        raise EvaluationError(expression, "a string literal has no address in the program")
     try:
-        value = gdb.parse_and_eval(expression)
-        if value is None:  # what gdb gives for an expression of nothing but spaces and the like
-            raise gdb.error("it has no value")
-        code = value.type.strip_typedefs().code
-        if code in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION) and value.address is not None:
-            object_type = str(value.type)
-            value = value.address
-        elif code == gdb.TYPE_CODE_ARRAY:
-            value = value.address
-            if value is None:
-                raise gdb.error("an array gdb made (a string literal?) has no address")
-        address = int(value.cast(gdb.lookup_type("unsigned long"))) if value.type.sizeof <= 8 else int(value)
+        with _no_calls_in_the_program():
+            return _evaluated(expression)
     except gdb.error as e:
-        raise EvaluationError(expression, str(e)) from None
+        reason = str(e)
+        if "may-call-functions" in reason:  # gdb's own words name its setting, not why
+            reason = (
+                "gdb would call a function in the program for it (a string literal's address "
+                "is malloc'd there), and gdbext changes nothing in the program"
+            )
+        raise EvaluationError(expression, reason) from None
+
+
+@contextlib.contextmanager
+def _no_calls_in_the_program():
+    """gdb's may-call-functions off while an argument is evaluated: an expression must never
+    run code in the program (gdb 14 and later call malloc there to place a string literal)."""
+    was = gdb.parameter("may-call-functions")
+    if was:
+        gdb.execute("set may-call-functions off", to_string=True)
+    try:
+        yield
+    finally:
+        if was:
+            gdb.execute("set may-call-functions on", to_string=True)
+
+
+def _evaluated(expression: str) -> Evaluated:
+    object_type = None
+    value = gdb.parse_and_eval(expression)
+    if value is None:  # what gdb gives for an expression of nothing but spaces and the like
+        raise gdb.error("it has no value")
+    code = value.type.strip_typedefs().code
+    if code in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION) and value.address is not None:
+        object_type = str(value.type)
+        value = value.address
+    elif code == gdb.TYPE_CODE_ARRAY:
+        value = value.address
+        if value is None:
+            raise gdb.error("an array gdb made (a string literal?) has no address")
+    address = int(value.cast(gdb.lookup_type("unsigned long"))) if value.type.sizeof <= 8 else int(value)
     return Evaluated(address, object_type)
 
 
