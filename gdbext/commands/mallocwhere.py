@@ -25,7 +25,7 @@ class MallocWhere(GdbextCommand):
 
     def run(self, args, out):
         target, size, thread, view = malloc_request(args)
-        w = _where(view, size, thread, global_max_fast(target, view.layout), current_break(target))
+        w = _where(view, size, thread, global_max_fast(target, view.layout), target)
         if args.json:
             out.json(
                 jsonout.document(
@@ -54,16 +54,16 @@ def malloc_request(args):
     return target, size, thread, arena_view(target)
 
 
-def _where(view, size, thread, max_fast, brk):
+def _where(view, size, thread, max_fast, target):
     from ..model.ptmalloc.where import where
 
-    return where(size, where_inputs(view, thread, max_fast, brk))
+    return where(size, where_inputs(view, thread, max_fast, target))
 
 
-def where_inputs(view, thread, max_fast=None, brk=None):
+def where_inputs(view, thread, max_fast=None, target=None):
     """The selected thread's arena, tcache and the break, and global_max_fast as read (None:
-    unknown), for mallocwhere's and trymalloc's dry runs of malloc; `brk`: the break as the
-    process has it, where the model has none (no heap yet)."""
+    unknown), for mallocwhere's and trymalloc's dry runs of malloc; where the model has no
+    break (no heap yet), the process's own, read from `target` only then."""
     from ..model.ptmalloc.where import WhereInputs
 
     state = view.state
@@ -81,7 +81,7 @@ def where_inputs(view, thread, max_fast=None, brk=None):
         arena,
         tcache,
         tcache_known=known,
-        program_break=getattr(inputs, "program_break", None) or brk,
+        program_break=getattr(inputs, "program_break", None) or (current_break(target) if target else None),
         pagesize=getattr(inputs, "pagesize", None) or 4096,
         max_fast=max_fast,
     )

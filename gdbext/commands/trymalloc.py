@@ -3,7 +3,7 @@
 from ..render import jsonout
 from ..views import trymalloc as trymalloc_view
 from .base import GdbextCommand
-from .lazy_inferior import current_break, global_max_fast, target_json
+from .lazy_inferior import global_max_fast, target_json
 from .mallocwhere import add_size_arguments, malloc_request, where_inputs
 
 
@@ -23,7 +23,7 @@ class TryMalloc(GdbextCommand):
         from ..model.ptmalloc.trymalloc import malloc_checks
 
         target, size, thread, view = malloc_request(args)
-        inputs = where_inputs(view, thread, global_max_fast(target, view.layout), current_break(target))
+        inputs = where_inputs(view, thread, global_max_fast(target, view.layout), target)
         verdict = malloc_checks(size, inputs)
         if args.json:
             body = trymalloc_view.document_body(view, verdict, thread.num)
